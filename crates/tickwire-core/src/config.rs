@@ -1,0 +1,690 @@
+//! tickwire's configuration: the TOML file (`config/tickwire.toml`), its defaults
+//! and its validation.
+//!
+//! Loading never stops at the first problem: unknown keys, values of the wrong
+//! type and values out of range are all collected and reported together, each
+//! with the dotted path of its field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyTemplate, TemplateError};
+
+/// The logical databases tickwire knows by purpose (the operations guide's DB map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Db {
+    System,
+    Prices,
+    Premarket,
+    ContinuousMarket,
+    CumulativeVolume,
+    Alerts,
+    Microstructure,
+    Patterns,
+    News,
+    Metrics,
+}
+
+impl Db {
+    pub const ALL: [Db; 10] = [
+        Db::System,
+        Db::Prices,
+        Db::Premarket,
+        Db::ContinuousMarket,
+        Db::CumulativeVolume,
+        Db::Alerts,
+        Db::Microstructure,
+        Db::Patterns,
+        Db::News,
+        Db::Metrics,
+    ];
+
+    /// The name used in the config file and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::System => "system",
+            Db::Prices => "prices",
+            Db::Premarket => "premarket",
+            Db::ContinuousMarket => "continuous_market",
+            Db::CumulativeVolume => "cumulative_volume",
+            Db::Alerts => "alerts",
+            Db::Microstructure => "microstructure",
+            Db::Patterns => "patterns",
+            Db::News => "news",
+            Db::Metrics => "metrics",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Db> {
+        Db::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub redis: RedisConfig,
+    pub databases: DbMap,
+    pub ttl: TtlConfig,
+    pub streams: StreamsConfig,
+    pub keys: KeysConfig,
+    pub writer: WriterConfig,
+}
+
+/// `[redis]`: where to write and how the connections behave.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port` or `rediss://` for TLS. Any DB path
+    /// in the URL is ignored: each logical DB gets its own pool.
+    pub url: String,
+    /// Connections per logical DB; also the number of writer lanes.
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+    /// Every command times out after this (fred's default is never).
+    pub command_timeout_ms: u64,
+    /// Reconnect backoff cap (exponential from 100 ms).
+    pub reconnect_max_delay_ms: u64,
+    /// 0 = keep trying for ever.
+    pub reconnect_max_attempts: u32,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            pool_size: 2,
+            connect_timeout_ms: 5_000,
+            command_timeout_ms: 10_000,
+            reconnect_max_delay_ms: 30_000,
+            reconnect_max_attempts: 0,
+        }
+    }
+}
+
+/// `[databases]`: the logical DB number of each purpose.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbMap {
+    pub system: u8,
+    pub prices: u8,
+    pub premarket: u8,
+    pub continuous_market: u8,
+    pub cumulative_volume: u8,
+    pub alerts: u8,
+    pub microstructure: u8,
+    pub patterns: u8,
+    pub news: u8,
+    pub metrics: u8,
+}
+
+impl Default for DbMap {
+    fn default() -> Self {
+        Self {
+            system: 0,
+            prices: 2,
+            premarket: 3,
+            continuous_market: 4,
+            cumulative_volume: 5,
+            alerts: 6,
+            microstructure: 8,
+            patterns: 10,
+            news: 11,
+            metrics: 13,
+        }
+    }
+}
+
+impl DbMap {
+    /// The DB number for a purpose.
+    pub fn get(&self, db: Db) -> u8 {
+        match db {
+            Db::System => self.system,
+            Db::Prices => self.prices,
+            Db::Premarket => self.premarket,
+            Db::ContinuousMarket => self.continuous_market,
+            Db::CumulativeVolume => self.cumulative_volume,
+            Db::Alerts => self.alerts,
+            Db::Microstructure => self.microstructure,
+            Db::Patterns => self.patterns,
+            Db::News => self.news,
+            Db::Metrics => self.metrics,
+        }
+    }
+
+    /// The purposes mapped to DB number `n`, for labelling output.
+    pub fn names_of(&self, n: u8) -> Vec<&'static str> {
+        Db::ALL
+            .into_iter()
+            .filter(|d| self.get(*d) == n)
+            .map(Db::name)
+            .collect()
+    }
+}
+
+/// `[ttl]`: expiry of every key written, in seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtlConfig {
+    pub default: u64,
+    /// Per-DB overrides by purpose name: `[ttl.override] prices = 86400`.
+    #[serde(rename = "override")]
+    pub overrides: BTreeMap<String, u64>,
+}
+
+impl Default for TtlConfig {
+    fn default() -> Self {
+        Self {
+            default: 57_600,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+impl TtlConfig {
+    pub fn secs(&self, db: Db) -> u64 {
+        self.overrides.get(db.name()).copied().unwrap_or(self.default)
+    }
+}
+
+/// `[streams]`: stream caps and dead-letter shape.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// `MAXLEN ~` of every tick stream.
+    pub maxlen: u64,
+    /// `MAXLEN ~` of every dead-letter stream.
+    pub deadletter_maxlen: u64,
+    /// Raw text kept per dead-lettered frame, in bytes.
+    pub deadletter_raw_bytes: usize,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            maxlen: 100_000,
+            deadletter_maxlen: 10_000,
+            deadletter_raw_bytes: 1_024,
+        }
+    }
+}
+
+/// `[keys]`: the key prefix and the key templates.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Put before every key, so a backtest can share a Redis with live (`--prefix`).
+    pub prefix: String,
+    pub tick_stream: String,
+    pub last_price: String,
+    pub bar_stream: String,
+    pub indicator: String,
+    pub volume_bucket: String,
+    pub volume_baseline: String,
+    pub heartbeat: String,
+    pub feed_status: String,
+    pub deadletter: String,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            tick_stream: "ticks:{symbol}".into(),
+            last_price: "price:{symbol}".into(),
+            bar_stream: "bars:{interval}:{symbol}".into(),
+            indicator: "indicator:{name}:{symbol}".into(),
+            volume_bucket: "volume:bucket:{symbol}:{session}:{HH}:{MM}".into(),
+            volume_baseline: "volume:baseline:{symbol}:{HH}:{MM}".into(),
+            heartbeat: "tickwire:heartbeat".into(),
+            feed_status: "feed:{feed}:status".into(),
+            deadletter: "deadletter:{feed}".into(),
+        }
+    }
+}
+
+/// The parsed key templates, ready to render.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub prefix: String,
+    pub tick_stream: KeyTemplate,
+    pub last_price: KeyTemplate,
+    pub bar_stream: KeyTemplate,
+    pub indicator: KeyTemplate,
+    pub volume_bucket: KeyTemplate,
+    pub volume_baseline: KeyTemplate,
+    pub heartbeat: KeyTemplate,
+    pub feed_status: KeyTemplate,
+    pub deadletter: KeyTemplate,
+}
+
+impl KeysConfig {
+    /// Parses every template, naming each bad one.
+    pub fn compile(&self) -> Result<Keys, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut one = |field: &str, src: &str, required: &[&'static str]| {
+            KeyTemplate::parse(src, required).map_err(|e: TemplateError| {
+                errors.push(FieldError::new(format!("keys.{field}"), e.to_string()));
+            })
+        };
+        let compiled = (
+            one("tick_stream", &self.tick_stream, &["symbol"]),
+            one("last_price", &self.last_price, &["symbol"]),
+            one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
+            one("indicator", &self.indicator, &["symbol", "name"]),
+            one("volume_bucket", &self.volume_bucket, &["symbol", "session", "HH", "MM"]),
+            one("volume_baseline", &self.volume_baseline, &["symbol", "HH", "MM"]),
+            one("heartbeat", &self.heartbeat, &[]),
+            one("feed_status", &self.feed_status, &["feed"]),
+            one("deadletter", &self.deadletter, &["feed"]),
+        );
+        match compiled {
+            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f), Ok(g), Ok(h), Ok(i)) => Ok(Keys {
+                prefix: self.prefix.clone(),
+                tick_stream: a,
+                last_price: b,
+                bar_stream: c,
+                indicator: d,
+                volume_bucket: e,
+                volume_baseline: f,
+                heartbeat: g,
+                feed_status: h,
+                deadletter: i,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// `[writer]`: batching of the Redis writes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterConfig {
+    /// Ticks per pipeline (per writer lane).
+    pub batch_size: usize,
+    /// A partial batch is flushed after this long.
+    pub flush_interval_ms: u64,
+    /// Bounded capacity, in chunks of events, of the channel into the writer.
+    pub channel_capacity: usize,
+    /// Attempts per batch when Redis is unreachable or times out, before the
+    /// run fails.
+    pub max_retries: u32,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 2_000,
+            flush_interval_ms: 20,
+            channel_capacity: 64,
+            max_retries: 20,
+        }
+    }
+}
+
+/// One bad field: its dotted path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.field, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("invalid config ({} problem{}):\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, list(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// The bad fields, when the file parsed but its values did not pass.
+    pub fn fields(&self) -> &[FieldError] {
+        match self {
+            ConfigError::Invalid(f) => f,
+            _ => &[],
+        }
+    }
+}
+
+/// Settings from the command line and environment that win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub redis_url: Option<String>,
+    pub prefix: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, overrides)
+    }
+
+    /// The built-in defaults (equal to `config/tickwire.toml`) with overrides applied.
+    pub fn defaults(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::from_toml("", overrides)
+    }
+
+    /// Parses, applies overrides, validates; every bad field is reported at once.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        let mut errors = Vec::new();
+        // serde stops at the first bad field; take it out and go again, so that
+        // every unknown key and badly typed value is named in one report.
+        let mut config = None;
+        for _ in 0..256 {
+            match serde_path_to_error::deserialize::<_, Config>(table.clone()) {
+                Ok(c) => {
+                    config = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let message = e.inner().to_string();
+                    let field = unknown_field_path(&path, &message).unwrap_or(path);
+                    let removed = remove_path(&mut table, &field);
+                    errors.push(FieldError::new(field, clean_message(&message)));
+                    if !removed {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(mut config) = config else {
+            return Err(ConfigError::Invalid(errors));
+        };
+        if let Some(url) = &overrides.redis_url {
+            config.redis.url = url.clone();
+        }
+        if let Some(prefix) = &overrides.prefix {
+            config.keys.prefix = prefix.clone();
+        }
+        errors.extend(config.validate());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(errors))
+        }
+    }
+
+    /// Range and consistency checks; returns every problem found.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, field: &str, msg: String| {
+            if !ok {
+                errors.push(FieldError::new(field, msg));
+            }
+        };
+        let r = &self.redis;
+        let scheme_ok = ["redis://", "rediss://", "valkey://", "valkeys://"]
+            .iter()
+            .any(|s| r.url.starts_with(s) && r.url.len() > s.len());
+        check(
+            scheme_ok,
+            "redis.url",
+            format!(
+                "must be redis://host:port or rediss://host:port (got {:?})",
+                redact_url(&r.url)
+            ),
+        );
+        check(
+            (1..=64).contains(&r.pool_size),
+            "redis.pool_size",
+            format!("must be between 1 and 64 (got {})", r.pool_size),
+        );
+        for (field, v) in [
+            ("redis.connect_timeout_ms", r.connect_timeout_ms),
+            ("redis.command_timeout_ms", r.command_timeout_ms),
+            ("redis.reconnect_max_delay_ms", r.reconnect_max_delay_ms),
+        ] {
+            check(v > 0, field, "must be greater than 0".into());
+        }
+        for db in Db::ALL {
+            let n = self.databases.get(db);
+            check(
+                n <= 15,
+                &format!("databases.{}", db.name()),
+                format!("must be a logical DB between 0 and 15 (got {n})"),
+            );
+        }
+        check(
+            self.ttl.default > 0,
+            "ttl.default",
+            "must be greater than 0: every key tickwire writes expires".into(),
+        );
+        for (name, secs) in &self.ttl.overrides {
+            let field = format!("ttl.override.{name}");
+            if Db::from_name(name).is_none() {
+                let known: Vec<_> = Db::ALL.iter().map(|d| d.name()).collect();
+                check(false, &field, format!("unknown DB name (known: {})", known.join(", ")));
+            }
+            check(*secs > 0, &field, "must be greater than 0".into());
+        }
+        let s = &self.streams;
+        check(s.maxlen > 0, "streams.maxlen", "must be greater than 0".into());
+        check(
+            s.deadletter_maxlen > 0,
+            "streams.deadletter_maxlen",
+            "must be greater than 0".into(),
+        );
+        check(
+            (16..=65_536).contains(&s.deadletter_raw_bytes),
+            "streams.deadletter_raw_bytes",
+            format!("must be between 16 and 65536 (got {})", s.deadletter_raw_bytes),
+        );
+        let w = &self.writer;
+        check(
+            (1..=100_000).contains(&w.batch_size),
+            "writer.batch_size",
+            format!("must be between 1 and 100000 (got {})", w.batch_size),
+        );
+        check(
+            (1..=60_000).contains(&w.flush_interval_ms),
+            "writer.flush_interval_ms",
+            format!("must be between 1 and 60000 (got {})", w.flush_interval_ms),
+        );
+        check(
+            (1..=65_536).contains(&w.channel_capacity),
+            "writer.channel_capacity",
+            format!("must be between 1 and 65536 (got {})", w.channel_capacity),
+        );
+        if let Err(mut bad) = self.keys.compile() {
+            errors.append(&mut bad);
+        }
+        errors
+    }
+}
+
+/// For serde's "unknown field `x`" the path is the parent table; name the key itself.
+fn unknown_field_path(path: &str, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let name = &rest[..rest.find('`')?];
+    if path == "." || path.is_empty() {
+        Some(name.to_string())
+    } else if path.ends_with(name) {
+        Some(path.to_string())
+    } else {
+        Some(format!("{path}.{name}"))
+    }
+}
+
+/// toml's messages can span lines; keep one line per field.
+fn clean_message(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+/// Removes `a.b.c` from the table; false when nothing was there to remove.
+fn remove_path(table: &mut toml::Table, path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut cur = table;
+    for p in parts {
+        match cur.get_mut(p) {
+            Some(toml::Value::Table(t)) => cur = t,
+            _ => return false,
+        }
+    }
+    cur.remove(last).is_some()
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_string()
+            };
+            format!(
+                "{}{}@{}",
+                &url[..scheme_end + 3],
+                masked,
+                &url[scheme_end + 3 + at + 1..]
+            )
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(e: ConfigError) -> Vec<String> {
+        e.fields().iter().map(|f| f.field.clone()).collect()
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::defaults(&Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.databases.get(Db::ContinuousMarket), 4);
+        assert_eq!(c.ttl.secs(Db::Prices), 57_600);
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let text = r#"
+            bogus_top = 1
+            [redis]
+            url = "http://nope"
+            pool_size = "two"
+            [databases]
+            prices = 22
+            colour = "red"
+            [ttl]
+            default = 0
+            [ttl.override]
+            pricez = 10
+            [writer]
+            batch_size = 0
+            [keys]
+            tick_stream = "ticks:{sym}"
+        "#;
+        let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "bogus_top",
+                "databases.colour",
+                "databases.prices",
+                "keys.tick_stream",
+                "redis.pool_size",
+                "redis.url",
+                "ttl.default",
+                "ttl.override.pricez",
+                "writer.batch_size",
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_win_and_are_validated() {
+        let o = Overrides {
+            redis_url: Some("redis://10.0.0.1:7000".into()),
+            prefix: Some("bt:".into()),
+        };
+        let c = Config::from_toml("[redis]\nurl = \"redis://x:1\"\n", &o).unwrap();
+        assert_eq!(c.redis.url, "redis://10.0.0.1:7000");
+        assert_eq!(c.keys.prefix, "bt:");
+        let bad = Overrides {
+            redis_url: Some("nonsense".into()),
+            prefix: None,
+        };
+        assert_eq!(fields(Config::from_toml("", &bad).unwrap_err()), vec!["redis.url"]);
+    }
+
+    #[test]
+    fn ttl_override_applies_per_db() {
+        let c = Config::from_toml("[ttl.override]\nprices = 60\n", &Overrides::default()).unwrap();
+        assert_eq!(c.ttl.secs(Db::Prices), 60);
+        assert_eq!(c.ttl.secs(Db::System), 57_600);
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        assert!(matches!(
+            Config::from_toml("[redis\n", &Overrides::default()),
+            Err(ConfigError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("redis://:s3cret@h:6379/2"), "redis://:***@h:6379/2");
+        assert_eq!(redact_url("redis://u:s3cret@h:6379"), "redis://u:***@h:6379");
+        assert_eq!(redact_url("redis://tok@h:6379"), "redis://***@h:6379");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    }
+}

@@ -1,0 +1,161 @@
+//! The normalized tick and instrument identity.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Who an instrument is: the venue, its market segment, the symbol and, where the
+/// venue numbers its instruments (Dhan, NSE), the security id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Instrument {
+    pub exchange: Box<str>,
+    pub segment: Option<Box<str>>,
+    pub symbol: Box<str>,
+    pub security_id: Option<Box<str>>,
+}
+
+impl Instrument {
+    pub fn new(exchange: &str, symbol: &str) -> Self {
+        Self {
+            exchange: exchange.into(),
+            segment: None,
+            symbol: symbol.into(),
+            security_id: None,
+        }
+    }
+}
+
+/// One trade print (or quote update) in tickwire's normalized form.
+///
+/// Times are epoch nanoseconds: `exchange_ts_ns` as stamped by the venue, which
+/// everything downstream keys on (stream IDs, bars), and `recv_ts_ns` when this
+/// process (or the recorder) received it, which only latency measurements use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub instrument: Arc<Instrument>,
+    pub exchange_ts_ns: i64,
+    pub recv_ts_ns: i64,
+    pub price: f64,
+    pub qty: f64,
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+    /// Cumulative traded volume of the day, when the venue reports it.
+    pub cum_volume: Option<f64>,
+}
+
+impl Tick {
+    /// Exchange time in whole epoch milliseconds (floored, also before 1970).
+    pub fn exchange_ts_ms(&self) -> i64 {
+        self.exchange_ts_ns.div_euclid(1_000_000)
+    }
+
+    /// Checks the values a venue could send wrong; the parsers reject a tick that
+    /// fails this rather than let it reach Redis.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if !self.price.is_finite() || self.price <= 0.0 {
+            return Err("price must be a positive finite number");
+        }
+        if !self.qty.is_finite() || self.qty < 0.0 {
+            return Err("quantity must be a finite number >= 0");
+        }
+        for v in [self.bid, self.ask, self.cum_volume].into_iter().flatten() {
+            if !v.is_finite() || v < 0.0 {
+                return Err("bid, ask and cumulative volume must be finite numbers >= 0");
+            }
+        }
+        if self.exchange_ts_ns <= 0 {
+            return Err("exchange time must be after 1970-01-01");
+        }
+        Ok(())
+    }
+}
+
+/// Interns instruments so that each tick carries a cheap `Arc` instead of its own
+/// copies of the names. One cache per parser thread.
+#[derive(Debug, Default)]
+pub struct InstrumentCache {
+    // Keyed by symbol (a `&str` lookup, no allocation per tick); the few venues
+    // that share a symbol sit side by side in the vector.
+    by_symbol: HashMap<Box<str>, Vec<Arc<Instrument>>>,
+}
+
+impl InstrumentCache {
+    /// The instrument for `exchange`/`symbol`. A segment or security id given
+    /// here that differs from the cached one makes a new identity (the venue
+    /// said something new about it); `None` matches whatever is cached.
+    pub fn get(
+        &mut self,
+        exchange: &str,
+        symbol: &str,
+        segment: Option<&str>,
+        security_id: Option<&str>,
+    ) -> Arc<Instrument> {
+        let matches = |i: &Instrument| {
+            &*i.exchange == exchange
+                && (segment.is_none() || i.segment.as_deref() == segment)
+                && (security_id.is_none() || i.security_id.as_deref() == security_id)
+        };
+        if let Some(list) = self.by_symbol.get(symbol) {
+            if let Some(found) = list.iter().find(|i| matches(i)) {
+                return Arc::clone(found);
+            }
+        }
+        let inst = Arc::new(Instrument {
+            exchange: exchange.into(),
+            segment: segment.map(Into::into),
+            symbol: symbol.into(),
+            security_id: security_id.map(Into::into),
+        });
+        let list = self.by_symbol.entry(symbol.into()).or_default();
+        // A newer identity for the same exchange/symbol replaces the old one.
+        list.retain(|i| &*i.exchange != exchange);
+        list.push(Arc::clone(&inst));
+        inst
+    }
+
+    /// Number of distinct instruments seen.
+    pub fn len(&self) -> usize {
+        self.by_symbol.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_symbol.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_returns_the_same_arc_and_separates_venues() {
+        let mut c = InstrumentCache::default();
+        let a = c.get("NSE", "SBIN", Some("NSE_EQ"), Some("3045"));
+        let b = c.get("NSE", "SBIN", None, None);
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = c.get("BSE", "SBIN", None, None);
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn ms_floor_and_validation() {
+        let inst = Arc::new(Instrument::new("NSE", "X"));
+        let mut t = Tick {
+            instrument: inst,
+            exchange_ts_ns: 1_700_000_000_123_999_999,
+            recv_ts_ns: 0,
+            price: 10.0,
+            qty: 1.0,
+            bid: None,
+            ask: None,
+            cum_volume: None,
+        };
+        assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);
+        assert!(t.validate().is_ok());
+        t.price = f64::NAN;
+        assert!(t.validate().is_err());
+        t.price = 1.0;
+        t.qty = -1.0;
+        assert!(t.validate().is_err());
+    }
+}
