@@ -1,1 +1,236 @@
-//! placeholder
+//! tickwire-parse turns bytes into events: one line of a tick file, or one frame
+//! of a venue's WebSocket feed, becomes [`Event`]s (ticks, skipped frames,
+//! rejected frames). It knows wire formats and file layouts; it knows nothing of
+//! files on disk, sockets or Redis.
+//!
+//! - [`format`]: the file formats and their detection.
+//! - [`feeds`]: one decoder per venue's frames (simd-json for text frames).
+//! - [`LineDecoder`]: the entry point, one per parser thread.
+
+pub mod csv;
+pub mod feeds;
+pub mod format;
+mod normalized;
+mod num;
+
+use tickwire_core::{Event, InstrumentCache, Rejected};
+
+pub use format::{detect, symbol_from_binance_file_name, DetectError, Format, SourceMeta};
+
+/// Decodes lines of any supported file format into events. Holds the reusable
+/// buffers and the instrument cache of one parser thread.
+pub struct LineDecoder {
+    instruments: InstrumentCache,
+    buffers: simd_json::Buffers,
+    line: Vec<u8>,
+    feeds: feeds::FeedDecoders,
+    max_raw: usize,
+}
+
+impl LineDecoder {
+    /// `max_raw`: bytes of raw text kept with a rejected line.
+    pub fn new(max_raw: usize) -> Self {
+        Self {
+            instruments: InstrumentCache::default(),
+            buffers: simd_json::Buffers::new(512),
+            line: Vec::with_capacity(512),
+            feeds: feeds::FeedDecoders::default(),
+            max_raw,
+        }
+    }
+
+    /// Decodes one line (without its line ending) and pushes what it holds to
+    /// `out`. Blank lines and header lines push nothing. Never panics on input.
+    pub fn decode(&mut self, meta: &SourceMeta, line: &[u8], out: &mut Vec<Event>) {
+        let line = trim_line(line);
+        if line.is_empty() {
+            return;
+        }
+        match meta.format {
+            Format::TicksJson => {
+                let event = normalized::decode(
+                    line,
+                    &mut self.line,
+                    &mut self.buffers,
+                    &mut self.instruments,
+                    self.max_raw,
+                );
+                out.push(event);
+            }
+            Format::Frames => self.decode_frame_record(line, out),
+            Format::BinanceCsv => {
+                if let Some(e) = csv::decode_binance(meta, line, &mut self.instruments, self.max_raw)
+                {
+                    out.push(e);
+                }
+            }
+            Format::TardisCsv => {
+                if let Some(e) = csv::decode_tardis(line, &mut self.instruments, self.max_raw) {
+                    out.push(e);
+                }
+            }
+        }
+    }
+
+    fn decode_frame_record(&mut self, line: &[u8], out: &mut Vec<Event>) {
+        self.line.clear();
+        self.line.extend_from_slice(line);
+        let record = match simd_json::serde::from_slice_with_buffers::<FrameRecord>(
+            &mut self.line,
+            &mut self.buffers,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Event::Rejected(Rejected::new(
+                    RECORDED_FEED,
+                    "json",
+                    format!("recorded frame line is not valid JSON: {e}"),
+                    line,
+                    self.max_raw,
+                    None,
+                )));
+                return;
+            }
+        };
+        let reject = |error_type, error: String| {
+            Event::Rejected(Rejected::new(
+                record.feed,
+                error_type,
+                error,
+                line,
+                self.max_raw,
+                Some(record.recv_ns),
+            ))
+        };
+        let decoded;
+        let frame = match record.enc {
+            None | Some("text") => feeds::Frame::Text(record.data.as_bytes()),
+            Some("base64") => {
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(record.data.as_bytes()) {
+                    Ok(bytes) => {
+                        decoded = bytes;
+                        feeds::Frame::Binary(&decoded)
+                    }
+                    Err(e) => {
+                        out.push(reject("encoding", format!("`data` is not valid base64: {e}")));
+                        return;
+                    }
+                }
+            }
+            Some(other) => {
+                out.push(reject(
+                    "encoding",
+                    format!("unknown `enc` {other:?} (expected base64, or none for text)"),
+                ));
+                return;
+            }
+        };
+        if let Err(e) = self.feeds.decode(
+            record.feed,
+            frame,
+            record.recv_ns,
+            &mut self.instruments,
+            out,
+        ) {
+            out.push(reject(e.error_type, e.message));
+        }
+    }
+
+    /// Distinct instruments seen so far.
+    pub fn instruments(&self) -> usize {
+        self.instruments.len()
+    }
+}
+
+/// The feed name used for a recorded-frame line whose envelope cannot be read.
+pub const RECORDED_FEED: &str = "recorded";
+
+/// One line of a recording: `{"recv_ns":..,"feed":"binance","data":"<frame>"}`,
+/// binary frames with `"enc":"base64"`.
+#[derive(serde::Deserialize)]
+struct FrameRecord<'a> {
+    recv_ns: i64,
+    #[serde(borrow)]
+    feed: &'a str,
+    #[serde(borrow)]
+    data: &'a str,
+    #[serde(borrow, default)]
+    enc: Option<&'a str>,
+}
+
+fn trim_line(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r' | b'\n' | b' ' | b'\t'] = line {
+        line = rest;
+    }
+    // A UTF-8 byte order mark at the start of a file.
+    line.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_meta() -> SourceMeta {
+        SourceMeta {
+            format: Format::Frames,
+            symbol: None,
+            exchange: String::new(),
+        }
+    }
+
+    fn record(feed: &str, data: &str, enc: Option<&str>) -> String {
+        let mut v = serde_json::json!({"recv_ns": 1_700_000_000_000_000_123i64, "feed": feed, "data": data});
+        if let Some(enc) = enc {
+            v["enc"] = enc.into();
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn recorded_frames_decode_through_the_feed_decoder() {
+        let mut d = LineDecoder::new(256);
+        let mut out = Vec::new();
+        let frame = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,"p":"42000.5","q":"0.25","T":1704067200123,"m":false,"M":true}}"#;
+        d.decode(&frames_meta(), record("binance-futures", frame, None).as_bytes(), &mut out);
+        let Event::Tick(t) = &out[0] else { panic!("{out:?}") };
+        assert_eq!(&*t.instrument.exchange, "binance-futures");
+        assert_eq!(t.recv_ts_ns, 1_700_000_000_000_000_123);
+        assert_eq!(t.price, 42000.5);
+    }
+
+    #[test]
+    fn bad_records_are_rejected_under_their_feed() {
+        let mut d = LineDecoder::new(256);
+        let cases = [
+            (record("okx-nope", "{}", None), "okx-nope", "unknown_feed"),
+            (record("binance", "AAEC", Some("base64")), "binance", "unexpected_binary"),
+            (record("binance", "***", Some("base64")), "binance", "encoding"),
+            (record("binance", "{}", Some("gzip")), "binance", "encoding"),
+            (record("binance", "{oops", None), "binance", "json"),
+            ("not json at all".to_string(), RECORDED_FEED, "json"),
+        ];
+        for (line, feed, kind) in cases {
+            let mut out = Vec::new();
+            d.decode(&frames_meta(), line.as_bytes(), &mut out);
+            let [Event::Rejected(r)] = out.as_slice() else { panic!("{line}: {out:?}") };
+            assert_eq!((&*r.feed, r.error_type), (feed, kind), "{line}");
+            assert!(!r.raw.is_empty());
+        }
+    }
+
+    #[test]
+    fn blank_lines_and_crlf() {
+        let mut d = LineDecoder::new(256);
+        let mut out = Vec::new();
+        let meta = SourceMeta {
+            format: Format::TicksJson,
+            symbol: None,
+            exchange: String::new(),
+        };
+        d.decode(&meta, b"  \r\n", &mut out);
+        assert!(out.is_empty());
+        d.decode(&meta, b"{\"exchange\":\"NSE\",\"symbol\":\"A\",\"ts\":1704168900123,\"ltp\":1,\"qty\":1}\r", &mut out);
+        assert!(matches!(out[0], Event::Tick(_)));
+    }
+}

@@ -1,0 +1,228 @@
+//! Binance spot and USD-M futures market streams.
+//!
+//! Frames arrive either bare or in the combined-stream envelope
+//! `{"stream":"btcusdt@trade","data":{..}}`. Numbers are JSON strings, times
+//! epoch milliseconds. Trades (`trade`, `aggTrade`) become ticks; every other
+//! valid message (depth, kline, bookTicker, 24hr tickers, subscription replies)
+//! is skipped, not rejected.
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+use tickwire_core::{Event, InstrumentCache, Tick};
+
+use super::FrameError;
+use crate::num::decimal;
+
+/// A `trade` or `aggTrade` event, as Binance sends it.
+///
+/// `trade` (one taker order against one maker order):
+/// ```json
+/// {"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}
+/// ```
+/// `aggTrade` (fills of one taker order at one price; futures aggregate per 100 ms):
+/// ```json
+/// {"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":1672515782136,"m":true,"M":true}
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinanceTrade<'a> {
+    /// `s`, upper case (`BTCUSDT`).
+    pub symbol: &'a str,
+    /// `t` for trade, `a` for aggTrade.
+    pub id: u64,
+    /// `p`
+    pub price: f64,
+    /// `q`
+    pub qty: f64,
+    /// `T`: trade time, epoch ms.
+    pub trade_time_ms: i64,
+    /// `E`: event time, epoch ms.
+    pub event_time_ms: i64,
+    /// `m`: the buyer is the maker (the taker sold).
+    pub buyer_is_maker: bool,
+}
+
+impl<'a> BinanceTrade<'a> {
+    /// Reads the fields of a trade or aggTrade event; `id_field` is `t` or `a`.
+    fn from_value(v: &'a BorrowedValue<'a>, id_field: &str) -> Result<Self, FrameError> {
+        let s = |k: &str| {
+            v.get_str(k)
+                .ok_or_else(|| FrameError::new("missing_field", format!("missing string field `{k}`")))
+        };
+        let n = |k: &str| {
+            v.get_i64(k)
+                .ok_or_else(|| FrameError::new("missing_field", format!("missing integer field `{k}`")))
+        };
+        let price = s("p")?;
+        let qty = s("q")?;
+        Ok(Self {
+            symbol: s("s")?,
+            id: v.get_u64(id_field).ok_or_else(|| {
+                FrameError::new("missing_field", format!("missing integer field `{id_field}`"))
+            })?,
+            price: decimal(price)
+                .ok_or_else(|| FrameError::new("bad_number", format!("`p` is not a number: {price:?}")))?,
+            qty: decimal(qty)
+                .ok_or_else(|| FrameError::new("bad_number", format!("`q` is not a number: {qty:?}")))?,
+            trade_time_ms: n("T")?,
+            event_time_ms: v.get_i64("E").unwrap_or(0),
+            buyer_is_maker: v.get_bool("m").unwrap_or(false),
+        })
+    }
+
+    /// The normalized tick, on the exchange named by the feed.
+    pub fn to_tick(&self, exchange: &str, recv_ns: i64, instruments: &mut InstrumentCache) -> Tick {
+        Tick {
+            instrument: instruments.get(exchange, self.symbol, None, None),
+            exchange_ts_ns: self.trade_time_ms.saturating_mul(1_000_000),
+            recv_ts_ns: recv_ns,
+            price: self.price,
+            qty: self.qty,
+            bid: None,
+            ask: None,
+            cum_volume: None,
+        }
+    }
+}
+
+/// Decodes Binance frames with one reusable simd-json buffer set.
+pub struct BinanceDecoder {
+    buf: Vec<u8>,
+    buffers: simd_json::Buffers,
+}
+
+impl Default for BinanceDecoder {
+    fn default() -> Self {
+        Self {
+            buf: Vec::with_capacity(1024),
+            buffers: simd_json::Buffers::new(1024),
+        }
+    }
+}
+
+impl BinanceDecoder {
+    /// Decodes one text frame of `feed` (`binance` or `binance-futures`).
+    pub fn decode(
+        &mut self,
+        feed: &str,
+        text: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        // simd-json rewrites its input; the caller's bytes stay as received.
+        self.buf.clear();
+        self.buf.extend_from_slice(text);
+        let root = simd_json::to_borrowed_value_with_buffers(&mut self.buf, &mut self.buffers)
+            .map_err(|e| FrameError::new("json", format!("frame is not valid JSON: {e}")))?;
+        if root.as_object().is_none() {
+            return Err(FrameError::new("unknown_message", "frame is not a JSON object"));
+        }
+        // Combined streams wrap the event: {"stream":"..","data":{..}}.
+        let event = match (root.get("stream"), root.get("data")) {
+            (Some(_), Some(data)) => data,
+            _ => &root,
+        };
+        if event.as_object().is_none() {
+            return Err(FrameError::new("unknown_message", "`data` is not a JSON object"));
+        }
+        let trade = match event.get_str("e") {
+            Some("trade") => BinanceTrade::from_value(event, "t")?,
+            Some("aggTrade") => BinanceTrade::from_value(event, "a")?,
+            Some(_) => {
+                out.push(Event::Skipped { feed: feed.into() });
+                return Ok(());
+            }
+            None => {
+                // Spot bookTicker has no `e`; subscription replies carry `id`.
+                let known = event.contains_key("id") || event.contains_key("u");
+                if known {
+                    out.push(Event::Skipped { feed: feed.into() });
+                    return Ok(());
+                }
+                return Err(FrameError::new("unknown_message", "no event type `e` and not a known reply"));
+            }
+        };
+        let tick = trade.to_tick(feed, recv_ns, instruments);
+        tick.validate().map_err(|e| FrameError::new("invalid_tick", e))?;
+        out.push(Event::Tick(tick));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> (Result<(), FrameError>, Vec<Event>) {
+        let mut d = BinanceDecoder::default();
+        let mut cache = InstrumentCache::default();
+        let mut out = Vec::new();
+        let r = d.decode("binance", text.as_bytes(), 7, &mut cache, &mut out);
+        (r, out)
+    }
+
+    fn tick(events: &[Event]) -> &Tick {
+        match &events[0] {
+            Event::Tick(t) => t,
+            other => panic!("expected a tick, got {other:?}"),
+        }
+    }
+
+    // The sample payloads of Binance's WebSocket stream documentation.
+    const DOC_TRADE: &str = r#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}"#;
+    const DOC_AGG: &str = r#"{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":1672515782136,"m":true,"M":true}"#;
+
+    #[test]
+    fn documented_trade_and_agg_trade() {
+        for doc in [DOC_TRADE, DOC_AGG] {
+            let (r, out) = decode(doc);
+            r.unwrap();
+            let t = tick(&out);
+            assert_eq!(&*t.instrument.symbol, "BNBBTC");
+            assert_eq!(&*t.instrument.exchange, "binance");
+            assert_eq!(t.price, 0.001);
+            assert_eq!(t.qty, 100.0);
+            assert_eq!(t.exchange_ts_ns, 1_672_515_782_136_000_000);
+            assert_eq!(t.recv_ts_ns, 7);
+        }
+    }
+
+    #[test]
+    fn combined_stream_envelope() {
+        let framed = format!(r#"{{"stream":"bnbbtc@aggTrade","data":{DOC_AGG}}}"#);
+        let (r, out) = decode(&framed);
+        r.unwrap();
+        assert_eq!(tick(&out).price, 0.001);
+    }
+
+    #[test]
+    fn depth_kline_book_ticker_and_replies_are_skipped() {
+        for frame in [
+            r#"{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1","2"]],"a":[]}}"#,
+            r#"{"e":"kline","E":1,"s":"X","k":{"t":1}}"#,
+            r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
+            r#"{"result":null,"id":1}"#,
+        ] {
+            let (r, out) = decode(frame);
+            r.unwrap();
+            assert!(matches!(out[0], Event::Skipped { .. }), "{frame}");
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_with_a_type() {
+        let cases = [
+            ("{not json", "json"),
+            ("[1,2]", "unknown_message"),
+            (r#"{"hello":1}"#, "unknown_message"),
+            (r#"{"e":"trade","s":"X","t":1,"q":"1","T":1}"#, "missing_field"),
+            (r#"{"e":"trade","s":"X","t":1,"p":"abc","q":"1","T":1}"#, "bad_number"),
+            (r#"{"e":"trade","s":"X","t":1,"p":"-1","q":"1","T":1}"#, "invalid_tick"),
+        ];
+        for (frame, kind) in cases {
+            let (r, out) = decode(frame);
+            assert_eq!(r.unwrap_err().error_type, kind, "{frame}");
+            assert!(out.is_empty());
+        }
+    }
+}
