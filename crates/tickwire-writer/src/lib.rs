@@ -1,1 +1,313 @@
-//! placeholder
+//! tickwire-writer owns Redis: the connections (one fred pool per logical DB),
+//! the mapping of events to keys, stream IDs and commands, and the batched,
+//! idempotent pipelines that write them. It never knows a venue's wire format.
+//!
+//! Inside, a dispatcher task gives every tick its deterministic stream ID and
+//! routes it to a lane by symbol; each lane owns one connection per DB and
+//! writes its batches in order, so the IDs of a stream always reach Redis in
+//! increasing order while the lanes run side by side.
+
+pub mod ids;
+pub mod inspect;
+mod lane;
+pub mod pools;
+pub mod stats;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tickwire_core::config::Keys;
+use tickwire_core::{Config, Db, Event, Instrument};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+pub use ids::StreamIdSeq;
+pub use pools::RedisPools;
+pub use stats::{DbStats, WriterStats};
+
+use lane::{LaneBatch, LaneSettings, RejectWrite, TickWrite};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("invalid Redis URL {url}: {source}")]
+    Url { url: String, source: fred::error::Error },
+    #[error("cannot connect to Redis at {url} (db {db}): {source}")]
+    Connect {
+        url: String,
+        db: u8,
+        source: fred::error::Error,
+    },
+    #[error("no connection pool for db {0}")]
+    NoPool(u8),
+    #[error("Redis writes still failing after {attempts} attempts: {source}")]
+    Exhausted { attempts: u32, source: fred::error::Error },
+    #[error("invalid key templates: {0}")]
+    Keys(String),
+    #[error("a writer lane stopped: {0}")]
+    Lane(String),
+}
+
+/// The logical DBs the writer writes to under `config` (connect these).
+pub fn writer_dbs(config: &Config) -> Vec<u8> {
+    let d = &config.databases;
+    vec![d.get(Db::System), d.get(Db::Prices), d.get(Db::ContinuousMarket)]
+}
+
+/// An `Arc<Instrument>` compared by address: the parser interns instruments,
+/// so the address is the identity, and hashing it is cheaper than the names.
+#[derive(Clone)]
+struct ByPtr(Arc<Instrument>);
+
+impl PartialEq for ByPtr {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for ByPtr {}
+impl Hash for ByPtr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state)
+    }
+}
+
+struct Route {
+    stream: usize,
+    price_key: Arc<str>,
+    lane: usize,
+}
+
+struct StreamState {
+    key: Arc<str>,
+    seq: StreamIdSeq,
+}
+
+/// Assigns keys, stream IDs and lanes; holds the per-lane batches.
+struct Dispatcher {
+    keys: Keys,
+    lanes: usize,
+    routes: HashMap<ByPtr, Route>,
+    streams: Vec<StreamState>,
+    stream_index: HashMap<Arc<str>, usize>,
+    deadletters: HashMap<Box<str>, (Arc<str>, StreamIdSeq, usize)>,
+    /// Exchange time of the latest tick: the time of a dead letter whose input
+    /// carries none, so that its ID is as deterministic as a tick's.
+    last_tick_ms: i64,
+    skipped: u64,
+    pending: Vec<LaneBatch>,
+}
+
+fn lane_of(name: &str, lanes: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+impl Dispatcher {
+    fn route(&mut self, event: Event) -> Option<usize> {
+        match event {
+            Event::Tick(tick) => {
+                let key = ByPtr(Arc::clone(&tick.instrument));
+                let route = match self.routes.get(&key) {
+                    Some(r) => r,
+                    None => {
+                        let route = self.new_route(&tick.instrument);
+                        self.routes.entry(key).or_insert(route)
+                    }
+                };
+                let stream = &mut self.streams[route.stream];
+                let id = stream.seq.next(tick.exchange_ts_ms());
+                self.last_tick_ms = tick.exchange_ts_ms();
+                let lane = route.lane;
+                self.pending[lane].ticks.push(TickWrite {
+                    stream_key: Arc::clone(&stream.key),
+                    price_key: Arc::clone(&route.price_key),
+                    id,
+                    tick,
+                });
+                Some(lane)
+            }
+            Event::Rejected(rejected) => {
+                let (key, seq, lane) = match self.deadletters.get_mut(&*rejected.feed) {
+                    Some(entry) => entry,
+                    None => {
+                        let key: Arc<str> = self
+                            .keys
+                            .deadletter
+                            .render_one(&self.keys.prefix, "feed", &rejected.feed)
+                            .into();
+                        let lane = lane_of(&rejected.feed, self.lanes);
+                        self.deadletters
+                            .entry(rejected.feed.clone())
+                            .or_insert((key, StreamIdSeq::default(), lane))
+                    }
+                };
+                let ms = rejected
+                    .recv_ts_ns
+                    .map(|ns| ns.div_euclid(1_000_000))
+                    .unwrap_or(self.last_tick_ms);
+                let id = seq.next(ms);
+                let lane = *lane;
+                self.pending[lane].rejects.push(RejectWrite {
+                    key: Arc::clone(key),
+                    id,
+                    rejected,
+                });
+                Some(lane)
+            }
+            Event::Skipped { .. } => {
+                self.skipped += 1;
+                None
+            }
+        }
+    }
+
+    fn new_route(&mut self, inst: &Instrument) -> Route {
+        let value = |name: &str| -> Option<&str> {
+            match name {
+                "symbol" => Some(&inst.symbol),
+                "exchange" => Some(&inst.exchange),
+                "segment" => inst.segment.as_deref(),
+                "security_id" => inst.security_id.as_deref(),
+                _ => None,
+            }
+        };
+        let stream_key: Arc<str> = self.keys.tick_stream.render(&self.keys.prefix, value).into();
+        let price_key: Arc<str> = self.keys.last_price.render(&self.keys.prefix, value).into();
+        // Two instruments that render to the same stream share its ID sequence.
+        let stream = match self.stream_index.get(&stream_key) {
+            Some(i) => *i,
+            None => {
+                self.streams.push(StreamState {
+                    key: Arc::clone(&stream_key),
+                    seq: StreamIdSeq::default(),
+                });
+                self.stream_index.insert(stream_key, self.streams.len() - 1);
+                self.streams.len() - 1
+            }
+        };
+        Route {
+            stream,
+            price_key,
+            // By symbol: the stream and the price hash of a symbol share a lane,
+            // so both are written in order.
+            lane: lane_of(&inst.symbol, self.lanes),
+        }
+    }
+}
+
+/// Writes every event from `rx` until it closes, then flushes and returns the
+/// totals. Batches go out when a lane has `batch_size` items or every
+/// `flush_interval_ms`, whichever comes first.
+pub async fn run(
+    config: &Config,
+    pools: Arc<RedisPools>,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+) -> Result<WriterStats, WriterError> {
+    let keys = config
+        .keys
+        .compile()
+        .map_err(|e| WriterError::Keys(e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+    let lanes = pools.size().max(1);
+    let d = &config.databases;
+    let ttl = |db| i64::try_from(config.ttl.secs(db)).unwrap_or(i64::MAX);
+    let settings = LaneSettings {
+        ticks_db: d.get(Db::ContinuousMarket),
+        prices_db: d.get(Db::Prices),
+        system_db: d.get(Db::System),
+        ticks_ttl: ttl(Db::ContinuousMarket),
+        prices_ttl: ttl(Db::Prices),
+        system_ttl: ttl(Db::System),
+        maxlen: i64::try_from(config.streams.maxlen).unwrap_or(i64::MAX),
+        deadletter_maxlen: i64::try_from(config.streams.deadletter_maxlen).unwrap_or(i64::MAX),
+        max_retries: config.writer.max_retries,
+    };
+    let mut tasks = JoinSet::new();
+    let mut senders = Vec::with_capacity(lanes);
+    for lane in 0..lanes {
+        // Two batches queued per lane: one being written, one being filled.
+        let (tx, lane_rx) = mpsc::channel(2);
+        senders.push(tx);
+        tasks.spawn(lane::run_lane(lane, lane_rx, Arc::clone(&pools), settings.clone()));
+    }
+    let mut dispatcher = Dispatcher {
+        keys,
+        lanes,
+        routes: HashMap::new(),
+        streams: Vec::new(),
+        stream_index: HashMap::new(),
+        deadletters: HashMap::new(),
+        last_tick_ms: 0,
+        skipped: 0,
+        pending: (0..lanes).map(|_| LaneBatch::default()).collect(),
+    };
+    let batch_size = config.writer.batch_size.max(1);
+    let mut flush = tokio::time::interval(Duration::from_millis(config.writer.flush_interval_ms));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let sent: Result<(), WriterError> = async {
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => {
+                    let Some(events) = chunk else { break };
+                    for event in events {
+                        if let Some(lane) = dispatcher.route(event) {
+                            if dispatcher.pending[lane].len() >= batch_size {
+                                let batch = std::mem::take(&mut dispatcher.pending[lane]);
+                                send(&senders[lane], batch).await?;
+                            }
+                        }
+                    }
+                }
+                _ = flush.tick() => {
+                    for lane in 0..lanes {
+                        if !dispatcher.pending[lane].is_empty() {
+                            let batch = std::mem::take(&mut dispatcher.pending[lane]);
+                            send(&senders[lane], batch).await?;
+                        }
+                    }
+                }
+            }
+        }
+        // Input ended: flush what is left.
+        for lane in 0..lanes {
+            let batch = std::mem::take(&mut dispatcher.pending[lane]);
+            if !batch.is_empty() {
+                send(&senders[lane], batch).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(senders);
+    drop(rx);
+    let mut stats = WriterStats {
+        skipped: dispatcher.skipped,
+        ..WriterStats::default()
+    };
+    let mut first_error = sent.err();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(lane_stats)) => stats.merge(lane_stats),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(WriterError::Lane(e.to_string()));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(stats),
+    }
+}
+
+async fn send(tx: &mpsc::Sender<LaneBatch>, batch: LaneBatch) -> Result<(), WriterError> {
+    // A closed lane has failed; its error comes out when it is joined.
+    tx.send(batch)
+        .await
+        .map_err(|_| WriterError::Lane("a lane stopped early".into()))
+}

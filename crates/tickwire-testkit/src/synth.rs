@@ -1,0 +1,205 @@
+//! Deterministic NSE-like ticks: M instruments over D sessions of the
+//! continuous market (09:15-15:30 Asia/Kolkata), prices on the 0.05 grid,
+//! quantities in whole lots, cumulative day volume. The same spec and seed give
+//! the same bytes, on any machine.
+
+use std::io::{self, Write};
+
+use jiff::civil::{Date, Weekday};
+use jiff::tz::TimeZone;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthSpec {
+    pub instruments: usize,
+    pub sessions: usize,
+    /// Ticks per instrument per session.
+    pub ticks_per_session: usize,
+    pub seed: u64,
+    /// The first trading date; weekends are skipped.
+    pub start: Date,
+}
+
+/// One generated instrument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthInstrument {
+    pub symbol: String,
+    pub segment: &'static str,
+    pub security_id: Option<String>,
+    pub lot: u64,
+    /// Opening price in paise (a multiple of 5).
+    pub open_paise: i64,
+}
+
+/// Well-known NSE names first (equities with their NSE security ids, lot 1;
+/// index futures in lots); beyond them, `SYN0011`, `SYN0012`, ...
+const KNOWN: &[(&str, &str, Option<&str>, u64, i64)] = &[
+    ("RELIANCE", "NSE_EQ", Some("2885"), 1, 2_600_00),
+    ("TCS", "NSE_EQ", Some("11536"), 1, 3_800_00),
+    ("HDFCBANK", "NSE_EQ", Some("1333"), 1, 1_650_00),
+    ("INFY", "NSE_EQ", Some("1594"), 1, 1_500_00),
+    ("BANKNIFTY-FUT", "NSE_FNO", None, 15, 47_500_00),
+    ("NIFTY-FUT", "NSE_FNO", None, 25, 21_700_00),
+    ("SBIN", "NSE_EQ", Some("3045"), 1, 640_00),
+    ("ICICIBANK", "NSE_EQ", Some("4963"), 1, 1_000_00),
+    ("ITC", "NSE_EQ", Some("1660"), 1, 460_00),
+    ("KOTAKBANK", "NSE_EQ", Some("1922"), 1, 1_800_00),
+];
+
+/// The instruments of a spec with `m` instruments.
+pub fn instruments(m: usize, rng: &mut ChaCha8Rng) -> Vec<SynthInstrument> {
+    (0..m)
+        .map(|i| match KNOWN.get(i) {
+            Some(&(symbol, segment, id, lot, paise)) => SynthInstrument {
+                symbol: symbol.to_string(),
+                segment,
+                security_id: id.map(str::to_string),
+                lot,
+                open_paise: paise,
+            },
+            None => SynthInstrument {
+                symbol: format!("SYN{:04}", i + 1),
+                segment: "NSE_EQ",
+                security_id: Some((900_000 + i).to_string()),
+                lot: [1, 1, 1, 25, 50][i % 5],
+                open_paise: rng.random_range(50..20_000) * 100,
+            },
+        })
+        .collect()
+}
+
+/// The first `n` weekdays from `start`.
+pub fn trading_dates(start: Date, n: usize) -> Vec<Date> {
+    let mut out = Vec::with_capacity(n);
+    let mut d = start;
+    while out.len() < n {
+        if !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            out.push(d);
+        }
+        d = d.tomorrow().unwrap_or(d);
+    }
+    out
+}
+
+const SESSION_MS: i64 = (6 * 3600 + 15 * 60) * 1000; // 09:15 to 15:30
+
+/// Writes the ticks as tickwire tick JSON lines, in time order; returns the count.
+pub fn write_ticks(spec: &SynthSpec, out: &mut impl Write) -> io::Result<u64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let insts = instruments(spec.instruments, &mut rng);
+    let tz = TimeZone::get("Asia/Kolkata").map_err(io::Error::other)?;
+    let mut price: Vec<i64> = insts.iter().map(|i| i.open_paise).collect();
+    let mut written = 0u64;
+    let mut line = String::with_capacity(256);
+    for date in trading_dates(spec.start, spec.sessions) {
+        let open = date
+            .at(9, 15, 0, 0)
+            .to_zoned(tz.clone())
+            .map_err(io::Error::other)?
+            .timestamp()
+            .as_millisecond();
+        let mut ticks: Vec<(i64, usize)> = Vec::with_capacity(spec.instruments * spec.ticks_per_session);
+        for i in 0..insts.len() {
+            for _ in 0..spec.ticks_per_session {
+                ticks.push((open + rng.random_range(0..SESSION_MS), i));
+            }
+        }
+        ticks.sort_unstable();
+        let mut volume = vec![0u64; insts.len()];
+        for (ts, i) in ticks {
+            let inst = &insts[i];
+            // A random walk on the 0.05 grid: mostly small steps, a few larger.
+            let step = match rng.random_range(0..100) {
+                0..=29 => 0,
+                30..=59 => -1,
+                60..=89 => 1,
+                90..=94 => -rng.random_range(2..6),
+                _ => rng.random_range(2..6),
+            };
+            price[i] = (price[i] + step * 5).max(5);
+            let lots = 1 + rng.random_range(0u64..1_000).pow(2) / 20_000;
+            let qty = lots * inst.lot;
+            volume[i] += qty;
+            let p = price[i];
+            line.clear();
+            use std::fmt::Write as _;
+            let _ = write!(
+                line,
+                r#"{{"exchange":"NSE","segment":"{}","symbol":"{}","#,
+                inst.segment, inst.symbol
+            );
+            if let Some(id) = &inst.security_id {
+                let _ = write!(line, r#""security_id":"{id}","#);
+            }
+            let _ = writeln!(
+                line,
+                r#""ts":{ts},"ltp":{},"qty":{qty},"vol":{},"bid":{},"ask":{}}}"#,
+                paise(p),
+                volume[i],
+                paise((p - 5).max(5)),
+                paise(p + 5),
+            );
+            out.write_all(line.as_bytes())?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// 245005 -> "2450.05"
+fn paise(p: i64) -> String {
+    format!("{}.{:02}", p / 100, p % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SynthSpec {
+        SynthSpec {
+            instruments: 12,
+            sessions: 2,
+            ticks_per_session: 50,
+            seed: 7,
+            start: jiff::civil::date(2024, 1, 5),
+        }
+    }
+
+    #[test]
+    fn deterministic_and_well_formed() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        assert_eq!(write_ticks(&spec(), &mut a).unwrap(), 12 * 2 * 50);
+        write_ticks(&spec(), &mut b).unwrap();
+        assert_eq!(a, b);
+        let text = String::from_utf8(a).unwrap();
+        let mut last_ts = 0;
+        for line in text.lines() {
+            let ts: i64 = line.split("\"ts\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+            assert!(ts >= last_ts);
+            last_ts = ts;
+            let ltp = line.split("\"ltp\":").nth(1).unwrap().split(',').next().unwrap();
+            let paise: i64 = ltp.replace('.', "").parse().unwrap();
+            assert_eq!(paise % 5, 0, "{ltp} is not on the 0.05 grid");
+        }
+    }
+
+    #[test]
+    fn sessions_are_weekdays_inside_market_hours() {
+        // 2024-01-05 is a Friday: the second session is Monday the 8th.
+        let dates = trading_dates(jiff::civil::date(2024, 1, 5), 2);
+        assert_eq!(dates, vec![jiff::civil::date(2024, 1, 5), jiff::civil::date(2024, 1, 8)]);
+        let mut out = Vec::new();
+        write_ticks(&spec(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let tz = TimeZone::get("Asia/Kolkata").unwrap();
+        for line in text.lines() {
+            let ts: i64 = line.split("\"ts\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+            let local = jiff::Timestamp::from_millisecond(ts).unwrap().to_zoned(tz.clone());
+            let minutes = local.hour() as i32 * 60 + local.minute() as i32;
+            assert!((9 * 60 + 15..15 * 60 + 30).contains(&minutes), "{local}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! One fred pool per logical DB. The DB is fixed in each pool's config and
+//! SELECTed by fred on every (re)connect; nothing SELECTs at run time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::config::{TcpConfig, UnresponsiveConfig};
+use tickwire_core::config::{redact_url, RedisConfig};
+
+use crate::WriterError;
+
+/// Connected pools, one per logical DB number, each of `size` connections.
+pub struct RedisPools {
+    pools: BTreeMap<u8, Pool>,
+    size: usize,
+}
+
+impl RedisPools {
+    /// Connects a pool for each DB in `dbs`. Fails if Redis cannot be reached
+    /// (the first connect is not retried); later drops are reconnected with
+    /// exponential backoff, and every command has a timeout.
+    pub async fn connect(cfg: &RedisConfig, dbs: impl IntoIterator<Item = u8>) -> Result<Self, WriterError> {
+        let base = Config::from_url(&cfg.url).map_err(|source| WriterError::Url {
+            url: redact_url(&cfg.url),
+            source,
+        })?;
+        let command_timeout = Duration::from_millis(cfg.command_timeout_ms);
+        let mut pools = BTreeMap::new();
+        for db in dbs {
+            if pools.contains_key(&db) {
+                continue;
+            }
+            let mut config = base.clone();
+            config.database = Some(db);
+            config.fail_fast = true;
+            let pool = Builder::from_config(config)
+                .with_connection_config(|c| {
+                    c.connection_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+                    c.internal_command_timeout = command_timeout;
+                    // In-flight commands are re-sent after a reconnect; every
+                    // write tickwire makes is idempotent, so that is safe.
+                    c.max_command_attempts = 3;
+                    c.unresponsive = UnresponsiveConfig {
+                        max_timeout: Some(command_timeout),
+                        interval: Duration::from_secs(1),
+                    };
+                    c.tcp = TcpConfig {
+                        nodelay: Some(true),
+                        ..Default::default()
+                    };
+                })
+                .with_performance_config(|p| {
+                    p.default_command_timeout = command_timeout;
+                })
+                .set_policy(ReconnectPolicy::new_exponential(
+                    cfg.reconnect_max_attempts,
+                    100,
+                    u32::try_from(cfg.reconnect_max_delay_ms).unwrap_or(u32::MAX),
+                    2,
+                ))
+                .build_pool(cfg.pool_size)
+                .map_err(|source| WriterError::Connect {
+                    url: redact_url(&cfg.url),
+                    db,
+                    source,
+                })?;
+            pool.init().await.map_err(|source| WriterError::Connect {
+                url: redact_url(&cfg.url),
+                db,
+                source,
+            })?;
+            pools.insert(db, pool);
+        }
+        Ok(Self {
+            pools,
+            size: cfg.pool_size,
+        })
+    }
+
+    /// Connections per DB (the number of writer lanes).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The DB numbers connected.
+    pub fn dbs(&self) -> impl Iterator<Item = u8> + '_ {
+        self.pools.keys().copied()
+    }
+
+    /// The pool of DB `db`, if it was connected.
+    pub fn pool(&self, db: u8) -> Option<&Pool> {
+        self.pools.get(&db)
+    }
+
+    /// Connection `lane` of DB `db`. Each lane always uses the same connection,
+    /// so its writes reach Redis in the order it sends them.
+    pub fn client(&self, db: u8, lane: usize) -> Result<&Client, WriterError> {
+        let pool = self.pools.get(&db).ok_or(WriterError::NoPool(db))?;
+        let clients = pool.clients();
+        Ok(&clients[lane % clients.len()])
+    }
+
+    /// Closes every connection.
+    pub async fn quit(&self) {
+        for pool in self.pools.values() {
+            let _ = pool.quit().await;
+        }
+    }
+}

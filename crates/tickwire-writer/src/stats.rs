@@ -1,0 +1,57 @@
+//! What the writer did, for the end-of-run summary.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Writes to one logical DB.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Distinct keys written.
+    pub keys: BTreeSet<String>,
+    /// Stream entries added (ticks or dead letters).
+    pub stream_entries: u64,
+    /// Hash writes (HSET of a whole hash counts once).
+    pub hash_writes: u64,
+}
+
+/// Totals of one writer run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Ticks appended to their stream.
+    pub ticks_written: u64,
+    /// Ticks whose ID was already in the stream (a replay, a re-sent batch).
+    pub duplicates: u64,
+    /// Rejected frames appended to a dead-letter stream.
+    pub deadlettered: u64,
+    /// Dead letters already in their stream.
+    pub deadletter_duplicates: u64,
+    /// Frames skipped by the parser (valid but of unused kinds).
+    pub skipped: u64,
+    /// Commands Redis refused for good (wrong type and the like).
+    pub write_errors: u64,
+    /// Pipelines sent (retries included).
+    pub pipelines: u64,
+    pub per_db: BTreeMap<u8, DbStats>,
+}
+
+impl WriterStats {
+    pub fn db(&mut self, db: u8) -> &mut DbStats {
+        self.per_db.entry(db).or_default()
+    }
+
+    /// Adds another lane's totals into this one.
+    pub fn merge(&mut self, other: WriterStats) {
+        self.ticks_written += other.ticks_written;
+        self.duplicates += other.duplicates;
+        self.deadlettered += other.deadlettered;
+        self.deadletter_duplicates += other.deadletter_duplicates;
+        self.skipped += other.skipped;
+        self.write_errors += other.write_errors;
+        self.pipelines += other.pipelines;
+        for (db, s) in other.per_db {
+            let mine = self.db(db);
+            mine.keys.extend(s.keys);
+            mine.stream_entries += s.stream_entries;
+            mine.hash_writes += s.hash_writes;
+        }
+    }
+}
