@@ -1,1 +1,183 @@
-fn main(){}
+//! The `tickwire` command line.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tickwire_core::config::Overrides;
+use tickwire_core::Config;
+use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_parse::Format;
+use tickwire_testkit::synth::{write_ticks, SynthSpec};
+
+#[derive(Parser)]
+#[command(name = "tickwire", version, about = "Market data into Redis: ticks, bars, indicators, volume")]
+struct Cli {
+    /// Config file (TOML); built-in defaults (= config/tickwire.toml) when absent.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Redis URL, overriding the config file.
+    #[arg(long, global = true, value_name = "URL", env = "TICKWIRE_REDIS_URL", hide_env_values = true)]
+    redis: Option<String>,
+    /// Put before every key written (a backtest beside live data).
+    #[arg(long, global = true, value_name = "PREFIX")]
+    prefix: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay recorded tick files into Redis through the live pipeline.
+    Replay(ReplayArgs),
+    /// Write deterministic NSE-like ticks (tickwire tick JSON lines).
+    Synth(SynthArgs),
+    /// Start a private redis-server, replay the bundled sample into it, show what landed.
+    Demo,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Files to replay, in order (.zst for zstd-compressed).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Replay at the recorded pace times X.
+    #[arg(long, value_name = "X", conflicts_with = "max")]
+    speed: Option<f64>,
+    /// Replay as fast as possible (the default).
+    #[arg(long)]
+    max: bool,
+    /// Force the file format: ticks, frames, binance-csv, tardis-csv.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<Format>,
+    /// Symbol of Binance trade dumps whose file name does not say it.
+    #[arg(long)]
+    symbol: Option<String>,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    #[arg(long, default_value_t = 10)]
+    instruments: usize,
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    /// Ticks per instrument per session.
+    #[arg(long, default_value_t = 1_000)]
+    ticks_per_session: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First trading date (weekends are skipped).
+    #[arg(long, default_value = "2024-01-01")]
+    start: jiff::civil::Date,
+    /// Output file (`.zst` compresses); standard output when absent.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let overrides = Overrides {
+        redis_url: cli.redis.clone(),
+        prefix: cli.prefix.clone(),
+    };
+    Ok(match &cli.config {
+        Some(path) => Config::load(path, &overrides)?,
+        None => Config::defaults(&overrides)?,
+    })
+}
+
+/// Ctrl-C or SIGTERM: stop reading, drain, flush, exit 0.
+fn stop_on_signal(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("tickwire: stopping: draining and flushing what was read");
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn synth(args: &SynthArgs) -> Result<()> {
+    let spec = SynthSpec {
+        instruments: args.instruments,
+        sessions: args.sessions,
+        ticks_per_session: args.ticks_per_session,
+        seed: args.seed,
+        start: args.start,
+    };
+    if spec.instruments == 0 || spec.sessions == 0 {
+        bail!("--instruments and --sessions must be at least 1");
+    }
+    let n = match &args.out {
+        None => write_ticks(&spec, &mut BufWriter::new(io::stdout().lock()))?,
+        Some(path) => {
+            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            if path.extension().is_some_and(|e| e == "zst") {
+                let mut enc = zstd::Encoder::new(file, 19)?;
+                let n = write_ticks(&spec, &mut enc)?;
+                enc.finish()?.flush()?;
+                n
+            } else {
+                let mut w = BufWriter::new(file);
+                let n = write_ticks(&spec, &mut w)?;
+                w.flush()?;
+                n
+            }
+        }
+    };
+    eprintln!("tickwire synth: wrote {n} ticks");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Synth(args) => synth(args),
+        Command::Demo => {
+            let mut out = io::stdout();
+            tickwire::demo::run(&mut out).await?;
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let config = load_config(&cli)?;
+            let pace = match args.speed {
+                Some(x) => Pace::Speed(x),
+                None => Pace::Max,
+            };
+            let opts = ReplayOptions {
+                files: args.files.clone(),
+                format: args.format,
+                symbol: args.symbol.clone(),
+                pace,
+                max_raw: config.streams.deadletter_raw_bytes,
+                chunk_events: 1024,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            stop_on_signal(Arc::clone(&stop));
+            let summary = tickwire::replay(&config, opts, stop).await?;
+            print!("{}", summary.render());
+            Ok(())
+        }
+    }
+}

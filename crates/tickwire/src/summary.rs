@@ -1,0 +1,64 @@
+//! The table every run ends with.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tickwire_core::config::DbMap;
+use tickwire_ingest::IngestSummary;
+use tickwire_writer::WriterStats;
+
+/// What a run read and wrote.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub ingest: IngestSummary,
+    pub writer: WriterStats,
+    pub elapsed: Duration,
+    pub databases: DbMap,
+}
+
+impl RunSummary {
+    /// Ticks read per second of the whole run.
+    pub fn ticks_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.ingest.ticks as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let i = &self.ingest;
+        let w = &self.writer;
+        let mut s = String::new();
+        let status = if i.stopped_early { "stopped early (signal)" } else { "finished" };
+        let _ = writeln!(s, "replay {status} in {:.2} s", self.elapsed.as_secs_f64());
+        let rows: [(&str, u64); 9] = [
+            ("files read", i.files),
+            ("lines read", i.lines),
+            ("ticks read", i.ticks),
+            ("ticks written", w.ticks_written),
+            ("duplicates", w.duplicates),
+            ("rejected", i.rejected),
+            ("dead-lettered", w.deadlettered + w.deadletter_duplicates),
+            ("skipped", i.skipped),
+            ("write errors", w.write_errors),
+        ];
+        for (name, v) in rows {
+            let _ = writeln!(s, "  {name:<16}{v:>12}");
+        }
+        let _ = writeln!(s, "  {:<16}{:>12.0}", "ticks/s", self.ticks_per_sec());
+        let _ = writeln!(s, "  {:>3}  {:<28}{:>8}{:>16}{:>13}", "db", "purpose", "keys", "stream entries", "hash writes");
+        for (db, d) in &w.per_db {
+            let _ = writeln!(
+                s,
+                "  {db:>3}  {:<28}{:>8}{:>16}{:>13}",
+                self.databases.names_of(*db).join(","),
+                d.keys.len(),
+                d.stream_entries,
+                d.hash_writes
+            );
+        }
+        s
+    }
+}
