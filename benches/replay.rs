@@ -1,1 +1,128 @@
-fn main(){}
+//! Throughput benches.
+//!
+//! - `parse/*`: one line through the decoder, per input format.
+//! - `e2e/replay`: synthetic ticks replayed end to end (reader, parser, writer)
+//!   into a private redis-server, flushed before every run so each run writes
+//!   everything afresh.
+//!
+//! `cargo bench --bench replay`
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tickwire_core::config::Overrides;
+use tickwire_core::{Config, Event};
+use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_parse::{Format, LineDecoder, SourceMeta};
+use tickwire_testkit::synth::{write_ticks, SynthSpec};
+use tickwire_testkit::RedisServer;
+
+fn meta(format: Format) -> SourceMeta {
+    SourceMeta {
+        format,
+        symbol: Some("BTCUSDT".into()),
+        exchange: "binance".into(),
+    }
+}
+
+fn parse(c: &mut Criterion) {
+    let cases: [(&str, Format, String); 3] = [
+        (
+            "tick_json_line",
+            Format::TicksJson,
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"RELIANCE","security_id":"2885","ts":1704080713828,"ltp":2600.05,"qty":36,"vol":36,"bid":2600.00,"ask":2600.10}"#.into(),
+        ),
+        (
+            "binance_trade_frame_record",
+            Format::Frames,
+            serde_json::json!({"recv_ns": 1704067200500000000i64, "feed": "binance", "data": r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1704067200124,"s":"BTCUSDT","t":100,"p":"42283.58000000","q":"0.00118000","T":1704067200123,"m":false,"M":true}}"#}).to_string(),
+        ),
+        (
+            "binance_csv_line",
+            Format::BinanceCsv,
+            "3380000001,42283.58,0.00118,49.8946244,1704067200123,false,true".into(),
+        ),
+    ];
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(1));
+    for (name, format, line) in cases {
+        let m = meta(format);
+        let mut d = LineDecoder::new(1024);
+        let mut out: Vec<Event> = Vec::with_capacity(1024);
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || (),
+                |_| {
+                    if out.len() >= 1024 {
+                        out.clear();
+                    }
+                    d.decode(&m, line.as_bytes(), &mut out);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn e2e(c: &mut Criterion) {
+    let server = RedisServer::start().expect("the e2e bench needs redis-server on PATH");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bench.jsonl");
+    let spec = SynthSpec {
+        instruments: 20,
+        sessions: 1,
+        ticks_per_session: 5_000,
+        seed: 1,
+        start: jiff::civil::date(2024, 1, 2),
+    };
+    let n = write_ticks(&spec, &mut std::fs::File::create(&file).unwrap()).unwrap();
+    let config = Config::defaults(&Overrides {
+        redis_url: Some(server.url()),
+        prefix: None,
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let flusher = rt.block_on(server.client(0)).unwrap();
+
+    let mut g = c.benchmark_group("e2e");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.bench_function("replay_100k_ticks_20_instruments", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                rt.block_on(async {
+                    use fred::prelude::*;
+                    let _: () = flusher.flushall(false).await.unwrap();
+                });
+                let opts = ReplayOptions {
+                    files: vec![file.clone()],
+                    format: None,
+                    symbol: None,
+                    pace: Pace::Max,
+                    max_raw: 1024,
+                    chunk_events: 1024,
+                };
+                let started = Instant::now();
+                let s = rt
+                    .block_on(tickwire::replay(
+                        &config,
+                        opts,
+                        Arc::new(AtomicBool::new(false)),
+                    ))
+                    .unwrap();
+                total += started.elapsed();
+                assert_eq!(s.writer.ticks_written, n);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, e2e);
+criterion_main!(benches);

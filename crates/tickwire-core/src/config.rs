@@ -187,7 +187,10 @@ impl Default for TtlConfig {
 
 impl TtlConfig {
     pub fn secs(&self, db: Db) -> u64 {
-        self.overrides.get(db.name()).copied().unwrap_or(self.default)
+        self.overrides
+            .get(db.name())
+            .copied()
+            .unwrap_or(self.default)
     }
 }
 
@@ -276,8 +279,16 @@ impl KeysConfig {
             one("last_price", &self.last_price, &["symbol"]),
             one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
             one("indicator", &self.indicator, &["symbol", "name"]),
-            one("volume_bucket", &self.volume_bucket, &["symbol", "session", "HH", "MM"]),
-            one("volume_baseline", &self.volume_baseline, &["symbol", "HH", "MM"]),
+            one(
+                "volume_bucket",
+                &self.volume_bucket,
+                &["symbol", "session", "HH", "MM"],
+            ),
+            one(
+                "volume_baseline",
+                &self.volume_baseline,
+                &["symbol", "HH", "MM"],
+            ),
             one("heartbeat", &self.heartbeat, &[]),
             one("feed_status", &self.feed_status, &["feed"]),
             one("deadletter", &self.deadletter, &["feed"]),
@@ -494,12 +505,20 @@ impl Config {
             let field = format!("ttl.override.{name}");
             if Db::from_name(name).is_none() {
                 let known: Vec<_> = Db::ALL.iter().map(|d| d.name()).collect();
-                check(false, &field, format!("unknown DB name (known: {})", known.join(", ")));
+                check(
+                    false,
+                    &field,
+                    format!("unknown DB name (known: {})", known.join(", ")),
+                );
             }
             check(*secs > 0, &field, "must be greater than 0".into());
         }
         let s = &self.streams;
-        check(s.maxlen > 0, "streams.maxlen", "must be greater than 0".into());
+        check(
+            s.maxlen > 0,
+            "streams.maxlen",
+            "must be greater than 0".into(),
+        );
         check(
             s.deadletter_maxlen > 0,
             "streams.deadletter_maxlen",
@@ -508,7 +527,10 @@ impl Config {
         check(
             (16..=65_536).contains(&s.deadletter_raw_bytes),
             "streams.deadletter_raw_bytes",
-            format!("must be between 16 and 65536 (got {})", s.deadletter_raw_bytes),
+            format!(
+                "must be between 16 and 65536 (got {})",
+                s.deadletter_raw_bytes
+            ),
         );
         let w = &self.writer;
         check(
@@ -662,7 +684,10 @@ mod tests {
             redis_url: Some("nonsense".into()),
             prefix: None,
         };
-        assert_eq!(fields(Config::from_toml("", &bad).unwrap_err()), vec!["redis.url"]);
+        assert_eq!(
+            fields(Config::from_toml("", &bad).unwrap_err()),
+            vec!["redis.url"]
+        );
     }
 
     #[test]
@@ -682,8 +707,14 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("redis://:s3cret@h:6379/2"), "redis://:***@h:6379/2");
-        assert_eq!(redact_url("redis://u:s3cret@h:6379"), "redis://u:***@h:6379");
+        assert_eq!(
+            redact_url("redis://:s3cret@h:6379/2"),
+            "redis://:***@h:6379/2"
+        );
+        assert_eq!(
+            redact_url("redis://u:s3cret@h:6379"),
+            "redis://u:***@h:6379"
+        );
         assert_eq!(redact_url("redis://tok@h:6379"), "redis://***@h:6379");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }

@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn renders_with_prefix_and_values() {
-        let t = KeyTemplate::parse("volume:bucket:{symbol}:{session}:{HH}:{MM}", &["symbol"]).unwrap();
+        let t =
+            KeyTemplate::parse("volume:bucket:{symbol}:{session}:{HH}:{MM}", &["symbol"]).unwrap();
         let k = t.render("bt:", |n| match n {
             "symbol" => Some("SBIN"),
             "session" => Some("2024-01-02"),
@@ -134,8 +135,14 @@ mod tests {
             KeyTemplate::parse("ticks:{sym}", &[]),
             Err(TemplateError::UnknownPlaceholder("sym".into()))
         );
-        assert_eq!(KeyTemplate::parse("ticks:{symbol", &[]), Err(TemplateError::Unclosed));
-        assert_eq!(KeyTemplate::parse("ticks", &["symbol"]), Err(TemplateError::Missing("symbol")));
+        assert_eq!(
+            KeyTemplate::parse("ticks:{symbol", &[]),
+            Err(TemplateError::Unclosed)
+        );
+        assert_eq!(
+            KeyTemplate::parse("ticks", &["symbol"]),
+            Err(TemplateError::Missing("symbol"))
+        );
         assert_eq!(KeyTemplate::parse("", &[]), Err(TemplateError::Empty));
     }
 }

@@ -39,9 +39,15 @@ pub struct ReplayOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("cannot open {}: {source}", path.display())]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error("--speed must be a positive number (got {0})")]
@@ -93,8 +99,14 @@ impl ReplayHandle {
 
     /// Waits for both threads (call from a blocking context or `spawn_blocking`).
     pub fn join(self) -> Result<IngestSummary, IngestError> {
-        let reader = self.reader.join().map_err(|_| IngestError::Panicked("reader"))?;
-        let parser = self.parser.join().map_err(|_| IngestError::Panicked("parser"))?;
+        let reader = self
+            .reader
+            .join()
+            .map_err(|_| IngestError::Panicked("reader"))?;
+        let parser = self
+            .parser
+            .join()
+            .map_err(|_| IngestError::Panicked("parser"))?;
         // The parser's error (writer gone) explains a reader stop; report it first.
         parser?;
         reader?;
@@ -146,7 +158,9 @@ pub fn start_replay(
         files.push(open(path, opts.format, opts.symbol.as_deref())?);
     }
     let progress = Arc::new(IngestProgress::default());
-    progress.files_total.store(files.len() as u64, Ordering::Relaxed);
+    progress
+        .files_total
+        .store(files.len() as u64, Ordering::Relaxed);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(8);
 
     let reader = {
@@ -179,7 +193,11 @@ pub fn start_replay(
     })
 }
 
-fn open(path: &Path, forced: Option<Format>, symbol: Option<&str>) -> Result<OpenFile, IngestError> {
+fn open(
+    path: &Path,
+    forced: Option<Format>,
+    symbol: Option<&str>,
+) -> Result<OpenFile, IngestError> {
     let file = File::open(path).map_err(|source| IngestError::Open {
         path: path.to_path_buf(),
         source,
@@ -187,10 +205,12 @@ fn open(path: &Path, forced: Option<Format>, symbol: Option<&str>) -> Result<Ope
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let compressed = name.ends_with(".zst");
     let raw: Box<dyn Read + Send> = if compressed {
-        Box::new(zstd::Decoder::new(file).map_err(|source| IngestError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?)
+        Box::new(
+            zstd::Decoder::new(file).map_err(|source| IngestError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        )
     } else {
         Box::new(file)
     };
@@ -249,7 +269,9 @@ fn read_files(
                 })?;
             let eof = n == 0;
             if lines.len() >= CHUNK_BYTES || eof {
-                progress.bytes.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                progress
+                    .bytes
+                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
                 let chunk = Chunk {
                     meta: Arc::clone(&f.meta),
                     lines: std::mem::replace(&mut lines, Vec::with_capacity(CHUNK_BYTES + 1024)),
@@ -337,7 +359,9 @@ fn parse_chunks(
             let first_new = out.len();
             decoder.decode(&chunk.meta, line, &mut out);
             if pacer.speed.is_some() && !stop.load(Ordering::Relaxed) {
-                let due = out[first_new..].iter().find_map(|e| event_time(&chunk.meta, e));
+                let due = out[first_new..]
+                    .iter()
+                    .find_map(|e| event_time(&chunk.meta, e));
                 if let Some(wait) = due.and_then(|ts| pacer.wait_for(ts)) {
                     // Hand over what is due now, then wait in slices so a stop
                     // request ends the wait at once.
@@ -356,7 +380,10 @@ fn parse_chunks(
                 }
             }
             if out.len() >= chunk_events {
-                send(std::mem::replace(&mut out, Vec::with_capacity(chunk_events)))?;
+                send(std::mem::replace(
+                    &mut out,
+                    Vec::with_capacity(chunk_events),
+                ))?;
             }
         }
         progress.lines.fetch_add(lines, Ordering::Relaxed);
@@ -424,7 +451,10 @@ mod tests {
 
     #[test]
     fn missing_file_is_an_error_before_anything_runs() {
-        let (r, events) = collect(opts(vec![PathBuf::from("/nonexistent/ticks.jsonl")], Pace::Max));
+        let (r, events) = collect(opts(
+            vec![PathBuf::from("/nonexistent/ticks.jsonl")],
+            Pace::Max,
+        ));
         assert!(matches!(r, Err(IngestError::Open { .. })), "{r:?}");
         assert!(events.is_empty());
     }
@@ -444,8 +474,14 @@ mod tests {
         assert_eq!(p.wait_for(0), None);
         // One recorded second at 10x is due ~100 ms after the first event.
         let w = p.wait_for(1_000_000_000).unwrap();
-        assert!(w <= Duration::from_millis(100) && w > Duration::from_millis(50), "{w:?}");
-        let mut max = Pacer { speed: None, origin: None };
+        assert!(
+            w <= Duration::from_millis(100) && w > Duration::from_millis(50),
+            "{w:?}"
+        );
+        let mut max = Pacer {
+            speed: None,
+            origin: None,
+        };
         assert_eq!(max.wait_for(1_000_000_000), None);
     }
 }

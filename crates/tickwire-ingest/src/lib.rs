@@ -8,4 +8,6 @@
 
 pub mod file;
 
-pub use file::{start_replay, IngestError, IngestProgress, IngestSummary, Pace, ReplayHandle, ReplayOptions};
+pub use file::{
+    start_replay, IngestError, IngestProgress, IngestSummary, Pace, ReplayHandle, ReplayOptions,
+};

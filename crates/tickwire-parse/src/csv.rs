@@ -18,7 +18,11 @@ pub fn decode_binance(
     instruments: &mut InstrumentCache,
     max_raw: usize,
 ) -> Option<Event> {
-    let reject = |t, e: String| Some(Event::Rejected(Rejected::new("binance", t, e, line, max_raw, None)));
+    let reject = |t, e: String| {
+        Some(Event::Rejected(Rejected::new(
+            "binance", t, e, line, max_raw, None,
+        )))
+    };
     let Ok(text) = std::str::from_utf8(line) else {
         return reject("encoding", "line is not UTF-8".into());
     };
@@ -36,7 +40,10 @@ pub fn decode_binance(
         return reject("bad_number", format!("qty is not a number: {:?}", f[2]));
     };
     let Some(ts) = f[4].trim().parse::<i64>().ok().and_then(epoch_to_ns) else {
-        return reject("bad_value", format!("time is not an epoch time: {:?}", f[4]));
+        return reject(
+            "bad_value",
+            format!("time is not an epoch time: {:?}", f[4]),
+        );
     };
     let symbol = meta.symbol.as_deref().unwrap_or("UNKNOWN");
     let tick = Tick {
@@ -55,8 +62,16 @@ pub fn decode_binance(
 /// One line of a Tardis trades export:
 /// `exchange,symbol,timestamp,local_timestamp,id,side,price,amount`, times in µs.
 /// The header line yields nothing.
-pub fn decode_tardis(line: &[u8], instruments: &mut InstrumentCache, max_raw: usize) -> Option<Event> {
-    let reject = |t, e: String| Some(Event::Rejected(Rejected::new("tardis", t, e, line, max_raw, None)));
+pub fn decode_tardis(
+    line: &[u8],
+    instruments: &mut InstrumentCache,
+    max_raw: usize,
+) -> Option<Event> {
+    let reject = |t, e: String| {
+        Some(Event::Rejected(Rejected::new(
+            "tardis", t, e, line, max_raw, None,
+        )))
+    };
     let Ok(text) = std::str::from_utf8(line) else {
         return reject("encoding", "line is not UTF-8".into());
     };
@@ -68,11 +83,22 @@ pub fn decode_tardis(line: &[u8], instruments: &mut InstrumentCache, max_raw: us
         return reject("csv", format!("expected 8 fields, got {}", f.len()));
     }
     if f[0].is_empty() || f[1].is_empty() {
-        return reject("missing_field", "exchange and symbol must not be empty".into());
+        return reject(
+            "missing_field",
+            "exchange and symbol must not be empty".into(),
+        );
     }
-    let micros = |s: &str| s.trim().parse::<i64>().ok().and_then(|v| v.checked_mul(1_000));
+    let micros = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| v.checked_mul(1_000))
+    };
     let Some(ts) = micros(f[2]).filter(|v| *v > 0) else {
-        return reject("bad_value", format!("timestamp is not epoch µs: {:?}", f[2]));
+        return reject(
+            "bad_value",
+            format!("timestamp is not epoch µs: {:?}", f[2]),
+        );
     };
     let recv = micros(f[3]).unwrap_or(ts);
     let Some(price) = decimal(f[6]) else {
@@ -118,9 +144,18 @@ mod tests {
     fn binance_ms_and_us_times() {
         let mut c = InstrumentCache::default();
         for (line, ns) in [
-            ("3380000001,42283.58,0.00118,49.8946244,1704067200123,false,true", 1_704_067_200_123_000_000),
-            ("3380000001,42283.58,0.00118,49.8946244,1704067200123456,false,true", 1_704_067_200_123_456_000),
-            ("3380000001,42283.58,0.00118,49.8946244,1704067200123,false", 1_704_067_200_123_000_000),
+            (
+                "3380000001,42283.58,0.00118,49.8946244,1704067200123,false,true",
+                1_704_067_200_123_000_000,
+            ),
+            (
+                "3380000001,42283.58,0.00118,49.8946244,1704067200123456,false,true",
+                1_704_067_200_123_456_000,
+            ),
+            (
+                "3380000001,42283.58,0.00118,49.8946244,1704067200123,false",
+                1_704_067_200_123_000_000,
+            ),
         ] {
             let Some(Event::Tick(t)) = decode_binance(&meta(), line.as_bytes(), &mut c, 64) else {
                 panic!("{line}")
@@ -129,7 +164,13 @@ mod tests {
             assert_eq!((t.price, t.qty), (42283.58, 0.00118));
             assert_eq!(&*t.instrument.symbol, "BTCUSDT");
         }
-        assert!(decode_binance(&meta(), b"id,price,qty,quote_qty,time,is_buyer_maker", &mut c, 64).is_none());
+        assert!(decode_binance(
+            &meta(),
+            b"id,price,qty,quote_qty,time,is_buyer_maker",
+            &mut c,
+            64
+        )
+        .is_none());
     }
 
     #[test]
@@ -141,7 +182,8 @@ mod tests {
             ("1,1,1,1,yesterday,true,true", "bad_value"),
             ("1,1,-5,1,1704067200123,true,true", "invalid_tick"),
         ] {
-            let Some(Event::Rejected(r)) = decode_binance(&meta(), line.as_bytes(), &mut c, 64) else {
+            let Some(Event::Rejected(r)) = decode_binance(&meta(), line.as_bytes(), &mut c, 64)
+            else {
                 panic!("{line}")
             };
             assert_eq!(r.error_type, kind, "{line}");
@@ -151,7 +193,12 @@ mod tests {
     #[test]
     fn tardis_line_and_header() {
         let mut c = InstrumentCache::default();
-        assert!(decode_tardis(b"exchange,symbol,timestamp,local_timestamp,id,side,price,amount", &mut c, 64).is_none());
+        assert!(decode_tardis(
+            b"exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
+            &mut c,
+            64
+        )
+        .is_none());
         let Some(Event::Tick(t)) = decode_tardis(
             b"binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132",
             &mut c,
@@ -163,7 +210,9 @@ mod tests {
         assert_eq!(t.exchange_ts_ns, 1_582_329_602_111_000_000);
         assert_eq!(t.recv_ts_ns, 1_582_329_602_418_379_000);
         assert_eq!((t.price, t.qty), (9682.0, 0.132));
-        let Some(Event::Rejected(r)) = decode_tardis(b"binance-futures,BTCUSDT,x,1,1,buy,1,1", &mut c, 64) else {
+        let Some(Event::Rejected(r)) =
+            decode_tardis(b"binance-futures,BTCUSDT,x,1,1,buy,1,1", &mut c, 64)
+        else {
             panic!()
         };
         assert_eq!(r.error_type, "bad_value");

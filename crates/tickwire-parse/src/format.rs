@@ -103,7 +103,10 @@ pub fn detect(
     forced: Option<Format>,
     symbol: Option<&str>,
 ) -> Result<SourceMeta, DetectError> {
-    let first = std::str::from_utf8(first_line).unwrap_or("").trim_start_matches('\u{feff}').trim();
+    let first = std::str::from_utf8(first_line)
+        .unwrap_or("")
+        .trim_start_matches('\u{feff}')
+        .trim();
     let format = match forced {
         Some(f) => f,
         None if first.starts_with('{') => {
@@ -114,7 +117,9 @@ pub fn detect(
             }
         }
         None if first.starts_with("exchange,symbol,timestamp,local_timestamp") => Format::TardisCsv,
-        None if symbol_from_binance_file_name(file_name).is_some() || looks_like_binance_csv(first) => {
+        None if symbol_from_binance_file_name(file_name).is_some()
+            || looks_like_binance_csv(first) =>
+        {
             Format::BinanceCsv
         }
         None => {
@@ -153,17 +158,48 @@ mod tests {
 
     #[test]
     fn detects_each_format() {
-        let d = |name: &str, line: &str| detect(name, line.as_bytes(), None, None).map(|m| m.format);
-        assert_eq!(d("x.jsonl", r#"{"exchange":"NSE","symbol":"A","ts":1,"ltp":1,"qty":1}"#), Ok(Format::TicksJson));
-        assert_eq!(d("x.jsonl", r#"{"recv_ns":1,"feed":"binance","data":"{}"}"#), Ok(Format::Frames));
-        assert_eq!(d("t.csv", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"), Ok(Format::TardisCsv));
-        assert_eq!(d("BTCUSDT-trades-2024-01-01.csv", "1,42000.1,0.5,21000.05,1704067200000,true,true"), Ok(Format::BinanceCsv));
-        assert!(matches!(d("notes.txt", "hello"), Err(DetectError::Unknown { .. })));
+        let d =
+            |name: &str, line: &str| detect(name, line.as_bytes(), None, None).map(|m| m.format);
+        assert_eq!(
+            d(
+                "x.jsonl",
+                r#"{"exchange":"NSE","symbol":"A","ts":1,"ltp":1,"qty":1}"#
+            ),
+            Ok(Format::TicksJson)
+        );
+        assert_eq!(
+            d("x.jsonl", r#"{"recv_ns":1,"feed":"binance","data":"{}"}"#),
+            Ok(Format::Frames)
+        );
+        assert_eq!(
+            d(
+                "t.csv",
+                "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
+            ),
+            Ok(Format::TardisCsv)
+        );
+        assert_eq!(
+            d(
+                "BTCUSDT-trades-2024-01-01.csv",
+                "1,42000.1,0.5,21000.05,1704067200000,true,true"
+            ),
+            Ok(Format::BinanceCsv)
+        );
+        assert!(matches!(
+            d("notes.txt", "hello"),
+            Err(DetectError::Unknown { .. })
+        ));
     }
 
     #[test]
     fn binance_symbol_from_name_or_flag() {
-        let m = detect("ETHUSDT-trades-2024-01-01.csv", b"1,2,3,4,5,true,true", None, None).unwrap();
+        let m = detect(
+            "ETHUSDT-trades-2024-01-01.csv",
+            b"1,2,3,4,5,true,true",
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(m.symbol.as_deref(), Some("ETHUSDT"));
         let m = detect("dump.csv", b"1,2,3,4,5,true,true", None, Some("solusdt")).unwrap();
         assert_eq!(m.symbol.as_deref(), Some("SOLUSDT"));
@@ -171,7 +207,10 @@ mod tests {
             detect("dump.csv", b"1,2,3,4,5,true,true", None, None),
             Err(DetectError::NoSymbol { .. })
         ));
-        assert_eq!(symbol_from_binance_file_name("BTCUSDT-trades-2024-01.csv.zst").as_deref(), Some("BTCUSDT"));
+        assert_eq!(
+            symbol_from_binance_file_name("BTCUSDT-trades-2024-01.csv.zst").as_deref(),
+            Some("BTCUSDT")
+        );
     }
 
     #[test]

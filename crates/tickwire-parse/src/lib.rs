@@ -59,7 +59,8 @@ impl LineDecoder {
             }
             Format::Frames => self.decode_frame_record(line, out),
             Format::BinanceCsv => {
-                if let Some(e) = csv::decode_binance(meta, line, &mut self.instruments, self.max_raw)
+                if let Some(e) =
+                    csv::decode_binance(meta, line, &mut self.instruments, self.max_raw)
                 {
                     out.push(e);
                 }
@@ -113,7 +114,10 @@ impl LineDecoder {
                         feeds::Frame::Binary(&decoded)
                     }
                     Err(e) => {
-                        out.push(reject("encoding", format!("`data` is not valid base64: {e}")));
+                        out.push(reject(
+                            "encoding",
+                            format!("`data` is not valid base64: {e}"),
+                        ));
                         return;
                     }
                 }
@@ -164,7 +168,8 @@ fn trim_line(mut line: &[u8]) -> &[u8] {
         line = rest;
     }
     // A UTF-8 byte order mark at the start of a file.
-    line.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(line)
+    line.strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(line)
 }
 
 #[cfg(test)]
@@ -192,8 +197,14 @@ mod tests {
         let mut d = LineDecoder::new(256);
         let mut out = Vec::new();
         let frame = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,"p":"42000.5","q":"0.25","T":1704067200123,"m":false,"M":true}}"#;
-        d.decode(&frames_meta(), record("binance-futures", frame, None).as_bytes(), &mut out);
-        let Event::Tick(t) = &out[0] else { panic!("{out:?}") };
+        d.decode(
+            &frames_meta(),
+            record("binance-futures", frame, None).as_bytes(),
+            &mut out,
+        );
+        let Event::Tick(t) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(&*t.instrument.exchange, "binance-futures");
         assert_eq!(t.recv_ts_ns, 1_700_000_000_000_000_123);
         assert_eq!(t.price, 42000.5);
@@ -204,8 +215,16 @@ mod tests {
         let mut d = LineDecoder::new(256);
         let cases = [
             (record("okx-nope", "{}", None), "okx-nope", "unknown_feed"),
-            (record("binance", "AAEC", Some("base64")), "binance", "unexpected_binary"),
-            (record("binance", "***", Some("base64")), "binance", "encoding"),
+            (
+                record("binance", "AAEC", Some("base64")),
+                "binance",
+                "unexpected_binary",
+            ),
+            (
+                record("binance", "***", Some("base64")),
+                "binance",
+                "encoding",
+            ),
             (record("binance", "{}", Some("gzip")), "binance", "encoding"),
             (record("binance", "{oops", None), "binance", "json"),
             ("not json at all".to_string(), RECORDED_FEED, "json"),
@@ -213,7 +232,9 @@ mod tests {
         for (line, feed, kind) in cases {
             let mut out = Vec::new();
             d.decode(&frames_meta(), line.as_bytes(), &mut out);
-            let [Event::Rejected(r)] = out.as_slice() else { panic!("{line}: {out:?}") };
+            let [Event::Rejected(r)] = out.as_slice() else {
+                panic!("{line}: {out:?}")
+            };
             assert_eq!((&*r.feed, r.error_type), (feed, kind), "{line}");
             assert!(!r.raw.is_empty());
         }
@@ -230,7 +251,11 @@ mod tests {
         };
         d.decode(&meta, b"  \r\n", &mut out);
         assert!(out.is_empty());
-        d.decode(&meta, b"{\"exchange\":\"NSE\",\"symbol\":\"A\",\"ts\":1704168900123,\"ltp\":1,\"qty\":1}\r", &mut out);
+        d.decode(
+            &meta,
+            b"{\"exchange\":\"NSE\",\"symbol\":\"A\",\"ts\":1704168900123,\"ltp\":1,\"qty\":1}\r",
+            &mut out,
+        );
         assert!(matches!(out[0], Event::Tick(_)));
     }
 }

@@ -110,18 +110,25 @@ mod tests {
 
     #[test]
     fn full_line() {
-        let e = run(r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"SBIN","security_id":3045,"ts":1704168900123,"ltp":612.35,"qty":25,"vol":125000,"bid":612.3,"ask":612.4,"extra":"ignored"}"#);
+        let e = run(
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"SBIN","security_id":3045,"ts":1704168900123,"ltp":612.35,"qty":25,"vol":125000,"bid":612.3,"ask":612.4,"extra":"ignored"}"#,
+        );
         let Event::Tick(t) = e else { panic!("{e:?}") };
         assert_eq!(t.instrument.security_id.as_deref(), Some("3045"));
         assert_eq!(t.instrument.segment.as_deref(), Some("NSE_EQ"));
         assert_eq!(t.exchange_ts_ns, 1_704_168_900_123_000_000);
         assert_eq!(t.recv_ts_ns, t.exchange_ts_ns);
-        assert_eq!((t.price, t.qty, t.cum_volume, t.bid, t.ask), (612.35, 25.0, Some(125000.0), Some(612.3), Some(612.4)));
+        assert_eq!(
+            (t.price, t.qty, t.cum_volume, t.bid, t.ask),
+            (612.35, 25.0, Some(125000.0), Some(612.3), Some(612.4))
+        );
     }
 
     #[test]
     fn escaped_symbol_is_unescaped() {
-        let Event::Tick(t) = run(r#"{"exchange":"NSE","symbol":"M\u0026M","ts":1704168900123,"ltp":1,"qty":1}"#) else {
+        let Event::Tick(t) =
+            run(r#"{"exchange":"NSE","symbol":"M\u0026M","ts":1704168900123,"ltp":1,"qty":1}"#)
+        else {
             panic!()
         };
         assert_eq!(&*t.instrument.symbol, "M&M");
@@ -131,10 +138,22 @@ mod tests {
     fn bad_lines_are_rejected_with_a_type() {
         for (line, kind) in [
             ("{", "json"),
-            (r#"{"exchange":"NSE","symbol":"A","ts":1704168900123,"qty":1}"#, "json"),
-            (r#"{"exchange":"NSE","symbol":"A","ts":1704168900123,"ltp":"x","qty":1}"#, "json"),
-            (r#"{"exchange":"NSE","symbol":"A","ts":1704168900123,"ltp":0,"qty":1}"#, "invalid_tick"),
-            (r#"{"exchange":"NSE","symbol":"A","ts":9223372036854775807,"ltp":1,"qty":1}"#, "bad_value"),
+            (
+                r#"{"exchange":"NSE","symbol":"A","ts":1704168900123,"qty":1}"#,
+                "json",
+            ),
+            (
+                r#"{"exchange":"NSE","symbol":"A","ts":1704168900123,"ltp":"x","qty":1}"#,
+                "json",
+            ),
+            (
+                r#"{"exchange":"NSE","symbol":"A","ts":1704168900123,"ltp":0,"qty":1}"#,
+                "invalid_tick",
+            ),
+            (
+                r#"{"exchange":"NSE","symbol":"A","ts":9223372036854775807,"ltp":1,"qty":1}"#,
+                "bad_value",
+            ),
         ] {
             match run(line) {
                 Event::Rejected(r) => {

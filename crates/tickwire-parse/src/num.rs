@@ -26,9 +26,18 @@ mod tests {
     #[test]
     fn units_by_magnitude() {
         assert_eq!(epoch_to_ns(1_700_000_000), Some(1_700_000_000_000_000_000));
-        assert_eq!(epoch_to_ns(1_700_000_000_123), Some(1_700_000_000_123_000_000));
-        assert_eq!(epoch_to_ns(1_700_000_000_123_456), Some(1_700_000_000_123_456_000));
-        assert_eq!(epoch_to_ns(1_700_000_000_123_456_789), Some(1_700_000_000_123_456_789));
+        assert_eq!(
+            epoch_to_ns(1_700_000_000_123),
+            Some(1_700_000_000_123_000_000)
+        );
+        assert_eq!(
+            epoch_to_ns(1_700_000_000_123_456),
+            Some(1_700_000_000_123_456_000)
+        );
+        assert_eq!(
+            epoch_to_ns(1_700_000_000_123_456_789),
+            Some(1_700_000_000_123_456_789)
+        );
         assert_eq!(epoch_to_ns(0), None);
     }
 

@@ -14,7 +14,10 @@ pub enum TestkitError {
     )]
     NotFound,
     #[error("cannot start {}: {source}", path.display())]
-    Spawn { path: PathBuf, source: std::io::Error },
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("redis-server did not come up: {0}")]
     NotReady(String),
     #[error("cannot create a temporary directory: {0}")]
@@ -34,7 +37,11 @@ pub struct RedisServer {
 pub fn find_redis_server() -> Result<PathBuf, TestkitError> {
     if let Some(p) = std::env::var_os("TICKWIRE_REDIS_SERVER") {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(TestkitError::NotFound) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(TestkitError::NotFound)
+        };
     }
     let path = std::env::var_os("PATH").ok_or(TestkitError::NotFound)?;
     std::env::split_paths(&path)
@@ -107,7 +114,10 @@ impl RedisServer {
                 if Instant::now() > deadline {
                     let _ = child.kill();
                     let _ = child.wait();
-                    last = format!("no PONG on port {port} within 10 s: {}", log_tail(dir.path()));
+                    last = format!(
+                        "no PONG on port {port} within 10 s: {}",
+                        log_tail(dir.path())
+                    );
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));

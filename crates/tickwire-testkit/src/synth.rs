@@ -33,31 +33,32 @@ pub struct SynthInstrument {
     pub open_paise: i64,
 }
 
+/// (symbol, segment, security id, lot, opening price in rupees).
 /// Well-known NSE names first (equities with their NSE security ids, lot 1;
 /// index futures in lots); beyond them, `SYN0011`, `SYN0012`, ...
 const KNOWN: &[(&str, &str, Option<&str>, u64, i64)] = &[
-    ("RELIANCE", "NSE_EQ", Some("2885"), 1, 2_600_00),
-    ("TCS", "NSE_EQ", Some("11536"), 1, 3_800_00),
-    ("HDFCBANK", "NSE_EQ", Some("1333"), 1, 1_650_00),
-    ("INFY", "NSE_EQ", Some("1594"), 1, 1_500_00),
-    ("BANKNIFTY-FUT", "NSE_FNO", None, 15, 47_500_00),
-    ("NIFTY-FUT", "NSE_FNO", None, 25, 21_700_00),
-    ("SBIN", "NSE_EQ", Some("3045"), 1, 640_00),
-    ("ICICIBANK", "NSE_EQ", Some("4963"), 1, 1_000_00),
-    ("ITC", "NSE_EQ", Some("1660"), 1, 460_00),
-    ("KOTAKBANK", "NSE_EQ", Some("1922"), 1, 1_800_00),
+    ("RELIANCE", "NSE_EQ", Some("2885"), 1, 2600),
+    ("TCS", "NSE_EQ", Some("11536"), 1, 3800),
+    ("HDFCBANK", "NSE_EQ", Some("1333"), 1, 1650),
+    ("INFY", "NSE_EQ", Some("1594"), 1, 1500),
+    ("BANKNIFTY-FUT", "NSE_FNO", None, 15, 47500),
+    ("NIFTY-FUT", "NSE_FNO", None, 25, 21700),
+    ("SBIN", "NSE_EQ", Some("3045"), 1, 640),
+    ("ICICIBANK", "NSE_EQ", Some("4963"), 1, 1000),
+    ("ITC", "NSE_EQ", Some("1660"), 1, 460),
+    ("KOTAKBANK", "NSE_EQ", Some("1922"), 1, 1800),
 ];
 
 /// The instruments of a spec with `m` instruments.
 pub fn instruments(m: usize, rng: &mut ChaCha8Rng) -> Vec<SynthInstrument> {
     (0..m)
         .map(|i| match KNOWN.get(i) {
-            Some(&(symbol, segment, id, lot, paise)) => SynthInstrument {
+            Some(&(symbol, segment, id, lot, rupees)) => SynthInstrument {
                 symbol: symbol.to_string(),
                 segment,
                 security_id: id.map(str::to_string),
                 lot,
-                open_paise: paise,
+                open_paise: rupees * 100,
             },
             None => SynthInstrument {
                 symbol: format!("SYN{:04}", i + 1),
@@ -100,7 +101,8 @@ pub fn write_ticks(spec: &SynthSpec, out: &mut impl Write) -> io::Result<u64> {
             .map_err(io::Error::other)?
             .timestamp()
             .as_millisecond();
-        let mut ticks: Vec<(i64, usize)> = Vec::with_capacity(spec.instruments * spec.ticks_per_session);
+        let mut ticks: Vec<(i64, usize)> =
+            Vec::with_capacity(spec.instruments * spec.ticks_per_session);
         for i in 0..insts.len() {
             for _ in 0..spec.ticks_per_session {
                 ticks.push((open + rng.random_range(0..SESSION_MS), i));
@@ -177,10 +179,24 @@ mod tests {
         let text = String::from_utf8(a).unwrap();
         let mut last_ts = 0;
         for line in text.lines() {
-            let ts: i64 = line.split("\"ts\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+            let ts: i64 = line
+                .split("\"ts\":")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(ts >= last_ts);
             last_ts = ts;
-            let ltp = line.split("\"ltp\":").nth(1).unwrap().split(',').next().unwrap();
+            let ltp = line
+                .split("\"ltp\":")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
             let paise: i64 = ltp.replace('.', "").parse().unwrap();
             assert_eq!(paise % 5, 0, "{ltp} is not on the 0.05 grid");
         }
@@ -190,14 +206,27 @@ mod tests {
     fn sessions_are_weekdays_inside_market_hours() {
         // 2024-01-05 is a Friday: the second session is Monday the 8th.
         let dates = trading_dates(jiff::civil::date(2024, 1, 5), 2);
-        assert_eq!(dates, vec![jiff::civil::date(2024, 1, 5), jiff::civil::date(2024, 1, 8)]);
+        assert_eq!(
+            dates,
+            vec![jiff::civil::date(2024, 1, 5), jiff::civil::date(2024, 1, 8)]
+        );
         let mut out = Vec::new();
         write_ticks(&spec(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let tz = TimeZone::get("Asia/Kolkata").unwrap();
         for line in text.lines() {
-            let ts: i64 = line.split("\"ts\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
-            let local = jiff::Timestamp::from_millisecond(ts).unwrap().to_zoned(tz.clone());
+            let ts: i64 = line
+                .split("\"ts\":")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let local = jiff::Timestamp::from_millisecond(ts)
+                .unwrap()
+                .to_zoned(tz.clone());
             let minutes = local.hour() as i32 * 60 + local.minute() as i32;
             assert!((9 * 60 + 15..15 * 60 + 30).contains(&minutes), "{local}");
         }

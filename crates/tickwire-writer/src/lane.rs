@@ -10,28 +10,31 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::fmt::Write as _;
+
+use fred::bytes::{Bytes, BytesMut};
+use fred::bytes_utils::Str;
 use fred::clients::Pipeline;
 use fred::prelude::*;
-use fred::types::streams::{XCap, XCapKind, XCapTrim};
+use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use futures_util::future::join_all;
 use tickwire_core::{Rejected, Tick};
 use tokio::sync::mpsc;
 
-use crate::ids::format_id;
 use crate::stats::WriterStats;
 use crate::{pools::RedisPools, WriterError};
 
 /// One tick with its stream ID and keys.
 pub(crate) struct TickWrite {
-    pub stream_key: Arc<str>,
-    pub price_key: Arc<str>,
+    pub stream_key: Key,
+    pub price_key: Key,
     pub id: (u64, u64),
     pub tick: Tick,
 }
 
 /// One rejected frame with its dead-letter stream ID and key.
 pub(crate) struct RejectWrite {
-    pub key: Arc<str>,
+    pub key: Key,
     pub id: (u64, u64),
     pub rejected: Rejected,
 }
@@ -75,19 +78,92 @@ enum Kind {
 
 enum Call {
     Xadd {
-        key: Arc<str>,
-        id: String,
+        key: Key,
+        id: Str,
         cap: i64,
-        fields: Vec<(&'static str, Value)>,
+        fields: Vec<(Key, Value)>,
     },
     Hset {
-        key: Arc<str>,
-        fields: Vec<(&'static str, Value)>,
+        key: Key,
+        fields: Vec<(Key, Value)>,
     },
     Expire {
-        key: Arc<str>,
+        key: Key,
         secs: i64,
     },
+}
+
+const LTP: Key = Key::from_static_str("ltp");
+const QTY: Key = Key::from_static_str("qty");
+const TS: Key = Key::from_static_str("ts");
+const VOL: Key = Key::from_static_str("vol");
+const BID: Key = Key::from_static_str("bid");
+const ASK: Key = Key::from_static_str("ask");
+const EXCHANGE: Key = Key::from_static_str("exchange");
+const ERROR: Key = Key::from_static_str("error");
+const RAW: Key = Key::from_static_str("raw");
+const RECV_TS: Key = Key::from_static_str("recv_ts");
+
+/// The text of one tick's numbers, written once into a batch-wide buffer and
+/// handed to fred as slices of it: no allocation per value.
+struct TickText {
+    id: Str,
+    price: Bytes,
+    qty: Bytes,
+    ts: Bytes,
+    vol: Option<Bytes>,
+    bid: Option<Bytes>,
+    ask: Option<Bytes>,
+}
+
+impl TickText {
+    fn new(buf: &mut BytesMut, w: &TickWrite) -> Self {
+        let t = &w.tick;
+        let mut put = |f: &dyn Fn(&mut BytesMut)| -> Bytes {
+            f(buf);
+            buf.split().freeze()
+        };
+        // Writing to a BytesMut cannot fail.
+        let id = put(&|b| {
+            let _ = write!(b, "{}-{}", w.id.0, w.id.1);
+        });
+        TickText {
+            // The ID is ASCII digits and a dash, so valid UTF-8.
+            id: Str::from_inner(id).unwrap_or_else(|_| Str::from("0-1")),
+            price: put(&|b| {
+                let _ = write!(b, "{}", t.price);
+            }),
+            qty: put(&|b| {
+                let _ = write!(b, "{}", t.qty);
+            }),
+            ts: put(&|b| {
+                let _ = write!(b, "{}", t.exchange_ts_ms());
+            }),
+            vol: t.cum_volume.map(|v| {
+                put(&|b| {
+                    let _ = write!(b, "{v}");
+                })
+            }),
+            bid: t.bid.map(|v| {
+                put(&|b| {
+                    let _ = write!(b, "{v}");
+                })
+            }),
+            ask: t.ask.map(|v| {
+                put(&|b| {
+                    let _ = write!(b, "{v}");
+                })
+            }),
+        }
+    }
+
+    fn optional(&self, fields: &mut Vec<(Key, Value)>) {
+        for (k, v) in [(VOL, &self.vol), (BID, &self.bid), (ASK, &self.ask)] {
+            if let Some(v) = v {
+                fields.push((k, Value::Bytes(v.clone())));
+            }
+        }
+    }
 }
 
 struct Cmd {
@@ -106,77 +182,89 @@ enum Outcome {
 }
 
 fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
-    let mut cmds = Vec::with_capacity(batch.ticks.len() + 4 * 16 + batch.rejects.len() * 2);
-    let mut stream_keys: Vec<&Arc<str>> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    // The latest tick of each instrument in this batch, in first-seen order.
-    let mut last: HashMap<&str, usize> = HashMap::new();
-    let mut price_order: Vec<&Arc<str>> = Vec::new();
+    let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
+    let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
+    let mut texts = Vec::with_capacity(batch.ticks.len());
+    let mut stream_keys: Vec<&Key> = Vec::new();
+    let mut seen: HashSet<&Key> = HashSet::new();
+    // Per price key, the latest value of each field in this batch: the same
+    // hash as one HSET per tick would leave, whatever the batch boundaries
+    // (a tick without bid/ask keeps the bid/ask an earlier tick gave).
+    let mut last: HashMap<&Key, LatestFields> = HashMap::new();
+    let mut price_order: Vec<&Key> = Vec::new();
     for (i, w) in batch.ticks.iter().enumerate() {
-        let t = &w.tick;
+        let text = TickText::new(&mut buf, w);
         let mut fields = Vec::with_capacity(6);
-        fields.push(("ltp", Value::Double(t.price)));
-        fields.push(("qty", Value::Double(t.qty)));
-        fields.push(("ts", Value::Integer(t.exchange_ts_ms())));
-        push_optional(&mut fields, t);
+        fields.push((LTP, Value::Bytes(text.price.clone())));
+        fields.push((QTY, Value::Bytes(text.qty.clone())));
+        fields.push((TS, Value::Bytes(text.ts.clone())));
+        text.optional(&mut fields);
         cmds.push(Cmd {
             db: s.ticks_db,
             kind: Kind::Tick,
             call: Call::Xadd {
-                key: Arc::clone(&w.stream_key),
-                id: format_id(w.id),
+                key: w.stream_key.clone(),
+                id: text.id.clone(),
                 cap: s.maxlen,
                 fields,
             },
         });
+        let latest = last.entry(&w.price_key).or_insert_with(|| {
+            price_order.push(&w.price_key);
+            LatestFields::default()
+        });
+        latest.update(i, &text);
+        texts.push(text);
         if seen.insert(&w.stream_key) {
             stream_keys.push(&w.stream_key);
-        }
-        if last.insert(&w.price_key, i).is_none() {
-            price_order.push(&w.price_key);
         }
     }
     for key in stream_keys {
         cmds.push(expire(s.ticks_db, key, s.ticks_ttl));
     }
     for key in price_order {
-        let t = &batch.ticks[last[&**key]].tick;
-        let mut fields = Vec::with_capacity(6);
-        fields.push(("ltp", Value::Double(t.price)));
-        fields.push(("ts", Value::Integer(t.exchange_ts_ms())));
-        push_optional(&mut fields, t);
-        fields.push(("exchange", Value::from(&*t.instrument.exchange)));
+        let latest = &last[key];
+        let (t, text) = (&batch.ticks[latest.tick].tick, &texts[latest.tick]);
+        let mut fields = Vec::with_capacity(7);
+        fields.push((LTP, Value::Bytes(text.price.clone())));
+        fields.push((TS, Value::Bytes(text.ts.clone())));
+        for (k, v) in [(VOL, &latest.vol), (BID, &latest.bid), (ASK, &latest.ask)] {
+            if let Some(v) = v {
+                fields.push((k, Value::Bytes(v.clone())));
+            }
+        }
+        fields.push((EXCHANGE, Value::from(&*t.instrument.exchange)));
         cmds.push(Cmd {
             db: s.prices_db,
             kind: Kind::Hash,
             call: Call::Hset {
-                key: Arc::clone(key),
+                key: key.clone(),
                 fields,
             },
         });
         cmds.push(expire(s.prices_db, key, s.prices_ttl));
     }
-    let mut dl_keys: Vec<&Arc<str>> = Vec::new();
+    let mut dl_keys: Vec<&Key> = Vec::new();
     for r in &batch.rejects {
         let j = &r.rejected;
         let mut fields = vec![
-            ("error", Value::from(format!("{}: {}", j.error_type, j.error))),
-            ("raw", Value::from(j.raw.as_str())),
+            (ERROR, Value::from(format!("{}: {}", j.error_type, j.error))),
+            (RAW, Value::from(j.raw.as_str())),
         ];
         if let Some(ns) = j.recv_ts_ns {
-            fields.push(("recv_ts", Value::Integer(ns.div_euclid(1_000_000))));
+            fields.push((RECV_TS, Value::Integer(ns.div_euclid(1_000_000))));
         }
         cmds.push(Cmd {
             db: s.system_db,
             kind: Kind::DeadLetter,
             call: Call::Xadd {
-                key: Arc::clone(&r.key),
-                id: format_id(r.id),
+                key: r.key.clone(),
+                id: Str::from(format!("{}-{}", r.id.0, r.id.1)),
                 cap: s.deadletter_maxlen,
                 fields,
             },
         });
-        if !dl_keys.iter().any(|k| **k == r.key) {
+        if !dl_keys.contains(&&r.key) {
             dl_keys.push(&r.key);
         }
     }
@@ -186,24 +274,37 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
     cmds
 }
 
-fn push_optional(fields: &mut Vec<(&'static str, Value)>, t: &Tick) {
-    if let Some(v) = t.cum_volume {
-        fields.push(("vol", Value::Double(v)));
-    }
-    if let Some(v) = t.bid {
-        fields.push(("bid", Value::Double(v)));
-    }
-    if let Some(v) = t.ask {
-        fields.push(("ask", Value::Double(v)));
+/// The newest value of each last-price field seen in a batch.
+#[derive(Default)]
+struct LatestFields {
+    /// Index of the newest tick (ltp, ts, exchange).
+    tick: usize,
+    vol: Option<Bytes>,
+    bid: Option<Bytes>,
+    ask: Option<Bytes>,
+}
+
+impl LatestFields {
+    fn update(&mut self, i: usize, text: &TickText) {
+        self.tick = i;
+        for (mine, theirs) in [
+            (&mut self.vol, &text.vol),
+            (&mut self.bid, &text.bid),
+            (&mut self.ask, &text.ask),
+        ] {
+            if theirs.is_some() {
+                mine.clone_from(theirs);
+            }
+        }
     }
 }
 
-fn expire(db: u8, key: &Arc<str>, secs: i64) -> Cmd {
+fn expire(db: u8, key: &Key, secs: i64) -> Cmd {
     Cmd {
         db,
         kind: Kind::Expire,
         call: Call::Expire {
-            key: Arc::clone(key),
+            key: key.clone(),
             secs,
         },
     }
@@ -211,26 +312,43 @@ fn expire(db: u8, key: &Arc<str>, secs: i64) -> Cmd {
 
 /// Redis' reply to an XADD whose explicit ID is not above the stream's top.
 fn is_id_too_small(e: &Error) -> bool {
-    e.details().contains("equal or smaller than the target stream top item")
+    e.details()
+        .contains("equal or smaller than the target stream top item")
 }
 
 /// Worth sending again: the command may not have reached Redis.
 fn is_transient(e: &Error) -> bool {
     matches!(
         e.kind(),
-        ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled | ErrorKind::Backpressure | ErrorKind::Routing
+        ErrorKind::IO
+            | ErrorKind::Timeout
+            | ErrorKind::Canceled
+            | ErrorKind::Backpressure
+            | ErrorKind::Routing
     ) || e.details().starts_with("LOADING")
         || e.details().starts_with("BUSY")
 }
 
 async fn queue(p: &Pipeline<Client>, cmd: &Cmd) -> Result<(), Error> {
     match &cmd.call {
-        Call::Xadd { key, id, cap, fields } => {
+        Call::Xadd {
+            key,
+            id,
+            cap,
+            fields,
+        } => {
             let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, *cap))?;
-            p.xadd::<(), _, _, _, _>(&**key, false, cap, id.as_str(), fields.clone()).await
+            p.xadd::<(), _, _, _, _>(
+                key.clone(),
+                false,
+                cap,
+                XID::Manual(id.clone()),
+                fields.clone(),
+            )
+            .await
         }
-        Call::Hset { key, fields } => p.hset::<(), _, _>(&**key, fields.clone()).await,
-        Call::Expire { key, secs } => p.expire::<(), _>(&**key, *secs, None).await,
+        Call::Hset { key, fields } => p.hset::<(), _, _>(key.clone(), fields.clone()).await,
+        Call::Expire { key, secs } => p.expire::<(), _>(key.clone(), *secs, None).await,
     }
 }
 
@@ -265,8 +383,23 @@ async fn attempt(
                 stats.write_errors += 1;
             }
         }
-        let idx: Vec<usize> = idx.iter().copied().filter(|i| outcomes[*i] == Outcome::Pending).collect();
-        sends.push(async move { (idx, pipeline.try_all::<Value>().await) });
+        let idx: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|i| outcomes[*i] == Outcome::Pending)
+            .collect();
+        let client = pools.client(*db, lane)?;
+        sends.push(async move {
+            // fred 10.1 writes a pipeline as one router command and flushes the
+            // socket after each of its commands while nothing else is queued on
+            // the client (one writev per command). A PING queued right behind
+            // the pipeline keeps the queue non-empty while the pipeline is
+            // written, so the socket is flushed once, after the PING. `join!`
+            // polls in order: the pipeline is queued before the PING.
+            let (results, _) =
+                futures_util::join!(pipeline.try_all::<Value>(), client.ping::<Value>(None));
+            (idx, results)
+        });
     }
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
@@ -322,8 +455,9 @@ async fn write_batch(
             // Every key of the batch gets exactly one EXPIRE: count keys there.
             (Kind::Expire, _) => {
                 if let Call::Expire { key, .. } = &cmd.call {
-                    if !db.keys.contains(&**key) {
-                        db.keys.insert(key.to_string());
+                    let name = key.as_str_lossy();
+                    if !db.keys.contains(&*name) {
+                        db.keys.insert(name.into_owned());
                     }
                 }
             }

@@ -19,6 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fred::types::Key;
 use tickwire_core::config::Keys;
 use tickwire_core::{Config, Db, Event, Instrument};
 use tokio::sync::mpsc;
@@ -33,7 +34,10 @@ use lane::{LaneBatch, LaneSettings, RejectWrite, TickWrite};
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
     #[error("invalid Redis URL {url}: {source}")]
-    Url { url: String, source: fred::error::Error },
+    Url {
+        url: String,
+        source: fred::error::Error,
+    },
     #[error("cannot connect to Redis at {url} (db {db}): {source}")]
     Connect {
         url: String,
@@ -43,7 +47,10 @@ pub enum WriterError {
     #[error("no connection pool for db {0}")]
     NoPool(u8),
     #[error("Redis writes still failing after {attempts} attempts: {source}")]
-    Exhausted { attempts: u32, source: fred::error::Error },
+    Exhausted {
+        attempts: u32,
+        source: fred::error::Error,
+    },
     #[error("invalid key templates: {0}")]
     Keys(String),
     #[error("a writer lane stopped: {0}")]
@@ -53,7 +60,11 @@ pub enum WriterError {
 /// The logical DBs the writer writes to under `config` (connect these).
 pub fn writer_dbs(config: &Config) -> Vec<u8> {
     let d = &config.databases;
-    vec![d.get(Db::System), d.get(Db::Prices), d.get(Db::ContinuousMarket)]
+    vec![
+        d.get(Db::System),
+        d.get(Db::Prices),
+        d.get(Db::ContinuousMarket),
+    ]
 }
 
 /// An `Arc<Instrument>` compared by address: the parser interns instruments,
@@ -75,12 +86,12 @@ impl Hash for ByPtr {
 
 struct Route {
     stream: usize,
-    price_key: Arc<str>,
+    price_key: Key,
     lane: usize,
 }
 
 struct StreamState {
-    key: Arc<str>,
+    key: Key,
     seq: StreamIdSeq,
 }
 
@@ -90,8 +101,8 @@ struct Dispatcher {
     lanes: usize,
     routes: HashMap<ByPtr, Route>,
     streams: Vec<StreamState>,
-    stream_index: HashMap<Arc<str>, usize>,
-    deadletters: HashMap<Box<str>, (Arc<str>, StreamIdSeq, usize)>,
+    stream_index: HashMap<Key, usize>,
+    deadletters: HashMap<Box<str>, (Key, StreamIdSeq, usize)>,
     /// Exchange time of the latest tick: the time of a dead letter whose input
     /// carries none, so that its ID is as deterministic as a tick's.
     last_tick_ms: i64,
@@ -122,8 +133,8 @@ impl Dispatcher {
                 self.last_tick_ms = tick.exchange_ts_ms();
                 let lane = route.lane;
                 self.pending[lane].ticks.push(TickWrite {
-                    stream_key: Arc::clone(&stream.key),
-                    price_key: Arc::clone(&route.price_key),
+                    stream_key: stream.key.clone(),
+                    price_key: route.price_key.clone(),
                     id,
                     tick,
                 });
@@ -133,15 +144,17 @@ impl Dispatcher {
                 let (key, seq, lane) = match self.deadletters.get_mut(&*rejected.feed) {
                     Some(entry) => entry,
                     None => {
-                        let key: Arc<str> = self
-                            .keys
-                            .deadletter
-                            .render_one(&self.keys.prefix, "feed", &rejected.feed)
-                            .into();
+                        let key = Key::from(self.keys.deadletter.render_one(
+                            &self.keys.prefix,
+                            "feed",
+                            &rejected.feed,
+                        ));
                         let lane = lane_of(&rejected.feed, self.lanes);
-                        self.deadletters
-                            .entry(rejected.feed.clone())
-                            .or_insert((key, StreamIdSeq::default(), lane))
+                        self.deadletters.entry(rejected.feed.clone()).or_insert((
+                            key,
+                            StreamIdSeq::default(),
+                            lane,
+                        ))
                     }
                 };
                 let ms = rejected
@@ -151,7 +164,7 @@ impl Dispatcher {
                 let id = seq.next(ms);
                 let lane = *lane;
                 self.pending[lane].rejects.push(RejectWrite {
-                    key: Arc::clone(key),
+                    key: key.clone(),
                     id,
                     rejected,
                 });
@@ -174,14 +187,14 @@ impl Dispatcher {
                 _ => None,
             }
         };
-        let stream_key: Arc<str> = self.keys.tick_stream.render(&self.keys.prefix, value).into();
-        let price_key: Arc<str> = self.keys.last_price.render(&self.keys.prefix, value).into();
+        let stream_key = Key::from(self.keys.tick_stream.render(&self.keys.prefix, value));
+        let price_key = Key::from(self.keys.last_price.render(&self.keys.prefix, value));
         // Two instruments that render to the same stream share its ID sequence.
         let stream = match self.stream_index.get(&stream_key) {
             Some(i) => *i,
             None => {
                 self.streams.push(StreamState {
-                    key: Arc::clone(&stream_key),
+                    key: stream_key.clone(),
                     seq: StreamIdSeq::default(),
                 });
                 self.stream_index.insert(stream_key, self.streams.len() - 1);
@@ -206,10 +219,14 @@ pub async fn run(
     pools: Arc<RedisPools>,
     mut rx: mpsc::Receiver<Vec<Event>>,
 ) -> Result<WriterStats, WriterError> {
-    let keys = config
-        .keys
-        .compile()
-        .map_err(|e| WriterError::Keys(e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+    let keys = config.keys.compile().map_err(|e| {
+        WriterError::Keys(
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
     let lanes = pools.size().max(1);
     let d = &config.databases;
     let ttl = |db| i64::try_from(config.ttl.secs(db)).unwrap_or(i64::MAX);
@@ -230,7 +247,12 @@ pub async fn run(
         // Two batches queued per lane: one being written, one being filled.
         let (tx, lane_rx) = mpsc::channel(2);
         senders.push(tx);
-        tasks.spawn(lane::run_lane(lane, lane_rx, Arc::clone(&pools), settings.clone()));
+        tasks.spawn(lane::run_lane(
+            lane,
+            lane_rx,
+            Arc::clone(&pools),
+            settings.clone(),
+        ));
     }
     let mut dispatcher = Dispatcher {
         keys,
@@ -261,24 +283,11 @@ pub async fn run(
                         }
                     }
                 }
-                _ = flush.tick() => {
-                    for lane in 0..lanes {
-                        if !dispatcher.pending[lane].is_empty() {
-                            let batch = std::mem::take(&mut dispatcher.pending[lane]);
-                            send(&senders[lane], batch).await?;
-                        }
-                    }
-                }
+                _ = flush.tick() => flush_all(&mut dispatcher.pending, &senders).await?,
             }
         }
         // Input ended: flush what is left.
-        for lane in 0..lanes {
-            let batch = std::mem::take(&mut dispatcher.pending[lane]);
-            if !batch.is_empty() {
-                send(&senders[lane], batch).await?;
-            }
-        }
-        Ok(())
+        flush_all(&mut dispatcher.pending, &senders).await
     }
     .await;
     drop(senders);
@@ -303,6 +312,19 @@ pub async fn run(
         Some(e) => Err(e),
         None => Ok(stats),
     }
+}
+
+/// Hands every lane its partial batch.
+async fn flush_all(
+    pending: &mut [LaneBatch],
+    senders: &[mpsc::Sender<LaneBatch>],
+) -> Result<(), WriterError> {
+    for (batch, tx) in pending.iter_mut().zip(senders) {
+        if !batch.is_empty() {
+            send(tx, std::mem::take(batch)).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn send(tx: &mpsc::Sender<LaneBatch>, batch: LaneBatch) -> Result<(), WriterError> {

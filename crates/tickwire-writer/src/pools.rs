@@ -20,7 +20,10 @@ impl RedisPools {
     /// Connects a pool for each DB in `dbs`. Fails if Redis cannot be reached
     /// (the first connect is not retried); later drops are reconnected with
     /// exponential backoff, and every command has a timeout.
-    pub async fn connect(cfg: &RedisConfig, dbs: impl IntoIterator<Item = u8>) -> Result<Self, WriterError> {
+    pub async fn connect(
+        cfg: &RedisConfig,
+        dbs: impl IntoIterator<Item = u8>,
+    ) -> Result<Self, WriterError> {
         let base = Config::from_url(&cfg.url).map_err(|source| WriterError::Url {
             url: redact_url(&cfg.url),
             source,

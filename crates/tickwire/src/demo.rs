@@ -25,7 +25,11 @@ pub const SAMPLE_SPEC: (usize, usize, usize, u64, &str) = (6, 2, 200, 42, "2024-
 pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
     let server = tokio::task::spawn_blocking(RedisServer::start).await??;
     writeln!(out, "tickwire demo")?;
-    writeln!(out, "  started a private redis-server at {} (temporary; stopped at the end)", server.url())?;
+    writeln!(
+        out,
+        "  started a private redis-server at {} (temporary; stopped at the end)",
+        server.url()
+    )?;
     let dir = tempfile::tempdir()?;
     let sample = dir.path().join("sample-nse.jsonl.zst");
     std::fs::write(&sample, SAMPLE)?;
@@ -82,7 +86,10 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
         let ttl: i64 = client.ttl(k.clone()).await?;
         rows.insert(k.as_str().unwrap_or_default().to_string(), (h, ttl));
     }
-    writeln!(out, "\nLast price per instrument (db {prices_db}, HGETALL price:{{symbol}}):")?;
+    writeln!(
+        out,
+        "\nLast price per instrument (db {prices_db}, HGETALL price:{{symbol}}):"
+    )?;
     // The sample is NSE: show exchange time as the exchange's wall clock.
     let ist = jiff::tz::TimeZone::get("Asia/Kolkata").map_err(std::io::Error::other)?;
     let get = |h: &BTreeMap<String, String>, f: &str| h.get(f).cloned().unwrap_or_default();
@@ -91,7 +98,11 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
             .parse::<i64>()
             .ok()
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            .map(|t| t.to_zoned(ist.clone()).strftime("%Y-%m-%d %H:%M:%S%.3f IST").to_string())
+            .map(|t| {
+                t.to_zoned(ist.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S%.3f IST")
+                    .to_string()
+            })
             .unwrap_or_default();
         writeln!(
             out,
@@ -104,6 +115,9 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
     }
     let _ = client.quit().await;
     drop(server);
-    writeln!(out, "\nredis-server stopped; its temporary directory is removed.")?;
+    writeln!(
+        out,
+        "\nredis-server stopped; its temporary directory is removed."
+    )?;
     Ok(())
 }

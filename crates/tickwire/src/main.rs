@@ -14,14 +14,29 @@ use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_parse::Format;
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 
+// The writer allocates many small, short-lived buffers per command (fred's
+// frames); mimalloc handles that pattern far better than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
-#[command(name = "tickwire", version, about = "Market data into Redis: ticks, bars, indicators, volume")]
+#[command(
+    name = "tickwire",
+    version,
+    about = "Market data into Redis: ticks, bars, indicators, volume"
+)]
 struct Cli {
     /// Config file (TOML); built-in defaults (= config/tickwire.toml) when absent.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Redis URL, overriding the config file.
-    #[arg(long, global = true, value_name = "URL", env = "TICKWIRE_REDIS_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TICKWIRE_REDIS_URL",
+        hide_env_values = true
+    )]
     redis: Option<String>,
     /// Put before every key written (a backtest beside live data).
     #[arg(long, global = true, value_name = "PREFIX")]
@@ -124,7 +139,8 @@ fn synth(args: &SynthArgs) -> Result<()> {
     let n = match &args.out {
         None => write_ticks(&spec, &mut BufWriter::new(io::stdout().lock()))?,
         Some(path) => {
-            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             if path.extension().is_some_and(|e| e == "zst") {
                 let mut enc = zstd::Encoder::new(file, 19)?;
                 let n = write_ticks(&spec, &mut enc)?;

@@ -31,7 +31,11 @@ pub enum AppError {
 
 /// Replays `opts.files` into the Redis of `config`. Setting `stop` (Ctrl-C)
 /// stops reading; everything read is still written before this returns.
-pub async fn replay(config: &Config, opts: ReplayOptions, stop: Arc<AtomicBool>) -> Result<RunSummary, AppError> {
+pub async fn replay(
+    config: &Config,
+    opts: ReplayOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunSummary, AppError> {
     let started = Instant::now();
     let (tx, rx) = mpsc::channel(config.writer.channel_capacity);
     // Files first: a missing file fails before Redis is even asked.

@@ -31,7 +31,11 @@ impl RunSummary {
         let i = &self.ingest;
         let w = &self.writer;
         let mut s = String::new();
-        let status = if i.stopped_early { "stopped early (signal)" } else { "finished" };
+        let status = if i.stopped_early {
+            "stopped early (signal)"
+        } else {
+            "finished"
+        };
         let _ = writeln!(s, "replay {status} in {:.2} s", self.elapsed.as_secs_f64());
         let rows: [(&str, u64); 9] = [
             ("files read", i.files),
@@ -48,7 +52,11 @@ impl RunSummary {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
         let _ = writeln!(s, "  {:<16}{:>12.0}", "ticks/s", self.ticks_per_sec());
-        let _ = writeln!(s, "  {:>3}  {:<28}{:>8}{:>16}{:>13}", "db", "purpose", "keys", "stream entries", "hash writes");
+        let _ = writeln!(
+            s,
+            "  {:>3}  {:<28}{:>8}{:>16}{:>13}",
+            "db", "purpose", "keys", "stream entries", "hash writes"
+        );
         for (db, d) in &w.per_db {
             let _ = writeln!(
                 s,

@@ -45,24 +45,31 @@ impl<'a> BinanceTrade<'a> {
     /// Reads the fields of a trade or aggTrade event; `id_field` is `t` or `a`.
     fn from_value(v: &'a BorrowedValue<'a>, id_field: &str) -> Result<Self, FrameError> {
         let s = |k: &str| {
-            v.get_str(k)
-                .ok_or_else(|| FrameError::new("missing_field", format!("missing string field `{k}`")))
+            v.get_str(k).ok_or_else(|| {
+                FrameError::new("missing_field", format!("missing string field `{k}`"))
+            })
         };
         let n = |k: &str| {
-            v.get_i64(k)
-                .ok_or_else(|| FrameError::new("missing_field", format!("missing integer field `{k}`")))
+            v.get_i64(k).ok_or_else(|| {
+                FrameError::new("missing_field", format!("missing integer field `{k}`"))
+            })
         };
         let price = s("p")?;
         let qty = s("q")?;
         Ok(Self {
             symbol: s("s")?,
             id: v.get_u64(id_field).ok_or_else(|| {
-                FrameError::new("missing_field", format!("missing integer field `{id_field}`"))
+                FrameError::new(
+                    "missing_field",
+                    format!("missing integer field `{id_field}`"),
+                )
             })?,
-            price: decimal(price)
-                .ok_or_else(|| FrameError::new("bad_number", format!("`p` is not a number: {price:?}")))?,
-            qty: decimal(qty)
-                .ok_or_else(|| FrameError::new("bad_number", format!("`q` is not a number: {qty:?}")))?,
+            price: decimal(price).ok_or_else(|| {
+                FrameError::new("bad_number", format!("`p` is not a number: {price:?}"))
+            })?,
+            qty: decimal(qty).ok_or_else(|| {
+                FrameError::new("bad_number", format!("`q` is not a number: {qty:?}"))
+            })?,
             trade_time_ms: n("T")?,
             event_time_ms: v.get_i64("E").unwrap_or(0),
             buyer_is_maker: v.get_bool("m").unwrap_or(false),
@@ -115,7 +122,10 @@ impl BinanceDecoder {
         let root = simd_json::to_borrowed_value_with_buffers(&mut self.buf, &mut self.buffers)
             .map_err(|e| FrameError::new("json", format!("frame is not valid JSON: {e}")))?;
         if root.as_object().is_none() {
-            return Err(FrameError::new("unknown_message", "frame is not a JSON object"));
+            return Err(FrameError::new(
+                "unknown_message",
+                "frame is not a JSON object",
+            ));
         }
         // Combined streams wrap the event: {"stream":"..","data":{..}}.
         let event = match (root.get("stream"), root.get("data")) {
@@ -123,7 +133,10 @@ impl BinanceDecoder {
             _ => &root,
         };
         if event.as_object().is_none() {
-            return Err(FrameError::new("unknown_message", "`data` is not a JSON object"));
+            return Err(FrameError::new(
+                "unknown_message",
+                "`data` is not a JSON object",
+            ));
         }
         let trade = match event.get_str("e") {
             Some("trade") => BinanceTrade::from_value(event, "t")?,
@@ -139,11 +152,15 @@ impl BinanceDecoder {
                     out.push(Event::Skipped { feed: feed.into() });
                     return Ok(());
                 }
-                return Err(FrameError::new("unknown_message", "no event type `e` and not a known reply"));
+                return Err(FrameError::new(
+                    "unknown_message",
+                    "no event type `e` and not a known reply",
+                ));
             }
         };
         let tick = trade.to_tick(feed, recv_ns, instruments);
-        tick.validate().map_err(|e| FrameError::new("invalid_tick", e))?;
+        tick.validate()
+            .map_err(|e| FrameError::new("invalid_tick", e))?;
         out.push(Event::Tick(tick));
         Ok(())
     }
@@ -215,9 +232,18 @@ mod tests {
             ("{not json", "json"),
             ("[1,2]", "unknown_message"),
             (r#"{"hello":1}"#, "unknown_message"),
-            (r#"{"e":"trade","s":"X","t":1,"q":"1","T":1}"#, "missing_field"),
-            (r#"{"e":"trade","s":"X","t":1,"p":"abc","q":"1","T":1}"#, "bad_number"),
-            (r#"{"e":"trade","s":"X","t":1,"p":"-1","q":"1","T":1}"#, "invalid_tick"),
+            (
+                r#"{"e":"trade","s":"X","t":1,"q":"1","T":1}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"e":"trade","s":"X","t":1,"p":"abc","q":"1","T":1}"#,
+                "bad_number",
+            ),
+            (
+                r#"{"e":"trade","s":"X","t":1,"p":"-1","q":"1","T":1}"#,
+                "invalid_tick",
+            ),
         ];
         for (frame, kind) in cases {
             let (r, out) = decode(frame);

@@ -1,0 +1,273 @@
+//! The command line as a user runs it: exit codes, what it prints, what lands.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tickwire_testkit::RedisServer;
+
+fn tickwire() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
+    c.env_remove("TICKWIRE_REDIS_URL").env_remove("RUST_LOG");
+    c
+}
+
+fn run(c: &mut Command) -> (Output, String, String) {
+    let out = c.output().expect("tickwire runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "tickwire panicked: {stderr}");
+    (out, stdout, stderr)
+}
+
+fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+fn sample_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        "{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704080700100,\"ltp\":612.35,\"qty\":10}\n",
+    )
+    .unwrap();
+    p
+}
+
+/// The number after `label` in the summary table.
+fn summary_value(stdout: &str, label: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{label}` in summary:\n{stdout}"))
+}
+
+#[test]
+fn bad_config_is_rejected_naming_every_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[redis]\npool_size = 0\nurll = \"redis://x\"\n[databases]\nprices = 99\n[writer]\nflush_interval_ms = \"soon\"\n",
+    )
+    .unwrap();
+    let input = sample_file(dir.path(), "t.jsonl");
+    let (out, _, stderr) = run(tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("replay")
+        .arg(&input));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for field in [
+        "redis.pool_size",
+        "redis.urll",
+        "databases.prices",
+        "writer.flush_interval_ms",
+    ] {
+        assert!(
+            stderr.contains(&format!("`{field}`")),
+            "{field} not named in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("4 problems"), "{stderr}");
+}
+
+#[test]
+fn shipped_config_file_is_valid_and_equals_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tickwire.toml");
+    let overrides = tickwire_core::config::Overrides::default();
+    let loaded =
+        tickwire_core::Config::load(&path, &overrides).expect("config/tickwire.toml is valid");
+    assert_eq!(loaded, tickwire_core::Config::defaults(&overrides).unwrap());
+}
+
+#[test]
+fn missing_files_are_clear_errors_not_panics() {
+    let (out, _, stderr) = run(tickwire().args([
+        "--config",
+        "/nonexistent/tickwire.toml",
+        "replay",
+        "x.jsonl",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot read config file /nonexistent/tickwire.toml"),
+        "{stderr}"
+    );
+
+    let (out, _, stderr) = run(tickwire().args([
+        "--redis",
+        "redis://127.0.0.1:1",
+        "replay",
+        "/nonexistent/ticks.jsonl",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot open /nonexistent/ticks.jsonl"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreachable_redis_is_a_clear_error_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_file(dir.path(), "t.jsonl");
+    let started = Instant::now();
+    let (out, _, stderr) = run(tickwire()
+        .args(["--redis", "redis://:s3cret@127.0.0.1:1", "replay"])
+        .arg(&input));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot connect to Redis at redis://:***@127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn replay_takes_the_url_from_the_environment_and_prefixes_keys() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_file(dir.path(), "t.jsonl");
+    let (out, stdout, stderr) = run(tickwire()
+        .env("TICKWIRE_REDIS_URL", server.url())
+        .args(["--prefix", "bt:", "replay", "--max"])
+        .arg(&input));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_value(&stdout, "ticks written"), 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let len: u64 = rt.block_on(async {
+        use fred::prelude::*;
+        let c = server.client(4).await.unwrap();
+        c.xlen("bt:ticks:SBIN").await.unwrap()
+    });
+    assert_eq!(len, 1);
+}
+
+#[test]
+fn synth_reproduces_the_bundled_sample_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("again.jsonl");
+    let (m, d, n, seed, start) = tickwire::demo::SAMPLE_SPEC;
+    let (out, _, stderr) = run(tickwire()
+        .args([
+            "synth",
+            "--instruments",
+            &m.to_string(),
+            "--sessions",
+            &d.to_string(),
+        ])
+        .args([
+            "--ticks-per-session",
+            &n.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--start",
+            start,
+        ])
+        .arg("--out")
+        .arg(&out_path));
+    assert!(out.status.success(), "{stderr}");
+    let fresh = std::fs::read(&out_path).unwrap();
+    let bundled = zstd::decode_all(tickwire::demo::SAMPLE).unwrap();
+    assert_eq!(fresh.len(), bundled.len());
+    assert!(
+        fresh == bundled,
+        "the bundled sample is what tickwire synth generates"
+    );
+    assert_eq!(String::from_utf8(fresh).unwrap().lines().count(), m * d * n);
+}
+
+#[test]
+fn demo_starts_its_own_redis_replays_the_sample_and_shows_it() {
+    let (out, stdout, stderr) = run(tickwire().arg("demo"));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_value(&stdout, "ticks read"), 2400);
+    assert_eq!(summary_value(&stdout, "ticks written"), 2400);
+    assert!(
+        stdout.contains("6 keys: 6 stream; 2400 stream entries; 0 without TTL"),
+        "{stdout}"
+    );
+    for symbol in [
+        "RELIANCE",
+        "TCS",
+        "HDFCBANK",
+        "INFY",
+        "BANKNIFTY-FUT",
+        "NIFTY-FUT",
+    ] {
+        assert!(
+            stdout.contains(&format!("price:{symbol} ")),
+            "{symbol} missing:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("redis-server stopped"));
+}
+
+#[test]
+fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    let spec = tickwire_testkit::synth::SynthSpec {
+        instruments: 3,
+        sessions: 1,
+        ticks_per_session: 2_000,
+        seed: 3,
+        start: jiff::civil::date(2024, 1, 2),
+    };
+    tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
+        .unwrap();
+    // At 100x a 6 h 15 min session takes ~4 minutes: it is still running when stopped.
+    let mut child = tickwire()
+        .args(["--redis", &server.url(), "replay", "--speed", "100"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("stopped early"), "{stdout}");
+    let read = summary_value(&stdout, "ticks read");
+    let written = summary_value(&stdout, "ticks written");
+    assert!(read > 0 && read < 6_000, "stopped part-way: {read}");
+    assert_eq!(read, written, "everything read was written");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let in_redis: u64 = rt.block_on(async {
+        use fred::prelude::*;
+        let c = server.client(4).await.unwrap();
+        let mut n = 0;
+        for s in ["RELIANCE", "TCS", "HDFCBANK"] {
+            n += c.xlen::<u64, _>(format!("ticks:{s}")).await.unwrap();
+        }
+        n
+    });
+    assert_eq!(in_redis, written);
+}

@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: run a replay into a private
+//! redis-server and read back what landed.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use fred::prelude::*;
+use tickwire::RunSummary;
+use tickwire_core::config::Overrides;
+use tickwire_core::Config;
+use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::RedisServer;
+
+pub fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+pub fn config(server: &RedisServer, extra_toml: &str) -> Config {
+    Config::from_toml(
+        extra_toml,
+        &Overrides {
+            redis_url: Some(server.url()),
+            prefix: None,
+        },
+    )
+    .expect("test config is valid")
+}
+
+pub async fn replay(config: &Config, files: &[PathBuf]) -> RunSummary {
+    replay_with(config, files, None).await
+}
+
+pub async fn replay_with(config: &Config, files: &[PathBuf], symbol: Option<&str>) -> RunSummary {
+    let opts = ReplayOptions {
+        files: files.to_vec(),
+        format: None,
+        symbol: symbol.map(str::to_string),
+        pace: Pace::Max,
+        max_raw: config.streams.deadletter_raw_bytes,
+        chunk_events: 7,
+    };
+    tickwire::replay(config, opts, Arc::new(AtomicBool::new(false)))
+        .await
+        .expect("replay succeeds")
+}
+
+pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    if name.ends_with(".zst") {
+        std::fs::write(&path, zstd::encode_all(body.as_bytes(), 3).unwrap()).unwrap();
+    } else {
+        std::fs::write(&path, body).unwrap();
+    }
+    path
+}
+
+pub type Entries = Vec<(String, HashMap<String, String>)>;
+
+pub async fn xrange(client: &Client, key: &str) -> Entries {
+    client.xrange(key, "-", "+", None).await.unwrap()
+}
+
+pub async fn hgetall(client: &Client, key: &str) -> HashMap<String, String> {
+    client.hgetall(key).await.unwrap()
+}
+
+pub async fn ttl(client: &Client, key: &str) -> i64 {
+    client.ttl(key).await.unwrap()
+}
+
+/// Every key of a DB with its type and TTL, found with SCAN.
+pub async fn keys(client: &Client) -> Vec<String> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut scan = client.scan_buffered("*", Some(1000), None);
+    while let Some(k) = scan.next().await {
+        out.push(k.unwrap().as_str().unwrap().to_string());
+    }
+    out.sort();
+    out
+}
+
+/// Asserts the key expires within the default 16 h TTL.
+pub async fn assert_ttl(client: &Client, key: &str) {
+    let t = ttl(client, key).await;
+    assert!(t > 57_000 && t <= 57_600, "{key} has TTL {t}");
+}
+
+pub fn field<'a>(e: &'a (String, HashMap<String, String>), f: &str) -> &'a str {
+    e.1.get(f)
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("entry {} has no {f}: {:?}", e.0, e.1))
+}

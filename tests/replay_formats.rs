@@ -1,0 +1,289 @@
+//! Each input format replayed into a private redis-server lands the right
+//! stream entries (count, IDs, fields) and last-price hashes, with TTLs.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn tick_json_lines_land_with_deterministic_ids_and_last_prices() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // Two ticks of SBIN in one millisecond (seq 0, 1); a clock step back (clamped
+    // to the last ID); one TCS tick with bid/ask; SBIN ends at 613.
+    let file = write(
+        dir.path(),
+        "ticks.jsonl",
+        concat!(
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"SBIN","security_id":"3045","ts":1704080700100,"ltp":612.35,"qty":10,"vol":10}"#,
+            "\n",
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"SBIN","security_id":"3045","ts":1704080700100,"ltp":612.4,"qty":5,"vol":15}"#,
+            "\n",
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"TCS","ts":1704080700200,"ltp":3800.05,"qty":1,"bid":3800,"ask":3800.1}"#,
+            "\n",
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"SBIN","security_id":"3045","ts":1704080700050,"ltp":612.45,"qty":1,"vol":16}"#,
+            "\n",
+            r#"{"exchange":"NSE","segment":"NSE_EQ","symbol":"SBIN","security_id":"3045","ts":1704080701000,"ltp":613,"qty":2,"vol":18}"#,
+            "\n",
+        ),
+    );
+    let cfg = config(&server, "");
+    let s = replay(&cfg, &[file]).await;
+    assert_eq!(
+        (s.ingest.ticks, s.writer.ticks_written, s.writer.duplicates),
+        (5, 5, 0)
+    );
+
+    let db4 = server.client(4).await.unwrap();
+    let sbin = xrange(&db4, "ticks:SBIN").await;
+    let ids: Vec<&str> = sbin.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "1704080700100-0",
+            "1704080700100-1",
+            "1704080700100-2",
+            "1704080701000-0"
+        ]
+    );
+    assert_eq!(field(&sbin[0], "ltp"), "612.35");
+    assert_eq!(field(&sbin[0], "qty"), "10");
+    assert_eq!(field(&sbin[0], "ts"), "1704080700100");
+    assert_eq!(field(&sbin[0], "vol"), "10");
+    assert!(!sbin[0].1.contains_key("bid"), "no bid was given");
+    // The stepped-back tick keeps its own exchange time in `ts`.
+    assert_eq!(field(&sbin[2], "ts"), "1704080700050");
+    let tcs = xrange(&db4, "ticks:TCS").await;
+    assert_eq!(tcs.len(), 1);
+    assert_eq!(
+        (field(&tcs[0], "bid"), field(&tcs[0], "ask")),
+        ("3800", "3800.1")
+    );
+    assert_ttl(&db4, "ticks:SBIN").await;
+    assert_ttl(&db4, "ticks:TCS").await;
+
+    let db2 = server.client(2).await.unwrap();
+    let price = hgetall(&db2, "price:SBIN").await;
+    assert_eq!(price["ltp"], "613");
+    assert_eq!(price["ts"], "1704080701000");
+    assert_eq!(price["vol"], "18");
+    assert_eq!(price["exchange"], "NSE");
+    let tcs_price = hgetall(&db2, "price:TCS").await;
+    assert_eq!(
+        (tcs_price["bid"].as_str(), tcs_price["ask"].as_str()),
+        ("3800", "3800.1")
+    );
+    assert_ttl(&db2, "price:SBIN").await;
+    // Nothing was written to the wrong DB.
+    assert!(keys(&server.client(0).await.unwrap()).await.is_empty());
+    assert_eq!(keys(&db2).await, ["price:SBIN", "price:TCS"]);
+    assert_eq!(keys(&db4).await, ["ticks:SBIN", "ticks:TCS"]);
+}
+
+#[tokio::test]
+async fn recorded_binance_frames_land_trades_and_skip_other_streams() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |data: &str| {
+        serde_json::json!({"recv_ns": 1_704_067_200_500_000_000i64, "feed": "binance", "data": data}).to_string()
+    };
+    let lines = [
+        frame(
+            r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1704067200124,"s":"BTCUSDT","t":100,"p":"42283.58000000","q":"0.00118000","T":1704067200123,"m":false,"M":true}}"#,
+        ),
+        frame(
+            r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1704067200130,"s":"BTCUSDT","a":7,"p":"42283.60000000","q":"0.50000000","f":101,"l":103,"T":1704067200129,"m":true,"M":true}}"#,
+        ),
+        frame(
+            r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1704067200131,"s":"BTCUSDT","U":1,"u":2,"b":[["42283.5","1"]],"a":[]}}"#,
+        ),
+        frame(
+            r#"{"e":"aggTrade","E":1704067200140,"s":"ETHUSDT","a":9,"p":"2281.5","q":"1.25","f":1,"l":1,"T":1704067200139,"m":false}"#,
+        ),
+        frame(r#"{"result":null,"id":1}"#),
+    ];
+    let file = write(dir.path(), "capture.jsonl.zst", &(lines.join("\n") + "\n"));
+    let s = replay(&config(&server, ""), &[file]).await;
+    assert_eq!(
+        (s.ingest.ticks, s.ingest.skipped, s.ingest.rejected),
+        (3, 2, 0)
+    );
+    assert_eq!(s.writer.ticks_written, 3);
+
+    let db4 = server.client(4).await.unwrap();
+    let btc = xrange(&db4, "ticks:BTCUSDT").await;
+    let ids: Vec<&str> = btc.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(ids, ["1704067200123-0", "1704067200129-0"]);
+    assert_eq!(
+        (field(&btc[0], "ltp"), field(&btc[0], "qty")),
+        ("42283.58", "0.00118")
+    );
+    assert_eq!(
+        (field(&btc[1], "ltp"), field(&btc[1], "qty")),
+        ("42283.6", "0.5")
+    );
+    assert_eq!(xrange(&db4, "ticks:ETHUSDT").await.len(), 1);
+    let db2 = server.client(2).await.unwrap();
+    let p = hgetall(&db2, "price:BTCUSDT").await;
+    assert_eq!(
+        (p["ltp"].as_str(), p["exchange"].as_str()),
+        ("42283.6", "binance")
+    );
+    assert_ttl(&db2, "price:ETHUSDT").await;
+    assert!(
+        keys(&server.client(0).await.unwrap()).await.is_empty(),
+        "skips are not dead letters"
+    );
+}
+
+#[tokio::test]
+async fn binance_trade_dump_csv_with_ms_and_us_times_and_zstd() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "BTCUSDT-trades-2024-01-01.csv.zst",
+        "3380000001,42283.58,0.00118,49.8946244,1704067200123,false,true\n\
+         3380000002,42283.59,0.01000,422.8359,1704067200123456,true,true\n\
+         3380000003,42283.10,0.20000,8456.62,1704067201000,true,true\n",
+    );
+    let s = replay(&config(&server, ""), &[file]).await;
+    assert_eq!(s.writer.ticks_written, 3);
+    let db4 = server.client(4).await.unwrap();
+    let e = xrange(&db4, "ticks:BTCUSDT").await;
+    let ids: Vec<&str> = e.iter().map(|e| e.0.as_str()).collect();
+    // The µs time lands in the same millisecond as the first trade.
+    assert_eq!(
+        ids,
+        ["1704067200123-0", "1704067200123-1", "1704067201000-0"]
+    );
+    assert_eq!(field(&e[2], "ltp"), "42283.1");
+    assert_eq!(field(&e[2], "qty"), "0.2");
+    let p = hgetall(&server.client(2).await.unwrap(), "price:BTCUSDT").await;
+    assert_eq!(
+        (p["ltp"].as_str(), p["ts"].as_str()),
+        ("42283.1", "1704067201000")
+    );
+
+    // A dump whose name does not say the symbol takes --symbol.
+    let other = write(
+        dir.path(),
+        "dump.csv",
+        "1,2281.5,1.5,3422.25,1704067202000,false,true\n",
+    );
+    let s = replay_with(&config(&server, ""), &[other], Some("ethusdt")).await;
+    assert_eq!(s.writer.ticks_written, 1);
+    assert_eq!(xrange(&db4, "ticks:ETHUSDT").await.len(), 1);
+}
+
+#[tokio::test]
+async fn tardis_trades_csv() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "trades.csv",
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
+         binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132\n\
+         binance-futures,BTCUSDT,1582329602111999,1582329602418420,42377945,sell,9681.5,0.412\n\
+         binance-futures,ETHUSDT,1582329603000000,1582329603100000,1,buy,265.1,2\n",
+    );
+    let s = replay(&config(&server, ""), &[file]).await;
+    assert_eq!(
+        (s.ingest.lines, s.ingest.ticks, s.writer.ticks_written),
+        (4, 3, 3)
+    );
+    let db4 = server.client(4).await.unwrap();
+    let e = xrange(&db4, "ticks:BTCUSDT").await;
+    let ids: Vec<&str> = e.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(ids, ["1582329602111-0", "1582329602111-1"]);
+    assert_eq!(
+        (field(&e[1], "ltp"), field(&e[1], "qty")),
+        ("9681.5", "0.412")
+    );
+    let p = hgetall(&server.client(2).await.unwrap(), "price:ETHUSDT").await;
+    assert_eq!(
+        (p["ltp"].as_str(), p["exchange"].as_str()),
+        ("265.1", "binance-futures")
+    );
+}
+
+#[tokio::test]
+async fn prefix_and_custom_templates_and_dbs_apply_to_every_key() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704080700100,\"ltp\":612.35,\"qty\":10}\n{broken\n",
+    );
+    let cfg = config(
+        &server,
+        "[keys]\nprefix = \"bt:\"\ntick_stream = \"t:{exchange}:{symbol}\"\n\
+         [databases]\ncontinuous_market = 7\nprices = 9\nsystem = 1\n\
+         [ttl]\ndefault = 3600\n[ttl.override]\nprices = 60\n",
+    );
+    let s = replay(&cfg, &[file]).await;
+    assert_eq!((s.writer.ticks_written, s.writer.deadlettered), (1, 1));
+    let db7 = server.client(7).await.unwrap();
+    assert_eq!(keys(&db7).await, ["bt:t:NSE:SBIN"]);
+    let t = ttl(&db7, "bt:t:NSE:SBIN").await;
+    assert!(t > 3500 && t <= 3600, "{t}");
+    let db9 = server.client(9).await.unwrap();
+    assert_eq!(keys(&db9).await, ["bt:price:SBIN"]);
+    let t = ttl(&db9, "bt:price:SBIN").await;
+    assert!(t > 0 && t <= 60, "{t}");
+    assert_eq!(
+        keys(&server.client(1).await.unwrap()).await,
+        ["bt:deadletter:tickwire"]
+    );
+    for db in [0, 2, 4] {
+        assert!(
+            keys(&server.client(db).await.unwrap()).await.is_empty(),
+            "db {db} untouched"
+        );
+    }
+}
+
+#[tokio::test]
+async fn last_price_hash_does_not_depend_on_batch_boundaries() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // The last tick carries no bid/ask/vol: the hash keeps those of the tick before.
+    let file = write(
+        dir.path(),
+        "t.jsonl",
+        concat!(
+            r#"{"exchange":"NSE","symbol":"SBIN","ts":1704080700100,"ltp":612.35,"qty":10,"vol":10,"bid":612.3,"ask":612.4}"#,
+            "\n",
+            r#"{"exchange":"NSE","symbol":"SBIN","ts":1704080700200,"ltp":612.45,"qty":5,"vol":15,"bid":612.4,"ask":612.5}"#,
+            "\n",
+            r#"{"exchange":"NSE","symbol":"SBIN","ts":1704080700300,"ltp":612.5,"qty":1}"#,
+            "\n",
+        ),
+    );
+    for (prefix, batch) in [("one:", 1), ("all:", 1000)] {
+        let cfg = config(
+            &server,
+            &format!("[keys]\nprefix = \"{prefix}\"\n[writer]\nbatch_size = {batch}\n"),
+        );
+        assert_eq!(
+            replay(&cfg, std::slice::from_ref(&file))
+                .await
+                .writer
+                .ticks_written,
+            3
+        );
+    }
+    let db2 = server.client(2).await.unwrap();
+    let one = hgetall(&db2, "one:price:SBIN").await;
+    assert_eq!(one, hgetall(&db2, "all:price:SBIN").await);
+    assert_eq!(
+        (
+            one["ltp"].as_str(),
+            one["vol"].as_str(),
+            one["bid"].as_str()
+        ),
+        ("612.5", "15", "612.4")
+    );
+}
