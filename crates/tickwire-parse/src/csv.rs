@@ -18,21 +18,12 @@ pub fn decode_binance(
     instruments: &mut InstrumentCache,
     max_raw: usize,
 ) -> Option<Event> {
-    let reject = |t, e: String| {
-        Some(Event::Rejected(Rejected::new(
-            "binance", t, e, line, max_raw, None,
-        )))
+    let reject = |t, e: String| Some(reject("binance", t, e, line, max_raw));
+    let f = match split(line, "id,", &[6, 7]) {
+        Ok(Some(f)) => f,
+        Ok(None) => return None,
+        Err((t, e)) => return reject(t, e),
     };
-    let Ok(text) = std::str::from_utf8(line) else {
-        return reject("encoding", "line is not UTF-8".into());
-    };
-    if text.starts_with("id,") {
-        return None;
-    }
-    let f: Vec<&str> = text.split(',').collect();
-    if !matches!(f.len(), 6 | 7) {
-        return reject("csv", format!("expected 6 or 7 fields, got {}", f.len()));
-    }
     let Some(price) = decimal(f[1]) else {
         return reject("bad_number", format!("price is not a number: {:?}", f[1]));
     };
@@ -67,21 +58,12 @@ pub fn decode_tardis(
     instruments: &mut InstrumentCache,
     max_raw: usize,
 ) -> Option<Event> {
-    let reject = |t, e: String| {
-        Some(Event::Rejected(Rejected::new(
-            "tardis", t, e, line, max_raw, None,
-        )))
+    let reject = |t, e: String| Some(reject("tardis", t, e, line, max_raw));
+    let f = match split(line, "exchange,symbol,", &[8]) {
+        Ok(Some(f)) => f,
+        Ok(None) => return None,
+        Err((t, e)) => return reject(t, e),
     };
-    let Ok(text) = std::str::from_utf8(line) else {
-        return reject("encoding", "line is not UTF-8".into());
-    };
-    if text.starts_with("exchange,symbol,") {
-        return None;
-    }
-    let f: Vec<&str> = text.split(',').collect();
-    if f.len() != 8 {
-        return reject("csv", format!("expected 8 fields, got {}", f.len()));
-    }
     if f[0].is_empty() || f[1].is_empty() {
         return reject(
             "missing_field",
@@ -120,10 +102,43 @@ pub fn decode_tardis(
     Some(finish(tick, "tardis", line, max_raw))
 }
 
+/// Splits a CSV line into its fields: `None` for the header line (starting
+/// with `header`), an error for text that is not UTF-8 or a wrong field count.
+fn split<'a>(
+    line: &'a [u8],
+    header: &str,
+    counts: &[usize],
+) -> Result<Option<Vec<&'a str>>, (&'static str, String)> {
+    let text =
+        std::str::from_utf8(line).map_err(|_| ("encoding", "line is not UTF-8".to_string()))?;
+    if text.starts_with(header) {
+        return Ok(None);
+    }
+    let f: Vec<&str> = text.split(',').collect();
+    if !counts.contains(&f.len()) {
+        let expected: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        return Err((
+            "csv",
+            format!("expected {} fields, got {}", expected.join(" or "), f.len()),
+        ));
+    }
+    Ok(Some(f))
+}
+
+fn reject(
+    feed: &str,
+    error_type: &'static str,
+    error: String,
+    line: &[u8],
+    max_raw: usize,
+) -> Event {
+    Event::Rejected(Rejected::new(feed, error_type, error, line, max_raw, None))
+}
+
 fn finish(tick: Tick, feed: &str, line: &[u8], max_raw: usize) -> Event {
     match tick.validate() {
         Ok(()) => Event::Tick(tick),
-        Err(e) => Event::Rejected(Rejected::new(feed, "invalid_tick", e, line, max_raw, None)),
+        Err(e) => reject(feed, "invalid_tick", e.to_string(), line, max_raw),
     }
 }
 

@@ -169,6 +169,13 @@ mod tests {
         }
     }
 
+    /// The raw text of a numeric field of a generated JSON line.
+    fn field<'a>(line: &'a str, name: &str) -> &'a str {
+        let start = line.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        let rest = &line[start..];
+        &rest[..rest.find([',', '}']).unwrap()]
+    }
+
     #[test]
     fn deterministic_and_well_formed() {
         let mut a = Vec::new();
@@ -179,24 +186,10 @@ mod tests {
         let text = String::from_utf8(a).unwrap();
         let mut last_ts = 0;
         for line in text.lines() {
-            let ts: i64 = line
-                .split("\"ts\":")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let ts: i64 = field(line, "ts").parse().unwrap();
             assert!(ts >= last_ts);
             last_ts = ts;
-            let ltp = line
-                .split("\"ltp\":")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap();
+            let ltp = field(line, "ltp");
             let paise: i64 = ltp.replace('.', "").parse().unwrap();
             assert_eq!(paise % 5, 0, "{ltp} is not on the 0.05 grid");
         }
@@ -215,15 +208,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let tz = TimeZone::get("Asia/Kolkata").unwrap();
         for line in text.lines() {
-            let ts: i64 = line
-                .split("\"ts\":")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let ts: i64 = field(line, "ts").parse().unwrap();
             let local = jiff::Timestamp::from_millisecond(ts)
                 .unwrap()
                 .to_zoned(tz.clone());

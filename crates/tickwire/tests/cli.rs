@@ -271,3 +271,15 @@ fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
     });
     assert_eq!(in_redis, written);
 }
+
+#[test]
+fn demo_without_redis_server_names_the_package_to_install() {
+    let empty = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(tickwire()
+        .arg("demo")
+        .env("PATH", empty.path())
+        .env_remove("TICKWIRE_REDIS_SERVER"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("redis-server was not found"), "{stderr}");
+    assert!(stderr.contains("apt-get install redis-server"), "{stderr}");
+}
