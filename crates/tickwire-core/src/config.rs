@@ -97,7 +97,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
-            pool_size: 2,
+            pool_size: 4,
             connect_timeout_ms: 5_000,
             command_timeout_ms: 10_000,
             reconnect_max_delay_ms: 30_000,

@@ -329,33 +329,27 @@ fn is_transient(e: &Error) -> bool {
         || e.details().starts_with("BUSY")
 }
 
-async fn queue(p: &Pipeline<Client>, cmd: &Cmd) -> Result<(), Error> {
-    match &cmd.call {
+async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
+    match call {
         Call::Xadd {
             key,
             id,
             cap,
             fields,
         } => {
-            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, *cap))?;
-            p.xadd::<(), _, _, _, _>(
-                key.clone(),
-                false,
-                cap,
-                XID::Manual(id.clone()),
-                fields.clone(),
-            )
-            .await
+            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, cap))?;
+            p.xadd::<(), _, _, _, _>(key, false, cap, XID::Manual(id), fields)
+                .await
         }
-        Call::Hset { key, fields } => p.hset::<(), _, _>(key.clone(), fields.clone()).await,
-        Call::Expire { key, secs } => p.expire::<(), _>(key.clone(), *secs, None).await,
+        Call::Hset { key, fields } => p.hset::<(), _, _>(key, fields).await,
+        Call::Expire { key, secs } => p.expire::<(), _>(key, secs, None).await,
     }
 }
 
 /// Sends the pending commands of `cmds`, one pipeline per DB, all DBs at once.
 /// Returns the last transient error if any command is still pending.
 async fn attempt(
-    cmds: &[Cmd],
+    cmds: Vec<Cmd>,
     outcomes: &mut [Outcome],
     pools: &RedisPools,
     lane: usize,
@@ -371,13 +365,17 @@ async fn attempt(
             None => by_db.push((c.db, vec![i])),
         }
     }
+    let mut calls: Vec<Option<Call>> = cmds.into_iter().map(|c| Some(c.call)).collect();
     let mut sends = Vec::with_capacity(by_db.len());
     for (db, idx) in &by_db {
         let pipeline = pools.client(*db, lane)?.pipeline();
         for &i in idx {
+            let Some(call) = calls[i].take() else {
+                continue;
+            };
             // Queuing only buffers the command; it fails only for an argument
             // fred cannot encode, which is final for that command.
-            if let Err(e) = queue(&pipeline, &cmds[i]).await {
+            if let Err(e) = queue(&pipeline, call).await {
                 tracing::warn!(db, error = %e, "command could not be queued");
                 outcomes[i] = Outcome::Failed;
                 stats.write_errors += 1;
@@ -398,12 +396,12 @@ async fn attempt(
             // polls in order: the pipeline is queued before the PING.
             let (results, _) =
                 futures_util::join!(pipeline.try_all::<Value>(), client.ping::<Value>(None));
-            (idx, results)
+            (*db, idx, results)
         });
     }
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
-    for (idx, results) in join_all(sends).await {
+    for (db, idx, results) in join_all(sends).await {
         for (n, i) in idx.into_iter().enumerate() {
             let Some(result) = results.get(n) else {
                 continue;
@@ -416,7 +414,7 @@ async fn attempt(
                     Outcome::Pending
                 }
                 Err(e) => {
-                    tracing::warn!(db = cmds[i].db, error = %e, "Redis refused a write");
+                    tracing::warn!(db, error = %e, "Redis refused a write");
                     stats.write_errors += 1;
                     Outcome::Failed
                 }
@@ -434,10 +432,28 @@ async fn write_batch(
     s: &LaneSettings,
     stats: &mut WriterStats,
 ) -> Result<(), WriterError> {
+    // The commands go to fred by value; a retry plans the batch again (the plan
+    // is a pure function of the batch) and sends only what is still pending.
     let cmds = plan(&batch, s);
+    let meta: Vec<(u8, Kind, Option<Key>)> = cmds
+        .iter()
+        .map(|c| match &c.call {
+            Call::Expire { key, .. } => (c.db, c.kind, Some(key.clone())),
+            _ => (c.db, c.kind, None),
+        })
+        .collect();
     let mut outcomes = vec![Outcome::Pending; cmds.len()];
     let mut tries = 0;
-    while let Some(err) = attempt(&cmds, &mut outcomes, pools, lane, stats).await? {
+    let mut next = Some(cmds);
+    while let Some(err) = attempt(
+        next.take().unwrap_or_else(|| plan(&batch, s)),
+        &mut outcomes,
+        pools,
+        lane,
+        stats,
+    )
+    .await?
+    {
         tries += 1;
         if tries > s.max_retries {
             return Err(WriterError::Exhausted {
@@ -449,12 +465,12 @@ async fn write_batch(
         tracing::warn!(lane, attempt = tries, error = %err, "Redis write failed, retrying");
         tokio::time::sleep(backoff).await;
     }
-    for (cmd, outcome) in cmds.iter().zip(&outcomes) {
-        let db = stats.db(cmd.db);
-        match (cmd.kind, outcome) {
+    for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
+        let db = stats.db(db);
+        match (kind, outcome) {
             // Every key of the batch gets exactly one EXPIRE: count keys there.
             (Kind::Expire, _) => {
-                if let Call::Expire { key, .. } = &cmd.call {
+                if let Some(key) = key {
                     let name = key.as_str_lossy();
                     if !db.keys.contains(&*name) {
                         db.keys.insert(name.into_owned());
