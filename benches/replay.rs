@@ -19,6 +19,10 @@ use tickwire_parse::{Format, LineDecoder, SourceMeta};
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 use tickwire_testkit::RedisServer;
 
+// The same allocator as the tickwire binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn meta(format: Format) -> SourceMeta {
     SourceMeta {
         format,
