@@ -117,13 +117,17 @@ async fn replaying_twice_leaves_redis_exactly_as_after_the_first_run() {
     }
 }
 
-/// Every key of DBs 0, 2 and 4 with its full content.
+/// Every key of DBs 0, 2 and 4 (ticks, bars, indicators, prices, dead letters)
+/// with its full content.
 async fn snapshot(server: &tickwire_testkit::RedisServer) -> Vec<(u8, String, String)> {
     let mut out = Vec::new();
     for db in [0u8, 2, 4] {
         let c = server.client(db).await.unwrap();
         for k in keys(&c).await {
-            let content = if k.starts_with("price:") {
+            let kind: String = fred::prelude::KeysInterface::r#type(&c, k.as_str())
+                .await
+                .unwrap();
+            let content = if kind == "hash" {
                 let mut h: Vec<_> = hgetall(&c, &k).await.into_iter().collect();
                 h.sort();
                 format!("{h:?}")

@@ -77,7 +77,29 @@ async fn tick_json_lines_land_with_deterministic_ids_and_last_prices() {
     // Nothing was written to the wrong DB.
     assert!(keys(&server.client(0).await.unwrap()).await.is_empty());
     assert_eq!(keys(&db2).await, ["price:SBIN", "price:TCS"]);
-    assert_eq!(keys(&db4).await, ["ticks:SBIN", "ticks:TCS"]);
+    // Ticks, and what the state stage made of them: a bar of each minute and
+    // the session VWAP (too few bars for RSI and ATR).
+    assert_eq!(
+        keys(&db4).await,
+        [
+            "bars:1m:SBIN",
+            "bars:1m:SBIN:forming",
+            "bars:1m:TCS",
+            "bars:1m:TCS:forming",
+            "indicator:vwap:SBIN",
+            "indicator:vwap:TCS",
+            "ticks:SBIN",
+            "ticks:TCS"
+        ]
+    );
+    // All four SBIN ticks fall in one minute: one bar, closed when the input ends.
+    assert_eq!(xrange(&db4, "bars:1m:SBIN").await.len(), 1);
+    let vwap = hgetall(&db4, "indicator:vwap:SBIN").await;
+    let expected = (612.35 * 10.0 + 612.4 * 5.0 + 612.45 * 1.0 + 613.0 * 2.0) / 18.0;
+    assert!(
+        (vwap["value"].parse::<f64>().unwrap() - expected).abs() < 1e-9,
+        "{vwap:?}"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +248,15 @@ async fn prefix_and_custom_templates_and_dbs_apply_to_every_key() {
     let s = replay(&cfg, &[file]).await;
     assert_eq!((s.writer.ticks_written, s.writer.deadlettered), (1, 1));
     let db7 = server.client(7).await.unwrap();
-    assert_eq!(keys(&db7).await, ["bt:t:NSE:SBIN"]);
+    assert_eq!(
+        keys(&db7).await,
+        [
+            "bt:bars:1m:SBIN",
+            "bt:bars:1m:SBIN:forming",
+            "bt:indicator:vwap:SBIN",
+            "bt:t:NSE:SBIN"
+        ]
+    );
     let t = ttl(&db7, "bt:t:NSE:SBIN").await;
     assert!(t > 3500 && t <= 3600, "{t}");
     let db9 = server.client(9).await.unwrap();

@@ -73,6 +73,71 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub keys: KeysConfig,
     pub writer: WriterConfig,
+    pub bars: BarsConfig,
+    pub indicators: IndicatorsConfig,
+}
+
+/// `[bars]`: the bar intervals built for every instrument.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BarsConfig {
+    /// `30s`, `1m`, `5m`, `1h`, ... (several at once).
+    pub intervals: Vec<String>,
+}
+
+impl Default for BarsConfig {
+    fn default() -> Self {
+        Self {
+            intervals: vec!["1m".into()],
+        }
+    }
+}
+
+/// Which engine computes the indicators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// In process, in Rust.
+    Inline,
+    /// Lua scripts in Redis (EVALSHA), state kept in Redis.
+    Lua,
+}
+
+/// `[indicators]`: RSI and ATR on closed bars of one interval, VWAP per tick.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndicatorsConfig {
+    pub engine: Engine,
+    /// The bar interval RSI and ATR are computed on; one of `bars.intervals`.
+    pub interval: String,
+    pub rsi_period: u32,
+    pub atr_period: u32,
+}
+
+impl Default for IndicatorsConfig {
+    fn default() -> Self {
+        Self {
+            engine: Engine::Inline,
+            interval: "1m".into(),
+            rsi_period: 14,
+            atr_period: 14,
+        }
+    }
+}
+
+/// Length of a bar interval label in ms: `<n>s`, `<n>m`, `<n>h`, `<n>d` with
+/// n > 0; `None` for anything else.
+pub fn interval_ms(label: &str) -> Option<i64> {
+    let unit = label.chars().last()?;
+    let n: i64 = label[..label.len() - unit.len_utf8()].parse().ok()?;
+    let per = match unit {
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
+        _ => return None,
+    };
+    (n > 0).then(|| n.checked_mul(per)).flatten()
 }
 
 /// `[redis]`: where to write and how the connections behave.
@@ -225,6 +290,8 @@ pub struct KeysConfig {
     pub tick_stream: String,
     pub last_price: String,
     pub bar_stream: String,
+    /// The forming bar's latest state, beside its stream.
+    pub bar_forming: String,
     pub indicator: String,
     pub volume_bucket: String,
     pub volume_baseline: String,
@@ -240,6 +307,7 @@ impl Default for KeysConfig {
             tick_stream: "ticks:{symbol}".into(),
             last_price: "price:{symbol}".into(),
             bar_stream: "bars:{interval}:{symbol}".into(),
+            bar_forming: "bars:{interval}:{symbol}:forming".into(),
             indicator: "indicator:{name}:{symbol}".into(),
             volume_bucket: "volume:bucket:{symbol}:{session}:{HH}:{MM}".into(),
             volume_baseline: "volume:baseline:{symbol}:{HH}:{MM}".into(),
@@ -257,6 +325,7 @@ pub struct Keys {
     pub tick_stream: KeyTemplate,
     pub last_price: KeyTemplate,
     pub bar_stream: KeyTemplate,
+    pub bar_forming: KeyTemplate,
     pub indicator: KeyTemplate,
     pub volume_bucket: KeyTemplate,
     pub volume_baseline: KeyTemplate,
@@ -278,6 +347,7 @@ impl KeysConfig {
             one("tick_stream", &self.tick_stream, &["symbol"]),
             one("last_price", &self.last_price, &["symbol"]),
             one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
+            one("bar_forming", &self.bar_forming, &["symbol", "interval"]),
             one("indicator", &self.indicator, &["symbol", "name"]),
             one(
                 "volume_bucket",
@@ -294,11 +364,12 @@ impl KeysConfig {
             one("deadletter", &self.deadletter, &["feed"]),
         );
         match compiled {
-            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f), Ok(g), Ok(h), Ok(i)) => Ok(Keys {
+            (Ok(a), Ok(b), Ok(c), Ok(bf), Ok(d), Ok(e), Ok(f), Ok(g), Ok(h), Ok(i)) => Ok(Keys {
                 prefix: self.prefix.clone(),
                 tick_stream: a,
                 last_price: b,
                 bar_stream: c,
+                bar_forming: bf,
                 indicator: d,
                 volume_bucket: e,
                 volume_baseline: f,
@@ -548,6 +619,38 @@ impl Config {
             "writer.channel_capacity",
             format!("must be between 1 and 65536 (got {})", w.channel_capacity),
         );
+        let b = &self.bars;
+        check(
+            !b.intervals.is_empty(),
+            "bars.intervals",
+            "must name at least one interval".into(),
+        );
+        for (i, label) in b.intervals.iter().enumerate() {
+            check(
+                interval_ms(label).is_some(),
+                &format!("bars.intervals[{i}]"),
+                format!("{label:?} is not an interval like 30s, 1m, 5m, 1h"),
+            );
+        }
+        let ind = &self.indicators;
+        check(
+            b.intervals.contains(&ind.interval),
+            "indicators.interval",
+            format!(
+                "{:?} must be one of bars.intervals {:?}",
+                ind.interval, b.intervals
+            ),
+        );
+        for (field, p) in [
+            ("indicators.rsi_period", ind.rsi_period),
+            ("indicators.atr_period", ind.atr_period),
+        ] {
+            check(
+                (2..=1000).contains(&p),
+                field,
+                format!("must be between 2 and 1000 (got {p})"),
+            );
+        }
         if let Err(mut bad) = self.keys.compile() {
             errors.append(&mut bad);
         }

@@ -1,5 +1,6 @@
 //! What the parse stage hands to the writer.
 
+use crate::bar::{BarUpdate, IndicatorUpdate};
 use crate::tick::Tick;
 
 /// One decoded input item. A bad frame is an item in the stream, not the end of it.
@@ -12,6 +13,10 @@ pub enum Event {
     Skipped { feed: Box<str> },
     /// A frame or line that could not be decoded: counted and dead-lettered.
     Rejected(Rejected),
+    /// A closed or forming bar (from the state stage).
+    Bar(BarUpdate),
+    /// A new indicator value (from the state stage's inline engine).
+    Indicator(IndicatorUpdate),
 }
 
 /// A rejected input item, as it goes to `deadletter:{feed}`.

@@ -1,14 +1,17 @@
 //! tickwire-core owns the vocabulary every stage shares: the normalized [`Tick`]
-//! with its [`Instrument`] identity, the [`Event`]s that flow from the parsers to
-//! the writer (ticks, skipped frames, rejected frames), the Redis key templates and
+//! with its [`Instrument`] identity, the [`Event`]s that flow from the parsers
+//! through the state stage to the writer (ticks, bars, indicator values, skipped
+//! and rejected frames), the Redis key templates and
 //! the validated [`Config`]. It depends on no other tickwire crate, and knows
 //! neither a venue's wire format nor Redis.
 
+pub mod bar;
 pub mod config;
 pub mod event;
 pub mod keys;
 pub mod tick;
 
+pub use bar::{Bar, BarUpdate, IndicatorUpdate};
 pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Event, Rejected};
 pub use keys::{KeyTemplate, TemplateError};

@@ -314,7 +314,8 @@ fn event_time(meta: &SourceMeta, e: &Event) -> Option<i64> {
         Event::Tick(t) if meta.format == Format::Frames => Some(t.recv_ts_ns),
         Event::Tick(t) => Some(t.exchange_ts_ns),
         Event::Rejected(r) => r.recv_ts_ns,
-        Event::Skipped { .. } => None,
+        // Bars and indicator values come after this stage, never from a file.
+        Event::Skipped { .. } | Event::Bar(_) | Event::Indicator(_) => None,
     }
 }
 
@@ -342,6 +343,7 @@ fn parse_chunks(
                 Event::Tick(_) => t += 1,
                 Event::Rejected(_) => r += 1,
                 Event::Skipped { .. } => s += 1,
+                Event::Bar(_) | Event::Indicator(_) => {}
             }
         }
         progress.ticks.fetch_add(t, Ordering::Relaxed);

@@ -18,7 +18,7 @@ use fred::clients::Pipeline;
 use fred::prelude::*;
 use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use futures_util::future::join_all;
-use tickwire_core::{Rejected, Tick};
+use tickwire_core::{BarUpdate, IndicatorUpdate, Rejected, Tick};
 use tokio::sync::mpsc;
 
 use crate::stats::WriterStats;
@@ -39,15 +39,29 @@ pub(crate) struct RejectWrite {
     pub rejected: Rejected,
 }
 
+/// A closed bar (to its stream) or a forming one (to the hash beside it).
+pub(crate) struct BarWrite {
+    pub key: Key,
+    pub update: BarUpdate,
+}
+
+/// An indicator value, to `indicator:{name}:{symbol}`.
+pub(crate) struct IndicatorWrite {
+    pub key: Key,
+    pub update: IndicatorUpdate,
+}
+
 #[derive(Default)]
 pub(crate) struct LaneBatch {
     pub ticks: Vec<TickWrite>,
     pub rejects: Vec<RejectWrite>,
+    pub bars: Vec<BarWrite>,
+    pub indicators: Vec<IndicatorWrite>,
 }
 
 impl LaneBatch {
     pub fn len(&self) -> usize {
-        self.ticks.len() + self.rejects.len()
+        self.ticks.len() + self.rejects.len() + self.bars.len() + self.indicators.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -72,7 +86,9 @@ pub(crate) struct LaneSettings {
 enum Kind {
     Tick,
     DeadLetter,
+    Bar,
     Hash,
+    Indicator,
     Expire,
 }
 
@@ -103,6 +119,37 @@ const EXCHANGE: Key = Key::from_static_str("exchange");
 const ERROR: Key = Key::from_static_str("error");
 const RAW: Key = Key::from_static_str("raw");
 const RECV_TS: Key = Key::from_static_str("recv_ts");
+const BAR_FIELDS: [Key; 7] = [
+    Key::from_static_str("o"),
+    Key::from_static_str("h"),
+    Key::from_static_str("l"),
+    Key::from_static_str("c"),
+    Key::from_static_str("v"),
+    Key::from_static_str("n"),
+    Key::from_static_str("ts"),
+];
+const VALUE: Key = Key::from_static_str("value");
+const PERIOD: Key = Key::from_static_str("period");
+
+/// Formats `v` into `buf` and splits it off as its own `Bytes`.
+fn text(buf: &mut BytesMut, v: impl std::fmt::Display) -> Value {
+    // Writing to a BytesMut cannot fail.
+    let _ = write!(buf, "{v}");
+    Value::Bytes(buf.split().freeze())
+}
+
+fn bar_fields(buf: &mut BytesMut, b: &tickwire_core::Bar) -> Vec<(Key, Value)> {
+    let values = [
+        text(buf, b.open),
+        text(buf, b.high),
+        text(buf, b.low),
+        text(buf, b.close),
+        text(buf, b.volume),
+        text(buf, b.trades),
+        text(buf, b.open_ms),
+    ];
+    BAR_FIELDS.into_iter().zip(values).collect()
+}
 
 /// The text of one tick's numbers, written once into a batch-wide buffer and
 /// handed to fred as slices of it: no allocation per value.
@@ -271,7 +318,78 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
     for key in dl_keys {
         cmds.push(expire(s.system_db, key, s.system_ttl));
     }
+    plan_bars_and_indicators(batch, s, &mut buf, &mut cmds);
     cmds
+}
+
+/// Closed bars: XADD with the bar's open time as ID. Forming bars and
+/// indicator values: one HSET per key with its latest state.
+fn plan_bars_and_indicators(
+    batch: &LaneBatch,
+    s: &LaneSettings,
+    buf: &mut BytesMut,
+    cmds: &mut Vec<Cmd>,
+) {
+    let mut keys: Vec<&Key> = Vec::new();
+    let mut latest: HashMap<&Key, usize> = HashMap::new();
+    let mut order: Vec<&Key> = Vec::new();
+    for (i, w) in batch.bars.iter().enumerate() {
+        if !keys.contains(&&w.key) {
+            keys.push(&w.key);
+        }
+        if w.update.closed {
+            let b = &w.update.bar;
+            cmds.push(Cmd {
+                db: s.ticks_db,
+                kind: Kind::Bar,
+                call: Call::Xadd {
+                    key: w.key.clone(),
+                    id: Str::from(format!("{}-0", b.open_ms)),
+                    cap: s.maxlen,
+                    fields: bar_fields(buf, b),
+                },
+            });
+        } else if latest.insert(&w.key, i).is_none() {
+            order.push(&w.key);
+        }
+    }
+    for key in order {
+        let b = &batch.bars[latest[key]].update.bar;
+        cmds.push(Cmd {
+            db: s.ticks_db,
+            kind: Kind::Hash,
+            call: Call::Hset {
+                key: key.clone(),
+                fields: bar_fields(buf, b),
+            },
+        });
+    }
+    let mut latest: HashMap<&Key, usize> = HashMap::new();
+    let mut order: Vec<&Key> = Vec::new();
+    for (i, w) in batch.indicators.iter().enumerate() {
+        if latest.insert(&w.key, i).is_none() {
+            order.push(&w.key);
+            keys.push(&w.key);
+        }
+    }
+    for key in order {
+        let u = &batch.indicators[latest[key]].update;
+        cmds.push(Cmd {
+            db: s.ticks_db,
+            kind: Kind::Indicator,
+            call: Call::Hset {
+                key: key.clone(),
+                fields: vec![
+                    (VALUE, text(buf, u.value)),
+                    (TS, text(buf, u.ts_ms)),
+                    (PERIOD, text(buf, u.period)),
+                ],
+            },
+        });
+    }
+    for key in keys {
+        cmds.push(expire(s.ticks_db, key, s.ticks_ttl));
+    }
 }
 
 /// The newest value of each last-price field seen in a batch.
@@ -488,6 +606,15 @@ async fn write_batch(
             }
             (Kind::DeadLetter, Outcome::AlreadyThere) => stats.deadletter_duplicates += 1,
             (Kind::Hash, Outcome::Applied) => db.hash_writes += 1,
+            (Kind::Bar, Outcome::Applied) => {
+                db.stream_entries += 1;
+                stats.bars_written += 1;
+            }
+            (Kind::Bar, Outcome::AlreadyThere) => stats.bar_duplicates += 1,
+            (Kind::Indicator, Outcome::Applied) => {
+                db.hash_writes += 1;
+                stats.indicator_writes += 1;
+            }
             _ => {}
         }
     }

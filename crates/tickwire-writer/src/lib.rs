@@ -29,7 +29,7 @@ pub use ids::StreamIdSeq;
 pub use pools::RedisPools;
 pub use stats::{DbStats, WriterStats};
 
-use lane::{LaneBatch, LaneSettings, RejectWrite, TickWrite};
+use lane::{BarWrite, IndicatorWrite, LaneBatch, LaneSettings, RejectWrite, TickWrite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -107,7 +107,22 @@ struct Dispatcher {
     /// carries none, so that its ID is as deterministic as a tick's.
     last_tick_ms: i64,
     skipped: u64,
+    /// Keys of bar streams and forming-bar hashes per (instrument, interval).
+    bar_keys: HashMap<(ByPtr, Arc<str>), (Key, Key)>,
+    /// Keys of indicator hashes per (instrument, name).
+    indicator_keys: HashMap<(ByPtr, &'static str), Key>,
     pending: Vec<LaneBatch>,
+}
+
+/// The value of an instrument placeholder in a key template.
+fn instrument_value<'a>(inst: &'a Instrument, name: &str) -> Option<&'a str> {
+    match name {
+        "symbol" => Some(&inst.symbol),
+        "exchange" => Some(&inst.exchange),
+        "segment" => inst.segment.as_deref(),
+        "security_id" => inst.security_id.as_deref(),
+        _ => None,
+    }
 }
 
 fn lane_of(name: &str, lanes: usize) -> usize {
@@ -174,19 +189,59 @@ impl Dispatcher {
                 self.skipped += 1;
                 None
             }
+            Event::Bar(update) => {
+                let id = (
+                    ByPtr(Arc::clone(&update.instrument)),
+                    Arc::clone(&update.interval),
+                );
+                let (stream, forming) = match self.bar_keys.get(&id) {
+                    Some(k) => k,
+                    None => {
+                        let render = |t: &tickwire_core::KeyTemplate| {
+                            Key::from(t.render(&self.keys.prefix, |n| {
+                                instrument_value(&update.instrument, n)
+                                    .or((n == "interval").then_some(&*update.interval))
+                            }))
+                        };
+                        let keys = (
+                            render(&self.keys.bar_stream),
+                            render(&self.keys.bar_forming),
+                        );
+                        self.bar_keys.entry(id).or_insert(keys)
+                    }
+                };
+                let key = if update.closed {
+                    stream.clone()
+                } else {
+                    forming.clone()
+                };
+                let lane = lane_of(&update.instrument.symbol, self.lanes);
+                self.pending[lane].bars.push(BarWrite { key, update });
+                Some(lane)
+            }
+            Event::Indicator(update) => {
+                let id = (ByPtr(Arc::clone(&update.instrument)), update.name);
+                let key = match self.indicator_keys.get(&id) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let key = Key::from(self.keys.indicator.render(&self.keys.prefix, |n| {
+                            instrument_value(&update.instrument, n)
+                                .or((n == "name").then_some(update.name))
+                        }));
+                        self.indicator_keys.entry(id).or_insert(key).clone()
+                    }
+                };
+                let lane = lane_of(&update.instrument.symbol, self.lanes);
+                self.pending[lane]
+                    .indicators
+                    .push(IndicatorWrite { key, update });
+                Some(lane)
+            }
         }
     }
 
     fn new_route(&mut self, inst: &Instrument) -> Route {
-        let value = |name: &str| -> Option<&str> {
-            match name {
-                "symbol" => Some(&inst.symbol),
-                "exchange" => Some(&inst.exchange),
-                "segment" => inst.segment.as_deref(),
-                "security_id" => inst.security_id.as_deref(),
-                _ => None,
-            }
-        };
+        let value = |name: &str| instrument_value(inst, name);
         let stream_key = Key::from(self.keys.tick_stream.render(&self.keys.prefix, value));
         let price_key = Key::from(self.keys.last_price.render(&self.keys.prefix, value));
         // Two instruments that render to the same stream share its ID sequence.
@@ -263,6 +318,8 @@ pub async fn run(
         deadletters: HashMap::new(),
         last_tick_ms: 0,
         skipped: 0,
+        bar_keys: HashMap::new(),
+        indicator_keys: HashMap::new(),
         pending: (0..lanes).map(|_| LaneBatch::default()).collect(),
     };
     let batch_size = config.writer.batch_size.max(1);

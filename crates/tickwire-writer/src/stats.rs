@@ -26,6 +26,12 @@ pub struct WriterStats {
     pub deadletter_duplicates: u64,
     /// Frames skipped by the parser (valid but of unused kinds).
     pub skipped: u64,
+    /// Closed bars appended to their stream.
+    pub bars_written: u64,
+    /// Closed bars already in their stream.
+    pub bar_duplicates: u64,
+    /// Indicator hash writes (one per key per batch, the latest value).
+    pub indicator_writes: u64,
     /// Commands Redis refused for good (wrong type and the like).
     pub write_errors: u64,
     /// Pipelines sent (retries included).
@@ -46,6 +52,9 @@ impl WriterStats {
         self.deadletter_duplicates += other.deadletter_duplicates;
         self.skipped += other.skipped;
         self.write_errors += other.write_errors;
+        self.bars_written += other.bars_written;
+        self.bar_duplicates += other.bar_duplicates;
+        self.indicator_writes += other.indicator_writes;
         self.pipelines += other.pipelines;
         for (db, s) in other.per_db {
             let mine = self.db(db);

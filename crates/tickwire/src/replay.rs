@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tickwire_core::Event;
 use tickwire_core::{Config, ConfigError};
+use tickwire_indicators::{StateConfig, StateStage};
 use tickwire_ingest::{start_replay, IngestError, ReplayOptions};
 use tickwire_writer::{writer_dbs, RedisPools, WriterError};
 use tokio::sync::mpsc;
@@ -37,15 +39,18 @@ pub async fn replay(
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, AppError> {
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel(config.writer.channel_capacity);
+    let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
+    let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
     // Files first: a missing file fails before Redis is even asked.
     let handle = start_replay(opts, tx, Arc::clone(&stop))?;
+    let state = spawn_state_stage(StateConfig::from_config(config), parsed, state_tx)?;
     let pools = match RedisPools::connect(&config.redis, writer_dbs(config)).await {
         Ok(p) => Arc::new(p),
         Err(e) => {
             stop.store(true, Ordering::Relaxed);
             drop(rx);
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            let _ = tokio::task::spawn_blocking(move || state.join()).await;
             return Err(e.into());
         }
     };
@@ -57,6 +62,7 @@ pub async fn replay(
     let ingest = tokio::task::spawn_blocking(move || handle.join());
     let written = writer.await?;
     let read = ingest.await?;
+    let _ = tokio::task::spawn_blocking(move || state.join()).await?;
     pools.quit().await;
     // A writer failure explains an ingest "writer gone"; report it first.
     let writer = written?;
@@ -67,4 +73,35 @@ pub async fn replay(
         elapsed: started.elapsed(),
         databases: config.databases.clone(),
     })
+}
+
+/// The state stage on its own thread: parsed events in, events with bars and
+/// indicator values out. Ends when its input closes, after closing every
+/// forming bar.
+fn spawn_state_stage(
+    cfg: StateConfig,
+    mut input: mpsc::Receiver<Vec<Event>>,
+    output: mpsc::Sender<Vec<Event>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("tickwire-state".into())
+        .spawn(move || {
+            let mut stage = StateStage::new(cfg);
+            while let Some(events) = input.blocking_recv() {
+                let mut out = Vec::with_capacity(events.len() + 16);
+                for e in events {
+                    stage.process(e, &mut out);
+                }
+                stage.emit_dirty(&mut out);
+                if output.blocking_send(out).is_err() {
+                    // The writer is gone; it reports why.
+                    return;
+                }
+            }
+            let mut out = Vec::new();
+            stage.finish(&mut out);
+            if !out.is_empty() {
+                let _ = output.blocking_send(out);
+            }
+        })
 }

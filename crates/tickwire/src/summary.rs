@@ -37,7 +37,7 @@ impl RunSummary {
             "finished"
         };
         let _ = writeln!(s, "replay {status} in {:.2} s", self.elapsed.as_secs_f64());
-        let rows: [(&str, u64); 9] = [
+        let rows: [(&str, u64); 11] = [
             ("files read", i.files),
             ("lines read", i.lines),
             ("ticks read", i.ticks),
@@ -46,6 +46,8 @@ impl RunSummary {
             ("rejected", i.rejected),
             ("dead-lettered", w.deadlettered + w.deadletter_duplicates),
             ("skipped", i.skipped),
+            ("bars written", w.bars_written),
+            ("indicator writes", w.indicator_writes),
             ("write errors", w.write_errors),
         ];
         for (name, v) in rows {

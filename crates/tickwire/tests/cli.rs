@@ -187,8 +187,16 @@ fn demo_starts_its_own_redis_replays_the_sample_and_shows_it() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(summary_value(&stdout, "ticks read"), 2400);
     assert_eq!(summary_value(&stdout, "ticks written"), 2400);
+    let bars = summary_value(&stdout, "bars written");
+    assert!(bars > 0, "{stdout}");
+    // Per instrument: a tick stream, a 1m bar stream, the forming bar, RSI, ATR, VWAP.
+    let db4 = format!(
+        "36 keys: 24 hash, 12 stream; {} stream entries; 0 without TTL",
+        2400 + bars
+    );
+    assert!(stdout.contains(&db4), "{stdout}");
     assert!(
-        stdout.contains("6 keys: 6 stream; 2400 stream entries; 0 without TTL"),
+        stdout.contains("6 keys: 6 hash; 0 stream entries; 0 without TTL"),
         "{stdout}"
     );
     for symbol in [

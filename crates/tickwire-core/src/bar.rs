@@ -1,0 +1,65 @@
+//! Bars and indicator values as they flow from the state stage to the writer.
+
+use std::sync::Arc;
+
+use crate::tick::Instrument;
+
+/// One OHLCV bar, keyed by its open time (epoch ms, exchange time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    pub open_ms: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    /// Number of trades in the bar.
+    pub trades: u64,
+}
+
+impl Bar {
+    /// A bar opened by one trade.
+    pub fn new(open_ms: i64, price: f64, qty: f64) -> Self {
+        Self {
+            open_ms,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: qty,
+            trades: 1,
+        }
+    }
+
+    /// Adds a trade to the bar.
+    pub fn add(&mut self, price: f64, qty: f64) {
+        self.high = self.high.max(price);
+        self.low = self.low.min(price);
+        self.close = price;
+        self.volume += qty;
+        self.trades += 1;
+    }
+}
+
+/// A bar of one instrument and interval: closed (final) or still forming.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarUpdate {
+    pub instrument: Arc<Instrument>,
+    /// The interval's label, as in the key (`1m`, `5m`).
+    pub interval: Arc<str>,
+    pub bar: Bar,
+    pub closed: bool,
+}
+
+/// A new value of an indicator of one instrument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndicatorUpdate {
+    pub instrument: Arc<Instrument>,
+    /// `rsi`, `atr`, `vwap`.
+    pub name: &'static str,
+    pub value: f64,
+    /// Exchange time the value is as of (epoch ms).
+    pub ts_ms: i64,
+    /// The period (bars); 0 for session-anchored indicators (VWAP).
+    pub period: u32,
+}

@@ -1,0 +1,118 @@
+//! OHLCV bars by exchange time.
+
+use std::sync::Arc;
+
+use tickwire_core::config::interval_ms;
+use tickwire_core::Bar;
+
+/// A bar interval: its label as written in config and keys (`1m`) and its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interval {
+    pub label: Arc<str>,
+    pub ms: i64,
+}
+
+impl Interval {
+    /// `30s`, `1m`, `5m`, `1h`, ...; `None` for anything else.
+    pub fn parse(label: &str) -> Option<Self> {
+        Some(Self {
+            label: label.into(),
+            ms: interval_ms(label)?,
+        })
+    }
+
+    /// Open time of the interval that `ts_ms` falls in (aligned to the epoch,
+    /// which is also aligned to the exchange's clock for minute intervals that
+    /// divide its UTC offset, e.g. 1m to 30m for India's +05:30).
+    pub fn open_of(&self, ts_ms: i64) -> i64 {
+        ts_ms - ts_ms.rem_euclid(self.ms)
+    }
+}
+
+/// Builds the bars of one instrument and interval. Bars with no trades are
+/// never invented; a trade stamped before the forming bar's open (a clock
+/// step back) is added to the forming bar rather than reopening a closed one.
+#[derive(Debug, Clone)]
+pub struct BarBuilder {
+    interval: Interval,
+    forming: Option<Bar>,
+}
+
+impl BarBuilder {
+    pub fn new(interval: Interval) -> Self {
+        Self {
+            interval,
+            forming: None,
+        }
+    }
+
+    pub fn interval(&self) -> &Interval {
+        &self.interval
+    }
+
+    /// Adds a trade; returns the bar it closed, if it opened a later interval.
+    pub fn update(&mut self, ts_ms: i64, price: f64, qty: f64) -> Option<Bar> {
+        let open = self.interval.open_of(ts_ms);
+        match &mut self.forming {
+            Some(bar) if open <= bar.open_ms => {
+                bar.add(price, qty);
+                None
+            }
+            slot => slot.replace(Bar::new(open, price, qty)),
+        }
+    }
+
+    /// The bar being formed.
+    pub fn forming(&self) -> Option<&Bar> {
+        self.forming.as_ref()
+    }
+
+    /// Closes the forming bar (the session or the input ended).
+    pub fn close(&mut self) -> Option<Bar> {
+        self.forming.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn bars_close_on_a_later_interval_and_gaps_are_not_filled() {
+        let mut b = BarBuilder::new(Interval::parse("1m").unwrap());
+        let t0 = 1_704_080_700_000; // 03:45:00 UTC
+        assert_eq!(b.update(t0 + 1_000, 10.0, 1.0), None);
+        assert_eq!(b.update(t0 + 2_000, 12.0, 2.0), None);
+        assert_eq!(b.update(t0 + 59_999, 9.0, 3.0), None);
+        // Three minutes later: the first bar closes, no empty bars in between.
+        let closed = b.update(t0 + 3 * MIN + 5, 11.0, 1.0).unwrap();
+        assert_eq!(
+            closed,
+            Bar {
+                open_ms: t0,
+                open: 10.0,
+                high: 12.0,
+                low: 9.0,
+                close: 9.0,
+                volume: 6.0,
+                trades: 3
+            }
+        );
+        assert_eq!(b.forming().unwrap().open_ms, t0 + 3 * MIN);
+        // A trade stamped in an earlier minute joins the forming bar.
+        assert_eq!(b.update(t0 + 2 * MIN, 8.0, 1.0), None);
+        let last = b.close().unwrap();
+        assert_eq!((last.low, last.trades), (8.0, 2));
+        assert!(b.close().is_none());
+    }
+
+    #[test]
+    fn five_minute_bars_align_to_the_clock() {
+        let i = Interval::parse("5m").unwrap();
+        assert_eq!(i.open_of(1_704_080_999_999), 1_704_080_700_000);
+        assert_eq!(Interval::parse("1h").unwrap().ms, 3_600_000);
+        assert!(Interval::parse("5x").is_none());
+    }
+}

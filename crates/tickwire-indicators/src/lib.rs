@@ -1,0 +1,53 @@
+//! tickwire-indicators owns the per-instrument state between parse and writer:
+//! OHLCV bars by exchange time, RSI and ATR with Wilder smoothing exactly as
+//! TA-Lib computes them, and VWAP anchored at the session start. Everything
+//! here is pure, O(1) per update and driven only by exchange time, so a replay
+//! at any speed yields the same values as the live run.
+//!
+//! The indicators implement the `ta` crate's traits (`Next`, `Period`, `Reset`);
+//! `ta`'s own RSI and ATR smooth with 2/(n+1) from the first value, which is not
+//! TA-Lib's convention, so only its `TrueRange` is used.
+
+pub mod atr;
+pub mod bars;
+pub mod rsi;
+pub mod session;
+pub mod state;
+pub mod vwap;
+
+pub use atr::Atr;
+pub use bars::{BarBuilder, Interval};
+pub use rsi::Rsi;
+pub use session::SessionClock;
+pub use state::{StateConfig, StateStage};
+pub use vwap::Vwap;
+
+/// ta's bar traits for tickwire's bar, so ta's indicators take it directly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaBar<'a>(pub &'a tickwire_core::Bar);
+
+impl ta::Open for TaBar<'_> {
+    fn open(&self) -> f64 {
+        self.0.open
+    }
+}
+impl ta::High for TaBar<'_> {
+    fn high(&self) -> f64 {
+        self.0.high
+    }
+}
+impl ta::Low for TaBar<'_> {
+    fn low(&self) -> f64 {
+        self.0.low
+    }
+}
+impl ta::Close for TaBar<'_> {
+    fn close(&self) -> f64 {
+        self.0.close
+    }
+}
+impl ta::Volume for TaBar<'_> {
+    fn volume(&self) -> f64 {
+        self.0.volume
+    }
+}
