@@ -128,5 +128,47 @@ fn e2e(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, e2e);
+/// One trade through the state stage: its 1m bar, the session VWAP, and on
+/// every 60th trade a bar close with RSI(14) and ATR(14).
+fn state(c: &mut Criterion) {
+    use std::sync::Arc as StdArc;
+    use tickwire_core::{Instrument, Tick};
+    use tickwire_indicators::{Interval, StateConfig, StateStage};
+
+    let cfg = StateConfig {
+        intervals: vec![Interval::parse("1m").unwrap()],
+        indicator_interval: 0,
+        rsi_period: 14,
+        atr_period: 14,
+        inline: true,
+    };
+    let mut stage = StateStage::new(cfg);
+    let inst = StdArc::new(Instrument::new("NSE", "SBIN"));
+    let mut ts_ns: i64 = 1_704_080_700_000_000_000;
+    let mut price = 612.35;
+    let mut out = Vec::with_capacity(16);
+    let mut g = c.benchmark_group("state");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("bar_rsi_atr_vwap_per_tick", |b| {
+        b.iter(|| {
+            ts_ns += 1_000_000_000;
+            price += if ts_ns % 3 == 0 { 0.05 } else { -0.05 };
+            let tick = Tick {
+                instrument: StdArc::clone(&inst),
+                exchange_ts_ns: ts_ns,
+                recv_ts_ns: ts_ns,
+                price,
+                qty: 10.0,
+                bid: None,
+                ask: None,
+                cum_volume: None,
+            };
+            stage.process(Event::Tick(tick), &mut out);
+            out.clear();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, state, e2e);
 criterion_main!(benches);

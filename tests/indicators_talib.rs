@@ -233,3 +233,43 @@ async fn replayed_bars_and_indicator_hashes_in_redis_match_the_fixture() {
         (0, total_bars as u64)
     );
 }
+
+#[tokio::test]
+async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use tickwire_ingest::{Pace, ReplayOptions};
+
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ticks.jsonl");
+    std::fs::write(&file, ticks()).unwrap();
+    // Two trading days in about half a second, against as fast as possible:
+    // different chunking and batching, the same exchange times.
+    for (prefix, pace) in [("max:", Pace::Max), ("paced:", Pace::Speed(200_000.0))] {
+        let cfg = config(&server, &format!("[keys]\nprefix = \"{prefix}\"\n"));
+        let opts = ReplayOptions {
+            files: vec![file.clone()],
+            format: None,
+            symbol: None,
+            pace,
+            max_raw: 256,
+            chunk_events: 16,
+        };
+        tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false)))
+            .await
+            .unwrap();
+    }
+    let db4 = server.client(4).await.unwrap();
+    let all = keys(&db4).await;
+    let max: Vec<&String> = all.iter().filter(|k| k.starts_with("max:")).collect();
+    assert_eq!(max.len() * 2, all.len());
+    for k in max {
+        let other = k.replacen("max:", "paced:", 1);
+        if k.contains(":forming") || k.contains("indicator:") {
+            assert_eq!(hgetall(&db4, k).await, hgetall(&db4, &other).await, "{k}");
+        } else {
+            assert_eq!(xrange(&db4, k).await, xrange(&db4, &other).await, "{k}");
+        }
+    }
+}

@@ -250,3 +250,104 @@ fn indicators_on_close(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(inst: &Arc<Instrument>, ms: i64, price: f64, qty: f64) -> Event {
+        Event::Tick(Tick {
+            instrument: Arc::clone(inst),
+            exchange_ts_ns: ms * 1_000_000,
+            recv_ts_ns: ms * 1_000_000,
+            price,
+            qty,
+            bid: None,
+            ask: None,
+            cum_volume: None,
+        })
+    }
+
+    fn stage() -> StateStage {
+        StateStage::new(StateConfig {
+            intervals: vec![Interval::parse("1m").unwrap()],
+            indicator_interval: 0,
+            rsi_period: 2,
+            atr_period: 2,
+            inline: true,
+        })
+    }
+
+    fn indicators(out: &[Event], name: &str) -> Vec<f64> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Indicator(i) if i.name == name => Some(i.value),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gap_between_sessions_keeps_rsi_going_and_restarts_vwap() {
+        let inst = Arc::new(Instrument::new("NSE", "SBIN"));
+        let mut s = stage();
+        let mut out = Vec::new();
+        // 2024-01-01 15:27..15:29 IST, then 2024-01-02 09:15 IST.
+        let day1 = 1_704_103_020_000;
+        for (k, p) in [100.0, 101.0, 102.0].into_iter().enumerate() {
+            s.process(tick(&inst, day1 + k as i64 * 60_000, p, 1.0), &mut out);
+        }
+        s.emit_dirty(&mut out);
+        assert_eq!(indicators(&out, "vwap"), [101.0]);
+        let day2 = 1_704_166_500_000;
+        out.clear();
+        s.process(tick(&inst, day2, 90.0, 3.0), &mut out);
+        s.emit_dirty(&mut out);
+        // The 15:29 bar closed; RSI(2) had its two changes (+1, +1): 100.
+        assert_eq!(indicators(&out, "rsi"), [100.0]);
+        // The new day's VWAP is the new day's trade alone.
+        assert_eq!(indicators(&out, "vwap"), [90.0]);
+        out.clear();
+        s.finish(&mut out);
+        // The overnight bar closes into the same RSI: the fall of 12 weighs in.
+        let rsi = indicators(&out, "rsi");
+        assert_eq!(rsi.len(), 1);
+        assert!(rsi[0] < 50.0, "{rsi:?}");
+    }
+
+    #[test]
+    fn quotes_without_quantity_pass_through_without_touching_bars() {
+        let inst = Arc::new(Instrument::new("BINANCE", "BTCUSDT"));
+        let mut s = stage();
+        let mut out = Vec::new();
+        s.process(tick(&inst, 1_704_067_200_000, 42_000.0, 0.0), &mut out);
+        assert!(matches!(out.as_slice(), [Event::Tick(_)]));
+        s.finish(&mut out);
+        assert_eq!(out.len(), 1, "no bar from a quote");
+        assert_eq!(s.ticks_without_qty, 1);
+    }
+
+    #[test]
+    fn lua_engine_leaves_indicators_to_the_writer() {
+        let inst = Arc::new(Instrument::new("NSE", "SBIN"));
+        let mut s = StateStage::new(StateConfig {
+            inline: false,
+            ..stage().cfg
+        });
+        let mut out = Vec::new();
+        for k in 0..5 {
+            s.process(
+                tick(&inst, 1_704_103_020_000 + k * 60_000, 100.0 + k as f64, 1.0),
+                &mut out,
+            );
+        }
+        s.finish(&mut out);
+        assert!(out.iter().all(|e| !matches!(e, Event::Indicator(_))));
+        assert_eq!(
+            out.iter()
+                .filter(|e| matches!(e, Event::Bar(b) if b.closed))
+                .count(),
+            5
+        );
+    }
+}
