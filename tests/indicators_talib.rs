@@ -273,3 +273,153 @@ async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
         }
     }
 }
+
+/// Every key of DB 4 but the Lua engine's own state, with its content: a
+/// stream as its entries, a hash as its fields with numbers parsed.
+async fn db4_content(server: &tickwire_testkit::RedisServer) -> BTreeMap<String, String> {
+    let db4 = server.client(4).await.unwrap();
+    let mut out = BTreeMap::new();
+    for k in keys(&db4).await {
+        if k.starts_with("indicator:state:") {
+            continue;
+        }
+        let kind: String = fred::prelude::KeysInterface::r#type(&db4, k.as_str())
+            .await
+            .unwrap();
+        let content = if kind == "hash" {
+            let h: BTreeMap<String, f64> = hgetall(&db4, &k)
+                .await
+                .into_iter()
+                .map(|(f, v)| (f, v.parse::<f64>().unwrap()))
+                .collect();
+            format!("{h:?}")
+        } else {
+            let entries: Vec<(String, BTreeMap<String, String>)> = xrange(&db4, &k)
+                .await
+                .into_iter()
+                .map(|(id, f)| (id, f.into_iter().collect()))
+                .collect();
+            format!("{entries:?}")
+        };
+        out.insert(k, content);
+    }
+    out
+}
+
+fn lua_opts(
+    file: std::path::PathBuf,
+    pace: tickwire_ingest::Pace,
+) -> tickwire_ingest::ReplayOptions {
+    tickwire_ingest::ReplayOptions {
+        files: vec![file],
+        format: None,
+        symbol: None,
+        pace,
+        max_raw: 256,
+        chunk_events: 64,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ticks.jsonl");
+    std::fs::write(&file, ticks()).unwrap();
+    let inline = redis();
+    let lua = redis();
+    replay(&config(&inline, ""), std::slice::from_ref(&file)).await;
+    let cfg = config(&lua, "[indicators]\nengine = \"lua\"\n");
+    let s = tickwire::replay(
+        &cfg,
+        lua_opts(file.clone(), tickwire_ingest::Pace::Max),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap();
+    assert!(s.writer.lua_calls > 0);
+    let (a, b) = (db4_content(&inline).await, db4_content(&lua).await);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert_eq!(v, &b[k], "{k} differs between the engines");
+    }
+    // And both are TA-Lib's values.
+    let f = fixture();
+    let db4 = lua.client(4).await.unwrap();
+    for symbol in f["symbols"].as_object().unwrap().keys() {
+        for name in ["rsi", "atr", "vwap"] {
+            let (_, want) = *series(&f, symbol, name).last().unwrap();
+            let h = hgetall(&db4, &format!("indicator:{name}:{symbol}")).await;
+            assert_close(
+                &format!("lua {name} {symbol}"),
+                h["value"].parse().unwrap(),
+                want,
+            );
+        }
+        assert_ttl(&db4, &format!("indicator:state:{symbol}")).await;
+    }
+    // A second replay applies nothing: the scripts skip what they have seen.
+    let again = tickwire::replay(
+        &cfg,
+        lua_opts(file, tickwire_ingest::Pace::Max),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.writer.bars_written, 0);
+    assert_eq!(db4_content(&lua).await, b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_flush_mid_replay_changes_nothing_in_the_final_state() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ticks.jsonl");
+    std::fs::write(&file, ticks()).unwrap();
+    let reference = redis();
+    replay(&config(&reference, ""), std::slice::from_ref(&file)).await;
+
+    let lua = redis();
+    let cfg = config(
+        &lua,
+        "[indicators]\nengine = \"lua\"\n[writer]\nbatch_size = 200\n",
+    );
+    // Two trading days in about two seconds; the scripts vanish twice on the way.
+    let run = {
+        let cfg = cfg.clone();
+        let file = file.clone();
+        tokio::spawn(async move {
+            tickwire::replay(
+                &cfg,
+                lua_opts(file, tickwire_ingest::Pace::Speed(50_000.0)),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .await
+        })
+    };
+    use fred::prelude::ClientLike;
+    let admin = lua.client(0).await.unwrap();
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let _: fred::prelude::Value = admin
+            .custom(fred::cmd!("SCRIPT"), vec!["FLUSH"])
+            .await
+            .unwrap();
+    }
+    let s = run.await.unwrap().unwrap();
+    assert!(
+        s.writer.script_reloads >= 1,
+        "the flush was noticed: {:?}",
+        s.writer.script_reloads
+    );
+    assert_eq!(s.writer.write_errors, 0);
+    let (a, b) = (db4_content(&reference).await, db4_content(&lua).await);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert_eq!(v, &b[k], "{k} differs after SCRIPT FLUSH");
+    }
+}

@@ -63,3 +63,17 @@ pub struct IndicatorUpdate {
     /// The period (bars); 0 for session-anchored indicators (VWAP).
     pub period: u32,
 }
+
+/// A trade as the Lua engine's VWAP script takes it: with its place in the
+/// instrument's sequence (`{ts_ms}-{seq}`, as its tick stream ID), which makes
+/// the script idempotent, and its trading date in the exchange's zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionTrade {
+    pub instrument: Arc<Instrument>,
+    pub ts_ms: u64,
+    pub seq: u64,
+    /// `YYYY-MM-DD`.
+    pub session: Arc<str>,
+    pub price: f64,
+    pub qty: f64,
+}

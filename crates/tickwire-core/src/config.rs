@@ -293,6 +293,8 @@ pub struct KeysConfig {
     /// The forming bar's latest state, beside its stream.
     pub bar_forming: String,
     pub indicator: String,
+    /// The Lua engine's per-instrument state (never read by consumers).
+    pub indicator_state: String,
     pub volume_bucket: String,
     pub volume_baseline: String,
     pub heartbeat: String,
@@ -309,6 +311,7 @@ impl Default for KeysConfig {
             bar_stream: "bars:{interval}:{symbol}".into(),
             bar_forming: "bars:{interval}:{symbol}:forming".into(),
             indicator: "indicator:{name}:{symbol}".into(),
+            indicator_state: "indicator:state:{symbol}".into(),
             volume_bucket: "volume:bucket:{symbol}:{session}:{HH}:{MM}".into(),
             volume_baseline: "volume:baseline:{symbol}:{HH}:{MM}".into(),
             heartbeat: "tickwire:heartbeat".into(),
@@ -327,6 +330,7 @@ pub struct Keys {
     pub bar_stream: KeyTemplate,
     pub bar_forming: KeyTemplate,
     pub indicator: KeyTemplate,
+    pub indicator_state: KeyTemplate,
     pub volume_bucket: KeyTemplate,
     pub volume_baseline: KeyTemplate,
     pub heartbeat: KeyTemplate,
@@ -349,6 +353,7 @@ impl KeysConfig {
             one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
             one("bar_forming", &self.bar_forming, &["symbol", "interval"]),
             one("indicator", &self.indicator, &["symbol", "name"]),
+            one("indicator_state", &self.indicator_state, &["symbol"]),
             one(
                 "volume_bucket",
                 &self.volume_bucket,
@@ -364,19 +369,22 @@ impl KeysConfig {
             one("deadletter", &self.deadletter, &["feed"]),
         );
         match compiled {
-            (Ok(a), Ok(b), Ok(c), Ok(bf), Ok(d), Ok(e), Ok(f), Ok(g), Ok(h), Ok(i)) => Ok(Keys {
-                prefix: self.prefix.clone(),
-                tick_stream: a,
-                last_price: b,
-                bar_stream: c,
-                bar_forming: bf,
-                indicator: d,
-                volume_bucket: e,
-                volume_baseline: f,
-                heartbeat: g,
-                feed_status: h,
-                deadletter: i,
-            }),
+            (Ok(a), Ok(b), Ok(c), Ok(bf), Ok(d), Ok(ds), Ok(e), Ok(f), Ok(g), Ok(h), Ok(i)) => {
+                Ok(Keys {
+                    prefix: self.prefix.clone(),
+                    tick_stream: a,
+                    last_price: b,
+                    bar_stream: c,
+                    bar_forming: bf,
+                    indicator: d,
+                    indicator_state: ds,
+                    volume_bucket: e,
+                    volume_baseline: f,
+                    heartbeat: g,
+                    feed_status: h,
+                    deadletter: i,
+                })
+            }
             _ => Err(errors),
         }
     }

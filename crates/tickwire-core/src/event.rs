@@ -1,6 +1,6 @@
 //! What the parse stage hands to the writer.
 
-use crate::bar::{BarUpdate, IndicatorUpdate};
+use crate::bar::{BarUpdate, IndicatorUpdate, SessionTrade};
 use crate::tick::Tick;
 
 /// One decoded input item. A bad frame is an item in the stream, not the end of it.
@@ -17,6 +17,8 @@ pub enum Event {
     Bar(BarUpdate),
     /// A new indicator value (from the state stage's inline engine).
     Indicator(IndicatorUpdate),
+    /// A trade for the Lua engine's VWAP (from the state stage, Lua engine).
+    SessionTrade(SessionTrade),
 }
 
 /// A rejected input item, as it goes to `deadletter:{feed}`.

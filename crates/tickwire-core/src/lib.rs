@@ -8,11 +8,13 @@
 pub mod bar;
 pub mod config;
 pub mod event;
+pub mod ids;
 pub mod keys;
 pub mod tick;
 
-pub use bar::{Bar, BarUpdate, IndicatorUpdate};
+pub use bar::{Bar, BarUpdate, IndicatorUpdate, SessionTrade};
 pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Event, Rejected};
+pub use ids::StreamIdSeq;
 pub use keys::{KeyTemplate, TemplateError};
 pub use tick::{Instrument, InstrumentCache, Tick};

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use ta::Next;
 use tickwire_core::config::{Config, Engine};
-use tickwire_core::{BarUpdate, Event, IndicatorUpdate, Instrument, Tick};
+use tickwire_core::{
+    BarUpdate, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq, Tick,
+};
 
 use crate::{Atr, BarBuilder, Interval, Rsi, SessionClock, Vwap};
 
@@ -58,6 +60,10 @@ struct InstrumentState {
     atr: Atr,
     vwap: Vwap,
     clock: SessionClock,
+    /// The trading date of the latest trade, as text (Lua engine).
+    session: Option<(jiff::civil::Date, Arc<str>)>,
+    /// Trade sequence for the Lua engine's idempotence.
+    seq: StreamIdSeq,
     last_ts_ms: i64,
     dirty: bool,
 }
@@ -112,6 +118,8 @@ impl StateStage {
             atr: Atr::new(self.cfg.atr_period),
             vwap: Vwap::new(),
             clock: SessionClock::for_exchange(&inst.exchange),
+            session: None,
+            seq: StreamIdSeq::default(),
             last_ts_ms: 0,
             dirty: false,
         });
@@ -162,9 +170,27 @@ impl StateStage {
                 }
             }
         }
+        let day = s.clock.date(ts);
         if inline {
-            let day = s.clock.date(ts);
             s.vwap.update(day, tick.price, tick.qty);
+        } else {
+            let session = match &s.session {
+                Some((d, text)) if *d == day => Arc::clone(text),
+                _ => {
+                    let text: Arc<str> = day.to_string().into();
+                    s.session = Some((day, Arc::clone(&text)));
+                    text
+                }
+            };
+            let (ts_ms, seq) = s.seq.next(ts);
+            out.push(Event::SessionTrade(SessionTrade {
+                instrument: Arc::clone(&s.instrument),
+                ts_ms,
+                seq,
+                session,
+                price: tick.price,
+                qty: tick.qty,
+            }));
         }
     }
 

@@ -315,7 +315,9 @@ fn event_time(meta: &SourceMeta, e: &Event) -> Option<i64> {
         Event::Tick(t) => Some(t.exchange_ts_ns),
         Event::Rejected(r) => r.recv_ts_ns,
         // Bars and indicator values come after this stage, never from a file.
-        Event::Skipped { .. } | Event::Bar(_) | Event::Indicator(_) => None,
+        Event::Skipped { .. } | Event::Bar(_) | Event::Indicator(_) | Event::SessionTrade(_) => {
+            None
+        }
     }
 }
 
@@ -343,7 +345,7 @@ fn parse_chunks(
                 Event::Tick(_) => t += 1,
                 Event::Rejected(_) => r += 1,
                 Event::Skipped { .. } => s += 1,
-                Event::Bar(_) | Event::Indicator(_) => {}
+                Event::Bar(_) | Event::Indicator(_) | Event::SessionTrade(_) => {}
             }
         }
         progress.ticks.fetch_add(t, Ordering::Relaxed);

@@ -16,9 +16,10 @@ use fred::bytes::{Bytes, BytesMut};
 use fred::bytes_utils::Str;
 use fred::clients::Pipeline;
 use fred::prelude::*;
+use fred::types::scripts::Script;
 use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use futures_util::future::join_all;
-use tickwire_core::{BarUpdate, IndicatorUpdate, Rejected, Tick};
+use tickwire_core::{Bar, BarUpdate, IndicatorUpdate, Rejected, SessionTrade, Tick};
 use tokio::sync::mpsc;
 
 use crate::stats::WriterStats;
@@ -51,17 +52,45 @@ pub(crate) struct IndicatorWrite {
     pub update: IndicatorUpdate,
 }
 
+/// The keys the Lua engine's scripts touch for one instrument.
+#[derive(Clone)]
+pub(crate) struct LuaKeys {
+    pub state: Key,
+    pub rsi: Key,
+    pub atr: Key,
+    pub vwap: Key,
+}
+
+/// A closed bar for the Lua engine's RSI/ATR script.
+pub(crate) struct LuaBar {
+    pub keys: LuaKeys,
+    pub bar: Bar,
+}
+
+/// A trade for the Lua engine's VWAP script.
+pub(crate) struct LuaTrade {
+    pub keys: LuaKeys,
+    pub trade: SessionTrade,
+}
+
 #[derive(Default)]
 pub(crate) struct LaneBatch {
     pub ticks: Vec<TickWrite>,
     pub rejects: Vec<RejectWrite>,
     pub bars: Vec<BarWrite>,
     pub indicators: Vec<IndicatorWrite>,
+    pub lua_bars: Vec<LuaBar>,
+    pub lua_trades: Vec<LuaTrade>,
 }
 
 impl LaneBatch {
     pub fn len(&self) -> usize {
-        self.ticks.len() + self.rejects.len() + self.bars.len() + self.indicators.len()
+        self.ticks.len()
+            + self.rejects.len()
+            + self.bars.len()
+            + self.indicators.len()
+            + self.lua_bars.len()
+            + self.lua_trades.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -80,6 +109,25 @@ pub(crate) struct LaneSettings {
     pub maxlen: i64,
     pub deadletter_maxlen: i64,
     pub max_retries: u32,
+    /// The Lua engine's scripts, when it is the engine.
+    pub lua: Option<LuaScripts>,
+}
+
+/// The Lua engine: its scripts (SHA-1 computed locally) and periods.
+#[derive(Clone)]
+pub(crate) struct LuaScripts {
+    pub bar_indicators: Script,
+    pub vwap: Script,
+    pub rsi_period: u32,
+    pub atr_period: u32,
+}
+
+impl LuaScripts {
+    /// SCRIPT LOAD of both scripts (the cache is per server, not per DB).
+    pub async fn load(&self, client: &Client) -> Result<(), Error> {
+        self.bar_indicators.load(client).await?;
+        self.vwap.load(client).await
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +137,7 @@ enum Kind {
     Bar,
     Hash,
     Indicator,
+    Lua,
     Expire,
 }
 
@@ -106,6 +155,11 @@ enum Call {
     Expire {
         key: Key,
         secs: i64,
+    },
+    Evalsha {
+        sha: Str,
+        keys: Vec<Key>,
+        args: Vec<Value>,
     },
 }
 
@@ -319,7 +373,80 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
         cmds.push(expire(s.system_db, key, s.system_ttl));
     }
     plan_bars_and_indicators(batch, s, &mut buf, &mut cmds);
+    if let Some(lua) = &s.lua {
+        plan_lua(batch, s, lua, &mut buf, &mut cmds);
+    }
     cmds
+}
+
+/// One EVALSHA per instrument per batch and script, its inputs oldest first.
+fn plan_lua(
+    batch: &LaneBatch,
+    s: &LaneSettings,
+    lua: &LuaScripts,
+    buf: &mut BytesMut,
+    cmds: &mut Vec<Cmd>,
+) {
+    let ttl = Value::Integer(s.ticks_ttl);
+    let mut bars: Vec<(&LuaKeys, Vec<Value>)> = Vec::new();
+    for b in &batch.lua_bars {
+        let i = match bars.iter().position(|(k, _)| k.state == b.keys.state) {
+            Some(i) => i,
+            None => {
+                let head = vec![
+                    ttl.clone(),
+                    Value::from(lua.rsi_period),
+                    Value::from(lua.atr_period),
+                ];
+                bars.push((&b.keys, head));
+                bars.len() - 1
+            }
+        };
+        let args = &mut bars[i].1;
+        args.push(text(buf, b.bar.open_ms));
+        args.push(text(buf, b.bar.high));
+        args.push(text(buf, b.bar.low));
+        args.push(text(buf, b.bar.close));
+    }
+    for (keys, args) in bars {
+        cmds.push(Cmd {
+            db: s.ticks_db,
+            kind: Kind::Lua,
+            call: Call::Evalsha {
+                sha: lua.bar_indicators.sha1().clone(),
+                keys: vec![keys.state.clone(), keys.rsi.clone(), keys.atr.clone()],
+                args,
+            },
+        });
+    }
+    let mut trades: Vec<(&LuaKeys, Vec<Value>)> = Vec::new();
+    for t in &batch.lua_trades {
+        let i = match trades.iter().position(|(k, _)| k.state == t.keys.state) {
+            Some(i) => i,
+            None => {
+                trades.push((&t.keys, vec![ttl.clone()]));
+                trades.len() - 1
+            }
+        };
+        let args = &mut trades[i].1;
+        let tr = &t.trade;
+        args.push(text(buf, tr.ts_ms));
+        args.push(text(buf, tr.seq));
+        args.push(Value::from(&*tr.session));
+        args.push(text(buf, tr.price));
+        args.push(text(buf, tr.qty));
+    }
+    for (keys, args) in trades {
+        cmds.push(Cmd {
+            db: s.ticks_db,
+            kind: Kind::Lua,
+            call: Call::Evalsha {
+                sha: lua.vwap.sha1().clone(),
+                keys: vec![keys.state.clone(), keys.vwap.clone()],
+                args,
+            },
+        });
+    }
 }
 
 /// Closed bars: XADD with the bar's open time as ID. Forming bars and
@@ -434,6 +561,11 @@ fn is_id_too_small(e: &Error) -> bool {
         .contains("equal or smaller than the target stream top item")
 }
 
+/// Redis lost the script cache (restart, SCRIPT FLUSH): load and send again.
+fn is_noscript(e: &Error) -> bool {
+    e.details().starts_with("NOSCRIPT")
+}
+
 /// Worth sending again: the command may not have reached Redis.
 fn is_transient(e: &Error) -> bool {
     matches!(
@@ -461,6 +593,15 @@ async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
         }
         Call::Hset { key, fields } => p.hset::<(), _, _>(key, fields).await,
         Call::Expire { key, secs } => p.expire::<(), _>(key, secs, None).await,
+        Call::Evalsha { sha, keys, args } => {
+            // fred 10.1's Pipeline has no LuaInterface: EVALSHA as a custom command.
+            let mut all = Vec::with_capacity(2 + keys.len() + args.len());
+            all.push(Value::String(sha));
+            all.push(Value::Integer(keys.len() as i64));
+            all.extend(keys.into_iter().map(|k| Value::Bytes(k.into_bytes())));
+            all.extend(args);
+            p.custom::<(), _>(fred::cmd!("EVALSHA"), all).await
+        }
     }
 }
 
@@ -527,7 +668,7 @@ async fn attempt(
             outcomes[i] = match result {
                 Ok(_) => Outcome::Applied,
                 Err(e) if is_id_too_small(e) => Outcome::AlreadyThere,
-                Err(e) if is_transient(e) => {
+                Err(e) if is_transient(e) || is_noscript(e) => {
                     transient = Some(e.clone());
                     Outcome::Pending
                 }
@@ -579,6 +720,19 @@ async fn write_batch(
                 source: err,
             });
         }
+        if let (true, Some(lua)) = (is_noscript(&err), &s.lua) {
+            // The scripts are idempotent: the calls that failed are sent again
+            // once the scripts are back, none of them applied twice.
+            tracing::warn!(
+                lane,
+                "Redis lost the Lua scripts (NOSCRIPT): loading them again"
+            );
+            stats.script_reloads += 1;
+            if let Err(e) = lua.load(pools.client(s.ticks_db, lane)?).await {
+                tracing::warn!(lane, error = %e, "SCRIPT LOAD failed");
+            }
+            continue;
+        }
         let backoff = Duration::from_millis((50u64 << tries.min(6)).min(2_000));
         tracing::warn!(lane, attempt = tries, error = %err, "Redis write failed, retrying");
         tokio::time::sleep(backoff).await;
@@ -615,6 +769,7 @@ async fn write_batch(
                 db.hash_writes += 1;
                 stats.indicator_writes += 1;
             }
+            (Kind::Lua, Outcome::Applied) => stats.lua_calls += 1,
             _ => {}
         }
     }

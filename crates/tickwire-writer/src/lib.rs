@@ -7,7 +7,6 @@
 //! writes its batches in order, so the IDs of a stream always reach Redis in
 //! increasing order while the lanes run side by side.
 
-pub mod ids;
 pub mod inspect;
 mod lane;
 pub mod pools;
@@ -25,11 +24,20 @@ use tickwire_core::{Config, Db, Event, Instrument};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-pub use ids::StreamIdSeq;
 pub use pools::RedisPools;
 pub use stats::{DbStats, WriterStats};
+pub use tickwire_core::ids::{self, StreamIdSeq};
 
-use lane::{BarWrite, IndicatorWrite, LaneBatch, LaneSettings, RejectWrite, TickWrite};
+use fred::types::scripts::Script;
+use lane::{
+    BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts, LuaTrade,
+    RejectWrite, TickWrite,
+};
+use tickwire_core::config::Engine;
+
+/// The Lua engine's scripts, as in `lua/`.
+pub const LUA_BAR_INDICATORS: &str = include_str!("../../../lua/bar_indicators.lua");
+pub const LUA_VWAP: &str = include_str!("../../../lua/vwap.lua");
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -53,6 +61,8 @@ pub enum WriterError {
     },
     #[error("invalid key templates: {0}")]
     Keys(String),
+    #[error("cannot load the Lua scripts into Redis: {0}")]
+    Script(fred::error::Error),
     #[error("a writer lane stopped: {0}")]
     Lane(String),
 }
@@ -111,6 +121,9 @@ struct Dispatcher {
     bar_keys: HashMap<(ByPtr, Arc<str>), (Key, Key)>,
     /// Keys of indicator hashes per (instrument, name).
     indicator_keys: HashMap<(ByPtr, &'static str), Key>,
+    /// Lua engine: the bar interval its RSI/ATR run on, and its keys per instrument.
+    lua_interval: Option<Arc<str>>,
+    lua_keys: HashMap<ByPtr, LuaKeys>,
     pending: Vec<LaneBatch>,
 }
 
@@ -216,6 +229,15 @@ impl Dispatcher {
                     forming.clone()
                 };
                 let lane = lane_of(&update.instrument.symbol, self.lanes);
+                let for_lua =
+                    update.closed && self.lua_interval.as_deref() == Some(&*update.interval);
+                if for_lua {
+                    let keys = self.lua_keys_of(&update.instrument);
+                    self.pending[lane].lua_bars.push(LuaBar {
+                        keys,
+                        bar: update.bar,
+                    });
+                }
                 self.pending[lane].bars.push(BarWrite { key, update });
                 Some(lane)
             }
@@ -237,7 +259,37 @@ impl Dispatcher {
                     .push(IndicatorWrite { key, update });
                 Some(lane)
             }
+            Event::SessionTrade(trade) => {
+                let keys = self.lua_keys_of(&trade.instrument);
+                let lane = lane_of(&trade.instrument.symbol, self.lanes);
+                self.pending[lane].lua_trades.push(LuaTrade { keys, trade });
+                Some(lane)
+            }
         }
+    }
+
+    fn lua_keys_of(&mut self, inst: &Arc<Instrument>) -> LuaKeys {
+        if let Some(k) = self.lua_keys.get(&ByPtr(Arc::clone(inst))) {
+            return k.clone();
+        }
+        let p = &self.keys.prefix;
+        let indicator = |name: &'static str| {
+            Key::from(self.keys.indicator.render(p, |n| {
+                instrument_value(inst, n).or((n == "name").then_some(name))
+            }))
+        };
+        let keys = LuaKeys {
+            state: Key::from(
+                self.keys
+                    .indicator_state
+                    .render(p, |n| instrument_value(inst, n)),
+            ),
+            rsi: indicator("rsi"),
+            atr: indicator("atr"),
+            vwap: indicator("vwap"),
+        };
+        self.lua_keys.insert(ByPtr(Arc::clone(inst)), keys.clone());
+        keys
     }
 
     fn new_route(&mut self, inst: &Instrument) -> Route {
@@ -295,6 +347,24 @@ pub async fn run(
         maxlen: i64::try_from(config.streams.maxlen).unwrap_or(i64::MAX),
         deadletter_maxlen: i64::try_from(config.streams.deadletter_maxlen).unwrap_or(i64::MAX),
         max_retries: config.writer.max_retries,
+        lua: None,
+    };
+    let mut settings = settings;
+    let lua_interval = if config.indicators.engine == Engine::Lua {
+        let scripts = LuaScripts {
+            bar_indicators: Script::from_lua(LUA_BAR_INDICATORS),
+            vwap: Script::from_lua(LUA_VWAP),
+            rsi_period: config.indicators.rsi_period,
+            atr_period: config.indicators.atr_period,
+        };
+        scripts
+            .load(pools.client(settings.ticks_db, 0)?)
+            .await
+            .map_err(WriterError::Script)?;
+        settings.lua = Some(scripts);
+        Some(Arc::from(config.indicators.interval.as_str()))
+    } else {
+        None
     };
     let mut tasks = JoinSet::new();
     let mut senders = Vec::with_capacity(lanes);
@@ -320,6 +390,8 @@ pub async fn run(
         skipped: 0,
         bar_keys: HashMap::new(),
         indicator_keys: HashMap::new(),
+        lua_interval,
+        lua_keys: HashMap::new(),
         pending: (0..lanes).map(|_| LaneBatch::default()).collect(),
     };
     let batch_size = config.writer.batch_size.max(1);

@@ -32,6 +32,10 @@ pub struct WriterStats {
     pub bar_duplicates: u64,
     /// Indicator hash writes (one per key per batch, the latest value).
     pub indicator_writes: u64,
+    /// EVALSHA calls of the Lua engine that ran.
+    pub lua_calls: u64,
+    /// Times the Lua scripts were loaded again after NOSCRIPT.
+    pub script_reloads: u64,
     /// Commands Redis refused for good (wrong type and the like).
     pub write_errors: u64,
     /// Pipelines sent (retries included).
@@ -55,6 +59,8 @@ impl WriterStats {
         self.bars_written += other.bars_written;
         self.bar_duplicates += other.bar_duplicates;
         self.indicator_writes += other.indicator_writes;
+        self.lua_calls += other.lua_calls;
+        self.script_reloads += other.script_reloads;
         self.pipelines += other.pipelines;
         for (db, s) in other.per_db {
             let mine = self.db(db);

@@ -1,0 +1,65 @@
+-- tickwire vwap v1
+--
+-- Session VWAP, sum(price * qty) / sum(qty) over the trades of the current
+-- trading day, exactly as tickwire's inline engine computes it.
+--
+-- KEYS[1]  state hash (shared with bar_indicators; consumers never read it)
+-- KEYS[2]  indicator:vwap:{symbol}   value, ts, period (0: session-anchored)
+-- ARGV[1]  ttl (s)
+-- ARGV[2..] per trade, oldest first: ts_ms, seq, session (YYYY-MM-DD), price, qty
+--
+-- Idempotent: a trade whose (ts_ms, seq) is not after the last applied one is
+-- skipped. Returns the number of trades applied.
+
+local function fmt(v)
+  if v == math.floor(v) and math.abs(v) < 1e15 then
+    return string.format('%d', v)
+  end
+  for p = 1, 17 do
+    local s = string.format('%.' .. p .. 'g', v)
+    if tonumber(s) == v then return s end
+  end
+  return string.format('%.17g', v)
+end
+
+local ttl = tonumber(ARGV[1])
+local st = redis.call('HMGET', KEYS[1], 'vwap_ms', 'vwap_seq', 'vwap_day', 'pv', 'v')
+local last_ms = tonumber(st[1]) or -1
+local last_seq = tonumber(st[2]) or -1
+local day = st[3] or ''
+local pv = tonumber(st[4]) or 0
+local vol = tonumber(st[5]) or 0
+local applied = 0
+local ts
+
+for i = 2, #ARGV, 5 do
+  local ms = tonumber(ARGV[i])
+  local seq = tonumber(ARGV[i + 1])
+  if ms > last_ms or (ms == last_ms and seq > last_seq) then
+    last_ms = ms
+    last_seq = seq
+    local d = ARGV[i + 2]
+    local p = tonumber(ARGV[i + 3])
+    local q = tonumber(ARGV[i + 4])
+    if p > 0 and q > 0 and p < math.huge and q < math.huge then
+      if d ~= day then
+        day = d
+        pv = 0
+        vol = 0
+      end
+      pv = pv + p * q
+      vol = vol + q
+      ts = ms
+      applied = applied + 1
+    end
+  end
+end
+
+if applied > 0 then
+  redis.call('HSET', KEYS[1], 'vwap_ms', string.format('%d', last_ms), 'vwap_seq', string.format('%d', last_seq),
+    'vwap_day', day, 'pv', string.format('%.17g', pv), 'v', string.format('%.17g', vol))
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('HSET', KEYS[2], 'value', fmt(pv / vol), 'ts', string.format('%d', ts), 'period', '0')
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return applied
