@@ -423,3 +423,53 @@ async fn a_script_flush_mid_replay_changes_nothing_in_the_final_state() {
         assert_eq!(v, &b[k], "{k} differs after SCRIPT FLUSH");
     }
 }
+
+#[tokio::test]
+async fn several_intervals_at_once_aggregate_the_same_trades() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ticks.jsonl");
+    std::fs::write(&file, ticks()).unwrap();
+    let cfg = config(&server, "[bars]\nintervals = [\"1m\", \"5m\"]\n");
+    replay(&cfg, &[file]).await;
+    let db4 = server.client(4).await.unwrap();
+    let num = |e: &(String, std::collections::HashMap<String, String>), f: &str| {
+        field(e, f).parse::<f64>().unwrap()
+    };
+    for symbol in ["RELIANCE", "TCS", "HDFCBANK"] {
+        let ones = xrange(&db4, &format!("bars:1m:{symbol}")).await;
+        let fives = xrange(&db4, &format!("bars:5m:{symbol}")).await;
+        assert!(!fives.is_empty());
+        let mut i = 0;
+        for five in &fives {
+            let open = num(five, "ts");
+            let group: Vec<_> = ones[i..]
+                .iter()
+                .take_while(|b| num(b, "ts") < open + 300_000.0)
+                .collect();
+            i += group.len();
+            assert!(
+                !group.is_empty() && num(group[0], "ts") >= open,
+                "{symbol} {}",
+                five.0
+            );
+            assert_eq!(num(five, "o"), num(group[0], "o"));
+            assert_eq!(num(five, "c"), num(group[group.len() - 1], "c"));
+            assert_eq!(
+                num(five, "h"),
+                group.iter().map(|b| num(b, "h")).fold(f64::MIN, f64::max)
+            );
+            assert_eq!(
+                num(five, "l"),
+                group.iter().map(|b| num(b, "l")).fold(f64::MAX, f64::min)
+            );
+            assert_eq!(
+                num(five, "n"),
+                group.iter().map(|b| num(b, "n")).sum::<f64>()
+            );
+            let v: f64 = group.iter().map(|b| num(b, "v")).sum();
+            assert!((num(five, "v") - v).abs() < 1e-9);
+        }
+        assert_eq!(i, ones.len(), "every 1m bar falls in a 5m bar");
+    }
+}
