@@ -17,4 +17,4 @@ pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Event, Rejected};
 pub use ids::StreamIdSeq;
 pub use keys::{KeyTemplate, TemplateError};
-pub use tick::{Instrument, InstrumentCache, Tick};
+pub use tick::{ByAddress, Instrument, InstrumentCache, Tick};

@@ -1,6 +1,7 @@
 //! The normalized tick and instrument identity.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Who an instrument is: the venue, its market segment, the symbol and, where the
@@ -21,6 +22,26 @@ impl Instrument {
             symbol: symbol.into(),
             security_id: None,
         }
+    }
+}
+
+/// An instrument handle that compares and hashes by address. Parsers intern
+/// instruments ([`InstrumentCache`]), so within a run the address is the
+/// identity, and hashing it is cheaper than hashing the names.
+#[derive(Debug, Clone)]
+pub struct ByAddress(pub Arc<Instrument>);
+
+impl PartialEq for ByAddress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ByAddress {}
+
+impl Hash for ByAddress {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state)
     }
 }
 

@@ -7,13 +7,13 @@
 //! per key anyway.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+
 use std::sync::Arc;
 
 use ta::Next;
 use tickwire_core::config::{Config, Engine};
 use tickwire_core::{
-    BarUpdate, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq, Tick,
+    Bar, BarUpdate, ByAddress, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq, Tick,
 };
 
 use crate::{Atr, BarBuilder, Interval, Rsi, SessionClock, Vwap};
@@ -68,25 +68,11 @@ struct InstrumentState {
     dirty: bool,
 }
 
-#[derive(Clone)]
-struct ByPtr(Arc<Instrument>);
-impl PartialEq for ByPtr {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for ByPtr {}
-impl Hash for ByPtr {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.0) as usize).hash(state)
-    }
-}
-
 /// Per-instrument state of one run.
 pub struct StateStage {
     cfg: StateConfig,
     states: Vec<InstrumentState>,
-    index: HashMap<ByPtr, usize>,
+    index: HashMap<ByAddress, usize>,
     /// Ticks without quantity (quotes): passed on, not counted in bars or VWAP.
     pub ticks_without_qty: u64,
 }
@@ -102,7 +88,7 @@ impl StateStage {
     }
 
     fn state_of(&mut self, inst: &Arc<Instrument>) -> usize {
-        if let Some(i) = self.index.get(&ByPtr(Arc::clone(inst))) {
+        if let Some(i) = self.index.get(&ByAddress(Arc::clone(inst))) {
             return *i;
         }
         self.states.push(InstrumentState {
@@ -124,7 +110,7 @@ impl StateStage {
             dirty: false,
         });
         self.index
-            .insert(ByPtr(Arc::clone(inst)), self.states.len() - 1);
+            .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
         self.states.len() - 1
     }
 
@@ -144,30 +130,14 @@ impl StateStage {
 
     fn on_trade(&mut self, tick: &Tick, out: &mut Vec<Event>) {
         let i = self.state_of(&tick.instrument);
-        let (indicator_interval, inline) = (self.cfg.indicator_interval, self.cfg.inline);
-        let (rsi_period, atr_period) = (self.cfg.rsi_period as u32, self.cfg.atr_period as u32);
-        let s = &mut self.states[i];
+        let (cfg, s) = (&self.cfg, &mut self.states[i]);
+        let inline = cfg.inline;
         let ts = tick.exchange_ts_ms();
         s.last_ts_ms = ts;
         s.dirty = true;
-        for (k, builder) in s.bars.iter_mut().enumerate() {
-            if let Some(closed) = builder.update(ts, tick.price, tick.qty) {
-                out.push(Event::Bar(BarUpdate {
-                    instrument: Arc::clone(&s.instrument),
-                    interval: Arc::clone(&builder.interval().label),
-                    bar: closed,
-                    closed: true,
-                }));
-                if inline && k == indicator_interval {
-                    indicators_on_close(
-                        &s.instrument,
-                        &mut s.rsi,
-                        &mut s.atr,
-                        &closed,
-                        (rsi_period, atr_period),
-                        out,
-                    );
-                }
+        for k in 0..s.bars.len() {
+            if let Some(closed) = s.bars[k].update(ts, tick.price, tick.qty) {
+                s.on_close(k, closed, cfg, out);
             }
         }
         let day = s.clock.date(ts);
@@ -225,54 +195,44 @@ impl StateStage {
     /// The input (or the session) ended: every forming bar closes.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         self.emit_dirty(out);
-        let (indicator_interval, inline) = (self.cfg.indicator_interval, self.cfg.inline);
-        let periods = (self.cfg.rsi_period as u32, self.cfg.atr_period as u32);
+        let cfg = &self.cfg;
         for s in &mut self.states {
-            for (k, builder) in s.bars.iter_mut().enumerate() {
-                if let Some(closed) = builder.close() {
-                    out.push(Event::Bar(BarUpdate {
-                        instrument: Arc::clone(&s.instrument),
-                        interval: Arc::clone(&builder.interval().label),
-                        bar: closed,
-                        closed: true,
-                    }));
-                    if inline && k == indicator_interval {
-                        indicators_on_close(
-                            &s.instrument,
-                            &mut s.rsi,
-                            &mut s.atr,
-                            &closed,
-                            periods,
-                            out,
-                        );
-                    }
+            for k in 0..s.bars.len() {
+                if let Some(closed) = s.bars[k].close() {
+                    s.on_close(k, closed, cfg, out);
                 }
             }
         }
     }
 }
 
-fn indicators_on_close(
-    instrument: &Arc<Instrument>,
-    rsi: &mut Rsi,
-    atr: &mut Atr,
-    bar: &tickwire_core::Bar,
-    (rsi_period, atr_period): (u32, u32),
-    out: &mut Vec<Event>,
-) {
-    let values = [
-        ("rsi", rsi.next(bar.close), rsi_period),
-        ("atr", atr.next(bar), atr_period),
-    ];
-    for (name, value, period) in values {
-        if let Some(value) = value {
-            out.push(Event::Indicator(IndicatorUpdate {
-                instrument: Arc::clone(instrument),
-                name,
-                value,
-                ts_ms: bar.open_ms,
-                period,
-            }));
+impl InstrumentState {
+    /// A bar of interval `k` closed: hand it on, and on the indicator
+    /// interval (inline engine) the RSI and ATR it makes.
+    fn on_close(&mut self, k: usize, bar: Bar, cfg: &StateConfig, out: &mut Vec<Event>) {
+        out.push(Event::Bar(BarUpdate {
+            instrument: Arc::clone(&self.instrument),
+            interval: Arc::clone(&self.bars[k].interval().label),
+            bar,
+            closed: true,
+        }));
+        if !cfg.inline || k != cfg.indicator_interval {
+            return;
+        }
+        let values = [
+            ("rsi", self.rsi.next(bar.close), cfg.rsi_period),
+            ("atr", self.atr.next(&bar), cfg.atr_period),
+        ];
+        for (name, value, period) in values {
+            if let Some(value) = value {
+                out.push(Event::Indicator(IndicatorUpdate {
+                    instrument: Arc::clone(&self.instrument),
+                    name,
+                    value,
+                    ts_ms: bar.open_ms,
+                    period: period as u32,
+                }));
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use fred::types::Key;
 use tickwire_core::config::Keys;
-use tickwire_core::{Config, Db, Event, Instrument};
+use tickwire_core::{ByAddress, Config, Db, Event, Instrument};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -77,23 +77,6 @@ pub fn writer_dbs(config: &Config) -> Vec<u8> {
     ]
 }
 
-/// An `Arc<Instrument>` compared by address: the parser interns instruments,
-/// so the address is the identity, and hashing it is cheaper than the names.
-#[derive(Clone)]
-struct ByPtr(Arc<Instrument>);
-
-impl PartialEq for ByPtr {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for ByPtr {}
-impl Hash for ByPtr {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.0) as usize).hash(state)
-    }
-}
-
 struct Route {
     stream: usize,
     price_key: Key,
@@ -109,7 +92,7 @@ struct StreamState {
 struct Dispatcher {
     keys: Keys,
     lanes: usize,
-    routes: HashMap<ByPtr, Route>,
+    routes: HashMap<ByAddress, Route>,
     streams: Vec<StreamState>,
     stream_index: HashMap<Key, usize>,
     deadletters: HashMap<Box<str>, (Key, StreamIdSeq, usize)>,
@@ -118,12 +101,12 @@ struct Dispatcher {
     last_tick_ms: i64,
     skipped: u64,
     /// Keys of bar streams and forming-bar hashes per (instrument, interval).
-    bar_keys: HashMap<(ByPtr, Arc<str>), (Key, Key)>,
+    bar_keys: HashMap<(ByAddress, Arc<str>), (Key, Key)>,
     /// Keys of indicator hashes per (instrument, name).
-    indicator_keys: HashMap<(ByPtr, &'static str), Key>,
+    indicator_keys: HashMap<(ByAddress, &'static str), Key>,
     /// Lua engine: the bar interval its RSI/ATR run on, and its keys per instrument.
     lua_interval: Option<Arc<str>>,
-    lua_keys: HashMap<ByPtr, LuaKeys>,
+    lua_keys: HashMap<ByAddress, LuaKeys>,
     pending: Vec<LaneBatch>,
 }
 
@@ -148,7 +131,7 @@ impl Dispatcher {
     fn route(&mut self, event: Event) -> Option<usize> {
         match event {
             Event::Tick(tick) => {
-                let key = ByPtr(Arc::clone(&tick.instrument));
+                let key = ByAddress(Arc::clone(&tick.instrument));
                 let route = match self.routes.get(&key) {
                     Some(r) => r,
                     None => {
@@ -204,7 +187,7 @@ impl Dispatcher {
             }
             Event::Bar(update) => {
                 let id = (
-                    ByPtr(Arc::clone(&update.instrument)),
+                    ByAddress(Arc::clone(&update.instrument)),
                     Arc::clone(&update.interval),
                 );
                 let (stream, forming) = match self.bar_keys.get(&id) {
@@ -242,7 +225,7 @@ impl Dispatcher {
                 Some(lane)
             }
             Event::Indicator(update) => {
-                let id = (ByPtr(Arc::clone(&update.instrument)), update.name);
+                let id = (ByAddress(Arc::clone(&update.instrument)), update.name);
                 let key = match self.indicator_keys.get(&id) {
                     Some(k) => k.clone(),
                     None => {
@@ -269,7 +252,7 @@ impl Dispatcher {
     }
 
     fn lua_keys_of(&mut self, inst: &Arc<Instrument>) -> LuaKeys {
-        if let Some(k) = self.lua_keys.get(&ByPtr(Arc::clone(inst))) {
+        if let Some(k) = self.lua_keys.get(&ByAddress(Arc::clone(inst))) {
             return k.clone();
         }
         let p = &self.keys.prefix;
@@ -288,7 +271,8 @@ impl Dispatcher {
             atr: indicator("atr"),
             vwap: indicator("vwap"),
         };
-        self.lua_keys.insert(ByPtr(Arc::clone(inst)), keys.clone());
+        self.lua_keys
+            .insert(ByAddress(Arc::clone(inst)), keys.clone());
         keys
     }
 
