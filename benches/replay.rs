@@ -133,15 +133,9 @@ fn e2e(c: &mut Criterion) {
 fn state(c: &mut Criterion) {
     use std::sync::Arc as StdArc;
     use tickwire_core::{Instrument, Tick};
-    use tickwire_indicators::{Interval, StateConfig, StateStage};
+    use tickwire_indicators::{StateConfig, StateStage};
 
-    let cfg = StateConfig {
-        intervals: vec![Interval::parse("1m").unwrap()],
-        indicator_interval: 0,
-        rsi_period: 14,
-        atr_period: 14,
-        inline: true,
-    };
+    let cfg = StateConfig::default();
     let mut stage = StateStage::new(cfg);
     let inst = StdArc::new(Instrument::new("NSE", "SBIN"));
     let mut ts_ns: i64 = 1_704_080_700_000_000_000;
@@ -162,6 +156,7 @@ fn state(c: &mut Criterion) {
                 bid: None,
                 ask: None,
                 cum_volume: None,
+                db: None,
             };
             stage.process(Event::Tick(tick), &mut out);
             out.clear();

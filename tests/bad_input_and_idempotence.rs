@@ -117,11 +117,11 @@ async fn replaying_twice_leaves_redis_exactly_as_after_the_first_run() {
     }
 }
 
-/// Every key of DBs 0, 2 and 4 (ticks, bars, indicators, prices, dead letters)
+/// Every key of DBs 0, 2, 3, 4 and 5 (ticks, bars, indicators, prices, volume, dead letters)
 /// with its full content.
 async fn snapshot(server: &tickwire_testkit::RedisServer) -> Vec<(u8, String, String)> {
     let mut out = Vec::new();
-    for db in [0u8, 2, 4] {
+    for db in [0u8, 2, 3, 4, 5] {
         let c = server.client(db).await.unwrap();
         for k in keys(&c).await {
             let kind: String = fred::prelude::KeysInterface::r#type(&c, k.as_str())

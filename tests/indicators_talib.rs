@@ -55,13 +55,7 @@ fn assert_close(what: &str, got: f64, want: f64) {
 }
 
 fn state_config() -> StateConfig {
-    StateConfig {
-        intervals: vec![tickwire_indicators::Interval::parse("1m").unwrap()],
-        indicator_interval: 0,
-        rsi_period: 14,
-        atr_period: 14,
-        inline: true,
-    }
+    StateConfig::default()
 }
 
 #[derive(Default)]

@@ -77,3 +77,18 @@ pub struct SessionTrade {
     pub price: f64,
     pub qty: f64,
 }
+
+/// Traded volume of one instrument, absolute for its span so that writing it
+/// again never double-counts: a time bucket of the session (`bucket` = its
+/// first local minute) or the whole session (`bucket` = `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeUpdate {
+    pub instrument: Arc<Instrument>,
+    /// `YYYY-MM-DD`, the exchange's trading date.
+    pub session: Arc<str>,
+    pub bucket: Option<u16>,
+    pub volume: f64,
+    pub trades: u64,
+    pub first_ts_ms: i64,
+    pub last_ts_ms: i64,
+}

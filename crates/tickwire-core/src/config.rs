@@ -64,7 +64,7 @@ impl Db {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub redis: RedisConfig,
@@ -75,6 +75,29 @@ pub struct Config {
     pub writer: WriterConfig,
     pub bars: BarsConfig,
     pub indicators: IndicatorsConfig,
+    pub volume: VolumeConfig,
+    /// Per exchange (any case): time zone and phases. A venue not named here
+    /// trades around the clock on UTC days.
+    pub exchanges: BTreeMap<String, crate::session::ExchangeConfig>,
+}
+
+/// `[volume]`: time-bucketed volume.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VolumeConfig {
+    /// Bucket width, whole minutes (`1m`, `5m`, ...), by exchange-local time.
+    pub bucket: String,
+    /// Expiry of the per-session totals hash, seconds.
+    pub session_ttl: u64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        Self {
+            bucket: "1m".into(),
+            session_ttl: 86_400,
+        }
+    }
 }
 
 /// `[bars]`: the bar intervals built for every instrument.
@@ -138,6 +161,23 @@ pub fn interval_ms(label: &str) -> Option<i64> {
         _ => return None,
     };
     (n > 0).then(|| n.checked_mul(per)).flatten()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            redis: RedisConfig::default(),
+            databases: DbMap::default(),
+            ttl: TtlConfig::default(),
+            streams: StreamsConfig::default(),
+            keys: KeysConfig::default(),
+            writer: WriterConfig::default(),
+            bars: BarsConfig::default(),
+            indicators: IndicatorsConfig::default(),
+            volume: VolumeConfig::default(),
+            exchanges: crate::session::default_exchanges(),
+        }
+    }
 }
 
 /// `[redis]`: where to write and how the connections behave.
@@ -297,6 +337,8 @@ pub struct KeysConfig {
     pub indicator_state: String,
     pub volume_bucket: String,
     pub volume_baseline: String,
+    /// Per-session totals: cumulative volume, trades, first and last tick time.
+    pub volume_session: String,
     pub heartbeat: String,
     pub feed_status: String,
     pub deadletter: String,
@@ -314,6 +356,7 @@ impl Default for KeysConfig {
             indicator_state: "indicator:state:{symbol}".into(),
             volume_bucket: "volume:bucket:{symbol}:{session}:{HH}:{MM}".into(),
             volume_baseline: "volume:baseline:{symbol}:{HH}:{MM}".into(),
+            volume_session: "volume:session:{symbol}:{session}".into(),
             heartbeat: "tickwire:heartbeat".into(),
             feed_status: "feed:{feed}:status".into(),
             deadletter: "deadletter:{feed}".into(),
@@ -333,6 +376,7 @@ pub struct Keys {
     pub indicator_state: KeyTemplate,
     pub volume_bucket: KeyTemplate,
     pub volume_baseline: KeyTemplate,
+    pub volume_session: KeyTemplate,
     pub heartbeat: KeyTemplate,
     pub feed_status: KeyTemplate,
     pub deadletter: KeyTemplate,
@@ -364,27 +408,44 @@ impl KeysConfig {
                 &self.volume_baseline,
                 &["symbol", "HH", "MM"],
             ),
+            one(
+                "volume_session",
+                &self.volume_session,
+                &["symbol", "session"],
+            ),
             one("heartbeat", &self.heartbeat, &[]),
             one("feed_status", &self.feed_status, &["feed"]),
             one("deadletter", &self.deadletter, &["feed"]),
         );
         match compiled {
-            (Ok(a), Ok(b), Ok(c), Ok(bf), Ok(d), Ok(ds), Ok(e), Ok(f), Ok(g), Ok(h), Ok(i)) => {
-                Ok(Keys {
-                    prefix: self.prefix.clone(),
-                    tick_stream: a,
-                    last_price: b,
-                    bar_stream: c,
-                    bar_forming: bf,
-                    indicator: d,
-                    indicator_state: ds,
-                    volume_bucket: e,
-                    volume_baseline: f,
-                    heartbeat: g,
-                    feed_status: h,
-                    deadletter: i,
-                })
-            }
+            (
+                Ok(a),
+                Ok(b),
+                Ok(c),
+                Ok(bf),
+                Ok(d),
+                Ok(ds),
+                Ok(e),
+                Ok(f),
+                Ok(vs),
+                Ok(g),
+                Ok(h),
+                Ok(i),
+            ) => Ok(Keys {
+                prefix: self.prefix.clone(),
+                tick_stream: a,
+                last_price: b,
+                bar_stream: c,
+                bar_forming: bf,
+                indicator: d,
+                indicator_state: ds,
+                volume_bucket: e,
+                volume_baseline: f,
+                volume_session: vs,
+                heartbeat: g,
+                feed_status: h,
+                deadletter: i,
+            }),
             _ => Err(errors),
         }
     }
@@ -658,6 +719,23 @@ impl Config {
                 field,
                 format!("must be between 2 and 1000 (got {p})"),
             );
+        }
+        let bucket = interval_ms(&self.volume.bucket);
+        check(
+            matches!(bucket, Some(ms) if ms % 60_000 == 0 && ms <= 3_600_000),
+            "volume.bucket",
+            format!(
+                "{:?} must be whole minutes from 1m to 60m",
+                self.volume.bucket
+            ),
+        );
+        check(
+            self.volume.session_ttl > 0,
+            "volume.session_ttl",
+            "must be greater than 0".into(),
+        );
+        if let Err(mut bad) = crate::session::Calendar::from_config(&self.exchanges) {
+            errors.append(&mut bad);
         }
         if let Err(mut bad) = self.keys.compile() {
             errors.append(&mut bad);

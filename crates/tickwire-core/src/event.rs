@@ -1,6 +1,6 @@
 //! What the parse stage hands to the writer.
 
-use crate::bar::{BarUpdate, IndicatorUpdate, SessionTrade};
+use crate::bar::{BarUpdate, IndicatorUpdate, SessionTrade, VolumeUpdate};
 use crate::tick::Tick;
 
 /// One decoded input item. A bad frame is an item in the stream, not the end of it.
@@ -19,6 +19,8 @@ pub enum Event {
     Indicator(IndicatorUpdate),
     /// A trade for the Lua engine's VWAP (from the state stage, Lua engine).
     SessionTrade(SessionTrade),
+    /// Bucket or session volume (from the state stage).
+    Volume(VolumeUpdate),
 }
 
 /// A rejected input item, as it goes to `deadletter:{feed}`.

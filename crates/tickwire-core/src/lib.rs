@@ -10,9 +10,10 @@ pub mod config;
 pub mod event;
 pub mod ids;
 pub mod keys;
+pub mod session;
 pub mod tick;
 
-pub use bar::{Bar, BarUpdate, IndicatorUpdate, SessionTrade};
+pub use bar::{Bar, BarUpdate, IndicatorUpdate, SessionTrade, VolumeUpdate};
 pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Event, Rejected};
 pub use ids::StreamIdSeq;

@@ -1,6 +1,7 @@
 //! tickwire-indicators owns the per-instrument state between parse and writer:
-//! OHLCV bars by exchange time, RSI and ATR with Wilder smoothing exactly as
-//! TA-Lib computes them, and VWAP anchored at the session start. Everything
+//! the phase each tick trades in (by its exchange's calendar), OHLCV bars by
+//! exchange time, RSI and ATR with Wilder smoothing exactly as TA-Lib computes
+//! them, VWAP anchored at the session start, and time-bucketed volume. Everything
 //! here is pure, O(1) per update and driven only by exchange time, so a replay
 //! at any speed yields the same values as the live run.
 //!
@@ -11,14 +12,12 @@
 pub mod atr;
 pub mod bars;
 pub mod rsi;
-pub mod session;
 pub mod state;
 pub mod vwap;
 
 pub use atr::Atr;
 pub use bars::{BarBuilder, Interval};
 pub use rsi::Rsi;
-pub use session::SessionClock;
 pub use state::{StateConfig, StateStage};
 pub use vwap::Vwap;
 

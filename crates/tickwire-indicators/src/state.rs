@@ -16,7 +16,11 @@ use tickwire_core::{
     Bar, BarUpdate, ByAddress, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq, Tick,
 };
 
-use crate::{Atr, BarBuilder, Interval, Rsi, SessionClock, Vwap};
+use tickwire_core::config::Db;
+use tickwire_core::session::{Calendar, SessionClock};
+use tickwire_core::VolumeUpdate;
+
+use crate::{Atr, BarBuilder, Interval, Rsi, Vwap};
 
 /// What the state stage computes.
 #[derive(Debug, Clone)]
@@ -28,6 +32,18 @@ pub struct StateConfig {
     pub atr_period: usize,
     /// Compute indicators here (inline engine), or leave them to the writer (Lua).
     pub inline: bool,
+    /// The exchanges' zones and phases.
+    pub calendar: Calendar,
+    /// Volume bucket width in minutes.
+    pub bucket_minutes: u16,
+}
+
+impl Default for StateConfig {
+    /// The defaults of `config/tickwire.toml`: 1m bars, RSI/ATR 14, inline,
+    /// NSE/BSE/MCX phases, 1m volume buckets.
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
 }
 
 impl StateConfig {
@@ -43,12 +59,17 @@ impl StateConfig {
             .iter()
             .position(|i| *i.label == *c.indicators.interval)
             .unwrap_or(0);
+        let bucket = tickwire_core::config::interval_ms(&c.volume.bucket).unwrap_or(60_000);
         Self {
             intervals,
             indicator_interval,
             rsi_period: c.indicators.rsi_period as usize,
             atr_period: c.indicators.atr_period as usize,
             inline: c.indicators.engine == Engine::Inline,
+            // Validated config: the exchanges parse; the default calendar otherwise.
+            calendar: Calendar::from_config(&c.exchanges)
+                .unwrap_or_else(|_| Calendar::around_the_clock()),
+            bucket_minutes: u16::try_from(bucket / 60_000).unwrap_or(1).max(1),
         }
     }
 }
@@ -60,8 +81,9 @@ struct InstrumentState {
     atr: Atr,
     vwap: Vwap,
     clock: SessionClock,
-    /// The trading date of the latest trade, as text (Lua engine).
-    session: Option<(jiff::civil::Date, Arc<str>)>,
+    /// Volume of the current bucket and of the current session.
+    bucket: Option<VolumeUpdate>,
+    session_volume: Option<VolumeUpdate>,
     /// Trade sequence for the Lua engine's idempotence.
     seq: StreamIdSeq,
     last_ts_ms: i64,
@@ -75,6 +97,8 @@ pub struct StateStage {
     index: HashMap<ByAddress, usize>,
     /// Ticks without quantity (quotes): passed on, not counted in bars or VWAP.
     pub ticks_without_qty: u64,
+    /// Ticks outside every phase of their exchange, dropped by policy.
+    pub dropped_outside: u64,
 }
 
 impl StateStage {
@@ -84,6 +108,7 @@ impl StateStage {
             states: Vec::new(),
             index: HashMap::new(),
             ticks_without_qty: 0,
+            dropped_outside: 0,
         }
     }
 
@@ -103,8 +128,9 @@ impl StateStage {
             rsi: Rsi::new(self.cfg.rsi_period),
             atr: Atr::new(self.cfg.atr_period),
             vwap: Vwap::new(),
-            clock: SessionClock::for_exchange(&inst.exchange),
-            session: None,
+            clock: SessionClock::new(self.cfg.calendar.venue(&inst.exchange)),
+            bucket: None,
+            session_volume: None,
             seq: StreamIdSeq::default(),
             last_ts_ms: 0,
             dirty: false,
@@ -116,42 +142,48 @@ impl StateStage {
 
     /// Takes one event; pushes it and what it caused to `out`.
     pub fn process(&mut self, event: Event, out: &mut Vec<Event>) {
-        let Event::Tick(tick) = event else {
+        let Event::Tick(mut tick) = event else {
             out.push(event);
             return;
         };
+        let i = self.state_of(&tick.instrument);
+        let s = &mut self.states[i];
+        let ts = tick.exchange_ts_ms();
+        let local_minute = s.clock.at(ts).minute;
+        let Some(db) = s.clock.venue().route(local_minute) else {
+            self.dropped_outside += 1;
+            return;
+        };
+        tick.db = Some(db);
         if tick.qty > 0.0 {
-            self.on_trade(&tick, out);
+            self.on_trade(i, &tick, db, out);
         } else {
             self.ticks_without_qty += 1;
         }
         out.push(Event::Tick(tick));
     }
 
-    fn on_trade(&mut self, tick: &Tick, out: &mut Vec<Event>) {
-        let i = self.state_of(&tick.instrument);
+    fn on_trade(&mut self, i: usize, tick: &Tick, db: Db, out: &mut Vec<Event>) {
         let (cfg, s) = (&self.cfg, &mut self.states[i]);
         let inline = cfg.inline;
         let ts = tick.exchange_ts_ms();
-        s.last_ts_ms = ts;
         s.dirty = true;
+        s.add_volume(ts, tick.qty, cfg.bucket_minutes, out);
+        // Bars, VWAP and indicators follow the continuous market only.
+        if db != Db::ContinuousMarket {
+            return;
+        }
+        s.last_ts_ms = ts;
         for k in 0..s.bars.len() {
             if let Some(closed) = s.bars[k].update(ts, tick.price, tick.qty) {
                 s.on_close(k, closed, cfg, out);
             }
         }
-        let day = s.clock.date(ts);
+        let local = s.clock.at(ts);
         if inline {
-            s.vwap.update(day, tick.price, tick.qty);
+            s.vwap.update(local.date, tick.price, tick.qty);
         } else {
-            let session = match &s.session {
-                Some((d, text)) if *d == day => Arc::clone(text),
-                _ => {
-                    let text: Arc<str> = day.to_string().into();
-                    s.session = Some((day, Arc::clone(&text)));
-                    text
-                }
-            };
+            let session = Arc::clone(&local.session);
             let (ts_ms, seq) = s.seq.next(ts);
             out.push(Event::SessionTrade(SessionTrade {
                 instrument: Arc::clone(&s.instrument),
@@ -180,6 +212,9 @@ impl StateStage {
                     }));
                 }
             }
+            for v in [&s.bucket, &s.session_volume].into_iter().flatten() {
+                out.push(Event::Volume(v.clone()));
+            }
             if let (true, Some(value)) = (inline, s.vwap.value()) {
                 out.push(Event::Indicator(IndicatorUpdate {
                     instrument: Arc::clone(&s.instrument),
@@ -207,6 +242,40 @@ impl StateStage {
 }
 
 impl InstrumentState {
+    /// Adds a trade's quantity to its bucket and its session; a trade of a new
+    /// bucket or session hands on the finished one first.
+    fn add_volume(&mut self, ts: i64, qty: f64, width: u16, out: &mut Vec<Event>) {
+        let local = self.clock.at(ts).clone();
+        let bucket = local.minute - local.minute % width;
+        for (slot, span) in [
+            (&mut self.bucket, Some(bucket)),
+            (&mut self.session_volume, None),
+        ] {
+            match slot {
+                // A late trade (clock step back) counts in the current span.
+                Some(v) if v.session == local.session && (span.is_none() || v.bucket >= span) => {
+                    v.volume += qty;
+                    v.trades += 1;
+                    v.last_ts_ms = v.last_ts_ms.max(ts);
+                }
+                _ => {
+                    if let Some(done) = slot.take() {
+                        out.push(Event::Volume(done));
+                    }
+                    *slot = Some(VolumeUpdate {
+                        instrument: Arc::clone(&self.instrument),
+                        session: Arc::clone(&local.session),
+                        bucket: span,
+                        volume: qty,
+                        trades: 1,
+                        first_ts_ms: ts,
+                        last_ts_ms: ts,
+                    });
+                }
+            }
+        }
+    }
+
     /// A bar of interval `k` closed: hand it on, and on the indicator
     /// interval (inline engine) the RSI and ATR it makes.
     fn on_close(&mut self, k: usize, bar: Bar, cfg: &StateConfig, out: &mut Vec<Event>) {
@@ -251,16 +320,15 @@ mod tests {
             bid: None,
             ask: None,
             cum_volume: None,
+            db: None,
         })
     }
 
     fn stage() -> StateStage {
         StateStage::new(StateConfig {
-            intervals: vec![Interval::parse("1m").unwrap()],
-            indicator_interval: 0,
             rsi_period: 2,
             atr_period: 2,
-            inline: true,
+            ..StateConfig::default()
         })
     }
 
@@ -285,7 +353,7 @@ mod tests {
         }
         s.emit_dirty(&mut out);
         assert_eq!(indicators(&out, "vwap"), [101.0]);
-        let day2 = 1_704_166_500_000;
+        let day2 = 1_704_167_100_000; // 09:15 IST
         out.clear();
         s.process(tick(&inst, day2, 90.0, 3.0), &mut out);
         s.emit_dirty(&mut out);
@@ -318,12 +386,12 @@ mod tests {
         let inst = Arc::new(Instrument::new("NSE", "SBIN"));
         let mut s = StateStage::new(StateConfig {
             inline: false,
-            ..stage().cfg
+            ..StateConfig::default()
         });
         let mut out = Vec::new();
         for k in 0..5 {
             s.process(
-                tick(&inst, 1_704_103_020_000 + k * 60_000, 100.0 + k as f64, 1.0),
+                tick(&inst, 1_704_080_700_000 + k * 60_000, 100.0 + k as f64, 1.0),
                 &mut out,
             );
         }

@@ -314,10 +314,8 @@ fn event_time(meta: &SourceMeta, e: &Event) -> Option<i64> {
         Event::Tick(t) if meta.format == Format::Frames => Some(t.recv_ts_ns),
         Event::Tick(t) => Some(t.exchange_ts_ns),
         Event::Rejected(r) => r.recv_ts_ns,
-        // Bars and indicator values come after this stage, never from a file.
-        Event::Skipped { .. } | Event::Bar(_) | Event::Indicator(_) | Event::SessionTrade(_) => {
-            None
-        }
+        // Skips carry no time; the state stage's events come after this stage.
+        _ => None,
     }
 }
 
@@ -345,7 +343,8 @@ fn parse_chunks(
                 Event::Tick(_) => t += 1,
                 Event::Rejected(_) => r += 1,
                 Event::Skipped { .. } => s += 1,
-                Event::Bar(_) | Event::Indicator(_) | Event::SessionTrade(_) => {}
+                // The state stage's events come after this stage.
+                _ => {}
             }
         }
         progress.ticks.fetch_add(t, Ordering::Relaxed);

@@ -46,6 +46,7 @@ pub fn decode_binance(
         bid: None,
         ask: None,
         cum_volume: None,
+        db: None,
     };
     Some(finish(tick, "binance", line, max_raw))
 }
@@ -98,6 +99,7 @@ pub fn decode_tardis(
         bid: None,
         ask: None,
         cum_volume: None,
+        db: None,
     };
     Some(finish(tick, "tardis", line, max_raw))
 }

@@ -19,7 +19,7 @@ use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use futures_util::future::join_all;
-use tickwire_core::{Bar, BarUpdate, IndicatorUpdate, Rejected, SessionTrade, Tick};
+use tickwire_core::{Bar, BarUpdate, IndicatorUpdate, Rejected, SessionTrade, Tick, VolumeUpdate};
 use tokio::sync::mpsc;
 
 use crate::stats::WriterStats;
@@ -29,6 +29,9 @@ use crate::{pools::RedisPools, WriterError};
 pub(crate) struct TickWrite {
     pub stream_key: Key,
     pub price_key: Key,
+    /// The DB of the tick's phase, and of its last-price hash.
+    pub db: u8,
+    pub price_db: u8,
     pub id: (u64, u64),
     pub tick: Tick,
 }
@@ -50,6 +53,12 @@ pub(crate) struct BarWrite {
 pub(crate) struct IndicatorWrite {
     pub key: Key,
     pub update: IndicatorUpdate,
+}
+
+/// Bucket or session volume, to its hash.
+pub(crate) struct VolumeWrite {
+    pub key: Key,
+    pub update: VolumeUpdate,
 }
 
 /// The keys the Lua engine's scripts touch for one instrument.
@@ -81,6 +90,7 @@ pub(crate) struct LaneBatch {
     pub indicators: Vec<IndicatorWrite>,
     pub lua_bars: Vec<LuaBar>,
     pub lua_trades: Vec<LuaTrade>,
+    pub volumes: Vec<VolumeWrite>,
 }
 
 impl LaneBatch {
@@ -91,6 +101,7 @@ impl LaneBatch {
             + self.indicators.len()
             + self.lua_bars.len()
             + self.lua_trades.len()
+            + self.volumes.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -101,16 +112,25 @@ impl LaneBatch {
 #[derive(Clone)]
 pub(crate) struct LaneSettings {
     pub ticks_db: u8,
-    pub prices_db: u8,
     pub system_db: u8,
     pub ticks_ttl: i64,
-    pub prices_ttl: i64,
     pub system_ttl: i64,
     pub maxlen: i64,
     pub deadletter_maxlen: i64,
     pub max_retries: u32,
     /// The Lua engine's scripts, when it is the engine.
     pub lua: Option<LuaScripts>,
+    /// TTL of the keys of each logical DB number.
+    pub ttl_by_db: [i64; 16],
+    pub volume_db: u8,
+    /// TTL of the per-session volume totals.
+    pub session_ttl: i64,
+}
+
+impl LaneSettings {
+    fn ttl(&self, db: u8) -> i64 {
+        self.ttl_by_db[usize::from(db & 15)]
+    }
 }
 
 /// The Lua engine: its scripts (SHA-1 computed locally) and periods.
@@ -286,13 +306,13 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
     let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
     let mut texts = Vec::with_capacity(batch.ticks.len());
-    let mut stream_keys: Vec<&Key> = Vec::new();
-    let mut seen: HashSet<&Key> = HashSet::new();
+    let mut stream_keys: Vec<(u8, &Key)> = Vec::new();
+    let mut seen: HashSet<(u8, &Key)> = HashSet::new();
     // Per price key, the latest value of each field in this batch: the same
     // hash as one HSET per tick would leave, whatever the batch boundaries
     // (a tick without bid/ask keeps the bid/ask an earlier tick gave).
-    let mut last: HashMap<&Key, LatestFields> = HashMap::new();
-    let mut price_order: Vec<&Key> = Vec::new();
+    let mut last: HashMap<(u8, &Key), LatestFields> = HashMap::new();
+    let mut price_order: Vec<(u8, &Key)> = Vec::new();
     for (i, w) in batch.ticks.iter().enumerate() {
         let text = TickText::new(&mut buf, w);
         let mut fields = Vec::with_capacity(6);
@@ -301,7 +321,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
         fields.push((TS, Value::Bytes(text.ts.clone())));
         text.optional(&mut fields);
         cmds.push(Cmd {
-            db: s.ticks_db,
+            db: w.db,
             kind: Kind::Tick,
             call: Call::Xadd {
                 key: w.stream_key.clone(),
@@ -310,21 +330,21 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
                 fields,
             },
         });
-        let latest = last.entry(&w.price_key).or_insert_with(|| {
-            price_order.push(&w.price_key);
+        let latest = last.entry((w.price_db, &w.price_key)).or_insert_with(|| {
+            price_order.push((w.price_db, &w.price_key));
             LatestFields::default()
         });
         latest.update(i, &text);
         texts.push(text);
-        if seen.insert(&w.stream_key) {
-            stream_keys.push(&w.stream_key);
+        if seen.insert((w.db, &w.stream_key)) {
+            stream_keys.push((w.db, &w.stream_key));
         }
     }
-    for key in stream_keys {
-        cmds.push(expire(s.ticks_db, key, s.ticks_ttl));
+    for (db, key) in stream_keys {
+        cmds.push(expire(db, key, s.ttl(db)));
     }
-    for key in price_order {
-        let latest = &last[key];
+    for (db, key) in price_order {
+        let latest = &last[&(db, key)];
         let (t, text) = (&batch.ticks[latest.tick].tick, &texts[latest.tick]);
         let mut fields = Vec::with_capacity(7);
         fields.push((LTP, Value::Bytes(text.price.clone())));
@@ -336,14 +356,14 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
         }
         fields.push((EXCHANGE, Value::from(&*t.instrument.exchange)));
         cmds.push(Cmd {
-            db: s.prices_db,
+            db,
             kind: Kind::Hash,
             call: Call::Hset {
                 key: key.clone(),
                 fields,
             },
         });
-        cmds.push(expire(s.prices_db, key, s.prices_ttl));
+        cmds.push(expire(db, key, s.ttl(db)));
     }
     let mut dl_keys: Vec<&Key> = Vec::new();
     for r in &batch.rejects {
@@ -376,7 +396,45 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
     if let Some(lua) = &s.lua {
         plan_lua(batch, s, lua, &mut buf, &mut cmds);
     }
+    plan_volumes(batch, s, &mut buf, &mut cmds);
     cmds
+}
+
+const VOLUME: Key = Key::from_static_str("volume");
+const TRADES: Key = Key::from_static_str("trades");
+const FIRST_TS: Key = Key::from_static_str("first_ts");
+const LAST_TS: Key = Key::from_static_str("last_ts");
+
+/// Bucket and session volume: one HSET of absolute values per key, the latest.
+fn plan_volumes(batch: &LaneBatch, s: &LaneSettings, buf: &mut BytesMut, cmds: &mut Vec<Cmd>) {
+    let mut latest: HashMap<&Key, usize> = HashMap::new();
+    let mut order: Vec<&Key> = Vec::new();
+    for (i, v) in batch.volumes.iter().enumerate() {
+        if latest.insert(&v.key, i).is_none() {
+            order.push(&v.key);
+        }
+    }
+    for key in order {
+        let u = &batch.volumes[latest[key]].update;
+        let mut fields = vec![(VOLUME, text(buf, u.volume)), (TRADES, text(buf, u.trades))];
+        let ttl = match u.bucket {
+            Some(_) => s.ttl(s.volume_db),
+            None => {
+                fields.push((FIRST_TS, text(buf, u.first_ts_ms)));
+                fields.push((LAST_TS, text(buf, u.last_ts_ms)));
+                s.session_ttl
+            }
+        };
+        cmds.push(Cmd {
+            db: s.volume_db,
+            kind: Kind::Hash,
+            call: Call::Hset {
+                key: key.clone(),
+                fields,
+            },
+        });
+        cmds.push(expire(s.volume_db, key, ttl));
+    }
 }
 
 /// One EVALSHA per instrument per batch and script, its inputs oldest first.

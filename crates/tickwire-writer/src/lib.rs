@@ -31,7 +31,7 @@ pub use tickwire_core::ids::{self, StreamIdSeq};
 use fred::types::scripts::Script;
 use lane::{
     BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts, LuaTrade,
-    RejectWrite, TickWrite,
+    RejectWrite, TickWrite, VolumeWrite,
 };
 use tickwire_core::config::Engine;
 
@@ -70,17 +70,36 @@ pub enum WriterError {
 /// The logical DBs the writer writes to under `config` (connect these).
 pub fn writer_dbs(config: &Config) -> Vec<u8> {
     let d = &config.databases;
-    vec![
-        d.get(Db::System),
-        d.get(Db::Prices),
-        d.get(Db::ContinuousMarket),
+    let mut dbs: Vec<u8> = [
+        Db::System,
+        Db::Prices,
+        Db::Premarket,
+        Db::ContinuousMarket,
+        Db::CumulativeVolume,
     ]
+    .iter()
+    .map(|p| d.get(*p))
+    .collect();
+    // DBs the exchanges' phases route to.
+    for ex in config.exchanges.values() {
+        let named = ex
+            .phases
+            .iter()
+            .map(|p| p.db.as_str())
+            .chain([ex.outside.as_str()]);
+        dbs.extend(named.filter_map(Db::from_name).map(|p| d.get(p)));
+    }
+    dbs.sort_unstable();
+    dbs.dedup();
+    dbs
 }
 
 struct Route {
-    stream: usize,
+    stream_key: Key,
     price_key: Key,
     lane: usize,
+    /// The instrument's stream in each DB it has traded into: (db, index).
+    streams: Vec<(u8, usize)>,
 }
 
 struct StreamState {
@@ -94,7 +113,8 @@ struct Dispatcher {
     lanes: usize,
     routes: HashMap<ByAddress, Route>,
     streams: Vec<StreamState>,
-    stream_index: HashMap<Key, usize>,
+    stream_index: HashMap<(u8, Key), usize>,
+    dbs: tickwire_core::config::DbMap,
     deadletters: HashMap<Box<str>, (Key, StreamIdSeq, usize)>,
     /// Exchange time of the latest tick: the time of a dead letter whose input
     /// carries none, so that its ID is as deterministic as a tick's.
@@ -132,20 +152,49 @@ impl Dispatcher {
         match event {
             Event::Tick(tick) => {
                 let key = ByAddress(Arc::clone(&tick.instrument));
-                let route = match self.routes.get(&key) {
-                    Some(r) => r,
+                if !self.routes.contains_key(&key) {
+                    let route = self.new_route(&tick.instrument);
+                    self.routes.insert(key.clone(), route);
+                }
+                // Present: inserted just above if it was missing.
+                let route = self.routes.get_mut(&key)?;
+                let purpose = tick.db.unwrap_or(Db::ContinuousMarket);
+                let db = self.dbs.get(purpose);
+                // The last price of the continuous market has its own DB; other
+                // phases keep theirs beside their ticks.
+                let price_db = match purpose {
+                    Db::ContinuousMarket => self.dbs.get(Db::Prices),
+                    _ => db,
+                };
+                let index = match route.streams.iter().find(|(d, _)| *d == db) {
+                    Some((_, i)) => *i,
                     None => {
-                        let route = self.new_route(&tick.instrument);
-                        self.routes.entry(key).or_insert(route)
+                        // Two instruments that render to the same stream share its ID sequence.
+                        let id = (db, route.stream_key.clone());
+                        let i = match self.stream_index.get(&id) {
+                            Some(i) => *i,
+                            None => {
+                                self.streams.push(StreamState {
+                                    key: route.stream_key.clone(),
+                                    seq: StreamIdSeq::default(),
+                                });
+                                self.stream_index.insert(id, self.streams.len() - 1);
+                                self.streams.len() - 1
+                            }
+                        };
+                        route.streams.push((db, i));
+                        i
                     }
                 };
-                let stream = &mut self.streams[route.stream];
+                let stream = &mut self.streams[index];
                 let id = stream.seq.next(tick.exchange_ts_ms());
                 self.last_tick_ms = tick.exchange_ts_ms();
                 let lane = route.lane;
                 self.pending[lane].ticks.push(TickWrite {
                     stream_key: stream.key.clone(),
                     price_key: route.price_key.clone(),
+                    db,
+                    price_db,
                     id,
                     tick,
                 });
@@ -242,6 +291,25 @@ impl Dispatcher {
                     .push(IndicatorWrite { key, update });
                 Some(lane)
             }
+            Event::Volume(update) => {
+                let inst = &update.instrument;
+                let hh_mm = update
+                    .bucket
+                    .map(|m| (format!("{:02}", m / 60), format!("{:02}", m % 60)));
+                let template = match update.bucket {
+                    Some(_) => &self.keys.volume_bucket,
+                    None => &self.keys.volume_session,
+                };
+                let key = Key::from(template.render(&self.keys.prefix, |n| match n {
+                    "session" => Some(&*update.session),
+                    "HH" => hh_mm.as_ref().map(|(h, _)| h.as_str()),
+                    "MM" => hh_mm.as_ref().map(|(_, m)| m.as_str()),
+                    _ => instrument_value(inst, n),
+                }));
+                let lane = lane_of(&inst.symbol, self.lanes);
+                self.pending[lane].volumes.push(VolumeWrite { key, update });
+                Some(lane)
+            }
             Event::SessionTrade(trade) => {
                 let keys = self.lua_keys_of(&trade.instrument);
                 let lane = lane_of(&trade.instrument.symbol, self.lanes);
@@ -276,25 +344,14 @@ impl Dispatcher {
         keys
     }
 
-    fn new_route(&mut self, inst: &Instrument) -> Route {
+    fn new_route(&self, inst: &Instrument) -> Route {
         let value = |name: &str| instrument_value(inst, name);
         let stream_key = Key::from(self.keys.tick_stream.render(&self.keys.prefix, value));
         let price_key = Key::from(self.keys.last_price.render(&self.keys.prefix, value));
-        // Two instruments that render to the same stream share its ID sequence.
-        let stream = match self.stream_index.get(&stream_key) {
-            Some(i) => *i,
-            None => {
-                self.streams.push(StreamState {
-                    key: stream_key.clone(),
-                    seq: StreamIdSeq::default(),
-                });
-                self.stream_index.insert(stream_key, self.streams.len() - 1);
-                self.streams.len() - 1
-            }
-        };
         Route {
-            stream,
+            stream_key,
             price_key,
+            streams: Vec::new(),
             // By symbol: the stream and the price hash of a symbol share a lane,
             // so both are written in order.
             lane: lane_of(&inst.symbol, self.lanes),
@@ -323,15 +380,24 @@ pub async fn run(
     let ttl = |db| i64::try_from(config.ttl.secs(db)).unwrap_or(i64::MAX);
     let settings = LaneSettings {
         ticks_db: d.get(Db::ContinuousMarket),
-        prices_db: d.get(Db::Prices),
         system_db: d.get(Db::System),
         ticks_ttl: ttl(Db::ContinuousMarket),
-        prices_ttl: ttl(Db::Prices),
         system_ttl: ttl(Db::System),
         maxlen: i64::try_from(config.streams.maxlen).unwrap_or(i64::MAX),
         deadletter_maxlen: i64::try_from(config.streams.deadletter_maxlen).unwrap_or(i64::MAX),
         max_retries: config.writer.max_retries,
         lua: None,
+        ttl_by_db: {
+            let mut t = [ttl(Db::ContinuousMarket); 16];
+            // Purposes listed later win a shared DB number, as the first listed
+            // is the most general (system).
+            for purpose in Db::ALL.iter().rev() {
+                t[usize::from(d.get(*purpose) & 15)] = ttl(*purpose);
+            }
+            t
+        },
+        volume_db: d.get(Db::CumulativeVolume),
+        session_ttl: i64::try_from(config.volume.session_ttl).unwrap_or(i64::MAX),
     };
     let mut settings = settings;
     let lua_interval = if config.indicators.engine == Engine::Lua {
@@ -369,6 +435,7 @@ pub async fn run(
         routes: HashMap::new(),
         streams: Vec::new(),
         stream_index: HashMap::new(),
+        dbs: config.databases.clone(),
         deadletters: HashMap::new(),
         last_tick_ms: 0,
         skipped: 0,

@@ -7,5 +7,5 @@ pub mod demo;
 pub mod replay;
 pub mod summary;
 
-pub use replay::{replay, AppError};
+pub use replay::{replay, AppError, StateCounts};
 pub use summary::RunSummary;

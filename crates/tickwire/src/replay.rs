@@ -51,6 +51,7 @@ pub async fn replay(
             drop(rx);
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
             let _ = tokio::task::spawn_blocking(move || state.join()).await;
+            // (its counts do not matter: the run did not start)
             return Err(e.into());
         }
     };
@@ -62,7 +63,9 @@ pub async fn replay(
     let ingest = tokio::task::spawn_blocking(move || handle.join());
     let written = writer.await?;
     let read = ingest.await?;
-    let _ = tokio::task::spawn_blocking(move || state.join()).await?;
+    let state = tokio::task::spawn_blocking(move || state.join())
+        .await?
+        .unwrap_or_default();
     pools.quit().await;
     // A writer failure explains an ingest "writer gone"; report it first.
     let writer = written?;
@@ -70,6 +73,7 @@ pub async fn replay(
     Ok(RunSummary {
         ingest,
         writer,
+        state,
         elapsed: started.elapsed(),
         databases: config.databases.clone(),
     })
@@ -82,7 +86,7 @@ fn spawn_state_stage(
     cfg: StateConfig,
     mut input: mpsc::Receiver<Vec<Event>>,
     output: mpsc::Sender<Vec<Event>>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+) -> std::io::Result<std::thread::JoinHandle<StateCounts>> {
     std::thread::Builder::new()
         .name("tickwire-state".into())
         .spawn(move || {
@@ -95,7 +99,7 @@ fn spawn_state_stage(
                 stage.emit_dirty(&mut out);
                 if output.blocking_send(out).is_err() {
                     // The writer is gone; it reports why.
-                    return;
+                    return StateCounts::of(&stage);
                 }
             }
             let mut out = Vec::new();
@@ -103,5 +107,24 @@ fn spawn_state_stage(
             if !out.is_empty() {
                 let _ = output.blocking_send(out);
             }
+            StateCounts::of(&stage)
         })
+}
+
+/// What the state stage counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Ticks outside every phase of their exchange, dropped by policy.
+    pub dropped_outside: u64,
+    /// Ticks without quantity: written, but no bar, VWAP or volume.
+    pub without_qty: u64,
+}
+
+impl StateCounts {
+    fn of(stage: &StateStage) -> Self {
+        Self {
+            dropped_outside: stage.dropped_outside,
+            without_qty: stage.ticks_without_qty,
+        }
+    }
 }

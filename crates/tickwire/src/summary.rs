@@ -7,11 +7,14 @@ use tickwire_core::config::DbMap;
 use tickwire_ingest::IngestSummary;
 use tickwire_writer::WriterStats;
 
+use crate::replay::StateCounts;
+
 /// What a run read and wrote.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub ingest: IngestSummary,
     pub writer: WriterStats,
+    pub state: StateCounts,
     pub elapsed: Duration,
     pub databases: DbMap,
 }
@@ -37,7 +40,7 @@ impl RunSummary {
             "finished"
         };
         let _ = writeln!(s, "replay {status} in {:.2} s", self.elapsed.as_secs_f64());
-        let rows: [(&str, u64); 11] = [
+        let rows: [(&str, u64); 12] = [
             ("files read", i.files),
             ("lines read", i.lines),
             ("ticks read", i.ticks),
@@ -46,6 +49,7 @@ impl RunSummary {
             ("rejected", i.rejected),
             ("dead-lettered", w.deadlettered + w.deadletter_duplicates),
             ("skipped", i.skipped),
+            ("outside phases", self.state.dropped_outside),
             ("bars written", w.bars_written),
             ("indicator writes", w.indicator_writes),
             ("write errors", w.write_errors),

@@ -87,6 +87,7 @@ impl<'a> BinanceTrade<'a> {
             bid: None,
             ask: None,
             cum_volume: None,
+            db: None,
         }
     }
 }

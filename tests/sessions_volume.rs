@@ -1,0 +1,229 @@
+//! Exchange phases route ticks to their DB; time-bucketed and session volume
+//! land as absolute values, in the exchange's local time.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+
+fn line(exchange: &str, symbol: &str, ts: i64, ltp: f64, qty: f64) -> String {
+    format!("{{\"exchange\":\"{exchange}\",\"symbol\":\"{symbol}\",\"ts\":{ts},\"ltp\":{ltp},\"qty\":{qty}}}\n")
+}
+
+// 2024-01-01 in IST (UTC+05:30).
+const IST_0900: i64 = 1_704_079_800_000;
+const MIN: i64 = 60_000;
+
+#[tokio::test]
+async fn pre_open_ticks_go_to_db_3_continuous_to_db_4_the_rest_is_dropped() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let body = [
+        line("NSE", "SBIN", IST_0900 + 2 * MIN, 610.0, 5.0), // 09:02 pre-open
+        line("nse", "SBIN", IST_0900 + 7 * MIN + 59_000, 611.0, 7.0), // 09:07:59 pre-open (any case)
+        line("NSE", "SBIN", IST_0900 + 8 * MIN, 611.5, 1.0), // 09:08 between phases: dropped
+        line("NSE", "SBIN", IST_0900 + 15 * MIN, 612.0, 10.0), // 09:15 continuous
+        line("NSE", "SBIN", IST_0900 + 390 * MIN, 613.0, 1.0), // 15:30 closed: dropped
+    ]
+    .concat();
+    let file = write(dir.path(), "day.jsonl", &body);
+    let s = replay(&config(&server, ""), &[file]).await;
+    assert_eq!(s.state.dropped_outside, 2);
+    assert_eq!(s.writer.ticks_written, 3);
+
+    let db3 = server.client(3).await.unwrap();
+    let pre = xrange(&db3, "ticks:SBIN").await;
+    assert_eq!(
+        pre.iter().map(|e| field(e, "ltp")).collect::<Vec<_>>(),
+        ["610", "611"]
+    );
+    assert_eq!(
+        hgetall(&db3, "price:SBIN").await["ltp"],
+        "611",
+        "the pre-open last print"
+    );
+    assert_ttl(&db3, "ticks:SBIN").await;
+    let db4 = server.client(4).await.unwrap();
+    let cont = xrange(&db4, "ticks:SBIN").await;
+    assert_eq!(
+        cont.iter().map(|e| field(e, "ltp")).collect::<Vec<_>>(),
+        ["612"]
+    );
+    assert_eq!(
+        hgetall(&server.client(2).await.unwrap(), "price:SBIN").await["ltp"],
+        "612"
+    );
+    // Pre-open prints make no bars: only the 09:15 minute has one.
+    assert_eq!(xrange(&db4, "bars:1m:SBIN").await.len(), 1);
+}
+
+#[tokio::test]
+async fn outside_ticks_can_be_routed_to_a_named_db() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "late.jsonl",
+        &line("NSE", "SBIN", IST_0900 + 400 * MIN, 613.0, 1.0),
+    );
+    let cfg = config(
+        &server,
+        "[exchanges.NSE]\ntimezone = \"Asia/Kolkata\"\noutside = \"patterns\"\n\
+         phases = [{ name = \"continuous\", start = \"09:15\", end = \"15:30\", db = \"continuous_market\" }]\n",
+    );
+    let s = replay(&cfg, &[file]).await;
+    assert_eq!(s.state.dropped_outside, 0);
+    assert_eq!(
+        xrange(&server.client(10).await.unwrap(), "ticks:SBIN")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn buckets_and_session_totals_are_absolute_and_survive_a_second_replay() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tickwire_testkit::synth::SynthSpec {
+        instruments: 3,
+        sessions: 2,
+        ticks_per_session: 800,
+        seed: 21,
+        start: jiff::civil::date(2024, 1, 1),
+    };
+    let path = dir.path().join("two-days.jsonl");
+    let mut text = Vec::new();
+    tickwire_testkit::synth::write_ticks(&spec, &mut text).unwrap();
+    std::fs::write(&path, &text).unwrap();
+
+    // Expected, computed here from the file: per (symbol, session, HH:MM).
+    let tz = jiff::tz::TimeZone::get("Asia/Kolkata").unwrap();
+    let mut buckets: HashMap<String, (f64, u64)> = HashMap::new();
+    let mut sessions: HashMap<String, (f64, u64, i64, i64)> = HashMap::new();
+    for l in String::from_utf8(text).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let (sym, ts, qty) = (
+            v["symbol"].as_str().unwrap(),
+            v["ts"].as_i64().unwrap(),
+            v["qty"].as_f64().unwrap(),
+        );
+        let local = jiff::Timestamp::from_millisecond(ts)
+            .unwrap()
+            .to_zoned(tz.clone());
+        let key = format!(
+            "volume:bucket:{sym}:{}:{:02}:{:02}",
+            local.date(),
+            local.hour(),
+            local.minute()
+        );
+        let b = buckets.entry(key).or_default();
+        b.0 += qty;
+        b.1 += 1;
+        let s = sessions
+            .entry(format!("volume:session:{sym}:{}", local.date()))
+            .or_insert((0.0, 0, ts, ts));
+        s.0 += qty;
+        s.1 += 1;
+        s.3 = ts;
+    }
+
+    let cfg = config(&server, "[writer]\nbatch_size = 97\n");
+    replay(&cfg, std::slice::from_ref(&path)).await;
+    let db5 = server.client(5).await.unwrap();
+    let check = |label: &'static str| {
+        let (db5, buckets, sessions) = (&db5, &buckets, &sessions);
+        async move {
+            let all = keys(db5).await;
+            assert_eq!(
+                all.len(),
+                buckets.len() + sessions.len(),
+                "{label}: one hash per bucket and session"
+            );
+            for (k, (vol, trades)) in buckets {
+                let h = hgetall(db5, k).await;
+                assert_eq!(h["volume"].parse::<f64>().unwrap(), *vol, "{label} {k}");
+                assert_eq!(h["trades"], trades.to_string(), "{label} {k}");
+            }
+            for (k, (vol, trades, first, last)) in sessions {
+                let h = hgetall(db5, k).await;
+                assert_eq!(h["volume"].parse::<f64>().unwrap(), *vol, "{label} {k}");
+                assert_eq!(h["trades"], trades.to_string());
+                assert_eq!(
+                    (h["first_ts"].as_str(), h["last_ts"].as_str()),
+                    (first.to_string().as_str(), last.to_string().as_str())
+                );
+                let t = ttl(db5, k).await;
+                assert!(
+                    t > 86_000 && t <= 86_400,
+                    "session totals expire in 24 h: {t}"
+                );
+            }
+        }
+    };
+    check("first replay").await;
+    assert_ttl(&db5, buckets.keys().next().unwrap()).await;
+    replay(&cfg, &[path]).await;
+    check("second replay").await;
+}
+
+#[tokio::test]
+async fn daylight_saving_and_midnight_utc_boundaries() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // CME on Chicago time: 08:30 local is 14:30 UTC in winter (CST) and 13:30 UTC
+    // after the switch to CDT on 2024-03-10. Binance, not named, turns its day
+    // at 00:00 UTC.
+    let body = [
+        line("CME", "ES", 1_709_908_200_000, 5_100.0, 2.0), // 2024-03-08 08:30 CST
+        line("CME", "ES", 1_710_163_800_000, 5_120.0, 3.0), // 2024-03-11 08:30 CDT
+        line("BINANCE", "BTCUSDT", 1_704_153_599_999, 42_000.0, 0.5), // 2024-01-01 23:59:59.999 UTC
+        line("BINANCE", "BTCUSDT", 1_704_153_600_000, 42_001.0, 0.25), // 2024-01-02 00:00 UTC
+    ]
+    .concat();
+    let file = write(dir.path(), "boundaries.jsonl", &body);
+    let cfg = config(&server, "[exchanges.cme]\ntimezone = \"America/Chicago\"\n");
+    replay(&cfg, &[file]).await;
+    let db5 = server.client(5).await.unwrap();
+    assert_eq!(
+        keys(&db5).await,
+        [
+            "volume:bucket:BTCUSDT:2024-01-01:23:59",
+            "volume:bucket:BTCUSDT:2024-01-02:00:00",
+            "volume:bucket:ES:2024-03-08:08:30",
+            "volume:bucket:ES:2024-03-11:08:30",
+            "volume:session:BTCUSDT:2024-01-01",
+            "volume:session:BTCUSDT:2024-01-02",
+            "volume:session:ES:2024-03-08",
+            "volume:session:ES:2024-03-11",
+        ]
+    );
+    assert_eq!(
+        hgetall(&db5, "volume:bucket:ES:2024-03-11:08:30").await["volume"],
+        "3"
+    );
+}
+
+#[tokio::test]
+async fn five_minute_buckets_start_on_the_local_clock() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let body = [
+        line("NSE", "SBIN", IST_0900 + 16 * MIN, 612.0, 1.0),
+        line("NSE", "SBIN", IST_0900 + 19 * MIN + 59_000, 612.0, 2.0),
+        line("NSE", "SBIN", IST_0900 + 20 * MIN, 612.0, 4.0),
+    ]
+    .concat();
+    let file = write(dir.path(), "t.jsonl", &body);
+    replay(&config(&server, "[volume]\nbucket = \"5m\"\n"), &[file]).await;
+    let db5 = server.client(5).await.unwrap();
+    assert_eq!(
+        hgetall(&db5, "volume:bucket:SBIN:2024-01-01:09:15").await["volume"],
+        "3"
+    );
+    assert_eq!(
+        hgetall(&db5, "volume:bucket:SBIN:2024-01-01:09:20").await["volume"],
+        "4"
+    );
+}
