@@ -131,6 +131,26 @@ async fn snapshot(server: &tickwire_testkit::RedisServer) -> Vec<(u8, String, St
                 let mut h: Vec<_> = hgetall(&c, &k).await.into_iter().collect();
                 h.sort();
                 format!("{h:?}")
+            } else if kind == "zset" {
+                let z: Vec<String> = fred::prelude::SortedSetsInterface::zrange(
+                    &c,
+                    k.as_str(),
+                    0,
+                    -1,
+                    None,
+                    false,
+                    None,
+                    true,
+                )
+                .await
+                .unwrap();
+                format!("{z:?}")
+            } else if kind == "set" {
+                let mut m: Vec<String> = fred::prelude::SetsInterface::smembers(&c, k.as_str())
+                    .await
+                    .unwrap();
+                m.sort();
+                format!("{m:?}")
             } else {
                 let e = xrange(&c, &k).await;
                 let e: Vec<_> = e

@@ -135,7 +135,11 @@ async fn buckets_and_session_totals_are_absolute_and_survive_a_second_replay() {
     let check = |label: &'static str| {
         let (db5, buckets, sessions) = (&db5, &buckets, &sessions);
         async move {
-            let all = keys(db5).await;
+            let all: Vec<String> = keys(db5)
+                .await
+                .into_iter()
+                .filter(|k| k.starts_with("volume:bucket:") || k.starts_with("volume:session:"))
+                .collect();
             assert_eq!(
                 all.len(),
                 buckets.len() + sessions.len(),
@@ -186,8 +190,20 @@ async fn daylight_saving_and_midnight_utc_boundaries() {
     let cfg = config(&server, "[exchanges.cme]\ntimezone = \"America/Chicago\"\n");
     replay(&cfg, &[file]).await;
     let db5 = server.client(5).await.unwrap();
+    let all = keys(&db5).await;
+    // The day profiles and indexes the baseline job reads sit beside them.
+    assert!(
+        all.contains(&"volume:profile:ES:2024-03-11".to_string()),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&"volume:sessions:ES".to_string())
+            && all.contains(&"volume:symbols".to_string())
+    );
     assert_eq!(
-        keys(&db5).await,
+        all.into_iter()
+            .filter(|k| k.starts_with("volume:bucket:") || k.starts_with("volume:session:"))
+            .collect::<Vec<_>>(),
         [
             "volume:bucket:BTCUSDT:2024-01-01:23:59",
             "volume:bucket:BTCUSDT:2024-01-02:00:00",
@@ -226,4 +242,94 @@ async fn five_minute_buckets_start_on_the_local_clock() {
         hgetall(&db5, "volume:bucket:SBIN:2024-01-01:09:20").await["volume"],
         "4"
     );
+}
+
+/// Replays 5 synthetic sessions of 3 instruments, then checks `baseline`
+/// against averages computed here from the file.
+#[tokio::test]
+async fn baseline_averages_each_bucket_over_the_last_sessions() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tickwire_testkit::synth::SynthSpec {
+        instruments: 3,
+        sessions: 5,
+        ticks_per_session: 400,
+        seed: 8,
+        start: jiff::civil::date(2024, 1, 1),
+    };
+    let path = dir.path().join("week.jsonl");
+    let mut text = Vec::new();
+    tickwire_testkit::synth::write_ticks(&spec, &mut text).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    // Baselines need the buckets of past sessions: keep them for 30 days.
+    let cfg = config(&server, "[ttl.override]\ncumulative_volume = 2592000\n");
+    replay(&cfg, &[path]).await;
+
+    // (symbol, HH:MM) -> session -> volume, from the file.
+    let tz = jiff::tz::TimeZone::get("Asia/Kolkata").unwrap();
+    let mut vol: HashMap<(String, String), HashMap<String, f64>> = HashMap::new();
+    let mut sessions: Vec<String> = Vec::new();
+    for l in String::from_utf8(text).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let local = jiff::Timestamp::from_millisecond(v["ts"].as_i64().unwrap())
+            .unwrap()
+            .to_zoned(tz.clone());
+        let session = local.date().to_string();
+        if !sessions.contains(&session) {
+            sessions.push(session.clone());
+        }
+        let bucket = format!("{:02}:{:02}", local.hour(), local.minute());
+        *vol.entry((v["symbol"].as_str().unwrap().to_string(), bucket))
+            .or_default()
+            .entry(session)
+            .or_default() += v["qty"].as_f64().unwrap();
+    }
+    let expect = |last: &[String], per_session: &HashMap<String, f64>| {
+        let xs: Vec<f64> = last
+            .iter()
+            .map(|s| per_session.get(s).copied().unwrap_or(0.0))
+            .collect();
+        let avg = xs.iter().sum::<f64>() / xs.len() as f64;
+        let sd = (xs.iter().map(|x| (x - avg).powi(2)).sum::<f64>() / xs.len() as f64).sqrt();
+        (avg, sd)
+    };
+    let db5 = server.client(5).await.unwrap();
+    for (lookback, date, last) in [
+        (3usize, None, &sessions[2..5]),
+        (2, Some(sessions[3].clone()), &sessions[2..4]),
+    ] {
+        let opts = tickwire_writer::baseline::BaselineOptions { lookback, date };
+        let pools = tickwire_writer::RedisPools::connect(&cfg.redis, [5])
+            .await
+            .unwrap();
+        let s = tickwire_writer::baseline::compute(&cfg, &pools, &opts)
+            .await
+            .unwrap();
+        assert_eq!((s.symbols, s.sessions), (3, 3 * last.len() as u64));
+        let mut checked = 0;
+        for ((symbol, bucket), per_session) in &vol {
+            if !last.iter().any(|s| per_session.contains_key(s)) {
+                continue; // no volume in the window: no baseline from this run
+            }
+            let key = format!("volume:baseline:{symbol}:{bucket}");
+            let h = hgetall(&db5, &key).await;
+            let (avg, sd) = expect(last, per_session);
+            assert!(
+                (h["average"].parse::<f64>().unwrap() - avg).abs() < 1e-9,
+                "{key} {h:?} vs {avg}"
+            );
+            assert!(
+                (h["stddev"].parse::<f64>().unwrap() - sd).abs() < 1e-9,
+                "{key} {h:?} vs {sd}"
+            );
+            assert_eq!(h["samples"], last.len().to_string());
+            checked += 1;
+        }
+        assert!(checked > 100, "{checked}");
+        // A re-run is idempotent.
+        let again = tickwire_writer::baseline::compute(&cfg, &pools, &opts)
+            .await
+            .unwrap();
+        assert_eq!(again, s);
+    }
 }

@@ -55,10 +55,15 @@ pub(crate) struct IndicatorWrite {
     pub update: IndicatorUpdate,
 }
 
-/// Bucket or session volume, to its hash.
+/// Bucket or session volume, to its hash. A bucket also goes into the day's
+/// profile (`profile`, field `HH:MM`); a session into the indexes the baseline
+/// job reads (`sessions` sorted set, `symbols` set).
 pub(crate) struct VolumeWrite {
     pub key: Key,
     pub update: VolumeUpdate,
+    pub profile: Option<(Key, String)>,
+    pub sessions: Option<Key>,
+    pub symbols: Option<Key>,
 }
 
 /// The keys the Lua engine's scripts touch for one instrument.
@@ -179,6 +184,11 @@ enum Call {
     Evalsha {
         sha: Str,
         keys: Vec<Key>,
+        args: Vec<Value>,
+    },
+    /// A command fred's pipeline has no typed call for, or one simpler as is.
+    Custom {
+        cmd: &'static str,
         args: Vec<Value>,
     },
 }
@@ -414,17 +424,9 @@ fn plan_volumes(batch: &LaneBatch, s: &LaneSettings, buf: &mut BytesMut, cmds: &
             order.push(&v.key);
         }
     }
-    for key in order {
-        let u = &batch.volumes[latest[key]].update;
-        let mut fields = vec![(VOLUME, text(buf, u.volume)), (TRADES, text(buf, u.trades))];
-        let ttl = match u.bucket {
-            Some(_) => s.ttl(s.volume_db),
-            None => {
-                fields.push((FIRST_TS, text(buf, u.first_ts_ms)));
-                fields.push((LAST_TS, text(buf, u.last_ts_ms)));
-                s.session_ttl
-            }
-        };
+    let bucket_ttl = s.ttl(s.volume_db);
+    let mut expire_once: Vec<(&Key, i64)> = Vec::new();
+    let hset = |key: &Key, fields: Vec<(Key, Value)>, cmds: &mut Vec<Cmd>| {
         cmds.push(Cmd {
             db: s.volume_db,
             kind: Kind::Hash,
@@ -433,7 +435,59 @@ fn plan_volumes(batch: &LaneBatch, s: &LaneSettings, buf: &mut BytesMut, cmds: &
                 fields,
             },
         });
-        cmds.push(expire(s.volume_db, key, ttl));
+    };
+    for key in order {
+        let w = &batch.volumes[latest[key]];
+        let u = &w.update;
+        let volume = text(buf, u.volume);
+        let mut fields = vec![(VOLUME, volume.clone()), (TRADES, text(buf, u.trades))];
+        match u.bucket {
+            Some(_) => {
+                expire_once.push((key, bucket_ttl));
+                if let Some((profile, field)) = &w.profile {
+                    hset(profile, vec![(Key::from(field.as_str()), volume)], cmds);
+                    expire_once.push((profile, bucket_ttl));
+                }
+            }
+            None => {
+                fields.push((FIRST_TS, text(buf, u.first_ts_ms)));
+                fields.push((LAST_TS, text(buf, u.last_ts_ms)));
+                expire_once.push((key, s.session_ttl));
+                if let Some(sessions) = &w.sessions {
+                    let score: i64 = u.session.replace('-', "").parse().unwrap_or(0);
+                    let args = vec![
+                        Value::from(sessions.clone()),
+                        Value::Integer(score),
+                        Value::from(&*u.session),
+                    ];
+                    cmds.push(Cmd {
+                        db: s.volume_db,
+                        kind: Kind::Hash,
+                        call: Call::Custom { cmd: "ZADD", args },
+                    });
+                    expire_once.push((sessions, bucket_ttl));
+                }
+                if let Some(symbols) = &w.symbols {
+                    let args = vec![
+                        Value::from(symbols.clone()),
+                        Value::from(&*u.instrument.symbol),
+                    ];
+                    cmds.push(Cmd {
+                        db: s.volume_db,
+                        kind: Kind::Hash,
+                        call: Call::Custom { cmd: "SADD", args },
+                    });
+                    expire_once.push((symbols, bucket_ttl));
+                }
+            }
+        }
+        hset(key, fields, cmds);
+    }
+    let mut seen: HashSet<&Key> = HashSet::new();
+    for (key, ttl) in expire_once {
+        if seen.insert(key) {
+            cmds.push(expire(s.volume_db, key, ttl));
+        }
     }
 }
 
@@ -660,6 +714,7 @@ async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
             all.extend(args);
             p.custom::<(), _>(fred::cmd!("EVALSHA"), all).await
         }
+        Call::Custom { cmd, args } => p.custom::<(), _>(fred::cmd!(cmd), args).await,
     }
 }
 

@@ -7,6 +7,7 @@
 //! writes its batches in order, so the IDs of a stream always reach Redis in
 //! increasing order while the lanes run side by side.
 
+pub mod baseline;
 pub mod inspect;
 mod lane;
 pub mod pools;
@@ -306,8 +307,35 @@ impl Dispatcher {
                     "MM" => hh_mm.as_ref().map(|(_, m)| m.as_str()),
                     _ => instrument_value(inst, n),
                 }));
+                let symbol_only = |n: &str| instrument_value(inst, n);
+                let with_session = |n: &str| match n {
+                    "session" => Some(&*update.session),
+                    _ => instrument_value(inst, n),
+                };
+                let p = &self.keys.prefix;
+                let (profile, sessions, symbols) = match &hh_mm {
+                    Some((h, m)) => (
+                        Some((
+                            Key::from(self.keys.volume_profile.render(p, with_session)),
+                            format!("{h}:{m}"),
+                        )),
+                        None,
+                        None,
+                    ),
+                    None => (
+                        None,
+                        Some(Key::from(self.keys.volume_sessions.render(p, symbol_only))),
+                        Some(Key::from(self.keys.volume_symbols.render(p, symbol_only))),
+                    ),
+                };
                 let lane = lane_of(&inst.symbol, self.lanes);
-                self.pending[lane].volumes.push(VolumeWrite { key, update });
+                self.pending[lane].volumes.push(VolumeWrite {
+                    key,
+                    update,
+                    profile,
+                    sessions,
+                    symbols,
+                });
                 Some(lane)
             }
             Event::SessionTrade(trade) => {

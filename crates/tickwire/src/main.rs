@@ -53,6 +53,18 @@ enum Command {
     Synth(SynthArgs),
     /// Start a private redis-server, replay the bundled sample into it, show what landed.
     Demo,
+    /// Average each time-of-day volume bucket over the last sessions into volume:baseline:*.
+    Baseline(BaselineArgs),
+}
+
+#[derive(Args)]
+struct BaselineArgs {
+    /// Sessions averaged per instrument (the last ones that have volume).
+    #[arg(long, default_value_t = 20)]
+    lookback: usize,
+    /// Only sessions on or before this trading date (YYYY-MM-DD).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: Option<jiff::civil::Date>,
 }
 
 #[derive(Args)]
@@ -173,6 +185,29 @@ async fn main() -> Result<()> {
         Command::Demo => {
             let mut out = io::stdout();
             tickwire::demo::run(&mut out).await?;
+            Ok(())
+        }
+        Command::Baseline(args) => {
+            let config = load_config(&cli)?;
+            if args.lookback == 0 {
+                bail!("--lookback must be at least 1");
+            }
+            let started = std::time::Instant::now();
+            let db = config.databases.get(tickwire_core::Db::CumulativeVolume);
+            let pools = tickwire_writer::RedisPools::connect(&config.redis, [db]).await?;
+            let opts = tickwire_writer::baseline::BaselineOptions {
+                lookback: args.lookback,
+                date: args.date.map(|d| d.to_string()),
+            };
+            let s = tickwire_writer::baseline::compute(&config, &pools, &opts).await?;
+            pools.quit().await;
+            println!(
+                "baseline: {} symbols, {} sessions read, {} buckets written in {:.2} s",
+                s.symbols,
+                s.sessions,
+                s.baselines,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Replay(args) => {
