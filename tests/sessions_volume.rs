@@ -333,3 +333,109 @@ async fn baseline_averages_each_bucket_over_the_last_sessions() {
         assert_eq!(again, s);
     }
 }
+
+/// A surge in two buckets of a live session appends exactly one alert per
+/// bucket, however many updates cross the threshold, and a second replay
+/// appends none.
+#[tokio::test]
+async fn a_volume_surge_appends_exactly_one_alert_per_bucket() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // History: five sessions, then their baselines.
+    let spec = tickwire_testkit::synth::SynthSpec {
+        instruments: 1,
+        sessions: 5,
+        ticks_per_session: 3_000,
+        seed: 4,
+        start: jiff::civil::date(2024, 1, 1),
+    };
+    let history = dir.path().join("history.jsonl");
+    tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&history).unwrap())
+        .unwrap();
+    let cfg = config(
+        &server,
+        "[ttl.override]\ncumulative_volume = 2592000\n[writer]\nbatch_size = 1\n",
+    );
+    replay(&cfg, &[history]).await;
+    let pools = tickwire_writer::RedisPools::connect(&cfg.redis, [5])
+        .await
+        .unwrap();
+    let opts = tickwire_writer::baseline::BaselineOptions {
+        lookback: 5,
+        date: None,
+    };
+    tickwire_writer::baseline::compute(&cfg, &pools, &opts)
+        .await
+        .unwrap();
+    let db5 = server.client(5).await.unwrap();
+    let avg = |b: &'static str| {
+        let db5 = &db5;
+        async move {
+            hgetall(db5, &format!("volume:baseline:RELIANCE:{b}")).await["average"]
+                .parse::<f64>()
+                .unwrap()
+        }
+    };
+    let (avg_30, avg_31, avg_32) = (avg("09:30").await, avg("09:31").await, avg("09:32").await);
+
+    // Live, Monday 2024-01-08: 09:30 normal, 09:31 and 09:32 surge in 20 trades each.
+    let t0930 = 1_704_686_400_000; // 09:30 IST
+    let mut body = line(
+        "NSE",
+        "RELIANCE",
+        t0930 + 1_000,
+        2_600.0,
+        (avg_30 / 2.0).floor().max(1.0),
+    );
+    for minute in [1, 2] {
+        for k in 0..20 {
+            body += &line(
+                "NSE",
+                "RELIANCE",
+                t0930 + minute * MIN + k * 1_000,
+                2_601.0,
+                (avg_31 + avg_32).ceil(),
+            );
+        }
+    }
+    let live = write(dir.path(), "live.jsonl", &body);
+    // One trade per batch: every trade of a surge crosses the threshold again.
+    let live_cfg = config(&server, "[ttl.override]\ncumulative_volume = 2592000\n[writer]\nbatch_size = 1\n");
+    for _ in 0..2 {
+        replay(&live_cfg, std::slice::from_ref(&live)).await;
+    }
+
+    let db6 = server.client(6).await.unwrap();
+    let alerts = xrange(&db6, "alerts:volume_surge").await;
+    let buckets: Vec<&str> = alerts.iter().map(|a| field(a, "bucket")).collect();
+    assert_eq!(
+        buckets,
+        ["09:31", "09:32"],
+        "one alert per surging bucket, none for 09:30"
+    );
+    for a in &alerts {
+        assert_eq!(
+            (field(a, "symbol"), field(a, "session")),
+            ("RELIANCE", "2024-01-08")
+        );
+        let ratio: f64 = field(a, "ratio").parse().unwrap();
+        let volume: f64 = field(a, "volume").parse().unwrap();
+        let baseline: f64 = field(a, "baseline").parse().unwrap();
+        assert!(
+            ratio >= 3.0 && (ratio - volume / baseline).abs() < 1e-9,
+            "{a:?}"
+        );
+    }
+    assert_ttl(&db6, "alerts:volume_surge").await;
+    // The live ratio: 09:32's whole volume over its baseline.
+    let ratio = hgetall(
+        &server.client(4).await.unwrap(),
+        "indicator:volume_ratio:RELIANCE",
+    )
+    .await;
+    let want = 20.0 * (avg_31 + avg_32).ceil() / avg_32;
+    assert!(
+        (ratio["value"].parse::<f64>().unwrap() - want).abs() < 1e-9,
+        "{ratio:?} vs {want}"
+    );
+}

@@ -76,9 +76,30 @@ pub struct Config {
     pub bars: BarsConfig,
     pub indicators: IndicatorsConfig,
     pub volume: VolumeConfig,
+    pub alerts: AlertsConfig,
     /// Per exchange (any case): time zone and phases. A venue not named here
     /// trades around the clock on UTC days.
     pub exchanges: BTreeMap<String, crate::session::ExchangeConfig>,
+}
+
+/// `[alerts]`: volume-surge alerts.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// An instrument's bucket volume over its baseline average at or above
+    /// this appends one alert for that bucket.
+    pub volume_ratio_threshold: f64,
+    /// `MAXLEN ~` of the alerts stream.
+    pub maxlen: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            volume_ratio_threshold: 3.0,
+            maxlen: 10_000,
+        }
+    }
 }
 
 /// `[volume]`: time-bucketed volume.
@@ -175,6 +196,7 @@ impl Default for Config {
             bars: BarsConfig::default(),
             indicators: IndicatorsConfig::default(),
             volume: VolumeConfig::default(),
+            alerts: AlertsConfig::default(),
             exchanges: crate::session::default_exchanges(),
         }
     }
@@ -346,6 +368,10 @@ pub struct KeysConfig {
     pub volume_sessions: String,
     /// Set of the symbols with volume.
     pub volume_symbols: String,
+    /// The volume-surge alerts stream.
+    pub volume_alerts: String,
+    /// Marks a bucket whose alert was sent (one per instrument and bucket).
+    pub volume_alert_marker: String,
     pub heartbeat: String,
     pub feed_status: String,
     pub deadletter: String,
@@ -367,6 +393,8 @@ impl Default for KeysConfig {
             volume_profile: "volume:profile:{symbol}:{session}".into(),
             volume_sessions: "volume:sessions:{symbol}".into(),
             volume_symbols: "volume:symbols".into(),
+            volume_alerts: "alerts:volume_surge".into(),
+            volume_alert_marker: "alert:sent:{symbol}:{session}:{HH}:{MM}".into(),
             heartbeat: "tickwire:heartbeat".into(),
             feed_status: "feed:{feed}:status".into(),
             deadletter: "deadletter:{feed}".into(),
@@ -390,6 +418,8 @@ pub struct Keys {
     pub volume_profile: KeyTemplate,
     pub volume_sessions: KeyTemplate,
     pub volume_symbols: KeyTemplate,
+    pub volume_alerts: KeyTemplate,
+    pub volume_alert_marker: KeyTemplate,
     pub heartbeat: KeyTemplate,
     pub feed_status: KeyTemplate,
     pub deadletter: KeyTemplate,
@@ -433,6 +463,12 @@ impl KeysConfig {
             ),
             one("volume_sessions", &self.volume_sessions, &["symbol"]),
             one("volume_symbols", &self.volume_symbols, &[]),
+            one("volume_alerts", &self.volume_alerts, &[]),
+            one(
+                "volume_alert_marker",
+                &self.volume_alert_marker,
+                &["symbol", "session", "HH", "MM"],
+            ),
             one("heartbeat", &self.heartbeat, &[]),
             one("feed_status", &self.feed_status, &["feed"]),
             one("deadletter", &self.deadletter, &["feed"]),
@@ -451,6 +487,8 @@ impl KeysConfig {
                 Ok(vp),
                 Ok(vss),
                 Ok(vsy),
+                Ok(va),
+                Ok(vam),
                 Ok(g),
                 Ok(h),
                 Ok(i),
@@ -468,6 +506,8 @@ impl KeysConfig {
                 volume_profile: vp,
                 volume_sessions: vss,
                 volume_symbols: vsy,
+                volume_alerts: va,
+                volume_alert_marker: vam,
                 heartbeat: g,
                 feed_status: h,
                 deadletter: i,

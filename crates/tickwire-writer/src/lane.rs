@@ -64,6 +64,42 @@ pub(crate) struct VolumeWrite {
     pub profile: Option<(Key, String)>,
     pub sessions: Option<Key>,
     pub symbols: Option<Key>,
+    /// A bucket's live ratio to its baseline, and its alert.
+    pub ratio: Option<RatioKeys>,
+}
+
+/// The keys of a bucket's volume ratio and surge alert.
+#[derive(Clone)]
+pub(crate) struct RatioKeys {
+    /// `volume:baseline:{symbol}:{HH}:{MM}` (its `average`).
+    pub baseline: Key,
+    /// `indicator:volume_ratio:{symbol}`.
+    pub ratio: Key,
+    /// `alert:sent:{symbol}:{session}:{HH}:{MM}`.
+    pub marker: Key,
+    /// The alerts stream.
+    pub stream: Key,
+}
+
+/// Volume-surge alerts: the script that appends one per bucket, and where.
+#[derive(Clone)]
+pub(crate) struct AlertSettings {
+    pub script: Script,
+    pub threshold: f64,
+    pub db: u8,
+    pub maxlen: i64,
+    pub stream_ttl: i64,
+    /// Markers outlive the session they mark.
+    pub marker_ttl: i64,
+}
+
+/// What a lane remembers between batches.
+#[derive(Default)]
+pub(crate) struct LaneState {
+    /// Baseline averages by key, as read for a session (`None`: no baseline).
+    baselines: HashMap<Key, (Arc<str>, Option<f64>)>,
+    /// Buckets whose alert went out.
+    alerted: HashSet<Key>,
 }
 
 /// The keys the Lua engine's scripts touch for one instrument.
@@ -130,6 +166,7 @@ pub(crate) struct LaneSettings {
     pub volume_db: u8,
     /// TTL of the per-session volume totals.
     pub session_ttl: i64,
+    pub alerts: AlertSettings,
 }
 
 impl LaneSettings {
@@ -163,6 +200,7 @@ enum Kind {
     Hash,
     Indicator,
     Lua,
+    Alert,
     Expire,
 }
 
@@ -312,7 +350,7 @@ enum Outcome {
     Failed,
 }
 
-fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
+fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
     let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
     let mut texts = Vec::with_capacity(batch.ticks.len());
@@ -406,7 +444,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings) -> Vec<Cmd> {
     if let Some(lua) = &s.lua {
         plan_lua(batch, s, lua, &mut buf, &mut cmds);
     }
-    plan_volumes(batch, s, &mut buf, &mut cmds);
+    plan_volumes(batch, s, state, &mut buf, &mut cmds);
     cmds
 }
 
@@ -416,7 +454,13 @@ const FIRST_TS: Key = Key::from_static_str("first_ts");
 const LAST_TS: Key = Key::from_static_str("last_ts");
 
 /// Bucket and session volume: one HSET of absolute values per key, the latest.
-fn plan_volumes(batch: &LaneBatch, s: &LaneSettings, buf: &mut BytesMut, cmds: &mut Vec<Cmd>) {
+fn plan_volumes(
+    batch: &LaneBatch,
+    s: &LaneSettings,
+    state: &LaneState,
+    buf: &mut BytesMut,
+    cmds: &mut Vec<Cmd>,
+) {
     let mut latest: HashMap<&Key, usize> = HashMap::new();
     let mut order: Vec<&Key> = Vec::new();
     for (i, v) in batch.volumes.iter().enumerate() {
@@ -442,7 +486,10 @@ fn plan_volumes(batch: &LaneBatch, s: &LaneSettings, buf: &mut BytesMut, cmds: &
         let volume = text(buf, u.volume);
         let mut fields = vec![(VOLUME, volume.clone()), (TRADES, text(buf, u.trades))];
         match u.bucket {
-            Some(_) => {
+            Some(minute) => {
+                if let Some(r) = &w.ratio {
+                    plan_ratio(r, u, minute, s, state, buf, cmds);
+                }
                 expire_once.push((key, bucket_ttl));
                 if let Some((profile, field)) = &w.profile {
                     hset(profile, vec![(Key::from(field.as_str()), volume)], cmds);
@@ -631,6 +678,116 @@ fn plan_bars_and_indicators(
     }
 }
 
+const RATIO: Key = Key::from_static_str("value");
+
+/// A bucket's volume over its baseline average to the ratio hash, and its
+/// alert when it reaches the threshold (once per bucket).
+fn plan_ratio(
+    r: &RatioKeys,
+    u: &VolumeUpdate,
+    minute: u16,
+    s: &LaneSettings,
+    state: &LaneState,
+    buf: &mut BytesMut,
+    cmds: &mut Vec<Cmd>,
+) {
+    let Some((_, Some(average))) = state.baselines.get(&r.baseline) else {
+        return;
+    };
+    if *average <= 0.0 {
+        return;
+    }
+    let ratio = u.volume / average;
+    cmds.push(Cmd {
+        db: s.ticks_db,
+        kind: Kind::Indicator,
+        call: Call::Hset {
+            key: r.ratio.clone(),
+            fields: vec![
+                (RATIO, text(buf, ratio)),
+                (TS, text(buf, u.last_ts_ms)),
+                (PERIOD, text(buf, 0)),
+            ],
+        },
+    });
+    cmds.push(expire(s.ticks_db, &r.ratio, s.ttl(s.ticks_db)));
+    let a = &s.alerts;
+    if ratio < a.threshold || state.alerted.contains(&r.marker) {
+        return;
+    }
+    let bucket = format!("{:02}:{:02}", minute / 60, minute % 60);
+    let args = vec![
+        Value::Integer(a.marker_ttl),
+        Value::Integer(a.stream_ttl),
+        Value::Integer(a.maxlen),
+        "symbol".into(),
+        Value::from(&*u.instrument.symbol),
+        "session".into(),
+        Value::from(&*u.session),
+        "bucket".into(),
+        Value::from(bucket),
+        "volume".into(),
+        text(buf, u.volume),
+        "baseline".into(),
+        text(buf, average),
+        "ratio".into(),
+        text(buf, ratio),
+        "time".into(),
+        text(buf, u.last_ts_ms),
+    ];
+    cmds.push(Cmd {
+        db: a.db,
+        kind: Kind::Alert,
+        call: Call::Evalsha {
+            sha: a.script.sha1().clone(),
+            keys: vec![r.marker.clone(), r.stream.clone()],
+            args,
+        },
+    });
+}
+
+/// Reads the baseline averages this batch's buckets need and the lane does
+/// not have for their session yet. A failed read leaves them unknown: the
+/// ratio waits for a later batch.
+async fn fetch_baselines(
+    batch: &LaneBatch,
+    pools: &RedisPools,
+    lane: usize,
+    s: &LaneSettings,
+    state: &mut LaneState,
+) {
+    let mut wanted: Vec<(&Key, &Arc<str>)> = Vec::new();
+    for w in &batch.volumes {
+        if let Some(r) = &w.ratio {
+            let fresh = matches!(state.baselines.get(&r.baseline), Some((session, _)) if *session == w.update.session);
+            if !fresh && !wanted.iter().any(|(k, _)| *k == &r.baseline) {
+                wanted.push((&r.baseline, &w.update.session));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    let Ok(client) = pools.client(s.volume_db, lane) else {
+        return;
+    };
+    let p = client.pipeline();
+    for (key, _) in &wanted {
+        let _: Result<(), _> = p.hget((*key).clone(), "average").await;
+    }
+    let (results, _) = futures_util::join!(p.try_all::<Option<f64>>(), client.ping::<Value>(None));
+    for ((key, session), result) in wanted.into_iter().zip(results) {
+        match result {
+            Ok(average) => {
+                state
+                    .baselines
+                    .insert(key.clone(), (Arc::clone(session), average));
+            }
+            Err(e) => tracing::warn!(lane, error = %e, "cannot read a volume baseline"),
+        }
+    }
+}
+
 /// The newest value of each last-price field seen in a batch.
 #[derive(Default)]
 struct LatestFields {
@@ -802,15 +959,21 @@ async fn write_batch(
     pools: &RedisPools,
     lane: usize,
     s: &LaneSettings,
+    state: &mut LaneState,
     stats: &mut WriterStats,
 ) -> Result<(), WriterError> {
+    fetch_baselines(&batch, pools, lane, s, state).await;
     // The commands go to fred by value; a retry plans the batch again (the plan
-    // is a pure function of the batch) and sends only what is still pending.
-    let cmds = plan(&batch, s);
+    // is a pure function of the batch and the lane's state) and sends only
+    // what is still pending.
+    let cmds = plan(&batch, s, state);
     let meta: Vec<(u8, Kind, Option<Key>)> = cmds
         .iter()
         .map(|c| match &c.call {
             Call::Expire { key, .. } => (c.db, c.kind, Some(key.clone())),
+            Call::Evalsha { keys, .. } if c.kind == Kind::Alert => {
+                (c.db, c.kind, keys.first().cloned())
+            }
             _ => (c.db, c.kind, None),
         })
         .collect();
@@ -818,7 +981,7 @@ async fn write_batch(
     let mut tries = 0;
     let mut next = Some(cmds);
     while let Some(err) = attempt(
-        next.take().unwrap_or_else(|| plan(&batch, s)),
+        next.take().unwrap_or_else(|| plan(&batch, s, state)),
         &mut outcomes,
         pools,
         lane,
@@ -833,7 +996,7 @@ async fn write_batch(
                 source: err,
             });
         }
-        if let (true, Some(lua)) = (is_noscript(&err), &s.lua) {
+        if is_noscript(&err) {
             // The scripts are idempotent: the calls that failed are sent again
             // once the scripts are back, none of them applied twice.
             tracing::warn!(
@@ -841,7 +1004,12 @@ async fn write_batch(
                 "Redis lost the Lua scripts (NOSCRIPT): loading them again"
             );
             stats.script_reloads += 1;
-            if let Err(e) = lua.load(pools.client(s.ticks_db, lane)?).await {
+            let client = pools.client(s.ticks_db, lane)?;
+            let mut loaded = s.alerts.script.load(client).await;
+            if let (Ok(()), Some(lua)) = (&loaded, &s.lua) {
+                loaded = lua.load(client).await;
+            }
+            if let Err(e) = loaded {
                 tracing::warn!(lane, error = %e, "SCRIPT LOAD failed");
             }
             continue;
@@ -883,6 +1051,12 @@ async fn write_batch(
                 stats.indicator_writes += 1;
             }
             (Kind::Lua, Outcome::Applied) => stats.lua_calls += 1,
+            (Kind::Alert, Outcome::Applied) => {
+                if let Some(marker) = key {
+                    state.alerted.insert(marker);
+                }
+                stats.alert_calls += 1;
+            }
             _ => {}
         }
     }
@@ -897,8 +1071,9 @@ pub(crate) async fn run_lane(
     settings: LaneSettings,
 ) -> Result<WriterStats, WriterError> {
     let mut stats = WriterStats::default();
+    let mut state = LaneState::default();
     while let Some(batch) = rx.recv().await {
-        write_batch(batch, &pools, lane, &settings, &mut stats).await?;
+        write_batch(batch, &pools, lane, &settings, &mut state, &mut stats).await?;
     }
     Ok(stats)
 }

@@ -31,14 +31,15 @@ pub use tickwire_core::ids::{self, StreamIdSeq};
 
 use fred::types::scripts::Script;
 use lane::{
-    BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts, LuaTrade,
-    RejectWrite, TickWrite, VolumeWrite,
+    AlertSettings, BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts,
+    LuaTrade, RatioKeys, RejectWrite, TickWrite, VolumeWrite,
 };
 use tickwire_core::config::Engine;
 
 /// The Lua engine's scripts, as in `lua/`.
 pub const LUA_BAR_INDICATORS: &str = include_str!("../../../lua/bar_indicators.lua");
 pub const LUA_VWAP: &str = include_str!("../../../lua/vwap.lua");
+pub const LUA_VOLUME_ALERT: &str = include_str!("../../../lua/volume_alert.lua");
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -77,6 +78,7 @@ pub fn writer_dbs(config: &Config) -> Vec<u8> {
         Db::Premarket,
         Db::ContinuousMarket,
         Db::CumulativeVolume,
+        Db::Alerts,
     ]
     .iter()
     .map(|p| d.get(*p))
@@ -329,12 +331,30 @@ impl Dispatcher {
                     ),
                 };
                 let lane = lane_of(&inst.symbol, self.lanes);
+                let ratio = hh_mm.as_ref().map(|(h, m)| {
+                    let bucket = |n: &str| match n {
+                        "session" => Some(&*update.session),
+                        "HH" => Some(h.as_str()),
+                        "MM" => Some(m.as_str()),
+                        _ => instrument_value(inst, n),
+                    };
+                    RatioKeys {
+                        baseline: Key::from(self.keys.volume_baseline.render(p, bucket)),
+                        ratio: Key::from(self.keys.indicator.render(p, |n| match n {
+                            "name" => Some("volume_ratio"),
+                            _ => instrument_value(inst, n),
+                        })),
+                        marker: Key::from(self.keys.volume_alert_marker.render(p, bucket)),
+                        stream: Key::from(self.keys.volume_alerts.render(p, |_| None)),
+                    }
+                });
                 self.pending[lane].volumes.push(VolumeWrite {
                     key,
                     update,
                     profile,
                     sessions,
                     symbols,
+                    ratio,
                 });
                 Some(lane)
             }
@@ -426,8 +446,22 @@ pub async fn run(
         },
         volume_db: d.get(Db::CumulativeVolume),
         session_ttl: i64::try_from(config.volume.session_ttl).unwrap_or(i64::MAX),
+        alerts: AlertSettings {
+            script: Script::from_lua(LUA_VOLUME_ALERT),
+            threshold: config.alerts.volume_ratio_threshold,
+            db: d.get(Db::Alerts),
+            maxlen: i64::try_from(config.alerts.maxlen).unwrap_or(i64::MAX),
+            stream_ttl: ttl(Db::Alerts),
+            marker_ttl: 2 * 86_400,
+        },
     };
     let mut settings = settings;
+    settings
+        .alerts
+        .script
+        .load(pools.client(settings.alerts.db, 0)?)
+        .await
+        .map_err(WriterError::Script)?;
     let lua_interval = if config.indicators.engine == Engine::Lua {
         let scripts = LuaScripts {
             bar_indicators: Script::from_lua(LUA_BAR_INDICATORS),

@@ -34,6 +34,8 @@ pub struct WriterStats {
     pub indicator_writes: u64,
     /// EVALSHA calls of the Lua engine that ran.
     pub lua_calls: u64,
+    /// Volume-surge alert calls (the script appends only a bucket's first).
+    pub alert_calls: u64,
     /// Times the Lua scripts were loaded again after NOSCRIPT.
     pub script_reloads: u64,
     /// Commands Redis refused for good (wrong type and the like).
@@ -60,6 +62,7 @@ impl WriterStats {
         self.bar_duplicates += other.bar_duplicates;
         self.indicator_writes += other.indicator_writes;
         self.lua_calls += other.lua_calls;
+        self.alert_calls += other.alert_calls;
         self.script_reloads += other.script_reloads;
         self.pipelines += other.pipelines;
         for (db, s) in other.per_db {
