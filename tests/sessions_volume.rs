@@ -400,7 +400,10 @@ async fn a_volume_surge_appends_exactly_one_alert_per_bucket() {
     }
     let live = write(dir.path(), "live.jsonl", &body);
     // One trade per batch: every trade of a surge crosses the threshold again.
-    let live_cfg = config(&server, "[ttl.override]\ncumulative_volume = 2592000\n[writer]\nbatch_size = 1\n");
+    let live_cfg = config(
+        &server,
+        "[ttl.override]\ncumulative_volume = 2592000\n[writer]\nbatch_size = 1\n",
+    );
     for _ in 0..2 {
         replay(&live_cfg, std::slice::from_ref(&live)).await;
     }

@@ -291,3 +291,45 @@ fn demo_without_redis_server_names_the_package_to_install() {
     assert!(stderr.contains("redis-server was not found"), "{stderr}");
     assert!(stderr.contains("apt-get install redis-server"), "{stderr}");
 }
+
+#[test]
+fn baseline_command_reports_what_it_wrote() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("week.jsonl");
+    let spec = tickwire_testkit::synth::SynthSpec {
+        instruments: 2,
+        sessions: 3,
+        ticks_per_session: 300,
+        seed: 2,
+        start: jiff::civil::date(2024, 1, 1),
+    };
+    tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
+        .unwrap();
+    let cfg = dir.path().join("keep.toml");
+    std::fs::write(&cfg, "[ttl.override]\ncumulative_volume = 2592000\n").unwrap();
+    let url = server.url();
+    let (out, _, stderr) = run(tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &url, "replay"])
+        .arg(&file));
+    assert!(out.status.success(), "{stderr}");
+    let (out, stdout, stderr) = run(tickwire().arg("--config").arg(&cfg).args([
+        "--redis",
+        &url,
+        "baseline",
+        "--lookback",
+        "2",
+        "--date",
+        "2024-01-02",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("baseline: 2 symbols, 4 sessions read, "),
+        "{stdout}"
+    );
+    let (out, _, stderr) = run(tickwire().args(["--redis", &url, "baseline", "--lookback", "0"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--lookback must be at least 1"), "{stderr}");
+}
