@@ -147,17 +147,7 @@ fn state(c: &mut Criterion) {
         b.iter(|| {
             ts_ns += 1_000_000_000;
             price += if ts_ns % 3 == 0 { 0.05 } else { -0.05 };
-            let tick = Tick {
-                instrument: StdArc::clone(&inst),
-                exchange_ts_ns: ts_ns,
-                recv_ts_ns: ts_ns,
-                price,
-                qty: 10.0,
-                bid: None,
-                ask: None,
-                cum_volume: None,
-                db: None,
-            };
+            let tick = Tick::trade(StdArc::clone(&inst), ts_ns, ts_ns, price, 10.0);
             stage.process(Event::Tick(tick), &mut out);
             out.clear();
         })

@@ -67,6 +67,27 @@ pub struct Tick {
 }
 
 impl Tick {
+    /// A trade print with no quote or day-volume information.
+    pub fn trade(
+        instrument: Arc<Instrument>,
+        exchange_ts_ns: i64,
+        recv_ts_ns: i64,
+        price: f64,
+        qty: f64,
+    ) -> Self {
+        Self {
+            instrument,
+            exchange_ts_ns,
+            recv_ts_ns,
+            price,
+            qty,
+            bid: None,
+            ask: None,
+            cum_volume: None,
+            db: None,
+        }
+    }
+
     /// Exchange time in whole epoch milliseconds (floored, also before 1970).
     pub fn exchange_ts_ms(&self) -> i64 {
         self.exchange_ts_ns.div_euclid(1_000_000)

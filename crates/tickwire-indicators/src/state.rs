@@ -311,17 +311,13 @@ mod tests {
     use super::*;
 
     fn tick(inst: &Arc<Instrument>, ms: i64, price: f64, qty: f64) -> Event {
-        Event::Tick(Tick {
-            instrument: Arc::clone(inst),
-            exchange_ts_ns: ms * 1_000_000,
-            recv_ts_ns: ms * 1_000_000,
+        Event::Tick(Tick::trade(
+            Arc::clone(inst),
+            ms * 1_000_000,
+            ms * 1_000_000,
             price,
             qty,
-            bid: None,
-            ask: None,
-            cum_volume: None,
-            db: None,
-        })
+        ))
     }
 
     fn stage() -> StateStage {

@@ -37,17 +37,13 @@ pub fn decode_binance(
         );
     };
     let symbol = meta.symbol.as_deref().unwrap_or("UNKNOWN");
-    let tick = Tick {
-        instrument: instruments.get(&meta.exchange, symbol, None, None),
-        exchange_ts_ns: ts,
-        recv_ts_ns: ts,
+    let tick = Tick::trade(
+        instruments.get(&meta.exchange, symbol, None, None),
+        ts,
+        ts,
         price,
         qty,
-        bid: None,
-        ask: None,
-        cum_volume: None,
-        db: None,
-    };
+    );
     Some(finish(tick, "binance", line, max_raw))
 }
 
@@ -90,17 +86,13 @@ pub fn decode_tardis(
     let Some(qty) = decimal(f[7]) else {
         return reject("bad_number", format!("amount is not a number: {:?}", f[7]));
     };
-    let tick = Tick {
-        instrument: instruments.get(f[0], f[1], None, None),
-        exchange_ts_ns: ts,
-        recv_ts_ns: recv,
+    let tick = Tick::trade(
+        instruments.get(f[0], f[1], None, None),
+        ts,
+        recv,
         price,
         qty,
-        bid: None,
-        ask: None,
-        cum_volume: None,
-        db: None,
-    };
+    );
     Some(finish(tick, "tardis", line, max_raw))
 }
 

@@ -69,6 +69,18 @@ pub enum WriterError {
     Lane(String),
 }
 
+/// The key templates of `config`, parsed (validated config: they parse).
+pub(crate) fn compile_keys(config: &Config) -> Result<Keys, WriterError> {
+    config.keys.compile().map_err(|e| {
+        WriterError::Keys(
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
 /// The logical DBs the writer writes to under `config` (connect these).
 pub fn writer_dbs(config: &Config) -> Vec<u8> {
     let d = &config.databases;
@@ -415,14 +427,7 @@ pub async fn run(
     pools: Arc<RedisPools>,
     mut rx: mpsc::Receiver<Vec<Event>>,
 ) -> Result<WriterStats, WriterError> {
-    let keys = config.keys.compile().map_err(|e| {
-        WriterError::Keys(
-            e.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
+    let keys = compile_keys(config)?;
     let lanes = pools.size().max(1);
     let d = &config.databases;
     let ttl = |db| i64::try_from(config.ttl.secs(db)).unwrap_or(i64::MAX);

@@ -78,17 +78,13 @@ impl<'a> BinanceTrade<'a> {
 
     /// The normalized tick, on the exchange named by the feed.
     pub fn to_tick(&self, exchange: &str, recv_ns: i64, instruments: &mut InstrumentCache) -> Tick {
-        Tick {
-            instrument: instruments.get(exchange, self.symbol, None, None),
-            exchange_ts_ns: self.trade_time_ms.saturating_mul(1_000_000),
-            recv_ts_ns: recv_ns,
-            price: self.price,
-            qty: self.qty,
-            bid: None,
-            ask: None,
-            cum_volume: None,
-            db: None,
-        }
+        Tick::trade(
+            instruments.get(exchange, self.symbol, None, None),
+            self.trade_time_ms.saturating_mul(1_000_000),
+            recv_ns,
+            self.price,
+            self.qty,
+        )
     }
 }
 
