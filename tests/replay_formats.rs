@@ -317,3 +317,62 @@ async fn last_price_hash_does_not_depend_on_batch_boundaries() {
         ("612.5", "15", "612.4")
     );
 }
+
+#[tokio::test]
+async fn recorded_okx_and_dhan_frames_land_their_trades() {
+    use base64::Engine as _;
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let okx = |data: &str| {
+        serde_json::json!({"recv_ns": 1_704_080_700_500_000_000i64, "feed": "okx", "data": data})
+            .to_string()
+    };
+    // A Dhan quote packet for NSE_EQ 2885, built from the published layout.
+    let mut packet = vec![4u8];
+    packet.extend(50u16.to_le_bytes());
+    packet.push(1);
+    packet.extend(2885u32.to_le_bytes());
+    packet.extend(2450.05f32.to_le_bytes());
+    packet.extend(25u16.to_le_bytes());
+    packet.extend(1_704_080_700u32.to_le_bytes());
+    packet.extend(2449.5f32.to_le_bytes());
+    packet.extend(120_000u32.to_le_bytes());
+    packet.extend([0u8; 24]);
+    let dhan = serde_json::json!({
+        "recv_ns": 1_704_080_700_600_000_000i64,
+        "feed": "dhan",
+        "enc": "base64",
+        "data": base64::engine::general_purpose::STANDARD.encode(&packet),
+    })
+    .to_string();
+    let lines = [
+        okx(r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"}}"#),
+        okx(
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"1","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1704080700123"}]}"#,
+        ),
+        okx("pong"),
+        dhan,
+    ];
+    let file = write(dir.path(), "mixed-venues.jsonl", &(lines.join("\n") + "\n"));
+    let s = replay(&config(&server, ""), &[file]).await;
+    assert_eq!(
+        (s.ingest.ticks, s.ingest.skipped, s.ingest.rejected),
+        (2, 2, 0)
+    );
+    let db4 = server.client(4).await.unwrap();
+    let okx_ticks = xrange(&db4, "ticks:BTC-USDT").await;
+    assert_eq!(
+        (okx_ticks[0].0.as_str(), field(&okx_ticks[0], "ltp")),
+        ("1704080700123-0", "42219.9")
+    );
+    // Dhan names instruments by security id until a symbol map is configured.
+    let dhan_ticks = xrange(&db4, "ticks:2885").await;
+    assert_eq!(
+        (
+            field(&dhan_ticks[0], "ltp"),
+            field(&dhan_ticks[0], "qty"),
+            field(&dhan_ticks[0], "vol")
+        ),
+        ("2450.05", "25", "120000")
+    );
+}

@@ -3,6 +3,8 @@
 //! normalized [`Tick`](tickwire_core::Tick).
 
 pub mod binance;
+pub mod dhan;
+pub mod okx;
 
 use tickwire_core::{Event, InstrumentCache};
 
@@ -34,6 +36,10 @@ impl FrameError {
 pub enum Venue {
     /// `binance` (spot) and `binance-futures` (USD-M): same trade messages.
     Binance,
+    /// `okx`: OKX v5 public channels.
+    Okx,
+    /// `dhan`: Dhan's binary live market feed.
+    Dhan,
 }
 
 impl Venue {
@@ -41,6 +47,8 @@ impl Venue {
     pub fn of_feed(feed: &str) -> Option<Venue> {
         match feed {
             "binance" | "binance-futures" => Some(Venue::Binance),
+            "okx" => Some(Venue::Okx),
+            "dhan" => Some(Venue::Dhan),
             _ => None,
         }
     }
@@ -50,6 +58,8 @@ impl Venue {
 #[derive(Default)]
 pub struct FeedDecoders {
     binance: binance::BinanceDecoder,
+    okx: okx::OkxDecoder,
+    dhan: dhan::DhanDecoder,
 }
 
 impl FeedDecoders {
@@ -70,9 +80,25 @@ impl FeedDecoders {
                     "binance sends text frames; got a binary frame",
                 )),
             },
+            Some(Venue::Okx) => match frame {
+                Frame::Text(text) => self.okx.decode(feed, text, recv_ns, instruments, out),
+                Frame::Binary(_) => Err(FrameError::new(
+                    "unexpected_binary",
+                    "okx sends text frames; got a binary frame",
+                )),
+            },
+            Some(Venue::Dhan) => match frame {
+                Frame::Binary(bytes) => self.dhan.decode(feed, bytes, recv_ns, instruments, out),
+                Frame::Text(_) => Err(FrameError::new(
+                    "unexpected_text",
+                    "the Dhan feed sends binary packets; got a text frame",
+                )),
+            },
             None => Err(FrameError::new(
                 "unknown_feed",
-                format!("no decoder for feed {feed:?} (known: binance, binance-futures)"),
+                format!(
+                    "no decoder for feed {feed:?} (known: binance, binance-futures, okx, dhan)"
+                ),
             )),
         }
     }

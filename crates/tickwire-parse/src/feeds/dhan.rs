@@ -1,0 +1,365 @@
+//! Dhan HQ v2 live market feed: binary, little-endian, unpadded packets.
+//!
+//! Every packet starts with an 8-byte header: response code u8, message
+//! length u16, exchange segment u8, security id u32. The bodies (per Dhan's
+//! official Python SDK):
+//!
+//! | code | packet | bytes | body after the header |
+//! |---|---|---|---|
+//! | 2 | ticker | 16 | LTP f32, LTT u32 |
+//! | 4 | quote | 50 | LTP f32, LTQ u16, LTT u32, ATP f32, volume u32, total sell qty u32, total buy qty u32, open, close, high, low f32 |
+//! | 5 | OI | 12 | open interest u32 |
+//! | 6 | prev close | 16 | prev close f32, prev OI u32 |
+//! | 7 | market status | 8 | none |
+//! | 8 | full | 162 | as quote with OI, OI high, OI low u32 after TBQ, then 5 depth levels of 20 bytes |
+//! | 50 | disconnect | 10 | reason code u16 |
+//!
+//! Quote and full packets repeat the last trade while only the book changes:
+//! a tick is emitted when the day volume grows (quantity = LTQ). A ticker
+//! packet is emitted when its price or time changes, with quantity 0 (it does
+//! not say how much traded). Instruments are named by security id; a symbol
+//! map comes with the feed configuration.
+
+use std::collections::HashMap;
+
+use tickwire_core::{Event, InstrumentCache, Tick};
+
+use super::FrameError;
+
+/// What Dhan's LTT (epoch seconds) counts from. The documentation does not
+/// settle it; `Utc` reads it as a true epoch, `IstWallClock` as the Indian
+/// wall clock written as if it were UTC (subtracts 05:30).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LttBasis {
+    #[default]
+    Utc,
+    IstWallClock,
+}
+
+/// Exchange segment codes of the header.
+pub fn segment_name(code: u8) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        0 => ("IDX", "IDX_I"),
+        1 => ("NSE", "NSE_EQ"),
+        2 => ("NSE", "NSE_FNO"),
+        3 => ("NSE", "NSE_CURRENCY"),
+        4 => ("BSE", "BSE_EQ"),
+        5 => ("MCX", "MCX_COMM"),
+        7 => ("BSE", "BSE_CURRENCY"),
+        8 => ("BSE", "BSE_FNO"),
+        _ => return None,
+    })
+}
+
+/// Total packet size of each response code.
+fn packet_len(code: u8) -> Option<usize> {
+    Some(match code {
+        2 => 16,
+        4 => 50,
+        5 => 12,
+        6 => 16,
+        7 => 8,
+        8 => 162,
+        50 => 10,
+        _ => return None,
+    })
+}
+
+/// Little-endian reads at fixed offsets of a packet whose length was checked.
+struct Packet<'a>(&'a [u8]);
+
+impl Packet<'_> {
+    fn u16(&self, at: usize) -> u16 {
+        u16::from_le_bytes([self.0[at], self.0[at + 1]])
+    }
+    fn u32(&self, at: usize) -> u32 {
+        u32::from_le_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
+    }
+    /// An f32 price as the decimal it was meant to be (2450.05, not 2450.050048828125).
+    fn price(&self, at: usize) -> f64 {
+        let v = f32::from_bits(self.u32(at));
+        v.to_string().parse().unwrap_or(f64::from(v))
+    }
+}
+
+/// Decodes Dhan packets, remembering each security's last trade.
+#[derive(Default)]
+pub struct DhanDecoder {
+    pub ltt_basis: LttBasis,
+    /// Per (segment, security id): the last (price bits, LTT, day volume) seen.
+    last: HashMap<(u8, u32), (u32, u32, u32)>,
+}
+
+impl DhanDecoder {
+    /// Decodes one binary message (one or more packets back to back).
+    pub fn decode(
+        &mut self,
+        feed: &str,
+        bytes: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        let first = out.len();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let result = self.packet(feed, rest, recv_ns, instruments, out);
+            match result {
+                Ok(used) => rest = &rest[used..],
+                Err(e) => {
+                    out.truncate(first);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the packet at the start of `bytes`; returns its length.
+    fn packet(
+        &mut self,
+        feed: &str,
+        bytes: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<usize, FrameError> {
+        if bytes.len() < 8 {
+            return Err(FrameError::new(
+                "bad_length",
+                format!("{} bytes is shorter than the 8-byte header", bytes.len()),
+            ));
+        }
+        let code = bytes[0];
+        let Some(len) = packet_len(code) else {
+            return Err(FrameError::new(
+                "unknown_message",
+                format!("unknown response code {code}"),
+            ));
+        };
+        if bytes.len() < len {
+            return Err(FrameError::new(
+                "bad_length",
+                format!(
+                    "response code {code} needs {len} bytes, got {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let p = Packet(&bytes[..len]);
+        let (segment, security) = (bytes[3], p.u32(4));
+        let skipped = || Event::Skipped { feed: feed.into() };
+        let ltt_ns = |ltt: u32| {
+            let secs = i64::from(ltt)
+                - match self.ltt_basis {
+                    LttBasis::Utc => 0,
+                    LttBasis::IstWallClock => 19_800,
+                };
+            secs * 1_000_000_000
+        };
+        let instrument = |instruments: &mut InstrumentCache| -> Result<_, FrameError> {
+            let (exchange, seg) = segment_name(segment).ok_or_else(|| {
+                FrameError::new("bad_value", format!("unknown exchange segment {segment}"))
+            })?;
+            let id = security.to_string();
+            Ok(instruments.get(exchange, &id, Some(seg), Some(&id)))
+        };
+        let event = match code {
+            2 => {
+                let (price_bits, ltt) = (p.u32(8), p.u32(12));
+                let last = self.last.entry((segment, security)).or_insert((0, 0, 0));
+                if (last.0, last.1) == (price_bits, ltt) {
+                    skipped()
+                } else {
+                    *last = (price_bits, ltt, last.2);
+                    let tick = Tick::trade(
+                        instrument(instruments)?,
+                        ltt_ns(ltt),
+                        recv_ns,
+                        p.price(8),
+                        0.0,
+                    );
+                    tick.validate()
+                        .map_err(|e| FrameError::new("invalid_tick", e))?;
+                    Event::Tick(tick)
+                }
+            }
+            4 | 8 => {
+                let (price_bits, ltq, ltt, volume) = (p.u32(8), p.u16(12), p.u32(14), p.u32(22));
+                let last = self.last.entry((segment, security)).or_insert((0, 0, 0));
+                if volume <= last.2 {
+                    // The book moved, no new trade (or a repeat).
+                    skipped()
+                } else {
+                    *last = (price_bits, ltt, volume);
+                    let mut tick = Tick::trade(
+                        instrument(instruments)?,
+                        ltt_ns(ltt),
+                        recv_ns,
+                        p.price(8),
+                        f64::from(ltq),
+                    );
+                    tick.cum_volume = Some(f64::from(volume));
+                    tick.validate()
+                        .map_err(|e| FrameError::new("invalid_tick", e))?;
+                    Event::Tick(tick)
+                }
+            }
+            // OI, previous close, market status, disconnect: not ticks.
+            _ => skipped(),
+        };
+        out.push(event);
+        Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(code: u8, len: u16, segment: u8, security: u32) -> Vec<u8> {
+        let mut b = vec![code];
+        b.extend(len.to_le_bytes());
+        b.push(segment);
+        b.extend(security.to_le_bytes());
+        b
+    }
+
+    /// A quote packet built from the published layout.
+    fn quote(security: u32, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> Vec<u8> {
+        let mut b = header(4, 50, 1, security);
+        b.extend(ltp.to_le_bytes());
+        b.extend(ltq.to_le_bytes());
+        b.extend(ltt.to_le_bytes());
+        b.extend(2_449.5f32.to_le_bytes()); // ATP
+        b.extend(volume.to_le_bytes());
+        b.extend(1_000u32.to_le_bytes()); // total sell qty
+        b.extend(2_000u32.to_le_bytes()); // total buy qty
+        for v in [2_440.0f32, 2_430.0, 2_460.0, 2_420.0] {
+            b.extend(v.to_le_bytes()); // open, close, high, low
+        }
+        assert_eq!(b.len(), 50);
+        b
+    }
+
+    fn full(security: u32, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> Vec<u8> {
+        let q = quote(security, ltp, ltq, ltt, volume);
+        let mut b = header(8, 162, 2, security);
+        b.extend(&q[8..34]); // LTP .. TBQ
+        for oi in [5_000u32, 6_000, 4_000] {
+            b.extend(oi.to_le_bytes());
+        }
+        b.extend(&q[34..50]); // open, close, high, low
+        for level in 0..5u32 {
+            b.extend((100 + level).to_le_bytes()); // bid qty
+            b.extend((200 + level).to_le_bytes()); // ask qty
+            b.extend(3u16.to_le_bytes());
+            b.extend(4u16.to_le_bytes());
+            b.extend((ltp - 0.05 * (level + 1) as f32).to_le_bytes());
+            b.extend((ltp + 0.05 * (level + 1) as f32).to_le_bytes());
+        }
+        assert_eq!(b.len(), 162);
+        b
+    }
+
+    fn decode(d: &mut DhanDecoder, bytes: &[u8]) -> (Result<(), FrameError>, Vec<Event>) {
+        let mut out = Vec::new();
+        let r = d.decode("dhan", bytes, 5, &mut InstrumentCache::default(), &mut out);
+        (r, out)
+    }
+
+    #[test]
+    fn quote_packet_becomes_a_trade_once_per_volume_change() {
+        let mut d = DhanDecoder::default();
+        let (r, out) = decode(&mut d, &quote(2885, 2450.05, 25, 1_704_080_700, 120_000));
+        r.unwrap();
+        let [Event::Tick(t)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (&*t.instrument.exchange, t.instrument.segment.as_deref()),
+            ("NSE", Some("NSE_EQ"))
+        );
+        assert_eq!(t.instrument.security_id.as_deref(), Some("2885"));
+        assert_eq!(
+            (t.price, t.qty, t.cum_volume),
+            (2450.05, 25.0, Some(120_000.0))
+        );
+        assert_eq!(t.exchange_ts_ns, 1_704_080_700_000_000_000);
+        // The same trade again (only the book moved): skipped.
+        let (_, out) = decode(&mut d, &quote(2885, 2450.05, 25, 1_704_080_700, 120_000));
+        assert!(matches!(out[0], Event::Skipped { .. }));
+    }
+
+    #[test]
+    fn full_packets_and_several_packets_in_one_message() {
+        let mut d = DhanDecoder {
+            ltt_basis: LttBasis::IstWallClock,
+            ..Default::default()
+        };
+        let mut msg = full(35001, 21700.5, 75, 1_704_100_500, 10_000);
+        msg.extend(full(35001, 21701.0, 50, 1_704_100_501, 10_050));
+        let (r, out) = decode(&mut d, &msg);
+        r.unwrap();
+        assert_eq!(out.len(), 2);
+        let Event::Tick(t) = &out[1] else { panic!() };
+        assert_eq!(
+            (t.price, t.qty, t.instrument.segment.as_deref()),
+            (21701.0, 50.0, Some("NSE_FNO"))
+        );
+        // IST wall clock read as UTC: 05:30 earlier.
+        assert_eq!(t.exchange_ts_ns, (1_704_100_501 - 19_800) * 1_000_000_000);
+    }
+
+    #[test]
+    fn ticker_status_and_disconnect() {
+        let mut d = DhanDecoder::default();
+        let mut ticker = header(2, 16, 1, 3045);
+        ticker.extend(612.35f32.to_le_bytes());
+        ticker.extend(1_704_080_701u32.to_le_bytes());
+        let (r, out) = decode(&mut d, &ticker);
+        r.unwrap();
+        let [Event::Tick(t)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!((t.price, t.qty), (612.35, 0.0));
+        let (_, again) = decode(&mut d, &ticker);
+        assert!(
+            matches!(again[0], Event::Skipped { .. }),
+            "unchanged ticker"
+        );
+        let mut disconnect = header(50, 10, 0, 0);
+        disconnect.extend(805u16.to_le_bytes());
+        for packet in [header(7, 8, 1, 0), disconnect] {
+            let (r, out) = decode(&mut d, &packet);
+            r.unwrap();
+            assert!(matches!(out[0], Event::Skipped { .. }));
+        }
+    }
+
+    #[test]
+    fn malformed_packets_are_rejected_whole() {
+        let mut d = DhanDecoder::default();
+        let q = quote(1, 1.0, 1, 1_704_080_700, 1);
+        for (bytes, kind) in [
+            (&q[..20], "bad_length"),
+            (&[1u8, 2, 3][..], "bad_length"),
+            (&[99u8, 8, 0, 1, 0, 0, 0, 0][..], "unknown_message"),
+        ] {
+            let (r, out) = decode(&mut d, bytes);
+            assert_eq!(r.unwrap_err().error_type, kind);
+            assert!(out.is_empty());
+        }
+        // A good packet followed by a cut one: nothing of the message is kept.
+        let mut msg = quote(7, 10.0, 1, 1_704_080_700, 5);
+        msg.extend(&q[..30]);
+        let (r, out) = decode(&mut d, &msg);
+        assert!(r.is_err() && out.is_empty());
+        let mut bad_segment = quote(8, 10.0, 1, 1_704_080_700, 5);
+        bad_segment[3] = 6;
+        assert_eq!(
+            decode(&mut d, &bad_segment).0.unwrap_err().error_type,
+            "bad_value"
+        );
+    }
+}

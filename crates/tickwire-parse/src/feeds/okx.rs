@@ -1,0 +1,228 @@
+//! OKX v5 public channels.
+//!
+//! Pushes are `{"arg":{"channel":..,"instId":..},"data":[..]}` with every value
+//! a string. `trades` become ticks (one per element); `tickers` (quote-only
+//! updates) and the replies to subscriptions and to the text `ping` are valid
+//! frames tickwire does not turn into ticks, so they are skipped. An `error`
+//! event is rejected, so it shows in the dead letters.
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+use tickwire_core::{Event, InstrumentCache, Tick};
+
+use super::FrameError;
+use crate::num::decimal;
+
+/// One element of a `trades` push, as OKX sends it:
+/// ```json
+/// {"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct OkxTrade<'a> {
+    /// `instId` (`BTC-USDT`, `BTC-USDT-SWAP`).
+    pub inst_id: &'a str,
+    /// `px`
+    pub price: f64,
+    /// `sz`
+    pub size: f64,
+    /// `ts`: trade time, epoch ms.
+    pub ts_ms: i64,
+    /// `side`: the taker's side.
+    pub side: &'a str,
+}
+
+impl<'a> OkxTrade<'a> {
+    fn from_value(v: &'a BorrowedValue<'a>) -> Result<Self, FrameError> {
+        let s = |k: &str| {
+            v.get_str(k).ok_or_else(|| {
+                FrameError::new("missing_field", format!("missing string field `{k}`"))
+            })
+        };
+        let num = |k: &str| -> Result<f64, FrameError> {
+            let text = s(k)?;
+            decimal(text).ok_or_else(|| {
+                FrameError::new("bad_number", format!("`{k}` is not a number: {text:?}"))
+            })
+        };
+        let ts = s("ts")?;
+        Ok(Self {
+            inst_id: s("instId")?,
+            price: num("px")?,
+            size: num("sz")?,
+            ts_ms: ts.parse().map_err(|_| {
+                FrameError::new("bad_value", format!("`ts` is not epoch ms: {ts:?}"))
+            })?,
+            side: v.get_str("side").unwrap_or(""),
+        })
+    }
+
+    pub fn to_tick(&self, recv_ns: i64, instruments: &mut InstrumentCache) -> Tick {
+        Tick::trade(
+            instruments.get("okx", self.inst_id, None, None),
+            self.ts_ms.saturating_mul(1_000_000),
+            recv_ns,
+            self.price,
+            self.size,
+        )
+    }
+}
+
+/// Decodes OKX frames with one reusable simd-json buffer set.
+pub struct OkxDecoder {
+    buf: Vec<u8>,
+    buffers: simd_json::Buffers,
+}
+
+impl Default for OkxDecoder {
+    fn default() -> Self {
+        Self {
+            buf: Vec::with_capacity(1024),
+            buffers: simd_json::Buffers::new(1024),
+        }
+    }
+}
+
+impl OkxDecoder {
+    pub fn decode(
+        &mut self,
+        feed: &str,
+        text: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        let skipped = || Event::Skipped { feed: feed.into() };
+        if text == b"pong" {
+            out.push(skipped());
+            return Ok(());
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(text);
+        let root = simd_json::to_borrowed_value_with_buffers(&mut self.buf, &mut self.buffers)
+            .map_err(|e| FrameError::new("json", format!("frame is not valid JSON: {e}")))?;
+        if root.as_object().is_none() {
+            return Err(FrameError::new(
+                "unknown_message",
+                "frame is not a JSON object",
+            ));
+        }
+        if let Some(event) = root.get_str("event") {
+            return match event {
+                "error" => Err(FrameError::new(
+                    "venue_error",
+                    format!(
+                        "OKX error {}: {}",
+                        root.get_str("code").unwrap_or("?"),
+                        root.get_str("msg").unwrap_or("")
+                    ),
+                )),
+                _ => {
+                    out.push(skipped());
+                    Ok(())
+                }
+            };
+        }
+        let channel = root.get("arg").and_then(|a| a.get_str("channel"));
+        let Some(data) = root.get("data").and_then(|d| d.as_array()) else {
+            return Err(FrameError::new(
+                "unknown_message",
+                "no `event` and no `data` array",
+            ));
+        };
+        match channel {
+            Some("trades") | Some("trades-all") => {
+                let first = out.len();
+                for element in data {
+                    let tick = OkxTrade::from_value(element)
+                        .map(|t| t.to_tick(recv_ns, instruments))
+                        .and_then(|t| {
+                            t.validate()
+                                .map(|()| t)
+                                .map_err(|e| FrameError::new("invalid_tick", e))
+                        });
+                    match tick {
+                        Ok(t) => out.push(Event::Tick(t)),
+                        Err(e) => {
+                            // One bad element rejects the frame, none of it half-applied.
+                            out.truncate(first);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(_) => {
+                out.push(skipped());
+                Ok(())
+            }
+            None => Err(FrameError::new("missing_field", "missing `arg.channel`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> (Result<(), FrameError>, Vec<Event>) {
+        let mut d = OkxDecoder::default();
+        let mut out = Vec::new();
+        let r = d.decode(
+            "okx",
+            text.as_bytes(),
+            9,
+            &mut InstrumentCache::default(),
+            &mut out,
+        );
+        (r, out)
+    }
+
+    // The `trades` push example of OKX's v5 WebSocket documentation.
+    const DOC_TRADES: &str = r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}"#;
+
+    #[test]
+    fn documented_trade_push() {
+        let (r, out) = decode(DOC_TRADES);
+        r.unwrap();
+        let [Event::Tick(t)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (&*t.instrument.exchange, &*t.instrument.symbol),
+            ("okx", "BTC-USDT")
+        );
+        assert_eq!((t.price, t.qty), (42219.9, 0.12060306));
+        assert_eq!(t.exchange_ts_ns, 1_630_048_897_897_000_000);
+    }
+
+    #[test]
+    fn several_trades_in_one_push_and_a_bad_one_rejects_the_frame() {
+        let two = r#"{"arg":{"channel":"trades","instId":"ETH-USDT"},"data":[{"instId":"ETH-USDT","px":"2000","sz":"1","side":"sell","ts":"1630048897000"},{"instId":"ETH-USDT","px":"2001","sz":"2","side":"buy","ts":"1630048897001"}]}"#;
+        let (r, out) = decode(two);
+        r.unwrap();
+        assert_eq!(out.len(), 2);
+        let bad = r#"{"arg":{"channel":"trades","instId":"ETH-USDT"},"data":[{"instId":"ETH-USDT","px":"2000","sz":"1","ts":"1"},{"instId":"ETH-USDT","px":"x","sz":"2","ts":"2"}]}"#;
+        let (r, out) = decode(bad);
+        assert_eq!(r.unwrap_err().error_type, "bad_number");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn tickers_replies_and_pong_are_skipped_errors_rejected() {
+        for frame in [
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","ts":"1597026383085"}]}"#,
+            r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#,
+            "pong",
+        ] {
+            let (r, out) = decode(frame);
+            r.unwrap();
+            assert!(matches!(out[0], Event::Skipped { .. }), "{frame}");
+        }
+        let (r, _) = decode(
+            r#"{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}"#,
+        );
+        assert_eq!(r.unwrap_err().error_type, "venue_error");
+        let (r, _) = decode("{oops");
+        assert_eq!(r.unwrap_err().error_type, "json");
+    }
+}
