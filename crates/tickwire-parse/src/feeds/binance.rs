@@ -10,7 +10,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use tickwire_core::{Event, InstrumentCache, Tick};
 
-use super::FrameError;
+use super::{FrameError, JsonScratch};
 use crate::num::decimal;
 
 /// A `trade` or `aggTrade` event, as Binance sends it.
@@ -89,18 +89,9 @@ impl<'a> BinanceTrade<'a> {
 }
 
 /// Decodes Binance frames with one reusable simd-json buffer set.
+#[derive(Default)]
 pub struct BinanceDecoder {
-    buf: Vec<u8>,
-    buffers: simd_json::Buffers,
-}
-
-impl Default for BinanceDecoder {
-    fn default() -> Self {
-        Self {
-            buf: Vec::with_capacity(1024),
-            buffers: simd_json::Buffers::new(1024),
-        }
-    }
+    json: JsonScratch,
 }
 
 impl BinanceDecoder {
@@ -113,17 +104,7 @@ impl BinanceDecoder {
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
-        // simd-json rewrites its input; the caller's bytes stay as received.
-        self.buf.clear();
-        self.buf.extend_from_slice(text);
-        let root = simd_json::to_borrowed_value_with_buffers(&mut self.buf, &mut self.buffers)
-            .map_err(|e| FrameError::new("json", format!("frame is not valid JSON: {e}")))?;
-        if root.as_object().is_none() {
-            return Err(FrameError::new(
-                "unknown_message",
-                "frame is not a JSON object",
-            ));
-        }
+        let root = self.json.object(text)?;
         // Combined streams wrap the event: {"stream":"..","data":{..}}.
         let event = match (root.get("stream"), root.get("data")) {
             (Some(_), Some(data)) => data,

@@ -31,6 +31,40 @@ impl FrameError {
     }
 }
 
+/// Reusable simd-json buffers for one decoder's text frames.
+pub struct JsonScratch {
+    buf: Vec<u8>,
+    buffers: simd_json::Buffers,
+}
+
+impl Default for JsonScratch {
+    fn default() -> Self {
+        Self {
+            buf: Vec::with_capacity(1024),
+            buffers: simd_json::Buffers::new(1024),
+        }
+    }
+}
+
+impl JsonScratch {
+    /// Parses a text frame that must be a JSON object. simd-json rewrites its
+    /// input, so it parses a copy: the caller's bytes stay as received.
+    pub fn object(&mut self, text: &[u8]) -> Result<simd_json::BorrowedValue<'_>, FrameError> {
+        use simd_json::prelude::*;
+        self.buf.clear();
+        self.buf.extend_from_slice(text);
+        let root = simd_json::to_borrowed_value_with_buffers(&mut self.buf, &mut self.buffers)
+            .map_err(|e| FrameError::new("json", format!("frame is not valid JSON: {e}")))?;
+        if root.as_object().is_none() {
+            return Err(FrameError::new(
+                "unknown_message",
+                "frame is not a JSON object",
+            ));
+        }
+        Ok(root)
+    }
+}
+
 /// The venues tickwire can decode, by feed name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Venue {

@@ -10,7 +10,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use tickwire_core::{Event, InstrumentCache, Tick};
 
-use super::FrameError;
+use super::{FrameError, JsonScratch};
 use crate::num::decimal;
 
 /// One element of a `trades` push, as OKX sends it:
@@ -68,18 +68,9 @@ impl<'a> OkxTrade<'a> {
 }
 
 /// Decodes OKX frames with one reusable simd-json buffer set.
+#[derive(Default)]
 pub struct OkxDecoder {
-    buf: Vec<u8>,
-    buffers: simd_json::Buffers,
-}
-
-impl Default for OkxDecoder {
-    fn default() -> Self {
-        Self {
-            buf: Vec::with_capacity(1024),
-            buffers: simd_json::Buffers::new(1024),
-        }
-    }
+    json: JsonScratch,
 }
 
 impl OkxDecoder {
@@ -96,16 +87,7 @@ impl OkxDecoder {
             out.push(skipped());
             return Ok(());
         }
-        self.buf.clear();
-        self.buf.extend_from_slice(text);
-        let root = simd_json::to_borrowed_value_with_buffers(&mut self.buf, &mut self.buffers)
-            .map_err(|e| FrameError::new("json", format!("frame is not valid JSON: {e}")))?;
-        if root.as_object().is_none() {
-            return Err(FrameError::new(
-                "unknown_message",
-                "frame is not a JSON object",
-            ));
-        }
+        let root = self.json.object(text)?;
         if let Some(event) = root.get_str("event") {
             return match event {
                 "error" => Err(FrameError::new(
