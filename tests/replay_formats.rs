@@ -376,3 +376,69 @@ async fn recorded_okx_and_dhan_frames_land_their_trades() {
         ("2450.05", "25", "120000")
     );
 }
+
+#[tokio::test]
+async fn quotes_set_bid_and_ask_in_order_and_never_append_to_the_stream() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |feed: &str, data: &str| {
+        serde_json::json!({"recv_ns": 1_704_067_200_500_000_000i64, "feed": feed, "data": data})
+            .to_string()
+    };
+    let lines = [
+        frame(
+            "binance",
+            r#"{"u":1,"s":"BTCUSDT","b":"42000.1","B":"1","a":"42000.2","A":"1"}"#,
+        ),
+        frame(
+            "binance",
+            r#"{"e":"trade","E":1704067200124,"s":"BTCUSDT","t":100,"p":"42000.15","q":"0.5","T":1704067200123,"m":false}"#,
+        ),
+        frame(
+            "binance",
+            r#"{"u":2,"s":"BTCUSDT","b":"42000.3","B":"1","a":"42000.4","A":"1"}"#,
+        ),
+        frame(
+            "okx",
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"42001","askPx":"42001.5","bidPx":"42000.5","ts":"1704067200200"}]}"#,
+        ),
+    ];
+    let file = write(dir.path(), "quotes.jsonl", &(lines.join("\n") + "\n"));
+    for (prefix, batch) in [("one:", 1), ("all:", 1000)] {
+        let cfg = config(
+            &server,
+            &format!("[keys]\nprefix = \"{prefix}\"\n[writer]\nbatch_size = {batch}\n"),
+        );
+        let s = replay(&cfg, std::slice::from_ref(&file)).await;
+        assert_eq!((s.ingest.ticks, s.ingest.quotes), (1, 3));
+    }
+    let db2 = server.client(2).await.unwrap();
+    let db4 = server.client(4).await.unwrap();
+    for prefix in ["one:", "all:"] {
+        assert_eq!(
+            xrange(&db4, &format!("{prefix}ticks:BTCUSDT")).await.len(),
+            1,
+            "quotes are not ticks"
+        );
+        let p = hgetall(&db2, &format!("{prefix}price:BTCUSDT")).await;
+        assert_eq!(
+            (p["ltp"].as_str(), p["bid"].as_str(), p["ask"].as_str()),
+            ("42000.15", "42000.3", "42000.4"),
+            "the trade's price and the latest quote"
+        );
+        let okx = hgetall(&db2, &format!("{prefix}price:BTC-USDT")).await;
+        assert_eq!(
+            (okx["bid"].as_str(), okx["ask"].as_str()),
+            ("42000.5", "42001.5")
+        );
+        assert!(
+            !okx.contains_key("ltp"),
+            "a quote alone sets no last price: {okx:?}"
+        );
+        assert_ttl(&db2, &format!("{prefix}price:BTC-USDT")).await;
+        assert!(
+            keys(&db4).await.iter().all(|k| !k.contains("BTC-USDT")),
+            "no stream, bar or volume from quotes"
+        );
+    }
+}

@@ -92,3 +92,14 @@ pub struct VolumeUpdate {
     pub first_ts_ms: i64,
     pub last_ts_ms: i64,
 }
+
+/// A quote-only update (Binance bookTicker, OKX tickers): it sets bid and ask
+/// in the last-price hash and never appends to the tick stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quote {
+    pub instrument: Arc<Instrument>,
+    pub exchange_ts_ns: i64,
+    pub recv_ts_ns: i64,
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+}

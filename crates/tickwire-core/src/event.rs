@@ -1,6 +1,6 @@
 //! What the parse stage hands to the writer.
 
-use crate::bar::{BarUpdate, IndicatorUpdate, SessionTrade, VolumeUpdate};
+use crate::bar::{BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
 use crate::tick::Tick;
 
 /// One decoded input item. A bad frame is an item in the stream, not the end of it.
@@ -8,6 +8,8 @@ use crate::tick::Tick;
 pub enum Event {
     /// A trade print to append to the tick stream and last-price hash.
     Tick(Tick),
+    /// Bid/ask for the last-price hash only.
+    Quote(Quote),
     /// A valid frame of a kind tickwire does not use (depth, klines, control
     /// replies): counted, never dead-lettered.
     Skipped { feed: Box<str> },

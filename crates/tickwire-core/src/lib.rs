@@ -13,7 +13,7 @@ pub mod keys;
 pub mod session;
 pub mod tick;
 
-pub use bar::{Bar, BarUpdate, IndicatorUpdate, SessionTrade, VolumeUpdate};
+pub use bar::{Bar, BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
 pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Event, Rejected};
 pub use ids::StreamIdSeq;

@@ -67,6 +67,7 @@ pub struct IngestProgress {
     pub bytes: AtomicU64,
     pub lines: AtomicU64,
     pub ticks: AtomicU64,
+    pub quotes: AtomicU64,
     pub rejected: AtomicU64,
     pub skipped: AtomicU64,
 }
@@ -78,6 +79,7 @@ pub struct IngestSummary {
     pub bytes: u64,
     pub lines: u64,
     pub ticks: u64,
+    pub quotes: u64,
     pub rejected: u64,
     pub skipped: u64,
     /// True when a stop was requested before the input ended.
@@ -116,6 +118,7 @@ impl ReplayHandle {
             bytes: p.bytes.load(Ordering::Relaxed),
             lines: p.lines.load(Ordering::Relaxed),
             ticks: p.ticks.load(Ordering::Relaxed),
+            quotes: p.quotes.load(Ordering::Relaxed),
             rejected: p.rejected.load(Ordering::Relaxed),
             skipped: p.skipped.load(Ordering::Relaxed),
             stopped_early: self.stop.load(Ordering::Relaxed),
@@ -337,10 +340,11 @@ fn parse_chunks(
         origin: None,
     };
     let send = |batch: Vec<Event>| -> Result<(), IngestError> {
-        let (mut t, mut r, mut s) = (0, 0, 0);
+        let (mut t, mut q, mut r, mut s) = (0, 0, 0, 0);
         for e in &batch {
             match e {
                 Event::Tick(_) => t += 1,
+                Event::Quote(_) => q += 1,
                 Event::Rejected(_) => r += 1,
                 Event::Skipped { .. } => s += 1,
                 // The state stage's events come after this stage.
@@ -348,6 +352,7 @@ fn parse_chunks(
             }
         }
         progress.ticks.fetch_add(t, Ordering::Relaxed);
+        progress.quotes.fetch_add(q, Ordering::Relaxed);
         progress.rejected.fetch_add(r, Ordering::Relaxed);
         progress.skipped.fetch_add(s, Ordering::Relaxed);
         tx.blocking_send(batch).map_err(|_| IngestError::WriterGone)

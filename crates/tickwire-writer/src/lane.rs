@@ -123,9 +123,20 @@ pub(crate) struct LuaTrade {
     pub trade: SessionTrade,
 }
 
+/// A quote for a last-price hash; `after` is how many of the batch's ticks
+/// came before it, so that ticks and quotes fold into the hash in order.
+pub(crate) struct QuoteWrite {
+    pub price_key: Key,
+    pub price_db: u8,
+    pub after: usize,
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+}
+
 #[derive(Default)]
 pub(crate) struct LaneBatch {
     pub ticks: Vec<TickWrite>,
+    pub quotes: Vec<QuoteWrite>,
     pub rejects: Vec<RejectWrite>,
     pub bars: Vec<BarWrite>,
     pub indicators: Vec<IndicatorWrite>,
@@ -137,6 +148,7 @@ pub(crate) struct LaneBatch {
 impl LaneBatch {
     pub fn len(&self) -> usize {
         self.ticks.len()
+            + self.quotes.len()
             + self.rejects.len()
             + self.bars.len()
             + self.indicators.len()
@@ -254,10 +266,14 @@ const VALUE: Key = Key::from_static_str("value");
 const PERIOD: Key = Key::from_static_str("period");
 
 /// Formats `v` into `buf` and splits it off as its own `Bytes`.
-fn text(buf: &mut BytesMut, v: impl std::fmt::Display) -> Value {
+fn bytes(buf: &mut BytesMut, v: impl std::fmt::Display) -> Bytes {
     // Writing to a BytesMut cannot fail.
     let _ = write!(buf, "{v}");
-    Value::Bytes(buf.split().freeze())
+    buf.split().freeze()
+}
+
+fn text(buf: &mut BytesMut, v: impl std::fmt::Display) -> Value {
+    Value::Bytes(bytes(buf, v))
 }
 
 fn bar_fields(buf: &mut BytesMut, b: &tickwire_core::Bar) -> Vec<(Key, Value)> {
@@ -361,7 +377,9 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     // (a tick without bid/ask keeps the bid/ask an earlier tick gave).
     let mut last: HashMap<(u8, &Key), LatestFields> = HashMap::new();
     let mut price_order: Vec<(u8, &Key)> = Vec::new();
+    let mut quotes = batch.quotes.iter().peekable();
     for (i, w) in batch.ticks.iter().enumerate() {
+        fold_quotes(&mut quotes, i, &mut last, &mut price_order, &mut buf);
         let text = TickText::new(&mut buf, w);
         let mut fields = Vec::with_capacity(6);
         fields.push((LTP, Value::Bytes(text.price.clone())));
@@ -388,21 +406,32 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
             stream_keys.push((w.db, &w.stream_key));
         }
     }
+    fold_quotes(
+        &mut quotes,
+        usize::MAX,
+        &mut last,
+        &mut price_order,
+        &mut buf,
+    );
     for (db, key) in stream_keys {
         cmds.push(expire(db, key, s.ttl(db)));
     }
     for (db, key) in price_order {
         let latest = &last[&(db, key)];
-        let (t, text) = (&batch.ticks[latest.tick].tick, &texts[latest.tick]);
         let mut fields = Vec::with_capacity(7);
-        fields.push((LTP, Value::Bytes(text.price.clone())));
-        fields.push((TS, Value::Bytes(text.ts.clone())));
+        if let Some(i) = latest.tick {
+            fields.push((LTP, Value::Bytes(texts[i].price.clone())));
+            fields.push((TS, Value::Bytes(texts[i].ts.clone())));
+            fields.push((
+                EXCHANGE,
+                Value::from(&*batch.ticks[i].tick.instrument.exchange),
+            ));
+        }
         for (k, v) in [(VOL, &latest.vol), (BID, &latest.bid), (ASK, &latest.ask)] {
             if let Some(v) = v {
                 fields.push((k, Value::Bytes(v.clone())));
             }
         }
-        fields.push((EXCHANGE, Value::from(&*t.instrument.exchange)));
         cmds.push(Cmd {
             db,
             kind: Kind::Hash,
@@ -788,11 +817,34 @@ async fn fetch_baselines(
     }
 }
 
+/// Folds the quotes that came before tick `i` of the batch into the
+/// last-price fields, in order.
+fn fold_quotes<'a>(
+    quotes: &mut std::iter::Peekable<std::slice::Iter<'a, QuoteWrite>>,
+    i: usize,
+    last: &mut HashMap<(u8, &'a Key), LatestFields>,
+    price_order: &mut Vec<(u8, &'a Key)>,
+    buf: &mut BytesMut,
+) {
+    while let Some(q) = quotes.next_if(|q| q.after <= i) {
+        let latest = last.entry((q.price_db, &q.price_key)).or_insert_with(|| {
+            price_order.push((q.price_db, &q.price_key));
+            LatestFields::default()
+        });
+        if let Some(bid) = q.bid {
+            latest.bid = Some(bytes(buf, bid));
+        }
+        if let Some(ask) = q.ask {
+            latest.ask = Some(bytes(buf, ask));
+        }
+    }
+}
+
 /// The newest value of each last-price field seen in a batch.
 #[derive(Default)]
 struct LatestFields {
-    /// Index of the newest tick (ltp, ts, exchange).
-    tick: usize,
+    /// Index of the newest tick (ltp, ts, exchange); none for quotes alone.
+    tick: Option<usize>,
     vol: Option<Bytes>,
     bid: Option<Bytes>,
     ask: Option<Bytes>,
@@ -800,7 +852,7 @@ struct LatestFields {
 
 impl LatestFields {
     fn update(&mut self, i: usize, text: &TickText) {
-        self.tick = i;
+        self.tick = Some(i);
         for (mine, theirs) in [
             (&mut self.vol, &text.vol),
             (&mut self.bid, &text.bid),

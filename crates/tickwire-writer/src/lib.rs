@@ -30,6 +30,7 @@ pub use stats::{DbStats, WriterStats};
 pub use tickwire_core::ids::{self, StreamIdSeq};
 
 use fred::types::scripts::Script;
+use lane::QuoteWrite;
 use lane::{
     AlertSettings, BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts,
     LuaTrade, RatioKeys, RejectWrite, TickWrite, VolumeWrite,
@@ -212,6 +213,25 @@ impl Dispatcher {
                     price_db,
                     id,
                     tick,
+                });
+                Some(lane)
+            }
+            Event::Quote(quote) => {
+                let key = ByAddress(Arc::clone(&quote.instrument));
+                if !self.routes.contains_key(&key) {
+                    let route = self.new_route(&quote.instrument);
+                    self.routes.insert(key.clone(), route);
+                }
+                // Present: inserted just above if it was missing.
+                let route = self.routes.get(&key)?;
+                let lane = route.lane;
+                let batch = &mut self.pending[lane];
+                batch.quotes.push(QuoteWrite {
+                    price_key: route.price_key.clone(),
+                    price_db: self.dbs.get(Db::Prices),
+                    after: batch.ticks.len(),
+                    bid: quote.bid,
+                    ask: quote.ask,
                 });
                 Some(lane)
             }

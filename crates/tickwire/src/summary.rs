@@ -40,11 +40,12 @@ impl RunSummary {
             "finished"
         };
         let _ = writeln!(s, "replay {status} in {:.2} s", self.elapsed.as_secs_f64());
-        let rows: [(&str, u64); 12] = [
+        let rows: [(&str, u64); 13] = [
             ("files read", i.files),
             ("lines read", i.lines),
             ("ticks read", i.ticks),
             ("ticks written", w.ticks_written),
+            ("quotes read", i.quotes),
             ("duplicates", w.duplicates),
             ("rejected", i.rejected),
             ("dead-lettered", w.deadlettered + w.deadletter_duplicates),

@@ -2,13 +2,13 @@
 //!
 //! Frames arrive either bare or in the combined-stream envelope
 //! `{"stream":"btcusdt@trade","data":{..}}`. Numbers are JSON strings, times
-//! epoch milliseconds. Trades (`trade`, `aggTrade`) become ticks; every other
-//! valid message (depth, kline, bookTicker, 24hr tickers, subscription replies)
-//! is skipped, not rejected.
+//! epoch milliseconds. Trades (`trade`, `aggTrade`) become ticks, `bookTicker`
+//! quotes; every other valid message (depth, kline, 24hr tickers,
+//! subscription replies) is skipped, not rejected.
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
-use tickwire_core::{Event, InstrumentCache, Tick};
+use tickwire_core::{Event, InstrumentCache, Quote, Tick};
 
 use super::{FrameError, JsonScratch};
 use crate::num::decimal;
@@ -88,6 +88,44 @@ impl<'a> BinanceTrade<'a> {
     }
 }
 
+/// A `bookTicker` update: best bid and ask, a quote for the last-price hash.
+///
+/// Spot (no event type or time; the receive time stands in):
+/// ```json
+/// {"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}
+/// ```
+/// USD-M futures add `e`, `E` and the transaction time `T`.
+fn book_ticker(
+    feed: &str,
+    v: &BorrowedValue<'_>,
+    recv_ns: i64,
+    instruments: &mut InstrumentCache,
+    out: &mut Vec<Event>,
+) -> Result<(), FrameError> {
+    let symbol = v
+        .get_str("s")
+        .ok_or_else(|| FrameError::new("missing_field", "missing string field `s`"))?;
+    let side = |k: &str| -> Result<Option<f64>, FrameError> {
+        match v.get_str(k) {
+            None => Ok(None),
+            Some(text) => decimal(text).filter(|p| *p > 0.0).map(Some).ok_or_else(|| {
+                FrameError::new("bad_number", format!("`{k}` is not a price: {text:?}"))
+            }),
+        }
+    };
+    let exchange_ts_ns = v
+        .get_i64("T")
+        .map_or(recv_ns, |ms| ms.saturating_mul(1_000_000));
+    out.push(Event::Quote(Quote {
+        instrument: instruments.get(feed, symbol, None, None),
+        exchange_ts_ns,
+        recv_ts_ns: recv_ns,
+        bid: side("b")?,
+        ask: side("a")?,
+    }));
+    Ok(())
+}
+
 /// Decodes Binance frames with one reusable simd-json buffer set.
 #[derive(Default)]
 pub struct BinanceDecoder {
@@ -119,14 +157,19 @@ impl BinanceDecoder {
         let trade = match event.get_str("e") {
             Some("trade") => BinanceTrade::from_value(event, "t")?,
             Some("aggTrade") => BinanceTrade::from_value(event, "a")?,
+            Some("bookTicker") => return book_ticker(feed, event, recv_ns, instruments, out),
             Some(_) => {
                 out.push(Event::Skipped { feed: feed.into() });
                 return Ok(());
             }
             None => {
-                // Spot bookTicker has no `e`; subscription replies carry `id`.
-                let known = event.contains_key("id") || event.contains_key("u");
-                if known {
+                // Spot bookTicker has no `e`: `u`, `s`, `b`, `a` say what it is.
+                let book = ["u", "s", "b", "a"].iter().all(|k| event.contains_key(*k));
+                if book {
+                    return book_ticker(feed, event, recv_ns, instruments, out);
+                }
+                // Subscription replies carry `id`.
+                if event.contains_key("id") {
                     out.push(Event::Skipped { feed: feed.into() });
                     return Ok(());
                 }
@@ -195,13 +238,38 @@ mod tests {
         for frame in [
             r#"{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1","2"]],"a":[]}}"#,
             r#"{"e":"kline","E":1,"s":"X","k":{"t":1}}"#,
-            r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
             r#"{"result":null,"id":1}"#,
         ] {
             let (r, out) = decode(frame);
             r.unwrap();
             assert!(matches!(out[0], Event::Skipped { .. }), "{frame}");
         }
+    }
+
+    #[test]
+    fn book_ticker_is_a_quote_spot_and_futures() {
+        let (r, out) = decode(
+            r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
+        );
+        r.unwrap();
+        let [Event::Quote(q)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (&*q.instrument.symbol, q.bid, q.ask),
+            ("BNBUSDT", Some(25.3519), Some(25.3652))
+        );
+        assert_eq!(q.exchange_ts_ns, 7, "spot has no time: the receive time");
+        let (r, out) = decode(
+            r#"{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
+        );
+        r.unwrap();
+        let [Event::Quote(q)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(q.exchange_ts_ns, 1_568_014_460_891_000_000);
+        let (r, _) = decode(r#"{"u":1,"s":"X","b":"abc","a":"1"}"#);
+        assert_eq!(r.unwrap_err().error_type, "bad_number");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
-use tickwire_core::{Event, InstrumentCache, Tick};
+use tickwire_core::{Event, InstrumentCache, Quote, Tick};
 
 use super::{FrameError, JsonScratch};
 use crate::num::decimal;
@@ -65,6 +65,37 @@ impl<'a> OkxTrade<'a> {
             self.size,
         )
     }
+}
+
+/// One element of a `tickers` push: its best bid and ask as a quote.
+/// ```json
+/// {"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","open24h":"9000","high24h":"10000","low24h":"8888.88","volCcy24h":"2222","vol24h":"2222","sodUtc0":"2222","sodUtc8":"2222","ts":"1597026383085"}]}
+/// ```
+fn ticker_quote(
+    v: &BorrowedValue<'_>,
+    recv_ns: i64,
+    instruments: &mut InstrumentCache,
+) -> Result<Quote, FrameError> {
+    let inst = v
+        .get_str("instId")
+        .ok_or_else(|| FrameError::new("missing_field", "missing string field `instId`"))?;
+    let side = |k: &str| -> Result<Option<f64>, FrameError> {
+        match v.get_str(k) {
+            // OKX sends "" when a side is empty.
+            None | Some("") => Ok(None),
+            Some(text) => decimal(text).filter(|p| *p > 0.0).map(Some).ok_or_else(|| {
+                FrameError::new("bad_number", format!("`{k}` is not a price: {text:?}"))
+            }),
+        }
+    };
+    let ts = v.get_str("ts").and_then(|t| t.parse::<i64>().ok());
+    Ok(Quote {
+        instrument: instruments.get("okx", inst, None, None),
+        exchange_ts_ns: ts.map_or(recv_ns, |ms| ms.saturating_mul(1_000_000)),
+        recv_ts_ns: recv_ns,
+        bid: side("bidPx")?,
+        ask: side("askPx")?,
+    })
 }
 
 /// Decodes OKX frames with one reusable simd-json buffer set.
@@ -133,6 +164,19 @@ impl OkxDecoder {
                 }
                 Ok(())
             }
+            Some("tickers") => {
+                let first = out.len();
+                for element in data {
+                    match ticker_quote(element, recv_ns, instruments) {
+                        Ok(q) => out.push(Event::Quote(q)),
+                        Err(e) => {
+                            out.truncate(first);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            }
             Some(_) => {
                 out.push(skipped());
                 Ok(())
@@ -190,9 +234,24 @@ mod tests {
     }
 
     #[test]
-    fn tickers_replies_and_pong_are_skipped_errors_rejected() {
+    fn documented_tickers_push_is_a_quote() {
+        let (r, out) = decode(
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","open24h":"9000","high24h":"10000","low24h":"8888.88","volCcy24h":"2222","vol24h":"2222","sodUtc0":"2222","sodUtc8":"2222","ts":"1597026383085"}]}"#,
+        );
+        r.unwrap();
+        let [Event::Quote(q)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (q.bid, q.ask, q.exchange_ts_ns),
+            (Some(8888.88), Some(9999.99), 1_597_026_383_085_000_000)
+        );
+    }
+
+    #[test]
+    fn replies_and_pong_are_skipped_errors_rejected() {
         for frame in [
-            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","ts":"1597026383085"}]}"#,
+            r#"{"arg":{"channel":"books5","instId":"BTC-USDT"},"data":[{"asks":[],"bids":[],"ts":"1"}]}"#,
             r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#,
             "pong",
         ] {
