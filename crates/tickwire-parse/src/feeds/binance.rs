@@ -10,7 +10,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use tickwire_core::{Event, InstrumentCache, Quote, Tick};
 
-use super::{FrameError, JsonScratch};
+use super::{optional_price, FrameError, JsonScratch};
 use crate::num::decimal;
 
 /// A `trade` or `aggTrade` event, as Binance sends it.
@@ -105,14 +105,7 @@ fn book_ticker(
     let symbol = v
         .get_str("s")
         .ok_or_else(|| FrameError::new("missing_field", "missing string field `s`"))?;
-    let side = |k: &str| -> Result<Option<f64>, FrameError> {
-        match v.get_str(k) {
-            None => Ok(None),
-            Some(text) => decimal(text).filter(|p| *p > 0.0).map(Some).ok_or_else(|| {
-                FrameError::new("bad_number", format!("`{k}` is not a price: {text:?}"))
-            }),
-        }
-    };
+    let side = |k: &str| optional_price(k, v.get_str(k));
     let exchange_ts_ns = v
         .get_i64("T")
         .map_or(recv_ns, |ms| ms.saturating_mul(1_000_000));

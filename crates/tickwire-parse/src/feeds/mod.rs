@@ -31,6 +31,20 @@ impl FrameError {
     }
 }
 
+/// A quote side sent as text (`"25.3519"`): absent stays absent, anything but
+/// a positive number is an error naming the field.
+pub(crate) fn optional_price(key: &str, text: Option<&str>) -> Result<Option<f64>, FrameError> {
+    match text {
+        None => Ok(None),
+        Some(text) => crate::num::decimal(text)
+            .filter(|p| *p > 0.0)
+            .map(Some)
+            .ok_or_else(|| {
+                FrameError::new("bad_number", format!("`{key}` is not a price: {text:?}"))
+            }),
+    }
+}
+
 /// Reusable simd-json buffers for one decoder's text frames.
 pub struct JsonScratch {
     buf: Vec<u8>,

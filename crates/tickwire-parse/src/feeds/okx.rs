@@ -10,7 +10,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use tickwire_core::{Event, InstrumentCache, Quote, Tick};
 
-use super::{FrameError, JsonScratch};
+use super::{optional_price, FrameError, JsonScratch};
 use crate::num::decimal;
 
 /// One element of a `trades` push, as OKX sends it:
@@ -79,15 +79,8 @@ fn ticker_quote(
     let inst = v
         .get_str("instId")
         .ok_or_else(|| FrameError::new("missing_field", "missing string field `instId`"))?;
-    let side = |k: &str| -> Result<Option<f64>, FrameError> {
-        match v.get_str(k) {
-            // OKX sends "" when a side is empty.
-            None | Some("") => Ok(None),
-            Some(text) => decimal(text).filter(|p| *p > 0.0).map(Some).ok_or_else(|| {
-                FrameError::new("bad_number", format!("`{k}` is not a price: {text:?}"))
-            }),
-        }
-    };
+    // OKX sends "" when a side is empty.
+    let side = |k: &str| optional_price(k, v.get_str(k).filter(|t| !t.is_empty()));
     let ts = v.get_str("ts").and_then(|t| t.parse::<i64>().ok());
     Ok(Quote {
         instrument: instruments.get("okx", inst, None, None),
