@@ -80,6 +80,12 @@ pub struct Config {
     /// Per exchange (any case): time zone and phases. A venue not named here
     /// trades around the clock on UTC days.
     pub exchanges: BTreeMap<String, crate::session::ExchangeConfig>,
+    /// `[live]`: how feed connections are kept up.
+    pub live: crate::feeds::LiveConfig,
+    /// `[record]`: raw frame recordings.
+    pub record: crate::feeds::RecordConfig,
+    /// `[[feeds]]`: the WebSocket feeds `tickwire run` connects to.
+    pub feeds: Vec<crate::feeds::FeedConfig>,
 }
 
 /// `[alerts]`: volume-surge alerts.
@@ -198,6 +204,9 @@ impl Default for Config {
             volume: VolumeConfig::default(),
             alerts: AlertsConfig::default(),
             exchanges: crate::session::default_exchanges(),
+            live: Default::default(),
+            record: Default::default(),
+            feeds: Vec::new(),
         }
     }
 }
@@ -372,8 +381,12 @@ pub struct KeysConfig {
     pub volume_alerts: String,
     /// Marks a bucket whose alert was sent (one per instrument and bucket).
     pub volume_alert_marker: String,
+    /// A feed's latest order-book depth (microstructure DB).
+    pub depth: String,
     pub heartbeat: String,
     pub feed_status: String,
+    /// Reconnects of a feed since the process started.
+    pub feed_reconnects: String,
     pub deadletter: String,
 }
 
@@ -395,8 +408,10 @@ impl Default for KeysConfig {
             volume_symbols: "volume:symbols".into(),
             volume_alerts: "alerts:volume_surge".into(),
             volume_alert_marker: "alert:sent:{symbol}:{session}:{HH}:{MM}".into(),
+            depth: "depth:{symbol}".into(),
             heartbeat: "tickwire:heartbeat".into(),
             feed_status: "feed:{feed}:status".into(),
+            feed_reconnects: "feed:{feed}:reconnects".into(),
             deadletter: "deadletter:{feed}".into(),
         }
     }
@@ -420,8 +435,10 @@ pub struct Keys {
     pub volume_symbols: KeyTemplate,
     pub volume_alerts: KeyTemplate,
     pub volume_alert_marker: KeyTemplate,
+    pub depth: KeyTemplate,
     pub heartbeat: KeyTemplate,
     pub feed_status: KeyTemplate,
+    pub feed_reconnects: KeyTemplate,
     pub deadletter: KeyTemplate,
 }
 
@@ -430,89 +447,57 @@ impl KeysConfig {
     pub fn compile(&self) -> Result<Keys, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut one = |field: &str, src: &str, required: &[&'static str]| {
-            KeyTemplate::parse(src, required).map_err(|e: TemplateError| {
+            KeyTemplate::parse(src, required).unwrap_or_else(|e: TemplateError| {
                 errors.push(FieldError::new(format!("keys.{field}"), e.to_string()));
+                KeyTemplate::default()
             })
         };
-        let compiled = (
-            one("tick_stream", &self.tick_stream, &["symbol"]),
-            one("last_price", &self.last_price, &["symbol"]),
-            one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
-            one("bar_forming", &self.bar_forming, &["symbol", "interval"]),
-            one("indicator", &self.indicator, &["symbol", "name"]),
-            one("indicator_state", &self.indicator_state, &["symbol"]),
-            one(
+        let keys = Keys {
+            prefix: self.prefix.clone(),
+            tick_stream: one("tick_stream", &self.tick_stream, &["symbol"]),
+            last_price: one("last_price", &self.last_price, &["symbol"]),
+            bar_stream: one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
+            bar_forming: one("bar_forming", &self.bar_forming, &["symbol", "interval"]),
+            indicator: one("indicator", &self.indicator, &["symbol", "name"]),
+            indicator_state: one("indicator_state", &self.indicator_state, &["symbol"]),
+            volume_bucket: one(
                 "volume_bucket",
                 &self.volume_bucket,
                 &["symbol", "session", "HH", "MM"],
             ),
-            one(
+            volume_baseline: one(
                 "volume_baseline",
                 &self.volume_baseline,
                 &["symbol", "HH", "MM"],
             ),
-            one(
+            volume_session: one(
                 "volume_session",
                 &self.volume_session,
                 &["symbol", "session"],
             ),
-            one(
+            volume_profile: one(
                 "volume_profile",
                 &self.volume_profile,
                 &["symbol", "session"],
             ),
-            one("volume_sessions", &self.volume_sessions, &["symbol"]),
-            one("volume_symbols", &self.volume_symbols, &[]),
-            one("volume_alerts", &self.volume_alerts, &[]),
-            one(
+            volume_sessions: one("volume_sessions", &self.volume_sessions, &["symbol"]),
+            volume_symbols: one("volume_symbols", &self.volume_symbols, &[]),
+            volume_alerts: one("volume_alerts", &self.volume_alerts, &[]),
+            volume_alert_marker: one(
                 "volume_alert_marker",
                 &self.volume_alert_marker,
                 &["symbol", "session", "HH", "MM"],
             ),
-            one("heartbeat", &self.heartbeat, &[]),
-            one("feed_status", &self.feed_status, &["feed"]),
-            one("deadletter", &self.deadletter, &["feed"]),
-        );
-        match compiled {
-            (
-                Ok(a),
-                Ok(b),
-                Ok(c),
-                Ok(bf),
-                Ok(d),
-                Ok(ds),
-                Ok(e),
-                Ok(f),
-                Ok(vs),
-                Ok(vp),
-                Ok(vss),
-                Ok(vsy),
-                Ok(va),
-                Ok(vam),
-                Ok(g),
-                Ok(h),
-                Ok(i),
-            ) => Ok(Keys {
-                prefix: self.prefix.clone(),
-                tick_stream: a,
-                last_price: b,
-                bar_stream: c,
-                bar_forming: bf,
-                indicator: d,
-                indicator_state: ds,
-                volume_bucket: e,
-                volume_baseline: f,
-                volume_session: vs,
-                volume_profile: vp,
-                volume_sessions: vss,
-                volume_symbols: vsy,
-                volume_alerts: va,
-                volume_alert_marker: vam,
-                heartbeat: g,
-                feed_status: h,
-                deadletter: i,
-            }),
-            _ => Err(errors),
+            depth: one("depth", &self.depth, &["symbol"]),
+            heartbeat: one("heartbeat", &self.heartbeat, &[]),
+            feed_status: one("feed_status", &self.feed_status, &["feed"]),
+            feed_reconnects: one("feed_reconnects", &self.feed_reconnects, &["feed"]),
+            deadletter: one("deadletter", &self.deadletter, &["feed"]),
+        };
+        if errors.is_empty() {
+            Ok(keys)
+        } else {
+            Err(errors)
         }
     }
 }
@@ -806,6 +791,11 @@ impl Config {
         if let Err(mut bad) = self.keys.compile() {
             errors.append(&mut bad);
         }
+        errors.extend(crate::feeds::validate(
+            &self.feeds,
+            &self.live,
+            &self.record,
+        ));
         errors
     }
 }
@@ -828,20 +818,48 @@ fn clean_message(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()
 }
 
-/// Removes `a.b.c` from the table; false when nothing was there to remove.
+/// Removes `a.b.c` (or `a[0].b`) from the table; false when nothing was there
+/// to remove.
 fn remove_path(table: &mut toml::Table, path: &str) -> bool {
+    fn step<'t>(value: &'t mut toml::Value, part: &str) -> Option<&'t mut toml::Value> {
+        let (name, index) = split_index(part);
+        let mut v = value.as_table_mut()?.get_mut(name)?;
+        if let Some(i) = index {
+            v = v.as_array_mut()?.get_mut(i)?;
+        }
+        Some(v)
+    }
     let mut parts: Vec<&str> = path.split('.').collect();
     let Some(last) = parts.pop() else {
         return false;
     };
-    let mut cur = table;
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let mut cur = Some(&mut root);
     for p in parts {
-        match cur.get_mut(p) {
-            Some(toml::Value::Table(t)) => cur = t,
-            _ => return false,
-        }
+        cur = cur.and_then(|v| step(v, p));
     }
-    cur.remove(last).is_some()
+    let (name, index) = split_index(last);
+    // A whole array element is not removed: the elements after it would shift
+    // and later errors would name the wrong index.
+    let removed = match (cur.and_then(|v| v.as_table_mut()), index) {
+        (Some(t), None) => t.remove(name).is_some(),
+        _ => false,
+    };
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    removed
+}
+
+/// `feeds[2]` -> (`feeds`, Some(2)).
+fn split_index(part: &str) -> (&str, Option<usize>) {
+    match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+        Some((name, i)) => match i.parse() {
+            Ok(i) => (name, Some(i)),
+            Err(_) => (part, None),
+        },
+        None => (part, None),
+    }
 }
 
 /// The URL with any password replaced by `***`, for messages and logs.

@@ -1,7 +1,8 @@
 //! What the parse stage hands to the writer.
 
 use crate::bar::{BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
-use crate::tick::Tick;
+use crate::tick::{Instrument, Tick};
+use std::sync::Arc;
 
 /// One decoded input item. A bad frame is an item in the stream, not the end of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,66 @@ pub enum Event {
     SessionTrade(SessionTrade),
     /// Bucket or session volume (from the state stage).
     Volume(VolumeUpdate),
+    /// An order-book snapshot for the microstructure DB.
+    Depth(Depth),
+    /// A feed connected, lost its connection or stopped: the gap is explicit.
+    Feed(FeedEvent),
+}
+
+/// Where a live feed stands, as written to `feed:{feed}:status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedStatus {
+    Connected,
+    Reconnecting,
+    Disconnected,
+}
+
+impl FeedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedStatus::Connected => "connected",
+            FeedStatus::Reconnecting => "reconnecting",
+            FeedStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// A change of a live feed's connection. A `Reconnecting` event marks the
+/// start of a gap; the next `Connected` (with `gap_ns`) its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    pub feed: Arc<str>,
+    pub status: FeedStatus,
+    /// When it happened (epoch ns, local clock).
+    pub at_ns: i64,
+    /// Reconnects of this feed since the process started.
+    pub reconnects: u64,
+    /// On `Connected` after a loss: how long the feed was away.
+    pub gap_ns: Option<i64>,
+    /// Why the connection was lost (a low-cardinality class), on `Reconnecting`.
+    pub reason: Option<&'static str>,
+}
+
+/// One price level of a book snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DepthLevel {
+    pub bid_price: f64,
+    pub bid_qty: f64,
+    pub bid_orders: u32,
+    pub ask_price: f64,
+    pub ask_qty: f64,
+    pub ask_orders: u32,
+}
+
+/// The top levels of an instrument's book as a feed last sent them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Depth {
+    pub instrument: Arc<Instrument>,
+    /// Exchange time of the snapshot (epoch ns).
+    pub exchange_ts_ns: i64,
+    pub recv_ts_ns: i64,
+    /// Best first.
+    pub levels: Vec<DepthLevel>,
 }
 
 /// A rejected input item, as it goes to `deadletter:{feed}`.

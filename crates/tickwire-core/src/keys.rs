@@ -26,7 +26,7 @@ enum Part {
 }
 
 /// A parsed key template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyTemplate {
     source: String,
     parts: Vec<Part>,

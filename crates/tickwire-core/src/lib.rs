@@ -8,6 +8,7 @@
 pub mod bar;
 pub mod config;
 pub mod event;
+pub mod feeds;
 pub mod ids;
 pub mod keys;
 pub mod session;
@@ -15,7 +16,8 @@ pub mod tick;
 
 pub use bar::{Bar, BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
 pub use config::{Config, ConfigError, Db, FieldError};
-pub use event::{Event, Rejected};
+pub use event::{Depth, DepthLevel, Event, FeedEvent, FeedStatus, Rejected};
+pub use feeds::{FeedConfig, FeedVenue};
 pub use ids::StreamIdSeq;
 pub use keys::{KeyTemplate, TemplateError};
 pub use tick::{ByAddress, Instrument, InstrumentCache, Tick};

@@ -30,12 +30,53 @@ pub struct LineDecoder {
 impl LineDecoder {
     /// `max_raw`: bytes of raw text kept with a rejected line.
     pub fn new(max_raw: usize) -> Self {
+        Self::with_feeds(max_raw, &[])
+    }
+
+    /// A decoder that knows the configured feeds (venue and Dhan symbols of
+    /// each feed named in a recording).
+    pub fn with_feeds(max_raw: usize, feeds: &[tickwire_core::FeedConfig]) -> Self {
         Self {
             instruments: InstrumentCache::default(),
             buffers: simd_json::Buffers::new(512),
             line: Vec::with_capacity(512),
-            feeds: feeds::FeedDecoders::default(),
+            feeds: feeds::FeedDecoders::new(feeds),
             max_raw,
+        }
+    }
+
+    /// Decodes one live frame of `feed`; a bad frame becomes a rejection
+    /// under the feed's name. Never panics on input.
+    pub fn decode_frame(
+        &mut self,
+        feed: &str,
+        frame: feeds::Frame<'_>,
+        recv_ns: i64,
+        out: &mut Vec<Event>,
+    ) {
+        if let Err(e) = self
+            .feeds
+            .decode(feed, None, frame, recv_ns, &mut self.instruments, out)
+        {
+            let raw = match frame {
+                feeds::Frame::Text(t) => std::borrow::Cow::Borrowed(t),
+                feeds::Frame::Binary(b) => {
+                    use base64::Engine as _;
+                    std::borrow::Cow::Owned(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(b)
+                            .into_bytes(),
+                    )
+                }
+            };
+            out.push(Event::Rejected(Rejected::new(
+                feed,
+                e.error_type,
+                e.message,
+                &raw,
+                self.max_raw,
+                Some(recv_ns),
+            )));
         }
     }
 
@@ -132,12 +173,22 @@ impl LineDecoder {
         };
         if let Err(e) = self.feeds.decode(
             record.feed,
+            record.venue,
             frame,
             record.recv_ns,
             &mut self.instruments,
             out,
         ) {
-            out.push(reject(e.error_type, e.message));
+            // The frame as it arrived (binary: its base64), as the live run
+            // dead-lettered it.
+            out.push(Event::Rejected(Rejected::new(
+                record.feed,
+                e.error_type,
+                e.message,
+                record.data.as_bytes(),
+                self.max_raw,
+                Some(record.recv_ns),
+            )));
         }
     }
 
@@ -151,7 +202,8 @@ impl LineDecoder {
 pub const RECORDED_FEED: &str = "recorded";
 
 /// One line of a recording: `{"recv_ns":..,"feed":"binance","data":"<frame>"}`,
-/// binary frames with `"enc":"base64"`.
+/// binary frames with `"enc":"base64"`; `"venue"` when the feed's name is not
+/// its venue's.
 #[derive(serde::Deserialize)]
 struct FrameRecord<'a> {
     recv_ns: i64,
@@ -161,6 +213,8 @@ struct FrameRecord<'a> {
     data: &'a str,
     #[serde(borrow, default)]
     enc: Option<&'a str>,
+    #[serde(borrow, default)]
+    venue: Option<&'a str>,
 }
 
 fn trim_line(mut line: &[u8]) -> &[u8] {

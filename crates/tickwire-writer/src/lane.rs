@@ -136,6 +136,7 @@ pub(crate) struct QuoteWrite {
 #[derive(Default)]
 pub(crate) struct LaneBatch {
     pub ticks: Vec<TickWrite>,
+    pub snapshots: Vec<SnapshotWrite>,
     pub quotes: Vec<QuoteWrite>,
     pub rejects: Vec<RejectWrite>,
     pub bars: Vec<BarWrite>,
@@ -148,6 +149,7 @@ pub(crate) struct LaneBatch {
 impl LaneBatch {
     pub fn len(&self) -> usize {
         self.ticks.len()
+            + self.snapshots.len()
             + self.quotes.len()
             + self.rejects.len()
             + self.bars.len()
@@ -159,6 +161,21 @@ impl LaneBatch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A key whose whole value is replaced by each write (depth snapshots, feed
+/// status): only the latest of a batch is written, with its TTL.
+pub(crate) struct SnapshotWrite {
+    pub db: u8,
+    pub key: Key,
+    pub value: Snapshot,
+}
+
+pub(crate) enum Snapshot {
+    /// HSET of these fields.
+    Hash(Vec<(Key, Value)>),
+    /// SET of a string.
+    Text(Value),
 }
 
 /// Where a lane writes and with what limits.
@@ -474,7 +491,53 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
         plan_lua(batch, s, lua, &mut buf, &mut cmds);
     }
     plan_volumes(batch, s, state, &mut buf, &mut cmds);
+    plan_snapshots(batch, s, &mut cmds);
     cmds
+}
+
+/// The latest snapshot of each key in the batch: one HSET or SET, one EXPIRE.
+fn plan_snapshots(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
+    let mut latest: HashMap<(u8, &Key), usize> = HashMap::new();
+    let mut order: Vec<(u8, &Key)> = Vec::new();
+    for (i, w) in batch.snapshots.iter().enumerate() {
+        if latest.insert((w.db, &w.key), i).is_none() {
+            order.push((w.db, &w.key));
+        }
+    }
+    for id in order {
+        let w = &batch.snapshots[latest[&id]];
+        let ttl = s.ttl(w.db);
+        match &w.value {
+            Snapshot::Hash(fields) => {
+                cmds.push(Cmd {
+                    db: w.db,
+                    kind: Kind::Hash,
+                    call: Call::Hset {
+                        key: w.key.clone(),
+                        fields: fields.clone(),
+                    },
+                });
+                cmds.push(expire(w.db, &w.key, ttl));
+            }
+            Snapshot::Text(value) => {
+                cmds.push(Cmd {
+                    db: w.db,
+                    kind: Kind::Hash,
+                    call: Call::Custom {
+                        cmd: "SET",
+                        args: vec![
+                            Value::Bytes(w.key.clone().into_bytes()),
+                            value.clone(),
+                            Value::from("EX"),
+                            Value::Integer(ttl),
+                        ],
+                    },
+                });
+                // Counts the key like every other (SET ... EX already expires it).
+                cmds.push(expire(w.db, &w.key, ttl));
+            }
+        }
+    }
 }
 
 const VOLUME: Key = Key::from_static_str("volume");

@@ -30,11 +30,11 @@ pub use stats::{DbStats, WriterStats};
 pub use tickwire_core::ids::{self, StreamIdSeq};
 
 use fred::types::scripts::Script;
-use lane::QuoteWrite;
 use lane::{
     AlertSettings, BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts,
     LuaTrade, RatioKeys, RejectWrite, TickWrite, VolumeWrite,
 };
+use lane::{QuoteWrite, Snapshot, SnapshotWrite};
 use tickwire_core::config::Engine;
 
 /// The Lua engine's scripts, as in `lua/`.
@@ -92,6 +92,7 @@ pub fn writer_dbs(config: &Config) -> Vec<u8> {
         Db::ContinuousMarket,
         Db::CumulativeVolume,
         Db::Alerts,
+        Db::Microstructure,
     ]
     .iter()
     .map(|p| d.get(*p))
@@ -144,6 +145,50 @@ struct Dispatcher {
     lua_interval: Option<Arc<str>>,
     lua_keys: HashMap<ByAddress, LuaKeys>,
     pending: Vec<LaneBatch>,
+}
+
+/// A depth snapshot as hash fields: `ts`, `recv_ts` (epoch ms), then per
+/// level n (1 = best) `bid{n}`, `bid{n}_qty`, `bid{n}_orders`, `ask{n}`,
+/// `ask{n}_qty`, `ask{n}_orders`.
+fn depth_fields(d: &tickwire_core::Depth) -> Vec<(Key, fred::types::Value)> {
+    use fred::types::Value;
+    let mut f = Vec::with_capacity(2 + 6 * d.levels.len());
+    f.push((
+        Key::from_static_str("ts"),
+        Value::Integer(d.exchange_ts_ns.div_euclid(1_000_000)),
+    ));
+    f.push((
+        Key::from_static_str("recv_ts"),
+        Value::Integer(d.recv_ts_ns.div_euclid(1_000_000)),
+    ));
+    for (i, l) in d.levels.iter().enumerate() {
+        let n = i + 1;
+        f.push((
+            Key::from(format!("bid{n}")),
+            Value::from(l.bid_price.to_string()),
+        ));
+        f.push((
+            Key::from(format!("bid{n}_qty")),
+            Value::from(l.bid_qty.to_string()),
+        ));
+        f.push((
+            Key::from(format!("bid{n}_orders")),
+            Value::Integer(i64::from(l.bid_orders)),
+        ));
+        f.push((
+            Key::from(format!("ask{n}")),
+            Value::from(l.ask_price.to_string()),
+        ));
+        f.push((
+            Key::from(format!("ask{n}_qty")),
+            Value::from(l.ask_qty.to_string()),
+        ));
+        f.push((
+            Key::from(format!("ask{n}_orders")),
+            Value::Integer(i64::from(l.ask_orders)),
+        ));
+    }
+    f
 }
 
 /// The value of an instrument placeholder in a key template.
@@ -387,6 +432,43 @@ impl Dispatcher {
                     sessions,
                     symbols,
                     ratio,
+                });
+                Some(lane)
+            }
+            Event::Depth(depth) => {
+                let inst = &depth.instrument;
+                let key = Key::from(
+                    self.keys
+                        .depth
+                        .render(&self.keys.prefix, |n| instrument_value(inst, n)),
+                );
+                let lane = lane_of(&inst.symbol, self.lanes);
+                self.pending[lane].snapshots.push(SnapshotWrite {
+                    db: self.dbs.get(Db::Microstructure),
+                    key,
+                    value: Snapshot::Hash(depth_fields(&depth)),
+                });
+                Some(lane)
+            }
+            Event::Feed(feed) => {
+                let lane = lane_of(&feed.feed, self.lanes);
+                let db = self.dbs.get(Db::System);
+                let p = &self.keys.prefix;
+                let status = Key::from(self.keys.feed_status.render_one(p, "feed", &feed.feed));
+                let reconnects =
+                    Key::from(self.keys.feed_reconnects.render_one(p, "feed", &feed.feed));
+                let batch = &mut self.pending[lane];
+                batch.snapshots.push(SnapshotWrite {
+                    db,
+                    key: status,
+                    value: Snapshot::Text(fred::types::Value::from(feed.status.as_str())),
+                });
+                batch.snapshots.push(SnapshotWrite {
+                    db,
+                    key: reconnects,
+                    value: Snapshot::Text(fred::types::Value::Integer(
+                        i64::try_from(feed.reconnects).unwrap_or(i64::MAX),
+                    )),
                 });
                 Some(lane)
             }

@@ -17,12 +17,13 @@
 //! Quote and full packets repeat the last trade while only the book changes:
 //! a tick is emitted when the day volume grows (quantity = LTQ). A ticker
 //! packet is emitted when its price or time changes, with quantity 0 (it does
-//! not say how much traded). Instruments are named by security id; a symbol
-//! map comes with the feed configuration.
+//! not say how much traded). Full packets also give a 5-level depth snapshot
+//! and the best bid/ask of their tick. Instruments are named by the feed's
+//! symbol map (`NSE_EQ:1333=RELIANCE`), by security id when it has none.
 
 use std::collections::HashMap;
 
-use tickwire_core::{Event, InstrumentCache, Tick};
+use tickwire_core::{Depth, DepthLevel, Event, InstrumentCache, Tick};
 
 use super::FrameError;
 
@@ -88,9 +89,16 @@ pub struct DhanDecoder {
     pub ltt_basis: LttBasis,
     /// Per (segment, security id): the last (price bits, LTT, day volume) seen.
     last: HashMap<(u8, u32), (u32, u32, u32)>,
+    /// Per (segment, security id): the symbol its keys use.
+    names: HashMap<(u8, u32), Box<str>>,
 }
 
 impl DhanDecoder {
+    /// Names a security: its ticks are keyed by `symbol`, not by its id.
+    pub fn name(&mut self, segment: u8, security_id: u32, symbol: &str) {
+        self.names.insert((segment, security_id), symbol.into());
+    }
+
     /// Decodes one binary message (one or more packets back to back).
     pub fn decode(
         &mut self,
@@ -100,6 +108,10 @@ impl DhanDecoder {
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
+        // Every packet is checked before any is decoded, so that a message
+        // rejected for a bad packet has changed no per-security state and a
+        // re-sent copy decodes in full.
+        check_message(bytes)?;
         let first = out.len();
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -162,7 +174,8 @@ impl DhanDecoder {
                 FrameError::new("bad_value", format!("unknown exchange segment {segment}"))
             })?;
             let id = security.to_string();
-            Ok(instruments.get(exchange, &id, Some(seg), Some(&id)))
+            let symbol = self.names.get(&(segment, security)).map_or(&*id, |s| &**s);
+            Ok(instruments.get(exchange, symbol, Some(seg), Some(&id)))
         };
         let event = match code {
             2 => {
@@ -200,6 +213,11 @@ impl DhanDecoder {
                         f64::from(ltq),
                     );
                     tick.cum_volume = Some(f64::from(volume));
+                    if code == 8 {
+                        let best = depth_level(&p, 0);
+                        tick.bid = (best.bid_price > 0.0).then_some(best.bid_price);
+                        tick.ask = (best.ask_price > 0.0).then_some(best.ask_price);
+                    }
                     tick.validate()
                         .map_err(|e| FrameError::new("invalid_tick", e))?;
                     Event::Tick(tick)
@@ -209,7 +227,67 @@ impl DhanDecoder {
             _ => skipped(),
         };
         out.push(event);
+        if code == 8 {
+            out.push(Event::Depth(Depth {
+                instrument: instrument(instruments)?,
+                exchange_ts_ns: ltt_ns(p.u32(14)),
+                recv_ts_ns: recv_ns,
+                levels: (0..5).map(|i| depth_level(&p, i)).collect(),
+            }));
+        }
         Ok(len)
+    }
+}
+
+/// The framing of a message: each packet's code known, its length present,
+/// its segment known where the packet names an instrument.
+fn check_message(mut bytes: &[u8]) -> Result<(), FrameError> {
+    while !bytes.is_empty() {
+        if bytes.len() < 8 {
+            return Err(FrameError::new(
+                "bad_length",
+                format!("{} bytes is shorter than the 8-byte header", bytes.len()),
+            ));
+        }
+        let code = bytes[0];
+        let Some(len) = packet_len(code) else {
+            return Err(FrameError::new(
+                "unknown_message",
+                format!("unknown response code {code}"),
+            ));
+        };
+        if bytes.len() < len {
+            return Err(FrameError::new(
+                "bad_length",
+                format!(
+                    "response code {code} needs {len} bytes, got {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        if matches!(code, 2 | 4 | 8) && segment_name(bytes[3]).is_none() {
+            return Err(FrameError::new(
+                "bad_value",
+                format!("unknown exchange segment {}", bytes[3]),
+            ));
+        }
+        bytes = &bytes[len..];
+    }
+    Ok(())
+}
+
+/// Depth level `i` (0 = best) of a full packet: 20 bytes each from offset 62:
+/// bid qty u32, ask qty u32, bid orders u16, ask orders u16, bid price f32,
+/// ask price f32.
+fn depth_level(p: &Packet<'_>, i: usize) -> DepthLevel {
+    let at = 62 + 20 * i;
+    DepthLevel {
+        bid_qty: f64::from(p.u32(at)),
+        ask_qty: f64::from(p.u32(at + 4)),
+        bid_orders: u32::from(p.u16(at + 8)),
+        ask_orders: u32::from(p.u16(at + 10)),
+        bid_price: p.price(at + 12),
+        ask_price: p.price(at + 16),
     }
 }
 
@@ -299,14 +377,30 @@ mod tests {
         };
         let mut msg = full(35001, 21700.5, 75, 1_704_100_500, 10_000);
         msg.extend(full(35001, 21701.0, 50, 1_704_100_501, 10_050));
+        d.name(2, 35001, "NIFTY24JANFUT");
         let (r, out) = decode(&mut d, &msg);
         r.unwrap();
-        assert_eq!(out.len(), 2);
-        let Event::Tick(t) = &out[1] else { panic!() };
+        // Each full packet: its tick, then its depth snapshot.
+        assert_eq!(out.len(), 4, "{out:?}");
+        let Event::Tick(t) = &out[2] else { panic!() };
         assert_eq!(
             (t.price, t.qty, t.instrument.segment.as_deref()),
             (21701.0, 50.0, Some("NSE_FNO"))
         );
+        assert_eq!(&*t.instrument.symbol, "NIFTY24JANFUT");
+        assert_eq!(t.instrument.security_id.as_deref(), Some("35001"));
+        assert_eq!((t.bid, t.ask), (Some(21700.95), Some(21701.05)));
+        let Event::Depth(depth) = &out[3] else {
+            panic!("{:?}", out[3])
+        };
+        assert_eq!(&*depth.instrument.symbol, "NIFTY24JANFUT");
+        assert_eq!(depth.levels.len(), 5);
+        let l5 = depth.levels[4];
+        assert_eq!(
+            (l5.bid_qty, l5.ask_qty, l5.bid_orders, l5.ask_orders),
+            (104.0, 204.0, 3, 4)
+        );
+        assert_eq!((l5.bid_price, l5.ask_price), (21700.75, 21701.25));
         // IST wall clock read as UTC: 05:30 earlier.
         assert_eq!(t.exchange_ts_ns, (1_704_100_501 - 19_800) * 1_000_000_000);
     }
@@ -355,6 +449,10 @@ mod tests {
         msg.extend(&q[..30]);
         let (r, out) = decode(&mut d, &msg);
         assert!(r.is_err() && out.is_empty());
+        // The good packet's state was not taken: sent again whole, it is a trade.
+        let (r, out) = decode(&mut d, &quote(7, 10.0, 1, 1_704_080_700, 5));
+        r.unwrap();
+        assert!(matches!(out[0], Event::Tick(_)), "{out:?}");
         let mut bad_segment = quote(8, 10.0, 1, 1_704_080_700, 5);
         bad_segment[3] = 6;
         assert_eq!(

@@ -6,7 +6,9 @@ pub mod binance;
 pub mod dhan;
 pub mod okx;
 
-use tickwire_core::{Event, InstrumentCache};
+use std::collections::HashMap;
+
+use tickwire_core::{Event, FeedConfig, FeedVenue, InstrumentCache};
 
 /// One WebSocket frame's payload.
 #[derive(Debug, Clone, Copy)]
@@ -79,75 +81,128 @@ impl JsonScratch {
     }
 }
 
-/// The venues tickwire can decode, by feed name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Venue {
-    /// `binance` (spot) and `binance-futures` (USD-M): same trade messages.
-    Binance,
-    /// `okx`: OKX v5 public channels.
-    Okx,
-    /// `dhan`: Dhan's binary live market feed.
-    Dhan,
-}
-
-impl Venue {
-    /// The decoder for a feed name as it appears in recordings and config.
-    pub fn of_feed(feed: &str) -> Option<Venue> {
-        match feed {
-            "binance" | "binance-futures" => Some(Venue::Binance),
-            "okx" => Some(Venue::Okx),
-            "dhan" => Some(Venue::Dhan),
-            _ => None,
-        }
-    }
-}
-
-/// The decoders of one parser thread, each with its reusable buffers.
+/// The decoders of one parser thread, each with its reusable buffers, and
+/// what the configured feeds say about themselves (venue, Dhan symbol map).
 #[derive(Default)]
 pub struct FeedDecoders {
     binance: binance::BinanceDecoder,
     okx: okx::OkxDecoder,
     dhan: dhan::DhanDecoder,
+    tickwire: TickwireFrames,
+    /// Venue of each configured feed, by feed name.
+    venues: HashMap<String, FeedVenue>,
+}
+
+/// tickwire's normalized tick JSON, one tick per text frame.
+#[derive(Default)]
+struct TickwireFrames {
+    scratch: Vec<u8>,
+    buffers: Option<simd_json::Buffers>,
 }
 
 impl FeedDecoders {
-    /// Decodes one frame of `feed`, pushing its events to `out`.
+    /// Decoders that know the configured feeds: a recording names its feed,
+    /// and the feed's venue and Dhan symbols come from here.
+    pub fn new(feeds: &[FeedConfig]) -> Self {
+        let mut d = FeedDecoders::default();
+        for f in feeds {
+            let Some(venue) = f.venue() else { continue };
+            d.venues.insert(f.name.clone(), venue);
+            if venue == FeedVenue::Dhan {
+                for i in f.dhan_instruments() {
+                    d.dhan.name(i.segment_code(), i.security_id, &i.symbol);
+                }
+            }
+        }
+        d
+    }
+
+    /// The venue of `feed`: as named (`venue`, from a recording line), else as
+    /// configured, else the feed's own name when that is a venue's.
+    pub fn venue_of(&self, feed: &str, venue: Option<&str>) -> Option<FeedVenue> {
+        match venue {
+            Some(v) => FeedVenue::from_name(v),
+            None => self
+                .venues
+                .get(feed)
+                .copied()
+                .or_else(|| FeedVenue::from_name(feed)),
+        }
+    }
+
+    /// Decodes one frame of `feed`, pushing its events to `out`. Ticks are on
+    /// the venue's exchange (`binance-futures`, `okx`; Dhan: the segment's).
     pub fn decode(
         &mut self,
         feed: &str,
+        venue: Option<&str>,
         frame: Frame<'_>,
         recv_ns: i64,
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
-        match Venue::of_feed(feed) {
-            Some(Venue::Binance) => match frame {
-                Frame::Text(text) => self.binance.decode(feed, text, recv_ns, instruments, out),
-                Frame::Binary(_) => Err(FrameError::new(
-                    "unexpected_binary",
-                    "binance sends text frames; got a binary frame",
-                )),
-            },
-            Some(Venue::Okx) => match frame {
-                Frame::Text(text) => self.okx.decode(feed, text, recv_ns, instruments, out),
-                Frame::Binary(_) => Err(FrameError::new(
-                    "unexpected_binary",
-                    "okx sends text frames; got a binary frame",
-                )),
-            },
-            Some(Venue::Dhan) => match frame {
-                Frame::Binary(bytes) => self.dhan.decode(feed, bytes, recv_ns, instruments, out),
-                Frame::Text(_) => Err(FrameError::new(
-                    "unexpected_text",
-                    "the Dhan feed sends binary packets; got a text frame",
-                )),
-            },
-            None => Err(FrameError::new(
+        let Some(v) = self.venue_of(feed, venue) else {
+            let known: Vec<_> = FeedVenue::ALL.iter().map(|v| v.name()).collect();
+            return Err(FrameError::new(
                 "unknown_feed",
                 format!(
-                    "no decoder for feed {feed:?} (known: binance, binance-futures, okx, dhan)"
+                    "no decoder for feed {feed:?} (venue {:?}; known: {})",
+                    venue.unwrap_or(feed),
+                    known.join(", ")
                 ),
+            ));
+        };
+        let exchange = v.name();
+        match (v, frame) {
+            (FeedVenue::Binance | FeedVenue::BinanceFutures, Frame::Text(text)) => self
+                .binance
+                .decode(exchange, text, recv_ns, instruments, out),
+            (FeedVenue::Okx, Frame::Text(text)) => {
+                self.okx.decode(exchange, text, recv_ns, instruments, out)
+            }
+            (FeedVenue::Dhan, Frame::Binary(bytes)) => {
+                self.dhan.decode(exchange, bytes, recv_ns, instruments, out)
+            }
+            (FeedVenue::Tickwire, Frame::Text(text)) => {
+                self.tickwire.decode(text, recv_ns, instruments, out)
+            }
+            (FeedVenue::Dhan, Frame::Text(_)) => Err(FrameError::new(
+                "unexpected_text",
+                "the Dhan feed sends binary packets; got a text frame",
             )),
+            (_, Frame::Binary(_)) => Err(FrameError::new(
+                "unexpected_binary",
+                format!("{exchange} sends text frames; got a binary frame"),
+            )),
+        }
+    }
+}
+
+impl TickwireFrames {
+    fn decode(
+        &mut self,
+        text: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        let buffers = self
+            .buffers
+            .get_or_insert_with(|| simd_json::Buffers::new(512));
+        match crate::normalized::decode(text, &mut self.scratch, buffers, instruments, 0) {
+            Event::Tick(mut tick) => {
+                if tick.recv_ts_ns == tick.exchange_ts_ns {
+                    // The producer did not say when it received it: we just did.
+                    tick.recv_ts_ns = recv_ns;
+                }
+                out.push(Event::Tick(tick));
+                Ok(())
+            }
+            Event::Rejected(r) => Err(FrameError::new(r.error_type, r.error)),
+            other => {
+                out.push(other);
+                Ok(())
+            }
         }
     }
 }

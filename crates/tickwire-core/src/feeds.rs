@@ -1,0 +1,390 @@
+//! Live feed configuration: the `[[feeds]]` tables, the connection policy
+//! (`[live]`) and the recorder (`[record]`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::FieldError;
+
+/// The venues tickwire can connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedVenue {
+    /// Binance spot combined streams.
+    Binance,
+    /// Binance USD-M futures combined streams.
+    BinanceFutures,
+    /// OKX v5 public channels.
+    Okx,
+    /// Dhan HQ v2 binary live market feed.
+    Dhan,
+    /// tickwire's normalized tick JSON, one tick per text frame.
+    Tickwire,
+}
+
+impl FeedVenue {
+    pub const ALL: [FeedVenue; 5] = [
+        FeedVenue::Binance,
+        FeedVenue::BinanceFutures,
+        FeedVenue::Okx,
+        FeedVenue::Dhan,
+        FeedVenue::Tickwire,
+    ];
+
+    /// The name in config and in recordings; also the exchange name of its ticks.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedVenue::Binance => "binance",
+            FeedVenue::BinanceFutures => "binance-futures",
+            FeedVenue::Okx => "okx",
+            FeedVenue::Dhan => "dhan",
+            FeedVenue::Tickwire => "tickwire",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FeedVenue> {
+        FeedVenue::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// The venue's public endpoint (Dhan's needs the credentials appended;
+    /// tickwire's own has none: its producers are in-house).
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            FeedVenue::Binance => Some("wss://stream.binance.com:9443/stream"),
+            FeedVenue::BinanceFutures => Some("wss://fstream.binance.com/stream"),
+            FeedVenue::Okx => Some("wss://ws.okx.com:8443/ws/v5/public"),
+            FeedVenue::Dhan => Some("wss://api-feed.dhan.co?version=2&authType=2"),
+            FeedVenue::Tickwire => None,
+        }
+    }
+
+    /// The channels subscribed when a feed names none.
+    pub fn default_channels(self) -> &'static [&'static str] {
+        match self {
+            FeedVenue::Binance | FeedVenue::BinanceFutures => &["trade"],
+            FeedVenue::Okx => &["trades"],
+            FeedVenue::Dhan => &["full"],
+            FeedVenue::Tickwire => &[],
+        }
+    }
+
+    /// The channels a venue knows.
+    pub fn known_channels(self) -> &'static [&'static str] {
+        match self {
+            FeedVenue::Binance | FeedVenue::BinanceFutures => &["trade", "aggTrade", "bookTicker"],
+            FeedVenue::Okx => &["trades", "tickers"],
+            FeedVenue::Dhan => &["ticker", "quote", "full"],
+            FeedVenue::Tickwire => &[],
+        }
+    }
+}
+
+/// One `[[feeds]]` table: a WebSocket connection and what it subscribes to.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Names the feed in `feed:{feed}:status`, `deadletter:{feed}` and recordings.
+    pub name: String,
+    /// binance, binance-futures, okx, dhan, tickwire.
+    pub venue: String,
+    /// The endpoint; the venue's public one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Binance `BTCUSDT`, OKX `BTC-USDT`, Dhan `NSE_EQ:1333` or
+    /// `NSE_EQ:1333=RELIANCE` (segment, security id, the symbol its keys use).
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// The venue's channels (Binance trade/aggTrade/bookTicker, OKX
+    /// trades/tickers, Dhan ticker/quote/full); the venue's default when empty.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+impl FeedConfig {
+    /// The venue (validated config: it parses).
+    pub fn venue(&self) -> Option<FeedVenue> {
+        FeedVenue::from_name(&self.venue)
+    }
+
+    /// The channels to subscribe: as configured, or the venue's default.
+    pub fn channels(&self) -> Vec<String> {
+        match (self.channels.is_empty(), self.venue()) {
+            (false, _) => self.channels.clone(),
+            (true, Some(v)) => v.default_channels().iter().map(|c| c.to_string()).collect(),
+            (true, None) => Vec::new(),
+        }
+    }
+
+    /// Dhan instruments: (segment name, security id, symbol for the keys).
+    pub fn dhan_instruments(&self) -> Vec<DhanInstrument> {
+        self.symbols
+            .iter()
+            .filter_map(|s| DhanInstrument::parse(s).ok())
+            .collect()
+    }
+}
+
+/// One Dhan subscription entry: `NSE_EQ:1333` or `NSE_EQ:1333=RELIANCE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhanInstrument {
+    pub segment: String,
+    pub security_id: u32,
+    /// The symbol its keys use; the security id when the entry names none.
+    pub symbol: String,
+}
+
+/// Dhan's exchange segments, by header code.
+pub const DHAN_SEGMENTS: [(u8, &str); 8] = [
+    (0, "IDX_I"),
+    (1, "NSE_EQ"),
+    (2, "NSE_FNO"),
+    (3, "NSE_CURRENCY"),
+    (4, "BSE_EQ"),
+    (5, "MCX_COMM"),
+    (7, "BSE_CURRENCY"),
+    (8, "BSE_FNO"),
+];
+
+impl DhanInstrument {
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let (instrument, symbol) = match entry.split_once('=') {
+            Some((i, s)) => (i, Some(s.trim())),
+            None => (entry, None),
+        };
+        let Some((segment, id)) = instrument.split_once(':') else {
+            return Err(format!(
+                "{entry:?} is not SEGMENT:SECURITY_ID[=SYMBOL] (like NSE_EQ:1333=RELIANCE)"
+            ));
+        };
+        if !DHAN_SEGMENTS.iter().any(|(_, s)| *s == segment) {
+            let known: Vec<_> = DHAN_SEGMENTS.iter().map(|(_, s)| *s).collect();
+            return Err(format!(
+                "{entry:?}: unknown segment {segment:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+        let security_id: u32 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("{entry:?}: security id {id:?} is not a number"))?;
+        if symbol.is_some_and(str::is_empty) {
+            return Err(format!("{entry:?}: empty symbol after `=`"));
+        }
+        Ok(Self {
+            segment: segment.to_string(),
+            security_id,
+            symbol: symbol.map_or_else(|| security_id.to_string(), str::to_string),
+        })
+    }
+
+    /// The header code of the segment (parsed: it is known).
+    pub fn segment_code(&self) -> u8 {
+        DHAN_SEGMENTS
+            .iter()
+            .find(|(_, s)| *s == self.segment)
+            .map_or(u8::MAX, |(c, _)| *c)
+    }
+}
+
+/// `[live]`: how feed connections are kept up.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// TCP + TLS + WebSocket handshake must finish within this.
+    pub connect_timeout_ms: u64,
+    /// After this long without any frame (data, ping or pong) the connection
+    /// is taken for dead and replaced.
+    pub idle_timeout_ms: u64,
+    /// After this long without a frame, send a ping (OKX: the text `ping`;
+    /// others: a WebSocket ping) so a quiet but healthy socket answers.
+    pub ping_interval_ms: u64,
+    /// First reconnect delay; doubles per failed attempt up to the cap, each
+    /// delay drawn at random from its upper half (jitter).
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Frames a feed holds while the parser is behind, before it drops
+    /// (and counts) the excess. The socket is read all the while.
+    pub max_backlog_frames: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 10_000,
+            idle_timeout_ms: 45_000,
+            ping_interval_ms: 15_000,
+            backoff_initial_ms: 250,
+            backoff_max_ms: 30_000,
+            max_backlog_frames: 1_000_000,
+        }
+    }
+}
+
+/// `[record]`: raw frame recordings (`tickwire record`, `run --record DIR`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    /// Start a new file when the current one has this many bytes (uncompressed).
+    pub rotate_bytes: u64,
+    /// Also start a new file at each full UTC hour.
+    pub rotate_hourly: bool,
+    /// Frames are compressed and on disk at most this long after arrival.
+    pub flush_ms: u64,
+    /// zstd level, 1-19.
+    pub zstd_level: i32,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            rotate_bytes: 1 << 30,
+            rotate_hourly: true,
+            flush_ms: 1_000,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// Every problem of the feed, live and record sections.
+pub(crate) fn validate(
+    feeds: &[FeedConfig],
+    live: &LiveConfig,
+    record: &RecordConfig,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, f) in feeds.iter().enumerate() {
+        let field = |name: &str| format!("feeds[{i}].{name}");
+        let name_ok = !f.name.is_empty()
+            && f.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !name_ok {
+            errors.push(FieldError::new(
+                field("name"),
+                format!("{:?} must be letters, digits, '-', '_' or '.'", f.name),
+            ));
+        } else if !names.insert(f.name.as_str()) {
+            errors.push(FieldError::new(
+                field("name"),
+                format!("{:?} names two feeds", f.name),
+            ));
+        }
+        let Some(venue) = f.venue() else {
+            let known: Vec<_> = FeedVenue::ALL.iter().map(|v| v.name()).collect();
+            errors.push(FieldError::new(
+                field("venue"),
+                format!("unknown venue {:?} (known: {})", f.venue, known.join(", ")),
+            ));
+            continue;
+        };
+        match &f.url {
+            Some(url) if !(url.starts_with("ws://") || url.starts_with("wss://")) => {
+                errors.push(FieldError::new(
+                    field("url"),
+                    format!(
+                        "must be ws:// or wss:// (got {:?})",
+                        crate::config::redact_url(url)
+                    ),
+                ))
+            }
+            None if venue.default_url().is_none() => errors.push(FieldError::new(
+                field("url"),
+                format!("venue {} has no public endpoint: set url", venue.name()),
+            )),
+            _ => {}
+        }
+        if f.symbols.is_empty() && venue != FeedVenue::Tickwire {
+            errors.push(FieldError::new(
+                field("symbols"),
+                "must name at least one instrument",
+            ));
+        }
+        if venue == FeedVenue::Dhan {
+            for (j, s) in f.symbols.iter().enumerate() {
+                if let Err(e) = DhanInstrument::parse(s) {
+                    errors.push(FieldError::new(format!("feeds[{i}].symbols[{j}]"), e));
+                }
+            }
+        }
+        let known = venue.known_channels();
+        for (j, c) in f.channels.iter().enumerate() {
+            if !known.contains(&c.as_str()) {
+                let msg = if known.is_empty() {
+                    format!("venue {} takes no channels (got {c:?})", venue.name())
+                } else {
+                    format!(
+                        "unknown channel {c:?} for {} (known: {})",
+                        venue.name(),
+                        known.join(", ")
+                    )
+                };
+                errors.push(FieldError::new(format!("feeds[{i}].channels[{j}]"), msg));
+            }
+        }
+    }
+    let mut check = |ok: bool, field: &str, msg: String| {
+        if !ok {
+            errors.push(FieldError::new(field, msg));
+        }
+    };
+    for (field, v) in [
+        ("live.connect_timeout_ms", live.connect_timeout_ms),
+        ("live.idle_timeout_ms", live.idle_timeout_ms),
+        ("live.ping_interval_ms", live.ping_interval_ms),
+        ("live.backoff_initial_ms", live.backoff_initial_ms),
+        ("live.backoff_max_ms", live.backoff_max_ms),
+        ("record.flush_ms", record.flush_ms),
+    ] {
+        check(v > 0, field, "must be greater than 0".into());
+    }
+    check(
+        live.ping_interval_ms < live.idle_timeout_ms,
+        "live.ping_interval_ms",
+        format!(
+            "must be shorter than live.idle_timeout_ms ({} >= {})",
+            live.ping_interval_ms, live.idle_timeout_ms
+        ),
+    );
+    check(
+        live.backoff_initial_ms <= live.backoff_max_ms,
+        "live.backoff_initial_ms",
+        format!(
+            "must not exceed live.backoff_max_ms ({} > {})",
+            live.backoff_initial_ms, live.backoff_max_ms
+        ),
+    );
+    check(
+        live.max_backlog_frames > 0,
+        "live.max_backlog_frames",
+        "must be greater than 0".into(),
+    );
+    check(
+        record.rotate_bytes >= 1024,
+        "record.rotate_bytes",
+        format!("must be at least 1024 (got {})", record.rotate_bytes),
+    );
+    check(
+        (1..=19).contains(&record.zstd_level),
+        "record.zstd_level",
+        format!("must be between 1 and 19 (got {})", record.zstd_level),
+    );
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dhan_entries() {
+        let i = DhanInstrument::parse("NSE_EQ:1333=RELIANCE").unwrap();
+        assert_eq!(
+            (i.segment.as_str(), i.security_id, i.symbol.as_str()),
+            ("NSE_EQ", 1333, "RELIANCE")
+        );
+        assert_eq!(i.segment_code(), 1);
+        assert_eq!(DhanInstrument::parse("NSE_FNO:42").unwrap().symbol, "42");
+        for bad in ["1333", "NSE:1333", "NSE_EQ:x", "NSE_EQ:1="] {
+            assert!(DhanInstrument::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
