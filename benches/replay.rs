@@ -104,6 +104,7 @@ fn e2e(c: &mut Criterion) {
                     let _: () = flusher.flushall(false).await.unwrap();
                 });
                 let opts = ReplayOptions {
+                    feeds: Vec::new(),
                     files: vec![file.clone()],
                     format: None,
                     symbol: None,

@@ -243,6 +243,7 @@ async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
     for (prefix, pace) in [("max:", Pace::Max), ("paced:", Pace::Speed(200_000.0))] {
         let cfg = config(&server, &format!("[keys]\nprefix = \"{prefix}\"\n"));
         let opts = ReplayOptions {
+            feeds: Vec::new(),
             files: vec![file.clone()],
             format: None,
             symbol: None,
@@ -305,6 +306,7 @@ fn lua_opts(
     pace: tickwire_ingest::Pace,
 ) -> tickwire_ingest::ReplayOptions {
     tickwire_ingest::ReplayOptions {
+        feeds: Vec::new(),
         files: vec![file],
         format: None,
         symbol: None,

@@ -27,6 +27,7 @@ fn paced_file(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
 
 fn opts(file: std::path::PathBuf) -> ReplayOptions {
     ReplayOptions {
+        feeds: Vec::new(),
         files: vec![file],
         format: None,
         symbol: None,

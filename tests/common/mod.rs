@@ -36,6 +36,7 @@ pub async fn replay(config: &Config, files: &[PathBuf]) -> RunSummary {
 
 pub async fn replay_with(config: &Config, files: &[PathBuf], symbol: Option<&str>) -> RunSummary {
     let opts = ReplayOptions {
+        feeds: Vec::new(),
         files: files.to_vec(),
         format: None,
         symbol: symbol.map(str::to_string),

@@ -25,6 +25,9 @@ pub enum Pace {
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     pub files: Vec<PathBuf>,
+    /// The configured feeds: the venue and Dhan symbols of feeds named in a
+    /// recording (so a replay decodes exactly as the live run did).
+    pub feeds: Vec<tickwire_core::FeedConfig>,
     /// Forces a format instead of detecting it per file (`--format`).
     pub format: Option<Format>,
     /// The symbol of Binance trade dumps whose file name does not say (`--symbol`).
@@ -329,7 +332,7 @@ fn parse_chunks(
     stop: &AtomicBool,
     progress: &IngestProgress,
 ) -> Result<(), IngestError> {
-    let mut decoder = LineDecoder::new(opts.max_raw);
+    let mut decoder = LineDecoder::with_feeds(opts.max_raw, &opts.feeds);
     let chunk_events = opts.chunk_events.max(1);
     let mut out: Vec<Event> = Vec::with_capacity(chunk_events);
     let mut pacer = Pacer {
@@ -413,6 +416,7 @@ mod tests {
     fn opts(files: Vec<PathBuf>, pace: Pace) -> ReplayOptions {
         ReplayOptions {
             files,
+            feeds: Vec::new(),
             format: None,
             symbol: None,
             pace,

@@ -1,13 +1,22 @@
 //! tickwire-ingest owns the sources: where raw lines and frames come from and
-//! at what pace. Today that is tick files (plain or zstd), read on a dedicated
-//! reader thread and decoded on a dedicated parser thread; live WebSocket feeds
-//! and the recorder join them here.
+//! at what pace.
 //!
-//! Data flow: reader thread -> (crossbeam, bounded) -> parser thread ->
-//! (tokio mpsc, bounded, `blocking_send`) -> the writer's async task.
+//! - [`file`]: tick files (plain or zstd) replayed at recorded pace or as fast
+//!   as possible: reader thread -> (crossbeam, bounded) -> parser thread.
+//! - [`ws`]: one live WebSocket feed (connect, subscribe, read, ping, idle
+//!   timeout, reconnect with jittered backoff).
+//! - [`live`]: every configured feed at once -> (tokio mpsc) -> one parser
+//!   thread, with the [`record`]er beside it.
+//!
+//! Either way the parser thread hands chunks of events on through a bounded
+//! tokio mpsc (`blocking_send`) to the state stage and the writer.
 
 pub mod file;
+pub mod live;
+pub mod record;
+pub mod ws;
 
 pub use file::{
     start_replay, IngestError, IngestProgress, IngestSummary, Pace, ReplayHandle, ReplayOptions,
 };
+pub use live::{start_live, LiveError, LiveHandle, LiveOptions, LiveSummary};

@@ -43,6 +43,7 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
         prefix: None,
     })?;
     let opts = ReplayOptions {
+        feeds: Vec::new(),
         files: vec![sample],
         format: None,
         symbol: None,

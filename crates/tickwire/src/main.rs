@@ -47,6 +47,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Connect to every [[feeds]] of the config and write what they send into Redis.
+    Run(RunArgs),
+    /// Capture every [[feeds]] of the config to zstd JSON-lines files for replay.
+    Record(RecordArgs),
     /// Replay recorded tick files into Redis through the live pipeline.
     Replay(ReplayArgs),
     /// Write deterministic NSE-like ticks (tickwire tick JSON lines).
@@ -65,6 +69,20 @@ struct BaselineArgs {
     /// Only sessions on or before this trading date (YYYY-MM-DD).
     #[arg(long, value_name = "YYYY-MM-DD")]
     date: Option<jiff::civil::Date>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Also record every raw frame to files in DIR (as `tickwire record`).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Directory the recordings go to (created if missing).
+    #[arg(long, short, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -210,6 +228,26 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Run(args) => {
+            let config = load_config(&cli)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            stop_on_signal(Arc::clone(&stop));
+            let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
+            print!("{}", summary.render());
+            Ok(())
+        }
+        Command::Record(args) => {
+            let config = load_config(&cli)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            stop_on_signal(Arc::clone(&stop));
+            let (read, recorded) = tickwire::run::record(&config, args.out.clone(), stop).await?;
+            print!(
+                "record finished\n{}{}",
+                tickwire::summary::render_feeds(&read.feeds),
+                tickwire::summary::render_record(&recorded)
+            );
+            Ok(())
+        }
         Command::Replay(args) => {
             let config = load_config(&cli)?;
             let pace = match args.speed {
@@ -217,6 +255,7 @@ async fn main() -> Result<()> {
                 None => Pace::Max,
             };
             let opts = ReplayOptions {
+                feeds: config.feeds.clone(),
                 files: args.files.clone(),
                 format: args.format,
                 symbol: args.symbol.clone(),

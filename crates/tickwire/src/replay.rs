@@ -29,6 +29,8 @@ pub enum AppError {
     Fred(#[from] fred::error::Error),
     #[error("internal task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Live(#[from] tickwire_ingest::LiveError),
 }
 
 /// Replays `opts.files` into the Redis of `config`. Setting `stop` (Ctrl-C)
@@ -76,13 +78,16 @@ pub async fn replay(
         state,
         elapsed: started.elapsed(),
         databases: config.databases.clone(),
+        mode: "replay",
+        feeds: Vec::new(),
+        record: None,
     })
 }
 
 /// The state stage on its own thread: parsed events in, events with bars and
 /// indicator values out. Ends when its input closes, after closing every
 /// forming bar.
-fn spawn_state_stage(
+pub(crate) fn spawn_state_stage(
     cfg: StateConfig,
     mut input: mpsc::Receiver<Vec<Event>>,
     output: mpsc::Sender<Vec<Event>>,

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use tickwire_core::config::DbMap;
+use tickwire_ingest::live::FeedSummary;
+use tickwire_ingest::record::RecordSummary;
 use tickwire_ingest::IngestSummary;
 use tickwire_writer::WriterStats;
 
@@ -17,6 +19,12 @@ pub struct RunSummary {
     pub state: StateCounts,
     pub elapsed: Duration,
     pub databases: DbMap,
+    /// `replay` or `run`.
+    pub mode: &'static str,
+    /// Live feeds (`run`): per feed, frames and connection history.
+    pub feeds: Vec<FeedSummary>,
+    /// `run --record`: what the recorder wrote.
+    pub record: Option<RecordSummary>,
 }
 
 impl RunSummary {
@@ -39,7 +47,12 @@ impl RunSummary {
         } else {
             "finished"
         };
-        let _ = writeln!(s, "replay {status} in {:.2} s", self.elapsed.as_secs_f64());
+        let _ = writeln!(
+            s,
+            "{} {status} in {:.2} s",
+            self.mode,
+            self.elapsed.as_secs_f64()
+        );
         let rows: [(&str, u64); 13] = [
             ("files read", i.files),
             ("lines read", i.lines),
@@ -59,6 +72,12 @@ impl RunSummary {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
         let _ = writeln!(s, "  {:<16}{:>12.0}", "ticks/s", self.ticks_per_sec());
+        if !self.feeds.is_empty() {
+            s.push_str(&render_feeds(&self.feeds));
+        }
+        if let Some(r) = &self.record {
+            s.push_str(&render_record(r));
+        }
         let _ = writeln!(
             s,
             "  {:>3}  {:<28}{:>8}{:>16}{:>13}",
@@ -76,4 +95,36 @@ impl RunSummary {
         }
         s
     }
+}
+
+/// One line per live feed.
+pub fn render_feeds(feeds: &[FeedSummary]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  {:<16}{:>10}{:>12}{:>11}{:>10}{:>14}{:>9}",
+        "feed", "frames", "bytes", "reconnects", "idle", "backpressure", "dropped"
+    );
+    for f in feeds {
+        let _ = writeln!(
+            s,
+            "  {:<16}{:>10}{:>12}{:>11}{:>10}{:>14}{:>9}",
+            f.name, f.frames, f.bytes, f.reconnects, f.idle_timeouts, f.backpressure, f.dropped
+        );
+    }
+    s
+}
+
+/// What the recorder wrote.
+pub fn render_record(r: &RecordSummary) -> String {
+    let mut s = format!(
+        "  recorded {} frames ({} bytes) in {} file(s)\n",
+        r.frames,
+        r.bytes,
+        r.files.len()
+    );
+    for f in &r.files {
+        let _ = writeln!(s, "    {}", f.display());
+    }
+    s
 }

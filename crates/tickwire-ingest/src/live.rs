@@ -1,0 +1,276 @@
+//! Live feeds: one task per configured feed, one parser thread that turns
+//! their frames into events (the same decoders replay uses), and an optional
+//! recorder beside it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+
+use tickwire_core::feeds::{LiveConfig, RecordConfig};
+use tickwire_core::{Event, FeedConfig};
+use tickwire_parse::feeds::Frame;
+use tickwire_parse::LineDecoder;
+use tokio::sync::{mpsc, watch};
+
+use crate::record::{RecordSummary, Recorder};
+use crate::ws::{run_feed, FeedCounters, FeedError, FeedMsg, FeedPlan};
+use crate::IngestProgress;
+
+/// What the live run needs to start.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub feeds: Vec<FeedConfig>,
+    pub live: LiveConfig,
+    /// Raw bytes kept with a rejected frame.
+    pub max_raw: usize,
+    /// Events per chunk handed on at most (less when the feeds are quiet).
+    pub chunk_events: usize,
+    /// Record every raw frame to this directory.
+    pub record: Option<(std::path::PathBuf, RecordConfig)>,
+    /// Decode frames into events (false for `tickwire record`: frames only).
+    pub decode: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error("no feeds configured: add [[feeds]] tables to the config")]
+    NoFeeds,
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+    #[error("cannot start the parser thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// One feed's totals at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedSummary {
+    pub name: String,
+    pub frames: u64,
+    pub bytes: u64,
+    pub connects: u64,
+    pub reconnects: u64,
+    pub idle_timeouts: u64,
+    pub pings_sent: u64,
+    pub backpressure: u64,
+    pub max_backlog: u64,
+    pub dropped: u64,
+    /// Microseconds from the last loss to the new subscription.
+    pub last_reconnect_us: u64,
+}
+
+/// What a finished live run read.
+#[derive(Debug, Clone, Default)]
+pub struct LiveSummary {
+    pub feeds: Vec<FeedSummary>,
+    pub ticks: u64,
+    pub quotes: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub record: Option<RecordSummary>,
+}
+
+/// A running set of feeds.
+pub struct LiveHandle {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    parser: thread::JoinHandle<Result<Option<RecordSummary>, LiveError>>,
+    counters: Vec<(String, Arc<FeedCounters>)>,
+    progress: Arc<IngestProgress>,
+    stop: watch::Sender<bool>,
+}
+
+impl LiveHandle {
+    /// Counters of each feed, by name (live; for tests and the summary).
+    pub fn counters(&self) -> &[(String, Arc<FeedCounters>)] {
+        &self.counters
+    }
+
+    pub fn progress(&self) -> Arc<IngestProgress> {
+        Arc::clone(&self.progress)
+    }
+
+    /// Asks every feed to close and the parser to finish.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stops (if not yet), waits for the feeds and the parser, and sums up.
+    pub async fn finish(self) -> Result<LiveSummary, LiveError> {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let parser = self.parser;
+        let record = tokio::task::spawn_blocking(move || parser.join())
+            .await
+            .map_err(|_| LiveError::Panicked("parser"))?
+            .map_err(|_| LiveError::Panicked("parser"))??;
+        let p = &self.progress;
+        Ok(LiveSummary {
+            feeds: self
+                .counters
+                .iter()
+                .map(|(name, c)| FeedSummary {
+                    name: name.clone(),
+                    frames: c.frames.load(Ordering::Relaxed),
+                    bytes: c.bytes.load(Ordering::Relaxed),
+                    connects: c.connects.load(Ordering::Relaxed),
+                    reconnects: c.reconnects.load(Ordering::Relaxed),
+                    idle_timeouts: c.idle_timeouts.load(Ordering::Relaxed),
+                    pings_sent: c.pings_sent.load(Ordering::Relaxed),
+                    backpressure: c.backpressure.load(Ordering::Relaxed),
+                    max_backlog: c.max_backlog.load(Ordering::Relaxed),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                    last_reconnect_us: c.last_reconnect_us.load(Ordering::Relaxed),
+                })
+                .collect(),
+            ticks: p.ticks.load(Ordering::Relaxed),
+            quotes: p.quotes.load(Ordering::Relaxed),
+            rejected: p.rejected.load(Ordering::Relaxed),
+            skipped: p.skipped.load(Ordering::Relaxed),
+            record,
+        })
+    }
+}
+
+/// Installs rustls' one crypto provider (ring) for wss:// connections. Safe
+/// to call more than once.
+pub fn install_tls_provider() {
+    // Err only when a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Starts every feed and the parser thread. Events go to `tx` in chunks;
+/// `tx` closes after [`LiveHandle::finish`] once everything read is handed on.
+/// Must be called inside a Tokio runtime.
+pub fn start_live(opts: LiveOptions, tx: mpsc::Sender<Vec<Event>>) -> Result<LiveHandle, LiveError> {
+    if opts.feeds.is_empty() {
+        return Err(LiveError::NoFeeds);
+    }
+    install_tls_provider();
+    let plans = opts
+        .feeds
+        .iter()
+        .map(FeedPlan::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let recorder = match &opts.record {
+        Some((dir, cfg)) => Some(Recorder::create(dir, cfg.clone())?),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (frames_tx, frames_rx) = mpsc::channel::<FeedMsg>(4096);
+    let progress = Arc::new(IngestProgress::default());
+    let parser = {
+        let progress = Arc::clone(&progress);
+        let feeds = opts.feeds.clone();
+        let (max_raw, chunk, decode) = (opts.max_raw, opts.chunk_events.max(1), opts.decode);
+        thread::Builder::new()
+            .name("tickwire-live-parser".into())
+            .spawn(move || {
+                parse_frames(
+                    frames_rx, tx, &feeds, max_raw, chunk, decode, recorder, &progress,
+                )
+            })
+            .map_err(LiveError::Thread)?
+    };
+    let mut tasks = Vec::with_capacity(plans.len());
+    let mut counters = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let c = Arc::new(FeedCounters::default());
+        counters.push((plan.name.to_string(), Arc::clone(&c)));
+        tasks.push(tokio::spawn(run_feed(
+            plan,
+            opts.live.clone(),
+            frames_tx.clone(),
+            c,
+            stop_rx.clone(),
+        )));
+    }
+    Ok(LiveHandle {
+        tasks,
+        parser,
+        counters,
+        progress,
+        stop: stop_tx,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_frames(
+    mut rx: mpsc::Receiver<FeedMsg>,
+    tx: mpsc::Sender<Vec<Event>>,
+    feeds: &[FeedConfig],
+    max_raw: usize,
+    chunk: usize,
+    decode: bool,
+    mut recorder: Option<Recorder>,
+    progress: &IngestProgress,
+) -> Result<Option<RecordSummary>, LiveError> {
+    let mut decoder = LineDecoder::with_feeds(max_raw, feeds);
+    let mut out: Vec<Event> = Vec::with_capacity(chunk);
+    let mut handle = |msg: FeedMsg, out: &mut Vec<Event>, recorder: &mut Option<Recorder>| {
+        match msg {
+            FeedMsg::Frame(f) => {
+                if let Some(r) = recorder.as_mut() {
+                    r.write(&f);
+                }
+                if decode {
+                    let frame = if f.binary {
+                        Frame::Binary(&f.data)
+                    } else {
+                        Frame::Text(&f.data)
+                    };
+                    let first = out.len();
+                    decoder.decode_frame(&f.feed, frame, f.recv_ns, out);
+                    count(&out[first..], progress);
+                }
+            }
+            FeedMsg::Status(s) => {
+                if decode {
+                    out.push(Event::Feed(s));
+                }
+            }
+        }
+    };
+    // Blocks this (dedicated) thread until a feed sends or all are gone.
+    while let Some(msg) = rx.blocking_recv() {
+        handle(msg, &mut out, &mut recorder);
+        // Take what is already waiting, then hand on: a quiet feed's tick is
+        // not held back to fill a chunk.
+        while out.len() < chunk {
+            match rx.try_recv() {
+                Ok(msg) => handle(msg, &mut out, &mut recorder),
+                Err(_) => break,
+            }
+        }
+        if !out.is_empty() {
+            let batch = std::mem::replace(&mut out, Vec::with_capacity(chunk));
+            if tx.blocking_send(batch).is_err() {
+                // The writer is gone; it reports why. Keep recording what comes.
+                if recorder.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(match recorder {
+        Some(r) => Some(r.finish()?),
+        None => None,
+    })
+}
+
+fn count(events: &[Event], p: &IngestProgress) {
+    for e in events {
+        let c = match e {
+            Event::Tick(_) => &p.ticks,
+            Event::Quote(_) => &p.quotes,
+            Event::Rejected(_) => &p.rejected,
+            Event::Skipped { .. } => &p.skipped,
+            _ => continue,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}

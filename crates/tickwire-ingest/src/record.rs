@@ -1,0 +1,315 @@
+//! The recorder: every raw frame with its receive time, as JSON lines that
+//! `tickwire replay` reads (`{"recv_ns":..,"feed":..,"venue":..,"data":..}`,
+//! binary frames base64 with `"enc":"base64"`), zstd-compressed.
+//!
+//! Each flush (every `flush_ms`, default 1 s) closes a complete zstd frame, so
+//! a crash loses at most the frames of the last interval: everything before
+//! it decodes. Files rotate by size and at each full UTC hour.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tickwire_core::feeds::RecordConfig;
+
+use crate::ws::RawFrame;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot create recording directory {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write recording {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the recorder thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the recorder thread panicked")]
+    Panicked,
+}
+
+/// What a recorder wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    pub frames: u64,
+    /// Uncompressed JSON-lines bytes.
+    pub bytes: u64,
+    pub files: Vec<PathBuf>,
+}
+
+/// Hands frames to the recorder thread (never blocks the caller).
+pub struct Recorder {
+    tx: Option<crossbeam_channel::Sender<RawFrame>>,
+    thread: Option<thread::JoinHandle<Result<RecordSummary, RecordError>>>,
+}
+
+impl Recorder {
+    /// Creates `dir` if needed and starts the recorder thread.
+    pub fn create(dir: &Path, cfg: RecordConfig) -> Result<Recorder, RecordError> {
+        std::fs::create_dir_all(dir).map_err(|source| RecordError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        // Unbounded: the recorder must not slow the parser; a disk that cannot
+        // keep up shows as memory, not as lost frames.
+        let (tx, rx) = crossbeam_channel::unbounded::<RawFrame>();
+        let dir = dir.to_path_buf();
+        let thread = thread::Builder::new()
+            .name("tickwire-recorder".into())
+            .spawn(move || record_loop(rx, &dir, &cfg))
+            .map_err(RecordError::Thread)?;
+        Ok(Recorder {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn write(&mut self, frame: &RawFrame) {
+        if let Some(tx) = &self.tx {
+            // Fails only when the thread ended on an error, reported by finish().
+            let _ = tx.send(frame.clone());
+        }
+    }
+
+    /// Writes what is queued, closes the file and returns the totals.
+    pub fn finish(mut self) -> Result<RecordSummary, RecordError> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| RecordError::Panicked)?,
+            None => Ok(RecordSummary::default()),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One open recording file.
+struct Open {
+    path: PathBuf,
+    /// `None` between zstd frames.
+    encoder: Option<zstd::Encoder<'static, BufWriter<File>>>,
+    sink: Option<BufWriter<File>>,
+    bytes: u64,
+    hour: i64,
+    dirty: bool,
+}
+
+impl Open {
+    fn encoder(&mut self, level: i32) -> std::io::Result<&mut zstd::Encoder<'static, BufWriter<File>>> {
+        if self.encoder.is_none() {
+            let sink = match self.sink.take() {
+                Some(s) => s,
+                None => BufWriter::new(File::options().append(true).open(&self.path)?),
+            };
+            self.encoder = Some(zstd::Encoder::new(sink, level)?);
+        }
+        // Set just above when it was missing.
+        self.encoder
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no encoder"))
+    }
+
+    /// Ends the current zstd frame and puts it on disk.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(enc) = self.encoder.take() {
+            let mut sink = enc.finish()?;
+            sink.flush()?;
+            sink.get_ref().sync_data()?;
+            self.sink = Some(sink);
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn record_loop(
+    rx: crossbeam_channel::Receiver<RawFrame>,
+    dir: &Path,
+    cfg: &RecordConfig,
+) -> Result<RecordSummary, RecordError> {
+    let mut summary = RecordSummary::default();
+    let mut open: Option<Open> = None;
+    let flush_every = Duration::from_millis(cfg.flush_ms);
+    let mut last_flush = Instant::now();
+    let mut line = String::with_capacity(1024);
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RecordError::Write { path, source }
+    };
+    loop {
+        let wait = flush_every.saturating_sub(last_flush.elapsed());
+        let frame = match rx.recv_timeout(wait) {
+            Ok(f) => Some(f),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(f) = frame {
+            let hour = f.recv_ns.div_euclid(3_600_000_000_000);
+            let rotate = match &open {
+                None => true,
+                Some(o) => o.bytes >= cfg.rotate_bytes || (cfg.rotate_hourly && o.hour != hour),
+            };
+            if rotate {
+                if let Some(mut o) = open.take() {
+                    o.flush().map_err(err(&o.path))?;
+                }
+                let path = next_path(dir, f.recv_ns, summary.files.len());
+                File::create(&path).map_err(err(&path))?;
+                summary.files.push(path.clone());
+                open = Some(Open {
+                    path,
+                    encoder: None,
+                    sink: None,
+                    bytes: 0,
+                    hour,
+                    dirty: false,
+                });
+            }
+            // Present: opened just above when it was missing.
+            let Some(o) = open.as_mut() else { continue };
+            frame_line(&f, &mut line);
+            o.encoder(cfg.zstd_level)
+                .and_then(|e| e.write_all(line.as_bytes()))
+                .map_err(err(&o.path))?;
+            o.bytes += line.len() as u64;
+            o.dirty = true;
+            summary.frames += 1;
+            summary.bytes += line.len() as u64;
+        }
+        if last_flush.elapsed() >= flush_every {
+            if let Some(o) = open.as_mut().filter(|o| o.dirty) {
+                o.flush().map_err(err(&o.path))?;
+            }
+            last_flush = Instant::now();
+        }
+    }
+    if let Some(mut o) = open.take() {
+        o.flush().map_err(err(&o.path))?;
+    }
+    Ok(summary)
+}
+
+/// `tickwire-20261123T091500Z-0001.frames.jsonl.zst`: sorts by time, so a
+/// glob of the directory replays in order.
+fn next_path(dir: &Path, recv_ns: i64, n: usize) -> PathBuf {
+    let ts = jiff::Timestamp::from_nanosecond(i128::from(recv_ns))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y%m%dT%H%M%SZ");
+    dir.join(format!("tickwire-{ts}-{:04}.frames.jsonl.zst", n + 1))
+}
+
+/// One recording line, with its newline.
+pub fn frame_line(f: &RawFrame, out: &mut String) {
+    out.clear();
+    let (data, enc) = if f.binary {
+        (
+            base64::engine::general_purpose::STANDARD.encode(&f.data),
+            Some("base64"),
+        )
+    } else {
+        (String::from_utf8_lossy(&f.data).into_owned(), None)
+    };
+    let mut v = serde_json::json!({
+        "recv_ns": f.recv_ns,
+        "feed": &*f.feed,
+        "venue": f.venue.name(),
+        "data": data,
+    });
+    if let Some(enc) = enc {
+        v["enc"] = enc.into();
+    }
+    out.push_str(&v.to_string());
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use tickwire_core::FeedVenue;
+    use tokio_tungstenite::tungstenite::Bytes;
+
+    fn frame(recv_ns: i64, binary: bool, data: &[u8]) -> RawFrame {
+        RawFrame {
+            feed: "f1".into(),
+            venue: if binary {
+                FeedVenue::Dhan
+            } else {
+                FeedVenue::Okx
+            },
+            recv_ns,
+            binary,
+            data: Bytes::copy_from_slice(data),
+        }
+    }
+
+    fn read_all(path: &Path) -> String {
+        let mut s = String::new();
+        zstd::Decoder::new(File::open(path).unwrap())
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn lines_round_trip_text_and_binary() {
+        let mut line = String::new();
+        frame_line(&frame(5, false, br#"{"a":"x\"y"}"#), &mut line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["data"], r#"{"a":"x\"y"}"#);
+        assert_eq!((v["feed"].as_str(), v["venue"].as_str()), (Some("f1"), Some("okx")));
+        frame_line(&frame(5, true, &[0, 1, 255]), &mut line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["data"].as_str(), v["enc"].as_str()), (Some("AAH/"), Some("base64")));
+    }
+
+    #[test]
+    fn rotates_by_size_and_hour_and_flushes_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RecordConfig {
+            rotate_bytes: 1024,
+            rotate_hourly: true,
+            flush_ms: 50,
+            zstd_level: 3,
+        };
+        let mut r = Recorder::create(dir.path(), cfg).unwrap();
+        let hour = 3_600_000_000_000i64;
+        let t0 = 1_763_000_000 * 1_000_000_000i64 / hour * hour;
+        r.write(&frame(t0, false, b"first"));
+        // Flushed within flush_ms while the recorder is still running: a
+        // crash now would keep this frame.
+        std::thread::sleep(Duration::from_millis(300));
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let first = files[0].as_ref().unwrap().path();
+        assert!(read_all(&first).contains("first"));
+        // 30 lines of ~100 bytes: past 1024 bytes, a new file.
+        for i in 0..30 {
+            r.write(&frame(t0 + i, false, &[b'x'; 40]));
+        }
+        // The next hour: a new file.
+        r.write(&frame(t0 + hour, false, b"next hour"));
+        let s = r.finish().unwrap();
+        assert_eq!(s.frames, 32);
+        assert!(s.files.len() >= 3, "{:?}", s.files);
+        let last = read_all(s.files.last().unwrap());
+        assert!(last.contains("next hour") && !last.contains("first"));
+        let total: usize = s.files.iter().map(|p| read_all(p).lines().count()).sum();
+        assert_eq!(total, 32);
+    }
+}

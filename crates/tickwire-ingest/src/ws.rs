@@ -1,0 +1,654 @@
+//! One live WebSocket feed: connect, subscribe, read, and ride through drops.
+//!
+//! The read loop never waits on the stages after it: frames go to the parser
+//! with `try_send`, and while its channel is full they queue in the feed's own
+//! backlog (counted) so the socket keeps being read and tungstenite keeps
+//! answering the server's pings. A silent socket is pinged, then replaced after
+//! the idle timeout; every loss is followed by a reconnect with exponential,
+//! jittered, capped backoff and a fresh subscription to everything.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tickwire_core::feeds::{DhanInstrument, LiveConfig};
+use tickwire_core::{FeedConfig, FeedEvent, FeedStatus, FeedVenue};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+/// Environment variables holding Dhan's credentials (never logged).
+pub const DHAN_TOKEN_ENV: &str = "DHAN_ACCESS_TOKEN";
+pub const DHAN_CLIENT_ENV: &str = "DHAN_CLIENT_ID";
+
+/// A frame as received, with its receive time.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    pub feed: Arc<str>,
+    pub venue: FeedVenue,
+    /// Epoch ns, local clock, taken when the frame was read.
+    pub recv_ns: i64,
+    pub binary: bool,
+    pub data: Bytes,
+}
+
+/// What a feed task hands to the parser.
+#[derive(Debug, Clone)]
+pub enum FeedMsg {
+    Frame(RawFrame),
+    Status(FeedEvent),
+}
+
+/// A feed's counters, readable while it runs.
+#[derive(Debug, Default)]
+pub struct FeedCounters {
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
+    pub connects: AtomicU64,
+    pub reconnects: AtomicU64,
+    /// Connections replaced because nothing arrived within the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Pings tickwire sent on a quiet socket.
+    pub pings_sent: AtomicU64,
+    /// Times a frame found the parser's channel full and waited in the backlog.
+    pub backpressure: AtomicU64,
+    /// The most frames the backlog held at once.
+    pub max_backlog: AtomicU64,
+    /// Frames dropped because the backlog was at `max_backlog_frames`.
+    pub dropped: AtomicU64,
+    /// Last reconnect: microseconds from the loss to the new subscription.
+    pub last_reconnect_us: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("feed {feed}: set {DHAN_TOKEN_ENV} and {DHAN_CLIENT_ENV} for Dhan's live feed")]
+    DhanCredentials { feed: String },
+    #[error("feed {feed}: bad url {url}: {reason}")]
+    Url {
+        feed: String,
+        url: String,
+        reason: String,
+    },
+}
+
+/// Everything one feed task needs.
+#[derive(Debug, Clone)]
+pub struct FeedPlan {
+    pub name: Arc<str>,
+    pub venue: FeedVenue,
+    /// The URL to dial (credentials included where the venue needs them).
+    pub url: String,
+    /// The URL as it may be logged.
+    pub url_redacted: String,
+    /// Text messages sent after each connect.
+    pub subscribe: Vec<String>,
+}
+
+impl FeedPlan {
+    /// The connection plan of a configured feed (validated config). Dhan's
+    /// credentials come from the environment when its public endpoint is used,
+    /// and are added to a custom URL when they are set.
+    pub fn of(feed: &FeedConfig) -> Result<FeedPlan, FeedError> {
+        let venue = feed.venue().ok_or_else(|| FeedError::Url {
+            feed: feed.name.clone(),
+            url: String::new(),
+            reason: format!("unknown venue {:?}", feed.venue),
+        })?;
+        let mut url = match (&feed.url, venue.default_url()) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => u.to_string(),
+            (None, None) => {
+                return Err(FeedError::Url {
+                    feed: feed.name.clone(),
+                    url: String::new(),
+                    reason: "no url and no public endpoint".into(),
+                })
+            }
+        };
+        if venue == FeedVenue::Dhan {
+            let token = std::env::var(DHAN_TOKEN_ENV).ok().filter(|s| !s.is_empty());
+            let client = std::env::var(DHAN_CLIENT_ENV).ok().filter(|s| !s.is_empty());
+            match (token, client) {
+                (Some(token), Some(client)) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    url = format!("{url}{sep}token={token}&clientId={client}");
+                }
+                _ if feed.url.is_none() => {
+                    return Err(FeedError::DhanCredentials {
+                        feed: feed.name.clone(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(FeedPlan {
+            name: feed.name.as_str().into(),
+            venue,
+            url_redacted: redact_query(&url),
+            url,
+            subscribe: subscribe_messages(feed, venue),
+        })
+    }
+}
+
+/// The URL with the values of credential-like query parameters replaced by
+/// `***` (and any password in it, as for Redis URLs).
+pub fn redact_query(url: &str) -> String {
+    let url = tickwire_core::config::redact_url(url);
+    let Some((base, query)) = url.split_once('?') else {
+        return url;
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", parts.join("&"))
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["token", "clientid", "key", "secret", "password", "signature", "auth"]
+        .iter()
+        .any(|s| n.contains(s))
+        && n != "authtype"
+}
+
+/// The subscription messages of a feed, sent after every connect.
+pub fn subscribe_messages(feed: &FeedConfig, venue: FeedVenue) -> Vec<String> {
+    let channels = feed.channels();
+    match venue {
+        FeedVenue::Binance | FeedVenue::BinanceFutures => {
+            let streams: Vec<String> = feed
+                .symbols
+                .iter()
+                .flat_map(|s| {
+                    let s = s.to_ascii_lowercase();
+                    channels.iter().map(move |c| format!("{s}@{c}"))
+                })
+                .collect();
+            // Binance takes up to 1024 streams a connection; keep messages small.
+            streams
+                .chunks(200)
+                .enumerate()
+                .map(|(i, chunk)| {
+                    serde_json::json!({"method": "SUBSCRIBE", "params": chunk, "id": i + 1})
+                        .to_string()
+                })
+                .collect()
+        }
+        FeedVenue::Okx => {
+            let args: Vec<serde_json::Value> = channels
+                .iter()
+                .flat_map(|c| {
+                    feed.symbols
+                        .iter()
+                        .map(move |s| serde_json::json!({"channel": c, "instId": s}))
+                })
+                .collect();
+            args.chunks(100)
+                .map(|chunk| serde_json::json!({"op": "subscribe", "args": chunk}).to_string())
+                .collect()
+        }
+        FeedVenue::Dhan => {
+            let instruments: Vec<serde_json::Value> = feed
+                .symbols
+                .iter()
+                .filter_map(|s| DhanInstrument::parse(s).ok())
+                .map(|i| {
+                    serde_json::json!({
+                        "ExchangeSegment": i.segment,
+                        "SecurityId": i.security_id.to_string(),
+                    })
+                })
+                .collect();
+            channels
+                .iter()
+                .filter_map(|c| match c.as_str() {
+                    "ticker" => Some(15),
+                    "quote" => Some(17),
+                    "full" => Some(21),
+                    _ => None,
+                })
+                .flat_map(|code| {
+                    // At most 100 instruments a message.
+                    instruments
+                        .chunks(100)
+                        .map(move |chunk| {
+                            serde_json::json!({
+                                "RequestCode": code,
+                                "InstrumentCount": chunk.len(),
+                                "InstrumentList": chunk,
+                            })
+                            .to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        }
+        FeedVenue::Tickwire if feed.symbols.is_empty() => Vec::new(),
+        FeedVenue::Tickwire => {
+            vec![serde_json::json!({"op": "subscribe", "symbols": feed.symbols}).to_string()]
+        }
+    }
+}
+
+/// Epoch nanoseconds now.
+pub fn now_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+/// Why a connection ended (low-cardinality, for the status event and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    ConnectFailed,
+    SubscribeFailed,
+    Closed,
+    Eof,
+    ReadError,
+    Idle,
+    Stopped,
+    ParserGone,
+}
+
+impl Loss {
+    fn as_str(self) -> &'static str {
+        match self {
+            Loss::ConnectFailed => "connect_failed",
+            Loss::SubscribeFailed => "subscribe_failed",
+            Loss::Closed => "closed",
+            Loss::Eof => "eof",
+            Loss::ReadError => "read_error",
+            Loss::Idle => "idle_timeout",
+            Loss::Stopped => "stopped",
+            Loss::ParserGone => "parser_gone",
+        }
+    }
+}
+
+/// Delay before reconnect attempt `attempt` (0-based): the capped exponential
+/// step, drawn at random from its upper half.
+pub fn backoff_delay(live: &LiveConfig, attempt: u32) -> Duration {
+    let step = live
+        .backoff_initial_ms
+        .saturating_mul(1u64 << attempt.min(20))
+        .min(live.backoff_max_ms);
+    let half = step / 2;
+    let jitter = if half == 0 {
+        0
+    } else {
+        rand::random_range(0..=half)
+    };
+    Duration::from_millis(step - half + jitter)
+}
+
+/// The feed's messages to the parser, with a backlog for when it is behind.
+struct Outbox {
+    tx: mpsc::Sender<FeedMsg>,
+    backlog: VecDeque<FeedMsg>,
+    max: usize,
+    counters: Arc<FeedCounters>,
+}
+
+impl Outbox {
+    /// Hands `msg` on without waiting; false when the parser is gone.
+    fn push(&mut self, msg: FeedMsg) -> bool {
+        if !self.flush() {
+            return false;
+        }
+        if self.backlog.is_empty() {
+            match self.tx.try_send(msg) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Full(msg)) => {
+                    self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
+                    self.backlog.push_back(msg);
+                }
+            }
+        } else if self.backlog.len() >= self.max && matches!(msg, FeedMsg::Frame(_)) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
+            self.backlog.push_back(msg);
+        }
+        self.counters
+            .max_backlog
+            .fetch_max(self.backlog.len() as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Moves what the channel takes now from the backlog; false when the parser is gone.
+    fn flush(&mut self) -> bool {
+        while let Some(msg) = self.backlog.pop_front() {
+            match self.tx.try_send(msg) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(msg)) => {
+                    self.backlog.push_front(msg);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Waits until the backlog is empty (used when the feed stops).
+    async fn drain(&mut self) {
+        while let Some(msg) = self.backlog.pop_front() {
+            if self.tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs one feed until `stop` turns true: connects, subscribes, reads, and
+/// reconnects on every loss. Status changes go downstream as events.
+pub async fn run_feed(
+    plan: FeedPlan,
+    live: LiveConfig,
+    tx: mpsc::Sender<FeedMsg>,
+    counters: Arc<FeedCounters>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut out = Outbox {
+        tx,
+        backlog: VecDeque::new(),
+        max: live.max_backlog_frames,
+        counters: Arc::clone(&counters),
+    };
+    let status = |status, reconnects, gap_ns, reason| {
+        FeedMsg::Status(FeedEvent {
+            feed: Arc::clone(&plan.name),
+            status,
+            at_ns: now_ns(),
+            reconnects,
+            gap_ns,
+            reason,
+        })
+    };
+    let mut attempt: u32 = 0;
+    // When the last connection was lost (for the reconnect time and gap).
+    let mut lost: Option<(Instant, i64)> = None;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(64 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(16 << 20));
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if lost.is_some() {
+            let delay = backoff_delay(&live, attempt);
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        tracing::info!(feed = %plan.name, url = %plan.url_redacted, "connecting");
+        let connect = tokio_tungstenite::connect_async_with_config(
+            plan.url.as_str(),
+            Some(ws_config),
+            true,
+        );
+        let ws = tokio::select! {
+            r = tokio::time::timeout(Duration::from_millis(live.connect_timeout_ms), connect) => r,
+            _ = stop.changed() => break,
+        };
+        let mut ws = match ws {
+            Ok(Ok((ws, _response))) => ws,
+            Ok(Err(e)) => {
+                tracing::warn!(feed = %plan.name, url = %plan.url_redacted, error = %redact_query(&e.to_string()), "connect failed");
+                if !lost_now(&mut lost, &mut out, &counters, &status, Loss::ConnectFailed) {
+                    return;
+                }
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(feed = %plan.name, url = %plan.url_redacted, "connect timed out");
+                if !lost_now(&mut lost, &mut out, &counters, &status, Loss::ConnectFailed) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut subscribed = true;
+        for msg in &plan.subscribe {
+            if let Err(e) = ws.send(Message::text(msg.as_str())).await {
+                tracing::warn!(feed = %plan.name, error = %e, "subscribe failed");
+                subscribed = false;
+                break;
+            }
+        }
+        if !subscribed {
+            if !lost_now(&mut lost, &mut out, &counters, &status, Loss::SubscribeFailed) {
+                return;
+            }
+            continue;
+        }
+        counters.connects.fetch_add(1, Ordering::Relaxed);
+        let reconnects = counters.reconnects.load(Ordering::Relaxed);
+        let gap_ns = lost.map(|(at, at_ns)| {
+            counters
+                .last_reconnect_us
+                .store(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+            now_ns() - at_ns
+        });
+        tracing::info!(feed = %plan.name, reconnects, "connected and subscribed");
+        if !out.push(status(FeedStatus::Connected, reconnects, gap_ns, None)) {
+            return;
+        }
+        let (loss, got_data) = read_loop(&plan, &live, &mut ws, &mut out, &counters, &mut stop).await;
+        if got_data {
+            attempt = 0;
+        }
+        if loss == Loss::Stopped || loss == Loss::ParserGone {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+            break;
+        }
+        tracing::warn!(feed = %plan.name, reason = loss.as_str(), "connection lost; reconnecting");
+        if !lost_now(&mut lost, &mut out, &counters, &status, loss) {
+            return;
+        }
+    }
+    let reconnects = counters.reconnects.load(Ordering::Relaxed);
+    out.push(status(FeedStatus::Disconnected, reconnects, None, Some("stopped")));
+    out.drain().await;
+}
+
+/// Records a loss: counts the reconnect and tells downstream. False when
+/// the parser is gone.
+fn lost_now(
+    lost: &mut Option<(Instant, i64)>,
+    out: &mut Outbox,
+    counters: &FeedCounters,
+    status: &impl Fn(FeedStatus, u64, Option<i64>, Option<&'static str>) -> FeedMsg,
+    loss: Loss,
+) -> bool {
+    // A failed attempt during a reconnect keeps the gap's start.
+    if lost.is_none() || !matches!(loss, Loss::ConnectFailed | Loss::SubscribeFailed) {
+        *lost = Some((Instant::now(), now_ns()));
+    }
+    if loss == Loss::Idle {
+        counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+    let n = counters.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
+    out.push(status(FeedStatus::Reconnecting, n, None, Some(loss.as_str())))
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<
+    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+>;
+
+/// Reads one connection until it is lost or the feed stops. Returns why, and
+/// whether any data frame arrived.
+async fn read_loop(
+    plan: &FeedPlan,
+    live: &LiveConfig,
+    ws: &mut Ws,
+    out: &mut Outbox,
+    counters: &FeedCounters,
+    stop: &mut watch::Receiver<bool>,
+) -> (Loss, bool) {
+    let idle = Duration::from_millis(live.idle_timeout_ms);
+    let ping_every = Duration::from_millis(live.ping_interval_ms);
+    let mut last_frame = tokio::time::Instant::now();
+    let mut pinged = false;
+    let mut got_data = false;
+    // While frames wait in the backlog, retry handing them on this often.
+    let retry = Duration::from_millis(5);
+    loop {
+        let ping_at = last_frame + ping_every;
+        let dead_at = last_frame + idle;
+        let next_tick = if out.backlog.is_empty() {
+            if pinged {
+                dead_at
+            } else {
+                ping_at
+            }
+        } else {
+            (tokio::time::Instant::now() + retry).min(if pinged { dead_at } else { ping_at })
+        };
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return (Loss::Stopped, got_data),
+            msg = ws.next() => {
+                let now = tokio::time::Instant::now();
+                let msg = match msg {
+                    None => return (Loss::Eof, got_data),
+                    Some(Err(e)) => {
+                        tracing::warn!(feed = %plan.name, error = %e, "read failed");
+                        return (Loss::ReadError, got_data);
+                    }
+                    Some(Ok(m)) => m,
+                };
+                last_frame = now;
+                pinged = false;
+                let (binary, data) = match msg {
+                    Message::Text(t) => (false, Bytes::from(t)),
+                    Message::Binary(b) => (true, b),
+                    // Answered by tungstenite on the next read or write.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                    Message::Close(frame) => {
+                        tracing::info!(feed = %plan.name, close = ?frame, "server closed the connection");
+                        return (Loss::Closed, got_data);
+                    }
+                };
+                got_data = true;
+                counters.frames.fetch_add(1, Ordering::Relaxed);
+                counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let frame = RawFrame {
+                    feed: Arc::clone(&plan.name),
+                    venue: plan.venue,
+                    recv_ns: now_ns(),
+                    binary,
+                    data,
+                };
+                if !out.push(FeedMsg::Frame(frame)) {
+                    return (Loss::ParserGone, got_data);
+                }
+            }
+            _ = tokio::time::sleep_until(next_tick) => {
+                if !out.flush() {
+                    return (Loss::ParserGone, got_data);
+                }
+                let now = tokio::time::Instant::now();
+                if now >= dead_at {
+                    tracing::warn!(feed = %plan.name, idle_ms = live.idle_timeout_ms, "no frame within the idle timeout");
+                    return (Loss::Idle, got_data);
+                }
+                if !pinged && now >= ping_at {
+                    pinged = true;
+                    counters.pings_sent.fetch_add(1, Ordering::Relaxed);
+                    let ping = match plan.venue {
+                        // OKX wants the text `ping`; it answers the text `pong`.
+                        FeedVenue::Okx => Message::text("ping"),
+                        _ => Message::Ping(Bytes::new()),
+                    };
+                    if let Err(e) = ws.send(ping).await {
+                        tracing::warn!(feed = %plan.name, error = %e, "ping failed");
+                        return (Loss::ReadError, got_data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(venue: &str, symbols: &[&str], channels: &[&str]) -> FeedConfig {
+        FeedConfig {
+            name: "f".into(),
+            venue: venue.into(),
+            url: Some("ws://127.0.0.1:1/".into()),
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn subscriptions_per_venue() {
+        let b = feed("binance", &["BTCUSDT", "ETHUSDT"], &["trade", "bookTicker"]);
+        assert_eq!(
+            subscribe_messages(&b, FeedVenue::Binance),
+            [r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@bookTicker","ethusdt@trade","ethusdt@bookTicker"]}"#]
+        );
+        let o = feed("okx", &["BTC-USDT"], &[]);
+        assert_eq!(
+            subscribe_messages(&o, FeedVenue::Okx),
+            [r#"{"args":[{"channel":"trades","instId":"BTC-USDT"}],"op":"subscribe"}"#]
+        );
+        let d = feed("dhan", &["NSE_EQ:1333=RELIANCE", "NSE_FNO:35001"], &["quote"]);
+        assert_eq!(
+            subscribe_messages(&d, FeedVenue::Dhan),
+            [r#"{"InstrumentCount":2,"InstrumentList":[{"ExchangeSegment":"NSE_EQ","SecurityId":"1333"},{"ExchangeSegment":"NSE_FNO","SecurityId":"35001"}],"RequestCode":17}"#]
+        );
+        let many: Vec<String> = (0..250).map(|i| format!("NSE_EQ:{i}")).collect();
+        let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+        let d = feed("dhan", &many, &["full"]);
+        let msgs = subscribe_messages(&d, FeedVenue::Dhan);
+        assert_eq!(msgs.len(), 3, "100 instruments a message");
+        assert!(msgs[2].contains(r#""InstrumentCount":50"#));
+    }
+
+    #[test]
+    fn credentials_never_show_in_the_logged_url() {
+        let u = redact_query(
+            "wss://api-feed.dhan.co?version=2&authType=2&token=eyJhbGci.secret&clientId=1100001234",
+        );
+        assert_eq!(
+            u,
+            "wss://api-feed.dhan.co?version=2&authType=2&token=***&clientId=***"
+        );
+        assert_eq!(
+            redact_query("wss://u:pw@host/x?a=1"),
+            "wss://u:***@host/x?a=1"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter() {
+        let live = LiveConfig {
+            backoff_initial_ms: 100,
+            backoff_max_ms: 1_000,
+            ..LiveConfig::default()
+        };
+        for _ in 0..50 {
+            let d0 = backoff_delay(&live, 0).as_millis();
+            assert!((50..=100).contains(&d0), "{d0}");
+            let d3 = backoff_delay(&live, 3).as_millis();
+            assert!((400..=800).contains(&d3), "{d3}");
+            let d9 = backoff_delay(&live, 30).as_millis();
+            assert!((500..=1_000).contains(&d9), "{d9}");
+        }
+    }
+}
