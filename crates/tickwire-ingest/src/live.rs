@@ -146,7 +146,10 @@ pub fn install_tls_provider() {
 /// Starts every feed and the parser thread. Events go to `tx` in chunks;
 /// `tx` closes after [`LiveHandle::finish`] once everything read is handed on.
 /// Must be called inside a Tokio runtime.
-pub fn start_live(opts: LiveOptions, tx: mpsc::Sender<Vec<Event>>) -> Result<LiveHandle, LiveError> {
+pub fn start_live(
+    opts: LiveOptions,
+    tx: mpsc::Sender<Vec<Event>>,
+) -> Result<LiveHandle, LiveError> {
     if opts.feeds.is_empty() {
         return Err(LiveError::NoFeeds);
     }
@@ -211,27 +214,26 @@ fn parse_frames(
 ) -> Result<Option<RecordSummary>, LiveError> {
     let mut decoder = LineDecoder::with_feeds(max_raw, feeds);
     let mut out: Vec<Event> = Vec::with_capacity(chunk);
-    let mut handle = |msg: FeedMsg, out: &mut Vec<Event>, recorder: &mut Option<Recorder>| {
-        match msg {
-            FeedMsg::Frame(f) => {
-                if let Some(r) = recorder.as_mut() {
-                    r.write(&f);
-                }
-                if decode {
-                    let frame = if f.binary {
-                        Frame::Binary(&f.data)
-                    } else {
-                        Frame::Text(&f.data)
-                    };
-                    let first = out.len();
-                    decoder.decode_frame(&f.feed, frame, f.recv_ns, out);
-                    count(&out[first..], progress);
-                }
+    let mut handle = |msg: FeedMsg, out: &mut Vec<Event>, recorder: &mut Option<Recorder>| match msg
+    {
+        FeedMsg::Frame(f) => {
+            if let Some(r) = recorder.as_mut() {
+                r.write(&f);
             }
-            FeedMsg::Status(s) => {
-                if decode {
-                    out.push(Event::Feed(s));
-                }
+            if decode {
+                let frame = if f.binary {
+                    Frame::Binary(&f.data)
+                } else {
+                    Frame::Text(&f.data)
+                };
+                let first = out.len();
+                decoder.decode_frame(&f.feed, frame, f.recv_ns, out);
+                count(&out[first..], progress);
+            }
+        }
+        FeedMsg::Status(s) => {
+            if decode {
+                out.push(Event::Feed(s));
             }
         }
     };

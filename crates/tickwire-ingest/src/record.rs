@@ -109,7 +109,10 @@ struct Open {
 }
 
 impl Open {
-    fn encoder(&mut self, level: i32) -> std::io::Result<&mut zstd::Encoder<'static, BufWriter<File>>> {
+    fn encoder(
+        &mut self,
+        level: i32,
+    ) -> std::io::Result<&mut zstd::Encoder<'static, BufWriter<File>>> {
         if self.encoder.is_none() {
             let sink = match self.sink.take() {
                 Some(s) => s,
@@ -272,10 +275,16 @@ mod tests {
         frame_line(&frame(5, false, br#"{"a":"x\"y"}"#), &mut line);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["data"], r#"{"a":"x\"y"}"#);
-        assert_eq!((v["feed"].as_str(), v["venue"].as_str()), (Some("f1"), Some("okx")));
+        assert_eq!(
+            (v["feed"].as_str(), v["venue"].as_str()),
+            (Some("f1"), Some("okx"))
+        );
         frame_line(&frame(5, true, &[0, 1, 255]), &mut line);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!((v["data"].as_str(), v["enc"].as_str()), (Some("AAH/"), Some("base64")));
+        assert_eq!(
+            (v["data"].as_str(), v["enc"].as_str()),
+            (Some("AAH/"), Some("base64"))
+        );
     }
 
     #[test]

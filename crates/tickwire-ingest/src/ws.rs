@@ -110,7 +110,9 @@ impl FeedPlan {
         };
         if venue == FeedVenue::Dhan {
             let token = std::env::var(DHAN_TOKEN_ENV).ok().filter(|s| !s.is_empty());
-            let client = std::env::var(DHAN_CLIENT_ENV).ok().filter(|s| !s.is_empty());
+            let client = std::env::var(DHAN_CLIENT_ENV)
+                .ok()
+                .filter(|s| !s.is_empty());
             match (token, client) {
                 (Some(token), Some(client)) => {
                     let sep = if url.contains('?') { '&' } else { '?' };
@@ -153,9 +155,17 @@ pub fn redact_query(url: &str) -> String {
 
 fn is_secret_param(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["token", "clientid", "key", "secret", "password", "signature", "auth"]
-        .iter()
-        .any(|s| n.contains(s))
+    [
+        "token",
+        "clientid",
+        "key",
+        "secret",
+        "password",
+        "signature",
+        "auth",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
         && n != "authtype"
 }
 
@@ -392,11 +402,8 @@ pub async fn run_feed(
             }
         }
         tracing::info!(feed = %plan.name, url = %plan.url_redacted, "connecting");
-        let connect = tokio_tungstenite::connect_async_with_config(
-            plan.url.as_str(),
-            Some(ws_config),
-            true,
-        );
+        let connect =
+            tokio_tungstenite::connect_async_with_config(plan.url.as_str(), Some(ws_config), true);
         let ws = tokio::select! {
             r = tokio::time::timeout(Duration::from_millis(live.connect_timeout_ms), connect) => r,
             _ = stop.changed() => break,
@@ -427,7 +434,13 @@ pub async fn run_feed(
             }
         }
         if !subscribed {
-            if !lost_now(&mut lost, &mut out, &counters, &status, Loss::SubscribeFailed) {
+            if !lost_now(
+                &mut lost,
+                &mut out,
+                &counters,
+                &status,
+                Loss::SubscribeFailed,
+            ) {
                 return;
             }
             continue;
@@ -444,7 +457,8 @@ pub async fn run_feed(
         if !out.push(status(FeedStatus::Connected, reconnects, gap_ns, None)) {
             return;
         }
-        let (loss, got_data) = read_loop(&plan, &live, &mut ws, &mut out, &counters, &mut stop).await;
+        let (loss, got_data) =
+            read_loop(&plan, &live, &mut ws, &mut out, &counters, &mut stop).await;
         if got_data {
             attempt = 0;
         }
@@ -458,7 +472,12 @@ pub async fn run_feed(
         }
     }
     let reconnects = counters.reconnects.load(Ordering::Relaxed);
-    out.push(status(FeedStatus::Disconnected, reconnects, None, Some("stopped")));
+    out.push(status(
+        FeedStatus::Disconnected,
+        reconnects,
+        None,
+        Some("stopped"),
+    ));
     out.drain().await;
 }
 
@@ -479,12 +498,16 @@ fn lost_now(
         counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
     }
     let n = counters.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
-    out.push(status(FeedStatus::Reconnecting, n, None, Some(loss.as_str())))
+    out.push(status(
+        FeedStatus::Reconnecting,
+        n,
+        None,
+        Some(loss.as_str()),
+    ))
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Reads one connection until it is lost or the feed stops. Returns why, and
 /// whether any data frame arrived.
@@ -600,17 +623,25 @@ mod tests {
         let b = feed("binance", &["BTCUSDT", "ETHUSDT"], &["trade", "bookTicker"]);
         assert_eq!(
             subscribe_messages(&b, FeedVenue::Binance),
-            [r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@bookTicker","ethusdt@trade","ethusdt@bookTicker"]}"#]
+            [
+                r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@bookTicker","ethusdt@trade","ethusdt@bookTicker"]}"#
+            ]
         );
         let o = feed("okx", &["BTC-USDT"], &[]);
         assert_eq!(
             subscribe_messages(&o, FeedVenue::Okx),
             [r#"{"args":[{"channel":"trades","instId":"BTC-USDT"}],"op":"subscribe"}"#]
         );
-        let d = feed("dhan", &["NSE_EQ:1333=RELIANCE", "NSE_FNO:35001"], &["quote"]);
+        let d = feed(
+            "dhan",
+            &["NSE_EQ:1333=RELIANCE", "NSE_FNO:35001"],
+            &["quote"],
+        );
         assert_eq!(
             subscribe_messages(&d, FeedVenue::Dhan),
-            [r#"{"InstrumentCount":2,"InstrumentList":[{"ExchangeSegment":"NSE_EQ","SecurityId":"1333"},{"ExchangeSegment":"NSE_FNO","SecurityId":"35001"}],"RequestCode":17}"#]
+            [
+                r#"{"InstrumentCount":2,"InstrumentList":[{"ExchangeSegment":"NSE_EQ","SecurityId":"1333"},{"ExchangeSegment":"NSE_FNO","SecurityId":"35001"}],"RequestCode":17}"#
+            ]
         );
         let many: Vec<String> = (0..250).map(|i| format!("NSE_EQ:{i}")).collect();
         let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
