@@ -945,6 +945,57 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_feed_field_is_named_at_once() {
+        let text = r#"
+            [live]
+            idle_timeout_ms = 100
+            ping_interval_ms = 500
+            [record]
+            zstd_level = 40
+            [[feeds]]
+            name = "a"
+            venue = "binance"
+            symbols = ["BTCUSDT"]
+            channels = ["trade", "depth"]
+            colour = "red"
+            [[feeds]]
+            name = "a"
+            venue = "kraken"
+            [[feeds]]
+            name = "d"
+            venue = "dhan"
+            url = "http://x"
+            symbols = ["NSE_EQ:1333", "BSE:1", "NSE_EQ:x"]
+            [[feeds]]
+            name = "own"
+            venue = "tickwire"
+            [[feeds]]
+            name = "ok"
+            venue = "okx"
+            symbols = ["BTC-USDT"]
+            channels = ["tickers"]
+        "#;
+        let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "feeds[0].channels[1]",
+                "feeds[0].colour",
+                "feeds[1].name",
+                "feeds[1].venue",
+                "feeds[2].symbols[1]",
+                "feeds[2].symbols[2]",
+                "feeds[2].url",
+                "feeds[3].url",
+                "live.ping_interval_ms",
+                "record.zstd_level",
+            ]
+        );
+    }
+
+    #[test]
     fn overrides_win_and_are_validated() {
         let o = Overrides {
             redis_url: Some("redis://10.0.0.1:7000".into()),

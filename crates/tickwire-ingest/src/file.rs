@@ -73,6 +73,8 @@ pub struct IngestProgress {
     pub quotes: AtomicU64,
     pub rejected: AtomicU64,
     pub skipped: AtomicU64,
+    /// Compressed files that ended early (a recording cut by a crash).
+    pub truncated: AtomicU64,
 }
 
 /// What a finished replay read.
@@ -85,6 +87,8 @@ pub struct IngestSummary {
     pub quotes: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Compressed files that ended early (replayed up to where they break).
+    pub truncated: u64,
     /// True when a stop was requested before the input ended.
     pub stopped_early: bool,
 }
@@ -124,6 +128,7 @@ impl ReplayHandle {
             quotes: p.quotes.load(Ordering::Relaxed),
             rejected: p.rejected.load(Ordering::Relaxed),
             skipped: p.skipped.load(Ordering::Relaxed),
+            truncated: p.truncated.load(Ordering::Relaxed),
             stopped_early: self.stop.load(Ordering::Relaxed),
         })
     }
@@ -135,6 +140,7 @@ struct OpenFile {
     meta: Arc<SourceMeta>,
     reader: Box<dyn BufRead + Send>,
     first_line: Vec<u8>,
+    compressed: bool,
 }
 
 /// A block of whole lines from one file.
@@ -251,6 +257,7 @@ fn open(
         meta: Arc::new(meta),
         reader,
         first_line,
+        compressed,
     })
 }
 
@@ -266,13 +273,22 @@ fn read_files(
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let n = f
-                .reader
-                .read_until(b'\n', &mut lines)
-                .map_err(|source| IngestError::Read {
-                    path: f.path.clone(),
-                    source,
-                })?;
+            let n = match f.reader.read_until(b'\n', &mut lines) {
+                Ok(n) => n,
+                // A recording cut short (the recorder's process died mid-frame):
+                // everything before the last complete zstd frame is kept.
+                Err(e) if f.compressed => {
+                    tracing::warn!(file = %f.path.display(), error = %e, "compressed file ends early; replaying what it holds");
+                    progress.truncated.fetch_add(1, Ordering::Relaxed);
+                    0
+                }
+                Err(source) => {
+                    return Err(IngestError::Read {
+                        path: f.path.clone(),
+                        source,
+                    })
+                }
+            };
             let eof = n == 0;
             if lines.len() >= CHUNK_BYTES || eof {
                 progress
@@ -459,6 +475,25 @@ mod tests {
         assert_eq!((s.files, s.lines, s.ticks, s.rejected), (2, 21, 20, 1));
         assert_eq!(events.len(), 21);
         assert!(matches!(events[20], Event::Rejected(_)));
+    }
+
+    #[test]
+    fn a_recording_cut_mid_frame_replays_up_to_its_last_whole_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.jsonl.zst");
+        let mut bytes = Vec::new();
+        // Two complete zstd frames (two recorder flushes), then a third cut short.
+        for part in [0..5, 5..10, 10..20] {
+            let body: String = part.map(|i| tick_line(1_704_168_900_000 + i)).collect();
+            bytes.extend(zstd::encode_all(body.as_bytes(), 3).unwrap());
+        }
+        bytes.truncate(bytes.len() - 20);
+        std::fs::write(&path, bytes).unwrap();
+        let (summary, events) = collect(opts(vec![path], Pace::Max));
+        let s = summary.unwrap();
+        assert_eq!(s.truncated, 1);
+        assert!(s.ticks >= 10, "{s:?}");
+        assert!(events[..10].iter().all(|e| matches!(e, Event::Tick(_))));
     }
 
     #[test]

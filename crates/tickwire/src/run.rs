@@ -93,6 +93,7 @@ fn ingest_of(read: &LiveSummary) -> IngestSummary {
         quotes: read.quotes,
         rejected: read.rejected,
         skipped: read.skipped,
+        truncated: 0,
         stopped_early: false,
     }
 }

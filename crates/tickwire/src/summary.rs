@@ -71,6 +71,9 @@ impl RunSummary {
         for (name, v) in rows {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
+        if i.truncated > 0 {
+            let _ = writeln!(s, "  {:<16}{:>12}", "files cut short", i.truncated);
+        }
         let _ = writeln!(s, "  {:<16}{:>12.0}", "ticks/s", self.ticks_per_sec());
         if !self.feeds.is_empty() {
             s.push_str(&render_feeds(&self.feeds));

@@ -333,3 +333,150 @@ fn baseline_command_reports_what_it_wrote() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--lookback must be at least 1"), "{stderr}");
 }
+
+/// Sends SIGTERM and waits (at most 20 s) for the exit; returns code and stdout.
+fn terminate(mut child: std::process::Child) -> (Option<i32>, String, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "tickwire panicked: {stderr}");
+    (status.code(), stdout, stderr)
+}
+
+fn wait_for(what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn record_then_replay_then_run_from_the_command_line() {
+    use tickwire_testkit::ws_server::{Step, WsServer};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let trades = |id: u64, ts: i64| {
+        Step::Text(format!(
+            r#"{{"arg":{{"channel":"trades","instId":"ETH-USDT"}},"data":[{{"instId":"ETH-USDT","tradeId":"{id}","px":"2300.5","sz":"1.5","side":"sell","ts":"{ts}"}}]}}"#
+        ))
+    };
+    let script = vec![
+        Step::ExpectText,
+        trades(1, 1_704_067_200_000),
+        trades(2, 1_704_067_200_500),
+        trades(3, 1_704_067_201_000),
+        Step::Hold,
+    ];
+    let ws = rt.block_on(WsServer::start(vec![script], true)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("feeds.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[feeds]]\nname = \"okx\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"ETH-USDT\"]\n",
+            ws.url("/ws/v5/public")
+        ),
+    )
+    .unwrap();
+    let rec = dir.path().join("rec");
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["record", "--out"])
+        .arg(&rec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the recorder's subscription", || !ws.texts(0).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, stdout, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("recorded 3 frames"), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].to_string_lossy().ends_with(".frames.jsonl.zst"));
+
+    let server = redis();
+    let (out, stdout, stderr) = run(tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "replay"])
+        .args(&files));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_value(&stdout, "ticks written"), 3, "{stdout}");
+
+    // `run`, with Dhan credentials in the environment: they reach the URL
+    // (the server sees them) but never the log.
+    let dhan = rt
+        .block_on(WsServer::start(
+            vec![vec![Step::ExpectText, Step::Hold]],
+            false,
+        ))
+        .unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[feeds]]\nname = \"dhan\"\nvenue = \"dhan\"\nurl = \"{}\"\nsymbols = [\"NSE_EQ:1333\"]\n",
+            dhan.url("/?version=2&authType=2")
+        ),
+    )
+    .unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "run"])
+        .env("DHAN_ACCESS_TOKEN", "SECRET-TOKEN-123")
+        .env("DHAN_CLIENT_ID", "CLIENT-987")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the run's subscription", || !dhan.texts(0).is_empty());
+    let (code, stdout, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("run finished"), "{stdout}");
+    assert!(
+        stderr.contains("token=***"),
+        "the URL is logged, redacted: {stderr}"
+    );
+    for secret in ["SECRET-TOKEN-123", "CLIENT-987"] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{secret} leaked: {stderr}"
+        );
+    }
+}
