@@ -72,9 +72,10 @@ async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
         n,
         "every tick accounted for"
     );
-    // Timed-out batches were resent; what the stalled Redis had applied after
-    // all came back as "already there".
-    assert!(s.writer.duplicates > 0, "the stall made the writer resend");
+    // Timed-out batches were resent. What the stalled Redis still applied came
+    // back as "already there"; what fred dropped with its connection landed
+    // with the resend: either way exactly once (checked below).
+    assert!(s.writer.retries > 0, "the stall made the writer resend");
     let db4 = server.client(4).await.unwrap();
     let mut in_redis = 0;
     for symbol in ["RELIANCE", "TCS", "HDFCBANK", "INFY"] {

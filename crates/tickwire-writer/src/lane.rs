@@ -1131,6 +1131,7 @@ async fn write_batch(
         }
         let backoff = Duration::from_millis((50u64 << tries.min(6)).min(2_000));
         tracing::warn!(lane, attempt = tries, error = %err, "Redis write failed, retrying");
+        stats.retries += 1;
         tokio::time::sleep(backoff).await;
     }
     for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {

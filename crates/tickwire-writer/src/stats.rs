@@ -42,6 +42,8 @@ pub struct WriterStats {
     pub write_errors: u64,
     /// Pipelines sent (retries included).
     pub pipelines: u64,
+    /// Attempts of a batch that failed for a transient reason and were made again.
+    pub retries: u64,
     pub per_db: BTreeMap<u8, DbStats>,
 }
 
@@ -65,6 +67,7 @@ impl WriterStats {
         self.alert_calls += other.alert_calls;
         self.script_reloads += other.script_reloads;
         self.pipelines += other.pipelines;
+        self.retries += other.retries;
         for (db, s) in other.per_db {
             let mine = self.db(db);
             mine.keys.extend(s.keys);

@@ -230,7 +230,7 @@ fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
     tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
         .unwrap();
     // At 100x a 6 h 15 min session takes ~4 minutes: it is still running when stopped.
-    let mut child = tickwire()
+    let child = tickwire()
         .args(["--redis", &server.url(), "replay", "--speed", "100"])
         .arg(&file)
         .stdout(Stdio::piped())
@@ -238,30 +238,8 @@ fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1_500));
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{stdout}");
+    let (code, stdout, _) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("stopped early"), "{stdout}");
     let read = summary_value(&stdout, "ticks read");
     let written = summary_value(&stdout, "ticks written");

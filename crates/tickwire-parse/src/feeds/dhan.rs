@@ -136,28 +136,7 @@ impl DhanDecoder {
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<usize, FrameError> {
-        if bytes.len() < 8 {
-            return Err(FrameError::new(
-                "bad_length",
-                format!("{} bytes is shorter than the 8-byte header", bytes.len()),
-            ));
-        }
-        let code = bytes[0];
-        let Some(len) = packet_len(code) else {
-            return Err(FrameError::new(
-                "unknown_message",
-                format!("unknown response code {code}"),
-            ));
-        };
-        if bytes.len() < len {
-            return Err(FrameError::new(
-                "bad_length",
-                format!(
-                    "response code {code} needs {len} bytes, got {}",
-                    bytes.len()
-                ),
-            ));
-        }
+        let (code, len) = framing(bytes)?;
         let p = Packet(&bytes[..len]);
         let (segment, security) = (bytes[3], p.u32(4));
         let skipped = || Event::Skipped { feed: feed.into() };
@@ -243,28 +222,7 @@ impl DhanDecoder {
 /// its segment known where the packet names an instrument.
 fn check_message(mut bytes: &[u8]) -> Result<(), FrameError> {
     while !bytes.is_empty() {
-        if bytes.len() < 8 {
-            return Err(FrameError::new(
-                "bad_length",
-                format!("{} bytes is shorter than the 8-byte header", bytes.len()),
-            ));
-        }
-        let code = bytes[0];
-        let Some(len) = packet_len(code) else {
-            return Err(FrameError::new(
-                "unknown_message",
-                format!("unknown response code {code}"),
-            ));
-        };
-        if bytes.len() < len {
-            return Err(FrameError::new(
-                "bad_length",
-                format!(
-                    "response code {code} needs {len} bytes, got {}",
-                    bytes.len()
-                ),
-            ));
-        }
+        let (code, len) = framing(bytes)?;
         if matches!(code, 2 | 4 | 8) && segment_name(bytes[3]).is_none() {
             return Err(FrameError::new(
                 "bad_value",
@@ -274,6 +232,34 @@ fn check_message(mut bytes: &[u8]) -> Result<(), FrameError> {
         bytes = &bytes[len..];
     }
     Ok(())
+}
+
+/// The response code and total length of the packet at the start of `bytes`,
+/// checked to be all there.
+fn framing(bytes: &[u8]) -> Result<(u8, usize), FrameError> {
+    if bytes.len() < 8 {
+        return Err(FrameError::new(
+            "bad_length",
+            format!("{} bytes is shorter than the 8-byte header", bytes.len()),
+        ));
+    }
+    let code = bytes[0];
+    let Some(len) = packet_len(code) else {
+        return Err(FrameError::new(
+            "unknown_message",
+            format!("unknown response code {code}"),
+        ));
+    };
+    if bytes.len() < len {
+        return Err(FrameError::new(
+            "bad_length",
+            format!(
+                "response code {code} needs {len} bytes, got {}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok((code, len))
 }
 
 /// Depth level `i` (0 = best) of a full packet: 20 bytes each from offset 62:
