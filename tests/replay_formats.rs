@@ -74,8 +74,11 @@ async fn tick_json_lines_land_with_deterministic_ids_and_last_prices() {
         ("3800", "3800.1")
     );
     assert_ttl(&db2, "price:SBIN").await;
-    // Nothing was written to the wrong DB.
-    assert!(keys(&server.client(0).await.unwrap()).await.is_empty());
+    // Nothing was written to the wrong DB (the system DB holds the heartbeat).
+    assert_eq!(
+        keys(&server.client(0).await.unwrap()).await,
+        ["tickwire:heartbeat"]
+    );
     assert_eq!(keys(&db2).await, ["price:SBIN", "price:TCS"]);
     // Ticks, and what the state stage made of them: a bar of each minute and
     // the session VWAP (too few bars for RSI and ATR).
@@ -153,7 +156,7 @@ async fn recorded_binance_frames_land_trades_and_skip_other_streams() {
     );
     assert_ttl(&db2, "price:ETHUSDT").await;
     assert!(
-        keys(&server.client(0).await.unwrap()).await.is_empty(),
+        keys(&server.client(0).await.unwrap()).await == ["tickwire:heartbeat"],
         "skips are not dead letters"
     );
 }
@@ -265,7 +268,7 @@ async fn prefix_and_custom_templates_and_dbs_apply_to_every_key() {
     assert!(t > 0 && t <= 60, "{t}");
     assert_eq!(
         keys(&server.client(1).await.unwrap()).await,
-        ["bt:deadletter:tickwire"]
+        ["bt:deadletter:tickwire", "bt:tickwire:heartbeat"]
     );
     for db in [0, 2, 4] {
         assert!(

@@ -98,12 +98,16 @@ pub fn field<'a>(e: &'a (String, HashMap<String, String>), f: &str) -> &'a str {
 }
 
 /// Every key of `dbs` with its type and full content (hashes, sets and sorted
-/// sets sorted; streams with their IDs; strings as they are).
+/// sets sorted; streams with their IDs; strings as they are). The heartbeat is
+/// left out: it says when the process last beat, not what it wrote.
 pub async fn snapshot(server: &RedisServer, dbs: &[u8]) -> Vec<(u8, String, String)> {
     let mut out = Vec::new();
     for &db in dbs {
         let c = server.client(db).await.unwrap();
         for k in keys(&c).await {
+            if k == "tickwire:heartbeat" {
+                continue;
+            }
             let kind: String = fred::prelude::KeysInterface::r#type(&c, k.as_str())
                 .await
                 .unwrap();

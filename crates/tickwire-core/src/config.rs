@@ -86,6 +86,67 @@ pub struct Config {
     pub record: crate::feeds::RecordConfig,
     /// `[[feeds]]`: the WebSocket feeds `tickwire run` connects to.
     pub feeds: Vec<crate::feeds::FeedConfig>,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// `[log]`: log format and level.
+    pub log: LogConfig,
+    /// `[heartbeat]`: the liveness hash in the system DB.
+    pub heartbeat: HeartbeatConfig,
+}
+
+/// `[metrics]`: Prometheus `/metrics` over HTTP while `run` or `replay` runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// `host:port`; loopback by default.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// `[log]`: where log lines go (standard error) and how they look.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json` (one object per line).
+    pub format: String,
+    /// error, warn, info, debug or trace; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "warn".into(),
+        }
+    }
+}
+
+/// `[heartbeat]`: `tickwire:heartbeat` in the system DB, refreshed while
+/// `run` or `replay` runs; its short TTL makes a dead process disappear.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatConfig {
+    pub interval_ms: u64,
+    pub ttl_secs: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1_000,
+            ttl_secs: 5,
+        }
+    }
 }
 
 /// `[alerts]`: volume-surge alerts.
@@ -207,6 +268,9 @@ impl Default for Config {
             live: Default::default(),
             record: Default::default(),
             feeds: Vec::new(),
+            metrics: Default::default(),
+            log: Default::default(),
+            heartbeat: Default::default(),
         }
     }
 }
@@ -796,6 +860,46 @@ impl Config {
             &self.live,
             &self.record,
         ));
+        let mut check = |ok: bool, field: &str, msg: String| {
+            if !ok {
+                errors.push(FieldError::new(field, msg));
+            }
+        };
+        check(
+            self.metrics.listen.parse::<std::net::SocketAddr>().is_ok(),
+            "metrics.listen",
+            format!(
+                "{:?} is not host:port (like 127.0.0.1:9464)",
+                self.metrics.listen
+            ),
+        );
+        check(
+            ["text", "json"].contains(&self.log.format.as_str()),
+            "log.format",
+            format!("{:?} must be text or json", self.log.format),
+        );
+        check(
+            ["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()),
+            "log.level",
+            format!(
+                "{:?} must be error, warn, info, debug or trace",
+                self.log.level
+            ),
+        );
+        let hb = &self.heartbeat;
+        check(
+            (100..=60_000).contains(&hb.interval_ms),
+            "heartbeat.interval_ms",
+            format!("must be between 100 and 60000 (got {})", hb.interval_ms),
+        );
+        check(
+            hb.ttl_secs >= 1 && hb.ttl_secs * 1000 > hb.interval_ms,
+            "heartbeat.ttl_secs",
+            format!(
+                "must be at least 1 and longer than heartbeat.interval_ms (got {})",
+                hb.ttl_secs
+            ),
+        );
         errors
     }
 }

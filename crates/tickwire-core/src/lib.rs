@@ -12,6 +12,7 @@ pub mod feeds;
 pub mod ids;
 pub mod keys;
 pub mod session;
+pub mod telemetry;
 pub mod tick;
 
 pub use bar::{Bar, BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};

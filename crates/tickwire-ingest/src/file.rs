@@ -349,6 +349,7 @@ fn parse_chunks(
     progress: &IngestProgress,
 ) -> Result<(), IngestError> {
     let mut decoder = LineDecoder::with_feeds(opts.max_raw, &opts.feeds);
+    let mut metrics = crate::telemetry::EventMetrics::default();
     let chunk_events = opts.chunk_events.max(1);
     let mut out: Vec<Event> = Vec::with_capacity(chunk_events);
     let mut pacer = Pacer {
@@ -378,6 +379,7 @@ fn parse_chunks(
     };
     for chunk in input {
         let mut lines = 0u64;
+
         for line in chunk.lines.split(|b| *b == b'\n') {
             if line.is_empty() {
                 continue;
@@ -385,6 +387,7 @@ fn parse_chunks(
             lines += 1;
             let first_new = out.len();
             decoder.decode(&chunk.meta, line, &mut out);
+            metrics.tally(&out[first_new..]);
             if pacer.speed.is_some() && !stop.load(Ordering::Relaxed) {
                 let due = out[first_new..]
                     .iter()
@@ -414,6 +417,7 @@ fn parse_chunks(
             }
         }
         progress.lines.fetch_add(lines, Ordering::Relaxed);
+        metrics.flush(chunk.meta.format.default_feed());
         if chunk.last_of_file {
             progress.files_done.fetch_add(1, Ordering::Relaxed);
         }

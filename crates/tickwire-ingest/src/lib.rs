@@ -14,6 +14,7 @@
 pub mod file;
 pub mod live;
 pub mod record;
+mod telemetry;
 pub mod ws;
 
 pub use file::{

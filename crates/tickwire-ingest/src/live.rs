@@ -213,6 +213,7 @@ fn parse_frames(
     progress: &IngestProgress,
 ) -> Result<Option<RecordSummary>, LiveError> {
     let mut decoder = LineDecoder::with_feeds(max_raw, feeds);
+    let mut metrics = crate::telemetry::EventMetrics::default();
     let mut out: Vec<Event> = Vec::with_capacity(chunk);
     let mut handle = |msg: FeedMsg, out: &mut Vec<Event>, recorder: &mut Option<Recorder>| match msg
     {
@@ -229,6 +230,8 @@ fn parse_frames(
                 let first = out.len();
                 decoder.decode_frame(&f.feed, frame, f.recv_ns, out);
                 count(&out[first..], progress);
+                // Frames are counted by the feed task as they arrive.
+                metrics.record(&f.feed, 0, &out[first..]);
             }
         }
         FeedMsg::Status(s) => {

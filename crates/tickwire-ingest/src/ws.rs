@@ -297,12 +297,38 @@ pub fn backoff_delay(live: &LiveConfig, attempt: u32) -> Duration {
     Duration::from_millis(step - half + jitter)
 }
 
+/// A feed's Prometheus handles (labelled with its name once).
+struct FeedMetrics {
+    frames: metrics::Counter,
+    reconnects: metrics::Counter,
+    up: metrics::Gauge,
+    backlog: metrics::Gauge,
+    backpressure: metrics::Counter,
+    dropped: metrics::Counter,
+}
+
+impl FeedMetrics {
+    fn new(feed: &str) -> Self {
+        use tickwire_core::telemetry as t;
+        let l = || [("feed", feed.to_string())];
+        Self {
+            frames: metrics::counter!(t::FRAMES_RECEIVED, &l()),
+            reconnects: metrics::counter!(t::FEED_RECONNECTS, &l()),
+            up: metrics::gauge!(t::FEED_UP, &l()),
+            backlog: metrics::gauge!(t::FEED_BACKLOG, &l()),
+            backpressure: metrics::counter!(t::FEED_BACKPRESSURE, &l()),
+            dropped: metrics::counter!(t::FEED_DROPPED, &l()),
+        }
+    }
+}
+
 /// The feed's messages to the parser, with a backlog for when it is behind.
 struct Outbox {
     tx: mpsc::Sender<FeedMsg>,
     backlog: VecDeque<FeedMsg>,
     max: usize,
     counters: Arc<FeedCounters>,
+    metrics: FeedMetrics,
 }
 
 impl Outbox {
@@ -317,18 +343,22 @@ impl Outbox {
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
                 Err(mpsc::error::TrySendError::Full(msg)) => {
                     self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.backpressure.increment(1);
                     self.backlog.push_back(msg);
                 }
             }
         } else if self.backlog.len() >= self.max && matches!(msg, FeedMsg::Frame(_)) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.dropped.increment(1);
         } else {
             self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
+            self.metrics.backpressure.increment(1);
             self.backlog.push_back(msg);
         }
         self.counters
             .max_backlog
             .fetch_max(self.backlog.len() as u64, Ordering::Relaxed);
+        self.metrics.backlog.set(self.backlog.len() as f64);
         true
     }
 
@@ -339,11 +369,13 @@ impl Outbox {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(msg)) => {
                     self.backlog.push_front(msg);
+                    self.metrics.backlog.set(self.backlog.len() as f64);
                     return true;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
             }
         }
+        self.metrics.backlog.set(0.0);
         true
     }
 
@@ -371,6 +403,7 @@ pub async fn run_feed(
         backlog: VecDeque::new(),
         max: live.max_backlog_frames,
         counters: Arc::clone(&counters),
+        metrics: FeedMetrics::new(&plan.name),
     };
     let status = |status, reconnects, gap_ns, reason| {
         FeedMsg::Status(FeedEvent {
@@ -453,7 +486,13 @@ pub async fn run_feed(
                 .store(at.elapsed().as_micros() as u64, Ordering::Relaxed);
             now_ns() - at_ns
         });
-        tracing::info!(feed = %plan.name, reconnects, "connected and subscribed");
+        tracing::info!(
+            feed = %plan.name,
+            reconnects,
+            gap_ms = gap_ns.map(|ns| ns / 1_000_000),
+            "connected and subscribed"
+        );
+        out.metrics.up.set(1.0);
         if !out.push(status(FeedStatus::Connected, reconnects, gap_ns, None)) {
             return;
         }
@@ -498,6 +537,8 @@ fn lost_now(
         counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
     }
     let n = counters.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
+    out.metrics.reconnects.increment(1);
+    out.metrics.up.set(0.0);
     out.push(status(
         FeedStatus::Reconnecting,
         n,
@@ -565,6 +606,7 @@ async fn read_loop(
                 };
                 got_data = true;
                 counters.frames.fetch_add(1, Ordering::Relaxed);
+                out.metrics.frames.increment(1);
                 counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 let frame = RawFrame {
                     feed: Arc::clone(&plan.name),

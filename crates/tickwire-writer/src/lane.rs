@@ -196,6 +196,9 @@ pub(crate) struct LaneSettings {
     /// TTL of the per-session volume totals.
     pub session_ttl: i64,
     pub alerts: AlertSettings,
+    pub progress: Arc<crate::stats::WriterProgress>,
+    /// Record each tick's receive-to-Redis latency (live runs).
+    pub tick_latency: bool,
 }
 
 impl LaneSettings {
@@ -1093,6 +1096,7 @@ async fn write_batch(
         })
         .collect();
     let mut outcomes = vec![Outcome::Pending; cmds.len()];
+    let started = std::time::Instant::now();
     let mut tries = 0;
     let mut next = Some(cmds);
     while let Some(err) = attempt(
@@ -1132,8 +1136,10 @@ async fn write_batch(
         let backoff = Duration::from_millis((50u64 << tries.min(6)).min(2_000));
         tracing::warn!(lane, attempt = tries, error = %err, "Redis write failed, retrying");
         stats.retries += 1;
+        metrics::counter!(tickwire_core::telemetry::REDIS_RETRIES).increment(1);
         tokio::time::sleep(backoff).await;
     }
+    record_metrics(&batch, &meta, &outcomes, s, started.elapsed());
     for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
         let db = stats.db(db);
         match (kind, outcome) {
@@ -1177,6 +1183,74 @@ async fn write_batch(
         }
     }
     Ok(())
+}
+
+/// Per batch: what was written per DB, how long it took, and (live) how old
+/// each tick was when Redis had it.
+fn record_metrics(
+    batch: &LaneBatch,
+    meta: &[(u8, Kind, Option<Key>)],
+    outcomes: &[Outcome],
+    s: &LaneSettings,
+    took: Duration,
+) {
+    use std::sync::atomic::Ordering;
+    use tickwire_core::telemetry as t;
+    // (db, ticks, duplicates, dead letters, bars, refused)
+    let mut per_db: Vec<(u8, [u64; 5])> = Vec::new();
+    for ((db, kind, _), outcome) in meta.iter().zip(outcomes) {
+        let slot = match (kind, outcome) {
+            (Kind::Tick, Outcome::Applied) => 0,
+            (Kind::Tick, Outcome::AlreadyThere) => 1,
+            (Kind::DeadLetter, Outcome::Applied) => 2,
+            (Kind::Bar, Outcome::Applied) => 3,
+            (_, Outcome::Failed) => 4,
+            _ => continue,
+        };
+        match per_db.iter_mut().find(|(d, _)| d == db) {
+            Some((_, n)) => n[slot] += 1,
+            None => {
+                let mut n = [0; 5];
+                n[slot] = 1;
+                per_db.push((*db, n));
+            }
+        }
+    }
+    let mut written = 0;
+    for (db, n) in per_db {
+        let db = db.to_string();
+        for (name, v) in [
+            (t::TICKS_WRITTEN, n[0]),
+            (t::DUPLICATES, n[1]),
+            (t::DEADLETTERS_WRITTEN, n[2]),
+            (t::BARS_WRITTEN, n[3]),
+            (t::REDIS_WRITE_ERRORS, n[4]),
+        ] {
+            if v > 0 {
+                metrics::counter!(name, "db" => db.clone()).increment(v);
+            }
+        }
+        written += n[0];
+    }
+    metrics::histogram!(t::BATCH_SIZE).record(batch.len() as f64);
+    metrics::histogram!(t::REDIS_WRITE_LATENCY).record(took.as_secs_f64());
+    s.progress
+        .ticks_written
+        .fetch_add(written, Ordering::Relaxed);
+    if let Some(last) = batch.ticks.last() {
+        s.progress
+            .last_tick_ms
+            .fetch_max(last.tick.exchange_ts_ms(), Ordering::Relaxed);
+    }
+    if s.tick_latency && !batch.ticks.is_empty() {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let h = metrics::histogram!(t::TICK_TO_REDIS_LATENCY);
+        for w in &batch.ticks {
+            h.record((now_ns - w.tick.recv_ts_ns).max(0) as f64 / 1e9);
+        }
+    }
 }
 
 /// The lane task: writes batches in arrival order until its channel closes.

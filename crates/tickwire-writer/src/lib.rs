@@ -8,6 +8,7 @@
 //! increasing order while the lanes run side by side.
 
 pub mod baseline;
+pub mod heartbeat;
 pub mod inspect;
 mod lane;
 pub mod pools;
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 pub use pools::RedisPools;
-pub use stats::{DbStats, WriterStats};
+pub use stats::{DbStats, WriterProgress, WriterStats};
 pub use tickwire_core::ids::{self, StreamIdSeq};
 
 use fred::types::scripts::Script;
@@ -527,7 +528,27 @@ impl Dispatcher {
 pub async fn run(
     config: &Config,
     pools: Arc<RedisPools>,
+    rx: mpsc::Receiver<Vec<Event>>,
+) -> Result<WriterStats, WriterError> {
+    run_with(config, pools, rx, WriterOptions::default()).await
+}
+
+/// What a writer run shares with the rest of the process.
+#[derive(Debug, Clone, Default)]
+pub struct WriterOptions {
+    /// Live totals (the heartbeat reads them).
+    pub progress: Arc<WriterProgress>,
+    /// Record each tick's receive-to-Redis latency (live runs, where the
+    /// receive time is now; a replay's is the recording's).
+    pub tick_latency: bool,
+}
+
+/// [`run`] with live totals and latency settings.
+pub async fn run_with(
+    config: &Config,
+    pools: Arc<RedisPools>,
     mut rx: mpsc::Receiver<Vec<Event>>,
+    opts: WriterOptions,
 ) -> Result<WriterStats, WriterError> {
     let keys = compile_keys(config)?;
     let lanes = pools.size().max(1);
@@ -561,6 +582,8 @@ pub async fn run(
             stream_ttl: ttl(Db::Alerts),
             marker_ttl: 2 * 86_400,
         },
+        progress: Arc::clone(&opts.progress),
+        tick_latency: opts.tick_latency,
     };
     let mut settings = settings;
     settings

@@ -1,6 +1,16 @@
 //! What the writer did, for the end-of-run summary.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+/// Totals readable while the writer runs (the heartbeat's source).
+#[derive(Debug, Default)]
+pub struct WriterProgress {
+    /// Ticks appended to their stream so far.
+    pub ticks_written: AtomicU64,
+    /// Exchange time (epoch ms) of the latest tick written; 0 before the first.
+    pub last_tick_ms: AtomicI64,
+}
 
 /// Writes to one logical DB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! summary, and the demo. `main.rs` holds only the command line.
 
 pub mod demo;
+pub mod ops;
 pub mod replay;
 pub mod run;
 pub mod summary;

@@ -190,14 +190,12 @@ fn synth(args: &SynthArgs) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    tickwire::ops::process_start_ms();
+    // Logging as the config says; a config that does not load is reported
+    // by the command itself, with the default log settings meanwhile.
+    let log = load_config(&cli).map(|c| c.log).unwrap_or_default();
+    tickwire::ops::init_logging(&log);
     match &cli.command {
         Command::Synth(args) => synth(args),
         Command::Demo => {
@@ -230,6 +228,7 @@ async fn main() -> Result<()> {
         }
         Command::Run(args) => {
             let config = load_config(&cli)?;
+            tickwire::ops::start_metrics(&config.metrics);
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
             let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
@@ -250,6 +249,7 @@ async fn main() -> Result<()> {
         }
         Command::Replay(args) => {
             let config = load_config(&cli)?;
+            tickwire::ops::start_metrics(&config.metrics);
             let pace = match args.speed {
                 Some(x) => Pace::Speed(x),
                 None => Pace::Max,

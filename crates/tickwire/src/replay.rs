@@ -43,6 +43,7 @@ pub async fn replay(
     let started = Instant::now();
     let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
+    let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
     // Files first: a missing file fails before Redis is even asked.
     let handle = start_replay(opts, tx, Arc::clone(&stop))?;
     let state = spawn_state_stage(StateConfig::from_config(config), parsed, state_tx)?;
@@ -57,13 +58,22 @@ pub async fn replay(
             return Err(e.into());
         }
     };
+    let progress = Arc::new(tickwire_writer::WriterProgress::default());
+    let heartbeat = crate::ops::start_heartbeat(config, &pools, &progress);
     let writer = {
         let config = config.clone();
         let pools = Arc::clone(&pools);
-        tokio::spawn(async move { tickwire_writer::run(&config, pools, rx).await })
+        let opts = tickwire_writer::WriterOptions {
+            progress,
+            tick_latency: false,
+        };
+        tokio::spawn(async move { tickwire_writer::run_with(&config, pools, rx, opts).await })
     };
     let ingest = tokio::task::spawn_blocking(move || handle.join());
     let written = writer.await?;
+    if let Some(h) = heartbeat {
+        h.stop().await;
+    }
     let read = ingest.await?;
     let state = tokio::task::spawn_blocking(move || state.join())
         .await?

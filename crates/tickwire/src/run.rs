@@ -47,16 +47,26 @@ pub async fn run(
     let pools = Arc::new(RedisPools::connect(&config.redis, writer_dbs(config)).await?);
     let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
+    let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
     let state = spawn_state_stage(StateConfig::from_config(config), parsed, state_tx)?;
+    let progress = Arc::new(tickwire_writer::WriterProgress::default());
+    let heartbeat = crate::ops::start_heartbeat(config, &pools, &progress);
     let writer = {
         let config = config.clone();
         let pools = Arc::clone(&pools);
-        tokio::spawn(async move { tickwire_writer::run(&config, pools, rx).await })
+        let opts = tickwire_writer::WriterOptions {
+            progress,
+            tick_latency: true,
+        };
+        tokio::spawn(async move { tickwire_writer::run_with(&config, pools, rx, opts).await })
     };
     let live = match start_live(live_options(config, record, true), tx) {
         Ok(h) => h,
         Err(e) => {
             let _ = writer.await;
+            if let Some(h) = heartbeat {
+                h.stop().await;
+            }
             let _ = tokio::task::spawn_blocking(move || state.join()).await;
             pools.quit().await;
             return Err(e.into());
@@ -66,6 +76,9 @@ pub async fn run(
     tracing::info!("stopping: closing feeds, writing what was read");
     let read = live.finish().await;
     let written = writer.await?;
+    if let Some(h) = heartbeat {
+        h.stop().await;
+    }
     let state = tokio::task::spawn_blocking(move || state.join())
         .await?
         .unwrap_or_default();

@@ -1,0 +1,223 @@
+//! The metrics tickwire exports: one catalogue of names, kinds, labels and
+//! help texts, used by every stage that records them, by the README's
+//! reference table and by the test that checks the Grafana dashboard names
+//! only these. Names follow `tickwire_<name>_<unit>`, counters end in
+//! `_total`; labels are low-cardinality (feed, db, stage, error_type).
+
+/// What kind of metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// Exported as a Prometheus histogram with buckets.
+    Histogram,
+}
+
+/// One exported metric.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+pub const FRAMES_RECEIVED: &str = "tickwire_frames_received_total";
+pub const TICKS_RECEIVED: &str = "tickwire_ticks_received_total";
+pub const QUOTES_RECEIVED: &str = "tickwire_quotes_received_total";
+pub const FRAMES_REJECTED: &str = "tickwire_frames_rejected_total";
+pub const FRAMES_SKIPPED: &str = "tickwire_frames_skipped_total";
+pub const TICKS_WRITTEN: &str = "tickwire_ticks_written_total";
+pub const DUPLICATES: &str = "tickwire_duplicate_ticks_total";
+pub const DEADLETTERS_WRITTEN: &str = "tickwire_deadletters_written_total";
+pub const BARS_WRITTEN: &str = "tickwire_bars_written_total";
+pub const REDIS_RETRIES: &str = "tickwire_redis_retries_total";
+pub const REDIS_WRITE_ERRORS: &str = "tickwire_redis_write_errors_total";
+pub const FEED_RECONNECTS: &str = "tickwire_feed_reconnects_total";
+pub const FEED_UP: &str = "tickwire_feed_up";
+pub const FEED_BACKLOG: &str = "tickwire_feed_backlog_frames";
+pub const FEED_BACKPRESSURE: &str = "tickwire_feed_backpressure_total";
+pub const FEED_DROPPED: &str = "tickwire_feed_dropped_frames_total";
+pub const CHANNEL_DEPTH: &str = "tickwire_channel_depth_chunks";
+pub const BATCH_SIZE: &str = "tickwire_writer_batch_size_events";
+pub const REDIS_WRITE_LATENCY: &str = "tickwire_redis_write_latency_seconds";
+pub const TICK_TO_REDIS_LATENCY: &str = "tickwire_tick_to_redis_latency_seconds";
+pub const START_TIME: &str = "tickwire_process_start_time_seconds";
+
+/// Every metric tickwire exports.
+pub const METRICS: &[MetricDef] = &[
+    MetricDef {
+        name: FRAMES_RECEIVED,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Frames read from a live feed, or lines read from a replayed file (feed = its format's feed).",
+    },
+    MetricDef {
+        name: TICKS_RECEIVED,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Trades decoded.",
+    },
+    MetricDef {
+        name: QUOTES_RECEIVED,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Quote-only updates decoded (bid/ask for the last-price hash).",
+    },
+    MetricDef {
+        name: FRAMES_REJECTED,
+        kind: Kind::Counter,
+        labels: &["feed", "error_type"],
+        help: "Frames or lines that could not be decoded; each is dead-lettered.",
+    },
+    MetricDef {
+        name: FRAMES_SKIPPED,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Valid frames of kinds tickwire does not use (replies, pongs, depth of other venues).",
+    },
+    MetricDef {
+        name: TICKS_WRITTEN,
+        kind: Kind::Counter,
+        labels: &["db"],
+        help: "Ticks appended to a tick stream.",
+    },
+    MetricDef {
+        name: DUPLICATES,
+        kind: Kind::Counter,
+        labels: &["db"],
+        help: "Ticks whose stream ID was already there (a resend or a second replay).",
+    },
+    MetricDef {
+        name: DEADLETTERS_WRITTEN,
+        kind: Kind::Counter,
+        labels: &["db"],
+        help: "Rejected frames appended to a dead-letter stream.",
+    },
+    MetricDef {
+        name: BARS_WRITTEN,
+        kind: Kind::Counter,
+        labels: &["db"],
+        help: "Closed bars appended to a bar stream.",
+    },
+    MetricDef {
+        name: REDIS_RETRIES,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Batches sent again after a transient Redis failure (timeout, lost connection).",
+    },
+    MetricDef {
+        name: REDIS_WRITE_ERRORS,
+        kind: Kind::Counter,
+        labels: &["db"],
+        help: "Commands Redis refused for good (wrong type and the like).",
+    },
+    MetricDef {
+        name: FEED_RECONNECTS,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Connections of a live feed lost and dialled again.",
+    },
+    MetricDef {
+        name: FEED_UP,
+        kind: Kind::Gauge,
+        labels: &["feed"],
+        help: "1 while a live feed is connected and subscribed, else 0.",
+    },
+    MetricDef {
+        name: FEED_BACKLOG,
+        kind: Kind::Gauge,
+        labels: &["feed"],
+        help: "Frames a feed holds because the parser is behind (the spool).",
+    },
+    MetricDef {
+        name: FEED_BACKPRESSURE,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Frames that found the parser's channel full and waited in the backlog.",
+    },
+    MetricDef {
+        name: FEED_DROPPED,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Frames dropped because the backlog was at live.max_backlog_frames.",
+    },
+    MetricDef {
+        name: CHANNEL_DEPTH,
+        kind: Kind::Gauge,
+        labels: &["stage"],
+        help: "Chunks waiting in the channel into a stage (state, writer).",
+    },
+    MetricDef {
+        name: BATCH_SIZE,
+        kind: Kind::Histogram,
+        labels: &[],
+        help: "Events in one writer lane's batch.",
+    },
+    MetricDef {
+        name: REDIS_WRITE_LATENCY,
+        kind: Kind::Histogram,
+        labels: &[],
+        help: "Time to write one batch's pipelines, retries included.",
+    },
+    MetricDef {
+        name: TICK_TO_REDIS_LATENCY,
+        kind: Kind::Histogram,
+        labels: &[],
+        help: "Live ticks: from the frame's receive time to Redis acknowledging its batch.",
+    },
+    MetricDef {
+        name: START_TIME,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "When the process started, Unix seconds.",
+    },
+];
+
+/// Bucket bounds (seconds) of the latency histograms: 100 µs to 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Bucket bounds of the batch size histogram (events).
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+/// Registers every metric's help text with the installed recorder.
+pub fn describe_all() {
+    for m in METRICS {
+        match m.kind {
+            Kind::Counter => metrics::describe_counter!(m.name, m.help),
+            Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
+            Kind::Histogram => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_convention() {
+        let allowed_labels = ["feed", "db", "stage", "error_type"];
+        for m in METRICS {
+            assert!(m.name.starts_with("tickwire_"), "{}", m.name);
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                m.name
+            );
+            for l in m.labels {
+                assert!(allowed_labels.contains(l), "{}: label {l}", m.name);
+            }
+        }
+        let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "a name listed twice");
+    }
+}

@@ -1,0 +1,86 @@
+//! `tickwire:heartbeat` in the system DB: refreshed every interval while a
+//! run or replay is going, with a TTL a few intervals long, so a process that
+//! died disappears from Redis on its own.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::*;
+use tickwire_core::{Config, Db};
+use tokio::sync::watch;
+
+use crate::{compile_keys, RedisPools, WriterError, WriterProgress};
+
+/// The heartbeat task; stops (after one last beat) when `stop` turns true.
+pub struct Heartbeat {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    /// Starts beating now. `started_at_ms`: when the process started.
+    pub fn start(
+        config: &Config,
+        pools: Arc<RedisPools>,
+        progress: Arc<WriterProgress>,
+        started_at_ms: i64,
+    ) -> Result<Heartbeat, WriterError> {
+        let keys = compile_keys(config)?;
+        let key = keys.heartbeat.render(&keys.prefix, |_| None);
+        let db = config.databases.get(Db::System);
+        let every = Duration::from_millis(config.heartbeat.interval_ms);
+        let ttl = i64::try_from(config.heartbeat.ttl_secs).unwrap_or(i64::MAX);
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let pid = std::process::id().to_string();
+            loop {
+                let Ok(client) = pools.client(db, 0) else {
+                    return;
+                };
+                let now_ms = jiff::Timestamp::now().as_millisecond();
+                let fields: Vec<(&str, String)> = vec![
+                    ("pid", pid.clone()),
+                    ("version", env!("CARGO_PKG_VERSION").to_string()),
+                    ("started_at", started_at_ms.to_string()),
+                    (
+                        "last_tick_ts",
+                        progress.last_tick_ms.load(Ordering::Relaxed).to_string(),
+                    ),
+                    (
+                        "ticks_total",
+                        progress.ticks_written.load(Ordering::Relaxed).to_string(),
+                    ),
+                    ("updated_at", now_ms.to_string()),
+                ];
+                let p = client.pipeline();
+                let queued = async {
+                    let _: () = p.hset(key.as_str(), fields).await?;
+                    let _: () = p.expire(key.as_str(), ttl, None).await?;
+                    p.all::<()>().await
+                };
+                // A missed beat is logged, never fatal: the writer's own
+                // retries deal with an unreachable Redis.
+                match tokio::time::timeout(every.max(Duration::from_secs(1)), queued).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not written"),
+                    Err(_) => tracing::warn!("heartbeat timed out"),
+                }
+                if *stopped.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        });
+        Ok(Heartbeat { stop, task })
+    }
+
+    /// Writes one last beat (with the final totals) and stops.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
