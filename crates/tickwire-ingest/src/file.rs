@@ -387,7 +387,7 @@ fn parse_chunks(
             lines += 1;
             let first_new = out.len();
             decoder.decode(&chunk.meta, line, &mut out);
-            metrics.tally(&out[first_new..]);
+            let n_new = out.len() - first_new;
             if pacer.speed.is_some() && !stop.load(Ordering::Relaxed) {
                 let due = out[first_new..]
                     .iter()
@@ -399,6 +399,9 @@ fn parse_chunks(
                     if !held.is_empty() {
                         send(held)?;
                     }
+                    // The metrics say what was read before this wait, not
+                    // the line that waits for its time.
+                    metrics.flush(chunk.meta.format.default_feed());
                     let until = Instant::now() + wait;
                     while !stop.load(Ordering::Relaxed) {
                         let now = Instant::now();
@@ -409,6 +412,7 @@ fn parse_chunks(
                     }
                 }
             }
+            metrics.tally(&out[out.len() - n_new..]);
             if out.len() >= chunk_events {
                 send(std::mem::replace(
                     &mut out,

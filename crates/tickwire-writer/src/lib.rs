@@ -8,6 +8,7 @@
 //! increasing order while the lanes run side by side.
 
 pub mod baseline;
+pub mod health;
 pub mod heartbeat;
 pub mod inspect;
 mod lane;

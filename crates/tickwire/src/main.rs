@@ -59,6 +59,8 @@ enum Command {
     Demo,
     /// Average each time-of-day volume bucket over the last sessions into volume:baseline:*.
     Baseline(BaselineArgs),
+    /// Check Redis as tickwire uses it; exit 0 healthy, 1 degraded, 2 unreachable.
+    Health(HealthArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +71,19 @@ struct BaselineArgs {
     /// Only sessions on or before this trading date (YYYY-MM-DD).
     #[arg(long, value_name = "YYYY-MM-DD")]
     date: Option<jiff::civil::Date>,
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// Print the report as JSON (for machines).
+    #[arg(long)]
+    json: bool,
+    /// Keys sampled per DB for the TTL audit (SCAN, never KEYS).
+    #[arg(long, default_value_t = 1_000)]
+    ttl_sample: usize,
+    /// A consumer group further behind than this many entries is degraded.
+    #[arg(long, default_value_t = 10_000)]
+    max_lag: u64,
 }
 
 #[derive(Args)]
@@ -225,6 +240,21 @@ async fn main() -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
             Ok(())
+        }
+        Command::Health(args) => {
+            let config = load_config(&cli)?;
+            let opts = tickwire_writer::health::HealthOptions {
+                ttl_sample: args.ttl_sample.max(1),
+                max_lag: args.max_lag,
+                ..Default::default()
+            };
+            let report = tickwire_writer::health::check(&config, &opts).await;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", tickwire::summary::render_health(&report));
+            }
+            std::process::exit(report.status.exit_code());
         }
         Command::Run(args) => {
             let config = load_config(&cli)?;

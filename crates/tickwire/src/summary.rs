@@ -131,3 +131,82 @@ pub fn render_record(r: &RecordSummary) -> String {
     }
     s
 }
+
+/// `tickwire health` for people.
+pub fn render_health(r: &tickwire_writer::health::HealthReport) -> String {
+    let mut s = String::new();
+    let status = serde_json::to_value(r.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let _ = writeln!(s, "health: {status}");
+    if let Some(redis) = &r.redis {
+        let _ = writeln!(
+            s,
+            "  redis {} at {}: ping {:.2} ms, memory {} (maxmemory {})",
+            redis.version,
+            redis.url,
+            redis.ping_ms,
+            redis.used_memory_human,
+            if redis.maxmemory == 0 {
+                "none".to_string()
+            } else {
+                redis.maxmemory.to_string()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  {:>3}  {:<28}{:>10}{:>16}",
+            "db", "purpose", "keys", "no TTL/sampled"
+        );
+        for d in &r.databases {
+            let _ = writeln!(
+                s,
+                "  {:>3}  {:<28}{:>10}{:>16}",
+                d.db,
+                d.purpose,
+                d.keys,
+                format!("{}/{}", d.without_ttl, d.sampled)
+            );
+        }
+        let entries: u64 = r.streams.iter().map(|st| st.length).sum();
+        let _ = writeln!(
+            s,
+            "  tick streams: {} ({} entries in those listed)",
+            r.tick_streams, entries
+        );
+        for st in r.streams.iter().filter(|st| !st.groups.is_empty()) {
+            for g in &st.groups {
+                let lag = g.lag.map_or("?".to_string(), |l| l.to_string());
+                let _ = writeln!(
+                    s,
+                    "    {} group {}: lag {lag}, pending {}, consumers {}",
+                    st.key, g.name, g.pending, g.consumers
+                );
+            }
+        }
+        match &r.heartbeat {
+            Some(hb) => {
+                let get = |k: &str| hb.fields.get(k).map_or("?", String::as_str);
+                let _ = writeln!(
+                    s,
+                    "  heartbeat: {:.1} s old (pid {}, version {}, ticks {})",
+                    hb.age_ms as f64 / 1000.0,
+                    get("pid"),
+                    get("version"),
+                    get("ticks_total")
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  heartbeat: none");
+            }
+        }
+        for (feed, status) in &r.feeds {
+            let _ = writeln!(s, "  feed {feed}: {status}");
+        }
+    }
+    for p in &r.problems {
+        let _ = writeln!(s, "  ! {p}");
+    }
+    s
+}

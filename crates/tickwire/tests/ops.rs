@@ -1,0 +1,258 @@
+//! What an operator sees of a running tickwire: `/metrics` scraped over HTTP
+//! during a replay and checked against what landed in Redis, the heartbeat,
+//! `tickwire health`, and log lines free of credentials.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tickwire_testkit::RedisServer;
+
+fn tickwire() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
+    c.env_remove("TICKWIRE_REDIS_URL").env_remove("RUST_LOG");
+    c
+}
+
+fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `GET /metrics`: every sample line, `name{labels}` -> value.
+fn scrape(port: u16) -> HashMap<String, f64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the metrics endpoint listens");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body.lines()
+        .filter(|l| l.starts_with("tickwire_"))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate(mut child: Child) -> (Option<i32>, String, String) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), out, err)
+}
+
+fn redis_cli(server: &RedisServer, db: u8, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-u", &format!("{}/{db}", server.url())])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// 50 ticks within a second (one of them malformed), then one two minutes
+/// later: paced at 1x, the replay writes the 50 and then waits.
+fn paced_file(dir: &Path) -> std::path::PathBuf {
+    let t0 = 1_704_169_800_000i64; // 2024-01-02 10:00 IST
+    let mut body = String::new();
+    for i in 0..50 {
+        let symbol = ["SBIN", "TCS"][i % 2];
+        body += &format!(
+            "{{\"exchange\":\"NSE\",\"symbol\":\"{symbol}\",\"ts\":{},\"ltp\":{},\"qty\":1}}\n",
+            t0 + i as i64 * 10,
+            600.0 + i as f64 * 0.05
+        );
+        if i == 20 {
+            body += "{\"exchange\":\"NSE\",\"symbol\":\n";
+        }
+    }
+    body += &format!(
+        "{{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":{},\"ltp\":601,\"qty\":1}}\n",
+        t0 + 120_000
+    );
+    let path = dir.join("paced.jsonl");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("ops.toml");
+    std::fs::write(
+        &cfg,
+        format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n[writer]\nflush_interval_ms = 5\n"),
+    )
+    .unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "replay", "--speed", "1"])
+        .arg(paced_file(dir.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    wait_for("50 ticks in Redis", 20, || {
+        let n: u64 = ["SBIN", "TCS"]
+            .iter()
+            .map(|s| redis_cli(&server, 4, &["XLEN", &format!("ticks:{s}")]).parse::<u64>().unwrap_or(0))
+            .sum();
+        n == 50
+    });
+    // The heartbeat has caught up with the writer once a beat has passed.
+    wait_for("the heartbeat's totals", 5, || {
+        redis_cli(&server, 0, &["HGET", "tickwire:heartbeat", "ticks_total"]) == "50"
+    });
+    let m = scrape(port);
+    let hb: Vec<String> = redis_cli(&server, 0, &["HGETALL", "tickwire:heartbeat"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let hb: HashMap<&str, &str> = hb
+        .chunks(2)
+        .map(|kv| (kv[0].as_str(), kv[1].as_str()))
+        .collect();
+    let ttl: i64 = redis_cli(&server, 0, &["TTL", "tickwire:heartbeat"]).parse().unwrap();
+    let (code, stdout, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    // Counters equal what Redis holds.
+    let get = |k: &str| m.get(k).copied().unwrap_or_else(|| panic!("no {k} in {m:#?}"));
+    assert_eq!(get("tickwire_ticks_written_total{db=\"4\"}"), 50.0);
+    assert_eq!(get("tickwire_ticks_received_total{feed=\"tickwire\"}"), 50.0);
+    assert_eq!(get("tickwire_frames_received_total{feed=\"tickwire\"}"), 51.0);
+    assert_eq!(
+        get("tickwire_frames_rejected_total{feed=\"tickwire\",error_type=\"json\"}"),
+        1.0
+    );
+    assert_eq!(redis_cli(&server, 0, &["XLEN", "deadletter:tickwire"]), "1");
+    assert_eq!(get("tickwire_deadletters_written_total{db=\"0\"}"), 1.0);
+    // Real histograms: buckets, a count and a sum.
+    for h in [
+        "tickwire_redis_write_latency_seconds",
+        "tickwire_writer_batch_size_events",
+    ] {
+        let buckets = m.keys().filter(|k| k.starts_with(&format!("{h}_bucket{{"))).count();
+        assert!(buckets >= 10, "{h} has {buckets} buckets");
+        assert!(get(&format!("{h}_bucket{{le=\"+Inf\"}}")) >= 1.0);
+        assert!(get(&format!("{h}_count")) >= 1.0);
+    }
+    assert!(get("tickwire_process_start_time_seconds") > 1.7e9);
+    assert!(m.contains_key("tickwire_channel_depth_chunks{stage=\"writer\"}"), "{m:#?}");
+
+    assert_eq!(hb["pid"], pid);
+    assert_eq!(hb["ticks_total"], "50");
+    assert_eq!(hb["last_tick_ts"], "1704169800490");
+    assert_eq!(hb["version"], env!("CARGO_PKG_VERSION"));
+    assert!((1..=5).contains(&ttl), "heartbeat TTL {ttl}");
+}
+
+fn health_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = tickwire().args(args).args(["health", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("health --json printed no JSON ({e}): {stdout}"));
+    (out.status.code(), v)
+}
+
+#[test]
+fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
+    let server = redis();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    let mut body = String::new();
+    for i in 0..30 {
+        body += &format!(
+            "{{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":{},\"ltp\":600.5,\"qty\":1}}\n",
+            1_704_169_800_000i64 + i * 1_000
+        );
+    }
+    std::fs::write(&file, body).unwrap();
+    let replay = tickwire()
+        .args(["--redis", &url, "replay"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(replay.status.success());
+    // A consumer that has read nothing: the whole stream is its lag.
+    redis_cli(&server, 4, &["XGROUP", "CREATE", "ticks:SBIN", "strategy", "0"]);
+
+    // Healthy: right after the replay its heartbeat is fresh.
+    let (code, v) = health_json(&["--redis", &url]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["status"], "healthy");
+    assert_eq!(v["redis"]["version"].as_str().map(|s| s.is_empty()), Some(false));
+    let db4 = v["databases"].as_array().unwrap().iter().find(|d| d["db"] == 4).unwrap();
+    assert_eq!(db4["without_ttl"], 0);
+    assert!(db4["keys"].as_u64().unwrap() >= 1);
+    let stream = &v["streams"][0];
+    assert_eq!((stream["key"].as_str(), stream["length"].as_u64()), (Some("ticks:SBIN"), Some(30)));
+    assert_eq!(stream["groups"][0]["name"], "strategy");
+    assert_eq!(stream["groups"][0]["lag"], 30);
+    assert_eq!(v["heartbeat"]["fields"]["ticks_total"], "30");
+
+    // Degraded: a key without a TTL where every key must expire, and a lagging group.
+    redis_cli(&server, 2, &["SET", "stray", "1"]);
+    let (code, v) = health_json(&["--redis", &url]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(v["status"], "degraded");
+    let db2 = v["databases"].as_array().unwrap().iter().find(|d| d["db"] == 2).unwrap();
+    assert_eq!(db2["examples"], serde_json::json!(["stray"]));
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("stray"), "{problems}");
+    let out = tickwire()
+        .args(["--redis", &url, "health", "--max-lag", "10"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text.starts_with("health: degraded"), "{text}");
+    assert!(text.contains("group strategy of ticks:SBIN is 30 entries behind"), "{text}");
+
+    // Unreachable: nothing listens there.
+    let nowhere = format!("redis://user:hunter2@127.0.0.1:{}", free_port());
+    let (code, v) = health_json(&["--redis", &nowhere]);
+    assert_eq!(code, Some(2), "{v:#}");
+    assert_eq!(v["status"], "unreachable");
+    assert!(!v.to_string().contains("hunter2"), "{v}");
+}
