@@ -256,3 +256,53 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
     assert_eq!(v["status"], "unreachable");
     assert!(!v.to_string().contains("hunter2"), "{v}");
 }
+
+#[test]
+fn no_log_line_carries_the_redis_password() {
+    let server = redis();
+    let password = "pw-Zq81-secret";
+    redis_cli(&server, 0, &["CONFIG", "SET", "requirepass", password]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("log.toml");
+    std::fs::write(
+        &cfg,
+        "[log]\nformat = \"json\"\nlevel = \"debug\"\n[metrics]\nenabled = false\n",
+    )
+    .unwrap();
+    let file = paced_file(dir.path());
+    let with_password = format!("redis://:{password}@127.0.0.1:{}", server.port());
+    let ok = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &with_password, "replay"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let wrong = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &format!("redis://:{password}-wrong@127.0.0.1:{}", server.port()), "replay"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(wrong.status.code(), Some(1));
+    let mut lines = 0;
+    for out in [&ok, &wrong] {
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(password), "the password leaked:\n{text}");
+        }
+        // Log lines are JSON objects, as configured.
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            if line.starts_with('{') {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert!(v["level"].is_string(), "{line}");
+                lines += 1;
+            }
+        }
+    }
+    assert!(lines > 10, "debug logging wrote {lines} JSON lines");
+    let wrong_err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(wrong_err.contains("redis://:***@127.0.0.1"), "{wrong_err}");
+}
