@@ -120,6 +120,9 @@ pub struct LogConfig {
     pub format: String,
     /// error, warn, info, debug or trace; `RUST_LOG` overrides it.
     pub level: String,
+    /// `replay` with standard error not a terminal: a progress line this
+    /// often (0: none). On a terminal it shows a progress bar instead.
+    pub progress_interval_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -127,6 +130,7 @@ impl Default for LogConfig {
         Self {
             format: "text".into(),
             level: "warn".into(),
+            progress_interval_ms: 5_000,
         }
     }
 }

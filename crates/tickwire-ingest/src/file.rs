@@ -65,6 +65,10 @@ pub enum IngestError {
 #[derive(Debug, Default)]
 pub struct IngestProgress {
     pub files_total: AtomicU64,
+    /// Bytes of the input files on disk (compressed as they are).
+    pub disk_bytes_total: AtomicU64,
+    /// Of those, read so far.
+    pub disk_bytes_read: Arc<AtomicU64>,
     pub files_done: AtomicU64,
     /// Bytes of (decompressed) lines read.
     pub bytes: AtomicU64,
@@ -165,11 +169,11 @@ pub fn start_replay(
             return Err(IngestError::BadSpeed(x));
         }
     }
+    let progress = Arc::new(IngestProgress::default());
     let mut files = Vec::with_capacity(opts.files.len());
     for path in &opts.files {
-        files.push(open(path, opts.format, opts.symbol.as_deref())?);
+        files.push(open(path, opts.format, opts.symbol.as_deref(), &progress)?);
     }
-    let progress = Arc::new(IngestProgress::default());
     progress
         .files_total
         .store(files.len() as u64, Ordering::Relaxed);
@@ -205,15 +209,39 @@ pub fn start_replay(
     })
 }
 
+/// Counts the bytes read from disk (for progress and ETA).
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 fn open(
     path: &Path,
     forced: Option<Format>,
     symbol: Option<&str>,
+    progress: &IngestProgress,
 ) -> Result<OpenFile, IngestError> {
     let file = File::open(path).map_err(|source| IngestError::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    if let Ok(m) = file.metadata() {
+        progress
+            .disk_bytes_total
+            .fetch_add(m.len(), Ordering::Relaxed);
+    }
+    let file = Counting {
+        inner: file,
+        read: Arc::clone(&progress.disk_bytes_read),
+    };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let compressed = name.ends_with(".zst");
     let raw: Box<dyn Read + Send> = if compressed {

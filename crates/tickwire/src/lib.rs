@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod ops;
+pub mod progress;
 pub mod replay;
 pub mod run;
 pub mod summary;

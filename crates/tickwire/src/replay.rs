@@ -40,6 +40,16 @@ pub async fn replay(
     opts: ReplayOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, AppError> {
+    replay_shown(config, opts, stop, crate::progress::ProgressMode::Off).await
+}
+
+/// [`replay`], showing its progress on standard error as `mode` says.
+pub async fn replay_shown(
+    config: &Config,
+    opts: ReplayOptions,
+    stop: Arc<AtomicBool>,
+    mode: crate::progress::ProgressMode,
+) -> Result<RunSummary, AppError> {
     let started = Instant::now();
     let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
@@ -69,8 +79,10 @@ pub async fn replay(
         };
         tokio::spawn(async move { tickwire_writer::run_with(&config, pools, rx, opts).await })
     };
+    let shown = crate::progress::show(mode, handle.progress());
     let ingest = tokio::task::spawn_blocking(move || handle.join());
     let written = writer.await?;
+    shown.finish().await;
     if let Some(h) = heartbeat {
         h.stop().await;
     }

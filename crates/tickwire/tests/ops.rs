@@ -306,3 +306,32 @@ fn no_log_line_carries_the_redis_password() {
     let wrong_err = String::from_utf8_lossy(&wrong.stderr);
     assert!(wrong_err.contains("redis://:***@127.0.0.1"), "{wrong_err}");
 }
+
+#[test]
+fn replay_prints_progress_lines_when_stderr_is_not_a_terminal() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        "[log]\nprogress_interval_ms = 200\n[metrics]\nenabled = false\n",
+    )
+    .unwrap();
+    // Two minutes of recorded time at 80x: about 1.5 s.
+    let out = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "replay", "--speed", "80"])
+        .arg(paced_file(dir.path()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("replay: files ")).collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    assert!(lines.iter().all(|l| l.contains("ticks/s") && l.contains("ETA")), "{stderr}");
+    assert!(lines[0].starts_with("replay: files 0/1"), "{stderr}");
+    // The run still ends with its summary table.
+    assert!(stdout.starts_with("replay finished"), "{stdout}");
+}
