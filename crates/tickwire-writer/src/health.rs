@@ -118,7 +118,10 @@ impl HealthReport {
     fn unreachable(url: &str, why: String) -> Self {
         HealthReport {
             status: Status::Unreachable,
-            problems: vec![format!("Redis at {} is unreachable: {why}", redact_url(url))],
+            problems: vec![format!(
+                "Redis at {} is unreachable: {why}",
+                redact_url(url)
+            )],
             redis: None,
             databases: Vec::new(),
             streams: Vec::new(),
@@ -303,7 +306,9 @@ async fn gather(
         status_keys.push(k?);
     }
     drop(scan);
-    let (before, after) = status_pattern.split_once('*').unwrap_or((&status_pattern, ""));
+    let (before, after) = status_pattern
+        .split_once('*')
+        .unwrap_or((&status_pattern, ""));
     for k in status_keys {
         let name = k.as_str_lossy().into_owned();
         let feed = name

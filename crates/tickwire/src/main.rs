@@ -295,7 +295,8 @@ async fn main() -> Result<()> {
             };
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
-            let mode = tickwire::progress::ProgressMode::for_stderr(config.log.progress_interval_ms);
+            let mode =
+                tickwire::progress::ProgressMode::for_stderr(config.log.progress_interval_ms);
             let summary = tickwire::replay::replay_shown(&config, opts, stop, mode).await?;
             print!("{}", summary.render());
             Ok(())

@@ -99,7 +99,8 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
         }
         ProgressMode::Bar => {
             let done = Arc::clone(&done);
-            let bar = indicatif::ProgressBar::new(progress.disk_bytes_total.load(Ordering::Relaxed));
+            let bar =
+                indicatif::ProgressBar::new(progress.disk_bytes_total.load(Ordering::Relaxed));
             if let Ok(style) = indicatif::ProgressStyle::with_template(
                 "{bar:30.cyan/blue} {binary_bytes}/{binary_total_bytes} {msg} ETA {eta}",
             ) {

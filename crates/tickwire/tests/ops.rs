@@ -71,8 +71,18 @@ fn terminate(mut child: Child) -> (Option<i32>, String, String) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.code(), out, err)
 }
 
@@ -134,7 +144,11 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
     wait_for("50 ticks in Redis", 20, || {
         let n: u64 = ["SBIN", "TCS"]
             .iter()
-            .map(|s| redis_cli(&server, 4, &["XLEN", &format!("ticks:{s}")]).parse::<u64>().unwrap_or(0))
+            .map(|s| {
+                redis_cli(&server, 4, &["XLEN", &format!("ticks:{s}")])
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
             .sum();
         n == 50
     });
@@ -151,15 +165,27 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
         .chunks(2)
         .map(|kv| (kv[0].as_str(), kv[1].as_str()))
         .collect();
-    let ttl: i64 = redis_cli(&server, 0, &["TTL", "tickwire:heartbeat"]).parse().unwrap();
+    let ttl: i64 = redis_cli(&server, 0, &["TTL", "tickwire:heartbeat"])
+        .parse()
+        .unwrap();
     let (code, stdout, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
 
     // Counters equal what Redis holds.
-    let get = |k: &str| m.get(k).copied().unwrap_or_else(|| panic!("no {k} in {m:#?}"));
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("no {k} in {m:#?}"))
+    };
     assert_eq!(get("tickwire_ticks_written_total{db=\"4\"}"), 50.0);
-    assert_eq!(get("tickwire_ticks_received_total{feed=\"tickwire\"}"), 50.0);
-    assert_eq!(get("tickwire_frames_received_total{feed=\"tickwire\"}"), 51.0);
+    assert_eq!(
+        get("tickwire_ticks_received_total{feed=\"tickwire\"}"),
+        50.0
+    );
+    assert_eq!(
+        get("tickwire_frames_received_total{feed=\"tickwire\"}"),
+        51.0
+    );
     assert_eq!(
         get("tickwire_frames_rejected_total{feed=\"tickwire\",error_type=\"json\"}"),
         1.0
@@ -171,13 +197,39 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
         "tickwire_redis_write_latency_seconds",
         "tickwire_writer_batch_size_events",
     ] {
-        let buckets = m.keys().filter(|k| k.starts_with(&format!("{h}_bucket{{"))).count();
+        let buckets = m
+            .keys()
+            .filter(|k| k.starts_with(&format!("{h}_bucket{{")))
+            .count();
         assert!(buckets >= 10, "{h} has {buckets} buckets");
         assert!(get(&format!("{h}_bucket{{le=\"+Inf\"}}")) >= 1.0);
         assert!(get(&format!("{h}_count")) >= 1.0);
     }
     assert!(get("tickwire_process_start_time_seconds") > 1.7e9);
-    assert!(m.contains_key("tickwire_channel_depth_chunks{stage=\"writer\"}"), "{m:#?}");
+    // Every series scraped belongs to a metric of the catalogue (the README
+    // table and the dashboard are checked against the same list).
+    for series in m.keys() {
+        let base = series.split('{').next().unwrap_or(series);
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| base.strip_suffix(s))
+            .filter(|b| {
+                tickwire_core::telemetry::METRICS
+                    .iter()
+                    .any(|d| d.name == *b)
+            })
+            .unwrap_or(base);
+        assert!(
+            tickwire_core::telemetry::METRICS
+                .iter()
+                .any(|d| d.name == base),
+            "{series} is exported but not in the catalogue"
+        );
+    }
+    assert!(
+        m.contains_key("tickwire_channel_depth_chunks{stage=\"writer\"}"),
+        "{m:#?}"
+    );
 
     assert_eq!(hb["pid"], pid);
     assert_eq!(hb["ticks_total"], "50");
@@ -187,7 +239,11 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
 }
 
 fn health_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = tickwire().args(args).args(["health", "--json"]).output().unwrap();
+    let out = tickwire()
+        .args(args)
+        .args(["health", "--json"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("health --json printed no JSON ({e}): {stdout}"));
@@ -215,18 +271,33 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
         .unwrap();
     assert!(replay.status.success());
     // A consumer that has read nothing: the whole stream is its lag.
-    redis_cli(&server, 4, &["XGROUP", "CREATE", "ticks:SBIN", "strategy", "0"]);
+    redis_cli(
+        &server,
+        4,
+        &["XGROUP", "CREATE", "ticks:SBIN", "strategy", "0"],
+    );
 
     // Healthy: right after the replay its heartbeat is fresh.
     let (code, v) = health_json(&["--redis", &url]);
     assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["status"], "healthy");
-    assert_eq!(v["redis"]["version"].as_str().map(|s| s.is_empty()), Some(false));
-    let db4 = v["databases"].as_array().unwrap().iter().find(|d| d["db"] == 4).unwrap();
+    assert_eq!(
+        v["redis"]["version"].as_str().map(|s| s.is_empty()),
+        Some(false)
+    );
+    let db4 = v["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["db"] == 4)
+        .unwrap();
     assert_eq!(db4["without_ttl"], 0);
     assert!(db4["keys"].as_u64().unwrap() >= 1);
     let stream = &v["streams"][0];
-    assert_eq!((stream["key"].as_str(), stream["length"].as_u64()), (Some("ticks:SBIN"), Some(30)));
+    assert_eq!(
+        (stream["key"].as_str(), stream["length"].as_u64()),
+        (Some("ticks:SBIN"), Some(30))
+    );
     assert_eq!(stream["groups"][0]["name"], "strategy");
     assert_eq!(stream["groups"][0]["lag"], 30);
     assert_eq!(v["heartbeat"]["fields"]["ticks_total"], "30");
@@ -236,7 +307,12 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
     let (code, v) = health_json(&["--redis", &url]);
     assert_eq!(code, Some(1), "{v:#}");
     assert_eq!(v["status"], "degraded");
-    let db2 = v["databases"].as_array().unwrap().iter().find(|d| d["db"] == 2).unwrap();
+    let db2 = v["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["db"] == 2)
+        .unwrap();
     assert_eq!(db2["examples"], serde_json::json!(["stray"]));
     let problems = v["problems"].to_string();
     assert!(problems.contains("stray"), "{problems}");
@@ -247,7 +323,10 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(text.starts_with("health: degraded"), "{text}");
-    assert!(text.contains("group strategy of ticks:SBIN is 30 entries behind"), "{text}");
+    assert!(
+        text.contains("group strategy of ticks:SBIN is 30 entries behind"),
+        "{text}"
+    );
 
     // Unreachable: nothing listens there.
     let nowhere = format!("redis://user:hunter2@127.0.0.1:{}", free_port());
@@ -281,11 +360,19 @@ fn no_log_line_carries_the_redis_password() {
     let wrong = tickwire()
         .arg("--config")
         .arg(&cfg)
-        .args(["--redis", &format!("redis://:{password}-wrong@127.0.0.1:{}", server.port()), "replay"])
+        .args([
+            "--redis",
+            &format!("redis://:{password}-wrong@127.0.0.1:{}", server.port()),
+            "replay",
+        ])
         .arg(&file)
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert_eq!(wrong.status.code(), Some(1));
     let mut lines = 0;
     for out in [&ok, &wrong] {
@@ -328,9 +415,17 @@ fn replay_prints_progress_lines_when_stderr_is_not_a_terminal() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("replay: files ")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("replay: files "))
+        .collect();
     assert!(lines.len() >= 3, "{stderr}");
-    assert!(lines.iter().all(|l| l.contains("ticks/s") && l.contains("ETA")), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("ticks/s") && l.contains("ETA")),
+        "{stderr}"
+    );
     assert!(lines[0].starts_with("replay: files 0/1"), "{stderr}");
     // The run still ends with its summary table.
     assert!(stdout.starts_with("replay finished"), "{stdout}");
