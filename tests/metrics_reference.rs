@@ -72,7 +72,7 @@ fn the_dashboard_queries_only_exported_metrics() {
         "tickwire_frames_rejected_total",
         "tickwire_feed_reconnects_total",
         "tickwire_feed_backlog_frames",
-        "tickwire_channel_depth_chunks",
+        "tickwire_channel_depth_items",
     ] {
         assert!(
             used.contains(needed),

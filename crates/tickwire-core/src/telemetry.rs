@@ -38,7 +38,7 @@ pub const FEED_UP: &str = "tickwire_feed_up";
 pub const FEED_BACKLOG: &str = "tickwire_feed_backlog_frames";
 pub const FEED_BACKPRESSURE: &str = "tickwire_feed_backpressure_total";
 pub const FEED_DROPPED: &str = "tickwire_feed_dropped_frames_total";
-pub const CHANNEL_DEPTH: &str = "tickwire_channel_depth_chunks";
+pub const CHANNEL_DEPTH: &str = "tickwire_channel_depth_items";
 pub const BATCH_SIZE: &str = "tickwire_writer_batch_size_events";
 pub const REDIS_WRITE_LATENCY: &str = "tickwire_redis_write_latency_seconds";
 pub const TICK_TO_REDIS_LATENCY: &str = "tickwire_tick_to_redis_latency_seconds";
@@ -146,7 +146,7 @@ pub const METRICS: &[MetricDef] = &[
         name: CHANNEL_DEPTH,
         kind: Kind::Gauge,
         labels: &["stage"],
-        help: "Chunks waiting in the channel into a stage (state, writer).",
+        help: "Items waiting in the channel into a stage: parser (live frames), state and writer (chunks of events).",
     },
     MetricDef {
         name: BATCH_SIZE,

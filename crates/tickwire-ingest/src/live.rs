@@ -179,6 +179,21 @@ pub fn start_live(
             })
             .map_err(LiveError::Thread)?
     };
+    // How many frames wait for the parser, sampled without keeping the channel open.
+    {
+        let weak = frames_tx.downgrade();
+        let gauge = metrics::gauge!(
+            tickwire_core::telemetry::CHANNEL_DEPTH,
+            "stage" => "parser"
+        );
+        tokio::spawn(async move {
+            while let Some(tx) = weak.upgrade() {
+                gauge.set((tx.max_capacity() - tx.capacity()) as f64);
+                drop(tx);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+    }
     let mut tasks = Vec::with_capacity(plans.len());
     let mut counters = Vec::with_capacity(plans.len());
     for plan in plans {

@@ -227,7 +227,7 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
         );
     }
     assert!(
-        m.contains_key("tickwire_channel_depth_chunks{stage=\"writer\"}"),
+        m.contains_key("tickwire_channel_depth_items{stage=\"writer\"}"),
         "{m:#?}"
     );
 
@@ -429,4 +429,83 @@ fn replay_prints_progress_lines_when_stderr_is_not_a_terminal() {
     assert!(lines[0].starts_with("replay: files 0/1"), "{stderr}");
     // The run still ends with its summary table.
     assert!(stdout.starts_with("replay finished"), "{stdout}");
+}
+
+#[test]
+fn a_live_run_exports_feed_state_and_tick_latency() {
+    use tickwire_testkit::ws_server::{Step, WsServer};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let trade = |id: u64| {
+        Step::Text(format!(
+            r#"{{"arg":{{"channel":"trades","instId":"BTC-USDT"}},"data":[{{"instId":"BTC-USDT","tradeId":"{id}","px":"42000.5","sz":"0.1","side":"buy","ts":"{}"}}]}}"#,
+            1_704_067_200_000 + id
+        ))
+    };
+    let ws = rt
+        .block_on(WsServer::start(
+            vec![
+                vec![Step::ExpectText, trade(1), trade(2), Step::Drop],
+                vec![
+                    Step::ExpectText,
+                    trade(3),
+                    Step::Text("garbage".into()),
+                    Step::Hold,
+                ],
+            ],
+            true,
+        ))
+        .unwrap();
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("live.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n[live]\nbackoff_initial_ms = 20\nbackoff_max_ms = 50\n\
+             [[feeds]]\nname = \"okx\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"BTC-USDT\"]\n",
+            ws.url("/ws/v5/public")
+        ),
+    )
+    .unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("3 ticks in Redis", 15, || {
+        redis_cli(&server, 4, &["XLEN", "ticks:BTC-USDT"]) == "3"
+    });
+    let mut m = HashMap::new();
+    wait_for("the metrics to show all 3 ticks written", 5, || {
+        m = scrape(port);
+        m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&3.0)
+    });
+    let status = redis_cli(&server, 0, &["GET", "feed:okx:status"]);
+    let (code, stdout, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("no {k} in {m:#?}"))
+    };
+    assert_eq!(status, "connected");
+    assert_eq!(get("tickwire_feed_up{feed=\"okx\"}"), 1.0);
+    assert_eq!(get("tickwire_feed_reconnects_total{feed=\"okx\"}"), 1.0);
+    assert_eq!(get("tickwire_ticks_received_total{feed=\"okx\"}"), 3.0);
+    assert!(get("tickwire_frames_received_total{feed=\"okx\"}") >= 4.0);
+    assert_eq!(
+        get("tickwire_frames_rejected_total{feed=\"okx\",error_type=\"json\"}"),
+        1.0
+    );
+    assert_eq!(get("tickwire_tick_to_redis_latency_seconds_count"), 3.0);
+    assert!(m.contains_key("tickwire_tick_to_redis_latency_seconds_bucket{le=\"0.01\"}"));
+    assert!(
+        m.contains_key("tickwire_channel_depth_items{stage=\"parser\"}"),
+        "{m:#?}"
+    );
+    assert_eq!(get("tickwire_feed_backlog_frames{feed=\"okx\"}"), 0.0);
 }
