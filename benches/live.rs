@@ -45,6 +45,7 @@ fn config(server: &RedisServer, url: &str, prefix: &str) -> Config {
         &Overrides {
             redis_url: Some(server.url()),
             prefix: Some(prefix.into()),
+            ..Default::default()
         },
     )
     .expect("bench config is valid")

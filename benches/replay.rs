@@ -86,6 +86,7 @@ fn e2e(c: &mut Criterion) {
     let config = Config::defaults(&Overrides {
         redis_url: Some(server.url()),
         prefix: None,
+        ..Default::default()
     })
     .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();

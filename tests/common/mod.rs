@@ -25,6 +25,7 @@ pub fn config(server: &RedisServer, extra_toml: &str) -> Config {
         &Overrides {
             redis_url: Some(server.url()),
             prefix: None,
+            ..Default::default()
         },
     )
     .expect("test config is valid")

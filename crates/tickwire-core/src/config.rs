@@ -92,6 +92,10 @@ pub struct Config {
     pub log: LogConfig,
     /// `[heartbeat]`: the liveness hash in the system DB.
     pub heartbeat: HeartbeatConfig,
+    /// The key profiles selected on the command line (`--profile`), not in
+    /// the file: the default layout unless told otherwise.
+    #[serde(skip)]
+    pub profiles: crate::profiles::Profiles,
 }
 
 /// `[metrics]`: Prometheus `/metrics` over HTTP while `run` or `replay` runs.
@@ -275,6 +279,7 @@ impl Default for Config {
             metrics: Default::default(),
             log: Default::default(),
             heartbeat: Default::default(),
+            profiles: Default::default(),
         }
     }
 }
@@ -654,6 +659,8 @@ impl ConfigError {
 pub struct Overrides {
     pub redis_url: Option<String>,
     pub prefix: Option<String>,
+    /// `--profile` names (built-in) or paths; none means `default`.
+    pub profiles: Vec<String>,
 }
 
 impl Config {
@@ -706,6 +713,10 @@ impl Config {
         }
         if let Some(prefix) = &overrides.prefix {
             config.keys.prefix = prefix.clone();
+        }
+        match crate::profiles::Profiles::load(&overrides.profiles) {
+            Ok(p) => config.profiles = p,
+            Err(e) => errors.push(FieldError::new("--profile", e.to_string())),
         }
         errors.extend(config.validate());
         if errors.is_empty() {
@@ -1108,6 +1119,7 @@ mod tests {
         let o = Overrides {
             redis_url: Some("redis://10.0.0.1:7000".into()),
             prefix: Some("bt:".into()),
+            ..Default::default()
         };
         let c = Config::from_toml("[redis]\nurl = \"redis://x:1\"\n", &o).unwrap();
         assert_eq!(c.redis.url, "redis://10.0.0.1:7000");
@@ -1115,6 +1127,7 @@ mod tests {
         let bad = Overrides {
             redis_url: Some("nonsense".into()),
             prefix: None,
+            ..Default::default()
         };
         assert_eq!(
             fields(Config::from_toml("", &bad).unwrap_err()),

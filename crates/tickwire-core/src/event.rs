@@ -53,6 +53,8 @@ impl FeedStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEvent {
     pub feed: Arc<str>,
+    /// The feed's venue (`binance`, `okx`, `dhan`, ...): `{exchange}` in keys.
+    pub exchange: &'static str,
     pub status: FeedStatus,
     /// When it happened (epoch ns, local clock).
     pub at_ns: i64,

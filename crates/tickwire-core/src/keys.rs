@@ -15,6 +15,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "HH",
     "MM",
     "interval",
+    "interval_minutes",
     "name",
     "feed",
 ];
@@ -77,6 +78,14 @@ impl KeyTemplate {
         Ok(Self {
             source: source.to_string(),
             parts,
+        })
+    }
+
+    /// The placeholders it uses, in order.
+    pub fn placeholders(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(*v),
+            Part::Lit(_) => None,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod event;
 pub mod feeds;
 pub mod ids;
 pub mod keys;
+pub mod profiles;
 pub mod session;
 pub mod telemetry;
 pub mod tick;

@@ -61,6 +61,9 @@ pub struct Tick {
     pub ask: Option<f64>,
     /// Cumulative traded volume of the day, when the venue reports it.
     pub cum_volume: Option<f64>,
+    /// Average traded price of the day: the venue's (Dhan's ATP), else the
+    /// session VWAP the state stage keeps (inline engine).
+    pub atp: Option<f64>,
     /// The DB purpose of the phase the tick traded in, set by the state stage
     /// (`None`: the continuous market).
     pub db: Option<crate::config::Db>,
@@ -84,6 +87,7 @@ impl Tick {
             bid: None,
             ask: None,
             cum_volume: None,
+            atp: None,
             db: None,
         }
     }
@@ -194,6 +198,7 @@ mod tests {
             bid: None,
             ask: None,
             cum_volume: None,
+            atp: None,
             db: None,
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);

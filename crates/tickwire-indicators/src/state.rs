@@ -156,14 +156,14 @@ impl StateStage {
         };
         tick.db = Some(db);
         if tick.qty > 0.0 {
-            self.on_trade(i, &tick, db, out);
+            self.on_trade(i, &mut tick, db, out);
         } else {
             self.ticks_without_qty += 1;
         }
         out.push(Event::Tick(tick));
     }
 
-    fn on_trade(&mut self, i: usize, tick: &Tick, db: Db, out: &mut Vec<Event>) {
+    fn on_trade(&mut self, i: usize, tick: &mut Tick, db: Db, out: &mut Vec<Event>) {
         let (cfg, s) = (&self.cfg, &mut self.states[i]);
         let inline = cfg.inline;
         let ts = tick.exchange_ts_ms();
@@ -182,6 +182,9 @@ impl StateStage {
         let local = s.clock.at(ts);
         if inline {
             s.vwap.update(local.date, tick.price, tick.qty);
+            if tick.atp.is_none() {
+                tick.atp = s.vwap.value();
+            }
         } else {
             let session = Arc::clone(&local.session);
             let (ts_ms, seq) = s.seq.next(ts);

@@ -408,6 +408,7 @@ pub async fn run_feed(
     let status = |status, reconnects, gap_ns, reason| {
         FeedMsg::Status(FeedEvent {
             feed: Arc::clone(&plan.name),
+            exchange: plan.venue.name(),
             status,
             at_ns: now_ns(),
             reconnects,

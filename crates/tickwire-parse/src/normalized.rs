@@ -86,6 +86,7 @@ pub(crate) fn decode(
         bid: line.bid,
         ask: line.ask,
         cum_volume: line.vol,
+        atp: None,
         db: None,
     };
     match tick.validate() {

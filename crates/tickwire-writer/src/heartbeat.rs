@@ -27,17 +27,27 @@ impl Heartbeat {
         started_at_ms: i64,
     ) -> Result<Heartbeat, WriterError> {
         let keys = compile_keys(config)?;
-        let key = keys.heartbeat.render(&keys.prefix, |_| None);
-        let db = config.databases.get(Db::System);
+        // (db, key, the profile output shaping it; None: the default layout's hash)
+        let mut targets: Vec<(u8, String, Option<tickwire_core::profiles::Output>)> = Vec::new();
+        if config.profiles.default_layout {
+            targets.push((
+                config.databases.get(Db::System),
+                keys.heartbeat.render(&keys.prefix, |_| None),
+                None,
+            ));
+        }
+        for p in &config.profiles.others {
+            if let Some(out) = &p.heartbeat {
+                let prefix = format!("{}{}", keys.prefix, p.namespace);
+                targets.push((out.db, out.key.render(&prefix, |_| None), Some(out.clone())));
+            }
+        }
         let every = Duration::from_millis(config.heartbeat.interval_ms);
         let ttl = i64::try_from(config.heartbeat.ttl_secs).unwrap_or(i64::MAX);
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let pid = std::process::id().to_string();
             loop {
-                let Ok(client) = pools.client(db, 0) else {
-                    return;
-                };
                 let now_ms = jiff::Timestamp::now().as_millisecond();
                 let fields: Vec<(&str, String)> = vec![
                     ("pid", pid.clone()),
@@ -53,18 +63,44 @@ impl Heartbeat {
                     ),
                     ("updated_at", now_ms.to_string()),
                 ];
-                let p = client.pipeline();
-                let queued = async {
-                    let _: () = p.hset(key.as_str(), fields).await?;
-                    let _: () = p.expire(key.as_str(), ttl, None).await?;
-                    p.all::<()>().await
-                };
-                // A missed beat is logged, never fatal: the writer's own
-                // retries deal with an unreachable Redis.
-                match tokio::time::timeout(every.max(Duration::from_secs(1)), queued).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not written"),
-                    Err(_) => tracing::warn!("heartbeat timed out"),
+                for (db, key, shape) in &targets {
+                    let Ok(client) = pools.client(*db, 0) else {
+                        continue;
+                    };
+                    let (value, key_ttl) = match shape {
+                        None => (
+                            Ok(fields
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.clone()))
+                                .collect()),
+                            ttl,
+                        ),
+                        Some(out) => (
+                            crate::profile::heartbeat_value(out, &fields),
+                            i64::try_from(out.ttl).unwrap_or(i64::MAX),
+                        ),
+                    };
+                    let p = client.pipeline();
+                    let queued = async {
+                        match value {
+                            Ok(hash) => {
+                                let hash: Vec<(String, String)> = hash;
+                                let _: () = p.hset(key.as_str(), hash).await?;
+                            }
+                            Err(text) => {
+                                let _: () = p.set(key.as_str(), text, None, None, false).await?;
+                            }
+                        }
+                        let _: () = p.expire(key.as_str(), key_ttl, None).await?;
+                        p.all::<()>().await
+                    };
+                    // A missed beat is logged, never fatal: the writer's own
+                    // retries deal with an unreachable Redis.
+                    match tokio::time::timeout(every.max(Duration::from_secs(1)), queued).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not written"),
+                        Err(_) => tracing::warn!("heartbeat timed out"),
+                    }
                 }
                 if *stopped.borrow() {
                     return;

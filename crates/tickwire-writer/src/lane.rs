@@ -137,6 +137,8 @@ pub(crate) struct QuoteWrite {
 pub(crate) struct LaneBatch {
     pub ticks: Vec<TickWrite>,
     pub snapshots: Vec<SnapshotWrite>,
+    /// Writes of the selected key profiles other than `default`.
+    pub profile: Vec<crate::profile::ProfileWrite>,
     pub quotes: Vec<QuoteWrite>,
     pub rejects: Vec<RejectWrite>,
     pub bars: Vec<BarWrite>,
@@ -150,6 +152,7 @@ impl LaneBatch {
     pub fn len(&self) -> usize {
         self.ticks.len()
             + self.snapshots.len()
+            + self.profile.len()
             + self.quotes.len()
             + self.rejects.len()
             + self.bars.len()
@@ -197,6 +200,8 @@ pub(crate) struct LaneSettings {
     pub session_ttl: i64,
     pub alerts: AlertSettings,
     pub progress: Arc<crate::stats::WriterProgress>,
+    /// `lua/profile_write.lua`, when a key profile other than `default` is selected.
+    pub profile_script: Option<Script>,
     /// Record each tick's receive-to-Redis latency (live runs).
     pub tick_latency: bool,
 }
@@ -226,6 +231,7 @@ impl LuaScripts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Profile,
     Tick,
     DeadLetter,
     Bar,
@@ -495,7 +501,77 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     }
     plan_volumes(batch, s, state, &mut buf, &mut cmds);
     plan_snapshots(batch, s, &mut cmds);
+    plan_profiles(batch, s, &mut cmds);
     cmds
+}
+
+/// One EVALSHA of `profile_write.lua` per profile key: the batch's latest
+/// value (lists: every entry, oldest first).
+fn plan_profiles(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
+    use crate::profile::ProfileValue;
+    use tickwire_core::profiles::RedisType;
+    let Some(script) = &s.profile_script else {
+        return;
+    };
+    let mut by_key: HashMap<(u8, &Key), Vec<usize>> = HashMap::new();
+    let mut order: Vec<(u8, &Key)> = Vec::new();
+    for (i, w) in batch.profile.iter().enumerate() {
+        let slot = by_key.entry((w.db, &w.key)).or_insert_with(|| {
+            order.push((w.db, &w.key));
+            Vec::new()
+        });
+        match w.value {
+            // Only the latest hash or string value counts.
+            ProfileValue::Fields(_) | ProfileValue::Text(_) => {
+                slot.clear();
+                slot.push(i);
+            }
+            ProfileValue::Entry(..) => slot.push(i),
+        }
+    }
+    for id in order {
+        let writes = &by_key[&id];
+        let Some(&last) = writes.last() else { continue };
+        let w = &batch.profile[last];
+        let kind = match w.redis_type {
+            RedisType::Hash => "hash",
+            RedisType::String => "string",
+            RedisType::List => "list",
+        };
+        let mut args: Vec<Value> = vec![
+            Value::from(kind),
+            Value::Integer(w.ttl),
+            Value::Integer(w.cap),
+            w.publish
+                .as_ref()
+                .map_or(Value::from(""), |k| Value::Bytes(k.clone().into_bytes())),
+            Value::from(w.order_field),
+        ];
+        for &i in writes {
+            match &batch.profile[i].value {
+                ProfileValue::Fields(fields) => {
+                    for (k, v) in fields {
+                        args.push(Value::from(k.as_str()));
+                        args.push(Value::from(v.as_str()));
+                    }
+                }
+                ProfileValue::Text(t) => args.push(Value::from(t.as_str())),
+                ProfileValue::Entry(order, json) => {
+                    args.push(Value::Integer(*order));
+                    args.push(Value::from(json.as_str()));
+                }
+            }
+        }
+        cmds.push(Cmd {
+            db: w.db,
+            kind: Kind::Profile,
+            call: Call::Evalsha {
+                sha: script.sha1().clone(),
+                keys: vec![w.key.clone()],
+                args,
+            },
+        });
+    }
 }
 
 /// The latest snapshot of each key in the batch: one HSET or SET, one EXPIRE.
@@ -1089,7 +1165,7 @@ async fn write_batch(
         .iter()
         .map(|c| match &c.call {
             Call::Expire { key, .. } => (c.db, c.kind, Some(key.clone())),
-            Call::Evalsha { keys, .. } if c.kind == Kind::Alert => {
+            Call::Evalsha { keys, .. } if matches!(c.kind, Kind::Alert | Kind::Profile) => {
                 (c.db, c.kind, keys.first().cloned())
             }
             _ => (c.db, c.kind, None),
@@ -1127,6 +1203,9 @@ async fn write_batch(
             let mut loaded = s.alerts.script.load(client).await;
             if let (Ok(()), Some(lua)) = (&loaded, &s.lua) {
                 loaded = lua.load(client).await;
+            }
+            if let (Ok(()), Some(script)) = (&loaded, &s.profile_script) {
+                loaded = script.load(client).await;
             }
             if let Err(e) = loaded {
                 tracing::warn!(lane, error = %e, "SCRIPT LOAD failed");
@@ -1173,6 +1252,15 @@ async fn write_batch(
                 stats.indicator_writes += 1;
             }
             (Kind::Lua, Outcome::Applied) => stats.lua_calls += 1,
+            (Kind::Profile, Outcome::Applied) => {
+                db.hash_writes += 1;
+                if let Some(key) = key {
+                    let name = key.as_str_lossy();
+                    if !db.keys.contains(&*name) {
+                        db.keys.insert(name.into_owned());
+                    }
+                }
+            }
             (Kind::Alert, Outcome::Applied) => {
                 if let Some(marker) = key {
                     state.alerted.insert(marker);

@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod inspect;
 mod lane;
 pub mod pools;
+pub mod profile;
 pub mod stats;
 
 use std::collections::hash_map::DefaultHasher;
@@ -43,6 +44,7 @@ use tickwire_core::config::Engine;
 pub const LUA_BAR_INDICATORS: &str = include_str!("../../../lua/bar_indicators.lua");
 pub const LUA_VWAP: &str = include_str!("../../../lua/vwap.lua");
 pub const LUA_VOLUME_ALERT: &str = include_str!("../../../lua/volume_alert.lua");
+pub const LUA_PROFILE_WRITE: &str = include_str!("../../../lua/profile_write.lua");
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -108,6 +110,15 @@ pub fn writer_dbs(config: &Config) -> Vec<u8> {
             .chain([ex.outside.as_str()]);
         dbs.extend(named.filter_map(Db::from_name).map(|p| d.get(p)));
     }
+    // DBs of the selected key profiles.
+    for p in &config.profiles.others {
+        for out in [&p.last_price, &p.bars, &p.heartbeat, &p.feed_status]
+            .into_iter()
+            .flatten()
+        {
+            dbs.push(out.db);
+        }
+    }
     dbs.sort_unstable();
     dbs.dedup();
     dbs
@@ -147,7 +158,17 @@ struct Dispatcher {
     lua_interval: Option<Arc<str>>,
     lua_keys: HashMap<ByAddress, LuaKeys>,
     pending: Vec<LaneBatch>,
+    /// Whether the default layout is written (the `default` profile).
+    default_layout: bool,
+    /// The other selected key profiles.
+    profiles: Vec<tickwire_core::profiles::Profile>,
+    /// Rendered profile keys (and PUBLISH channels) per (profile, instrument,
+    /// bar interval): rendering once per instrument, not per tick.
+    profile_keys: HashMap<ProfileKeyId, (Key, Option<Key>)>,
 }
+
+/// (profile index, instrument, bar interval for bar outputs).
+type ProfileKeyId = (usize, ByAddress, Option<Arc<str>>);
 
 /// A depth snapshot as hash fields: `ts`, `recv_ts` (epoch ms), then per
 /// level n (1 = best) `bid{n}`, `bid{n}_qty`, `bid{n}_orders`, `ask{n}`,
@@ -211,7 +232,89 @@ fn lane_of(name: &str, lanes: usize) -> usize {
 }
 
 impl Dispatcher {
+    /// The writes of the selected profiles other than `default`.
+    fn route_profiles(&mut self, event: &Event) -> Option<usize> {
+        if self.profiles.is_empty() {
+            return None;
+        }
+        let mut lane = None;
+        for (i, p) in self.profiles.iter().enumerate() {
+            let prefix = format!("{}{}", self.keys.prefix, p.namespace);
+            match event {
+                Event::Tick(t) => {
+                    let Some(out) = &p.last_price else { continue };
+                    let id = (i, ByAddress(Arc::clone(&t.instrument)), None);
+                    let (key, publish) = self
+                        .profile_keys
+                        .entry(id)
+                        .or_insert_with(|| {
+                            let v = |n: &str| instrument_value(&t.instrument, n);
+                            (
+                                Key::from(out.key.render(&prefix, v)),
+                                out.publish.as_ref().map(|c| Key::from(c.render("", v))),
+                            )
+                        })
+                        .clone();
+                    let l = lane_of(&t.instrument.symbol, self.lanes);
+                    self.pending[l]
+                        .profile
+                        .push(profile::tick(out, key, publish, t));
+                    lane = Some(l);
+                }
+                Event::Bar(u) if u.closed => {
+                    let Some(out) = &p.bars else { continue };
+                    let id = (
+                        i,
+                        ByAddress(Arc::clone(&u.instrument)),
+                        Some(Arc::clone(&u.interval)),
+                    );
+                    let (key, _) = self
+                        .profile_keys
+                        .entry(id)
+                        .or_insert_with(|| {
+                            let minutes = tickwire_core::config::interval_ms(&u.interval)
+                                .map(|ms| (ms / 60_000).to_string())
+                                .unwrap_or_default();
+                            let key = out.key.render(&prefix, |n| match n {
+                                "interval" => Some(&*u.interval),
+                                "interval_minutes" => Some(minutes.as_str()),
+                                _ => instrument_value(&u.instrument, n),
+                            });
+                            (Key::from(key), None)
+                        })
+                        .clone();
+                    let l = lane_of(&u.instrument.symbol, self.lanes);
+                    self.pending[l]
+                        .profile
+                        .push(profile::bar(out, key, &u.instrument, &u.bar));
+                    lane = Some(l);
+                }
+                Event::Feed(f) => {
+                    let Some(out) = &p.feed_status else { continue };
+                    let key = Key::from(out.key.render(&prefix, |n| match n {
+                        "feed" => Some(&*f.feed),
+                        "exchange" => Some(f.exchange),
+                        _ => None,
+                    }));
+                    let l = lane_of(&f.feed, self.lanes);
+                    self.pending[l]
+                        .profile
+                        .push(profile::feed_status(out, key, f.status.as_str()));
+                    lane = Some(l);
+                }
+                _ => {}
+            }
+        }
+        lane
+    }
+
     fn route(&mut self, event: Event) -> Option<usize> {
+        let profiled = self.route_profiles(&event);
+        // Outputs the selected profiles do not name are not written; dead
+        // letters and skips are the process's own bookkeeping, always kept.
+        if !self.default_layout && !matches!(event, Event::Rejected(_) | Event::Skipped { .. }) {
+            return profiled;
+        }
         match event {
             Event::Tick(tick) => {
                 let key = ByAddress(Arc::clone(&tick.instrument));
@@ -585,6 +688,8 @@ pub async fn run_with(
         },
         progress: Arc::clone(&opts.progress),
         tick_latency: opts.tick_latency,
+        profile_script: (!config.profiles.others.is_empty())
+            .then(|| Script::from_lua(LUA_PROFILE_WRITE)),
     };
     let mut settings = settings;
     settings
@@ -593,6 +698,12 @@ pub async fn run_with(
         .load(pools.client(settings.alerts.db, 0)?)
         .await
         .map_err(WriterError::Script)?;
+    if let Some(script) = &settings.profile_script {
+        script
+            .load(pools.client(settings.ticks_db, 0)?)
+            .await
+            .map_err(WriterError::Script)?;
+    }
     let lua_interval = if config.indicators.engine == Engine::Lua {
         let scripts = LuaScripts {
             bar_indicators: Script::from_lua(LUA_BAR_INDICATORS),
@@ -637,6 +748,9 @@ pub async fn run_with(
         lua_interval,
         lua_keys: HashMap::new(),
         pending: (0..lanes).map(|_| LaneBatch::default()).collect(),
+        default_layout: config.profiles.default_layout,
+        profiles: config.profiles.others.clone(),
+        profile_keys: HashMap::new(),
     };
     let batch_size = config.writer.batch_size.max(1);
     let mut flush = tokio::time::interval(Duration::from_millis(config.writer.flush_interval_ms));

@@ -41,6 +41,7 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
     let config = Config::defaults(&Overrides {
         redis_url: Some(server.url()),
         prefix: None,
+        ..Default::default()
     })?;
     let opts = ReplayOptions {
         feeds: Vec::new(),

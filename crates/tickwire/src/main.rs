@@ -41,6 +41,10 @@ struct Cli {
     /// Put before every key written (a backtest beside live data).
     #[arg(long, global = true, value_name = "PREFIX")]
     prefix: Option<String>,
+    /// Key layout: default, dhanscalper, tradingboost, or a profile file;
+    /// repeat to write several layouts at once (default when none is given).
+    #[arg(long = "profile", global = true, value_name = "NAME")]
+    profiles: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,6 +146,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
     let overrides = Overrides {
         redis_url: cli.redis.clone(),
         prefix: cli.prefix.clone(),
+        profiles: cli.profiles.clone(),
     };
     Ok(match &cli.config {
         Some(path) => Config::load(path, &overrides)?,

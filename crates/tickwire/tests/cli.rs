@@ -458,3 +458,42 @@ fn record_then_replay_then_run_from_the_command_line() {
         );
     }
 }
+
+#[test]
+fn profiles_are_chosen_with_the_profile_flag() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = sample_file(dir.path(), "one.jsonl");
+    let (out, stdout, stderr) = run(tickwire()
+        .args([
+            "--redis",
+            &server.url(),
+            "--profile",
+            "tradingboost",
+            "replay",
+        ])
+        .arg(&file));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_value(&stdout, "ticks read"), 1);
+    let got = Command::new("redis-cli")
+        .args([
+            "-u",
+            &format!("{}/0", server.url()),
+            "GET",
+            "price:NSE:SBIN",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        r#"{"price":612.35,"timestamp":1704080700100}"#
+    );
+    let (out, _, stderr) = run(tickwire()
+        .args(["--redis", &server.url(), "--profile", "nope", "replay"])
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("unknown profile \"nope\"") && stderr.contains("dhanscalper"),
+        "{stderr}"
+    );
+}

@@ -192,6 +192,7 @@ impl DhanDecoder {
                         f64::from(ltq),
                     );
                     tick.cum_volume = Some(f64::from(volume));
+                    tick.atp = Some(p.price(18)).filter(|a| *a > 0.0);
                     if code == 8 {
                         let best = depth_level(&p, 0);
                         tick.bid = (best.bid_price > 0.0).then_some(best.bid_price);

@@ -1,0 +1,442 @@
+//! Key profiles: the Redis layouts of the stacks tickwire replaces, so their
+//! consumers keep reading the keys they know. A profile maps each kind of
+//! output to a key template, a Redis type, a value encoding, a DB, a TTL and a
+//! cap; an output a profile does not name is not written by it.
+//!
+//! `default` is the layout of `[keys]`, `[databases]` and `[ttl]` (design.md);
+//! the others live in `config/profiles/*.toml` and are built into the binary.
+//! Several profiles can be selected at once (`--profile NAME`, repeatable).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::FieldError;
+use crate::keys::KeyTemplate;
+
+/// The profiles built into the binary: (name, TOML).
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "default",
+        include_str!("../../../config/profiles/default.toml"),
+    ),
+    (
+        "dhanscalper",
+        include_str!("../../../config/profiles/dhanscalper.toml"),
+    ),
+    (
+        "tradingboost",
+        include_str!("../../../config/profiles/tradingboost.toml"),
+    ),
+];
+
+/// A Redis type a profile output can be written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisType {
+    Hash,
+    String,
+    List,
+}
+
+/// How an output's value is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One hash field per output field (hashes only).
+    Fields,
+    /// One JSON object; `a.b` output names nest.
+    Json,
+    /// The one field's value as plain text (a string key mirroring a status).
+    Value,
+}
+
+/// One output of a profile, as written in its file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub key: String,
+    #[serde(rename = "type")]
+    pub redis_type: RedisType,
+    pub encoding: Encoding,
+    pub db: u8,
+    /// Seconds; every key tickwire writes expires.
+    pub ttl: u64,
+    /// Lists: entries kept (newest first). 0 for other types.
+    #[serde(default)]
+    pub cap: u64,
+    /// `name` or `name=source`; the sources each kind offers are listed in
+    /// [`OutputKind::sources`].
+    pub fields: Vec<String>,
+    /// PUBLISH the value on this channel template after each write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
+}
+
+/// A profile file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Put before every key of this profile (its namespace).
+    #[serde(default)]
+    pub namespace: String,
+    /// `default` only: the layout of `[keys]` and `[databases]`.
+    #[serde(default)]
+    pub layout: Option<String>,
+    #[serde(default)]
+    pub last_price: Option<OutputConfig>,
+    #[serde(default)]
+    pub bars: Option<OutputConfig>,
+    #[serde(default)]
+    pub heartbeat: Option<OutputConfig>,
+    #[serde(default)]
+    pub feed_status: Option<OutputConfig>,
+}
+
+/// The kinds of output a profile can map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    LastPrice,
+    Bars,
+    Heartbeat,
+    FeedStatus,
+}
+
+impl OutputKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::LastPrice => "last_price",
+            OutputKind::Bars => "bars",
+            OutputKind::Heartbeat => "heartbeat",
+            OutputKind::FeedStatus => "feed_status",
+        }
+    }
+
+    /// The values a field of this kind can take.
+    pub fn sources(self) -> &'static [&'static str] {
+        match self {
+            OutputKind::LastPrice => &[
+                "ltp",
+                "qty",
+                "ts",
+                "ts_iso",
+                "vol",
+                "atp",
+                "bid",
+                "ask",
+                "symbol",
+                "exchange",
+                "segment",
+                "security_id",
+            ],
+            OutputKind::Bars => &[
+                "open", "high", "low", "close", "volume", "trades", "open_ms", "symbol",
+            ],
+            OutputKind::Heartbeat => &[
+                "pid",
+                "version",
+                "started_at",
+                "last_tick_ts",
+                "ticks_total",
+                "updated_at",
+            ],
+            OutputKind::FeedStatus => &["status"],
+        }
+    }
+
+    /// Placeholders its key template may use.
+    fn placeholders(self) -> &'static [&'static str] {
+        match self {
+            OutputKind::LastPrice => &["symbol", "exchange", "segment", "security_id"],
+            OutputKind::Bars => &[
+                "symbol",
+                "exchange",
+                "segment",
+                "security_id",
+                "interval",
+                "interval_minutes",
+            ],
+            OutputKind::Heartbeat => &[],
+            OutputKind::FeedStatus => &["feed", "exchange"],
+        }
+    }
+}
+
+/// A parsed output, ready to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub key: KeyTemplate,
+    pub redis_type: RedisType,
+    pub encoding: Encoding,
+    pub db: u8,
+    pub ttl: u64,
+    pub cap: u64,
+    /// (output name, source).
+    pub fields: Vec<(String, String)>,
+    pub publish: Option<KeyTemplate>,
+}
+
+/// A selected profile other than `default`, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub namespace: String,
+    pub last_price: Option<Output>,
+    pub bars: Option<Output>,
+    pub heartbeat: Option<Output>,
+    pub feed_status: Option<Output>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("unknown profile {name:?}: known {known}, or a path to a profile file")]
+    Unknown { name: String, known: String },
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("profile {name}: {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        name: String,
+        errors: Vec<FieldError>,
+    },
+}
+
+/// The selected profiles: whether the default layout is written, and the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profiles {
+    pub default_layout: bool,
+    pub others: Vec<Profile>,
+}
+
+impl Default for Profiles {
+    fn default() -> Self {
+        Profiles {
+            default_layout: true,
+            others: Vec::new(),
+        }
+    }
+}
+
+impl Profiles {
+    /// Loads the named profiles (built-in names or paths to profile files).
+    /// No name at all means `default`.
+    pub fn load(names: &[String]) -> Result<Profiles, ProfileError> {
+        if names.is_empty() {
+            return Ok(Profiles::default());
+        }
+        let mut out = Profiles {
+            default_layout: false,
+            others: Vec::new(),
+        };
+        for name in names {
+            let (label, text) = match BUILT_IN.iter().find(|(n, _)| n == name) {
+                Some((n, t)) => (n.to_string(), t.to_string()),
+                None if name.ends_with(".toml") => (
+                    name.clone(),
+                    std::fs::read_to_string(name).map_err(|source| ProfileError::Read {
+                        path: name.clone(),
+                        source,
+                    })?,
+                ),
+                None => {
+                    return Err(ProfileError::Unknown {
+                        name: name.clone(),
+                        known: BUILT_IN
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+                }
+            };
+            match parse(&label, &text)? {
+                None => out.default_layout = true,
+                Some(p) => out.others.push(p),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses a profile file: `None` for the default layout.
+pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
+    let invalid = |errors| ProfileError::Invalid {
+        name: name.to_string(),
+        errors,
+    };
+    let cfg: ProfileConfig = toml::from_str(text)
+        .map_err(|e| invalid(vec![FieldError::new("profile", e.message().to_string())]))?;
+    if let Some(layout) = &cfg.layout {
+        if layout == "default" {
+            return Ok(None);
+        }
+        return Err(invalid(vec![FieldError::new(
+            "layout",
+            format!("{layout:?}: only \"default\" is known"),
+        )]));
+    }
+    let mut errors = Vec::new();
+    let mut one = |kind: OutputKind, o: &Option<OutputConfig>| -> Option<Output> {
+        let o = o.as_ref()?;
+        let at = |f: &str| format!("{}.{f}", kind.name());
+        let key = match KeyTemplate::parse(&o.key, &[]) {
+            Ok(k) => k,
+            Err(e) => {
+                errors.push(FieldError::new(at("key"), e.to_string()));
+                return None;
+            }
+        };
+        for p in key.placeholders() {
+            if !kind.placeholders().contains(&p) {
+                errors.push(FieldError::new(
+                    at("key"),
+                    format!(
+                        "{{{p}}} is not available for {} (use {})",
+                        kind.name(),
+                        kind.placeholders().join(", ")
+                    ),
+                ));
+            }
+        }
+        if o.db > 15 {
+            errors.push(FieldError::new(at("db"), format!("{} is not 0-15", o.db)));
+        }
+        if o.ttl == 0 {
+            errors.push(FieldError::new(
+                at("ttl"),
+                "must be greater than 0: every key tickwire writes expires",
+            ));
+        }
+        match (o.redis_type, o.encoding) {
+            (RedisType::Hash, Encoding::Fields)
+            | (RedisType::String, Encoding::Json | Encoding::Value)
+            | (RedisType::List, Encoding::Json) => {}
+            (RedisType::Hash, e) => errors.push(FieldError::new(
+                at("encoding"),
+                format!("a hash takes encoding = \"fields\" (got {e:?})"),
+            )),
+            (t, _) => errors.push(FieldError::new(
+                at("encoding"),
+                format!("a {t:?} holds JSON: use encoding = \"json\""),
+            )),
+        }
+        if o.encoding == Encoding::Value && o.fields.len() != 1 {
+            errors.push(FieldError::new(
+                at("fields"),
+                "encoding = \"value\" writes exactly one field",
+            ));
+        }
+        if o.redis_type == RedisType::List && o.cap == 0 {
+            errors.push(FieldError::new(
+                at("cap"),
+                "a list needs a cap (entries kept)",
+            ));
+        }
+        let mut fields = Vec::with_capacity(o.fields.len());
+        for (i, f) in o.fields.iter().enumerate() {
+            let (out, src) = f.split_once('=').unwrap_or((f.as_str(), f.as_str()));
+            if !kind.sources().contains(&src) {
+                errors.push(FieldError::new(
+                    format!("{}.fields[{i}]", kind.name()),
+                    format!(
+                        "unknown source {src:?} (known: {})",
+                        kind.sources().join(", ")
+                    ),
+                ));
+            }
+            fields.push((out.to_string(), src.to_string()));
+        }
+        if fields.is_empty() {
+            errors.push(FieldError::new(
+                at("fields"),
+                "must name at least one field",
+            ));
+        }
+        let publish = o
+            .publish
+            .as_ref()
+            .and_then(|p| match KeyTemplate::parse(p, &[]) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push(FieldError::new(at("publish"), e.to_string()));
+                    None
+                }
+            });
+        Some(Output {
+            key,
+            redis_type: o.redis_type,
+            encoding: o.encoding,
+            db: o.db,
+            ttl: o.ttl,
+            cap: o.cap,
+            fields,
+            publish,
+        })
+    };
+    let profile = Profile {
+        name: name.to_string(),
+        namespace: cfg.namespace.clone(),
+        last_price: one(OutputKind::LastPrice, &cfg.last_price),
+        bars: one(OutputKind::Bars, &cfg.bars),
+        heartbeat: one(OutputKind::Heartbeat, &cfg.heartbeat),
+        feed_status: one(OutputKind::FeedStatus, &cfg.feed_status),
+    };
+    if errors.is_empty() {
+        Ok(Some(profile))
+    } else {
+        Err(invalid(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_parse() {
+        for (name, text) in BUILT_IN {
+            let p = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.is_none(), *name == "default", "{name}");
+        }
+        let all: Vec<String> = BUILT_IN.iter().map(|(n, _)| n.to_string()).collect();
+        let p = Profiles::load(&all).unwrap();
+        assert!(p.default_layout);
+        assert_eq!(p.others.len(), BUILT_IN.len() - 1);
+        let only = Profiles::load(&["tradingboost".to_string()]).unwrap();
+        assert!(!only.default_layout);
+        assert!(Profiles::load(&[]).unwrap().default_layout);
+    }
+
+    #[test]
+    fn every_bad_field_of_a_profile_is_named() {
+        let text = r#"
+            [last_price]
+            key = "p:{symbol}:{interval}"
+            type = "list"
+            encoding = "fields"
+            db = 22
+            ttl = 0
+            fields = ["ltp", "price=nope"]
+        "#;
+        let Err(ProfileError::Invalid { errors, .. }) = parse("x", text) else {
+            panic!("accepted")
+        };
+        let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "last_price.cap",
+                "last_price.db",
+                "last_price.encoding",
+                "last_price.fields[1]",
+                "last_price.key",
+                "last_price.ttl"
+            ]
+        );
+        assert!(matches!(
+            Profiles::load(&["nope".to_string()]),
+            Err(ProfileError::Unknown { .. })
+        ));
+    }
+}

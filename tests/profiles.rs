@@ -1,0 +1,194 @@
+//! Key profiles against a private redis-server, read back with a plain client
+//! the way the old consumers read them (HGETALL, LRANGE 0 99, GET + JSON).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use fred::prelude::*;
+use tickwire_core::profiles::Profiles;
+use tickwire_core::Config;
+use tickwire_testkit::ws_server::{Step, WsServer};
+
+fn with_profiles(mut config: Config, names: &[&str]) -> Config {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    config.profiles = Profiles::load(&names).expect("built-in profiles load");
+    config
+}
+
+/// 130 minutes of one NSE instrument from 09:15 IST, 3 trades a minute.
+fn session_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<(i64, f64, f64)>) {
+    let open = 1_704_167_100_000i64; // 2024-01-02 09:15 IST
+    let mut body = String::new();
+    let mut trades = Vec::new();
+    for m in 0..130i64 {
+        for k in 0..3i64 {
+            let ts = open + m * 60_000 + k * 15_000;
+            let price = 2_450.0 + ((m * 7 + k * 3) % 23) as f64 * 0.05;
+            let qty = (1 + (m + k) % 5) as f64;
+            trades.push((ts, price, qty));
+            body += &format!(
+                "{{\"exchange\":\"NSE\",\"segment\":\"NSE_EQ\",\"symbol\":\"RELIANCE\",\"security_id\":\"2885\",\"ts\":{ts},\"ltp\":{price},\"qty\":{qty},\"vol\":{}}}\n",
+                1000 + m * 10 + k
+            );
+        }
+    }
+    (write(dir, "reliance.jsonl", &body), trades)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhanscalper_layout_alone() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, trades) = session_file(dir.path());
+    let config = with_profiles(config(&server, ""), &["dhanscalper"]);
+    let first = replay(&config, std::slice::from_ref(&file)).await;
+    assert_eq!(first.ingest.ticks, 390);
+    let db0 = server.client(0).await.unwrap();
+
+    // The last tick, as DhanScalper's consumers HGETALL it.
+    let tick = hgetall(&db0, "dhan_scalper:v1:ticks:NSE_EQ:2885").await;
+    let last = trades.last().unwrap();
+    assert_eq!(tick["ltp"], last.1.to_string());
+    assert_eq!(tick["ts"], last.0.to_string());
+    assert_eq!(tick["vol"], "2292");
+    assert_eq!(
+        (tick["segment"].as_str(), tick["security_id"].as_str()),
+        ("NSE_EQ", "2885")
+    );
+    // No ATP in the input: the session VWAP stands in for it.
+    let (pq, q) = trades
+        .iter()
+        .fold((0.0, 0.0), |(pq, q), t| (pq + t.1 * t.2, q + t.2));
+    let atp: f64 = tick["atp"].parse().unwrap();
+    assert!((atp - pq / q).abs() <= 1e-9 * atp, "{atp} vs {}", pq / q);
+    assert_eq!(tick.len(), 6, "{tick:?}");
+    let t = ttl(&db0, "dhan_scalper:v1:ticks:NSE_EQ:2885").await;
+    assert!((290..=300).contains(&t), "ticks TTL {t}");
+
+    // The last 100 closed 1-minute bars, newest first, as JSON.
+    let key = "dhan_scalper:v1:bars:NSE_EQ:2885:1";
+    let bars: Vec<String> = db0.lrange(key, 0, 99).await.unwrap();
+    let len: u64 = db0.llen(key).await.unwrap();
+    assert_eq!((bars.len(), len), (100, 100), "capped at 100");
+    let newest: serde_json::Value = serde_json::from_str(&bars[0]).unwrap();
+    let minute_open = 1_704_167_100_000i64 + 129 * 60_000;
+    let in_minute: Vec<_> = trades
+        .iter()
+        .filter(|t| t.0 >= minute_open && t.0 < minute_open + 60_000)
+        .collect();
+    assert_eq!(newest["ts"], minute_open);
+    assert_eq!(newest["o"].as_f64(), Some(in_minute[0].1));
+    assert_eq!(newest["c"].as_f64(), Some(in_minute[2].1));
+    assert_eq!(
+        newest["h"].as_f64(),
+        in_minute.iter().map(|t| t.1).reduce(f64::max)
+    );
+    assert_eq!(
+        newest["v"].as_f64(),
+        Some(in_minute.iter().map(|t| t.2).sum())
+    );
+    let keys_of_bar: Vec<&String> = newest.as_object().unwrap().keys().collect();
+    assert_eq!(keys_of_bar.len(), 6, "o/h/l/c/v/ts: {newest}");
+    let oldest: serde_json::Value = serde_json::from_str(&bars[99]).unwrap();
+    assert_eq!(oldest["ts"], minute_open - 99 * 60_000);
+    let t = ttl(&db0, key).await;
+    assert!((86_300..=86_400).contains(&t), "bars TTL {t}");
+
+    // Its heartbeat hash, 300 s.
+    let hb = hgetall(&db0, "dhan_scalper:v1:hb").await;
+    assert_eq!(hb["pid"], std::process::id().to_string());
+    assert!(hb.contains_key("ts"), "{hb:?}");
+    let t = ttl(&db0, "dhan_scalper:v1:hb").await;
+    assert!((290..=300).contains(&t), "hb TTL {t}");
+
+    // Only what the profile names: no default layout anywhere.
+    assert_eq!(
+        keys(&db0).await,
+        [
+            "dhan_scalper:v1:bars:NSE_EQ:2885:1",
+            "dhan_scalper:v1:hb",
+            "dhan_scalper:v1:ticks:NSE_EQ:2885"
+        ]
+    );
+    for db in [2u8, 3, 4, 5, 6, 8] {
+        assert!(
+            keys(&server.client(db).await.unwrap()).await.is_empty(),
+            "db {db}"
+        );
+    }
+
+    // A second replay adds nothing to the list.
+    replay(&config, &[file]).await;
+    let again: Vec<String> = db0.lrange(key, 0, 99).await.unwrap();
+    assert_eq!(again, bars);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tradingboost_beside_the_default_layout() {
+    let trade = |id: u64, px: &str| {
+        Step::Text(format!(
+            r#"{{"arg":{{"channel":"trades","instId":"BTC-USDT"}},"data":[{{"instId":"BTC-USDT","tradeId":"{id}","px":"{px}","sz":"0.5","side":"buy","ts":"{}"}}]}}"#,
+            1_704_067_200_000 + id
+        ))
+    };
+    let ws = WsServer::start(
+        vec![vec![
+            Step::ExpectText,
+            trade(1, "42000.5"),
+            trade(2, "42001"),
+            Step::Hold,
+        ]],
+        true,
+    )
+    .await
+    .unwrap();
+    let server = redis();
+    let toml = format!(
+        "[[feeds]]\nname = \"okx-spot\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"BTC-USDT\"]\n",
+        ws.url("/ws/v5/public")
+    );
+    let config = with_profiles(config(&server, &toml), &["default", "tradingboost"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = {
+        let (config, stop) = (config.clone(), Arc::clone(&stop));
+        tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
+    };
+    let db0 = server.client(0).await.unwrap();
+    let mut price = serde_json::Value::Null;
+    for _ in 0..500 {
+        let v: Option<String> = db0.get("price:okx:BTC-USDT").await.unwrap();
+        if let Some(v) = v {
+            price = serde_json::from_str(&v).unwrap();
+            if price["timestamp"] == 1_704_067_200_002i64 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // GET + JSON parse, as TradingBoost reads it.
+    assert_eq!(
+        price,
+        serde_json::json!({"price": 42001.0, "timestamp": 1_704_067_200_002i64})
+    );
+    let t = ttl(&db0, "price:okx:BTC-USDT").await;
+    assert!((50..=60).contains(&t), "price TTL {t}");
+    let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
+    assert_eq!(status.as_deref(), Some("connected"));
+    stop.store(true, Ordering::Relaxed);
+    run.await.unwrap().unwrap();
+    let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
+    assert_eq!(
+        status.as_deref(),
+        Some("disconnected"),
+        "the mirror follows the feed"
+    );
+    // The default layout is written too.
+    let db4 = server.client(4).await.unwrap();
+    assert_eq!(xrange(&db4, "ticks:BTC-USDT").await.len(), 2);
+    let default_status: Option<String> = db0.get("feed:okx-spot:status").await.unwrap();
+    assert_eq!(default_status.as_deref(), Some("disconnected"));
+}
