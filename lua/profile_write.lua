@@ -3,7 +3,7 @@
 -- the value, its TTL and, when asked, a PUBLISH of it.
 --
 -- KEYS[1]  the key
--- ARGV[1]  hash | string | list
+-- ARGV[1]  hash | string | list | stream
 -- ARGV[2]  TTL, seconds
 -- ARGV[3]  list: entries kept (newest first); otherwise ignored
 -- ARGV[4]  channel to PUBLISH the written value on ("" for none)
@@ -14,6 +14,9 @@
 --   list:   order key, entry, order key, entry, ... oldest first. Entries at
 --           or before the newest one already in the list are skipped, so a
 --           resent batch or a second replay adds nothing.
+--   stream: ID, field count n, n field/value pairs, ... (ARGV[3] = MAXLEN ~).
+--           An ID at or below the stream's top was written before (a resend,
+--           a replay): Redis refuses it and it is skipped.
 local key = KEYS[1]
 local kind, ttl, cap, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local last
@@ -40,6 +43,17 @@ elseif kind == 'list' then
     end
   end
   redis.call('LTRIM', key, 0, cap - 1)
+elseif kind == 'stream' then
+  local i = 6
+  while i <= #ARGV do
+    local n = tonumber(ARGV[i + 1])
+    local args = {'XADD', key, 'MAXLEN', '~', cap, ARGV[i]}
+    for j = 0, 2 * n - 1 do
+      args[#args + 1] = ARGV[i + 2 + j]
+    end
+    pcall(redis.call, unpack(args))
+    i = i + 2 + 2 * n
+  end
 end
 redis.call('EXPIRE', key, ttl)
 if channel ~= '' and last then

@@ -469,3 +469,101 @@ async fn several_intervals_at_once_aggregate_the_same_trades() {
         assert_eq!(i, ones.len(), "every 1m bar falls in a 5m bar");
     }
 }
+
+/// `[[open_ms, a, b, c], ...]` of a three-valued series (MACD, BBANDS).
+fn series3(f: &Json, symbol: &str, name: &str) -> Vec<(i64, [f64; 3])> {
+    f["symbols"][symbol][name]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let v = |i: usize| p[i].as_f64().unwrap();
+            (p[0].as_i64().unwrap(), [v(1), v(2), v(3)])
+        })
+        .collect()
+}
+
+/// Within 1e-9 relative, or 1e-12 absolute where the value is about zero
+/// (MACD lines cross zero; a relative error there means nothing).
+fn assert_close_or_tiny(what: &str, got: f64, want: f64) {
+    if want.abs() < 1e-3 {
+        assert!(
+            (got - want).abs() <= 1e-12,
+            "{what}: {got} vs TA-Lib {want}"
+        );
+    } else {
+        assert_close(what, got, want);
+    }
+}
+
+#[test]
+fn macd_and_bollinger_of_the_indicator_set_match_the_ta_lib_fixture() {
+    let f = fixture();
+    let meta = SourceMeta {
+        format: Format::TicksJson,
+        symbol: None,
+        exchange: String::new(),
+    };
+    let mut decoder = LineDecoder::new(256);
+    let mut cfg = state_config();
+    cfg.extended = true;
+    let mut stage = StateStage::new(cfg);
+    let mut sets: BTreeMap<String, Vec<tickwire_core::IndicatorSet>> = BTreeMap::new();
+    let mut take = |events: Vec<Event>| {
+        for e in events {
+            if let Event::IndicatorSet(s) = e {
+                sets.entry(s.instrument.symbol.to_string())
+                    .or_default()
+                    .push(s);
+            }
+        }
+    };
+    let data = ticks();
+    for line in data.split(|b| *b == b'\n') {
+        let mut parsed = Vec::new();
+        decoder.decode(&meta, line, &mut parsed);
+        let mut out = Vec::new();
+        for e in parsed {
+            stage.process(e, &mut out);
+        }
+        take(out);
+    }
+    let mut out = Vec::new();
+    stage.finish(&mut out);
+    take(out);
+    for symbol in ["HDFCBANK", "RELIANCE", "TCS"] {
+        let got = &sets[symbol];
+        let macd: Vec<_> = got
+            .iter()
+            .filter_map(|s| Some((s.ts_ms, [s.macd?, s.macd_signal?, s.macd_hist?])))
+            .collect();
+        let want = series3(&f, symbol, "macd");
+        assert_eq!(macd.len(), want.len(), "{symbol}: MACD values");
+        for ((t, g), (wt, w)) in macd.iter().zip(&want) {
+            assert_eq!(t, wt);
+            for k in 0..3 {
+                assert_close_or_tiny(&format!("{symbol} macd[{k}] at {t}"), g[k], w[k]);
+            }
+        }
+        let bb: Vec<_> = got
+            .iter()
+            .filter_map(|s| Some((s.ts_ms, [s.bb_upper?, s.bb_middle?, s.bb_lower?])))
+            .collect();
+        let want = series3(&f, symbol, "bbands");
+        assert_eq!(bb.len(), want.len(), "{symbol}: Bollinger values");
+        for ((t, g), (wt, w)) in bb.iter().zip(&want) {
+            assert_eq!(t, wt);
+            for k in 0..3 {
+                assert_close(&format!("{symbol} bbands[{k}] at {t}"), g[k], w[k]);
+            }
+        }
+        // RSI 14 of the set is the same Wilder RSI as the hash's.
+        let rsi: Vec<_> = got.iter().filter_map(|s| Some((s.ts_ms, s.rsi?))).collect();
+        let want = series(&f, symbol, "rsi");
+        assert_eq!(rsi.len(), want.len());
+        for ((t, g), (wt, w)) in rsi.iter().zip(&want) {
+            assert_eq!(t, wt);
+            assert_close(&format!("{symbol} rsi at {t}"), *g, *w);
+        }
+    }
+}

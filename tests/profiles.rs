@@ -192,3 +192,188 @@ async fn tradingboost_beside_the_default_layout() {
     let default_status: Option<String> = db0.get("feed:okx-spot:status").await.unwrap();
     assert_eq!(default_status.as_deref(), Some("disconnected"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trading_system_prices_indicators_and_updates() {
+    use tickwire_testkit::synth::{write_ticks, SynthSpec};
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // The series of the TA-Lib fixture.
+    let spec = SynthSpec {
+        instruments: 3,
+        sessions: 2,
+        ticks_per_session: 3_000,
+        seed: 5,
+        start: jiff::civil::date(2024, 1, 1),
+    };
+    let mut data = Vec::new();
+    write_ticks(&spec, &mut data).unwrap();
+    let file = write(
+        dir.path(),
+        "week.jsonl",
+        std::str::from_utf8(&data).unwrap(),
+    );
+    // The day of RELIANCE's last trade, from the file.
+    let lines: Vec<serde_json::Value> = data
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .filter(|v: &serde_json::Value| v["symbol"] == "RELIANCE")
+        .collect();
+    let ist_day = |ms: i64| (ms + 19_800_000).div_euclid(86_400_000);
+    let last = lines.last().unwrap();
+    let last_ts = last["ts"].as_i64().unwrap();
+    let day: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| ist_day(v["ts"].as_i64().unwrap()) == ist_day(last_ts))
+        .collect();
+    let px = |v: &serde_json::Value| v["ltp"].as_f64().unwrap();
+    let high = day.iter().map(|v| px(v)).fold(f64::MIN, f64::max);
+    let low = day.iter().map(|v| px(v)).fold(f64::MAX, f64::min);
+    let volume: f64 = day.iter().map(|v| v["qty"].as_f64().unwrap()).sum();
+
+    // A consumer subscribed to the updates before the run.
+    let subscriber = server.client(0).await.unwrap();
+    let mut messages = subscriber.message_rx();
+    let _: () = subscriber.subscribe("updates:RELIANCE").await.unwrap();
+    let config = with_profiles(config(&server, ""), &["trading-system"]);
+    replay(&config, &[file]).await;
+
+    let db2 = server.client(2).await.unwrap();
+    let raw: String = db2.get("stocks:price:RELIANCE").await.unwrap();
+    let price: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let ts_iso = jiff::Timestamp::from_millisecond(last_ts)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    assert_eq!(
+        price,
+        serde_json::json!({
+            "price": {"last": px(last), "open": px(day[0]), "high": high, "low": low, "volume": volume},
+            "timestamp": ts_iso,
+        })
+    );
+    let t = ttl(&db2, "stocks:price:RELIANCE").await;
+    assert!((57_000..=57_600).contains(&t), "price TTL {t}");
+    // Every price write was published; the last message is what GET returns.
+    let mut got = Vec::new();
+    let mut lagged = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), messages.recv()).await {
+            Ok(Ok(m)) => {
+                assert_eq!(m.channel, "updates:RELIANCE");
+                got.push(m.value.convert::<String>().unwrap());
+            }
+            // The client's buffer is small; what matters is the last message.
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => lagged += n,
+            _ => break,
+        }
+    }
+    assert!(!got.is_empty(), "no update published ({lagged} lagged)");
+    assert_eq!(got.last(), Some(&raw));
+
+    // The indicators of the last closed 1m bar, equal to TA-Lib's.
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/talib/fixture.json")).unwrap();
+    let f = &fixture["symbols"]["RELIANCE"];
+    let last_of = |name: &str| f[name].as_array().unwrap().last().unwrap().clone();
+    let (rsi, macd, bb) = (last_of("rsi"), last_of("macd"), last_of("bbands"));
+    let db4 = server.client(4).await.unwrap();
+    let raw: String = db4.get("stocks:indicators:RELIANCE").await.unwrap();
+    let ind: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let mut names: Vec<&String> = ind.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "bollinger_lower",
+            "bollinger_upper",
+            "bollinger_width",
+            "macd",
+            "macd_signal",
+            "rsi_14",
+            "timestamp"
+        ]
+    );
+    let close = |what: &str, got: &serde_json::Value, want: f64| {
+        let got = got.as_f64().unwrap();
+        assert!(
+            ((got - want) / want).abs() <= 1e-9,
+            "{what}: {got} vs {want}"
+        );
+    };
+    let n = |v: &serde_json::Value, i: usize| v[i].as_f64().unwrap();
+    close("rsi_14", &ind["rsi_14"], n(&rsi, 1));
+    close("macd", &ind["macd"], n(&macd, 1));
+    close("macd_signal", &ind["macd_signal"], n(&macd, 2));
+    close("bollinger_upper", &ind["bollinger_upper"], n(&bb, 1));
+    close("bollinger_lower", &ind["bollinger_lower"], n(&bb, 3));
+    close(
+        "bollinger_width",
+        &ind["bollinger_width"],
+        (n(&bb, 1) - n(&bb, 3)) / n(&bb, 2),
+    );
+    let bar_open = bb[0].as_i64().unwrap();
+    assert_eq!(
+        ind["timestamp"],
+        jiff::Timestamp::from_millisecond(bar_open)
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    );
+    // Only what the profile names.
+    let k4 = keys(&db4).await;
+    assert!(
+        k4.iter().all(|k| k.starts_with("stocks:indicators:")),
+        "{k4:?}"
+    );
+    assert_eq!(k4.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_file_with_its_own_tick_stream() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("md.toml");
+    std::fs::write(
+        &profile,
+        r#"
+namespace = "md:"
+[tick_stream]
+key = "{exchange}:{symbol}"
+type = "stream"
+encoding = "fields"
+db = 1
+ttl = 600
+cap = 1000
+fields = ["price=ltp", "size=qty", "t=ts"]
+"#,
+    )
+    .unwrap();
+    let body = "{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169800100,\"ltp\":612.35,\"qty\":10}\n\
+                {\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169800100,\"ltp\":612.4,\"qty\":5}\n\
+                {\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169801000,\"ltp\":612.5,\"qty\":1}\n";
+    let file = write(dir.path(), "sbin.jsonl", body);
+    let config = with_profiles(config(&server, ""), &[profile.to_str().unwrap()]);
+    replay(&config, std::slice::from_ref(&file)).await;
+    replay(&config, &[file]).await;
+    let db1 = server.client(1).await.unwrap();
+    let entries = xrange(&db1, "md:NSE:SBIN").await;
+    let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
+    // The default layout's IDs, and a second replay adds nothing.
+    assert_eq!(
+        ids,
+        ["1704169800100-0", "1704169800100-1", "1704169801000-0"]
+    );
+    assert_eq!(
+        (
+            field(&entries[1], "price"),
+            field(&entries[1], "size"),
+            field(&entries[1], "t")
+        ),
+        ("612.4", "5", "1704169800100")
+    );
+    assert_eq!(entries[1].1.len(), 3);
+    let t = ttl(&db1, "md:NSE:SBIN").await;
+    assert!((590..=600).contains(&t), "{t}");
+}

@@ -103,3 +103,32 @@ pub struct Quote {
     pub bid: Option<f64>,
     pub ask: Option<f64>,
 }
+
+/// The trading day so far of one instrument (its exchange's session date):
+/// first, highest and lowest trade price and the quantity traded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Day {
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub volume: f64,
+}
+
+/// Every indicator of one closed bar (for key profiles that write them
+/// together): RSI 14, MACD 12/26/9 and Bollinger 20/2, each `None` until its
+/// warm-up is complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndicatorSet {
+    pub instrument: Arc<Instrument>,
+    /// The bar interval's label (`1m`).
+    pub interval: Arc<str>,
+    /// The bar's open time (epoch ms).
+    pub ts_ms: i64,
+    pub rsi: Option<f64>,
+    pub macd: Option<f64>,
+    pub macd_signal: Option<f64>,
+    pub macd_hist: Option<f64>,
+    pub bb_upper: Option<f64>,
+    pub bb_middle: Option<f64>,
+    pub bb_lower: Option<f64>,
+}

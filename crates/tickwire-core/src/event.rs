@@ -1,6 +1,6 @@
 //! What the parse stage hands to the writer.
 
-use crate::bar::{BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
+use crate::bar::{BarUpdate, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
 use crate::tick::{Instrument, Tick};
 use std::sync::Arc;
 
@@ -28,6 +28,9 @@ pub enum Event {
     Depth(Depth),
     /// A feed connected, lost its connection or stopped: the gap is explicit.
     Feed(FeedEvent),
+    /// All indicators of a closed bar (from the state stage, when a key
+    /// profile writes them).
+    IndicatorSet(IndicatorSet),
 }
 
 /// Where a live feed stands, as written to `feed:{feed}:status`.

@@ -16,7 +16,9 @@ pub mod session;
 pub mod telemetry;
 pub mod tick;
 
-pub use bar::{Bar, BarUpdate, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
+pub use bar::{
+    Bar, BarUpdate, Day, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate,
+};
 pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Depth, DepthLevel, Event, FeedEvent, FeedStatus, Rejected};
 pub use feeds::{FeedConfig, FeedVenue};

@@ -23,6 +23,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../../config/profiles/dhanscalper.toml"),
     ),
     (
+        "trading-system",
+        include_str!("../../../config/profiles/trading-system.toml"),
+    ),
+    (
         "tradingboost",
         include_str!("../../../config/profiles/tradingboost.toml"),
     ),
@@ -35,6 +39,8 @@ pub enum RedisType {
     Hash,
     String,
     List,
+    /// Tick streams: entries with the deterministic `{ms}-{seq}` IDs.
+    Stream,
 }
 
 /// How an output's value is encoded.
@@ -69,6 +75,9 @@ pub struct OutputConfig {
     /// PUBLISH the value on this channel template after each write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<String>,
+    /// Bars and indicators: only this bar interval (`1m`); every one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
 }
 
 /// A profile file.
@@ -82,9 +91,13 @@ pub struct ProfileConfig {
     #[serde(default)]
     pub layout: Option<String>,
     #[serde(default)]
+    pub tick_stream: Option<OutputConfig>,
+    #[serde(default)]
     pub last_price: Option<OutputConfig>,
     #[serde(default)]
     pub bars: Option<OutputConfig>,
+    #[serde(default)]
+    pub indicators: Option<OutputConfig>,
     #[serde(default)]
     pub heartbeat: Option<OutputConfig>,
     #[serde(default)]
@@ -94,8 +107,10 @@ pub struct ProfileConfig {
 /// The kinds of output a profile can map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputKind {
+    TickStream,
     LastPrice,
     Bars,
+    Indicators,
     Heartbeat,
     FeedStatus,
 }
@@ -103,8 +118,10 @@ pub enum OutputKind {
 impl OutputKind {
     pub fn name(self) -> &'static str {
         match self {
+            OutputKind::TickStream => "tick_stream",
             OutputKind::LastPrice => "last_price",
             OutputKind::Bars => "bars",
+            OutputKind::Indicators => "indicators",
             OutputKind::Heartbeat => "heartbeat",
             OutputKind::FeedStatus => "feed_status",
         }
@@ -113,7 +130,7 @@ impl OutputKind {
     /// The values a field of this kind can take.
     pub fn sources(self) -> &'static [&'static str] {
         match self {
-            OutputKind::LastPrice => &[
+            OutputKind::TickStream | OutputKind::LastPrice => &[
                 "ltp",
                 "qty",
                 "ts",
@@ -126,6 +143,23 @@ impl OutputKind {
                 "exchange",
                 "segment",
                 "security_id",
+                "day_open",
+                "day_high",
+                "day_low",
+                "day_volume",
+            ],
+            OutputKind::Indicators => &[
+                "rsi",
+                "macd",
+                "macd_signal",
+                "macd_hist",
+                "bb_upper",
+                "bb_middle",
+                "bb_lower",
+                "bb_width",
+                "ts",
+                "ts_iso",
+                "symbol",
             ],
             OutputKind::Bars => &[
                 "open", "high", "low", "close", "volume", "trades", "open_ms", "symbol",
@@ -145,7 +179,9 @@ impl OutputKind {
     /// Placeholders its key template may use.
     fn placeholders(self) -> &'static [&'static str] {
         match self {
-            OutputKind::LastPrice => &["symbol", "exchange", "segment", "security_id"],
+            OutputKind::TickStream | OutputKind::LastPrice => {
+                &["symbol", "exchange", "segment", "security_id"]
+            }
             OutputKind::Bars => &[
                 "symbol",
                 "exchange",
@@ -154,6 +190,7 @@ impl OutputKind {
                 "interval",
                 "interval_minutes",
             ],
+            OutputKind::Indicators => &["symbol", "exchange", "segment", "security_id", "interval"],
             OutputKind::Heartbeat => &[],
             OutputKind::FeedStatus => &["feed", "exchange"],
         }
@@ -172,6 +209,8 @@ pub struct Output {
     /// (output name, source).
     pub fields: Vec<(String, String)>,
     pub publish: Option<KeyTemplate>,
+    /// Bars and indicators: only this interval's label.
+    pub interval: Option<String>,
 }
 
 /// A selected profile other than `default`, parsed.
@@ -179,8 +218,10 @@ pub struct Output {
 pub struct Profile {
     pub name: String,
     pub namespace: String,
+    pub tick_stream: Option<Output>,
     pub last_price: Option<Output>,
     pub bars: Option<Output>,
+    pub indicators: Option<Output>,
     pub heartbeat: Option<Output>,
     pub feed_status: Option<Output>,
 }
@@ -307,13 +348,19 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
                 "must be greater than 0: every key tickwire writes expires",
             ));
         }
+        if (kind == OutputKind::TickStream) != (o.redis_type == RedisType::Stream) {
+            errors.push(FieldError::new(
+                at("type"),
+                "tick_stream and only tick_stream is a stream",
+            ));
+        }
         match (o.redis_type, o.encoding) {
-            (RedisType::Hash, Encoding::Fields)
+            (RedisType::Hash | RedisType::Stream, Encoding::Fields)
             | (RedisType::String, Encoding::Json | Encoding::Value)
             | (RedisType::List, Encoding::Json) => {}
-            (RedisType::Hash, e) => errors.push(FieldError::new(
+            (t @ (RedisType::Hash | RedisType::Stream), e) => errors.push(FieldError::new(
                 at("encoding"),
-                format!("a hash takes encoding = \"fields\" (got {e:?})"),
+                format!("a {t:?} takes encoding = \"fields\" (got {e:?})"),
             )),
             (t, _) => errors.push(FieldError::new(
                 at("encoding"),
@@ -326,10 +373,10 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
                 "encoding = \"value\" writes exactly one field",
             ));
         }
-        if o.redis_type == RedisType::List && o.cap == 0 {
+        if matches!(o.redis_type, RedisType::List | RedisType::Stream) && o.cap == 0 {
             errors.push(FieldError::new(
                 at("cap"),
-                "a list needs a cap (entries kept)",
+                "a list or stream needs a cap (entries kept)",
             ));
         }
         let mut fields = Vec::with_capacity(o.fields.len());
@@ -362,7 +409,16 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
                     None
                 }
             });
+        if let Some(i) = &o.interval {
+            if crate::config::interval_ms(i).is_none() {
+                errors.push(FieldError::new(
+                    at("interval"),
+                    format!("{i:?} is not an interval like 1m, 5m"),
+                ));
+            }
+        }
         Some(Output {
+            interval: o.interval.clone(),
             key,
             redis_type: o.redis_type,
             encoding: o.encoding,
@@ -376,8 +432,10 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
     let profile = Profile {
         name: name.to_string(),
         namespace: cfg.namespace.clone(),
+        tick_stream: one(OutputKind::TickStream, &cfg.tick_stream),
         last_price: one(OutputKind::LastPrice, &cfg.last_price),
         bars: one(OutputKind::Bars, &cfg.bars),
+        indicators: one(OutputKind::Indicators, &cfg.indicators),
         heartbeat: one(OutputKind::Heartbeat, &cfg.heartbeat),
         feed_status: one(OutputKind::FeedStatus, &cfg.feed_status),
     };

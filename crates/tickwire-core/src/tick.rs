@@ -64,6 +64,8 @@ pub struct Tick {
     /// Average traded price of the day: the venue's (Dhan's ATP), else the
     /// session VWAP the state stage keeps (inline engine).
     pub atp: Option<f64>,
+    /// The instrument's trading day so far, set by the state stage.
+    pub day: Option<crate::bar::Day>,
     /// The DB purpose of the phase the tick traded in, set by the state stage
     /// (`None`: the continuous market).
     pub db: Option<crate::config::Db>,
@@ -88,6 +90,7 @@ impl Tick {
             ask: None,
             cum_volume: None,
             atp: None,
+            day: None,
             db: None,
         }
     }
@@ -199,6 +202,7 @@ mod tests {
             ask: None,
             cum_volume: None,
             atp: None,
+            day: None,
             db: None,
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);

@@ -6,17 +6,21 @@
 //! at any speed yields the same values as the live run.
 //!
 //! The indicators implement the `ta` crate's traits (`Next`, `Period`, `Reset`);
-//! `ta`'s own RSI and ATR smooth with 2/(n+1) from the first value, which is not
-//! TA-Lib's convention, so only its `TrueRange` is used.
+//! `ta`'s own RSI, ATR and MACD seed their averages with the first value, which
+//! is not TA-Lib's convention, so they are implemented here; its `TrueRange`
+//! and `BollingerBands` (SMA and population standard deviation, as TA-Lib's
+//! BBANDS) are used as they are.
 
 pub mod atr;
 pub mod bars;
+pub mod macd;
 pub mod rsi;
 pub mod state;
 pub mod vwap;
 
 pub use atr::Atr;
 pub use bars::{BarBuilder, Interval};
+pub use macd::{Macd, MacdOutput};
 pub use rsi::Rsi;
 pub use state::{StateConfig, StateStage};
 pub use vwap::Vwap;

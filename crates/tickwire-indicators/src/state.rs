@@ -20,7 +20,8 @@ use tickwire_core::config::Db;
 use tickwire_core::session::{Calendar, SessionClock};
 use tickwire_core::VolumeUpdate;
 
-use crate::{Atr, BarBuilder, Interval, Rsi, Vwap};
+use crate::{Atr, BarBuilder, Interval, Macd, Rsi, Vwap};
+use tickwire_core::{Day, IndicatorSet};
 
 /// What the state stage computes.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct StateConfig {
     pub calendar: Calendar,
     /// Volume bucket width in minutes.
     pub bucket_minutes: u16,
+    /// Also compute RSI 14, MACD 12/26/9 and Bollinger 20/2 on every bar
+    /// interval and hand them on together (a key profile writes them).
+    pub extended: bool,
 }
 
 impl Default for StateConfig {
@@ -70,6 +74,7 @@ impl StateConfig {
             calendar: Calendar::from_config(&c.exchanges)
                 .unwrap_or_else(|_| Calendar::around_the_clock()),
             bucket_minutes: u16::try_from(bucket / 60_000).unwrap_or(1).max(1),
+            extended: c.profiles.others.iter().any(|p| p.indicators.is_some()),
         }
     }
 }
@@ -88,6 +93,50 @@ struct InstrumentState {
     seq: StreamIdSeq,
     last_ts_ms: i64,
     dirty: bool,
+    /// The trading day so far: (session date, its summary).
+    day: Option<(Arc<str>, Day)>,
+    /// Per bar interval, when `extended`: RSI, MACD, Bollinger.
+    extended: Vec<Extended>,
+}
+
+/// The indicator set of one bar interval (key profiles).
+struct Extended {
+    rsi: Rsi,
+    macd: Macd,
+    bb: ta::indicators::BollingerBands,
+    closes: usize,
+}
+
+impl Extended {
+    fn new() -> Option<Self> {
+        Some(Self {
+            rsi: Rsi::new(14),
+            macd: Macd::new(12, 26, 9),
+            bb: ta::indicators::BollingerBands::new(20, 2.0).ok()?,
+            closes: 0,
+        })
+    }
+
+    fn next(&mut self, inst: &Arc<Instrument>, interval: &Arc<str>, bar: &Bar) -> IndicatorSet {
+        self.closes += 1;
+        let rsi = self.rsi.next(bar.close);
+        let macd = self.macd.next(bar.close);
+        let bb = self.bb.next(bar.close);
+        // ta's bands start at the first close; TA-Lib's after 20.
+        let bb = (self.closes >= 20).then_some(bb);
+        IndicatorSet {
+            instrument: Arc::clone(inst),
+            interval: Arc::clone(interval),
+            ts_ms: bar.open_ms,
+            rsi,
+            macd: macd.map(|m| m.macd),
+            macd_signal: macd.map(|m| m.signal),
+            macd_hist: macd.map(|m| m.hist),
+            bb_upper: bb.as_ref().map(|b| b.upper),
+            bb_middle: bb.as_ref().map(|b| b.average),
+            bb_lower: bb.as_ref().map(|b| b.lower),
+        }
+    }
 }
 
 /// Per-instrument state of one run.
@@ -134,6 +183,16 @@ impl StateStage {
             seq: StreamIdSeq::default(),
             last_ts_ms: 0,
             dirty: false,
+            day: None,
+            extended: if self.cfg.extended {
+                self.cfg
+                    .intervals
+                    .iter()
+                    .filter_map(|_| Extended::new())
+                    .collect()
+            } else {
+                Vec::new()
+            },
         });
         self.index
             .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
@@ -155,6 +214,28 @@ impl StateStage {
             return;
         };
         tick.db = Some(db);
+        if tick.qty > 0.0 {
+            let date = &s.clock.at(ts).session;
+            match &mut s.day {
+                Some((d, day)) if Arc::ptr_eq(d, date) || **d == **date => {
+                    day.high = day.high.max(tick.price);
+                    day.low = day.low.min(tick.price);
+                    day.volume += tick.qty;
+                }
+                _ => {
+                    s.day = Some((
+                        Arc::clone(date),
+                        Day {
+                            open: tick.price,
+                            high: tick.price,
+                            low: tick.price,
+                            volume: tick.qty,
+                        },
+                    ))
+                }
+            }
+        }
+        tick.day = s.day.as_ref().map(|(_, d)| *d);
         if tick.qty > 0.0 {
             self.on_trade(i, &mut tick, db, out);
         } else {
@@ -288,6 +369,10 @@ impl InstrumentState {
             bar,
             closed: true,
         }));
+        if let Some(x) = self.extended.get_mut(k) {
+            let set = x.next(&self.instrument, &self.bars[k].interval().label, &bar);
+            out.push(Event::IndicatorSet(set));
+        }
         if !cfg.inline || k != cfg.indicator_interval {
             return;
         }

@@ -87,6 +87,7 @@ pub(crate) fn decode(
         ask: line.ask,
         cum_volume: line.vol,
         atp: None,
+        day: None,
         db: None,
     };
     match tick.validate() {

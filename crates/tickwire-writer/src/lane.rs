@@ -501,16 +501,16 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     }
     plan_volumes(batch, s, state, &mut buf, &mut cmds);
     plan_snapshots(batch, s, &mut cmds);
-    plan_profiles(batch, s, &mut cmds);
+    plan_profiles(batch, s.profile_script.as_ref(), &mut cmds);
     cmds
 }
 
 /// One EVALSHA of `profile_write.lua` per profile key: the batch's latest
 /// value (lists: every entry, oldest first).
-fn plan_profiles(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
+fn plan_profiles(batch: &LaneBatch, script: Option<&Script>, cmds: &mut Vec<Cmd>) {
     use crate::profile::ProfileValue;
     use tickwire_core::profiles::RedisType;
-    let Some(script) = &s.profile_script else {
+    let Some(script) = script else {
         return;
     };
     let mut by_key: HashMap<(u8, &Key), Vec<usize>> = HashMap::new();
@@ -526,7 +526,7 @@ fn plan_profiles(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
                 slot.clear();
                 slot.push(i);
             }
-            ProfileValue::Entry(..) => slot.push(i),
+            ProfileValue::Entry(..) | ProfileValue::StreamEntry(..) => slot.push(i),
         }
     }
     for id in order {
@@ -537,6 +537,7 @@ fn plan_profiles(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
             RedisType::Hash => "hash",
             RedisType::String => "string",
             RedisType::List => "list",
+            RedisType::Stream => "stream",
         };
         let mut args: Vec<Value> = vec![
             Value::from(kind),
@@ -559,6 +560,14 @@ fn plan_profiles(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
                 ProfileValue::Entry(order, json) => {
                     args.push(Value::Integer(*order));
                     args.push(Value::from(json.as_str()));
+                }
+                ProfileValue::StreamEntry(id, fields) => {
+                    args.push(Value::from(id.as_str()));
+                    args.push(Value::Integer(fields.len() as i64));
+                    for (k, v) in fields {
+                        args.push(Value::from(k.as_str()));
+                        args.push(Value::from(v.as_str()));
+                    }
                 }
             }
         }
@@ -1354,4 +1363,62 @@ pub(crate) async fn run_lane(
         write_batch(batch, &pools, lane, &settings, &mut state, &mut stats).await?;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{ProfileValue, ProfileWrite};
+    use tickwire_core::profiles::RedisType;
+
+    fn write(key: &str, redis_type: RedisType, value: ProfileValue) -> ProfileWrite {
+        ProfileWrite {
+            db: 0,
+            key: Key::from(key),
+            redis_type,
+            ttl: 60,
+            cap: 100,
+            publish: None,
+            order_field: "ts",
+            value,
+        }
+    }
+
+    #[test]
+    fn a_profile_costs_one_command_per_key_per_batch() {
+        let mut batch = LaneBatch::default();
+        for i in 0..500 {
+            batch.profile.push(write(
+                "price:a",
+                RedisType::String,
+                ProfileValue::Text(format!("{{\"price\":{i}}}")),
+            ));
+            batch.profile.push(write(
+                "ticks:b",
+                RedisType::Hash,
+                ProfileValue::Fields(vec![("ltp".into(), i.to_string())]),
+            ));
+            if i % 100 == 0 {
+                batch.profile.push(write(
+                    "bars:b",
+                    RedisType::List,
+                    ProfileValue::Entry(i, format!("{{\"ts\":{i}}}")),
+                ));
+            }
+        }
+        let script = Script::from_lua(crate::LUA_PROFILE_WRITE);
+        let mut cmds = Vec::new();
+        plan_profiles(&batch, Some(&script), &mut cmds);
+        assert_eq!(cmds.len(), 3, "one EVALSHA per key");
+        let args = |i: usize| match &cmds[i].call {
+            Call::Evalsha { args, .. } => args.clone(),
+            _ => panic!("not an EVALSHA"),
+        };
+        // The string and the hash: only the batch's latest value.
+        assert_eq!(args(0).last(), Some(&Value::from("{\"price\":499}")));
+        assert_eq!(args(1)[5..], [Value::from("ltp"), Value::from("499")]);
+        // The list: every entry, oldest first.
+        assert_eq!(args(2).len(), 5 + 2 * 5);
+        assert_eq!(args(2)[5], Value::Integer(0));
+    }
 }

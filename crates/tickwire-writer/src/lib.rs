@@ -112,9 +112,16 @@ pub fn writer_dbs(config: &Config) -> Vec<u8> {
     }
     // DBs of the selected key profiles.
     for p in &config.profiles.others {
-        for out in [&p.last_price, &p.bars, &p.heartbeat, &p.feed_status]
-            .into_iter()
-            .flatten()
+        for out in [
+            &p.tick_stream,
+            &p.last_price,
+            &p.bars,
+            &p.indicators,
+            &p.heartbeat,
+            &p.feed_status,
+        ]
+        .into_iter()
+        .flatten()
         {
             dbs.push(out.db);
         }
@@ -165,10 +172,12 @@ struct Dispatcher {
     /// Rendered profile keys (and PUBLISH channels) per (profile, instrument,
     /// bar interval): rendering once per instrument, not per tick.
     profile_keys: HashMap<ProfileKeyId, (Key, Option<Key>)>,
+    /// The entry IDs of each profile tick stream.
+    profile_streams: HashMap<Key, StreamIdSeq>,
 }
 
-/// (profile index, instrument, bar interval for bar outputs).
-type ProfileKeyId = (usize, ByAddress, Option<Arc<str>>);
+/// (profile index, output kind, instrument, bar interval).
+type ProfileKeyId = (usize, u8, ByAddress, Option<Arc<str>>);
 
 /// A depth snapshot as hash fields: `ts`, `recv_ts` (epoch ms), then per
 /// level n (1 = best) `bid{n}`, `bid{n}_qty`, `bid{n}_orders`, `ask{n}`,
@@ -242,8 +251,26 @@ impl Dispatcher {
             let prefix = format!("{}{}", self.keys.prefix, p.namespace);
             match event {
                 Event::Tick(t) => {
+                    if let Some(out) = &p.tick_stream {
+                        let id = (i, 3, ByAddress(Arc::clone(&t.instrument)), None);
+                        let (key, _) = self
+                            .profile_keys
+                            .entry(id)
+                            .or_insert_with(|| {
+                                let v = |n: &str| instrument_value(&t.instrument, n);
+                                (Key::from(out.key.render(&prefix, v)), None)
+                            })
+                            .clone();
+                        let seq = self.profile_streams.entry(key.clone()).or_default();
+                        let entry_id = seq.next(t.exchange_ts_ms());
+                        let l = lane_of(&t.instrument.symbol, self.lanes);
+                        self.pending[l]
+                            .profile
+                            .push(profile::tick_entry(out, key, entry_id, t));
+                        lane = Some(l);
+                    }
                     let Some(out) = &p.last_price else { continue };
-                    let id = (i, ByAddress(Arc::clone(&t.instrument)), None);
+                    let id = (i, 0, ByAddress(Arc::clone(&t.instrument)), None);
                     let (key, publish) = self
                         .profile_keys
                         .entry(id)
@@ -263,8 +290,12 @@ impl Dispatcher {
                 }
                 Event::Bar(u) if u.closed => {
                     let Some(out) = &p.bars else { continue };
+                    if out.interval.as_deref().is_some_and(|i| i != &*u.interval) {
+                        continue;
+                    }
                     let id = (
                         i,
+                        1,
                         ByAddress(Arc::clone(&u.instrument)),
                         Some(Arc::clone(&u.interval)),
                     );
@@ -287,6 +318,37 @@ impl Dispatcher {
                     self.pending[l]
                         .profile
                         .push(profile::bar(out, key, &u.instrument, &u.bar));
+                    lane = Some(l);
+                }
+                Event::IndicatorSet(set) => {
+                    let Some(out) = &p.indicators else { continue };
+                    if out.interval.as_deref().is_some_and(|i| i != &*set.interval) {
+                        continue;
+                    }
+                    let id = (
+                        i,
+                        2,
+                        ByAddress(Arc::clone(&set.instrument)),
+                        Some(Arc::clone(&set.interval)),
+                    );
+                    let (key, publish) = self
+                        .profile_keys
+                        .entry(id)
+                        .or_insert_with(|| {
+                            let v = |n: &str| match n {
+                                "interval" => Some(&*set.interval),
+                                _ => instrument_value(&set.instrument, n),
+                            };
+                            (
+                                Key::from(out.key.render(&prefix, v)),
+                                out.publish.as_ref().map(|c| Key::from(c.render("", v))),
+                            )
+                        })
+                        .clone();
+                    let l = lane_of(&set.instrument.symbol, self.lanes);
+                    self.pending[l]
+                        .profile
+                        .push(profile::indicators(out, key, publish, set));
                     lane = Some(l);
                 }
                 Event::Feed(f) => {
@@ -577,6 +639,8 @@ impl Dispatcher {
                 });
                 Some(lane)
             }
+            // Only key profiles write the indicator set (above).
+            Event::IndicatorSet(_) => None,
             Event::SessionTrade(trade) => {
                 let keys = self.lua_keys_of(&trade.instrument);
                 let lane = lane_of(&trade.instrument.symbol, self.lanes);
@@ -751,6 +815,7 @@ pub async fn run_with(
         default_layout: config.profiles.default_layout,
         profiles: config.profiles.others.clone(),
         profile_keys: HashMap::new(),
+        profile_streams: HashMap::new(),
     };
     let batch_size = config.writer.batch_size.max(1);
     let mut flush = tokio::time::interval(Duration::from_millis(config.writer.flush_interval_ms));

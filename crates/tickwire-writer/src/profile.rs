@@ -31,6 +31,8 @@ pub(crate) enum ProfileValue {
     Text(String),
     /// A list entry and its order key.
     Entry(i64, String),
+    /// A stream entry: its ID and fields.
+    StreamEntry(String, Vec<(String, String)>),
 }
 
 /// One source value.
@@ -135,6 +137,17 @@ fn write(out: &Output, key: Key, value: ProfileValue) -> ProfileWrite {
     }
 }
 
+/// A tick's entry in a profile's tick stream, with its stream ID.
+pub(crate) fn tick_entry(out: &Output, key: Key, id: (u64, u64), t: &Tick) -> ProfileWrite {
+    let mut w = tick(out, key, None, t);
+    if let ProfileValue::Fields(f) =
+        std::mem::replace(&mut w.value, ProfileValue::Text(String::new()))
+    {
+        w.value = ProfileValue::StreamEntry(format!("{}-{}", id.0, id.1), f);
+    }
+    w
+}
+
 /// A tick's write to a profile's last-price output.
 pub(crate) fn tick(out: &Output, key: Key, publish: Option<Key>, t: &Tick) -> ProfileWrite {
     let ts = t.exchange_ts_ms();
@@ -147,7 +160,41 @@ pub(crate) fn tick(out: &Output, key: Key, publish: Option<Key>, t: &Tick) -> Pr
         "atp" => t.atp.map(V::Num),
         "bid" => t.bid.map(V::Num),
         "ask" => t.ask.map(V::Num),
+        "day_open" => t.day.map(|d| V::Num(d.open)),
+        "day_high" => t.day.map(|d| V::Num(d.high)),
+        "day_low" => t.day.map(|d| V::Num(d.low)),
+        "day_volume" => t.day.map(|d| V::Num(d.volume)),
         other => instrument_source(&t.instrument, other),
+    });
+    let mut w = write(out, key, v);
+    w.publish = publish;
+    w
+}
+
+/// A closed bar's indicators to a profile's indicators output. Values still
+/// warming up are left out.
+pub(crate) fn indicators(
+    out: &Output,
+    key: Key,
+    publish: Option<Key>,
+    set: &tickwire_core::IndicatorSet,
+) -> ProfileWrite {
+    let width = match (set.bb_upper, set.bb_lower, set.bb_middle) {
+        (Some(u), Some(l), Some(m)) if m != 0.0 => Some((u - l) / m),
+        _ => None,
+    };
+    let v = value(out, |src| match src {
+        "rsi" => set.rsi.map(V::Num),
+        "macd" => set.macd.map(V::Num),
+        "macd_signal" => set.macd_signal.map(V::Num),
+        "macd_hist" => set.macd_hist.map(V::Num),
+        "bb_upper" => set.bb_upper.map(V::Num),
+        "bb_middle" => set.bb_middle.map(V::Num),
+        "bb_lower" => set.bb_lower.map(V::Num),
+        "bb_width" => width.map(V::Num),
+        "ts" => Some(V::Int(set.ts_ms)),
+        "ts_iso" => Some(V::Owned(iso_ms(set.ts_ms))),
+        other => instrument_source(&set.instrument, other),
     });
     let mut w = write(out, key, v);
     w.publish = publish;
@@ -212,7 +259,7 @@ pub fn heartbeat_value(
             .find(|(name, _)| *name == src)
             .map(|(_, v)| V::Str(v.as_str()))
     }) {
-        ProfileValue::Fields(f) => Ok(f),
+        ProfileValue::Fields(f) | ProfileValue::StreamEntry(_, f) => Ok(f),
         ProfileValue::Text(t) | ProfileValue::Entry(_, t) => Err(t),
     }
 }
