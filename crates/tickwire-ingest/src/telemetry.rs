@@ -19,59 +19,41 @@ impl EventMetrics {
     /// Counts one frame (or line) and what it decoded into; rejections at once.
     pub fn tally(&mut self, events: &[Event]) {
         self.pending[0] += 1;
-        for e in events {
-            match e {
-                Event::Tick(_) => self.pending[1] += 1,
-                Event::Quote(_) => self.pending[2] += 1,
-                Event::Skipped { .. } => self.pending[3] += 1,
-                Event::Rejected(r) => metrics::counter!(
-                    t::FRAMES_REJECTED,
-                    "feed" => r.feed.to_string(),
-                    "error_type" => r.error_type
-                )
-                .increment(1),
-                _ => {}
-            }
-        }
+        self.count(events);
+    }
+
+    /// Counts `frames` of `feed` and what they decoded into, now.
+    pub fn record(&mut self, feed: &str, frames: u64, events: &[Event]) {
+        self.count(events);
+        self.pending[0] += frames;
+        self.flush(feed);
     }
 
     /// Hands the tallied counts to `feed`'s counters.
     pub fn flush(&mut self, feed: &str) {
         let counts = std::mem::take(&mut self.pending);
-        self.record(feed, counts[0], &[]);
-        if let Some(h) = self.by_feed.get(feed) {
-            for i in 1..4 {
-                if counts[i] > 0 {
-                    h[i].increment(counts[i]);
-                }
+        let handles = self.by_feed.entry(feed.into()).or_insert_with(|| {
+            let l = [("feed", feed.to_string())];
+            [
+                metrics::counter!(t::FRAMES_RECEIVED, &l),
+                metrics::counter!(t::TICKS_RECEIVED, &l),
+                metrics::counter!(t::QUOTES_RECEIVED, &l),
+                metrics::counter!(t::FRAMES_SKIPPED, &l),
+            ]
+        });
+        for (h, n) in handles.iter().zip(counts) {
+            if n > 0 {
+                h.increment(n);
             }
         }
     }
 
-    /// Counts `frames` read and the events they decoded into, for `feed`.
-    pub fn record(&mut self, feed: &str, frames: u64, events: &[Event]) {
-        let handles = match self.by_feed.get(feed) {
-            Some(h) => h,
-            None => {
-                let l = [("feed", feed.to_string())];
-                let h = [
-                    metrics::counter!(t::FRAMES_RECEIVED, &l),
-                    metrics::counter!(t::TICKS_RECEIVED, &l),
-                    metrics::counter!(t::QUOTES_RECEIVED, &l),
-                    metrics::counter!(t::FRAMES_SKIPPED, &l),
-                ];
-                self.by_feed.entry(feed.into()).or_insert(h)
-            }
-        };
-        if frames > 0 {
-            handles[0].increment(frames);
-        }
-        let (mut ticks, mut quotes, mut skipped) = (0, 0, 0);
+    fn count(&mut self, events: &[Event]) {
         for e in events {
             match e {
-                Event::Tick(_) => ticks += 1,
-                Event::Quote(_) => quotes += 1,
-                Event::Skipped { .. } => skipped += 1,
+                Event::Tick(_) => self.pending[1] += 1,
+                Event::Quote(_) => self.pending[2] += 1,
+                Event::Skipped { .. } => self.pending[3] += 1,
                 // Rare: labelled by the feed they name and their class.
                 Event::Rejected(r) => metrics::counter!(
                     t::FRAMES_REJECTED,
@@ -80,11 +62,6 @@ impl EventMetrics {
                 )
                 .increment(1),
                 _ => {}
-            }
-        }
-        for (h, n) in [(1, ticks), (2, quotes), (3, skipped)] {
-            if n > 0 {
-                handles[h].increment(n);
             }
         }
     }

@@ -68,24 +68,11 @@ pub async fn replay_shown(
             return Err(e.into());
         }
     };
-    let progress = Arc::new(tickwire_writer::WriterProgress::default());
-    let heartbeat = crate::ops::start_heartbeat(config, &pools, &progress);
-    let writer = {
-        let config = config.clone();
-        let pools = Arc::clone(&pools);
-        let opts = tickwire_writer::WriterOptions {
-            progress,
-            tick_latency: false,
-        };
-        tokio::spawn(async move { tickwire_writer::run_with(&config, pools, rx, opts).await })
-    };
+    let writer = WriterTask::start(config, &pools, rx, false);
     let shown = crate::progress::show(mode, handle.progress());
     let ingest = tokio::task::spawn_blocking(move || handle.join());
-    let written = writer.await?;
+    let written = writer.finish().await?;
     shown.finish().await;
-    if let Some(h) = heartbeat {
-        h.stop().await;
-    }
     let read = ingest.await?;
     let state = tokio::task::spawn_blocking(move || state.join())
         .await?
@@ -153,5 +140,44 @@ impl StateCounts {
             dropped_outside: stage.dropped_outside,
             without_qty: stage.ticks_without_qty,
         }
+    }
+}
+
+/// The writer's task with the heartbeat beside it.
+pub(crate) struct WriterTask {
+    task: tokio::task::JoinHandle<Result<tickwire_writer::WriterStats, WriterError>>,
+    heartbeat: Option<tickwire_writer::heartbeat::Heartbeat>,
+}
+
+impl WriterTask {
+    /// Writes what `rx` brings; `tick_latency` for live runs.
+    pub(crate) fn start(
+        config: &Config,
+        pools: &Arc<RedisPools>,
+        rx: mpsc::Receiver<Vec<Event>>,
+        tick_latency: bool,
+    ) -> WriterTask {
+        let progress = Arc::new(tickwire_writer::WriterProgress::default());
+        let heartbeat = crate::ops::start_heartbeat(config, pools, &progress);
+        let config = config.clone();
+        let pools = Arc::clone(pools);
+        let opts = tickwire_writer::WriterOptions {
+            progress,
+            tick_latency,
+        };
+        let task =
+            tokio::spawn(async move { tickwire_writer::run_with(&config, pools, rx, opts).await });
+        WriterTask { task, heartbeat }
+    }
+
+    /// Waits for the writer (its input closed), then beats a last time.
+    pub(crate) async fn finish(
+        self,
+    ) -> Result<Result<tickwire_writer::WriterStats, WriterError>, tokio::task::JoinError> {
+        let written = self.task.await;
+        if let Some(h) = self.heartbeat {
+            h.stop().await;
+        }
+        written
     }
 }

@@ -14,7 +14,7 @@ use tickwire_ingest::{start_live, IngestSummary, LiveOptions};
 use tickwire_writer::{writer_dbs, RedisPools};
 use tokio::sync::mpsc;
 
-use crate::replay::{spawn_state_stage, AppError};
+use crate::replay::{spawn_state_stage, AppError, WriterTask};
 use crate::summary::RunSummary;
 
 fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveOptions {
@@ -49,24 +49,11 @@ pub async fn run(
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
     let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
     let state = spawn_state_stage(StateConfig::from_config(config), parsed, state_tx)?;
-    let progress = Arc::new(tickwire_writer::WriterProgress::default());
-    let heartbeat = crate::ops::start_heartbeat(config, &pools, &progress);
-    let writer = {
-        let config = config.clone();
-        let pools = Arc::clone(&pools);
-        let opts = tickwire_writer::WriterOptions {
-            progress,
-            tick_latency: true,
-        };
-        tokio::spawn(async move { tickwire_writer::run_with(&config, pools, rx, opts).await })
-    };
+    let writer = WriterTask::start(config, &pools, rx, true);
     let live = match start_live(live_options(config, record, true), tx) {
         Ok(h) => h,
         Err(e) => {
-            let _ = writer.await;
-            if let Some(h) = heartbeat {
-                h.stop().await;
-            }
+            let _ = writer.finish().await;
             let _ = tokio::task::spawn_blocking(move || state.join()).await;
             pools.quit().await;
             return Err(e.into());
@@ -75,10 +62,7 @@ pub async fn run(
     wait_for(&stop).await;
     tracing::info!("stopping: closing feeds, writing what was read");
     let read = live.finish().await;
-    let written = writer.await?;
-    if let Some(h) = heartbeat {
-        h.stop().await;
-    }
+    let written = writer.finish().await?;
     let state = tokio::task::spawn_blocking(move || state.join())
         .await?
         .unwrap_or_default();

@@ -480,10 +480,17 @@ fn a_live_run_exports_feed_state_and_tick_latency() {
         redis_cli(&server, 4, &["XLEN", "ticks:BTC-USDT"]) == "3"
     });
     let mut m = HashMap::new();
-    wait_for("the metrics to show all 3 ticks written", 5, || {
-        m = scrape(port);
-        m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&3.0)
-    });
+    wait_for(
+        "the metrics to show all 3 ticks written and the bad frame",
+        5,
+        || {
+            m = scrape(port);
+            m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&3.0)
+            // The garbage frame follows the third trade.
+            && m.get("tickwire_frames_rejected_total{feed=\"okx\",error_type=\"json\"}")
+                == Some(&1.0)
+        },
+    );
     let status = redis_cli(&server, 0, &["GET", "feed:okx:status"]);
     let (code, stdout, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
