@@ -553,7 +553,7 @@ async fn a_recording_replays_to_the_state_of_the_live_run() {
 async fn a_slow_redis_does_not_time_out_the_feed() {
     let t0 = 1_704_067_200_000i64;
     let n = 20_000usize;
-    let mut script = vec![Step::ExpectText, Step::Wait(ms(300))];
+    let mut script = vec![Step::ExpectText, Step::Wait(ms(600))];
     for i in 0..n {
         script.push(text(&binance_trade(
             i as u64,
