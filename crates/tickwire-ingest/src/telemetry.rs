@@ -32,15 +32,20 @@ impl EventMetrics {
     /// Hands the tallied counts to `feed`'s counters.
     pub fn flush(&mut self, feed: &str) {
         let counts = std::mem::take(&mut self.pending);
-        let handles = self.by_feed.entry(feed.into()).or_insert_with(|| {
+        // Looked up by &str: a feed's handles are made (and its name copied) once.
+        if !self.by_feed.contains_key(feed) {
             let l = [("feed", feed.to_string())];
-            [
+            let h = [
                 metrics::counter!(t::FRAMES_RECEIVED, &l),
                 metrics::counter!(t::TICKS_RECEIVED, &l),
                 metrics::counter!(t::QUOTES_RECEIVED, &l),
                 metrics::counter!(t::FRAMES_SKIPPED, &l),
-            ]
-        });
+            ];
+            self.by_feed.insert(feed.into(), h);
+        }
+        let Some(handles) = self.by_feed.get(feed) else {
+            return;
+        };
         for (h, n) in handles.iter().zip(counts) {
             if n > 0 {
                 h.increment(n);

@@ -248,7 +248,8 @@ impl Dispatcher {
         }
         let mut lane = None;
         for (i, p) in self.profiles.iter().enumerate() {
-            let prefix = format!("{}{}", self.keys.prefix, p.namespace);
+            // Rendered only when a key is not cached yet (not per event).
+            let prefix = || format!("{}{}", self.keys.prefix, p.namespace);
             match event {
                 Event::Tick(t) => {
                     if let Some(out) = &p.tick_stream {
@@ -258,7 +259,7 @@ impl Dispatcher {
                             .entry(id)
                             .or_insert_with(|| {
                                 let v = |n: &str| instrument_value(&t.instrument, n);
-                                (Key::from(out.key.render(&prefix, v)), None)
+                                (Key::from(out.key.render(&prefix(), v)), None)
                             })
                             .clone();
                         let seq = self.profile_streams.entry(key.clone()).or_default();
@@ -277,7 +278,7 @@ impl Dispatcher {
                         .or_insert_with(|| {
                             let v = |n: &str| instrument_value(&t.instrument, n);
                             (
-                                Key::from(out.key.render(&prefix, v)),
+                                Key::from(out.key.render(&prefix(), v)),
                                 out.publish.as_ref().map(|c| Key::from(c.render("", v))),
                             )
                         })
@@ -306,7 +307,7 @@ impl Dispatcher {
                             let minutes = tickwire_core::config::interval_ms(&u.interval)
                                 .map(|ms| (ms / 60_000).to_string())
                                 .unwrap_or_default();
-                            let key = out.key.render(&prefix, |n| match n {
+                            let key = out.key.render(&prefix(), |n| match n {
                                 "interval" => Some(&*u.interval),
                                 "interval_minutes" => Some(minutes.as_str()),
                                 _ => instrument_value(&u.instrument, n),
@@ -340,7 +341,7 @@ impl Dispatcher {
                                 _ => instrument_value(&set.instrument, n),
                             };
                             (
-                                Key::from(out.key.render(&prefix, v)),
+                                Key::from(out.key.render(&prefix(), v)),
                                 out.publish.as_ref().map(|c| Key::from(c.render("", v))),
                             )
                         })
@@ -353,7 +354,7 @@ impl Dispatcher {
                 }
                 Event::Feed(f) => {
                     let Some(out) = &p.feed_status else { continue };
-                    let key = Key::from(out.key.render(&prefix, |n| match n {
+                    let key = Key::from(out.key.render(&prefix(), |n| match n {
                         "feed" => Some(&*f.feed),
                         "exchange" => Some(f.exchange),
                         _ => None,
