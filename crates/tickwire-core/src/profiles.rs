@@ -399,6 +399,18 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
                 "must name at least one field",
             ));
         }
+        // A list skips entries at or before its newest by this field, which
+        // keeps resends and replays from adding them twice.
+        if o.redis_type == RedisType::List
+            && !fields
+                .iter()
+                .any(|(name, src)| src == "open_ms" && !name.contains('.'))
+        {
+            errors.push(FieldError::new(
+                at("fields"),
+                "a list needs a top-level field from open_ms (its entries' order)",
+            ));
+        }
         let publish = o
             .publish
             .as_ref()
@@ -487,6 +499,7 @@ mod tests {
                 "last_price.cap",
                 "last_price.db",
                 "last_price.encoding",
+                "last_price.fields",
                 "last_price.fields[1]",
                 "last_price.key",
                 "last_price.ttl"

@@ -10,6 +10,7 @@ use fred::prelude::*;
 use tickwire_core::{Config, Db};
 use tokio::sync::watch;
 
+use crate::profile::ProfileValue;
 use crate::{compile_keys, RedisPools, WriterError, WriterProgress};
 
 /// The heartbeat task; stops (after one last beat) when `stop` turns true.
@@ -69,10 +70,12 @@ impl Heartbeat {
                     };
                     let (value, key_ttl) = match shape {
                         None => (
-                            Ok(fields
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), v.clone()))
-                                .collect()),
+                            ProfileValue::Fields(
+                                fields
+                                    .iter()
+                                    .map(|(k, v)| (k.to_string(), v.clone()))
+                                    .collect(),
+                            ),
                             ttl,
                         ),
                         Some(out) => (
@@ -83,11 +86,10 @@ impl Heartbeat {
                     let p = client.pipeline();
                     let queued = async {
                         match value {
-                            Ok(hash) => {
-                                let hash: Vec<(String, String)> = hash;
+                            ProfileValue::Fields(hash) | ProfileValue::StreamEntry(_, hash) => {
                                 let _: () = p.hset(key.as_str(), hash).await?;
                             }
-                            Err(text) => {
+                            ProfileValue::Text(text) | ProfileValue::Entry(_, text) => {
                                 let _: () = p.set(key.as_str(), text, None, None, false).await?;
                             }
                         }

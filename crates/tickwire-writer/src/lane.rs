@@ -546,7 +546,7 @@ fn plan_profiles(batch: &LaneBatch, script: Option<&Script>, cmds: &mut Vec<Cmd>
             w.publish
                 .as_ref()
                 .map_or(Value::from(""), |k| Value::Bytes(k.clone().into_bytes())),
-            Value::from(w.order_field),
+            Value::from(w.order_field.as_str()),
         ];
         for &i in writes {
             match &batch.profile[i].value {
@@ -1379,7 +1379,7 @@ mod tests {
             ttl: 60,
             cap: 100,
             publish: None,
-            order_field: "ts",
+            order_field: "ts".into(),
             value,
         }
     }

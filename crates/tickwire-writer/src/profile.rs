@@ -18,8 +18,8 @@ pub(crate) struct ProfileWrite {
     pub ttl: i64,
     pub cap: i64,
     pub publish: Option<Key>,
-    /// Lists: the JSON field holding the order key.
-    pub order_field: &'static str,
+    /// Lists: the JSON field holding the order key (the bar's open time).
+    pub order_field: String,
     pub value: ProfileValue,
 }
 
@@ -132,7 +132,7 @@ fn write(out: &Output, key: Key, value: ProfileValue) -> ProfileWrite {
         ttl: i64::try_from(out.ttl).unwrap_or(i64::MAX),
         cap: i64::try_from(out.cap).unwrap_or(i64::MAX),
         publish: None,
-        order_field: "",
+        order_field: String::new(),
         value,
     }
 }
@@ -223,22 +223,14 @@ pub(crate) fn bar(out: &Output, key: Key, inst: &Instrument, b: &Bar) -> Profile
     w
 }
 
-fn order_field(out: &Output) -> &'static str {
-    // Leaked once per profile output at start-up would be needless: the
-    // order field is one of a few names; map the common ones statically.
-    match out
-        .fields
+/// The list's order key: the output field fed by the bar's open time (a
+/// validated list output has one).
+fn order_field(out: &Output) -> String {
+    out.fields
         .iter()
         .find(|(_, src)| src == "open_ms")
-        .map(|(name, _)| name.as_str())
-    {
-        Some("ts") => "ts",
-        Some("open_ms") => "open_ms",
-        Some("t") => "t",
-        Some("time") => "time",
-        Some("timestamp") => "timestamp",
-        _ => "",
-    }
+        .map(|(name, _)| name.clone())
+        .unwrap_or_default()
 }
 
 /// A feed's status to a profile's feed-status output.
@@ -249,17 +241,11 @@ pub(crate) fn feed_status(out: &Output, key: Key, status: &str) -> ProfileWrite 
 
 /// The heartbeat's fields as a profile's heartbeat output shapes them:
 /// hash fields, or one string.
-pub fn heartbeat_value(
-    out: &Output,
-    fields: &[(&str, String)],
-) -> Result<Vec<(String, String)>, String> {
-    match value(out, |src| {
+pub(crate) fn heartbeat_value(out: &Output, fields: &[(&str, String)]) -> ProfileValue {
+    value(out, |src| {
         fields
             .iter()
             .find(|(name, _)| *name == src)
             .map(|(_, v)| V::Str(v.as_str()))
-    }) {
-        ProfileValue::Fields(f) | ProfileValue::StreamEntry(_, f) => Ok(f),
-        ProfileValue::Text(t) | ProfileValue::Entry(_, t) => Err(t),
-    }
+    })
 }
