@@ -442,17 +442,15 @@ pub async fn run_feed(
             r = tokio::time::timeout(Duration::from_millis(live.connect_timeout_ms), connect) => r,
             _ = stop.changed() => break,
         };
-        let mut ws = match ws {
-            Ok(Ok((ws, _response))) => ws,
-            Ok(Err(e)) => {
-                tracing::warn!(feed = %plan.name, url = %plan.url_redacted, error = %redact_query(&e.to_string()), "connect failed");
-                if !lost_now(&mut lost, &mut out, &counters, &status, Loss::ConnectFailed) {
-                    return;
-                }
-                continue;
-            }
-            Err(_) => {
-                tracing::warn!(feed = %plan.name, url = %plan.url_redacted, "connect timed out");
+        let failure = match ws {
+            Ok(Ok((ws, _response))) => Ok(ws),
+            Ok(Err(e)) => Err(redact_query(&e.to_string())),
+            Err(_) => Err("timed out".to_string()),
+        };
+        let mut ws = match failure {
+            Ok(ws) => ws,
+            Err(error) => {
+                tracing::warn!(feed = %plan.name, url = %plan.url_redacted, %error, "connect failed");
                 if !lost_now(&mut lost, &mut out, &counters, &status, Loss::ConnectFailed) {
                     return;
                 }
