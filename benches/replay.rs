@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tickwire_core::config::Overrides;
-use tickwire_core::{Config, Event};
+use tickwire_core::{Config, Dec, Event};
 use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_parse::{Format, LineDecoder, SourceMeta};
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
@@ -141,15 +141,17 @@ fn state(c: &mut Criterion) {
     let mut stage = StateStage::new(cfg);
     let inst = StdArc::new(Instrument::new("NSE", "SBIN"));
     let mut ts_ns: i64 = 1_704_080_700_000_000_000;
-    let mut price = 612.35;
+    let mut price = Dec::from_scaled(61_235, 2);
+    let (up, down) = (Dec::from_scaled(5, 2), Dec::from_scaled(-5, 2));
+    let qty = Dec::from_int(10);
     let mut out = Vec::with_capacity(16);
     let mut g = c.benchmark_group("state");
     g.throughput(Throughput::Elements(1));
     g.bench_function("bar_rsi_atr_vwap_per_tick", |b| {
         b.iter(|| {
             ts_ns += 1_000_000_000;
-            price += if ts_ns % 3 == 0 { 0.05 } else { -0.05 };
-            let tick = Tick::trade(StdArc::clone(&inst), ts_ns, ts_ns, price, 10.0);
+            price += if ts_ns % 3 == 0 { up } else { down };
+            let tick = Tick::trade(StdArc::clone(&inst), ts_ns, ts_ns, price, qty);
             stage.process(Event::Tick(tick), &mut out);
             out.clear();
         })

@@ -85,11 +85,11 @@ fn inline_engine_matches_the_ta_lib_fixture() {
                     let x = b.bar;
                     let row = [
                         x.open_ms as f64,
-                        x.open,
-                        x.high,
-                        x.low,
-                        x.close,
-                        x.volume,
+                        x.open.to_f64(),
+                        x.high.to_f64(),
+                        x.low.to_f64(),
+                        x.close.to_f64(),
+                        x.volume.to_f64(),
                         x.trades as f64,
                     ];
                     seen.entry(b.instrument.symbol.to_string())

@@ -172,7 +172,8 @@ async fn tradingboost_beside_the_default_layout() {
     // GET + JSON parse, as TradingBoost reads it.
     assert_eq!(
         price,
-        serde_json::json!({"price": 42001.0, "timestamp": 1_704_067_200_002i64})
+        // The exact decimal in its shortest form: 42001, not 42001.0.
+        serde_json::json!({"price": 42001, "timestamp": 1_704_067_200_002i64})
     );
     let t = ttl(&db0, "price:okx:BTC-USDT").await;
     assert!((50..=60).contains(&t), "price TTL {t}");
@@ -230,7 +231,11 @@ async fn trading_system_prices_indicators_and_updates() {
     let px = |v: &serde_json::Value| v["ltp"].as_f64().unwrap();
     let high = day.iter().map(|v| px(v)).fold(f64::MIN, f64::max);
     let low = day.iter().map(|v| px(v)).fold(f64::MAX, f64::min);
-    let volume: f64 = day.iter().map(|v| v["qty"].as_f64().unwrap()).sum();
+    // The day's volume as the exact decimal sum, as JSON reads its text.
+    let volume = day.iter().fold(tickwire_core::Dec::ZERO, |sum, v| {
+        sum + tickwire_core::Dec::from_f64(v["qty"].as_f64().unwrap()).unwrap()
+    });
+    let volume: serde_json::Value = serde_json::from_str(&volume.to_string()).unwrap();
 
     // A consumer subscribed to the updates before the run.
     let subscriber = server.client(0).await.unwrap();
@@ -308,10 +313,11 @@ async fn trading_system_prices_indicators_and_updates() {
     close("macd_signal", &ind["macd_signal"], n(&macd, 2));
     close("bollinger_upper", &ind["bollinger_upper"], n(&bb, 1));
     close("bollinger_lower", &ind["bollinger_lower"], n(&bb, 3));
+    // The schema's width is in price: upper - lower (152.50 - 148.50 = 4.0).
     close(
         "bollinger_width",
         &ind["bollinger_width"],
-        (n(&bb, 1) - n(&bb, 3)) / n(&bb, 2),
+        n(&bb, 1) - n(&bb, 3),
     );
     let bar_open = bb[0].as_i64().unwrap();
     assert_eq!(
@@ -328,6 +334,35 @@ async fn trading_system_prices_indicators_and_updates() {
         "{k4:?}"
     );
     assert_eq!(k4.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefixed_backtest_publishes_on_the_prefixed_channel() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = session_file(dir.path());
+    // One subscriber for every channel: what a live consumer would hear too.
+    let subscriber = server.client(0).await.unwrap();
+    let mut messages = subscriber.message_rx();
+    let _: () = subscriber.psubscribe("*").await.unwrap();
+    let mut config = with_profiles(config(&server, ""), &["trading-system"]);
+    config.keys.prefix = "bt:".into();
+    replay(&config, &[file]).await;
+
+    let db2 = server.client(2).await.unwrap();
+    let raw: String = db2.get("bt:stocks:price:RELIANCE").await.unwrap();
+    let mut channels = std::collections::BTreeSet::new();
+    let mut last = None;
+    while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(300), messages.recv()).await {
+        channels.insert(m.channel.to_string());
+        last = Some(m.value.convert::<String>().unwrap());
+    }
+    assert_eq!(
+        channels.into_iter().collect::<Vec<_>>(),
+        ["bt:updates:RELIANCE"],
+        "a backtest must not publish on the live channel"
+    );
+    assert_eq!(last, Some(raw));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,24 +2,25 @@
 
 use std::sync::Arc;
 
+use crate::num::Dec;
 use crate::tick::Instrument;
 
 /// One OHLCV bar, keyed by its open time (epoch ms, exchange time).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
     pub open_ms: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
+    pub open: Dec,
+    pub high: Dec,
+    pub low: Dec,
+    pub close: Dec,
+    pub volume: Dec,
     /// Number of trades in the bar.
     pub trades: u64,
 }
 
 impl Bar {
     /// A bar opened by one trade.
-    pub fn new(open_ms: i64, price: f64, qty: f64) -> Self {
+    pub fn new(open_ms: i64, price: Dec, qty: Dec) -> Self {
         Self {
             open_ms,
             open: price,
@@ -32,7 +33,7 @@ impl Bar {
     }
 
     /// Adds a trade to the bar.
-    pub fn add(&mut self, price: f64, qty: f64) {
+    pub fn add(&mut self, price: Dec, qty: Dec) {
         self.high = self.high.max(price);
         self.low = self.low.min(price);
         self.close = price;
@@ -74,8 +75,8 @@ pub struct SessionTrade {
     pub seq: u64,
     /// `YYYY-MM-DD`.
     pub session: Arc<str>,
-    pub price: f64,
-    pub qty: f64,
+    pub price: Dec,
+    pub qty: Dec,
 }
 
 /// Traded volume of one instrument, absolute for its span so that writing it
@@ -87,7 +88,7 @@ pub struct VolumeUpdate {
     /// `YYYY-MM-DD`, the exchange's trading date.
     pub session: Arc<str>,
     pub bucket: Option<u16>,
-    pub volume: f64,
+    pub volume: Dec,
     pub trades: u64,
     pub first_ts_ms: i64,
     pub last_ts_ms: i64,
@@ -100,18 +101,18 @@ pub struct Quote {
     pub instrument: Arc<Instrument>,
     pub exchange_ts_ns: i64,
     pub recv_ts_ns: i64,
-    pub bid: Option<f64>,
-    pub ask: Option<f64>,
+    pub bid: Option<Dec>,
+    pub ask: Option<Dec>,
 }
 
 /// The trading day so far of one instrument (its exchange's session date):
 /// first, highest and lowest trade price and the quantity traded.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Day {
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub volume: f64,
+    pub open: Dec,
+    pub high: Dec,
+    pub low: Dec,
+    pub volume: Dec,
 }
 
 /// Every indicator of one closed bar (for key profiles that write them

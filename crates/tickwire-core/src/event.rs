@@ -1,6 +1,7 @@
 //! What the parse stage hands to the writer.
 
 use crate::bar::{BarUpdate, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
+use crate::num::Dec;
 use crate::tick::{Instrument, Tick};
 use std::sync::Arc;
 
@@ -72,11 +73,11 @@ pub struct FeedEvent {
 /// One price level of a book snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DepthLevel {
-    pub bid_price: f64,
-    pub bid_qty: f64,
+    pub bid_price: Dec,
+    pub bid_qty: Dec,
     pub bid_orders: u32,
-    pub ask_price: f64,
-    pub ask_qty: f64,
+    pub ask_price: Dec,
+    pub ask_qty: Dec,
     pub ask_orders: u32,
 }
 

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::num::{Dec, MAX_VALUE};
+
 /// Who an instrument is: the venue, its market segment, the symbol and, where the
 /// venue numbers its instruments (Dhan, NSE), the security id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,12 +57,13 @@ pub struct Tick {
     pub instrument: Arc<Instrument>,
     pub exchange_ts_ns: i64,
     pub recv_ts_ns: i64,
-    pub price: f64,
-    pub qty: f64,
-    pub bid: Option<f64>,
-    pub ask: Option<f64>,
+    /// Exact decimals as the venue sent them.
+    pub price: Dec,
+    pub qty: Dec,
+    pub bid: Option<Dec>,
+    pub ask: Option<Dec>,
     /// Cumulative traded volume of the day, when the venue reports it.
-    pub cum_volume: Option<f64>,
+    pub cum_volume: Option<Dec>,
     /// Average traded price of the day: the venue's (Dhan's ATP), else the
     /// session VWAP the state stage keeps (inline engine).
     pub atp: Option<f64>,
@@ -77,8 +80,8 @@ impl Tick {
         instrument: Arc<Instrument>,
         exchange_ts_ns: i64,
         recv_ts_ns: i64,
-        price: f64,
-        qty: f64,
+        price: Dec,
+        qty: Dec,
     ) -> Self {
         Self {
             instrument,
@@ -103,15 +106,15 @@ impl Tick {
     /// Checks the values a venue could send wrong; the parsers reject a tick that
     /// fails this rather than let it reach Redis.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if !self.price.is_finite() || self.price <= 0.0 {
-            return Err("price must be a positive finite number");
+        if !self.price.is_positive() || self.price > MAX_VALUE {
+            return Err("price must be a positive number up to 1e18");
         }
-        if !self.qty.is_finite() || self.qty < 0.0 {
-            return Err("quantity must be a finite number >= 0");
+        if self.qty.is_negative() || self.qty > MAX_VALUE {
+            return Err("quantity must be a number from 0 to 1e18");
         }
         for v in [self.bid, self.ask, self.cum_volume].into_iter().flatten() {
-            if !v.is_finite() || v < 0.0 {
-                return Err("bid, ask and cumulative volume must be finite numbers >= 0");
+            if v.is_negative() || v > MAX_VALUE {
+                return Err("bid, ask and cumulative volume must be numbers from 0 to 1e18");
             }
         }
         if self.exchange_ts_ns <= 0 {
@@ -196,8 +199,8 @@ mod tests {
             instrument: inst,
             exchange_ts_ns: 1_700_000_000_123_999_999,
             recv_ts_ns: 0,
-            price: 10.0,
-            qty: 1.0,
+            price: Dec::from_int(10),
+            qty: Dec::from_int(1),
             bid: None,
             ask: None,
             cum_volume: None,
@@ -207,10 +210,12 @@ mod tests {
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);
         assert!(t.validate().is_ok());
-        t.price = f64::NAN;
+        t.price = Dec::ZERO;
         assert!(t.validate().is_err());
-        t.price = 1.0;
-        t.qty = -1.0;
+        t.price = Dec::from_int(1);
+        t.qty = Dec::from_int(-1);
+        assert!(t.validate().is_err());
+        t.qty = Dec::parse("1000000000000000001").unwrap();
         assert!(t.validate().is_err());
     }
 }

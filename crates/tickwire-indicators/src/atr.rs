@@ -39,12 +39,8 @@ impl Atr {
 impl Next<&Bar> for Atr {
     type Output = Option<f64>;
 
-    /// Feeds one closed bar; `None` until warmed up. A bar with a price that
-    /// is not a finite number is ignored.
+    /// Feeds one closed bar; `None` until warmed up.
     fn next(&mut self, bar: &Bar) -> Option<f64> {
-        if ![bar.high, bar.low, bar.close].iter().all(|v| v.is_finite()) {
-            return self.value;
-        }
         let tr = self.tr.next(&TaBar(bar));
         self.bars += 1;
         if self.bars == 1 {
@@ -83,13 +79,14 @@ mod tests {
     use super::*;
 
     fn bar(h: f64, l: f64, c: f64) -> Bar {
+        let d = |v: f64| tickwire_core::Dec::from_f64(v).unwrap();
         Bar {
             open_ms: 0,
-            open: c,
-            high: h,
-            low: l,
-            close: c,
-            volume: 1.0,
+            open: d(c),
+            high: d(h),
+            low: d(l),
+            close: d(c),
+            volume: d(1.0),
             trades: 1,
         }
     }
@@ -117,10 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn nan_bar_is_ignored_and_reset_starts_over() {
+    fn reset_starts_over() {
         let mut atr = Atr::new(1);
         atr.next(&bar(10.0, 9.0, 10.0));
-        assert_eq!(atr.next(&bar(f64::NAN, 9.0, 10.0)), None);
         assert_eq!(atr.next(&bar(11.0, 10.0, 10.5)), Some(1.0));
         atr.reset();
         assert!(!atr.is_ready());

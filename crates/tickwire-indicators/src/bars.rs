@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tickwire_core::config::interval_ms;
-use tickwire_core::Bar;
+use tickwire_core::{Bar, Dec};
 
 /// A bar interval: its label as written in config and keys (`1m`) and its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl BarBuilder {
     }
 
     /// Adds a trade; returns the bar it closed, if it opened a later interval.
-    pub fn update(&mut self, ts_ms: i64, price: f64, qty: f64) -> Option<Bar> {
+    pub fn update(&mut self, ts_ms: i64, price: Dec, qty: Dec) -> Option<Bar> {
         let open = self.interval.open_of(ts_ms);
         match &mut self.forming {
             Some(bar) if open <= bar.open_ms => {
@@ -79,32 +79,36 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
+    fn d(v: f64) -> Dec {
+        Dec::from_f64(v).unwrap()
+    }
+
     #[test]
     fn bars_close_on_a_later_interval_and_gaps_are_not_filled() {
         let mut b = BarBuilder::new(Interval::parse("1m").unwrap());
         let t0 = 1_704_080_700_000; // 03:45:00 UTC
-        assert_eq!(b.update(t0 + 1_000, 10.0, 1.0), None);
-        assert_eq!(b.update(t0 + 2_000, 12.0, 2.0), None);
-        assert_eq!(b.update(t0 + 59_999, 9.0, 3.0), None);
+        assert_eq!(b.update(t0 + 1_000, d(10.0), d(1.0)), None);
+        assert_eq!(b.update(t0 + 2_000, d(12.0), d(2.0)), None);
+        assert_eq!(b.update(t0 + 59_999, d(9.0), d(3.0)), None);
         // Three minutes later: the first bar closes, no empty bars in between.
-        let closed = b.update(t0 + 3 * MIN + 5, 11.0, 1.0).unwrap();
+        let closed = b.update(t0 + 3 * MIN + 5, d(11.0), d(1.0)).unwrap();
         assert_eq!(
             closed,
             Bar {
                 open_ms: t0,
-                open: 10.0,
-                high: 12.0,
-                low: 9.0,
-                close: 9.0,
-                volume: 6.0,
+                open: d(10.0),
+                high: d(12.0),
+                low: d(9.0),
+                close: d(9.0),
+                volume: d(6.0),
                 trades: 3
             }
         );
         assert_eq!(b.forming().unwrap().open_ms, t0 + 3 * MIN);
         // A trade stamped in an earlier minute joins the forming bar.
-        assert_eq!(b.update(t0 + 2 * MIN, 8.0, 1.0), None);
+        assert_eq!(b.update(t0 + 2 * MIN, d(8.0), d(1.0)), None);
         let last = b.close().unwrap();
-        assert_eq!((last.low, last.trades), (8.0, 2));
+        assert_eq!((last.low, last.trades), (d(8.0), 2));
         assert!(b.close().is_none());
     }
 

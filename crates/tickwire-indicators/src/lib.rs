@@ -31,26 +31,26 @@ pub struct TaBar<'a>(pub &'a tickwire_core::Bar);
 
 impl ta::Open for TaBar<'_> {
     fn open(&self) -> f64 {
-        self.0.open
+        self.0.open.to_f64()
     }
 }
 impl ta::High for TaBar<'_> {
     fn high(&self) -> f64 {
-        self.0.high
+        self.0.high.to_f64()
     }
 }
 impl ta::Low for TaBar<'_> {
     fn low(&self) -> f64 {
-        self.0.low
+        self.0.low.to_f64()
     }
 }
 impl ta::Close for TaBar<'_> {
     fn close(&self) -> f64 {
-        self.0.close
+        self.0.close.to_f64()
     }
 }
 impl ta::Volume for TaBar<'_> {
     fn volume(&self) -> f64 {
-        self.0.volume
+        self.0.volume.to_f64()
     }
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use ta::Next;
 use tickwire_core::config::{Config, Engine};
 use tickwire_core::{
-    Bar, BarUpdate, ByAddress, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq, Tick,
+    Bar, BarUpdate, ByAddress, Dec, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq,
+    Tick,
 };
 
 use tickwire_core::config::Db;
@@ -119,9 +120,10 @@ impl Extended {
 
     fn next(&mut self, inst: &Arc<Instrument>, interval: &Arc<str>, bar: &Bar) -> IndicatorSet {
         self.closes += 1;
-        let rsi = self.rsi.next(bar.close);
-        let macd = self.macd.next(bar.close);
-        let bb = self.bb.next(bar.close);
+        let close = bar.close.to_f64();
+        let rsi = self.rsi.next(close);
+        let macd = self.macd.next(close);
+        let bb = self.bb.next(close);
         // ta's bands start at the first close; TA-Lib's after 20.
         let bb = (self.closes >= 20).then_some(bb);
         IndicatorSet {
@@ -214,7 +216,7 @@ impl StateStage {
             return;
         };
         tick.db = Some(db);
-        if tick.qty > 0.0 {
+        if tick.qty.is_positive() {
             let date = &s.clock.at(ts).session;
             match &mut s.day {
                 Some((d, day)) if Arc::ptr_eq(d, date) || **d == **date => {
@@ -236,7 +238,7 @@ impl StateStage {
             }
         }
         tick.day = s.day.as_ref().map(|(_, d)| *d);
-        if tick.qty > 0.0 {
+        if tick.qty.is_positive() {
             self.on_trade(i, &mut tick, db, out);
         } else {
             self.ticks_without_qty += 1;
@@ -262,7 +264,8 @@ impl StateStage {
         }
         let local = s.clock.at(ts);
         if inline {
-            s.vwap.update(local.date, tick.price, tick.qty);
+            s.vwap
+                .update(local.date, tick.price.to_f64(), tick.qty.to_f64());
             if tick.atp.is_none() {
                 tick.atp = s.vwap.value();
             }
@@ -328,7 +331,7 @@ impl StateStage {
 impl InstrumentState {
     /// Adds a trade's quantity to its bucket and its session; a trade of a new
     /// bucket or session hands on the finished one first.
-    fn add_volume(&mut self, ts: i64, qty: f64, width: u16, out: &mut Vec<Event>) {
+    fn add_volume(&mut self, ts: i64, qty: Dec, width: u16, out: &mut Vec<Event>) {
         let local = self.clock.at(ts).clone();
         let bucket = local.minute - local.minute % width;
         for (slot, span) in [
@@ -377,7 +380,7 @@ impl InstrumentState {
             return;
         }
         let values = [
-            ("rsi", self.rsi.next(bar.close), cfg.rsi_period),
+            ("rsi", self.rsi.next(bar.close.to_f64()), cfg.rsi_period),
             ("atr", self.atr.next(&bar), cfg.atr_period),
         ];
         for (name, value, period) in values {
@@ -403,8 +406,8 @@ mod tests {
             Arc::clone(inst),
             ms * 1_000_000,
             ms * 1_000_000,
-            price,
-            qty,
+            Dec::from_f64(price).unwrap(),
+            Dec::from_f64(qty).unwrap(),
         ))
     }
 

@@ -170,7 +170,10 @@ mod tests {
                 panic!("{line}")
             };
             assert_eq!(t.exchange_ts_ns, ns);
-            assert_eq!((t.price, t.qty), (42283.58, 0.00118));
+            assert_eq!(
+                (t.price.to_string(), t.qty.to_string()),
+                ("42283.58".into(), "0.00118".into())
+            );
             assert_eq!(&*t.instrument.symbol, "BTCUSDT");
         }
         assert!(decode_binance(
@@ -218,7 +221,10 @@ mod tests {
         assert_eq!(&*t.instrument.exchange, "binance-futures");
         assert_eq!(t.exchange_ts_ns, 1_582_329_602_111_000_000);
         assert_eq!(t.recv_ts_ns, 1_582_329_602_418_379_000);
-        assert_eq!((t.price, t.qty), (9682.0, 0.132));
+        assert_eq!(
+            (t.price.to_string(), t.qty.to_string()),
+            ("9682".into(), "0.132".into())
+        );
         let Some(Event::Rejected(r)) =
             decode_tardis(b"binance-futures,BTCUSDT,x,1,1,buy,1,1", &mut c, 64)
         else {

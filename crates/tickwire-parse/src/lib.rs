@@ -261,7 +261,7 @@ mod tests {
         };
         assert_eq!(&*t.instrument.exchange, "binance-futures");
         assert_eq!(t.recv_ts_ns, 1_700_000_000_000_000_123);
-        assert_eq!(t.price, 42000.5);
+        assert_eq!(t.price.to_string(), "42000.5");
     }
 
     #[test]

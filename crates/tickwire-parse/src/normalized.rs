@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use tickwire_core::{Event, InstrumentCache, Rejected, Tick};
+use tickwire_core::{Dec, Event, InstrumentCache, Rejected, Tick};
 
 pub(crate) const FEED: &str = "tickwire";
 
@@ -28,14 +28,14 @@ struct Line<'a> {
     ts: i64,
     #[serde(default)]
     recv_ts: Option<i64>,
-    ltp: f64,
-    qty: f64,
+    ltp: Dec,
+    qty: Dec,
     #[serde(default)]
-    vol: Option<f64>,
+    vol: Option<Dec>,
     #[serde(default)]
-    bid: Option<f64>,
+    bid: Option<Dec>,
     #[serde(default)]
-    ask: Option<f64>,
+    ask: Option<Dec>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +100,10 @@ pub(crate) fn decode(
 mod tests {
     use super::*;
 
+    fn d(v: f64) -> Dec {
+        Dec::from_f64(v).unwrap()
+    }
+
     fn run(line: &str) -> Event {
         let mut cache = InstrumentCache::default();
         decode(
@@ -123,7 +127,13 @@ mod tests {
         assert_eq!(t.recv_ts_ns, t.exchange_ts_ns);
         assert_eq!(
             (t.price, t.qty, t.cum_volume, t.bid, t.ask),
-            (612.35, 25.0, Some(125000.0), Some(612.3), Some(612.4))
+            (
+                d(612.35),
+                d(25.0),
+                Some(d(125000.0)),
+                Some(d(612.3)),
+                Some(d(612.4))
+            )
         );
     }
 

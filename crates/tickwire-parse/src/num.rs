@@ -1,10 +1,11 @@
 //! Numbers as venues send them.
 
-/// Parses a decimal number sent as text (`"0.35130000"`), rejecting NaN and
-/// infinities, which no venue sends for a price.
-pub(crate) fn decimal(s: &str) -> Option<f64> {
-    let v: f64 = s.trim().parse().ok()?;
-    v.is_finite().then_some(v)
+use tickwire_core::Dec;
+
+/// Parses a decimal number sent as text (`"0.35130000"`) exactly; NaN,
+/// infinities and other text are `None`.
+pub(crate) fn decimal(s: &str) -> Option<Dec> {
+    Dec::parse(s)
 }
 
 /// Epoch time of unknown unit (s, ms, µs or ns) to nanoseconds, by magnitude:
@@ -43,7 +44,10 @@ mod tests {
 
     #[test]
     fn decimals() {
-        assert_eq!(decimal("0.35130000"), Some(0.3513));
+        assert_eq!(
+            decimal("0.35130000").map(|d| d.to_string()).as_deref(),
+            Some("0.3513")
+        );
         assert_eq!(decimal("NaN"), None);
         assert_eq!(decimal("inf"), None);
         assert_eq!(decimal("x"), None);

@@ -129,8 +129,8 @@ pub(crate) struct QuoteWrite {
     pub price_key: Key,
     pub price_db: u8,
     pub after: usize,
-    pub bid: Option<f64>,
-    pub ask: Option<f64>,
+    pub bid: Option<tickwire_core::Dec>,
+    pub ask: Option<tickwire_core::Dec>,
 }
 
 #[derive(Default)]
@@ -877,7 +877,7 @@ fn plan_ratio(
     if *average <= 0.0 {
         return;
     }
-    let ratio = u.volume / average;
+    let ratio = u.volume.to_f64() / average;
     cmds.push(Cmd {
         db: s.ticks_db,
         kind: Kind::Indicator,

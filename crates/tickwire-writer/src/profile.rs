@@ -7,7 +7,7 @@
 use fred::types::Key;
 use serde_json::{Map, Value as Json};
 use tickwire_core::profiles::{Encoding, Output, RedisType};
-use tickwire_core::{Bar, Instrument, Tick};
+use tickwire_core::{Bar, Dec, Instrument, Tick};
 
 /// What a profile output writes to one key.
 #[derive(Debug, Clone)]
@@ -37,6 +37,9 @@ pub(crate) enum ProfileValue {
 
 /// One source value.
 enum V<'a> {
+    /// A price or quantity: its exact decimal.
+    Dec(Dec),
+    /// A ratio (an indicator, an average price).
     Num(f64),
     Int(i64),
     Str(&'a str),
@@ -46,6 +49,7 @@ enum V<'a> {
 impl V<'_> {
     fn text(&self) -> String {
         match self {
+            V::Dec(d) => d.to_string(),
             V::Num(n) => n.to_string(),
             V::Int(i) => i.to_string(),
             V::Str(s) => s.to_string(),
@@ -55,6 +59,13 @@ impl V<'_> {
 
     fn json(&self) -> Json {
         match self {
+            // A whole number as a JSON integer; otherwise the nearest double,
+            // which serde_json prints in its shortest form: the decimal's own
+            // digits for any value of up to 15 significant digits.
+            V::Dec(d) => d.to_i64().map_or_else(
+                || serde_json::Number::from_f64(d.to_f64()).map_or(Json::Null, Json::Number),
+                Json::from,
+            ),
             V::Num(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
             V::Int(i) => Json::from(*i),
             V::Str(s) => Json::from(*s),
@@ -152,18 +163,18 @@ pub(crate) fn tick_entry(out: &Output, key: Key, id: (u64, u64), t: &Tick) -> Pr
 pub(crate) fn tick(out: &Output, key: Key, publish: Option<Key>, t: &Tick) -> ProfileWrite {
     let ts = t.exchange_ts_ms();
     let v = value(out, |src| match src {
-        "ltp" => Some(V::Num(t.price)),
-        "qty" => Some(V::Num(t.qty)),
+        "ltp" => Some(V::Dec(t.price)),
+        "qty" => Some(V::Dec(t.qty)),
         "ts" => Some(V::Int(ts)),
         "ts_iso" => Some(V::Owned(iso_ms(ts))),
-        "vol" => t.cum_volume.map(V::Num),
+        "vol" => t.cum_volume.map(V::Dec),
         "atp" => t.atp.map(V::Num),
-        "bid" => t.bid.map(V::Num),
-        "ask" => t.ask.map(V::Num),
-        "day_open" => t.day.map(|d| V::Num(d.open)),
-        "day_high" => t.day.map(|d| V::Num(d.high)),
-        "day_low" => t.day.map(|d| V::Num(d.low)),
-        "day_volume" => t.day.map(|d| V::Num(d.volume)),
+        "bid" => t.bid.map(V::Dec),
+        "ask" => t.ask.map(V::Dec),
+        "day_open" => t.day.map(|d| V::Dec(d.open)),
+        "day_high" => t.day.map(|d| V::Dec(d.high)),
+        "day_low" => t.day.map(|d| V::Dec(d.low)),
+        "day_volume" => t.day.map(|d| V::Dec(d.volume)),
         other => instrument_source(&t.instrument, other),
     });
     let mut w = write(out, key, v);
@@ -179,8 +190,10 @@ pub(crate) fn indicators(
     publish: Option<Key>,
     set: &tickwire_core::IndicatorSet,
 ) -> ProfileWrite {
-    let width = match (set.bb_upper, set.bb_lower, set.bb_middle) {
-        (Some(u), Some(l), Some(m)) if m != 0.0 => Some((u - l) / m),
+    // The bands' width in price, as the trading-system schema shows it
+    // (upper 152.50, lower 148.50, width 4.0).
+    let width = match (set.bb_upper, set.bb_lower) {
+        (Some(u), Some(l)) => Some(u - l),
         _ => None,
     };
     let v = value(out, |src| match src {
@@ -204,11 +217,11 @@ pub(crate) fn indicators(
 /// A closed bar's entry in a profile's bars output.
 pub(crate) fn bar(out: &Output, key: Key, inst: &Instrument, b: &Bar) -> ProfileWrite {
     let v = value(out, |src| match src {
-        "open" => Some(V::Num(b.open)),
-        "high" => Some(V::Num(b.high)),
-        "low" => Some(V::Num(b.low)),
-        "close" => Some(V::Num(b.close)),
-        "volume" => Some(V::Num(b.volume)),
+        "open" => Some(V::Dec(b.open)),
+        "high" => Some(V::Dec(b.high)),
+        "low" => Some(V::Dec(b.low)),
+        "close" => Some(V::Dec(b.close)),
+        "volume" => Some(V::Dec(b.volume)),
         "trades" => Some(V::Int(i64::try_from(b.trades).unwrap_or(i64::MAX))),
         "open_ms" => Some(V::Int(b.open_ms)),
         other => instrument_source(inst, other),

@@ -8,7 +8,7 @@
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
-use tickwire_core::{Event, InstrumentCache, Quote, Tick};
+use tickwire_core::{Dec, Event, InstrumentCache, Quote, Tick};
 
 use super::{optional_price, FrameError, JsonScratch};
 use crate::num::decimal;
@@ -30,9 +30,9 @@ pub struct BinanceTrade<'a> {
     /// `t` for trade, `a` for aggTrade.
     pub id: u64,
     /// `p`
-    pub price: f64,
+    pub price: Dec,
     /// `q`
-    pub qty: f64,
+    pub qty: Dec,
     /// `T`: trade time, epoch ms.
     pub trade_time_ms: i64,
     /// `E`: event time, epoch ms.
@@ -184,6 +184,10 @@ impl BinanceDecoder {
 mod tests {
     use super::*;
 
+    fn d(v: f64) -> Dec {
+        Dec::from_f64(v).unwrap()
+    }
+
     fn decode(text: &str) -> (Result<(), FrameError>, Vec<Event>) {
         let mut d = BinanceDecoder::default();
         let mut cache = InstrumentCache::default();
@@ -211,8 +215,8 @@ mod tests {
             let t = tick(&out);
             assert_eq!(&*t.instrument.symbol, "BNBBTC");
             assert_eq!(&*t.instrument.exchange, "binance");
-            assert_eq!(t.price, 0.001);
-            assert_eq!(t.qty, 100.0);
+            assert_eq!(t.price.to_string(), "0.001");
+            assert_eq!(t.qty.to_string(), "100");
             assert_eq!(t.exchange_ts_ns, 1_672_515_782_136_000_000);
             assert_eq!(t.recv_ts_ns, 7);
         }
@@ -223,7 +227,7 @@ mod tests {
         let framed = format!(r#"{{"stream":"bnbbtc@aggTrade","data":{DOC_AGG}}}"#);
         let (r, out) = decode(&framed);
         r.unwrap();
-        assert_eq!(tick(&out).price, 0.001);
+        assert_eq!(tick(&out).price.to_string(), "0.001");
     }
 
     #[test]
@@ -250,7 +254,7 @@ mod tests {
         };
         assert_eq!(
             (&*q.instrument.symbol, q.bid, q.ask),
-            ("BNBUSDT", Some(25.3519), Some(25.3652))
+            ("BNBUSDT", Some(d(25.3519)), Some(d(25.3652)))
         );
         assert_eq!(q.exchange_ts_ns, 7, "spot has no time: the receive time");
         let (r, out) = decode(

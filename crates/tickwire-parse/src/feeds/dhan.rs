@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use tickwire_core::{Depth, DepthLevel, Event, InstrumentCache, Tick};
+use tickwire_core::{Dec, Depth, DepthLevel, Event, InstrumentCache, Tick};
 
 use super::FrameError;
 
@@ -76,10 +76,10 @@ impl Packet<'_> {
     fn u32(&self, at: usize) -> u32 {
         u32::from_le_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
     }
-    /// An f32 price as the decimal it was meant to be (2450.05, not 2450.050048828125).
-    fn price(&self, at: usize) -> f64 {
-        let v = f32::from_bits(self.u32(at));
-        v.to_string().parse().unwrap_or(f64::from(v))
+    /// An f32 price as the decimal it was meant to be (2450.05, not
+    /// 2450.050048828125); a NaN or infinity reads as 0, which no check passes.
+    fn price(&self, at: usize) -> Dec {
+        Dec::from_f32(f32::from_bits(self.u32(at))).unwrap_or(Dec::ZERO)
     }
 }
 
@@ -169,7 +169,7 @@ impl DhanDecoder {
                         ltt_ns(ltt),
                         recv_ns,
                         p.price(8),
-                        0.0,
+                        Dec::ZERO,
                     );
                     tick.validate()
                         .map_err(|e| FrameError::new("invalid_tick", e))?;
@@ -189,14 +189,14 @@ impl DhanDecoder {
                         ltt_ns(ltt),
                         recv_ns,
                         p.price(8),
-                        f64::from(ltq),
+                        Dec::from(u32::from(ltq)),
                     );
-                    tick.cum_volume = Some(f64::from(volume));
-                    tick.atp = Some(p.price(18)).filter(|a| *a > 0.0);
+                    tick.cum_volume = Some(Dec::from(volume));
+                    tick.atp = Some(p.price(18).to_f64()).filter(|a| *a > 0.0);
                     if code == 8 {
                         let best = depth_level(&p, 0);
-                        tick.bid = (best.bid_price > 0.0).then_some(best.bid_price);
-                        tick.ask = (best.ask_price > 0.0).then_some(best.ask_price);
+                        tick.bid = best.bid_price.is_positive().then_some(best.bid_price);
+                        tick.ask = best.ask_price.is_positive().then_some(best.ask_price);
                     }
                     tick.validate()
                         .map_err(|e| FrameError::new("invalid_tick", e))?;
@@ -269,8 +269,8 @@ fn framing(bytes: &[u8]) -> Result<(u8, usize), FrameError> {
 fn depth_level(p: &Packet<'_>, i: usize) -> DepthLevel {
     let at = 62 + 20 * i;
     DepthLevel {
-        bid_qty: f64::from(p.u32(at)),
-        ask_qty: f64::from(p.u32(at + 4)),
+        bid_qty: Dec::from(p.u32(at)),
+        ask_qty: Dec::from(p.u32(at + 4)),
         bid_orders: u32::from(p.u16(at + 8)),
         ask_orders: u32::from(p.u16(at + 10)),
         bid_price: p.price(at + 12),
@@ -281,6 +281,10 @@ fn depth_level(p: &Packet<'_>, i: usize) -> DepthLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dec(v: f64) -> Dec {
+        Dec::from_f64(v).unwrap()
+    }
 
     fn header(code: u8, len: u16, segment: u8, security: u32) -> Vec<u8> {
         let mut b = vec![code];
@@ -348,7 +352,7 @@ mod tests {
         assert_eq!(t.instrument.security_id.as_deref(), Some("2885"));
         assert_eq!(
             (t.price, t.qty, t.cum_volume),
-            (2450.05, 25.0, Some(120_000.0))
+            (dec(2450.05), dec(25.0), Some(dec(120_000.0)))
         );
         assert_eq!(t.exchange_ts_ns, 1_704_080_700_000_000_000);
         // The same trade again (only the book moved): skipped.
@@ -372,11 +376,11 @@ mod tests {
         let Event::Tick(t) = &out[2] else { panic!() };
         assert_eq!(
             (t.price, t.qty, t.instrument.segment.as_deref()),
-            (21701.0, 50.0, Some("NSE_FNO"))
+            (dec(21701.0), dec(50.0), Some("NSE_FNO"))
         );
         assert_eq!(&*t.instrument.symbol, "NIFTY24JANFUT");
         assert_eq!(t.instrument.security_id.as_deref(), Some("35001"));
-        assert_eq!((t.bid, t.ask), (Some(21700.95), Some(21701.05)));
+        assert_eq!((t.bid, t.ask), (Some(dec(21700.95)), Some(dec(21701.05))));
         let Event::Depth(depth) = &out[3] else {
             panic!("{:?}", out[3])
         };
@@ -385,9 +389,9 @@ mod tests {
         let l5 = depth.levels[4];
         assert_eq!(
             (l5.bid_qty, l5.ask_qty, l5.bid_orders, l5.ask_orders),
-            (104.0, 204.0, 3, 4)
+            (dec(104.0), dec(204.0), 3, 4)
         );
-        assert_eq!((l5.bid_price, l5.ask_price), (21700.75, 21701.25));
+        assert_eq!((l5.bid_price, l5.ask_price), (dec(21700.75), dec(21701.25)));
         // IST wall clock read as UTC: 05:30 earlier.
         assert_eq!(t.exchange_ts_ns, (1_704_100_501 - 19_800) * 1_000_000_000);
     }
@@ -403,7 +407,7 @@ mod tests {
         let [Event::Tick(t)] = out.as_slice() else {
             panic!("{out:?}")
         };
-        assert_eq!((t.price, t.qty), (612.35, 0.0));
+        assert_eq!((t.price, t.qty), (dec(612.35), dec(0.0)));
         let (_, again) = decode(&mut d, &ticker);
         assert!(
             matches!(again[0], Event::Skipped { .. }),

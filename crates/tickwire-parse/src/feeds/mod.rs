@@ -8,7 +8,7 @@ pub mod okx;
 
 use std::collections::HashMap;
 
-use tickwire_core::{Event, FeedConfig, FeedVenue, InstrumentCache};
+use tickwire_core::{Dec, Event, FeedConfig, FeedVenue, InstrumentCache};
 
 /// One WebSocket frame's payload.
 #[derive(Debug, Clone, Copy)]
@@ -35,11 +35,11 @@ impl FrameError {
 
 /// A quote side sent as text (`"25.3519"`): absent stays absent, anything but
 /// a positive number is an error naming the field.
-pub(crate) fn optional_price(key: &str, text: Option<&str>) -> Result<Option<f64>, FrameError> {
+pub(crate) fn optional_price(key: &str, text: Option<&str>) -> Result<Option<Dec>, FrameError> {
     match text {
         None => Ok(None),
         Some(text) => crate::num::decimal(text)
-            .filter(|p| *p > 0.0)
+            .filter(|p| p.is_positive())
             .map(Some)
             .ok_or_else(|| {
                 FrameError::new("bad_number", format!("`{key}` is not a price: {text:?}"))

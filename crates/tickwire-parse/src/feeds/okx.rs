@@ -8,7 +8,7 @@
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
-use tickwire_core::{Event, InstrumentCache, Quote, Tick};
+use tickwire_core::{Dec, Event, InstrumentCache, Quote, Tick};
 
 use super::{optional_price, FrameError, JsonScratch};
 use crate::num::decimal;
@@ -22,9 +22,9 @@ pub struct OkxTrade<'a> {
     /// `instId` (`BTC-USDT`, `BTC-USDT-SWAP`).
     pub inst_id: &'a str,
     /// `px`
-    pub price: f64,
+    pub price: Dec,
     /// `sz`
-    pub size: f64,
+    pub size: Dec,
     /// `ts`: trade time, epoch ms.
     pub ts_ms: i64,
     /// `side`: the taker's side.
@@ -38,7 +38,7 @@ impl<'a> OkxTrade<'a> {
                 FrameError::new("missing_field", format!("missing string field `{k}`"))
             })
         };
-        let num = |k: &str| -> Result<f64, FrameError> {
+        let num = |k: &str| -> Result<Dec, FrameError> {
             let text = s(k)?;
             decimal(text).ok_or_else(|| {
                 FrameError::new("bad_number", format!("`{k}` is not a number: {text:?}"))
@@ -183,6 +183,10 @@ impl OkxDecoder {
 mod tests {
     use super::*;
 
+    fn d(v: f64) -> Dec {
+        Dec::from_f64(v).unwrap()
+    }
+
     fn decode(text: &str) -> (Result<(), FrameError>, Vec<Event>) {
         let mut d = OkxDecoder::default();
         let mut out = Vec::new();
@@ -210,7 +214,10 @@ mod tests {
             (&*t.instrument.exchange, &*t.instrument.symbol),
             ("okx", "BTC-USDT")
         );
-        assert_eq!((t.price, t.qty), (42219.9, 0.12060306));
+        assert_eq!(
+            (t.price.to_string(), t.qty.to_string()),
+            ("42219.9".into(), "0.12060306".into())
+        );
         assert_eq!(t.exchange_ts_ns, 1_630_048_897_897_000_000);
     }
 
@@ -237,7 +244,11 @@ mod tests {
         };
         assert_eq!(
             (q.bid, q.ask, q.exchange_ts_ns),
-            (Some(8888.88), Some(9999.99), 1_597_026_383_085_000_000)
+            (
+                Some(d(8888.88)),
+                Some(d(9999.99)),
+                1_597_026_383_085_000_000
+            )
         );
     }
 

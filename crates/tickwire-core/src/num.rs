@@ -1,0 +1,281 @@
+//! Exact decimals for prices and quantities.
+//!
+//! Venues send prices and quantities as decimal text (`"0.35130000"`); summed
+//! as `f64` they print float noise (`19.06900000000001`). [`Dec`] keeps them as
+//! the decimals they arrived as, so a bar's volume or a session total is the
+//! exact sum and is written in its shortest form (`19.069`). Ratios (VWAP, RSI,
+//! ATR, ...) are computed in `f64` from [`Dec::to_f64`].
+
+use std::fmt;
+use std::ops::{Add, AddAssign};
+use std::str::FromStr;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+/// The largest price or quantity a tick may carry: with it, summing a day's
+/// trades can never overflow (the type holds about 7.9e28).
+pub const MAX_VALUE: Dec = Dec(Decimal::from_parts(0xA764_0000, 0x0DE0_B6B3, 0, false, 0)); // 1e18
+
+/// An exact decimal number (a price, a quantity, a volume).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dec(Decimal);
+
+impl Dec {
+    pub const ZERO: Dec = Dec(Decimal::ZERO);
+
+    /// Parses decimal text as a venue sends it (`"25.3519"`, `"-1"`, `"1e-5"`),
+    /// surrounding white space allowed. `None` for anything else, and for
+    /// more digits than the type holds exactly.
+    pub fn parse(text: &str) -> Option<Dec> {
+        let t = text.trim();
+        if t.contains(['e', 'E']) {
+            return Decimal::from_scientific(t).ok().map(Dec);
+        }
+        Decimal::from_str_exact(t).ok().map(Dec)
+    }
+
+    /// The decimal a float stands for: its shortest round-trip text (what a
+    /// JSON producer wrote, `612.35`, not the binary value
+    /// 612.350000000000022737...). `None` for NaN, infinities and magnitudes
+    /// past [`MAX_VALUE`].
+    pub fn from_f64(v: f64) -> Option<Dec> {
+        if !v.is_finite() || v.abs() > 1e18 {
+            return None;
+        }
+        let mut buf = StackText::default();
+        fmt::Write::write_fmt(&mut buf, format_args!("{v}")).ok()?;
+        Dec::parse(buf.as_str())
+    }
+
+    /// The decimal an `f32` stands for: its shortest round-trip text (Dhan
+    /// sends 2450.05 as an f32; this is 2450.05, not 2450.050048828125).
+    pub fn from_f32(v: f32) -> Option<Dec> {
+        if !v.is_finite() || v.abs() > 1e18 {
+            return None;
+        }
+        let mut buf = StackText::default();
+        fmt::Write::write_fmt(&mut buf, format_args!("{v}")).ok()?;
+        Dec::parse(buf.as_str())
+    }
+
+    /// `units` × 10^-`scale` exactly (Dhan's integer paise: `from_scaled(288535, 2)`).
+    pub fn from_scaled(units: i64, scale: u32) -> Dec {
+        Dec(Decimal::new(units, scale.min(28)))
+    }
+
+    pub fn from_int(v: i64) -> Dec {
+        Dec(Decimal::from(v))
+    }
+
+    /// The nearest `f64` (correctly rounded), for ratios and indicators.
+    pub fn to_f64(self) -> f64 {
+        let (m, scale) = (self.0.mantissa(), self.0.scale());
+        // Both operands exact in f64, so the one division rounds correctly
+        // (the fast path of decimal-to-float conversion).
+        if m.unsigned_abs() < (1u128 << 53) && scale <= 22 {
+            return m as f64 / 10f64.powi(scale as i32);
+        }
+        let mut buf = StackText::default();
+        match fmt::Write::write_fmt(&mut buf, format_args!("{}", self.0)) {
+            Ok(()) => buf.as_str().parse().unwrap_or(f64::NAN),
+            Err(_) => self.0.to_f64().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// The value as an integer, when it is one.
+    pub fn to_i64(self) -> Option<i64> {
+        (self.0.fract().is_zero())
+            .then(|| self.0.to_i64())
+            .flatten()
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// Strictly greater than zero.
+    pub fn is_positive(self) -> bool {
+        self.0.is_sign_positive() && !self.0.is_zero()
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+
+    /// `self - other` (saturating at the type's bounds).
+    pub fn minus(self, other: Dec) -> Dec {
+        Dec(self.0.saturating_sub(other.0))
+    }
+}
+
+impl Add for Dec {
+    type Output = Dec;
+    /// Saturates at the type's bounds instead of panicking; ticks are capped
+    /// at [`MAX_VALUE`], so a real day's sum never gets near them.
+    fn add(self, rhs: Dec) -> Dec {
+        Dec(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl AddAssign for Dec {
+    fn add_assign(&mut self, rhs: Dec) {
+        *self = *self + rhs;
+    }
+}
+
+impl FromStr for Dec {
+    type Err = ParseDecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Dec::parse(s).ok_or(ParseDecError)
+    }
+}
+
+/// Text that is not a decimal number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a decimal number")]
+pub struct ParseDecError;
+
+impl fmt::Display for Dec {
+    /// The shortest exact form: no trailing zeros, no trailing point
+    /// (`19.069`, `100`, `0.001`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.normalize(), f)
+    }
+}
+
+impl fmt::Debug for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<u32> for Dec {
+    fn from(v: u32) -> Dec {
+        Dec(Decimal::from(v))
+    }
+}
+
+impl From<u64> for Dec {
+    fn from(v: u64) -> Dec {
+        Dec(Decimal::from(v))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dec {
+    /// A JSON number (taken as its shortest text) or a string of decimal text.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal number (a JSON number or decimal text)")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dec, E> {
+                Dec::from_f64(v).ok_or_else(|| E::custom(format!("{v} is not a usable number")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dec, E> {
+                Ok(Dec::from_int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dec, E> {
+                Ok(Dec::from(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dec, E> {
+                Dec::parse(v).ok_or_else(|| E::custom(format!("{v:?} is not a decimal number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A fixed buffer for one float's text (no allocation per tick).
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Dec {
+        Dec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn sums_are_exact_and_print_shortest() {
+        // Real Binance futures quantities whose f64 sum prints 19.06900000000001.
+        let mut v = Dec::ZERO;
+        for q in ["0.001", "19.000", "0.068"] {
+            v += d(q);
+        }
+        assert_eq!(v.to_string(), "19.069");
+        assert_eq!(d("0.35130000").to_string(), "0.3513");
+        assert_eq!(d("100.00").to_string(), "100");
+        assert_eq!((d("0.5") + d("0.5")).to_string(), "1");
+        assert_eq!(d(" 7 ").to_string(), "7");
+        assert_eq!(d("1e-5").to_string(), "0.00001");
+    }
+
+    #[test]
+    fn floats_become_the_decimal_they_were_written_as() {
+        assert_eq!(Dec::from_f64(612.35).unwrap().to_string(), "612.35");
+        assert_eq!(Dec::from_f64(0.1).unwrap().to_string(), "0.1");
+        assert_eq!(Dec::from_f64(25.0).unwrap().to_string(), "25");
+        assert_eq!(Dec::from_f64(f64::NAN), None);
+        assert_eq!(Dec::from_f64(f64::INFINITY), None);
+        assert_eq!(Dec::from_f64(1e300), None);
+        assert_eq!(Dec::from_f32(2450.05).unwrap().to_string(), "2450.05");
+        assert_eq!(Dec::from_f32(83.2525).unwrap().to_string(), "83.2525");
+        assert_eq!(Dec::from_f32(130_000.05).unwrap().to_string(), "130000.05");
+    }
+
+    #[test]
+    fn paise_and_comparisons() {
+        assert_eq!(Dec::from_scaled(288535, 2).to_string(), "2885.35");
+        assert!(d("1.10") == d("1.1"));
+        assert!(d("2") > d("1.99"));
+        assert!(d("0").is_zero() && !d("0").is_positive());
+        assert!(d("-1").is_negative());
+        assert_eq!(MAX_VALUE.to_string(), "1000000000000000000");
+        assert_eq!(Dec::parse("x"), None);
+        assert_eq!(Dec::parse("NaN"), None);
+        assert_eq!(Dec::parse(""), None);
+        assert_eq!(d("1.5").minus(d("0.25")).to_string(), "1.25");
+        assert_eq!(d("0.35130000").to_f64(), 0.3513);
+        assert_eq!(d("19.069").to_f64(), 19.069);
+        // Past 2^53: the slow path, still the correctly rounded double.
+        assert_eq!(
+            d("123456789.123456789").to_f64(),
+            "123456789.123456789".parse::<f64>().unwrap()
+        );
+        assert_eq!(d("100.00").to_i64(), Some(100));
+        assert_eq!(d("100.5").to_i64(), None);
+    }
+
+    #[test]
+    fn deserializes_numbers_and_text() {
+        let v: Vec<Dec> = serde_json::from_str(r#"[612.35, "0.00100000", 25]"#).unwrap();
+        assert_eq!(v, vec![d("612.35"), d("0.001"), d("25")]);
+    }
+}
