@@ -867,8 +867,9 @@ impl Config {
         if let Err(mut bad) = crate::session::Calendar::from_config(&self.exchanges) {
             errors.append(&mut bad);
         }
-        if let Err(mut bad) = self.keys.compile() {
-            errors.append(&mut bad);
+        match self.keys.compile() {
+            Ok(keys) => errors.extend(crate::venues::feed_collisions(&self.feeds, &keys)),
+            Err(mut bad) => errors.append(&mut bad),
         }
         errors.extend(crate::feeds::validate(
             &self.feeds,

@@ -16,6 +16,7 @@ pub mod profiles;
 pub mod session;
 pub mod telemetry;
 pub mod tick;
+pub mod venues;
 
 pub use bar::{
     Bar, BarUpdate, Day, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate,

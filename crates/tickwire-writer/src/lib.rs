@@ -22,9 +22,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fred::prelude::HashesInterface;
 use fred::types::Key;
 use tickwire_core::config::Keys;
-use tickwire_core::{ByAddress, Config, Db, Event, Instrument};
+use tickwire_core::{ByAddress, Config, Db, Event, Instrument, Quote, Tick};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -72,6 +73,11 @@ pub enum WriterError {
     Script(fred::error::Error),
     #[error("a writer lane stopped: {0}")]
     Lane(String),
+    /// Two exchanges' instruments would write the same keys.
+    #[error("refused: {0}")]
+    VenueCollision(String),
+    #[error("cannot read which exchange a last-price hash belongs to: {0}")]
+    Owner(fred::error::Error),
 }
 
 /// The key templates of `config`, parsed (validated config: they parse).
@@ -174,6 +180,9 @@ struct Dispatcher {
     profile_keys: HashMap<ProfileKeyId, (Key, Option<Key>)>,
     /// The entry IDs of each profile tick stream.
     profile_streams: HashMap<Key, StreamIdSeq>,
+    /// The instruments met in this run, by symbol: a newcomer of another
+    /// exchange that would share their keys is refused.
+    by_symbol: HashMap<Box<str>, Vec<Arc<Instrument>>>,
 }
 
 /// (profile index, output kind, instrument, bar interval).
@@ -279,7 +288,9 @@ impl Dispatcher {
                             let v = |n: &str| instrument_value(&t.instrument, n);
                             (
                                 Key::from(out.key.render(&prefix(), v)),
-                                out.publish.as_ref().map(|c| Key::from(c.render("", v))),
+                                out.publish
+                                    .as_ref()
+                                    .map(|c| Key::from(c.render(&prefix(), v))),
                             )
                         })
                         .clone();
@@ -342,7 +353,9 @@ impl Dispatcher {
                             };
                             (
                                 Key::from(out.key.render(&prefix(), v)),
-                                out.publish.as_ref().map(|c| Key::from(c.render("", v))),
+                                out.publish
+                                    .as_ref()
+                                    .map(|c| Key::from(c.render(&prefix(), v))),
                             )
                         })
                         .clone();
@@ -371,7 +384,91 @@ impl Dispatcher {
         lane
     }
 
-    fn route(&mut self, event: Event) -> Option<usize> {
+    /// Refuses an instrument that would share keys with one of another
+    /// exchange met earlier in this run.
+    fn claim(&mut self, inst: &Arc<Instrument>) -> Result<(), WriterError> {
+        let others = self.by_symbol.entry(inst.symbol.clone()).or_default();
+        if others.iter().any(|o| Arc::ptr_eq(o, inst)) {
+            return Ok(());
+        }
+        for other in others.iter() {
+            let shared = tickwire_core::venues::shared_keys(&self.keys, other, inst);
+            if !shared.is_empty() {
+                return Err(WriterError::VenueCollision(
+                    tickwire_core::venues::collision_message(other, inst, &shared),
+                ));
+            }
+        }
+        others.push(Arc::clone(inst));
+        Ok(())
+    }
+
+    /// Before a chunk is routed: the instruments it meets for the first time
+    /// whose last-price hash an earlier run wrote for another exchange are
+    /// refused (one pipelined HGET per chunk that has newcomers).
+    async fn check_owners(
+        &mut self,
+        events: &[Event],
+        pools: &RedisPools,
+    ) -> Result<(), WriterError> {
+        if !self.default_layout {
+            return Ok(());
+        }
+        let mut newcomers: Vec<(Key, &Arc<Instrument>)> = Vec::new();
+        for e in events {
+            let Event::Tick(t) = e else { continue };
+            let id = ByAddress(Arc::clone(&t.instrument));
+            if self.routes.contains_key(&id)
+                || newcomers.iter().any(|(_, i)| Arc::ptr_eq(i, &t.instrument))
+            {
+                continue;
+            }
+            newcomers.push((self.new_route(&t.instrument).price_key, &t.instrument));
+        }
+        if newcomers.is_empty() {
+            return Ok(());
+        }
+        let client = pools.client(self.dbs.get(Db::Prices), 0)?;
+        let p = client.pipeline();
+        for (key, _) in &newcomers {
+            let _: () = p
+                .hget(key.clone(), "exchange")
+                .await
+                .map_err(WriterError::Owner)?;
+        }
+        let owners = p.try_all::<Option<String>>().await;
+        for ((key, inst), owner) in newcomers.iter().zip(owners) {
+            if let Some(owner) = owner
+                .map_err(WriterError::Owner)?
+                .filter(|o| **o != *inst.exchange)
+            {
+                let earlier = Instrument::new(&owner, &inst.symbol);
+                return Err(WriterError::VenueCollision(format!(
+                    "an earlier run wrote {} for {owner}; {}",
+                    String::from_utf8_lossy(key.as_bytes()),
+                    tickwire_core::venues::collision_message(
+                        &earlier,
+                        inst,
+                        &[String::from_utf8_lossy(key.as_bytes()).into_owned()]
+                    )
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, event: Event) -> Result<Option<usize>, WriterError> {
+        if let Event::Tick(Tick { instrument, .. }) | Event::Quote(Quote { instrument, .. }) =
+            &event
+        {
+            if !self.routes.contains_key(&ByAddress(Arc::clone(instrument))) {
+                self.claim(instrument)?;
+            }
+        }
+        Ok(self.route_event(event))
+    }
+
+    fn route_event(&mut self, event: Event) -> Option<usize> {
         let profiled = self.route_profiles(&event);
         // Outputs the selected profiles do not name are not written; dead
         // letters and skips are the process's own bookkeeping, always kept.
@@ -817,6 +914,7 @@ pub async fn run_with(
         profiles: config.profiles.others.clone(),
         profile_keys: HashMap::new(),
         profile_streams: HashMap::new(),
+        by_symbol: HashMap::new(),
     };
     let batch_size = config.writer.batch_size.max(1);
     let mut flush = tokio::time::interval(Duration::from_millis(config.writer.flush_interval_ms));
@@ -827,8 +925,9 @@ pub async fn run_with(
             tokio::select! {
                 chunk = rx.recv() => {
                     let Some(events) = chunk else { break };
+                    dispatcher.check_owners(&events, &pools).await?;
                     for event in events {
-                        if let Some(lane) = dispatcher.route(event) {
+                        if let Some(lane) = dispatcher.route(event)? {
                             if dispatcher.pending[lane].len() >= batch_size {
                                 let batch = std::mem::take(&mut dispatcher.pending[lane]);
                                 send(&senders[lane], batch).await?;
