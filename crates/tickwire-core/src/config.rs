@@ -92,6 +92,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[heartbeat]`: the liveness hash in the system DB.
     pub heartbeat: HeartbeatConfig,
+    /// `[ingest]`: what the parsers accept.
+    pub ingest: IngestConfig,
     /// The key profiles selected on the command line (`--profile`), not in
     /// the file: the default layout unless told otherwise.
     #[serde(skip)]
@@ -279,7 +281,26 @@ impl Default for Config {
             metrics: Default::default(),
             log: Default::default(),
             heartbeat: Default::default(),
+            ingest: Default::default(),
             profiles: Default::default(),
+        }
+    }
+}
+
+/// `[ingest]`: what the parsers accept.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// How far a trade's exchange time may lie after its receive time (or
+    /// the clock, for inputs without one) before it is dead-lettered as
+    /// `implausible_time`.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_clock_skew_ms: 60_000,
         }
     }
 }
@@ -863,6 +884,14 @@ impl Config {
             self.volume.session_ttl > 0,
             "volume.session_ttl",
             "must be greater than 0".into(),
+        );
+        check(
+            (1..=86_400_000).contains(&self.ingest.max_clock_skew_ms),
+            "ingest.max_clock_skew_ms",
+            format!(
+                "{} is not from 1 to 86400000 (a day)",
+                self.ingest.max_clock_skew_ms
+            ),
         );
         if let Err(mut bad) = crate::session::Calendar::from_config(&self.exchanges) {
             errors.append(&mut bad);

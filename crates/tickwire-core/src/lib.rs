@@ -27,4 +27,4 @@ pub use feeds::{FeedConfig, FeedVenue};
 pub use ids::StreamIdSeq;
 pub use keys::{KeyTemplate, TemplateError};
 pub use num::Dec;
-pub use tick::{ByAddress, Instrument, InstrumentCache, Tick};
+pub use tick::{ByAddress, IdSequence, Instrument, InstrumentCache, Tick, TradeId};

@@ -72,7 +72,48 @@ pub struct Tick {
     /// The DB purpose of the phase the tick traded in, set by the state stage
     /// (`None`: the continuous market).
     pub db: Option<crate::config::Db>,
+    /// The venue's identity of the trade where it has one (Binance `t`/`a`,
+    /// OKX `tradeId`, the Tardis and Binance-dump `id`, tick JSON `id`):
+    /// increasing per instrument, so a trade at or below the last applied one
+    /// is a resend.
+    pub trade_id: Option<TradeId>,
 }
+
+/// A venue's number for a trade, increasing per instrument within its
+/// sequence. Binance numbers trades (`t`) and aggregated trades (`a`) in two
+/// unrelated sequences, so an id is only ever compared within its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TradeId {
+    pub sequence: IdSequence,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdSequence {
+    /// Single trades: Binance `t`, OKX `tradeId`, Tardis and dump `id`, tick JSON `id`.
+    Trade = 0,
+    /// Binance aggTrade `a`.
+    Aggregate = 1,
+}
+
+impl TradeId {
+    pub fn trade(value: u64) -> Self {
+        Self {
+            sequence: IdSequence::Trade,
+            value,
+        }
+    }
+
+    pub fn aggregate(value: u64) -> Self {
+        Self {
+            sequence: IdSequence::Aggregate,
+            value,
+        }
+    }
+}
+
+/// 2000-01-01T00:00:00Z in epoch ns: no trade of a venue tickwire reads is older.
+pub const EARLIEST_TRADE_NS: i64 = 946_684_800_000_000_000;
 
 impl Tick {
     /// A trade print with no quote or day-volume information.
@@ -95,7 +136,38 @@ impl Tick {
             atp: None,
             day: None,
             db: None,
+            trade_id: None,
         }
+    }
+
+    /// Whether the exchange time is one a venue could have sent: not before
+    /// 2000-01-01, and not more than `max_skew_ns` after the time the tick was
+    /// received (`now_ns` when the input does not say: its receive time equals
+    /// its exchange time). A trade stamped in the future would give later
+    /// ticks stream IDs after it, and bars and sessions dated there.
+    pub fn check_time(&self, max_skew_ns: i64, now_ns: i64) -> Result<(), String> {
+        let ts = self.exchange_ts_ns;
+        if ts < EARLIEST_TRADE_NS {
+            return Err(format!(
+                "exchange time {} ms is before 2000-01-01",
+                self.exchange_ts_ms()
+            ));
+        }
+        let (received, what) = if self.recv_ts_ns != ts {
+            (self.recv_ts_ns, "its receive time")
+        } else {
+            (now_ns, "the clock")
+        };
+        if ts.saturating_sub(received) > max_skew_ns {
+            return Err(format!(
+                "exchange time {} ms is {} ms after {what} ({} ms): more than the {} ms [ingest] max_clock_skew_ms allows",
+                self.exchange_ts_ms(),
+                ts.saturating_sub(received) / 1_000_000,
+                received.div_euclid(1_000_000),
+                max_skew_ns / 1_000_000
+            ));
+        }
+        Ok(())
     }
 
     /// Exchange time in whole epoch milliseconds (floored, also before 1970).
@@ -207,6 +279,7 @@ mod tests {
             atp: None,
             day: None,
             db: None,
+            trade_id: None,
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);
         assert!(t.validate().is_ok());
@@ -217,5 +290,28 @@ mod tests {
         assert!(t.validate().is_err());
         t.qty = Dec::parse("1000000000000000001").unwrap();
         assert!(t.validate().is_err());
+    }
+
+    #[test]
+    fn implausible_exchange_times() {
+        let inst = Arc::new(Instrument::new("binance", "BTCUSDT"));
+        let minute = 60_000_000_000;
+        // Received in 2021, stamped in 2100: refused; a second ahead: fine.
+        let recv = 1_609_459_200_000_000_000;
+        let at =
+            |ts: i64, recv: i64| Tick::trade(Arc::clone(&inst), ts, recv, Dec::ZERO, Dec::ZERO);
+        assert!(at(4_102_444_800_000_000_000, recv)
+            .check_time(minute, 0)
+            .is_err());
+        assert!(at(recv + 1_000_000_000, recv).check_time(minute, 0).is_ok());
+        // No receive time (equal to the exchange time): the clock decides.
+        let ts = 1_700_000_000_000_000_000;
+        assert!(at(ts, ts).check_time(minute, ts - 2 * minute).is_err());
+        assert!(at(ts, ts).check_time(minute, ts + 1).is_ok());
+        // Before 2000, and the far future of i64::MAX ms as ns.
+        assert!(at(EARLIEST_TRADE_NS - 1, recv)
+            .check_time(minute, recv)
+            .is_err());
+        assert!(at(i64::MAX, recv).check_time(minute, recv).is_err());
     }
 }

@@ -49,9 +49,10 @@ fn render(template: &KeyTemplate, prefix: &str, inst: &Instrument) -> String {
 
 /// The keys (as `a` renders them, one per template) that instruments `a` and
 /// `b` of different exchanges would both write; empty when they are of one
-/// exchange or the templates keep them apart.
+/// exchange (names compare in any case, as the calendar's do) or the
+/// templates keep them apart.
 pub fn shared_keys(keys: &Keys, a: &Instrument, b: &Instrument) -> Vec<String> {
-    if a.exchange == b.exchange {
+    if a.exchange.eq_ignore_ascii_case(&b.exchange) {
         return Vec::new();
     }
     instrument_templates(keys)

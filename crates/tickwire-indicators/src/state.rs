@@ -98,6 +98,10 @@ struct InstrumentState {
     day: Option<(Arc<str>, Day)>,
     /// Per bar interval, when `extended`: RSI, MACD, Bollinger.
     extended: Vec<Extended>,
+    /// The venue's id of the last trade applied: a trade at or below it is a
+    /// resend (an overlapping file, a repeated row, a feed's replay).
+    /// Per id sequence (trades, aggregated trades).
+    last_trade_id: [Option<u64>; 2],
 }
 
 /// The indicator set of one bar interval (key profiles).
@@ -150,6 +154,9 @@ pub struct StateStage {
     pub ticks_without_qty: u64,
     /// Ticks outside every phase of their exchange, dropped by policy.
     pub dropped_outside: u64,
+    /// Trades whose venue id was at or below their instrument's last applied
+    /// one: resent, so applied to no output.
+    pub duplicate_trades: u64,
 }
 
 impl StateStage {
@@ -160,6 +167,7 @@ impl StateStage {
             index: HashMap::new(),
             ticks_without_qty: 0,
             dropped_outside: 0,
+            duplicate_trades: 0,
         }
     }
 
@@ -195,6 +203,7 @@ impl StateStage {
             } else {
                 Vec::new()
             },
+            last_trade_id: [None; 2],
         });
         self.index
             .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
@@ -209,6 +218,14 @@ impl StateStage {
         };
         let i = self.state_of(&tick.instrument);
         let s = &mut self.states[i];
+        if let Some(id) = tick.trade_id {
+            let last = &mut s.last_trade_id[id.sequence as usize];
+            if last.is_some_and(|last| id.value <= last) {
+                self.duplicate_trades += 1;
+                return;
+            }
+            *last = Some(id.value);
+        }
         let ts = tick.exchange_ts_ms();
         let local_minute = s.clock.at(ts).minute;
         let Some(db) = s.clock.venue().route(local_minute) else {
@@ -454,6 +471,37 @@ mod tests {
         let rsi = indicators(&out, "rsi");
         assert_eq!(rsi.len(), 1);
         assert!(rsi[0] < 50.0, "{rsi:?}");
+    }
+
+    #[test]
+    fn a_trade_at_or_below_the_last_applied_id_is_applied_to_nothing() {
+        let inst = Arc::new(Instrument::new("BINANCE", "BTCUSDT"));
+        let mut s = stage();
+        let mut out = Vec::new();
+        let t0 = 1_704_067_200_000;
+        for (k, id) in [10u64, 11, 11, 9, 12].into_iter().enumerate() {
+            let Event::Tick(mut t) = tick(&inst, t0 + k as i64, 100.0, 1.0) else {
+                unreachable!()
+            };
+            t.trade_id = Some(tickwire_core::TradeId::trade(id));
+            s.process(Event::Tick(t), &mut out);
+        }
+        s.emit_dirty(&mut out);
+        let ids: Vec<u64> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Tick(t) => t.trade_id.map(|i| i.value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, [10, 11, 12]);
+        assert_eq!(s.duplicate_trades, 2);
+        // Bars and volume saw three trades, not five.
+        let bar = out.iter().find_map(|e| match e {
+            Event::Bar(b) => Some(b.bar),
+            _ => None,
+        });
+        assert_eq!(bar.map(|b| b.trades), Some(3));
     }
 
     #[test]

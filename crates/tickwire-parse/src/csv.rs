@@ -37,13 +37,14 @@ pub fn decode_binance(
         );
     };
     let symbol = meta.symbol.as_deref().unwrap_or("UNKNOWN");
-    let tick = Tick::trade(
+    let mut tick = Tick::trade(
         instruments.get(&meta.exchange, symbol, None, None),
         ts,
         ts,
         price,
         qty,
     );
+    tick.trade_id = f[0].trim().parse().ok().map(tickwire_core::TradeId::trade);
     Some(finish(tick, "binance", line, max_raw))
 }
 
@@ -86,13 +87,14 @@ pub fn decode_tardis(
     let Some(qty) = decimal(f[7]) else {
         return reject("bad_number", format!("amount is not a number: {:?}", f[7]));
     };
-    let tick = Tick::trade(
+    let mut tick = Tick::trade(
         instruments.get(f[0], f[1], None, None),
         ts,
         recv,
         price,
         qty,
     );
+    tick.trade_id = f[4].trim().parse().ok().map(tickwire_core::TradeId::trade);
     Some(finish(tick, "tardis", line, max_raw))
 }
 

@@ -25,6 +25,17 @@ pub struct LineDecoder {
     line: Vec<u8>,
     feeds: feeds::FeedDecoders,
     max_raw: usize,
+    /// `[ingest] max_clock_skew_ms`, in ns.
+    max_skew_ns: i64,
+}
+
+/// The default `[ingest] max_clock_skew_ms`.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: u64 = 60_000;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl LineDecoder {
@@ -42,6 +53,45 @@ impl LineDecoder {
             line: Vec::with_capacity(512),
             feeds: feeds::FeedDecoders::new(feeds),
             max_raw,
+            max_skew_ns: DEFAULT_MAX_CLOCK_SKEW_MS as i64 * 1_000_000,
+        }
+    }
+
+    /// How far a trade's exchange time may lie after its receive time (or
+    /// the clock) before it is dead-lettered as `implausible_time`.
+    pub fn set_max_clock_skew_ms(&mut self, ms: u64) {
+        self.max_skew_ns = i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    }
+
+    fn limits(&self) -> (i64, usize) {
+        (self.max_skew_ns, self.max_raw)
+    }
+
+    /// The ticks from `out[first..]` whose exchange time is implausible
+    /// (before 2000, or ahead of their receive time) become rejections of
+    /// `feed` with the raw input: they never reach a stream, bar or bucket.
+    fn reject_implausible<'r>(
+        (max_skew_ns, max_raw): (i64, usize),
+        out: &mut [Event],
+        first: usize,
+        feed: &str,
+        raw: &dyn Fn() -> std::borrow::Cow<'r, [u8]>,
+        recv_ns: Option<i64>,
+    ) {
+        let mut now = None;
+        for e in out.iter_mut().skip(first) {
+            let Event::Tick(t) = e else { continue };
+            let now = *now.get_or_insert_with(now_ns);
+            if let Err(reason) = t.check_time(max_skew_ns, now) {
+                *e = Event::Rejected(Rejected::new(
+                    feed,
+                    "implausible_time",
+                    reason,
+                    &raw(),
+                    max_raw,
+                    recv_ns.or(Some(t.recv_ts_ns)),
+                ));
+            }
         }
     }
 
@@ -54,21 +104,24 @@ impl LineDecoder {
         recv_ns: i64,
         out: &mut Vec<Event>,
     ) {
-        if let Err(e) = self
+        let first = out.len();
+        let raw = || match frame {
+            feeds::Frame::Text(t) => std::borrow::Cow::Borrowed(t),
+            feeds::Frame::Binary(b) => {
+                use base64::Engine as _;
+                std::borrow::Cow::Owned(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(b)
+                        .into_bytes(),
+                )
+            }
+        };
+        let decoded = self
             .feeds
-            .decode(feed, None, frame, recv_ns, &mut self.instruments, out)
-        {
-            let raw = match frame {
-                feeds::Frame::Text(t) => std::borrow::Cow::Borrowed(t),
-                feeds::Frame::Binary(b) => {
-                    use base64::Engine as _;
-                    std::borrow::Cow::Owned(
-                        base64::engine::general_purpose::STANDARD
-                            .encode(b)
-                            .into_bytes(),
-                    )
-                }
-            };
+            .decode(feed, None, frame, recv_ns, &mut self.instruments, out);
+        Self::reject_implausible(self.limits(), out, first, feed, &raw, Some(recv_ns));
+        if let Err(e) = decoded {
+            let raw = raw();
             out.push(Event::Rejected(Rejected::new(
                 feed,
                 e.error_type,
@@ -87,6 +140,23 @@ impl LineDecoder {
         if line.is_empty() {
             return;
         }
+        let first = out.len();
+        self.decode_line(meta, line, out);
+        if meta.format != Format::Frames {
+            // Recorded frames are checked as frames, under their feed.
+            let raw = || std::borrow::Cow::Borrowed(line);
+            Self::reject_implausible(
+                self.limits(),
+                out,
+                first,
+                meta.format.default_feed(),
+                &raw,
+                None,
+            );
+        }
+    }
+
+    fn decode_line(&mut self, meta: &SourceMeta, line: &[u8], out: &mut Vec<Event>) {
         match meta.format {
             Format::TicksJson => {
                 let event = normalized::decode(
@@ -115,6 +185,7 @@ impl LineDecoder {
     }
 
     fn decode_frame_record(&mut self, line: &[u8], out: &mut Vec<Event>) {
+        let limits = self.limits();
         self.line.clear();
         self.line.extend_from_slice(line);
         let record = match simd_json::serde::from_slice_with_buffers::<FrameRecord>(
@@ -171,14 +242,18 @@ impl LineDecoder {
                 return;
             }
         };
-        if let Err(e) = self.feeds.decode(
+        let first = out.len();
+        let decoded = self.feeds.decode(
             record.feed,
             record.venue,
             frame,
             record.recv_ns,
             &mut self.instruments,
             out,
-        ) {
+        );
+        let raw = || std::borrow::Cow::Borrowed(record.data.as_bytes());
+        Self::reject_implausible(limits, out, first, record.feed, &raw, Some(record.recv_ns));
+        if let Err(e) = decoded {
             // The frame as it arrived (binary: its base64), as the live run
             // dead-lettered it.
             out.push(Event::Rejected(Rejected::new(
@@ -250,7 +325,7 @@ mod tests {
     fn recorded_frames_decode_through_the_feed_decoder() {
         let mut d = LineDecoder::new(256);
         let mut out = Vec::new();
-        let frame = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,"p":"42000.5","q":"0.25","T":1704067200123,"m":false,"M":true}}"#;
+        let frame = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,"p":"42000.5","q":"0.25","T":1699999999999,"m":false,"M":true}}"#;
         d.decode(
             &frames_meta(),
             record("binance-futures", frame, None).as_bytes(),
@@ -262,6 +337,89 @@ mod tests {
         assert_eq!(&*t.instrument.exchange, "binance-futures");
         assert_eq!(t.recv_ts_ns, 1_700_000_000_000_000_123);
         assert_eq!(t.price.to_string(), "42000.5");
+    }
+
+    #[test]
+    fn implausible_exchange_times_are_dead_lettered_and_the_next_trade_lands() {
+        let mut d = LineDecoder::new(256);
+        let trade = |t: i64, id: u64| {
+            format!(
+                r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":1609459200000,"s":"BTCUSDT","t":{id},"p":"29000","q":"1","T":{t},"m":false}}}}"#
+            )
+        };
+        // Received 2021-01-01 00:00:00.100 UTC.
+        let recv = 1_609_459_200_100_000_000;
+        let mut out = Vec::new();
+        for (t, id) in [
+            (4_102_444_800_000, 1),   // 2100
+            (i64::MAX, 2),            // as ms
+            (253_402_300_800_000, 3), // year 10000
+            (1_609_459_200_000, 4),   // the real one
+        ] {
+            d.decode_frame(
+                "binance",
+                feeds::Frame::Text(trade(t, id).as_bytes()),
+                recv,
+                &mut out,
+            );
+        }
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|e| match e {
+                Event::Rejected(r) => r.error_type,
+                Event::Tick(_) => "tick",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "implausible_time",
+                "implausible_time",
+                "implausible_time",
+                "tick"
+            ]
+        );
+        let Event::Rejected(r) = &out[0] else {
+            unreachable!()
+        };
+        assert_eq!(&*r.feed, "binance");
+        assert!(r.error.contains("max_clock_skew_ms"), "{}", r.error);
+        assert!(r.raw.contains("4102444800000"));
+        let Event::Tick(t) = &out[3] else {
+            unreachable!()
+        };
+        assert_eq!(t.trade_id, Some(tickwire_core::TradeId::trade(4)));
+
+        // A tick file without receive times is held to the clock; before 2000 is refused.
+        let meta = SourceMeta {
+            format: Format::TicksJson,
+            symbol: None,
+            exchange: String::new(),
+        };
+        out.clear();
+        for ts in [4_102_444_800_000i64, 915_148_800_000, 1_704_067_200_000] {
+            let line =
+                format!(r#"{{"exchange":"NSE","symbol":"A","ts":{ts},"ltp":1,"qty":1,"id":7}}"#);
+            d.decode(&meta, line.as_bytes(), &mut out);
+        }
+        assert!(
+            matches!(&out[0], Event::Rejected(r) if r.error_type == "implausible_time" && &*r.feed == "tickwire")
+        );
+        assert!(matches!(&out[1], Event::Rejected(r) if r.error.contains("before 2000")));
+        assert!(
+            matches!(&out[2], Event::Tick(t) if t.trade_id == Some(tickwire_core::TradeId::trade(7)))
+        );
+        // The skew is configurable.
+        d.set_max_clock_skew_ms(0);
+        out.clear();
+        d.decode_frame(
+            "binance",
+            feeds::Frame::Text(trade(1_609_459_200_101, 5).as_bytes()),
+            recv,
+            &mut out,
+        );
+        assert!(matches!(&out[0], Event::Rejected(r) if r.error_type == "implausible_time"));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!
 //! `ts` is exchange time in epoch ms; optional `recv_ts` (epoch ms), `vol`
 //! (cumulative day volume), `bid`, `ask`, `segment`, `security_id` (string or
-//! number). Unknown fields are ignored, so producers can add their own.
+//! number), `id` (the venue's trade id, a number or digits: a line whose id is
+//! at or below its instrument's last applied one is a resend). Unknown fields are
+//! ignored, so producers can add their own.
 
 use std::borrow::Cow;
 
@@ -36,6 +38,26 @@ struct Line<'a> {
     bid: Option<Dec>,
     #[serde(default)]
     ask: Option<Dec>,
+    /// The trade's identity at its venue, when the producer knows it.
+    #[serde(borrow, default)]
+    id: Option<TradeId<'a>>,
+}
+
+/// A trade id as a number or as digits in a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TradeId<'a> {
+    Number(u64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+impl TradeId<'_> {
+    fn value(&self) -> Option<u64> {
+        match self {
+            TradeId::Number(n) => Some(*n),
+            TradeId::Text(s) => s.trim().parse().ok(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,6 +111,11 @@ pub(crate) fn decode(
         atp: None,
         day: None,
         db: None,
+        trade_id: line
+            .id
+            .as_ref()
+            .and_then(TradeId::value)
+            .map(tickwire_core::TradeId::trade),
     };
     match tick.validate() {
         Ok(()) => Event::Tick(tick),

@@ -440,7 +440,7 @@ impl Dispatcher {
         for ((key, inst), owner) in newcomers.iter().zip(owners) {
             if let Some(owner) = owner
                 .map_err(WriterError::Owner)?
-                .filter(|o| **o != *inst.exchange)
+                .filter(|o| !o.eq_ignore_ascii_case(&inst.exchange))
             {
                 let earlier = Instrument::new(&owner, &inst.symbol);
                 return Err(WriterError::VenueCollision(format!(

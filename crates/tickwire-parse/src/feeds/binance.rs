@@ -29,6 +29,8 @@ pub struct BinanceTrade<'a> {
     pub symbol: &'a str,
     /// `t` for trade, `a` for aggTrade.
     pub id: u64,
+    /// An aggTrade (its id is of the aggregate sequence).
+    pub aggregate: bool,
     /// `p`
     pub price: Dec,
     /// `q`
@@ -70,6 +72,7 @@ impl<'a> BinanceTrade<'a> {
             qty: decimal(qty).ok_or_else(|| {
                 FrameError::new("bad_number", format!("`q` is not a number: {qty:?}"))
             })?,
+            aggregate: id_field == "a",
             trade_time_ms: n("T")?,
             event_time_ms: v.get_i64("E").unwrap_or(0),
             buyer_is_maker: v.get_bool("m").unwrap_or(false),
@@ -78,13 +81,19 @@ impl<'a> BinanceTrade<'a> {
 
     /// The normalized tick, on the exchange named by the feed.
     pub fn to_tick(&self, exchange: &str, recv_ns: i64, instruments: &mut InstrumentCache) -> Tick {
-        Tick::trade(
+        let mut tick = Tick::trade(
             instruments.get(exchange, self.symbol, None, None),
             self.trade_time_ms.saturating_mul(1_000_000),
             recv_ns,
             self.price,
             self.qty,
-        )
+        );
+        tick.trade_id = Some(if self.aggregate {
+            tickwire_core::TradeId::aggregate(self.id)
+        } else {
+            tickwire_core::TradeId::trade(self.id)
+        });
+        tick
     }
 }
 

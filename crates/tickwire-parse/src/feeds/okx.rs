@@ -29,6 +29,8 @@ pub struct OkxTrade<'a> {
     pub ts_ms: i64,
     /// `side`: the taker's side.
     pub side: &'a str,
+    /// `tradeId`, when it is digits (it increases per instrument).
+    pub trade_id: Option<u64>,
 }
 
 impl<'a> OkxTrade<'a> {
@@ -53,17 +55,20 @@ impl<'a> OkxTrade<'a> {
                 FrameError::new("bad_value", format!("`ts` is not epoch ms: {ts:?}"))
             })?,
             side: v.get_str("side").unwrap_or(""),
+            trade_id: v.get_str("tradeId").and_then(|t| t.parse().ok()),
         })
     }
 
     pub fn to_tick(&self, recv_ns: i64, instruments: &mut InstrumentCache) -> Tick {
-        Tick::trade(
+        let mut tick = Tick::trade(
             instruments.get("okx", self.inst_id, None, None),
             self.ts_ms.saturating_mul(1_000_000),
             recv_ns,
             self.price,
             self.size,
-        )
+        );
+        tick.trade_id = self.trade_id.map(tickwire_core::TradeId::trade);
+        tick
     }
 }
 
