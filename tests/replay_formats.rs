@@ -337,7 +337,7 @@ async fn recorded_okx_and_dhan_frames_land_their_trades() {
     packet.extend(2885u32.to_le_bytes());
     packet.extend(2450.05f32.to_le_bytes());
     packet.extend(25u16.to_le_bytes());
-    packet.extend(1_704_080_700u32.to_le_bytes());
+    packet.extend(1_704_100_500u32.to_le_bytes()); // 2024-01-01 09:15 IST wall clock
     packet.extend(2449.5f32.to_le_bytes());
     packet.extend(120_000u32.to_le_bytes());
     packet.extend([0u8; 24]);

@@ -1077,6 +1077,7 @@ mod tests {
             symbols = ["BTCUSDT"]
             channels = ["trade", "depth"]
             colour = "red"
+            ltt_basis = "ist"
             [[feeds]]
             name = "a"
             venue = "kraken"
@@ -1085,6 +1086,7 @@ mod tests {
             venue = "dhan"
             url = "http://x"
             symbols = ["NSE_EQ:1333", "BSE:1", "NSE_EQ:x"]
+            ltt_basis = "gmt"
             [[feeds]]
             name = "own"
             venue = "tickwire"
@@ -1102,8 +1104,10 @@ mod tests {
             vec![
                 "feeds[0].channels[1]",
                 "feeds[0].colour",
+                "feeds[0].ltt_basis",
                 "feeds[1].name",
                 "feeds[1].venue",
+                "feeds[2].ltt_basis",
                 "feeds[2].symbols[1]",
                 "feeds[2].symbols[2]",
                 "feeds[2].url",
@@ -1111,6 +1115,35 @@ mod tests {
                 "live.ping_interval_ms",
                 "record.zstd_level",
             ]
+        );
+    }
+
+    #[test]
+    fn dhan_ltt_basis_defaults_to_ist_wall_clock() {
+        use crate::feeds::LttBasis;
+        let text = r#"
+            [[feeds]]
+            name = "a"
+            venue = "dhan"
+            symbols = ["NSE_EQ:1333"]
+            [[feeds]]
+            name = "b"
+            venue = "dhan"
+            symbols = ["NSE_EQ:1333"]
+            ltt_basis = "utc"
+        "#;
+        let c = Config::from_toml(text, &Overrides::default()).unwrap();
+        assert_eq!(c.feeds[0].ltt_basis(), LttBasis::IstWallClock);
+        assert_eq!(c.feeds[1].ltt_basis(), LttBasis::Utc);
+        let err = Config::from_toml(&text.replace("\"utc\"", "\"UTC+5\""), &Overrides::default())
+            .unwrap_err();
+        assert_eq!(err.fields().len(), 1);
+        assert_eq!(err.fields()[0].field, "feeds[1].ltt_basis");
+        assert!(
+            err.fields()[0].message.contains("\"UTC+5\"")
+                && err.fields()[0].message.contains("ist, utc"),
+            "{}",
+            err.fields()[0].message
         );
     }
 
