@@ -830,6 +830,21 @@ impl Config {
                 &format!("bars.intervals[{i}]"),
                 format!("{label:?} is not an interval like 30s, 1m, 5m, 1h"),
             );
+            // Two labels of one length (`1m`, `60s`) would build the same bars twice.
+            let first = b.intervals[..i].iter().position(|other| {
+                other == label
+                    || (interval_ms(other).is_some() && interval_ms(other) == interval_ms(label))
+            });
+            if let Some(j) = first {
+                check(
+                    false,
+                    &format!("bars.intervals[{i}]"),
+                    format!(
+                        "{label:?} is the interval of bars.intervals[{j}] ({:?}) again",
+                        b.intervals[j]
+                    ),
+                );
+            }
         }
         let ind = &self.indicators;
         check(
@@ -862,6 +877,20 @@ impl Config {
         check(
             self.volume.session_ttl > 0,
             "volume.session_ttl",
+            "must be greater than 0".into(),
+        );
+        let a = &self.alerts;
+        check(
+            a.volume_ratio_threshold.is_finite() && a.volume_ratio_threshold > 0.0,
+            "alerts.volume_ratio_threshold",
+            format!(
+                "must be a number greater than 0 (got {})",
+                a.volume_ratio_threshold
+            ),
+        );
+        check(
+            a.maxlen > 0,
+            "alerts.maxlen",
             "must be greater than 0".into(),
         );
         if let Err(mut bad) = crate::session::Calendar::from_config(&self.exchanges) {
@@ -1043,16 +1072,45 @@ mod tests {
             batch_size = 0
             [keys]
             tick_stream = "ticks:{sym}"
+            [bars]
+            intervals = ["1m", "5m", "60s"]
+            [indicators]
+            interval = "1m"
+            [alerts]
+            volume_ratio_threshold = nan
+            maxlen = 0
+            [exchanges.NSE]
+            timezone = "Asia/Kolkata"
+            phases = [
+                { name = "pre_open", start = "09:00", end = "09:08", db = "premarket" },
+                { name = "continuous", start = "09:05", end = "15:30", db = "continuous_market" },
+            ]
         "#;
         let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+        let overlap = err
+            .fields()
+            .iter()
+            .find(|f| f.field == "exchanges.NSE.phases[1]")
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        assert!(
+            overlap.contains("exchange NSE")
+                && overlap.contains("\"pre_open\"")
+                && overlap.contains("\"continuous\""),
+            "{overlap}"
+        );
         let mut got = fields(err);
         got.sort();
         assert_eq!(
             got,
             vec![
+                "alerts.maxlen",
+                "alerts.volume_ratio_threshold",
+                "bars.intervals[2]",
                 "bogus_top",
                 "databases.colour",
                 "databases.prices",
+                "exchanges.NSE.phases[1]",
                 "keys.tick_stream",
                 "redis.pool_size",
                 "redis.url",
@@ -1093,7 +1151,7 @@ mod tests {
             [[feeds]]
             name = "ok"
             venue = "okx"
-            symbols = ["BTC-USDT"]
+            symbols = ["BTC-USDT", "ETH-USDT", "BTC-USDT"]
             channels = ["tickers"]
         "#;
         let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
@@ -1112,6 +1170,7 @@ mod tests {
                 "feeds[2].symbols[2]",
                 "feeds[2].url",
                 "feeds[3].url",
+                "feeds[4].symbols[2]",
                 "live.ping_interval_ms",
                 "record.zstd_level",
             ]

@@ -377,6 +377,17 @@ pub(crate) fn validate(
                 }
             }
         }
+        // A repeated entry would subscribe twice to one stream.
+        for (list, entries) in [("symbols", &f.symbols), ("channels", &f.channels)] {
+            for (j, e) in entries.iter().enumerate() {
+                if let Some(k) = entries[..j].iter().position(|o| o == e) {
+                    errors.push(FieldError::new(
+                        format!("feeds[{i}].{list}[{j}]"),
+                        format!("{e:?} repeats {list}[{k}]"),
+                    ));
+                }
+            }
+        }
         let known = venue.known_channels();
         for (j, c) in f.channels.iter().enumerate() {
             if !known.contains(&c.as_str()) {
