@@ -91,6 +91,7 @@ fn ingest_of(read: &LiveSummary) -> IngestSummary {
         rejected: read.rejected,
         skipped: read.skipped,
         truncated: 0,
+        empty: 0,
         stopped_early: false,
     }
 }

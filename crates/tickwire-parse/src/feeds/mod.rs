@@ -124,6 +124,12 @@ impl FeedDecoders {
         d
     }
 
+    /// Whether `feed` is a configured feed's name or a venue's: only such a
+    /// name may name a recorded line's dead-letter stream.
+    pub fn knows(&self, feed: &str) -> bool {
+        self.venues.contains_key(feed) || FeedVenue::from_name(feed).is_some()
+    }
+
     /// The venue of `feed`: as named (`venue`, from a recording line), else as
     /// configured, else the feed's own name when that is a venue's.
     pub fn venue_of(&self, feed: &str, venue: Option<&str>) -> Option<FeedVenue> {
