@@ -171,6 +171,7 @@ fn opts(config: &Config, files: Vec<PathBuf>) -> ReplayOptions {
         pace: Pace::Max,
         max_raw: config.streams.deadletter_raw_bytes,
         chunk_events: 64,
+        max_clock_skew_ms: config.ingest.max_clock_skew_ms,
     }
 }
 

@@ -250,6 +250,7 @@ async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
             pace,
             max_raw: 256,
             chunk_events: 16,
+            max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
         };
         tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false)))
             .await
@@ -313,6 +314,7 @@ fn lua_opts(
         pace,
         max_raw: 256,
         chunk_events: 64,
+        max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
     }
 }
 

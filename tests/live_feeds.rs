@@ -336,8 +336,9 @@ fn dhan_full(segment: u8, security: u32, ltp: f32, ltq: u16, ltt: u32, volume: u
     b
 }
 
-/// 2024-01-02 10:00:00 IST, in NSE's continuous session.
-const LTT: u32 = 1_704_169_800;
+/// 2024-01-02 10:00:00 IST, in NSE's continuous session, as Dhan sends it:
+/// IST wall-clock seconds (04:30 UTC is 1_704_169_800).
+const LTT: u32 = 1_704_189_600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhan_binary_feed_names_symbols_and_keeps_depth_in_the_microstructure_db() {

@@ -35,6 +35,7 @@ fn opts(file: std::path::PathBuf) -> ReplayOptions {
         pace: Pace::Speed(7_500.0),
         max_raw: 1024,
         chunk_events: 64,
+        max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
     }
 }
 

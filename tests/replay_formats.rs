@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use fred::prelude::*;
 
 #[tokio::test]
 async fn tick_json_lines_land_with_deterministic_ids_and_last_prices() {
@@ -201,6 +202,155 @@ async fn binance_trade_dump_csv_with_ms_and_us_times_and_zstd() {
     assert_eq!(xrange(&db4, "ticks:ETHUSDT").await.len(), 1);
 }
 
+/// A zip archive of one deflated file, built from the PKZIP layout (local
+/// header, central directory, end record) as Binance's dumps are.
+fn zip_one(name: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body).unwrap();
+    let data = e.finish().unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    let mut common = Vec::new();
+    for v in [20u16, 0, 8, 0, 33] {
+        common.extend(v.to_le_bytes()); // version, flags, deflate, time, date
+    }
+    for v in [crc.sum(), data.len() as u32, body.len() as u32] {
+        common.extend(v.to_le_bytes());
+    }
+    common.extend((name.len() as u16).to_le_bytes());
+    common.extend(0u16.to_le_bytes());
+    let mut out = 0x0403_4b50u32.to_le_bytes().to_vec();
+    out.extend(&common);
+    out.extend(name.as_bytes());
+    out.extend(&data);
+    let cd_offset = out.len() as u32;
+    let mut central = 0x0201_4b50u32.to_le_bytes().to_vec();
+    central.extend(20u16.to_le_bytes());
+    central.extend(&common);
+    central.extend([0u8; 10]); // comment length, disk, attributes
+    central.extend(0u32.to_le_bytes()); // the local header's offset
+    central.extend(name.as_bytes());
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend(1u16.to_le_bytes());
+    out.extend(1u16.to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// Binance's public dumps as downloaded: a `.zip` holding one CSV, and the
+/// same CSV gzipped, replay into exactly the Redis state of the plain CSV.
+#[tokio::test]
+async fn binance_dumps_as_zip_and_gz_replay_like_the_plain_csv() {
+    use std::io::Write;
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let csv: String = (0..150)
+        .map(|i| {
+            format!(
+                "{},{}.{:02},0.0{},1.0,{},{},true\n",
+                3_380_000_000u64 + i,
+                42_000 + (i * 7) % 13,
+                i % 100,
+                1 + i % 9,
+                1_704_067_200_000u64 + i * 1_700,
+                i % 2 == 0
+            )
+        })
+        .collect();
+    let name = "BTCUSDT-trades-2024-01-01.csv";
+    let plain = write(dir.path(), name, &csv);
+    // The zip's own name need not say the symbol: its entry's does.
+    let zip = dir.path().join("download.zip");
+    std::fs::write(&zip, zip_one(name, csv.as_bytes())).unwrap();
+    let gz = dir.path().join(format!("{name}.gz"));
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(csv.as_bytes()).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+
+    let cfg = config(&server, "");
+    let dbs = [0u8, 2, 3, 4, 5];
+    let flush = || async {
+        let c = server.client(0).await.unwrap();
+        let _: () = c.flushall(false).await.unwrap();
+    };
+    let s = replay(&cfg, &[plain]).await;
+    assert_eq!((s.writer.ticks_written, s.ingest.rejected), (150, 0));
+    let expected = snapshot(&server, &dbs).await;
+    assert!(
+        expected
+            .iter()
+            .any(|(db, k, _)| *db == 4 && k == "ticks:BTCUSDT"),
+        "{expected:?}"
+    );
+    for input in [zip, gz] {
+        flush().await;
+        let s = replay(&cfg, std::slice::from_ref(&input)).await;
+        assert_eq!(
+            (s.writer.ticks_written, s.ingest.rejected),
+            (150, 0),
+            "{input:?}"
+        );
+        let got = snapshot(&server, &dbs).await;
+        assert_eq!(got.len(), expected.len(), "{input:?}");
+        for (a, b) in expected.iter().zip(&got) {
+            assert_eq!(a, b, "{input:?}: db {} key {}", a.0, a.1);
+        }
+    }
+}
+
+/// A recorded line's `feed` names its dead-letter stream only when the config
+/// or tickwire knows that feed: an input cannot make keys of its choosing.
+#[tokio::test]
+async fn a_recorded_line_of_an_unknown_feed_is_dead_lettered_under_the_format() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let line = |feed: &str, data: &str| {
+        serde_json::json!({"recv_ns": 1_704_067_200_500_000_000i64, "feed": feed, "venue": "binance", "data": data})
+            .to_string()
+    };
+    let lines = [
+        line("evil", "{not json"),
+        line(
+            "evil",
+            r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"42000.5","q":"0.1","T":1704067200123,"m":false}"#,
+        ),
+        line("spot", "{not json either"),
+        line("binance", "{nor this"),
+    ];
+    let file = write(dir.path(), "rec.jsonl", &(lines.join("\n") + "\n"));
+    let cfg = config(
+        &server,
+        "[[feeds]]\nname = \"spot\"\nvenue = \"binance\"\nsymbols = [\"BTCUSDT\"]\n",
+    );
+    let s = replay(&cfg, &[file]).await;
+    assert_eq!((s.ingest.ticks, s.ingest.rejected), (1, 3));
+    let db0 = server.client(0).await.unwrap();
+    assert_eq!(
+        keys(&db0).await,
+        [
+            "deadletter:binance",
+            "deadletter:recorded",
+            "deadletter:spot",
+            "tickwire:heartbeat"
+        ]
+    );
+    let dead = xrange(&db0, "deadletter:recorded").await;
+    assert_eq!(dead.len(), 1);
+    assert!(field(&dead[0], "raw").contains("{not json"), "{dead:?}");
+    // The frame of the unknown feed that did decode is a trade as any other.
+    assert_eq!(
+        xrange(&server.client(4).await.unwrap(), "ticks:BTCUSDT")
+            .await
+            .len(),
+        1
+    );
+}
+
 #[tokio::test]
 async fn tardis_trades_csv() {
     let server = redis();
@@ -337,7 +487,7 @@ async fn recorded_okx_and_dhan_frames_land_their_trades() {
     packet.extend(2885u32.to_le_bytes());
     packet.extend(2450.05f32.to_le_bytes());
     packet.extend(25u16.to_le_bytes());
-    packet.extend(1_704_080_700u32.to_le_bytes());
+    packet.extend(1_704_100_500u32.to_le_bytes()); // 2024-01-01 09:15 IST wall clock
     packet.extend(2449.5f32.to_le_bytes());
     packet.extend(120_000u32.to_le_bytes());
     packet.extend([0u8; 24]);

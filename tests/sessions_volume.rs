@@ -442,3 +442,147 @@ async fn a_volume_surge_appends_exactly_one_alert_per_bucket() {
         "{ratio:?} vs {want}"
     );
 }
+
+/// A Dhan quote packet (code 4, 50 bytes) from the published layout.
+fn dhan_quote(security: u32, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> Vec<u8> {
+    let mut b = vec![4u8];
+    b.extend(50u16.to_le_bytes());
+    b.push(1); // NSE_EQ
+    b.extend(security.to_le_bytes());
+    b.extend(ltp.to_le_bytes());
+    b.extend(ltq.to_le_bytes());
+    b.extend(ltt.to_le_bytes());
+    b.extend((ltp - 0.5).to_le_bytes()); // ATP
+    b.extend(volume.to_le_bytes());
+    b.extend(1_000u32.to_le_bytes()); // total sell qty
+    b.extend(2_000u32.to_le_bytes()); // total buy qty
+    for v in [2_440.0f32, 2_430.0, 2_460.0, 2_420.0] {
+        b.extend(v.to_le_bytes()); // open, close, high, low
+    }
+    assert_eq!(b.len(), 50);
+    b
+}
+
+/// Two trading days of a recorded Dhan feed: day 2's cumulative volume starts
+/// again far below day 1's, and its trades still land; the LTT is read as IST
+/// wall clock (the default), so 10:30 IST is in the continuous phase.
+#[tokio::test]
+async fn a_two_day_dhan_recording_lands_both_days_trades() {
+    use base64::Engine as _;
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // 2024-01-01 10:30:00 as IST wall-clock seconds (05:00 UTC).
+    let day1: u32 = 1_704_105_000;
+    let day2 = day1 + 86_400;
+    let packets = [
+        (day1, 2450.05, 25, 120_000),
+        (day1 + 1, 2450.5, 10, 120_010),
+        (day1 + 60, 2451.0, 5, 120_015),
+        // The next morning: the exchange's day volume restarted.
+        (day2, 2460.0, 40, 40),
+        (day2, 2460.0, 40, 40), // the book moved, no trade
+        (day2 + 2, 2461.25, 15, 55),
+    ];
+    let lines: String = packets
+        .iter()
+        .enumerate()
+        .map(|(i, &(ltt, ltp, ltq, vol))| {
+            let recv_ns = (i64::from(ltt) - 19_800) * 1_000_000_000 + 5_000_000;
+            let data = base64::engine::general_purpose::STANDARD
+                .encode(dhan_quote(2885, ltp, ltq, ltt, vol));
+            format!(
+                "{}\n",
+                serde_json::json!({"recv_ns": recv_ns + i as i64, "feed": "nse", "venue": "dhan",
+                    "enc": "base64", "data": data})
+            )
+        })
+        .collect();
+    let file = write(dir.path(), "nse-dhan.jsonl", &lines);
+    let cfg = config(
+        &server,
+        "[[feeds]]\nname = \"nse\"\nvenue = \"dhan\"\nsymbols = [\"NSE_EQ:2885=RELIANCE\"]\n",
+    );
+    let s = replay(&cfg, &[file]).await;
+    assert_eq!(
+        (s.ingest.ticks, s.ingest.skipped, s.state.dropped_outside),
+        (5, 1, 0)
+    );
+    assert_eq!(s.writer.ticks_written, 5);
+
+    let db4 = server.client(4).await.unwrap();
+    let ticks = xrange(&db4, "ticks:RELIANCE").await;
+    let got: Vec<(&str, &str, &str, &str)> = ticks
+        .iter()
+        .map(|e| {
+            (
+                e.0.as_str(),
+                field(e, "ltp"),
+                field(e, "qty"),
+                field(e, "vol"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1704085200000-0", "2450.05", "25", "120000"),
+            ("1704085201000-0", "2450.5", "10", "120010"),
+            ("1704085260000-0", "2451", "5", "120015"),
+            ("1704171600000-0", "2460", "40", "40"),
+            ("1704171602000-0", "2461.25", "15", "55"),
+        ]
+    );
+    let db5 = server.client(5).await.unwrap();
+    let volume = |key: &'static str| {
+        let db5 = &db5;
+        async move {
+            let h = hgetall(db5, key).await;
+            (h["volume"].clone(), h["trades"].clone())
+        }
+    };
+    assert_eq!(
+        volume("volume:session:RELIANCE:2024-01-01").await,
+        ("40".to_string(), "3".to_string())
+    );
+    assert_eq!(
+        volume("volume:session:RELIANCE:2024-01-02").await,
+        ("55".to_string(), "2".to_string())
+    );
+    assert_eq!(
+        volume("volume:bucket:RELIANCE:2024-01-01:10:30").await,
+        ("35".to_string(), "2".to_string())
+    );
+    assert_eq!(
+        volume("volume:bucket:RELIANCE:2024-01-01:10:31").await,
+        ("5".to_string(), "1".to_string())
+    );
+    assert_eq!(
+        volume("volume:bucket:RELIANCE:2024-01-02:10:30").await,
+        ("55".to_string(), "2".to_string())
+    );
+}
+
+/// A Dhan feed configured with `ltt_basis = "utc"` reads LTT as a true epoch:
+/// the same packet value lands 05:30 later than under the IST default.
+#[tokio::test]
+async fn a_dhan_feed_can_read_ltt_as_utc() {
+    use base64::Engine as _;
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    // 2024-01-01 05:00:00 UTC = 10:30 IST, as a true epoch.
+    let ltt: u32 = 1_704_085_200;
+    let data =
+        base64::engine::general_purpose::STANDARD.encode(dhan_quote(2885, 2450.05, 25, ltt, 100));
+    let line = serde_json::json!({"recv_ns": 1_704_085_200_005_000_000i64, "feed": "utc-feed",
+        "venue": "dhan", "enc": "base64", "data": data});
+    let file = write(dir.path(), "utc.jsonl", &format!("{line}\n"));
+    let cfg = config(
+        &server,
+        "[[feeds]]\nname = \"utc-feed\"\nvenue = \"dhan\"\nltt_basis = \"utc\"\n\
+         symbols = [\"NSE_EQ:2885=RELIANCE\"]\n",
+    );
+    let s = replay(&cfg, &[file]).await;
+    assert_eq!((s.ingest.ticks, s.state.dropped_outside), (1, 0));
+    let ticks = xrange(&server.client(4).await.unwrap(), "ticks:RELIANCE").await;
+    assert_eq!(ticks[0].0, "1704085200000-0");
+}

@@ -44,6 +44,7 @@ pub async fn replay_with(config: &Config, files: &[PathBuf], symbol: Option<&str
         pace: Pace::Max,
         max_raw: config.streams.deadletter_raw_bytes,
         chunk_events: 7,
+        max_clock_skew_ms: config.ingest.max_clock_skew_ms,
     };
     tickwire::replay(config, opts, Arc::new(AtomicBool::new(false)))
         .await

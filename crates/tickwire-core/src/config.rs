@@ -851,6 +851,21 @@ impl Config {
                 &format!("bars.intervals[{i}]"),
                 format!("{label:?} is not an interval like 30s, 1m, 5m, 1h"),
             );
+            // Two labels of one length (`1m`, `60s`) would build the same bars twice.
+            let first = b.intervals[..i].iter().position(|other| {
+                other == label
+                    || (interval_ms(other).is_some() && interval_ms(other) == interval_ms(label))
+            });
+            if let Some(j) = first {
+                check(
+                    false,
+                    &format!("bars.intervals[{i}]"),
+                    format!(
+                        "{label:?} is the interval of bars.intervals[{j}] ({:?}) again",
+                        b.intervals[j]
+                    ),
+                );
+            }
         }
         let ind = &self.indicators;
         check(
@@ -892,6 +907,20 @@ impl Config {
                 "{} is not from 1 to 86400000 (a day)",
                 self.ingest.max_clock_skew_ms
             ),
+        );
+        let a = &self.alerts;
+        check(
+            a.volume_ratio_threshold.is_finite() && a.volume_ratio_threshold > 0.0,
+            "alerts.volume_ratio_threshold",
+            format!(
+                "must be a number greater than 0 (got {})",
+                a.volume_ratio_threshold
+            ),
+        );
+        check(
+            a.maxlen > 0,
+            "alerts.maxlen",
+            "must be greater than 0".into(),
         );
         if let Err(mut bad) = crate::session::Calendar::from_config(&self.exchanges) {
             errors.append(&mut bad);
@@ -1073,16 +1102,45 @@ mod tests {
             batch_size = 0
             [keys]
             tick_stream = "ticks:{sym}"
+            [bars]
+            intervals = ["1m", "5m", "60s"]
+            [indicators]
+            interval = "1m"
+            [alerts]
+            volume_ratio_threshold = nan
+            maxlen = 0
+            [exchanges.NSE]
+            timezone = "Asia/Kolkata"
+            phases = [
+                { name = "pre_open", start = "09:00", end = "09:08", db = "premarket" },
+                { name = "continuous", start = "09:05", end = "15:30", db = "continuous_market" },
+            ]
         "#;
         let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+        let overlap = err
+            .fields()
+            .iter()
+            .find(|f| f.field == "exchanges.NSE.phases[1]")
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        assert!(
+            overlap.contains("exchange NSE")
+                && overlap.contains("\"pre_open\"")
+                && overlap.contains("\"continuous\""),
+            "{overlap}"
+        );
         let mut got = fields(err);
         got.sort();
         assert_eq!(
             got,
             vec![
+                "alerts.maxlen",
+                "alerts.volume_ratio_threshold",
+                "bars.intervals[2]",
                 "bogus_top",
                 "databases.colour",
                 "databases.prices",
+                "exchanges.NSE.phases[1]",
                 "keys.tick_stream",
                 "redis.pool_size",
                 "redis.url",
@@ -1107,6 +1165,7 @@ mod tests {
             symbols = ["BTCUSDT"]
             channels = ["trade", "depth"]
             colour = "red"
+            ltt_basis = "ist"
             [[feeds]]
             name = "a"
             venue = "kraken"
@@ -1115,13 +1174,14 @@ mod tests {
             venue = "dhan"
             url = "http://x"
             symbols = ["NSE_EQ:1333", "BSE:1", "NSE_EQ:x"]
+            ltt_basis = "gmt"
             [[feeds]]
             name = "own"
             venue = "tickwire"
             [[feeds]]
             name = "ok"
             venue = "okx"
-            symbols = ["BTC-USDT"]
+            symbols = ["BTC-USDT", "ETH-USDT", "BTC-USDT"]
             channels = ["tickers"]
         "#;
         let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
@@ -1132,15 +1192,47 @@ mod tests {
             vec![
                 "feeds[0].channels[1]",
                 "feeds[0].colour",
+                "feeds[0].ltt_basis",
                 "feeds[1].name",
                 "feeds[1].venue",
+                "feeds[2].ltt_basis",
                 "feeds[2].symbols[1]",
                 "feeds[2].symbols[2]",
                 "feeds[2].url",
                 "feeds[3].url",
+                "feeds[4].symbols[2]",
                 "live.ping_interval_ms",
                 "record.zstd_level",
             ]
+        );
+    }
+
+    #[test]
+    fn dhan_ltt_basis_defaults_to_ist_wall_clock() {
+        use crate::feeds::LttBasis;
+        let text = r#"
+            [[feeds]]
+            name = "a"
+            venue = "dhan"
+            symbols = ["NSE_EQ:1333"]
+            [[feeds]]
+            name = "b"
+            venue = "dhan"
+            symbols = ["NSE_EQ:1333"]
+            ltt_basis = "utc"
+        "#;
+        let c = Config::from_toml(text, &Overrides::default()).unwrap();
+        assert_eq!(c.feeds[0].ltt_basis(), LttBasis::IstWallClock);
+        assert_eq!(c.feeds[1].ltt_basis(), LttBasis::Utc);
+        let err = Config::from_toml(&text.replace("\"utc\"", "\"UTC+5\""), &Overrides::default())
+            .unwrap_err();
+        assert_eq!(err.fields().len(), 1);
+        assert_eq!(err.fields()[0].field, "feeds[1].ltt_basis");
+        assert!(
+            err.fields()[0].message.contains("\"UTC+5\"")
+                && err.fields()[0].message.contains("ist, utc"),
+            "{}",
+            err.fields()[0].message
         );
     }
 

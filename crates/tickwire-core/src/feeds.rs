@@ -96,12 +96,67 @@ pub struct FeedConfig {
     /// trades/tickers, Dhan ticker/quote/full); the venue's default when empty.
     #[serde(default)]
     pub channels: Vec<String>,
+    /// Dhan only: what the packets' LTT counts from, `ist` (the default: the
+    /// Indian wall clock written as if it were UTC) or `utc` (a true epoch).
+    /// A replay of a recording decodes with the basis of the feed of the
+    /// same name, so it must match the live feed that recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ltt_basis: Option<String>,
+}
+
+/// What Dhan's LTT (last trade time, seconds) counts from.
+///
+/// Dhan's documentation calls it epoch seconds, but its values are the Indian
+/// wall clock: Dhan's official Python SDK (dhanhq 2.3.0, `marketfeed.py`)
+/// shows LTT by formatting it as a UTC time of day to print the market's
+/// clock, and a third-party client found the value 19,800 s (05:30) ahead of
+/// UTC. Read as a true epoch, every NSE trade after 10:00 IST would land
+/// after 15:30 IST, outside the continuous phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LttBasis {
+    /// IST wall-clock seconds: UTC epoch ms = (LTT - 19,800) * 1000.
+    #[default]
+    IstWallClock,
+    /// A true UTC epoch: UTC epoch ms = LTT * 1000.
+    Utc,
+}
+
+impl LttBasis {
+    pub const ALL: [LttBasis; 2] = [LttBasis::IstWallClock, LttBasis::Utc];
+
+    /// The name `ltt_basis` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LttBasis::IstWallClock => "ist",
+            LttBasis::Utc => "utc",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LttBasis> {
+        LttBasis::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Seconds to subtract from an LTT to get UTC epoch seconds.
+    pub fn offset_secs(self) -> i64 {
+        match self {
+            LttBasis::IstWallClock => 19_800,
+            LttBasis::Utc => 0,
+        }
+    }
 }
 
 impl FeedConfig {
     /// The venue (validated config: it parses).
     pub fn venue(&self) -> Option<FeedVenue> {
         FeedVenue::from_name(&self.venue)
+    }
+
+    /// The LTT basis of a Dhan feed: as configured, else IST wall clock.
+    pub fn ltt_basis(&self) -> LttBasis {
+        self.ltt_basis
+            .as_deref()
+            .and_then(LttBasis::from_name)
+            .unwrap_or_default()
     }
 
     /// The channels to subscribe: as configured, or the venue's default.
@@ -298,10 +353,38 @@ pub(crate) fn validate(
                 "must name at least one instrument",
             ));
         }
+        if let Some(basis) = &f.ltt_basis {
+            if venue != FeedVenue::Dhan {
+                errors.push(FieldError::new(
+                    field("ltt_basis"),
+                    format!(
+                        "only Dhan feeds take ltt_basis (this feed's venue is {})",
+                        venue.name()
+                    ),
+                ));
+            } else if LttBasis::from_name(basis).is_none() {
+                let known: Vec<_> = LttBasis::ALL.iter().map(|b| b.name()).collect();
+                errors.push(FieldError::new(
+                    field("ltt_basis"),
+                    format!("unknown ltt_basis {basis:?} (known: {})", known.join(", ")),
+                ));
+            }
+        }
         if venue == FeedVenue::Dhan {
             for (j, s) in f.symbols.iter().enumerate() {
                 if let Err(e) = DhanInstrument::parse(s) {
                     errors.push(FieldError::new(format!("feeds[{i}].symbols[{j}]"), e));
+                }
+            }
+        }
+        // A repeated entry would subscribe twice to one stream.
+        for (list, entries) in [("symbols", &f.symbols), ("channels", &f.channels)] {
+            for (j, e) in entries.iter().enumerate() {
+                if let Some(k) = entries[..j].iter().position(|o| o == e) {
+                    errors.push(FieldError::new(
+                        format!("feeds[{i}].{list}[{j}]"),
+                        format!("{e:?} repeats {list}[{k}]"),
+                    ));
                 }
             }
         }

@@ -80,6 +80,11 @@ fn minutes(hhmm: &str) -> Option<u16> {
     (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
 }
 
+/// Minutes after midnight to `HH:MM`.
+fn hhmm(minutes: u16) -> String {
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
 /// What to do with a tick outside every phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outside {
@@ -149,8 +154,20 @@ impl Calendar {
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut venues = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         for (name, ex) in exchanges {
             let at = |f: &str| format!("exchanges.{name}.{f}");
+            // Names match in any case: two spellings of one exchange would
+            // leave one of them silently unused.
+            if let Some(other) = seen.iter().find(|o| o.eq_ignore_ascii_case(name)) {
+                errors.push(FieldError::new(
+                    format!("exchanges.{name}"),
+                    format!(
+                        "names the same exchange as exchanges.{other} (names match in any case)"
+                    ),
+                ));
+            }
+            seen.push(name);
             let tz = match TimeZone::get(&ex.timezone) {
                 Ok(tz) => Some(tz),
                 Err(_) => {
@@ -162,7 +179,20 @@ impl Calendar {
                 }
             };
             let mut phases = Vec::new();
+            // (index, phase) of each phase whose times are valid, to find overlaps.
+            let mut spans: Vec<(usize, &PhaseConfig, u16, u16)> = Vec::new();
             for (i, p) in ex.phases.iter().enumerate() {
+                if p.name.trim().is_empty() {
+                    errors.push(FieldError::new(
+                        at(&format!("phases[{i}].name")),
+                        "must not be empty",
+                    ));
+                } else if let Some(j) = ex.phases[..i].iter().position(|q| q.name == p.name) {
+                    errors.push(FieldError::new(
+                        at(&format!("phases[{i}].name")),
+                        format!("{:?} also names phases[{j}] of {name}", p.name),
+                    ));
+                }
                 let (start, end) = (minutes(&p.start), minutes(&p.end));
                 if start.is_none() {
                     errors.push(FieldError::new(
@@ -183,14 +213,40 @@ impl Calendar {
                         format!("unknown DB name {:?}", p.db),
                     ));
                 }
-                if let (Some(start), Some(end), Some(db)) = (start, end, db) {
+                if let (Some(start), Some(end)) = (start, end) {
                     if start >= end {
                         errors.push(FieldError::new(
                             at(&format!("phases[{i}]")),
                             "start must be before end",
                         ));
+                    } else {
+                        spans.push((i, p, start, end));
                     }
+                }
+                if let (Some(start), Some(end), Some(db)) = (start, end, db) {
                     phases.push(Phase { start, end, db });
+                }
+            }
+            // A tick's phase must not depend on the order phases are listed in.
+            for (k, &(j, pj, sj, ej)) in spans.iter().enumerate() {
+                for &(i, pi, si, ei) in &spans[..k] {
+                    if si < ej && sj < ei {
+                        errors.push(FieldError::new(
+                            at(&format!("phases[{j}]")),
+                            format!(
+                                "phase {:?} ({}-{}) overlaps phase {:?} (phases[{i}], {}-{}) of exchange {name} \
+                                 from {} to {}: a tick there would have two phases",
+                                pj.name,
+                                pj.start,
+                                pj.end,
+                                pi.name,
+                                pi.start,
+                                pi.end,
+                                hhmm(si.max(sj)),
+                                hhmm(ei.min(ej)),
+                            ),
+                        ));
+                    }
                 }
             }
             let outside = match ex.outside.as_str() {
@@ -375,17 +431,63 @@ mod tests {
             }],
             outside: "bin".into(),
         };
-        let errs = Calendar::from_config(&BTreeMap::from([("XX".to_string(), bad)])).unwrap_err();
-        let mut fields: Vec<_> = errs.into_iter().map(|e| e.field).collect();
+        let phase = |name: &str, start: &str, end: &str| PhaseConfig {
+            name: name.into(),
+            start: start.into(),
+            end: end.into(),
+            db: "continuous_market".into(),
+        };
+        // Overlapping phases, a repeated and an empty name; `nse` spells NSE again.
+        let overlapping = ExchangeConfig {
+            timezone: "Asia/Kolkata".into(),
+            phases: vec![
+                phase("pre_open", "09:00", "09:08"),
+                phase("continuous", "09:15", "15:30"),
+                phase("auction", "09:05", "09:20"),
+                phase("continuous", "15:30", "16:00"),
+                phase("", "16:00", "16:10"),
+            ],
+            outside: "drop".into(),
+        };
+        let ok = default_exchanges().remove("NSE").unwrap();
+        let errs = Calendar::from_config(&BTreeMap::from([
+            ("XX".to_string(), bad),
+            ("NSE".to_string(), overlapping),
+            ("nse".to_string(), ok),
+        ]))
+        .unwrap_err();
+        let mut fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         fields.sort();
         assert_eq!(
             fields,
             [
+                "exchanges.NSE.phases[2]",
+                "exchanges.NSE.phases[2]",
+                "exchanges.NSE.phases[3].name",
+                "exchanges.NSE.phases[4].name",
                 "exchanges.XX.outside",
                 "exchanges.XX.phases[0].db",
                 "exchanges.XX.phases[0].start",
-                "exchanges.XX.timezone"
+                "exchanges.XX.timezone",
+                "exchanges.nse",
             ]
         );
+        let overlaps: Vec<_> = errs
+            .iter()
+            .filter(|e| e.field == "exchanges.NSE.phases[2]")
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(
+            overlaps,
+            [
+                "phase \"auction\" (09:05-09:20) overlaps phase \"pre_open\" (phases[0], 09:00-09:08) \
+                 of exchange NSE from 09:05 to 09:08: a tick there would have two phases",
+                "phase \"auction\" (09:05-09:20) overlaps phase \"continuous\" (phases[1], 09:15-15:30) \
+                 of exchange NSE from 09:15 to 09:20: a tick there would have two phases",
+            ]
+        );
+        // phases[3] starts where phases[1] ends: touching is not overlapping
+        // (only its repeated name was named).
+        assert!(Calendar::from_config(&default_exchanges()).is_ok());
     }
 }

@@ -159,6 +159,7 @@ mod tests {
             url: None,
             symbols: symbols.iter().map(|s| s.to_string()).collect(),
             channels: Vec::new(),
+            ltt_basis: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Replaying tick files.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub struct ReplayOptions {
     pub max_raw: usize,
     /// Events per chunk sent to the writer.
     pub chunk_events: usize,
+    /// `[ingest] max_clock_skew_ms`: trades stamped further ahead are dead-lettered.
+    pub max_clock_skew_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: {message}", path.display())]
+    Container { path: PathBuf, message: String },
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error("--speed must be a positive number (got {0})")]
@@ -79,6 +83,8 @@ pub struct IngestProgress {
     pub skipped: AtomicU64,
     /// Compressed files that ended early (a recording cut by a crash).
     pub truncated: AtomicU64,
+    /// Files that held nothing (warned about, replayed as nothing).
+    pub empty: AtomicU64,
 }
 
 /// What a finished replay read.
@@ -93,6 +99,8 @@ pub struct IngestSummary {
     pub skipped: u64,
     /// Compressed files that ended early (replayed up to where they break).
     pub truncated: u64,
+    /// Files that held nothing.
+    pub empty: u64,
     /// True when a stop was requested before the input ended.
     pub stopped_early: bool,
 }
@@ -133,6 +141,7 @@ impl ReplayHandle {
             rejected: p.rejected.load(Ordering::Relaxed),
             skipped: p.skipped.load(Ordering::Relaxed),
             truncated: p.truncated.load(Ordering::Relaxed),
+            empty: p.empty.load(Ordering::Relaxed),
             stopped_early: self.stop.load(Ordering::Relaxed),
         })
     }
@@ -223,55 +232,174 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// How a file's bytes are packed: told by its name, checked against (or,
+/// for a plain name, taken from) its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Plain,
+    Zstd,
+    Gzip,
+    Zip,
+}
+
+impl Container {
+    fn name(self) -> &'static str {
+        match self {
+            Container::Plain => "plain",
+            Container::Zstd => "zstd",
+            Container::Gzip => "gzip",
+            Container::Zip => "zip",
+        }
+    }
+
+    /// The container a file name says, and the name without its suffix.
+    fn by_name(name: &str) -> (Container, &str) {
+        for (suffix, c) in [
+            (".zst", Container::Zstd),
+            (".gz", Container::Gzip),
+            (".zip", Container::Zip),
+        ] {
+            let cut = name.len().checked_sub(suffix.len());
+            if let Some(cut) = cut.filter(|&c| name.is_char_boundary(c)) {
+                if name[cut..].eq_ignore_ascii_case(suffix) {
+                    return (c, &name[..cut]);
+                }
+            }
+        }
+        (Container::Plain, name)
+    }
+
+    /// The container the first bytes of a file show (`None`: none known).
+    fn by_magic(head: &[u8]) -> Option<Container> {
+        match head {
+            [0x28, 0xB5, 0x2F, 0xFD, ..] => Some(Container::Zstd),
+            // A zstd skippable frame (magic 0x184D2A5?).
+            [b, 0x2A, 0x4D, 0x18, ..] if b & 0xF0 == 0x50 => Some(Container::Zstd),
+            [0x1F, 0x8B, ..] => Some(Container::Gzip),
+            // A local file header, an empty archive's end record, a spanned archive.
+            [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] | [b'P', b'K', 7, 8, ..] => {
+                Some(Container::Zip)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the first bytes of a file look like, for an error message.
+fn looks_like(head: &[u8]) -> String {
+    match Container::by_magic(head) {
+        Some(c) => c.name().to_string(),
+        None if std::str::from_utf8(head).is_ok_and(|t| {
+            t.chars()
+                .all(|c| !c.is_control() || c.is_ascii_whitespace())
+        }) =>
+        {
+            "text".to_string()
+        }
+        None => {
+            let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+            format!("neither: it starts with {}", hex.join(" "))
+        }
+    }
+}
+
 fn open(
     path: &Path,
     forced: Option<Format>,
     symbol: Option<&str>,
     progress: &IngestProgress,
 ) -> Result<OpenFile, IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Open {
+    let open_err = |source| IngestError::Open {
         path: path.to_path_buf(),
         source,
-    })?;
-    if let Ok(m) = file.metadata() {
-        progress
-            .disk_bytes_total
-            .fetch_add(m.len(), Ordering::Relaxed);
-    }
-    let file = Counting {
+    };
+    let read_err = |source| IngestError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let container_err = |message: String| IngestError::Container {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = File::open(path).map_err(open_err)?;
+    let disk_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    progress
+        .disk_bytes_total
+        .fetch_add(disk_len, Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let (named, base) = Container::by_name(name);
+    let mut head = [0u8; 4];
+    let head_len = read_head(&mut file, &mut head).map_err(read_err)?;
+    let head = &head[..head_len];
+    file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+    let container = if head.is_empty() {
+        // An empty file replays as nothing, whatever its name says.
+        Container::Plain
+    } else {
+        match (named, Container::by_magic(head)) {
+            (Container::Plain, magic) => magic.unwrap_or(Container::Plain),
+            (named, Some(magic)) if magic == named => named,
+            (named, _) => {
+                return Err(container_err(format!(
+                    "not a {} file (looks like {})",
+                    named.name(),
+                    looks_like(head)
+                )))
+            }
+        }
+    };
+    let counting = |file: File| Counting {
         inner: file,
         read: Arc::clone(&progress.disk_bytes_read),
     };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let compressed = name.ends_with(".zst");
-    let raw: Box<dyn Read + Send> = if compressed {
-        Box::new(
-            zstd::Decoder::new(file).map_err(|source| IngestError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?,
-        )
-    } else {
-        Box::new(file)
+    // The name the format and a Binance dump's symbol are told from: the
+    // file's without its compression suffix, or the zip entry's.
+    let mut inner_name = base.to_string();
+    let raw: Box<dyn Read + Send> = match container {
+        Container::Plain => Box::new(counting(file)),
+        Container::Zstd => Box::new(zstd::Decoder::new(counting(file)).map_err(open_err)?),
+        Container::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counting(file))),
+        Container::Zip => {
+            let entry = zip_entry(file).map_err(container_err)?;
+            // The directory read to find the entry counts as read.
+            progress
+                .disk_bytes_read
+                .fetch_add(disk_len.saturating_sub(entry.len), Ordering::Relaxed);
+            inner_name = entry.name.clone();
+            let mut file = entry.file;
+            file.seek(SeekFrom::Start(entry.start)).map_err(read_err)?;
+            let data = counting(file).take(entry.len);
+            let inflated: Box<dyn Read + Send> = if entry.deflated {
+                Box::new(flate2::read::DeflateDecoder::new(data))
+            } else {
+                Box::new(data)
+            };
+            Box::new(CrcChecked {
+                inner: flate2::CrcReader::new(inflated),
+                expected: entry.crc32,
+                entry: entry.name,
+            })
+        }
     };
     let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(256 * 1024, raw));
     let mut first_line = Vec::new();
     reader
         .read_until(b'\n', &mut first_line)
-        .map_err(|source| IngestError::Read {
-            path: path.to_path_buf(),
-            source,
+        .map_err(|e| match container {
+            Container::Plain => read_err(e),
+            c => container_err(format!("cannot read it as {}: {e}", c.name())),
         })?;
-    let base = name.strip_suffix(".zst").unwrap_or(name);
     let meta = if first_line.is_empty() {
         // An empty file replays as nothing, whatever its format.
+        tracing::warn!(file = %path.display(), "file is empty; nothing to replay from it");
+        progress.empty.fetch_add(1, Ordering::Relaxed);
         SourceMeta {
             format: forced.unwrap_or(Format::TicksJson),
             symbol: None,
             exchange: String::new(),
         }
     } else {
-        detect(base, &first_line, forced, symbol).map_err(|e| match e {
+        detect(&inner_name, &first_line, forced, symbol).map_err(|e| match e {
             DetectError::Unknown { .. } => DetectError::Unknown {
                 file: path.display().to_string(),
             },
@@ -285,8 +413,115 @@ fn open(
         meta: Arc::new(meta),
         reader,
         first_line,
-        compressed,
+        compressed: container != Container::Plain,
     })
+}
+
+/// Reads up to `head.len()` bytes from the start of a file.
+fn read_head(file: &mut File, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The one file inside a zip: where its bytes are and how they are packed.
+struct ZipEntry {
+    file: File,
+    /// The entry's file name (without any folder).
+    name: String,
+    start: u64,
+    len: u64,
+    deflated: bool,
+    crc32: u32,
+}
+
+/// Finds the single file of a zip archive (Binance's dumps hold one CSV);
+/// anything else is an error saying what the archive holds.
+fn zip_entry(file: File) -> Result<ZipEntry, String> {
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let files: Vec<usize> = (0..archive.len())
+        .filter(|&i| archive.by_index_raw(i).is_ok_and(|f| !f.is_dir()))
+        .collect();
+    let [index] = files[..] else {
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|&i| archive.by_index_raw(i).ok().map(|f| f.name().to_string()))
+            .collect();
+        return Err(if names.is_empty() {
+            "the zip archive holds no file; expected exactly one (like BTCUSDT-trades-2024-01-01.csv)"
+                .to_string()
+        } else {
+            format!(
+                "the zip archive holds {} files ({}); expected exactly one: unpack it and replay the files",
+                names.len(),
+                names.join(", ")
+            )
+        });
+    };
+    let entry = archive
+        .by_index_raw(index)
+        .map_err(|e| format!("cannot read the zip entry: {e}"))?;
+    let full_name = entry.name().to_string();
+    let name = full_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(&full_name)
+        .to_string();
+    if entry.encrypted() {
+        return Err(format!("zip entry {full_name} is encrypted"));
+    }
+    // Compared with the constants: without zip's compression features
+    // deflate is `Unsupported(8)` to it, and flate2 inflates it here.
+    let deflated = match entry.compression() {
+        m if m == zip::CompressionMethod::DEFLATE => true,
+        m if m == zip::CompressionMethod::STORE => false,
+        other => {
+            return Err(format!(
+                "zip entry {full_name} is compressed with {other}; only deflate and stored entries are read"
+            ))
+        }
+    };
+    let (start, len, crc32) = (entry.data_start(), entry.compressed_size(), entry.crc32());
+    drop(entry);
+    Ok(ZipEntry {
+        file: archive.into_inner(),
+        name,
+        start,
+        len,
+        deflated,
+        crc32,
+    })
+}
+
+/// A zip entry's bytes, checked against the archive's CRC-32 at their end.
+struct CrcChecked<R> {
+    inner: flate2::CrcReader<R>,
+    expected: u32,
+    entry: String,
+}
+
+impl<R: Read> Read for CrcChecked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.crc().sum() != self.expected {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "zip entry {} fails its CRC-32 check (damaged or cut short)",
+                    self.entry
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 fn read_files(
@@ -377,6 +612,7 @@ fn parse_chunks(
     progress: &IngestProgress,
 ) -> Result<(), IngestError> {
     let mut decoder = LineDecoder::with_feeds(opts.max_raw, &opts.feeds);
+    decoder.set_max_clock_skew_ms(opts.max_clock_skew_ms);
     let mut metrics = crate::telemetry::EventMetrics::default();
     let chunk_events = opts.chunk_events.max(1);
     let mut out: Vec<Event> = Vec::with_capacity(chunk_events);
@@ -474,6 +710,7 @@ mod tests {
             pace,
             max_raw: 256,
             chunk_events: 3,
+            max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
         }
     }
 
@@ -530,6 +767,202 @@ mod tests {
         assert_eq!(s.truncated, 1);
         assert!(s.ticks >= 10, "{s:?}");
         assert!(events[..10].iter().all(|e| matches!(e, Event::Tick(_))));
+    }
+
+    /// A zip archive built from the PKZIP layout (local headers, central
+    /// directory, end record), each entry deflated or stored.
+    fn zip_archive(entries: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, body) in entries {
+            let data = if deflate {
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            } else {
+                body.to_vec()
+            };
+            let mut crc = flate2::Crc::new();
+            crc.update(body);
+            let method: u16 = if deflate { 8 } else { 0 };
+            let offset = out.len() as u32;
+            let mut common = Vec::new();
+            for v in [20u16, 0, method, 0, 33] {
+                common.extend(v.to_le_bytes()); // version, flags, method, time, date
+            }
+            for v in [crc.sum(), data.len() as u32, body.len() as u32] {
+                common.extend(v.to_le_bytes());
+            }
+            common.extend((name.len() as u16).to_le_bytes());
+            common.extend(0u16.to_le_bytes()); // extra field length
+            out.extend(0x0403_4b50u32.to_le_bytes());
+            out.extend(&common);
+            out.extend(name.as_bytes());
+            out.extend(&data);
+            central.extend(0x0201_4b50u32.to_le_bytes());
+            central.extend(20u16.to_le_bytes()); // made by
+            central.extend(&common);
+            // Comment length, disk number, internal (u16) and external (u32) attributes.
+            central.extend([0u8; 10]);
+            central.extend(offset.to_le_bytes());
+            central.extend(name.as_bytes());
+        }
+        let cd_offset = out.len() as u32;
+        out.extend(&central);
+        out.extend(0x0605_4b50u32.to_le_bytes());
+        out.extend([0u8; 4]); // disk numbers
+        out.extend((entries.len() as u16).to_le_bytes());
+        out.extend((entries.len() as u16).to_le_bytes());
+        out.extend((central.len() as u32).to_le_bytes());
+        out.extend(cd_offset.to_le_bytes());
+        out.extend(0u16.to_le_bytes());
+        out
+    }
+
+    fn gzip(body: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(body).unwrap();
+        e.finish().unwrap()
+    }
+
+    const DUMP: &str = "1,42000.1,0.5,21000.05,1704067200000,true,true\n\
+                        2,42000.2,0.25,10500.05,1704067200001,false,true\n";
+
+    fn ticks(events: &[Event]) -> Vec<(String, i64, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Tick(t) => Some((
+                    format!("{}:{}", t.instrument.exchange, t.instrument.symbol),
+                    t.exchange_ts_ns,
+                    format!("{:?}", (t.price, t.qty)),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gzip_and_zip_dumps_read_like_the_plain_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "BTCUSDT-trades-2024-01-01";
+        let plain = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&plain, DUMP).unwrap();
+        let (_, expected) = collect(opts(vec![plain], Pace::Max));
+        assert_eq!(ticks(&expected).len(), 2);
+        let entry = format!("{name}.csv");
+        let inputs: [(&str, Vec<u8>); 5] = [
+            (".csv.gz", gzip(DUMP.as_bytes())),
+            (".zip", zip_archive(&[(&entry, DUMP.as_bytes())], true)),
+            (".zip", zip_archive(&[(&entry, DUMP.as_bytes())], false)),
+            // Told by its first bytes when its name does not say.
+            (".csv", gzip(DUMP.as_bytes())),
+            // Several gzip members back to back (`cat a.gz b.gz`).
+            (
+                ".csv.gz",
+                [gzip(&DUMP.as_bytes()[..47]), gzip(&DUMP.as_bytes()[47..])].concat(),
+            ),
+        ];
+        for (i, (suffix, bytes)) in inputs.into_iter().enumerate() {
+            // The zip's own name says nothing: the symbol is its entry's.
+            let file_name = if suffix == ".zip" {
+                format!("download-{i}.zip")
+            } else {
+                format!("{name}{suffix}")
+            };
+            let path = dir.path().join(&file_name);
+            std::fs::write(&path, bytes).unwrap();
+            let (summary, events) = collect(opts(vec![path], Pace::Max));
+            let s = summary.unwrap_or_else(|e| panic!("{file_name}: {e}"));
+            assert_eq!((s.files, s.rejected, s.truncated), (1, 0, 0), "{file_name}");
+            assert_eq!(ticks(&events), ticks(&expected), "{file_name}");
+        }
+    }
+
+    fn open_error(name: &str, bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        match collect(opts(vec![path.clone()], Pace::Max)).0 {
+            Ok(s) => panic!("{name} replayed: {s:?}"),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.starts_with(&path.display().to_string()), "{text}");
+                text
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_whose_name_lies_about_its_packing_is_a_clear_error() {
+        let gz = gzip(DUMP.as_bytes());
+        let zip = zip_archive(&[("a.csv", DUMP.as_bytes())], true);
+        let zst = zstd::encode_all(DUMP.as_bytes(), 3).unwrap();
+        for (name, bytes, says) in [
+            ("t.csv.zst", &gz, "not a zstd file (looks like gzip)"),
+            ("t.csv.zst", &zip, "not a zstd file (looks like zip)"),
+            ("t.csv.gz", &zst, "not a gzip file (looks like zstd)"),
+            ("t.zip", &gz, "not a zip file (looks like gzip)"),
+            (
+                "t.csv.zst",
+                &DUMP.as_bytes().to_vec(),
+                "not a zstd file (looks like text)",
+            ),
+            (
+                "t.csv.gz",
+                &vec![0u8, 1, 2, 3, 4],
+                "not a gzip file (looks like neither: it starts with 00 01 02 03)",
+            ),
+        ] {
+            let text = open_error(name, bytes);
+            assert!(text.ends_with(says), "{name}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_zip_must_hold_exactly_one_file() {
+        let text = open_error("none.zip", &zip_archive(&[], true));
+        assert!(
+            text.contains("holds no file; expected exactly one"),
+            "{text}"
+        );
+        let two = zip_archive(&[("a.csv", b"1"), ("b.csv", b"2")], true);
+        let text = open_error("two.zip", &two);
+        assert!(
+            text.contains("holds 2 files (a.csv, b.csv); expected exactly one"),
+            "{text}"
+        );
+        // A damaged entry fails its CRC check, not silently.
+        let mut bad = zip_archive(&[("BTCUSDT-trades-2024-01-01.csv", DUMP.as_bytes())], false);
+        let at = 30 + "BTCUSDT-trades-2024-01-01.csv".len() + 3;
+        bad[at] = b'9';
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.zip");
+        std::fs::write(&path, bad).unwrap();
+        let (summary, _) = collect(opts(vec![path], Pace::Max));
+        assert_eq!(summary.unwrap().truncated, 1, "counted as a file cut short");
+    }
+
+    #[test]
+    fn empty_files_are_counted_not_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = [
+            ("empty.jsonl", Vec::new()),
+            ("empty.jsonl.zst", Vec::new()),
+            ("empty-content.csv.gz", gzip(b"")),
+            ("ticks.jsonl", tick_line(1_704_168_900_000).into_bytes()),
+        ]
+        .into_iter()
+        .map(|(name, bytes)| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect();
+        let (summary, events) = collect(opts(files, Pace::Max));
+        let s = summary.unwrap();
+        assert_eq!((s.files, s.empty, s.ticks), (4, 3, 1), "{s:?}");
+        assert_eq!(events.len(), 1);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct LiveOptions {
     pub record: Option<(std::path::PathBuf, RecordConfig)>,
     /// Decode frames into events (false for `tickwire record`: frames only).
     pub decode: bool,
+    /// `[ingest] max_clock_skew_ms`: trades stamped further ahead are dead-lettered.
+    pub max_clock_skew_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,11 +172,19 @@ pub fn start_live(
         let progress = Arc::clone(&progress);
         let feeds = opts.feeds.clone();
         let (max_raw, chunk, decode) = (opts.max_raw, opts.chunk_events.max(1), opts.decode);
+        let max_skew_ms = opts.max_clock_skew_ms;
         thread::Builder::new()
             .name("tickwire-live-parser".into())
             .spawn(move || {
                 parse_frames(
-                    frames_rx, tx, &feeds, max_raw, chunk, decode, recorder, &progress,
+                    frames_rx,
+                    tx,
+                    &feeds,
+                    (max_raw, max_skew_ms),
+                    chunk,
+                    decode,
+                    recorder,
+                    &progress,
                 )
             })
             .map_err(LiveError::Thread)?
@@ -221,13 +231,14 @@ fn parse_frames(
     mut rx: mpsc::Receiver<FeedMsg>,
     tx: mpsc::Sender<Vec<Event>>,
     feeds: &[FeedConfig],
-    max_raw: usize,
+    (max_raw, max_skew_ms): (usize, u64),
     chunk: usize,
     decode: bool,
     mut recorder: Option<Recorder>,
     progress: &IngestProgress,
 ) -> Result<Option<RecordSummary>, LiveError> {
     let mut decoder = LineDecoder::with_feeds(max_raw, feeds);
+    decoder.set_max_clock_skew_ms(max_skew_ms);
     let mut metrics = crate::telemetry::EventMetrics::default();
     let mut out: Vec<Event> = Vec::with_capacity(chunk);
     let mut handle = |msg: FeedMsg, out: &mut Vec<Event>, recorder: &mut Option<Recorder>| match msg

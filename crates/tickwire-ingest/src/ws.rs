@@ -656,6 +656,7 @@ mod tests {
             url: Some("ws://127.0.0.1:1/".into()),
             symbols: symbols.iter().map(|s| s.to_string()).collect(),
             channels: channels.iter().map(|s| s.to_string()).collect(),
+            ltt_basis: None,
         }
     }
 

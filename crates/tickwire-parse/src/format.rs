@@ -36,7 +36,8 @@ impl Format {
     }
 
     /// The feed name rejected lines of this format are dead-lettered under
-    /// (recorded frames use the feed named in each line).
+    /// (recorded frames use the feed named in each line when it is a
+    /// configured feed's or a venue's name, this one otherwise).
     pub fn default_feed(self) -> &'static str {
         match self {
             Format::TicksJson => "tickwire",
@@ -88,7 +89,8 @@ fn names() -> String {
     Format::ALL.map(|f| f.name()).join(", ")
 }
 
-/// `BTCUSDT-trades-2024-01-01.csv[.zst]` -> `BTCUSDT`.
+/// `BTCUSDT-trades-2024-01-01.csv[.zst]` -> `BTCUSDT`. A compressed file is
+/// named by what it holds: the name less `.zst` or `.gz`, a zip's entry name.
 pub fn symbol_from_binance_file_name(file_name: &str) -> Option<String> {
     let (symbol, rest) = file_name.split_once("-trades-")?;
     let valid = !symbol.is_empty() && symbol.bytes().all(|b| b.is_ascii_alphanumeric());

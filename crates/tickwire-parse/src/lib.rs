@@ -205,9 +205,17 @@ impl LineDecoder {
                 return;
             }
         };
+        // The feed a rejection is dead-lettered under: the line's, when the
+        // config or tickwire knows it, else the format's, so that a line
+        // cannot make `deadletter:{feed}` keys of its choosing.
+        let dead_feed = if self.feeds.knows(record.feed) {
+            record.feed
+        } else {
+            RECORDED_FEED
+        };
         let reject = |error_type, error: String| {
             Event::Rejected(Rejected::new(
-                record.feed,
+                dead_feed,
                 error_type,
                 error,
                 line,
@@ -257,7 +265,7 @@ impl LineDecoder {
             // The frame as it arrived (binary: its base64), as the live run
             // dead-lettered it.
             out.push(Event::Rejected(Rejected::new(
-                record.feed,
+                dead_feed,
                 e.error_type,
                 e.message,
                 record.data.as_bytes(),
@@ -426,7 +434,17 @@ mod tests {
     fn bad_records_are_rejected_under_their_feed() {
         let mut d = LineDecoder::new(256);
         let cases = [
-            (record("okx-nope", "{}", None), "okx-nope", "unknown_feed"),
+            // A feed neither configured nor a venue's: under the format's feed.
+            (
+                record("okx-nope", "{}", None),
+                RECORDED_FEED,
+                "unknown_feed",
+            ),
+            (
+                record("evil", "{oops", None).replace(r#""feed""#, r#""venue":"binance","feed""#),
+                RECORDED_FEED,
+                "json",
+            ),
             (
                 record("binance", "AAEC", Some("base64")),
                 "binance",

@@ -51,6 +51,7 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
         pace: Pace::Max,
         max_raw: config.streams.deadletter_raw_bytes,
         chunk_events: 1024,
+        max_clock_skew_ms: config.ingest.max_clock_skew_ms,
     };
     let summary = replay(&config, opts, Arc::new(AtomicBool::new(false))).await?;
     write!(out, "{}", summary.render())?;

@@ -297,6 +297,7 @@ async fn main() -> Result<()> {
                 pace,
                 max_raw: config.streams.deadletter_raw_bytes,
                 chunk_events: 1024,
+                max_clock_skew_ms: config.ingest.max_clock_skew_ms,
             };
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));

@@ -25,6 +25,7 @@ fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveO
         chunk_events: 1024,
         record: record.map(|dir| (dir, config.record.clone())),
         decode,
+        max_clock_skew_ms: config.ingest.max_clock_skew_ms,
     }
 }
 
@@ -91,6 +92,7 @@ fn ingest_of(read: &LiveSummary) -> IngestSummary {
         rejected: read.rejected,
         skipped: read.skipped,
         truncated: 0,
+        empty: 0,
         stopped_early: false,
     }
 }

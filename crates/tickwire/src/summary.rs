@@ -74,6 +74,9 @@ impl RunSummary {
         if i.truncated > 0 {
             let _ = writeln!(s, "  {:<16}{:>12}", "files cut short", i.truncated);
         }
+        if i.empty > 0 {
+            let _ = writeln!(s, "  {:<16}{:>12}", "empty files", i.empty);
+        }
         let _ = writeln!(s, "  {:<16}{:>12.0}", "ticks/s", self.ticks_per_sec());
         if !self.feeds.is_empty() {
             s.push_str(&render_feeds(&self.feeds));

@@ -15,27 +15,27 @@
 //! | 50 | disconnect | 10 | reason code u16 |
 //!
 //! Quote and full packets repeat the last trade while only the book changes:
-//! a tick is emitted when the day volume grows (quantity = LTQ). A ticker
+//! a tick is emitted when the day volume grows (quantity = LTQ). The day
+//! volume starts again at each trading date of the security's exchange
+//! (midnight Asia/Kolkata), so day 2's first trade is one though its volume
+//! is below day 1's; a packet of an earlier date than the last is stale. A ticker
 //! packet is emitted when its price or time changes, with quantity 0 (it does
 //! not say how much traded). Full packets also give a 5-level depth snapshot
 //! and the best bid/ask of their tick. Instruments are named by the feed's
 //! symbol map (`NSE_EQ:1333=RELIANCE`), by security id when it has none.
+//!
+//! LTT is read as IST wall-clock seconds by default ([`LttBasis`]; the feed's
+//! `ltt_basis` says otherwise): UTC epoch ms = (LTT - 19,800) * 1000.
 
 use std::collections::HashMap;
 
+use jiff::civil::Date;
+use tickwire_core::session::{default_exchanges, Calendar, SessionClock};
 use tickwire_core::{Dec, Depth, DepthLevel, Event, InstrumentCache, Tick};
 
 use super::FrameError;
 
-/// What Dhan's LTT (epoch seconds) counts from. The documentation does not
-/// settle it; `Utc` reads it as a true epoch, `IstWallClock` as the Indian
-/// wall clock written as if it were UTC (subtracts 05:30).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LttBasis {
-    #[default]
-    Utc,
-    IstWallClock,
-}
+pub use tickwire_core::feeds::LttBasis;
 
 /// Exchange segment codes of the header.
 pub fn segment_name(code: u8) -> Option<(&'static str, &'static str)> {
@@ -84,16 +84,83 @@ impl Packet<'_> {
 }
 
 /// Decodes Dhan packets, remembering each security's last trade.
-#[derive(Default)]
 pub struct DhanDecoder {
     pub ltt_basis: LttBasis,
-    /// Per (segment, security id): the last (price bits, LTT, day volume) seen.
-    last: HashMap<(u8, u32), (u32, u32, u32)>,
+    /// Per (segment, security id): the last trade seen.
+    last: HashMap<(u8, u32), Last>,
     /// Per (segment, security id): the symbol its keys use.
     names: HashMap<(u8, u32), Box<str>>,
+    /// The trading date of each exchange's packets (by its own time zone).
+    clocks: Vec<(&'static str, SessionClock)>,
+}
+
+/// A security's last trade: what tells a new trade from a repeat.
+#[derive(Debug, Clone, Copy, Default)]
+struct Last {
+    price_bits: u32,
+    ltt: u32,
+    /// The cumulative volume of `day` so far.
+    volume: u32,
+    /// The exchange's trading date of the last packet (none yet).
+    day: Option<Date>,
+}
+
+impl Last {
+    /// Takes the packet's trading date: a later day starts the day volume
+    /// again from 0 (the exchange resets it overnight); a packet of an
+    /// earlier day than the last one is stale and returns false.
+    fn on_day(&mut self, day: Date) -> bool {
+        match self.day {
+            Some(d) if day < d => false,
+            Some(d) if day == d => true,
+            _ => {
+                *self = Last {
+                    day: Some(day),
+                    ..Last::default()
+                };
+                true
+            }
+        }
+    }
+}
+
+impl Default for DhanDecoder {
+    fn default() -> Self {
+        Self::new(LttBasis::default())
+    }
 }
 
 impl DhanDecoder {
+    pub fn new(ltt_basis: LttBasis) -> Self {
+        // Dhan's exchanges are India's: their days turn at midnight in their
+        // own zone (Asia/Kolkata), as the state stage's default calendar says.
+        // The built-in exchanges are valid; an empty calendar would only put
+        // the day boundary at midnight UTC.
+        let calendar = Calendar::from_config(&default_exchanges())
+            .unwrap_or_else(|_| Calendar::around_the_clock());
+        let clocks = ["NSE", "BSE", "MCX"]
+            .into_iter()
+            .map(|ex| (ex, SessionClock::new(calendar.venue(ex))))
+            .collect();
+        Self {
+            ltt_basis,
+            last: HashMap::new(),
+            names: HashMap::new(),
+            clocks,
+        }
+    }
+
+    /// The exchange's trading date at `ts_ns`. Indices (IDX) follow NSE's day.
+    fn trading_day(&mut self, exchange: &str, ts_ns: i64) -> Option<Date> {
+        let i = self
+            .clocks
+            .iter()
+            .position(|(ex, _)| *ex == exchange)
+            .unwrap_or(0);
+        let (_, clock) = self.clocks.get_mut(i)?;
+        Some(clock.at(ts_ns.div_euclid(1_000_000)).date)
+    }
+
     /// Names a security: its ticks are keyed by `symbol`, not by its id.
     pub fn name(&mut self, segment: u8, security_id: u32, symbol: &str) {
         self.names.insert((segment, security_id), symbol.into());
@@ -140,30 +207,32 @@ impl DhanDecoder {
         let p = Packet(&bytes[..len]);
         let (segment, security) = (bytes[3], p.u32(4));
         let skipped = || Event::Skipped { feed: feed.into() };
-        let ltt_ns = |ltt: u32| {
-            let secs = i64::from(ltt)
-                - match self.ltt_basis {
-                    LttBasis::Utc => 0,
-                    LttBasis::IstWallClock => 19_800,
-                };
-            secs * 1_000_000_000
+        let offset = self.ltt_basis.offset_secs();
+        let ltt_ns = |ltt: u32| (i64::from(ltt) - offset) * 1_000_000_000;
+        // The trading date of a packet naming a trade (checked: its segment is known).
+        let day = match (code, segment_name(segment)) {
+            (2, Some((exchange, _))) => self.trading_day(exchange, ltt_ns(p.u32(12))),
+            (4 | 8, Some((exchange, _))) => self.trading_day(exchange, ltt_ns(p.u32(14))),
+            _ => None,
         };
+        let names = &self.names;
         let instrument = |instruments: &mut InstrumentCache| -> Result<_, FrameError> {
             let (exchange, seg) = segment_name(segment).ok_or_else(|| {
                 FrameError::new("bad_value", format!("unknown exchange segment {segment}"))
             })?;
             let id = security.to_string();
-            let symbol = self.names.get(&(segment, security)).map_or(&*id, |s| &**s);
+            let symbol = names.get(&(segment, security)).map_or(&*id, |s| &**s);
             Ok(instruments.get(exchange, symbol, Some(seg), Some(&id)))
         };
         let event = match code {
             2 => {
                 let (price_bits, ltt) = (p.u32(8), p.u32(12));
-                let last = self.last.entry((segment, security)).or_insert((0, 0, 0));
-                if (last.0, last.1) == (price_bits, ltt) {
+                let last = self.last.entry((segment, security)).or_default();
+                let today = day.is_none_or(|d| last.on_day(d));
+                if !today || (last.price_bits, last.ltt) == (price_bits, ltt) {
                     skipped()
                 } else {
-                    *last = (price_bits, ltt, last.2);
+                    (last.price_bits, last.ltt) = (price_bits, ltt);
                     let tick = Tick::trade(
                         instrument(instruments)?,
                         ltt_ns(ltt),
@@ -178,12 +247,19 @@ impl DhanDecoder {
             }
             4 | 8 => {
                 let (price_bits, ltq, ltt, volume) = (p.u32(8), p.u16(12), p.u32(14), p.u32(22));
-                let last = self.last.entry((segment, security)).or_insert((0, 0, 0));
-                if volume <= last.2 {
-                    // The book moved, no new trade (or a repeat).
+                let last = self.last.entry((segment, security)).or_default();
+                let today = day.is_none_or(|d| last.on_day(d));
+                if !today || volume <= last.volume {
+                    // The book moved, no new trade (or a repeat, or a packet
+                    // of a day already over).
                     skipped()
                 } else {
-                    *last = (price_bits, ltt, volume);
+                    *last = Last {
+                        price_bits,
+                        ltt,
+                        volume,
+                        day: last.day,
+                    };
                     let mut tick = Tick::trade(
                         instrument(instruments)?,
                         ltt_ns(ltt),
@@ -339,7 +415,7 @@ mod tests {
 
     #[test]
     fn quote_packet_becomes_a_trade_once_per_volume_change() {
-        let mut d = DhanDecoder::default();
+        let mut d = DhanDecoder::new(LttBasis::Utc);
         let (r, out) = decode(&mut d, &quote(2885, 2450.05, 25, 1_704_080_700, 120_000));
         r.unwrap();
         let [Event::Tick(t)] = out.as_slice() else {
@@ -354,18 +430,72 @@ mod tests {
             (t.price, t.qty, t.cum_volume),
             (dec(2450.05), dec(25.0), Some(dec(120_000.0)))
         );
+        // Read as a true epoch (`ltt_basis = "utc"`).
         assert_eq!(t.exchange_ts_ns, 1_704_080_700_000_000_000);
         // The same trade again (only the book moved): skipped.
         let (_, out) = decode(&mut d, &quote(2885, 2450.05, 25, 1_704_080_700, 120_000));
         assert!(matches!(out[0], Event::Skipped { .. }));
     }
 
+    /// 2024-01-01 10:30:00 written as IST wall-clock seconds.
+    const IST_10_30: u32 = 1_704_105_000;
+
+    #[test]
+    fn ltt_is_ist_wall_clock_by_default_and_lands_in_nse_continuous() {
+        let mut d = DhanDecoder::default();
+        assert_eq!(d.ltt_basis, LttBasis::IstWallClock);
+        let (r, out) = decode(&mut d, &quote(2885, 2450.05, 25, IST_10_30, 120_000));
+        r.unwrap();
+        let [Event::Tick(t)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        // 10:30 IST is 05:00 UTC.
+        assert_eq!(t.exchange_ts_ns, 1_704_085_200_000_000_000);
+        let calendar = Calendar::from_config(&default_exchanges()).unwrap();
+        let mut clock = SessionClock::new(calendar.venue("NSE"));
+        let local = clock.at(t.exchange_ts_ns / 1_000_000).clone();
+        assert_eq!(
+            (&*local.session, local.minute),
+            ("2024-01-01", 10 * 60 + 30)
+        );
+        assert_eq!(
+            clock.venue().route(local.minute),
+            Some(tickwire_core::Db::ContinuousMarket)
+        );
+    }
+
+    #[test]
+    fn day_volume_starts_again_on_the_next_trading_date() {
+        let mut d = DhanDecoder::default();
+        let day = 86_400;
+        let trade = |d: &mut DhanDecoder, ltt, volume| {
+            let (r, out) = decode(d, &quote(2885, 2450.05, 5, ltt, volume));
+            r.unwrap();
+            matches!(out[0], Event::Tick(_))
+        };
+        assert!(trade(&mut d, IST_10_30, 120_000));
+        assert!(trade(&mut d, IST_10_30 + 60, 120_005));
+        // Day 2: the exchange's day volume restarted; far below day 1's.
+        assert!(trade(&mut d, IST_10_30 + day, 500), "day 2's first trade");
+        assert!(!trade(&mut d, IST_10_30 + day, 500), "a repeat");
+        assert!(trade(&mut d, IST_10_30 + day + 1, 505));
+        // A late packet of day 1 changes nothing of day 2.
+        assert!(!trade(&mut d, IST_10_30 + 120, 120_010), "stale");
+        assert!(trade(&mut d, IST_10_30 + day + 2, 510));
+        // The date turns at midnight IST (18:30 UTC), not midnight UTC: the
+        // last minute of day 2 is still day 2, the first of day 3 is not.
+        let midnight = 1_704_067_200 + 3 * day; // 2024-01-04 00:00 IST
+        assert!(trade(&mut d, midnight - 60, 90_000));
+        assert!(
+            !trade(&mut d, midnight - 30, 600),
+            "same date, lower volume"
+        );
+        assert!(trade(&mut d, midnight + 1, 600), "the next date");
+    }
+
     #[test]
     fn full_packets_and_several_packets_in_one_message() {
-        let mut d = DhanDecoder {
-            ltt_basis: LttBasis::IstWallClock,
-            ..Default::default()
-        };
+        let mut d = DhanDecoder::default();
         let mut msg = full(35001, 21700.5, 75, 1_704_100_500, 10_000);
         msg.extend(full(35001, 21701.0, 50, 1_704_100_501, 10_050));
         d.name(2, 35001, "NIFTY24JANFUT");

@@ -87,7 +87,10 @@ impl JsonScratch {
 pub struct FeedDecoders {
     binance: binance::BinanceDecoder,
     okx: okx::OkxDecoder,
-    dhan: dhan::DhanDecoder,
+    /// Each configured Dhan feed's decoder (its LTT basis, its state).
+    dhan: HashMap<String, dhan::DhanDecoder>,
+    /// Dhan frames of a feed the config does not name (a recording's).
+    dhan_other: dhan::DhanDecoder,
     tickwire: TickwireFrames,
     /// Venue of each configured feed, by feed name.
     venues: HashMap<String, FeedVenue>,
@@ -109,12 +112,22 @@ impl FeedDecoders {
             let Some(venue) = f.venue() else { continue };
             d.venues.insert(f.name.clone(), venue);
             if venue == FeedVenue::Dhan {
+                let mut own = dhan::DhanDecoder::new(f.ltt_basis());
                 for i in f.dhan_instruments() {
-                    d.dhan.name(i.segment_code(), i.security_id, &i.symbol);
+                    own.name(i.segment_code(), i.security_id, &i.symbol);
+                    d.dhan_other
+                        .name(i.segment_code(), i.security_id, &i.symbol);
                 }
+                d.dhan.insert(f.name.clone(), own);
             }
         }
         d
+    }
+
+    /// Whether `feed` is a configured feed's name or a venue's: only such a
+    /// name may name a recorded line's dead-letter stream.
+    pub fn knows(&self, feed: &str) -> bool {
+        self.venues.contains_key(feed) || FeedVenue::from_name(feed).is_some()
     }
 
     /// The venue of `feed`: as named (`venue`, from a recording line), else as
@@ -161,7 +174,11 @@ impl FeedDecoders {
                 self.okx.decode(exchange, text, recv_ns, instruments, out)
             }
             (FeedVenue::Dhan, Frame::Binary(bytes)) => {
-                self.dhan.decode(exchange, bytes, recv_ns, instruments, out)
+                let decoder = match self.dhan.get_mut(feed) {
+                    Some(d) => d,
+                    None => &mut self.dhan_other,
+                };
+                decoder.decode(exchange, bytes, recv_ns, instruments, out)
             }
             (FeedVenue::Tickwire, Frame::Text(text)) => {
                 self.tickwire.decode(text, recv_ns, instruments, out)
