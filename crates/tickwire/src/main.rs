@@ -12,7 +12,7 @@ use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_parse::Format;
-use tickwire_testkit::synth::{write_ticks, SynthSpec};
+use tickwire_sandbox::synth::{write_ticks, SynthSpec};
 
 // The writer allocates many small, short-lived buffers per command (fred's
 // frames); mimalloc handles that pattern far better than the system allocator.
