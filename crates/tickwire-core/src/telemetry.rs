@@ -174,6 +174,78 @@ pub const METRICS: &[MetricDef] = &[
     },
 ];
 
+/// The `error_type`s a rejection can carry, by what was decoded: each list
+/// is every class that source's decoder emits (tests/metrics_reference.rs
+/// checks the parser emits no other). `tickwire_frames_rejected_total` is
+/// exported at 0 from the start for each feed and each type of its source.
+pub mod error_types {
+    use crate::FeedVenue;
+
+    /// tickwire tick JSON lines (`--format ticks`) and `tickwire` frames.
+    pub const TICKS_JSON: &[&str] = &["json", "bad_value", "invalid_tick"];
+    /// Binance trade dumps and Tardis trade CSVs.
+    pub const CSV: &[&str] = &[
+        "encoding",
+        "csv",
+        "missing_field",
+        "bad_number",
+        "bad_value",
+        "invalid_tick",
+    ];
+    /// A recorded frame's own line (`--format frames`), before its venue
+    /// decoder sees the frame.
+    pub const RECORDED: &[&str] = &["json", "encoding", "unknown_feed"];
+    pub const BINANCE: &[&str] = &[
+        "json",
+        "missing_field",
+        "bad_number",
+        "invalid_tick",
+        "unknown_message",
+        "unexpected_binary",
+    ];
+    pub const OKX: &[&str] = &[
+        "json",
+        "missing_field",
+        "bad_number",
+        "bad_value",
+        "invalid_tick",
+        "unknown_message",
+        "venue_error",
+        "unexpected_binary",
+    ];
+    pub const DHAN: &[&str] = &[
+        "bad_length",
+        "bad_value",
+        "invalid_tick",
+        "unknown_message",
+        "unexpected_text",
+    ];
+    pub const TICKWIRE: &[&str] = &["json", "bad_value", "invalid_tick", "unexpected_binary"];
+
+    /// Every list, for the checks.
+    pub const ALL: &[&[&str]] = &[TICKS_JSON, CSV, RECORDED, BINANCE, OKX, DHAN, TICKWIRE];
+
+    /// What a live feed of `venue` (or its recording) can be rejected for.
+    pub fn of_venue(venue: FeedVenue) -> &'static [&'static str] {
+        match venue {
+            FeedVenue::Binance | FeedVenue::BinanceFutures => BINANCE,
+            FeedVenue::Okx => OKX,
+            FeedVenue::Dhan => DHAN,
+            FeedVenue::Tickwire => TICKWIRE,
+        }
+    }
+
+    /// What a line of the file format named `format` (`--format` names) can
+    /// be rejected for; recorded frames add their venue's types.
+    pub fn of_format(format: &str) -> &'static [&'static str] {
+        match format {
+            "ticks" => TICKS_JSON,
+            "frames" => RECORDED,
+            _ => CSV,
+        }
+    }
+}
+
 /// Bucket bounds (seconds) of the latency histograms: 100 µs to 10 s.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

@@ -263,7 +263,9 @@ async fn main() -> Result<()> {
         }
         Command::Run(args) => {
             let config = load_config(&cli)?;
-            tickwire::ops::start_metrics(&config.metrics);
+            if tickwire::ops::start_metrics(&config.metrics) {
+                tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Live);
+            }
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
             let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
@@ -284,7 +286,9 @@ async fn main() -> Result<()> {
         }
         Command::Replay(args) => {
             let config = load_config(&cli)?;
-            tickwire::ops::start_metrics(&config.metrics);
+            if tickwire::ops::start_metrics(&config.metrics) {
+                tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Replay);
+            }
             let pace = match args.speed {
                 Some(x) => Pace::Speed(x),
                 None => Pace::Max,
