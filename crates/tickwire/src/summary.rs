@@ -87,11 +87,17 @@ impl RunSummary {
             "db", "purpose", "keys", "stream entries", "hash writes"
         );
         for (db, d) in &w.per_db {
+            // Past the cap of distinct keys counted: "at least".
+            let keys = if d.keys_capped() {
+                format!(">={}", d.distinct_keys())
+            } else {
+                d.distinct_keys().to_string()
+            };
             let _ = writeln!(
                 s,
                 "  {db:>3}  {:<28}{:>8}{:>16}{:>13}",
                 self.databases.names_of(*db).join(","),
-                d.keys.len(),
+                keys,
                 d.stream_entries,
                 d.hash_writes
             );
