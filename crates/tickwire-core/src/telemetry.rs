@@ -38,6 +38,8 @@ pub const FEED_UP: &str = "tickwire_feed_up";
 pub const FEED_BACKLOG: &str = "tickwire_feed_backlog_frames";
 pub const FEED_BACKPRESSURE: &str = "tickwire_feed_backpressure_total";
 pub const FEED_DROPPED: &str = "tickwire_feed_dropped_frames_total";
+pub const FEED_BACKLOG_BYTES: &str = "tickwire_feed_backlog_bytes";
+pub const RECORD_DROPPED: &str = "tickwire_record_dropped_frames_total";
 pub const CHANNEL_DEPTH: &str = "tickwire_channel_depth_items";
 pub const BATCH_SIZE: &str = "tickwire_writer_batch_size_events";
 pub const REDIS_WRITE_LATENCY: &str = "tickwire_redis_write_latency_seconds";
@@ -140,7 +142,19 @@ pub const METRICS: &[MetricDef] = &[
         name: FEED_DROPPED,
         kind: Kind::Counter,
         labels: &["feed"],
-        help: "Frames dropped because the backlog was at live.max_backlog_frames.",
+        help: "Frames dropped because the backlog was at live.max_backlog_frames or live.max_backlog_bytes.",
+    },
+    MetricDef {
+        name: FEED_BACKLOG_BYTES,
+        kind: Kind::Gauge,
+        labels: &["feed"],
+        help: "Bytes of the frames a feed holds in its backlog (bounded by live.max_backlog_bytes).",
+    },
+    MetricDef {
+        name: RECORD_DROPPED,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Frames not recorded: the recorder's queue was full, or the recorder had failed.",
     },
     MetricDef {
         name: CHANNEL_DEPTH,

@@ -208,6 +208,15 @@ fn synth(args: &SynthArgs) -> Result<()> {
     Ok(())
 }
 
+/// A recorder that failed makes the run fail, after its summary: the
+/// recording is incomplete even though Redis got everything.
+fn recording_ok(record: Option<&tickwire_ingest::record::RecordSummary>) -> Result<()> {
+    match record.and_then(|r| r.error.as_ref()) {
+        Some(e) => bail!("the recording is incomplete: {e}"),
+        None => Ok(()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -270,7 +279,7 @@ async fn main() -> Result<()> {
             stop_on_signal(Arc::clone(&stop));
             let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
             print!("{}", summary.render());
-            Ok(())
+            recording_ok(summary.record.as_ref())
         }
         Command::Record(args) => {
             let config = load_config(&cli)?;
@@ -282,7 +291,7 @@ async fn main() -> Result<()> {
                 tickwire::summary::render_feeds(&read.feeds),
                 tickwire::summary::render_record(&recorded)
             );
-            Ok(())
+            recording_ok(Some(&recorded))
         }
         Command::Replay(args) => {
             let config = load_config(&cli)?;

@@ -117,7 +117,10 @@ pub fn export_at_zero(config: &Config, kind: RunKind) {
         feeds.push((f.name.clone(), types, kind == RunKind::Live));
     }
     match kind {
-        RunKind::Live => stages.push("parser"),
+        RunKind::Live => {
+            stages.push("parser");
+            metrics::counter!(t::RECORD_DROPPED).increment(0);
+        }
         RunKind::Replay => {
             for format in tickwire_parse::Format::ALL {
                 let types = t::error_types::of_format(format.name()).to_vec();
@@ -150,6 +153,7 @@ pub fn export_at_zero(config: &Config, kind: RunKind) {
             }
             metrics::gauge!(t::FEED_UP, &l).set(0.0);
             metrics::gauge!(t::FEED_BACKLOG, &l).set(0.0);
+            metrics::gauge!(t::FEED_BACKLOG_BYTES, &l).set(0.0);
         }
     }
 }

@@ -135,6 +135,20 @@ pub fn render_record(r: &RecordSummary) -> String {
     for f in &r.files {
         let _ = writeln!(s, "    {}", f.display());
     }
+    if r.dropped > 0 {
+        let _ = writeln!(
+            s,
+            "  recorder behind: {} frames dropped from the recording (queue full)",
+            r.dropped
+        );
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(
+            s,
+            "  RECORDING FAILED: {e}; {} frames after it not recorded",
+            r.lost
+        );
+    }
     s
 }
 
