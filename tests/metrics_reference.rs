@@ -103,3 +103,80 @@ fn the_readme_lists_every_metric() {
         }
     }
 }
+
+/// The string literals that open the arguments of a rejection in `src`
+/// (`FrameError::new("x"`, `reject("x"`, `Rejected::new(feed, "x"`, `Err(("x"`),
+/// test modules left out.
+fn rejection_literals(src: &str) -> Vec<String> {
+    let code = src.split("#[cfg(test)]").next().unwrap_or(src);
+    let mut out = Vec::new();
+    for opener in [
+        "FrameError::new(",
+        "reject(",
+        "Rejected::new(",
+        "Err((",
+        "map_err(|_| (",
+    ] {
+        let mut rest = code;
+        while let Some(at) = rest.find(opener) {
+            rest = &rest[at + opener.len()..];
+            // Up to two arguments in: `Rejected::new(feed, "json", ..)`.
+            let args: String = rest.chars().take_while(|c| *c != ')').collect();
+            for arg in args.split(',').take(2) {
+                let arg = arg.trim();
+                if let Some(lit) = arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')) {
+                    if !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                        out.push(lit.to_string());
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_error_type_the_parser_emits_is_in_the_catalogue() {
+    use tickwire_core::telemetry::error_types;
+    let known: BTreeSet<&str> = error_types::ALL
+        .iter()
+        .flat_map(|l| l.iter().copied())
+        .collect();
+    // Feed names passed first to the CSV decoders' `reject(feed, type, ..)`.
+    let feeds = ["binance", "tardis"];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/tickwire-parse/src");
+    let mut files = vec![std::path::PathBuf::from(dir)];
+    let mut found = BTreeSet::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            for e in std::fs::read_dir(&path).unwrap() {
+                files.push(e.unwrap().path());
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let src = std::fs::read_to_string(&path).unwrap();
+            for lit in rejection_literals(&src) {
+                if !feeds.contains(&lit.as_str()) {
+                    found.insert((lit, path.display().to_string()));
+                }
+            }
+        }
+    }
+    // The scan sees the decoders (a scan that finds nothing checks nothing).
+    assert!(found.len() >= 10, "{found:?}");
+    for (lit, file) in &found {
+        assert!(
+            known.contains(lit.as_str()),
+            "{file} rejects with error_type {lit:?}, which telemetry::error_types does not list \
+             (so it is not exported at 0 from the start)"
+        );
+    }
+    // And the catalogue lists nothing the parser never emits.
+    let emitted: BTreeSet<&str> = found.iter().map(|(l, _)| l.as_str()).collect();
+    for k in &known {
+        assert!(
+            emitted.contains(k),
+            "error_types lists {k:?}, which no decoder emits"
+        );
+    }
+}

@@ -258,7 +258,14 @@ pub struct LiveConfig {
     /// Frames a feed holds while the parser is behind, before it drops
     /// (and counts) the excess. The socket is read all the while.
     pub max_backlog_frames: usize,
+    /// Bytes of frame data a feed holds the same way, at most (a frame can be
+    /// 16 MiB, so a frame count alone does not bound memory). At least 16 MiB.
+    pub max_backlog_bytes: u64,
 }
+
+/// The largest WebSocket message a feed accepts; `live.max_backlog_bytes`
+/// must hold one.
+pub const MAX_FRAME_BYTES: u64 = 16 << 20;
 
 impl Default for LiveConfig {
     fn default() -> Self {
@@ -269,6 +276,7 @@ impl Default for LiveConfig {
             backoff_initial_ms: 250,
             backoff_max_ms: 30_000,
             max_backlog_frames: 1_000_000,
+            max_backlog_bytes: 256 << 20,
         }
     }
 }
@@ -441,6 +449,14 @@ pub(crate) fn validate(
         "must be greater than 0".into(),
     );
     check(
+        live.max_backlog_bytes >= MAX_FRAME_BYTES,
+        "live.max_backlog_bytes",
+        format!(
+            "must be at least {MAX_FRAME_BYTES} (16 MiB, the largest frame; got {})",
+            live.max_backlog_bytes
+        ),
+    );
+    check(
         record.rotate_bytes >= 1024,
         "record.rotate_bytes",
         format!("must be at least 1024 (got {})", record.rotate_bytes),
@@ -469,5 +485,24 @@ mod tests {
         for bad in ["1333", "NSE:1333", "NSE_EQ:x", "NSE_EQ:1="] {
             assert!(DhanInstrument::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_backlog_bounds_are_validated() {
+        let live = LiveConfig {
+            max_backlog_frames: 0,
+            max_backlog_bytes: 1 << 20,
+            ..LiveConfig::default()
+        };
+        let errors: Vec<String> = validate(&[], &live, &RecordConfig::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("live.max_backlog_frames"), "{errors:?}");
+        assert!(
+            errors[1].contains("live.max_backlog_bytes") && errors[1].contains("16 MiB"),
+            "{errors:?}"
+        );
     }
 }

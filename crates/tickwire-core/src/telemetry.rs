@@ -38,6 +38,8 @@ pub const FEED_UP: &str = "tickwire_feed_up";
 pub const FEED_BACKLOG: &str = "tickwire_feed_backlog_frames";
 pub const FEED_BACKPRESSURE: &str = "tickwire_feed_backpressure_total";
 pub const FEED_DROPPED: &str = "tickwire_feed_dropped_frames_total";
+pub const FEED_BACKLOG_BYTES: &str = "tickwire_feed_backlog_bytes";
+pub const RECORD_DROPPED: &str = "tickwire_record_dropped_frames_total";
 pub const CHANNEL_DEPTH: &str = "tickwire_channel_depth_items";
 pub const BATCH_SIZE: &str = "tickwire_writer_batch_size_events";
 pub const REDIS_WRITE_LATENCY: &str = "tickwire_redis_write_latency_seconds";
@@ -140,7 +142,19 @@ pub const METRICS: &[MetricDef] = &[
         name: FEED_DROPPED,
         kind: Kind::Counter,
         labels: &["feed"],
-        help: "Frames dropped because the backlog was at live.max_backlog_frames.",
+        help: "Frames dropped because the backlog was at live.max_backlog_frames or live.max_backlog_bytes.",
+    },
+    MetricDef {
+        name: FEED_BACKLOG_BYTES,
+        kind: Kind::Gauge,
+        labels: &["feed"],
+        help: "Bytes of the frames a feed holds in its backlog (bounded by live.max_backlog_bytes).",
+    },
+    MetricDef {
+        name: RECORD_DROPPED,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Frames not recorded: the recorder's queue was full, or the recorder had failed.",
     },
     MetricDef {
         name: CHANNEL_DEPTH,
@@ -173,6 +187,78 @@ pub const METRICS: &[MetricDef] = &[
         help: "When the process started, Unix seconds.",
     },
 ];
+
+/// The `error_type`s a rejection can carry, by what was decoded: each list
+/// is every class that source's decoder emits (tests/metrics_reference.rs
+/// checks the parser emits no other). `tickwire_frames_rejected_total` is
+/// exported at 0 from the start for each feed and each type of its source.
+pub mod error_types {
+    use crate::FeedVenue;
+
+    /// tickwire tick JSON lines (`--format ticks`) and `tickwire` frames.
+    pub const TICKS_JSON: &[&str] = &["json", "bad_value", "invalid_tick"];
+    /// Binance trade dumps and Tardis trade CSVs.
+    pub const CSV: &[&str] = &[
+        "encoding",
+        "csv",
+        "missing_field",
+        "bad_number",
+        "bad_value",
+        "invalid_tick",
+    ];
+    /// A recorded frame's own line (`--format frames`), before its venue
+    /// decoder sees the frame.
+    pub const RECORDED: &[&str] = &["json", "encoding", "unknown_feed"];
+    pub const BINANCE: &[&str] = &[
+        "json",
+        "missing_field",
+        "bad_number",
+        "invalid_tick",
+        "unknown_message",
+        "unexpected_binary",
+    ];
+    pub const OKX: &[&str] = &[
+        "json",
+        "missing_field",
+        "bad_number",
+        "bad_value",
+        "invalid_tick",
+        "unknown_message",
+        "venue_error",
+        "unexpected_binary",
+    ];
+    pub const DHAN: &[&str] = &[
+        "bad_length",
+        "bad_value",
+        "invalid_tick",
+        "unknown_message",
+        "unexpected_text",
+    ];
+    pub const TICKWIRE: &[&str] = &["json", "bad_value", "invalid_tick", "unexpected_binary"];
+
+    /// Every list, for the checks.
+    pub const ALL: &[&[&str]] = &[TICKS_JSON, CSV, RECORDED, BINANCE, OKX, DHAN, TICKWIRE];
+
+    /// What a live feed of `venue` (or its recording) can be rejected for.
+    pub fn of_venue(venue: FeedVenue) -> &'static [&'static str] {
+        match venue {
+            FeedVenue::Binance | FeedVenue::BinanceFutures => BINANCE,
+            FeedVenue::Okx => OKX,
+            FeedVenue::Dhan => DHAN,
+            FeedVenue::Tickwire => TICKWIRE,
+        }
+    }
+
+    /// What a line of the file format named `format` (`--format` names) can
+    /// be rejected for; recorded frames add their venue's types.
+    pub fn of_format(format: &str) -> &'static [&'static str] {
+        match format {
+            "ticks" => TICKS_JSON,
+            "frames" => RECORDED,
+            _ => CSV,
+        }
+    }
+}
 
 /// Bucket bounds (seconds) of the latency histograms: 100 µs to 10 s.
 pub const LATENCY_BUCKETS: &[f64] = &[

@@ -5,10 +5,19 @@
 //! Each flush (every `flush_ms`, default 1 s) closes a complete zstd frame, so
 //! a crash loses at most the frames of the last interval: everything before
 //! it decodes. Files rotate by size and at each full UTC hour.
+//!
+//! The queue to the recorder thread is bounded ([`QUEUE_BYTES`] of frame data,
+//! [`QUEUE_FRAMES`] frames): a disk that cannot keep up makes it drop frames,
+//! never grow without end. A recorder that fails (disk full, directory gone)
+//! says so at once in an error log line; every frame not recorded, for either
+//! reason, is counted (`tickwire_record_dropped_frames_total` and the
+//! summary), and the run ends with a non-zero exit after its summary.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +44,13 @@ pub enum RecordError {
     Panicked,
 }
 
+/// Frame data (bytes) waiting for the recorder thread at most; past it,
+/// frames are dropped and counted. 256 MiB: many seconds of every feed, and
+/// a bound on what a stalled disk costs in memory.
+pub const QUEUE_BYTES: u64 = 256 << 20;
+/// Frames waiting for the recorder thread at most.
+pub const QUEUE_FRAMES: usize = 1 << 20;
+
 /// What a recorder wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordSummary {
@@ -42,49 +58,112 @@ pub struct RecordSummary {
     /// Uncompressed JSON-lines bytes.
     pub bytes: u64,
     pub files: Vec<PathBuf>,
+    /// Frames not recorded because the queue to the recorder was full.
+    pub dropped: u64,
+    /// Frames not recorded because the recorder had failed.
+    pub lost: u64,
+    /// Why the recorder failed, if it did (the run exits non-zero).
+    pub error: Option<String>,
 }
 
 /// Hands frames to the recorder thread (never blocks the caller).
 pub struct Recorder {
     tx: Option<crossbeam_channel::Sender<RawFrame>>,
-    thread: Option<thread::JoinHandle<Result<RecordSummary, RecordError>>>,
+    thread: Option<thread::JoinHandle<RecordSummary>>,
+    /// Frame bytes queued for the thread.
+    queued: Arc<AtomicU64>,
+    max_bytes: u64,
+    dropped: u64,
+    metric: metrics::Counter,
 }
 
 impl Recorder {
     /// Creates `dir` if needed and starts the recorder thread.
     pub fn create(dir: &Path, cfg: RecordConfig) -> Result<Recorder, RecordError> {
+        Self::with_bounds(dir, cfg, QUEUE_BYTES, QUEUE_FRAMES)
+    }
+
+    /// [`Recorder::create`] with the queue bounded at `max_bytes` of frame data
+    /// and `max_frames` frames.
+    pub fn with_bounds(
+        dir: &Path,
+        cfg: RecordConfig,
+        max_bytes: u64,
+        max_frames: usize,
+    ) -> Result<Recorder, RecordError> {
         std::fs::create_dir_all(dir).map_err(|source| RecordError::Dir {
             path: dir.to_path_buf(),
             source,
         })?;
-        // Unbounded: the recorder must not slow the parser; a disk that cannot
-        // keep up shows as memory, not as lost frames.
-        let (tx, rx) = crossbeam_channel::unbounded::<RawFrame>();
+        // Bounded, and written with try_send: the recorder never slows the
+        // parser, and a disk that cannot keep up costs dropped (counted)
+        // frames, not unbounded memory.
+        let (tx, rx) = crossbeam_channel::bounded::<RawFrame>(max_frames.max(1));
         let dir = dir.to_path_buf();
-        let thread = thread::Builder::new()
-            .name("tickwire-recorder".into())
-            .spawn(move || record_loop(rx, &dir, &cfg))
-            .map_err(RecordError::Thread)?;
+        let queued = Arc::new(AtomicU64::new(0));
+        let metric = metrics::counter!(tickwire_core::telemetry::RECORD_DROPPED);
+        let thread = {
+            let (queued, metric) = (Arc::clone(&queued), metric.clone());
+            thread::Builder::new()
+                .name("tickwire-recorder".into())
+                .spawn(move || {
+                    let mut summary = RecordSummary::default();
+                    if let Err(e) = record_loop(&rx, &dir, &cfg, &queued, &mut summary) {
+                        tracing::error!(
+                            error = %e,
+                            "the recorder failed: frames are no longer recorded (the run will exit non-zero)"
+                        );
+                        summary.error = Some(e.to_string());
+                        // Count every frame that still comes, until the feeds stop.
+                        for f in rx.iter() {
+                            queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
+                            summary.lost += 1;
+                            metric.increment(1);
+                        }
+                    }
+                    summary
+                })
+                .map_err(RecordError::Thread)?
+        };
         Ok(Recorder {
             tx: Some(tx),
             thread: Some(thread),
+            queued,
+            max_bytes,
+            dropped: 0,
+            metric,
         })
     }
 
+    /// Queues `frame` for the recorder; drops (and counts) it when the queue
+    /// is at its bound.
     pub fn write(&mut self, frame: &RawFrame) {
-        if let Some(tx) = &self.tx {
-            // Fails only when the thread ended on an error, reported by finish().
-            let _ = tx.send(frame.clone());
+        let Some(tx) = &self.tx else { return };
+        let len = frame.data.len() as u64;
+        let queued = self.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = queued + len <= self.max_bytes && tx.try_send(frame.clone()).is_ok();
+        if !sent {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            if self.dropped == 0 {
+                tracing::warn!(
+                    queued_bytes = queued,
+                    "the recorder is behind: frames are dropped from the recording (counted)"
+                );
+            }
+            self.dropped += 1;
+            self.metric.increment(1);
         }
     }
 
     /// Writes what is queued, closes the file and returns the totals.
     pub fn finish(mut self) -> Result<RecordSummary, RecordError> {
         self.tx = None;
-        match self.thread.take() {
+        let mut summary = match self.thread.take() {
             Some(t) => t.join().map_err(|_| RecordError::Panicked)?,
-            None => Ok(RecordSummary::default()),
-        }
+            None => RecordSummary::default(),
+        };
+        summary.dropped += self.dropped;
+        Ok(summary)
     }
 }
 
@@ -140,11 +219,12 @@ impl Open {
 }
 
 fn record_loop(
-    rx: crossbeam_channel::Receiver<RawFrame>,
+    rx: &crossbeam_channel::Receiver<RawFrame>,
     dir: &Path,
     cfg: &RecordConfig,
-) -> Result<RecordSummary, RecordError> {
-    let mut summary = RecordSummary::default();
+    queued: &AtomicU64,
+    summary: &mut RecordSummary,
+) -> Result<(), RecordError> {
     let mut open: Option<Open> = None;
     let flush_every = Duration::from_millis(cfg.flush_ms);
     let mut last_flush = Instant::now();
@@ -161,6 +241,7 @@ fn record_loop(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         if let Some(f) = frame {
+            queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
             let hour = f.recv_ns.div_euclid(3_600_000_000_000);
             let rotate = match &open {
                 None => true,
@@ -203,7 +284,7 @@ fn record_loop(
     if let Some(mut o) = open.take() {
         o.flush().map_err(err(&o.path))?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// `tickwire-20261123T091500Z-0001.frames.jsonl.zst`: sorts by time, so a
@@ -320,5 +401,41 @@ mod tests {
         assert!(last.contains("next hour") && !last.contains("first"));
         let total: usize = s.files.iter().map(|p| read_all(p).lines().count()).sum();
         assert_eq!(total, 32);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_frames_instead_of_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        // At most 1000 bytes of frame data queued: a 2000-byte frame never fits.
+        let mut r = Recorder::with_bounds(dir.path(), RecordConfig::default(), 1_000, 16).unwrap();
+        let t0 = 1_763_000_000 * 1_000_000_000i64;
+        r.write(&frame(t0, false, b"small"));
+        r.write(&frame(t0 + 1, false, &[b'x'; 2_000]));
+        r.write(&frame(t0 + 2, false, b"after"));
+        let s = r.finish().unwrap();
+        assert_eq!((s.frames, s.dropped, s.lost), (2, 1, 0));
+        assert_eq!(s.error, None);
+        let text = read_all(&s.files[0]);
+        assert!(text.contains("small") && text.contains("after"), "{text}");
+        assert!(!text.contains("xxxx"));
+    }
+
+    #[test]
+    fn a_failed_recorder_says_why_and_counts_every_frame_it_did_not_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("rec");
+        let mut r = Recorder::create(&out, RecordConfig::default()).unwrap();
+        // The directory goes away before the first file is made: it cannot be created.
+        std::fs::remove_dir_all(&out).unwrap();
+        let t0 = 1_763_000_000 * 1_000_000_000i64;
+        for i in 0..50 {
+            r.write(&frame(t0 + i, false, b"lost"));
+        }
+        let s = r.finish().unwrap();
+        let error = s.error.clone().expect("the failure is reported");
+        assert!(error.contains("cannot write recording"), "{error}");
+        assert_eq!(s.frames, 0);
+        // Every frame behind the one that hit the error is counted.
+        assert_eq!(s.lost + s.dropped, 49, "{s:?}");
     }
 }

@@ -56,8 +56,11 @@ pub struct FeedCounters {
     pub backpressure: AtomicU64,
     /// The most frames the backlog held at once.
     pub max_backlog: AtomicU64,
-    /// Frames dropped because the backlog was at `max_backlog_frames`.
+    /// Frames dropped because the backlog was at `max_backlog_frames` or
+    /// `max_backlog_bytes`.
     pub dropped: AtomicU64,
+    /// The most frame bytes the backlog held at once.
+    pub max_backlog_bytes: AtomicU64,
     /// Last reconnect: microseconds from the loss to the new subscription.
     pub last_reconnect_us: AtomicU64,
 }
@@ -303,6 +306,7 @@ struct FeedMetrics {
     reconnects: metrics::Counter,
     up: metrics::Gauge,
     backlog: metrics::Gauge,
+    backlog_bytes: metrics::Gauge,
     backpressure: metrics::Counter,
     dropped: metrics::Counter,
 }
@@ -316,22 +320,76 @@ impl FeedMetrics {
             reconnects: metrics::counter!(t::FEED_RECONNECTS, &l()),
             up: metrics::gauge!(t::FEED_UP, &l()),
             backlog: metrics::gauge!(t::FEED_BACKLOG, &l()),
+            backlog_bytes: metrics::gauge!(t::FEED_BACKLOG_BYTES, &l()),
             backpressure: metrics::counter!(t::FEED_BACKPRESSURE, &l()),
             dropped: metrics::counter!(t::FEED_DROPPED, &l()),
         }
     }
 }
 
-/// The feed's messages to the parser, with a backlog for when it is behind.
+/// Bytes a message holds in the backlog (a status event: none to speak of).
+fn msg_bytes(msg: &FeedMsg) -> u64 {
+    match msg {
+        FeedMsg::Frame(f) => f.data.len() as u64,
+        FeedMsg::Status(_) => 0,
+    }
+}
+
+/// The feed's messages to the parser, with a backlog for when it is behind,
+/// bounded by frame count (`max_backlog_frames`) and by bytes
+/// (`max_backlog_bytes`). Status events are never dropped.
 struct Outbox {
     tx: mpsc::Sender<FeedMsg>,
     backlog: VecDeque<FeedMsg>,
+    /// Frame bytes in `backlog`.
+    backlog_bytes: u64,
     max: usize,
+    max_bytes: u64,
     counters: Arc<FeedCounters>,
     metrics: FeedMetrics,
 }
 
 impl Outbox {
+    fn new(
+        tx: mpsc::Sender<FeedMsg>,
+        live: &LiveConfig,
+        counters: Arc<FeedCounters>,
+        metrics: FeedMetrics,
+    ) -> Self {
+        Self {
+            tx,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            max: live.max_backlog_frames,
+            max_bytes: live.max_backlog_bytes,
+            counters,
+            metrics,
+        }
+    }
+
+    fn queue(&mut self, msg: FeedMsg) {
+        self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
+        self.metrics.backpressure.increment(1);
+        self.backlog_bytes += msg_bytes(&msg);
+        self.backlog.push_back(msg);
+    }
+
+    fn pop(&mut self) -> Option<FeedMsg> {
+        let msg = self.backlog.pop_front()?;
+        self.backlog_bytes -= msg_bytes(&msg);
+        Some(msg)
+    }
+
+    fn unpop(&mut self, msg: FeedMsg) {
+        self.backlog_bytes += msg_bytes(&msg);
+        self.backlog.push_front(msg);
+    }
+
+    fn show_backlog(&self) {
+        self.metrics.backlog.set(self.backlog.len() as f64);
+        self.metrics.backlog_bytes.set(self.backlog_bytes as f64);
+    }
+
     /// Hands `msg` on without waiting; false when the parser is gone.
     fn push(&mut self, msg: FeedMsg) -> bool {
         if !self.flush() {
@@ -341,47 +399,47 @@ impl Outbox {
             match self.tx.try_send(msg) {
                 Ok(()) => return true,
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                Err(mpsc::error::TrySendError::Full(msg)) => {
-                    self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.backpressure.increment(1);
-                    self.backlog.push_back(msg);
-                }
+                Err(mpsc::error::TrySendError::Full(msg)) => self.queue(msg),
             }
-        } else if self.backlog.len() >= self.max && matches!(msg, FeedMsg::Frame(_)) {
+        } else if matches!(msg, FeedMsg::Frame(_))
+            && (self.backlog.len() >= self.max
+                || self.backlog_bytes + msg_bytes(&msg) > self.max_bytes)
+        {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             self.metrics.dropped.increment(1);
         } else {
-            self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
-            self.metrics.backpressure.increment(1);
-            self.backlog.push_back(msg);
+            self.queue(msg);
         }
         self.counters
             .max_backlog
             .fetch_max(self.backlog.len() as u64, Ordering::Relaxed);
-        self.metrics.backlog.set(self.backlog.len() as f64);
+        self.counters
+            .max_backlog_bytes
+            .fetch_max(self.backlog_bytes, Ordering::Relaxed);
+        self.show_backlog();
         true
     }
 
     /// Moves what the channel takes now from the backlog; false when the parser is gone.
     fn flush(&mut self) -> bool {
-        while let Some(msg) = self.backlog.pop_front() {
+        while let Some(msg) = self.pop() {
             match self.tx.try_send(msg) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(msg)) => {
-                    self.backlog.push_front(msg);
-                    self.metrics.backlog.set(self.backlog.len() as f64);
+                    self.unpop(msg);
+                    self.show_backlog();
                     return true;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
             }
         }
-        self.metrics.backlog.set(0.0);
+        self.show_backlog();
         true
     }
 
     /// Waits until the backlog is empty (used when the feed stops).
     async fn drain(&mut self) {
-        while let Some(msg) = self.backlog.pop_front() {
+        while let Some(msg) = self.pop() {
             if self.tx.send(msg).await.is_err() {
                 return;
             }
@@ -398,13 +456,12 @@ pub async fn run_feed(
     counters: Arc<FeedCounters>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut out = Outbox {
+    let mut out = Outbox::new(
         tx,
-        backlog: VecDeque::new(),
-        max: live.max_backlog_frames,
-        counters: Arc::clone(&counters),
-        metrics: FeedMetrics::new(&plan.name),
-    };
+        &live,
+        Arc::clone(&counters),
+        FeedMetrics::new(&plan.name),
+    );
     let status = |status, reconnects, gap_ns, reason| {
         FeedMsg::Status(FeedEvent {
             feed: Arc::clone(&plan.name),
@@ -422,7 +479,7 @@ pub async fn run_feed(
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(64 * 1024)
         .write_buffer_size(0)
-        .max_message_size(Some(16 << 20));
+        .max_message_size(Some(tickwire_core::feeds::MAX_FRAME_BYTES as usize));
     loop {
         if *stop.borrow() {
             break;
@@ -723,5 +780,76 @@ mod tests {
             let d9 = backoff_delay(&live, 30).as_millis();
             assert!((500..=1_000).contains(&d9), "{d9}");
         }
+    }
+
+    fn raw(n: usize) -> FeedMsg {
+        FeedMsg::Frame(RawFrame {
+            feed: "f".into(),
+            venue: FeedVenue::Okx,
+            recv_ns: 0,
+            binary: false,
+            data: Bytes::from(vec![b'x'; n]),
+        })
+    }
+
+    fn status() -> FeedMsg {
+        FeedMsg::Status(FeedEvent {
+            feed: "f".into(),
+            exchange: "okx",
+            status: FeedStatus::Connected,
+            at_ns: 0,
+            reconnects: 0,
+            gap_ns: None,
+            reason: None,
+        })
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_by_bytes_as_well_as_frames() {
+        // A parser channel of one, already full: everything else waits.
+        let (tx, mut rx) = mpsc::channel(1);
+        let live = LiveConfig {
+            max_backlog_frames: 100,
+            max_backlog_bytes: 1_000,
+            ..LiveConfig::default()
+        };
+        let counters = Arc::new(FeedCounters::default());
+        let mut out = Outbox::new(tx, &live, Arc::clone(&counters), FeedMetrics::new("f"));
+        assert!(out.push(raw(10)));
+        // 400 + 400 fit in 1000 bytes; the next 400 do not, though 97 more
+        // frames would; a status event always does.
+        for _ in 0..3 {
+            assert!(out.push(raw(400)));
+        }
+        assert!(out.push(status()));
+        assert_eq!(out.backlog.len(), 3);
+        assert_eq!(out.backlog_bytes, 800);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.max_backlog_bytes.load(Ordering::Relaxed), 800);
+        // A small frame still fits beside them.
+        assert!(out.push(raw(100)));
+        assert_eq!(out.backlog_bytes, 900);
+        // The parser takes them all in order; the bytes go back to 0.
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            got.push(msg_bytes(&rx.try_recv().unwrap()));
+            out.flush();
+        }
+        assert_eq!(got, [10, 400, 400, 0, 100]);
+        assert_eq!((out.backlog.len(), out.backlog_bytes), (0, 0));
+
+        // And by frame count, whatever their size.
+        let (tx, _rx) = mpsc::channel(1);
+        let live = LiveConfig {
+            max_backlog_frames: 2,
+            ..LiveConfig::default()
+        };
+        let counters = Arc::new(FeedCounters::default());
+        let mut out = Outbox::new(tx, &live, Arc::clone(&counters), FeedMetrics::new("f"));
+        for _ in 0..5 {
+            assert!(out.push(raw(1)));
+        }
+        assert_eq!(out.backlog.len(), 2);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 2);
     }
 }

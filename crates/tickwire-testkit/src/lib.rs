@@ -1,12 +1,12 @@
-//! tickwire-testkit holds what tests, benches and the demo need around the
-//! pipeline: [`RedisServer`], a private redis-server on a free loopback port in
-//! a temporary directory, stopped on drop; [`ws_server`], a scripted WebSocket
-//! server on loopback that misbehaves on cue (feed tests); and [`synth`], the
-//! deterministic generator of NSE-like ticks behind `tickwire synth` and the
-//! bundled sample.
+//! tickwire-testkit holds what tests and benches need around the pipeline:
+//! [`ws_server`], a scripted WebSocket server on loopback that misbehaves on
+//! cue (feed tests), and, re-exported from tickwire-sandbox (which the binary
+//! ships for `tickwire demo` and `tickwire synth`), [`RedisServer`], a private
+//! redis-server per test, and [`synth`], the deterministic tick generator.
+//! Only tests and benches depend on this crate.
 
-pub mod redis_server;
-pub mod synth;
 pub mod ws_server;
 
-pub use redis_server::{RedisServer, TestkitError};
+pub use tickwire_sandbox::redis_server;
+pub use tickwire_sandbox::synth;
+pub use tickwire_sandbox::{RedisServer, RedisServerError as TestkitError};

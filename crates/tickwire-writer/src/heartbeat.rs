@@ -49,6 +49,10 @@ impl Heartbeat {
         let task = tokio::spawn(async move {
             let pid = std::process::id().to_string();
             loop {
+                // Read before the totals: a stop that comes while this beat is
+                // being written gets a beat of its own, with the final totals
+                // (a short replay can end during the first beat).
+                let last = *stopped.borrow_and_update();
                 let now_ms = jiff::Timestamp::now().as_millisecond();
                 let fields: Vec<(&str, String)> = vec![
                     ("pid", pid.clone()),
@@ -104,7 +108,7 @@ impl Heartbeat {
                         Err(_) => tracing::warn!("heartbeat timed out"),
                     }
                 }
-                if *stopped.borrow() {
+                if last {
                     return;
                 }
                 tokio::select! {

@@ -1234,10 +1234,7 @@ async fn write_batch(
             // Every key of the batch gets exactly one EXPIRE: count keys there.
             (Kind::Expire, _) => {
                 if let Some(key) = key {
-                    let name = key.as_str_lossy();
-                    if !db.keys.contains(&*name) {
-                        db.keys.insert(name.into_owned());
-                    }
+                    db.note_key(key.as_bytes());
                 }
             }
             (Kind::Tick, Outcome::Applied) => {
@@ -1264,10 +1261,7 @@ async fn write_batch(
             (Kind::Profile, Outcome::Applied) => {
                 db.hash_writes += 1;
                 if let Some(key) = key {
-                    let name = key.as_str_lossy();
-                    if !db.keys.contains(&*name) {
-                        db.keys.insert(name.into_owned());
-                    }
+                    db.note_key(key.as_bytes());
                 }
             }
             (Kind::Alert, Outcome::Applied) => {

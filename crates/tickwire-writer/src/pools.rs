@@ -29,51 +29,74 @@ impl RedisPools {
             source,
         })?;
         let command_timeout = Duration::from_millis(cfg.command_timeout_ms);
-        let mut pools = BTreeMap::new();
-        for db in dbs {
-            if pools.contains_key(&db) {
-                continue;
-            }
+        let mut wanted: Vec<u8> = dbs.into_iter().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Every pool dials at once: start-up costs one connect round, not one
+        // per DB and connection (a short replay pays it on every file).
+        let connects = wanted.into_iter().map(|db| {
             let mut config = base.clone();
             config.database = Some(db);
             config.fail_fast = true;
-            let pool = Builder::from_config(config)
-                .with_connection_config(|c| {
-                    c.connection_timeout = Duration::from_millis(cfg.connect_timeout_ms);
-                    c.internal_command_timeout = command_timeout;
-                    // In-flight commands are re-sent after a reconnect; every
-                    // write tickwire makes is idempotent, so that is safe.
-                    c.max_command_attempts = 3;
-                    c.unresponsive = UnresponsiveConfig {
-                        max_timeout: Some(command_timeout),
-                        interval: Duration::from_secs(1),
-                    };
-                    c.tcp = TcpConfig {
-                        nodelay: Some(true),
-                        ..Default::default()
-                    };
-                })
-                .with_performance_config(|p| {
-                    p.default_command_timeout = command_timeout;
-                })
-                .set_policy(ReconnectPolicy::new_exponential(
-                    cfg.reconnect_max_attempts,
-                    100,
-                    u32::try_from(cfg.reconnect_max_delay_ms).unwrap_or(u32::MAX),
-                    2,
-                ))
-                .build_pool(cfg.pool_size)
-                .map_err(|source| WriterError::Connect {
+            async move {
+                let pool = Builder::from_config(config)
+                    .with_connection_config(|c| {
+                        c.connection_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+                        c.internal_command_timeout = command_timeout;
+                        // In-flight commands are re-sent after a reconnect; every
+                        // write tickwire makes is idempotent, so that is safe.
+                        c.max_command_attempts = 3;
+                        c.unresponsive = UnresponsiveConfig {
+                            max_timeout: Some(command_timeout),
+                            interval: Duration::from_secs(1),
+                        };
+                        c.tcp = TcpConfig {
+                            nodelay: Some(true),
+                            ..Default::default()
+                        };
+                    })
+                    .with_performance_config(|p| {
+                        p.default_command_timeout = command_timeout;
+                    })
+                    .set_policy(ReconnectPolicy::new_exponential(
+                        cfg.reconnect_max_attempts,
+                        100,
+                        u32::try_from(cfg.reconnect_max_delay_ms).unwrap_or(u32::MAX),
+                        2,
+                    ))
+                    .build_pool(cfg.pool_size)
+                    .map_err(|source| WriterError::Connect {
+                        url: redact_url(&cfg.url),
+                        db,
+                        source,
+                    })?;
+                pool.init().await.map_err(|source| WriterError::Connect {
                     url: redact_url(&cfg.url),
                     db,
                     source,
                 })?;
-            pool.init().await.map_err(|source| WriterError::Connect {
-                url: redact_url(&cfg.url),
-                db,
-                source,
-            })?;
-            pools.insert(db, pool);
+                Ok((db, pool))
+            }
+        });
+        let mut pools = BTreeMap::new();
+        let mut first_error = None;
+        // All of them finish (none is left dialling); the first failure, in DB
+        // order, is the one reported.
+        for connected in futures_util::future::join_all(connects).await {
+            match connected {
+                Ok((db, pool)) => {
+                    pools.insert(db, pool);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            for pool in pools.values() {
+                let _ = pool.quit().await;
+            }
+            return Err(e);
         }
         Ok(Self {
             pools,
@@ -106,8 +129,6 @@ impl RedisPools {
 
     /// Closes every connection.
     pub async fn quit(&self) {
-        for pool in self.pools.values() {
-            let _ = pool.quit().await;
-        }
+        futures_util::future::join_all(self.pools.values().map(|pool| pool.quit())).await;
     }
 }

@@ -1,7 +1,14 @@
 //! What the writer did, for the end-of-run summary.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64};
+
+/// Distinct keys counted exactly per DB, at most this many (a trading day of a
+/// large universe writes more): each is held as a 64-bit hash, so the count
+/// costs at most ~2 MiB per DB. Past it, writes of keys not yet counted are
+/// counted in [`DbStats::keys_over_cap`] and the summary says "at least".
+pub const DISTINCT_KEYS_CAP: usize = 100_000;
 
 /// Totals readable while the writer runs (the heartbeat's source).
 #[derive(Debug, Default)]
@@ -15,8 +22,11 @@ pub struct WriterProgress {
 /// Writes to one logical DB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbStats {
-    /// Distinct keys written.
-    pub keys: BTreeSet<String>,
+    /// Hashes of the distinct keys written, up to [`DISTINCT_KEYS_CAP`].
+    keys: HashSet<u64>,
+    /// Writes of keys that were not counted because the set was full (the
+    /// same key may be among them more than once).
+    pub keys_over_cap: u64,
     /// Stream entries added (ticks or dead letters).
     pub stream_entries: u64,
     /// Hash writes (HSET of a whole hash counts once).
@@ -57,6 +67,35 @@ pub struct WriterStats {
     pub per_db: BTreeMap<u8, DbStats>,
 }
 
+impl DbStats {
+    /// Counts `key` as written (once, however often it is written).
+    pub fn note_key(&mut self, key: &[u8]) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.note_hash(h.finish());
+    }
+
+    fn note_hash(&mut self, hash: u64) {
+        if self.keys.len() < DISTINCT_KEYS_CAP {
+            self.keys.insert(hash);
+        } else if !self.keys.contains(&hash) {
+            self.keys_over_cap += 1;
+        }
+    }
+
+    /// Distinct keys written, exact up to [`DISTINCT_KEYS_CAP`].
+    pub fn distinct_keys(&self) -> u64 {
+        self.keys.len() as u64
+    }
+
+    /// True when more keys were written than could be counted: the real
+    /// number is at least [`DbStats::distinct_keys`] (and at most that plus
+    /// `keys_over_cap`).
+    pub fn keys_capped(&self) -> bool {
+        self.keys_over_cap > 0
+    }
+}
+
 impl WriterStats {
     pub fn db(&mut self, db: u8) -> &mut DbStats {
         self.per_db.entry(db).or_default()
@@ -80,9 +119,54 @@ impl WriterStats {
         self.retries += other.retries;
         for (db, s) in other.per_db {
             let mine = self.db(db);
-            mine.keys.extend(s.keys);
+            for hash in s.keys {
+                mine.note_hash(hash);
+            }
+            mine.keys_over_cap += s.keys_over_cap;
             mine.stream_entries += s.stream_entries;
             mine.hash_writes += s.hash_writes;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_keys_are_counted_exactly_up_to_the_cap_then_counted_over_it() {
+        let mut a = DbStats::default();
+        for _ in 0..3 {
+            for i in 0..DISTINCT_KEYS_CAP - 10 {
+                a.note_key(format!("ticks:S{i}").as_bytes());
+            }
+        }
+        assert_eq!(a.distinct_keys(), (DISTINCT_KEYS_CAP - 10) as u64);
+        assert!(!a.keys_capped());
+        // 30 new keys: 10 fit, 20 do not; keys already counted still count once.
+        for i in 0..30 {
+            a.note_key(format!("new:{i}").as_bytes());
+        }
+        a.note_key(b"ticks:S0");
+        assert_eq!(a.distinct_keys(), DISTINCT_KEYS_CAP as u64);
+        assert_eq!(a.keys_over_cap, 20);
+        assert!(a.keys_capped());
+
+        // Two lanes' sets merge into one, still capped.
+        let mut w = WriterStats::default();
+        let mut lane = WriterStats::default();
+        lane.db(4).note_key(b"ticks:A");
+        lane.db(4).note_key(b"ticks:B");
+        w.db(4).note_key(b"ticks:A");
+        w.merge(lane);
+        assert_eq!(w.per_db[&4].distinct_keys(), 2);
+        let mut full = WriterStats::default();
+        full.per_db.insert(4, a);
+        let mut more = WriterStats::default();
+        more.db(4).note_key(b"ticks:S1");
+        more.db(4).note_key(b"beyond");
+        full.merge(more);
+        assert_eq!(full.per_db[&4].distinct_keys(), DISTINCT_KEYS_CAP as u64);
+        assert_eq!(full.per_db[&4].keys_over_cap, 21);
     }
 }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tickwire_core::config::Overrides;
 use tickwire_core::{Config, Db};
 use tickwire_ingest::{Pace, ReplayOptions};
-use tickwire_testkit::RedisServer;
+use tickwire_sandbox::RedisServer;
 use tickwire_writer::inspect::db_report;
 
 use crate::replay::{replay, AppError};

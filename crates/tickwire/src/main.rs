@@ -12,7 +12,7 @@ use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_parse::Format;
-use tickwire_testkit::synth::{write_ticks, SynthSpec};
+use tickwire_sandbox::synth::{write_ticks, SynthSpec};
 
 // The writer allocates many small, short-lived buffers per command (fred's
 // frames); mimalloc handles that pattern far better than the system allocator.
@@ -208,6 +208,15 @@ fn synth(args: &SynthArgs) -> Result<()> {
     Ok(())
 }
 
+/// A recorder that failed makes the run fail, after its summary: the
+/// recording is incomplete even though Redis got everything.
+fn recording_ok(record: Option<&tickwire_ingest::record::RecordSummary>) -> Result<()> {
+    match record.and_then(|r| r.error.as_ref()) {
+        Some(e) => bail!("the recording is incomplete: {e}"),
+        None => Ok(()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -263,12 +272,14 @@ async fn main() -> Result<()> {
         }
         Command::Run(args) => {
             let config = load_config(&cli)?;
-            tickwire::ops::start_metrics(&config.metrics);
+            if tickwire::ops::start_metrics(&config.metrics) {
+                tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Live);
+            }
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
             let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
             print!("{}", summary.render());
-            Ok(())
+            recording_ok(summary.record.as_ref())
         }
         Command::Record(args) => {
             let config = load_config(&cli)?;
@@ -280,11 +291,13 @@ async fn main() -> Result<()> {
                 tickwire::summary::render_feeds(&read.feeds),
                 tickwire::summary::render_record(&recorded)
             );
-            Ok(())
+            recording_ok(Some(&recorded))
         }
         Command::Replay(args) => {
             let config = load_config(&cli)?;
-            tickwire::ops::start_metrics(&config.metrics);
+            if tickwire::ops::start_metrics(&config.metrics) {
+                tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Replay);
+            }
             let pace = match args.speed {
                 Some(x) => Pace::Speed(x),
                 None => Pace::Max,

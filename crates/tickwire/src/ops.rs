@@ -68,6 +68,96 @@ pub fn start_metrics(m: &MetricsConfig) -> bool {
     }
 }
 
+/// Which feeds a run's metrics are labelled with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// `tickwire run`: the configured live feeds.
+    Live,
+    /// `tickwire replay`: each file format's feed, and the configured feeds
+    /// (recordings name them).
+    Replay,
+}
+
+/// Exports every counter of a known label set at 0, with the gauges and
+/// histograms a dashboard reads, so a healthy run's error panels show 0
+/// rather than "No data": per writer DB (written, duplicates, dead letters,
+/// bars, write errors), Redis retries, and per feed its frame counters and
+/// its rejections by every `error_type` its source can produce. Call after
+/// the recorder is installed (handles taken before stay no-ops).
+pub fn export_at_zero(config: &Config, kind: RunKind) {
+    for db in tickwire_writer::writer_dbs(config) {
+        let db = db.to_string();
+        for name in [
+            t::TICKS_WRITTEN,
+            t::DUPLICATES,
+            t::DEADLETTERS_WRITTEN,
+            t::BARS_WRITTEN,
+            t::REDIS_WRITE_ERRORS,
+        ] {
+            metrics::counter!(name, "db" => db.clone()).increment(0);
+        }
+    }
+    metrics::counter!(t::REDIS_RETRIES).increment(0);
+    for name in [
+        t::BATCH_SIZE,
+        t::REDIS_WRITE_LATENCY,
+        t::TICK_TO_REDIS_LATENCY,
+    ] {
+        let _ = metrics::histogram!(name);
+    }
+    let mut stages = vec!["state", "writer"];
+    // (feed, the error types of its source, whether it is a live connection)
+    let mut feeds: Vec<(String, Vec<&'static str>, bool)> = Vec::new();
+    for f in &config.feeds {
+        let Some(venue) = f.venue() else { continue };
+        let mut types = t::error_types::of_venue(venue).to_vec();
+        if kind == RunKind::Replay {
+            types.extend(t::error_types::RECORDED);
+        }
+        feeds.push((f.name.clone(), types, kind == RunKind::Live));
+    }
+    match kind {
+        RunKind::Live => {
+            stages.push("parser");
+            metrics::counter!(t::RECORD_DROPPED).increment(0);
+        }
+        RunKind::Replay => {
+            for format in tickwire_parse::Format::ALL {
+                let types = t::error_types::of_format(format.name()).to_vec();
+                feeds.push((format.default_feed().to_string(), types, false));
+            }
+        }
+    }
+    for stage in stages {
+        metrics::gauge!(t::CHANNEL_DEPTH, "stage" => stage).set(0.0);
+    }
+    for (feed, mut types, live) in feeds {
+        let l = [("feed", feed.clone())];
+        for name in [
+            t::FRAMES_RECEIVED,
+            t::TICKS_RECEIVED,
+            t::QUOTES_RECEIVED,
+            t::FRAMES_SKIPPED,
+        ] {
+            metrics::counter!(name, &l).increment(0);
+        }
+        types.sort_unstable();
+        types.dedup();
+        for error_type in types {
+            metrics::counter!(t::FRAMES_REJECTED, "feed" => feed.clone(), "error_type" => error_type)
+                .increment(0);
+        }
+        if live {
+            for name in [t::FEED_RECONNECTS, t::FEED_BACKPRESSURE, t::FEED_DROPPED] {
+                metrics::counter!(name, &l).increment(0);
+            }
+            metrics::gauge!(t::FEED_UP, &l).set(0.0);
+            metrics::gauge!(t::FEED_BACKLOG, &l).set(0.0);
+            metrics::gauge!(t::FEED_BACKLOG_BYTES, &l).set(0.0);
+        }
+    }
+}
+
 /// Samples how many chunks wait in each stage's input channel, every 500 ms,
 /// without keeping the channels open.
 pub struct ChannelGauges {

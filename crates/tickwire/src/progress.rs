@@ -33,7 +33,9 @@ impl ProgressMode {
 /// A running progress display; [`Shown::finish`] clears the bar.
 pub struct Shown {
     task: Option<tokio::task::JoinHandle<()>>,
-    done: Arc<std::sync::atomic::AtomicBool>,
+    /// Turns true when the run is done; the display wakes at once (it never
+    /// sleeps out its interval before the summary can print).
+    done: tokio::sync::watch::Sender<bool>,
 }
 
 struct Snapshot {
@@ -71,17 +73,17 @@ fn mb(b: u64) -> f64 {
 
 /// Starts showing `progress` as `mode` says.
 pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done, finished) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let task = match mode {
         ProgressMode::Off => None,
         ProgressMode::Lines(every) => {
-            let done = Arc::clone(&done);
+            let mut finished = finished;
             Some(tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(every).await;
-                    if done.load(Ordering::Relaxed) {
-                        return;
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = finished.wait_for(|done| *done) => return,
                     }
                     let s = snapshot(&progress, started);
                     let eta = s.eta.map_or("?".into(), |d| format!("{} s", d.as_secs()));
@@ -98,7 +100,7 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
             }))
         }
         ProgressMode::Bar => {
-            let done = Arc::clone(&done);
+            let mut finished = finished;
             let bar =
                 indicatif::ProgressBar::new(progress.disk_bytes_total.load(Ordering::Relaxed));
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -107,7 +109,7 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
                 bar.set_style(style);
             }
             Some(tokio::spawn(async move {
-                while !done.load(Ordering::Relaxed) {
+                while !*finished.borrow() {
                     let s = snapshot(&progress, started);
                     bar.set_length(s.bytes.1);
                     bar.set_position(s.bytes.0);
@@ -115,7 +117,10 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
                         "files {}/{}, {} ticks, {:.0} ticks/s",
                         s.files.0, s.files.1, s.ticks, s.rate
                     ));
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = finished.wait_for(|done| *done) => {}
+                    }
                 }
                 bar.finish_and_clear();
             }))
@@ -127,7 +132,7 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
 impl Shown {
     /// Stops the display (the bar is cleared before the summary prints).
     pub async fn finish(mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        let _ = self.done.send(true);
         if let Some(t) = self.task.take() {
             match tokio::time::timeout(Duration::from_secs(1), t).await {
                 Ok(_) => {}

@@ -22,7 +22,7 @@ pub enum AppError {
     #[error(transparent)]
     Writer(#[from] WriterError),
     #[error(transparent)]
-    Redis(#[from] tickwire_testkit::TestkitError),
+    Redis(#[from] tickwire_sandbox::RedisServerError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("redis: {0}")]

@@ -90,11 +90,17 @@ impl RunSummary {
             "db", "purpose", "keys", "stream entries", "hash writes"
         );
         for (db, d) in &w.per_db {
+            // Past the cap of distinct keys counted: "at least".
+            let keys = if d.keys_capped() {
+                format!(">={}", d.distinct_keys())
+            } else {
+                d.distinct_keys().to_string()
+            };
             let _ = writeln!(
                 s,
                 "  {db:>3}  {:<28}{:>8}{:>16}{:>13}",
                 self.databases.names_of(*db).join(","),
-                d.keys.len(),
+                keys,
                 d.stream_entries,
                 d.hash_writes
             );
@@ -131,6 +137,20 @@ pub fn render_record(r: &RecordSummary) -> String {
     );
     for f in &r.files {
         let _ = writeln!(s, "    {}", f.display());
+    }
+    if r.dropped > 0 {
+        let _ = writeln!(
+            s,
+            "  recorder behind: {} frames dropped from the recording (queue full)",
+            r.dropped
+        );
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(
+            s,
+            "  RECORDING FAILED: {e}; {} frames after it not recorded",
+            r.lost
+        );
     }
     s
 }

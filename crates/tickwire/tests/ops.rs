@@ -516,3 +516,211 @@ fn a_live_run_exports_feed_state_and_tick_latency() {
     );
     assert_eq!(get("tickwire_feed_backlog_frames{feed=\"okx\"}"), 0.0);
 }
+
+/// The counters that count something going wrong; a healthy run shows each at 0.
+const ERROR_COUNTERS: &[&str] = &[
+    "tickwire_frames_rejected_total",
+    "tickwire_duplicate_ticks_total",
+    "tickwire_deadletters_written_total",
+    "tickwire_redis_retries_total",
+    "tickwire_redis_write_errors_total",
+];
+
+/// [`scrape`], or nothing while the endpoint does not listen yet.
+fn try_scrape(port: u16) -> HashMap<String, f64> {
+    match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(_) => scrape(port),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// The series of metric `name` in a scrape (histograms: their `_bucket` etc.).
+fn series_of<'a>(m: &'a HashMap<String, f64>, name: &str) -> Vec<(&'a String, f64)> {
+    m.iter()
+        .filter(|(k, _)| {
+            let base = k.split('{').next().unwrap_or(k);
+            base == name
+                || ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| base.strip_suffix(s) == Some(name))
+        })
+        .map(|(k, v)| (k, *v))
+        .collect()
+}
+
+/// Every metric the Grafana dashboard's queries name.
+fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/grafana/tickwire-dashboard.json"
+    );
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("tickwire_") {
+                let tail = &rest[at..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let n = &tail[..end];
+                let n = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| n.strip_suffix(s))
+                    .unwrap_or(n);
+                names.insert(n.to_string());
+                rest = &tail[end..];
+            }
+        }
+    }
+    assert!(names.len() >= 15, "{names:?}");
+    names
+}
+
+#[test]
+fn a_healthy_replay_exports_every_error_counter_at_zero() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("zero.toml");
+    std::fs::write(
+        &cfg,
+        format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n[writer]\nflush_interval_ms = 5\n"),
+    )
+    .unwrap();
+    // Two good ticks now, one two minutes later: at 1x the replay waits.
+    let t0 = 1_704_169_800_000i64;
+    let line = |ts: i64| {
+        format!(
+            "{{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":{ts},\"ltp\":600.5,\"qty\":1}}\n"
+        )
+    };
+    let file = dir.path().join("healthy.jsonl");
+    std::fs::write(&file, line(t0) + &line(t0 + 10) + &line(t0 + 120_000)).unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "replay", "--speed", "1"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut m = HashMap::new();
+    wait_for("2 ticks written", 20, || {
+        m = try_scrape(port);
+        m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&2.0)
+    });
+    let (code, stdout, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for name in ERROR_COUNTERS {
+        let series = series_of(&m, name);
+        assert!(!series.is_empty(), "{name} is not exported: {m:#?}");
+        for (s, v) in series {
+            assert_eq!(v, 0.0, "{s} on a healthy replay");
+        }
+    }
+    // Labelled as the dashboard sums them: by the replay's feed and every
+    // error type of its format, by each DB the writer writes.
+    for error_type in tickwire_core::telemetry::error_types::TICKS_JSON {
+        let s = format!(
+            "tickwire_frames_rejected_total{{feed=\"tickwire\",error_type=\"{error_type}\"}}"
+        );
+        assert_eq!(m.get(&s), Some(&0.0), "{s}");
+    }
+    for s in [
+        "tickwire_duplicate_ticks_total{db=\"4\"}",
+        "tickwire_redis_write_errors_total{db=\"4\"}",
+        "tickwire_deadletters_written_total{db=\"0\"}",
+        "tickwire_redis_retries_total",
+        "tickwire_bars_written_total{db=\"4\"}",
+        "tickwire_quotes_received_total{feed=\"tickwire\"}",
+    ] {
+        assert_eq!(m.get(s), Some(&0.0), "{s}: {m:#?}");
+    }
+    // Every metric the dashboard queries has a series, except those of live
+    // connections (a replay has none).
+    let live_only = [
+        "tickwire_feed_up",
+        "tickwire_feed_reconnects_total",
+        "tickwire_feed_dropped_frames_total",
+        "tickwire_feed_backpressure_total",
+        "tickwire_feed_backlog_frames",
+    ];
+    for name in dashboard_metrics() {
+        if !live_only.contains(&name.as_str()) {
+            assert!(!series_of(&m, &name).is_empty(), "{name} has no series");
+        }
+    }
+}
+
+#[test]
+fn a_healthy_live_run_gives_every_dashboard_query_a_series() {
+    use tickwire_testkit::ws_server::{Step, WsServer};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let trade = Step::Text(
+        r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"1","px":"42000.5","sz":"0.1","side":"buy","ts":"1704067200001"}]}"#
+            .into(),
+    );
+    let ws = rt
+        .block_on(WsServer::start(
+            vec![vec![Step::ExpectText, trade, Step::Hold]],
+            true,
+        ))
+        .unwrap();
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("live.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[feeds]]\nname = \"okx\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"BTC-USDT\"]\n",
+            ws.url("/ws/v5/public")
+        ),
+    )
+    .unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut m = HashMap::new();
+    wait_for("the trade written", 15, || {
+        m = try_scrape(port);
+        m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&1.0)
+    });
+    let (code, stdout, stderr) = terminate(child);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for name in dashboard_metrics() {
+        assert!(
+            !series_of(&m, &name).is_empty(),
+            "{name} has no series: {m:#?}"
+        );
+    }
+    let mut errors = ERROR_COUNTERS.to_vec();
+    errors.extend([
+        "tickwire_feed_reconnects_total",
+        "tickwire_feed_dropped_frames_total",
+    ]);
+    for name in errors {
+        let series = series_of(&m, name);
+        assert!(!series.is_empty(), "{name} is not exported");
+        for (s, v) in series {
+            assert_eq!(v, 0.0, "{s} on a healthy live run");
+        }
+    }
+    for error_type in tickwire_core::telemetry::error_types::OKX {
+        let s =
+            format!("tickwire_frames_rejected_total{{feed=\"okx\",error_type=\"{error_type}\"}}");
+        assert_eq!(m.get(&s), Some(&0.0), "{s}");
+    }
+    assert_eq!(m.get("tickwire_feed_up{feed=\"okx\"}"), Some(&1.0));
+}

@@ -1,4 +1,5 @@
-//! A private redis-server for one test (or one demo run).
+//! A private redis-server: for `tickwire demo`, and for every test and bench
+//! (through tickwire-testkit).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -7,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
-pub enum TestkitError {
+pub enum RedisServerError {
     #[error(
         "redis-server was not found on PATH. Install it: `sudo apt-get install redis-server` \
          (Debian/Ubuntu), `brew install redis` (macOS), or set TICKWIRE_REDIS_SERVER to its path"
@@ -34,20 +35,20 @@ pub struct RedisServer {
 }
 
 /// Finds redis-server: `TICKWIRE_REDIS_SERVER`, then `PATH`.
-pub fn find_redis_server() -> Result<PathBuf, TestkitError> {
+pub fn find_redis_server() -> Result<PathBuf, RedisServerError> {
     if let Some(p) = std::env::var_os("TICKWIRE_REDIS_SERVER") {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(TestkitError::NotFound)
+            Err(RedisServerError::NotFound)
         };
     }
-    let path = std::env::var_os("PATH").ok_or(TestkitError::NotFound)?;
+    let path = std::env::var_os("PATH").ok_or(RedisServerError::NotFound)?;
     std::env::split_paths(&path)
         .map(|d| d.join("redis-server"))
         .find(|p| p.is_file())
-        .ok_or(TestkitError::NotFound)
+        .ok_or(RedisServerError::NotFound)
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -66,7 +67,7 @@ fn answers_ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child, TestkitError> {
+fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child, RedisServerError> {
     Command::new(binary)
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1"])
@@ -78,7 +79,7 @@ fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child, TestkitError> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|source| TestkitError::Spawn {
+        .map_err(|source| RedisServerError::Spawn {
             path: binary.to_path_buf(),
             source,
         })
@@ -87,15 +88,15 @@ fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child, TestkitError> {
 impl RedisServer {
     /// Starts a server and waits until it answers PING (up to 10 s). A port
     /// taken between choosing and binding it is retried with another.
-    pub fn start() -> Result<Self, TestkitError> {
+    pub fn start() -> Result<Self, RedisServerError> {
         let binary = find_redis_server()?;
         let dir = tempfile::Builder::new()
             .prefix("tickwire-redis-")
             .tempdir()
-            .map_err(TestkitError::TempDir)?;
+            .map_err(RedisServerError::TempDir)?;
         let mut last = String::new();
         for _ in 0..5 {
-            let port = free_port().map_err(TestkitError::TempDir)?;
+            let port = free_port().map_err(RedisServerError::TempDir)?;
             let mut child = spawn(&binary, dir.path(), port)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -123,7 +124,7 @@ impl RedisServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        Err(TestkitError::NotReady(last))
+        Err(RedisServerError::NotReady(last))
     }
 
     pub fn port(&self) -> u16 {
@@ -142,21 +143,21 @@ impl RedisServer {
 
     /// Kills the server and starts it again on the same port (its data is lost,
     /// as after a crash with persistence off).
-    pub fn restart(&mut self) -> Result<(), TestkitError> {
+    pub fn restart(&mut self) -> Result<(), RedisServerError> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn(&self.binary, self.dir.path(), self.port)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers_ping(self.port) {
             if Instant::now() > deadline {
-                return Err(TestkitError::NotReady(log_tail(self.dir.path())));
+                return Err(RedisServerError::NotReady(log_tail(self.dir.path())));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
     }
 
-    /// A connected fred client on logical DB `db`, for reading back in tests.
+    /// A connected fred client on logical DB `db`, for reading back.
     pub async fn client(&self, db: u8) -> Result<fred::prelude::Client, fred::error::Error> {
         use fred::prelude::*;
         let mut config = Config::from_url(&self.url())?;
