@@ -49,6 +49,10 @@ async fn overlapping_files_and_repeated_rows_apply_each_trade_once() {
     let second = file_of(dir.path(), "b.csv", &rest);
     let s = replay(&config(&server, ""), &[first, second]).await;
     assert_eq!(s.writer.ticks_written, 240, "each trade written once");
+    assert_eq!(
+        s.state.resent, 61,
+        "the overlap and the repeated row, counted"
+    );
 
     let dbs = [2, 4, 5];
     assert_eq!(

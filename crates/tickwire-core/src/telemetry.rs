@@ -29,6 +29,7 @@ pub const FRAMES_REJECTED: &str = "tickwire_frames_rejected_total";
 pub const FRAMES_SKIPPED: &str = "tickwire_frames_skipped_total";
 pub const TICKS_WRITTEN: &str = "tickwire_ticks_written_total";
 pub const DUPLICATES: &str = "tickwire_duplicate_ticks_total";
+pub const TRADES_RESENT: &str = "tickwire_trades_resent_total";
 pub const DEADLETTERS_WRITTEN: &str = "tickwire_deadletters_written_total";
 pub const BARS_WRITTEN: &str = "tickwire_bars_written_total";
 pub const REDIS_RETRIES: &str = "tickwire_redis_retries_total";
@@ -71,6 +72,12 @@ pub const METRICS: &[MetricDef] = &[
         kind: Kind::Counter,
         labels: &["feed", "error_type"],
         help: "Frames or lines that could not be decoded; each is dead-lettered.",
+    },
+    MetricDef {
+        name: TRADES_RESENT,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Trades whose venue trade id was at or below their instrument's last applied one: resent, applied to no output.",
     },
     MetricDef {
         name: FRAMES_SKIPPED,
@@ -196,7 +203,7 @@ pub mod error_types {
     use crate::FeedVenue;
 
     /// tickwire tick JSON lines (`--format ticks`) and `tickwire` frames.
-    pub const TICKS_JSON: &[&str] = &["json", "bad_value", "invalid_tick"];
+    pub const TICKS_JSON: &[&str] = &["json", "bad_value", "invalid_tick", "implausible_time"];
     /// Binance trade dumps and Tardis trade CSVs.
     pub const CSV: &[&str] = &[
         "encoding",
@@ -205,6 +212,7 @@ pub mod error_types {
         "bad_number",
         "bad_value",
         "invalid_tick",
+        "implausible_time",
     ];
     /// A recorded frame's own line (`--format frames`), before its venue
     /// decoder sees the frame.
@@ -216,6 +224,7 @@ pub mod error_types {
         "invalid_tick",
         "unknown_message",
         "unexpected_binary",
+        "implausible_time",
     ];
     pub const OKX: &[&str] = &[
         "json",
@@ -226,6 +235,7 @@ pub mod error_types {
         "unknown_message",
         "venue_error",
         "unexpected_binary",
+        "implausible_time",
     ];
     pub const DHAN: &[&str] = &[
         "bad_length",
@@ -233,6 +243,7 @@ pub mod error_types {
         "invalid_tick",
         "unknown_message",
         "unexpected_text",
+        "implausible_time",
     ];
     pub const TICKWIRE: &[&str] = &["json", "bad_value", "invalid_tick", "unexpected_binary"];
 

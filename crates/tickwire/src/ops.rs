@@ -98,6 +98,7 @@ pub fn export_at_zero(config: &Config, kind: RunKind) {
         }
     }
     metrics::counter!(t::REDIS_RETRIES).increment(0);
+    metrics::counter!(t::TRADES_RESENT).increment(0);
     for name in [
         t::BATCH_SIZE,
         t::REDIS_WRITE_LATENCY,

@@ -105,11 +105,14 @@ pub(crate) fn spawn_state_stage(
         .name("tickwire-state".into())
         .spawn(move || {
             let mut stage = StateStage::new(cfg);
+            let resent = metrics::counter!(tickwire_core::telemetry::TRADES_RESENT);
             while let Some(events) = input.blocking_recv() {
                 let mut out = Vec::with_capacity(events.len() + 16);
+                let before = stage.duplicate_trades;
                 for e in events {
                     stage.process(e, &mut out);
                 }
+                resent.increment(stage.duplicate_trades - before);
                 stage.emit_dirty(&mut out);
                 if output.blocking_send(out).is_err() {
                     // The writer is gone; it reports why.
@@ -132,6 +135,8 @@ pub struct StateCounts {
     pub dropped_outside: u64,
     /// Ticks without quantity: written, but no bar, VWAP or volume.
     pub without_qty: u64,
+    /// Trades whose venue id was already applied: resent, applied to nothing.
+    pub resent: u64,
 }
 
 impl StateCounts {
@@ -139,6 +144,7 @@ impl StateCounts {
         Self {
             dropped_outside: stage.dropped_outside,
             without_qty: stage.ticks_without_qty,
+            resent: stage.duplicate_trades,
         }
     }
 }

@@ -53,13 +53,14 @@ impl RunSummary {
             self.mode,
             self.elapsed.as_secs_f64()
         );
-        let rows: [(&str, u64); 13] = [
+        let rows: [(&str, u64); 14] = [
             ("files read", i.files),
             ("lines read", i.lines),
             ("ticks read", i.ticks),
             ("ticks written", w.ticks_written),
             ("quotes read", i.quotes),
             ("duplicates", w.duplicates),
+            ("resent trades", self.state.resent),
             ("rejected", i.rejected),
             ("dead-lettered", w.deadlettered + w.deadletter_duplicates),
             ("skipped", i.skipped),
