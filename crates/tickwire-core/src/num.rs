@@ -40,18 +40,19 @@ impl Dec {
     /// 612.350000000000022737...). `None` for NaN, infinities and magnitudes
     /// past [`MAX_VALUE`].
     pub fn from_f64(v: f64) -> Option<Dec> {
-        if !v.is_finite() || v.abs() > 1e18 {
-            return None;
-        }
-        let mut buf = StackText::default();
-        fmt::Write::write_fmt(&mut buf, format_args!("{v}")).ok()?;
-        Dec::parse(buf.as_str())
+        Dec::from_shortest(v.is_finite() && v.abs() <= 1e18, v)
     }
 
     /// The decimal an `f32` stands for: its shortest round-trip text (Dhan
     /// sends 2450.05 as an f32; this is 2450.05, not 2450.050048828125).
     pub fn from_f32(v: f32) -> Option<Dec> {
-        if !v.is_finite() || v.abs() > 1e18 {
+        Dec::from_shortest(v.is_finite() && v.abs() <= 1e18, v)
+    }
+
+    /// Parses a float's `Display` text (Rust prints the shortest text that
+    /// reads back as the same float), when `usable`.
+    fn from_shortest(usable: bool, v: impl fmt::Display) -> Option<Dec> {
+        if !usable {
             return None;
         }
         let mut buf = StackText::default();

@@ -106,7 +106,7 @@ struct RecordArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Files to replay, in order (.zst for zstd-compressed).
+    /// Files to replay, in order: plain, .zst, .gz or a one-file .zip (packing checked by magic bytes).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Replay at the recorded pace times X.
