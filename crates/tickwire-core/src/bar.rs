@@ -6,7 +6,7 @@ use crate::num::Dec;
 use crate::tick::Instrument;
 
 /// One OHLCV bar, keyed by its open time (epoch ms, exchange time).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bar {
     pub open_ms: i64,
     pub open: Dec,
@@ -107,7 +107,7 @@ pub struct Quote {
 
 /// The trading day so far of one instrument (its exchange's session date):
 /// first, highest and lowest trade price and the quantity traded.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Day {
     pub open: Dec,
     pub high: Dec,

@@ -4,7 +4,7 @@
 /// a time that steps back is clamped to the last one, so IDs only increase.
 /// The same input in the same order always yields the same IDs, which is what
 /// makes a second replay add nothing.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamIdSeq {
     last: Option<(u64, u64)>,
 }

@@ -163,6 +163,13 @@ impl From<u64> for Dec {
     }
 }
 
+impl serde::Serialize for Dec {
+    /// As its shortest exact text, so it reads back exactly.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Dec {
     /// A JSON number (taken as its shortest text) or a string of decimal text.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -278,5 +285,9 @@ mod tests {
     fn deserializes_numbers_and_text() {
         let v: Vec<Dec> = serde_json::from_str(r#"[612.35, "0.00100000", 25]"#).unwrap();
         assert_eq!(v, vec![d("612.35"), d("0.001"), d("25")]);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"["612.35","0.001","25"]"#
+        );
     }
 }

@@ -11,7 +11,7 @@ use tickwire_core::Bar;
 
 use crate::TaBar;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Atr {
     period: usize,
     tr: TrueRange,

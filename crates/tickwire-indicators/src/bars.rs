@@ -67,6 +67,11 @@ impl BarBuilder {
         self.forming.as_ref()
     }
 
+    /// Continues from a bar that was forming when a checkpoint was taken.
+    pub fn resume(&mut self, forming: Option<Bar>) {
+        self.forming = forming;
+    }
+
     /// Closes the forming bar (the session or the input ended).
     pub fn close(&mut self) -> Option<Bar> {
         self.forming.take()

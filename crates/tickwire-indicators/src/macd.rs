@@ -20,7 +20,7 @@ pub struct MacdOutput {
     pub hist: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Macd {
     fast: usize,
     slow: usize,

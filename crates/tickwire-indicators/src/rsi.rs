@@ -14,7 +14,7 @@ pub(crate) fn is_zero(v: f64) -> bool {
     -0.000_000_01 < v && v < 0.000_000_01
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rsi {
     period: usize,
     prev: Option<f64>,

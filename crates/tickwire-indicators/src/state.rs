@@ -105,6 +105,7 @@ struct InstrumentState {
 }
 
 /// The indicator set of one bar interval (key profiles).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Extended {
     rsi: Rsi,
     macd: Macd,
@@ -141,6 +142,68 @@ impl Extended {
             bb_upper: bb.as_ref().map(|b| b.upper),
             bb_middle: bb.as_ref().map(|b| b.average),
             bb_lower: bb.as_ref().map(|b| b.lower),
+        }
+    }
+}
+
+/// Everything one instrument's outputs are derived from, as it stood after
+/// the last event applied: what a process that meets the instrument again
+/// continues from (serialized as JSON into tickwire's own checkpoint key).
+/// The session clock is not in it: it follows from the calendar.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The format: a checkpoint of another version is not loaded.
+    v: u32,
+    last_trade_id: [Option<u64>; 2],
+    last_ts_ms: i64,
+    seq: StreamIdSeq,
+    /// The forming bar of each interval, by label.
+    bars: Vec<(String, Option<Bar>)>,
+    rsi: Rsi,
+    atr: Atr,
+    vwap: Vwap,
+    bucket: Option<VolumeState>,
+    session: Option<VolumeState>,
+    day: Option<(String, Day)>,
+    extended: Vec<Extended>,
+}
+
+/// The checkpoint format this build writes and reads.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// A [`VolumeUpdate`] without its instrument.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct VolumeState {
+    session: String,
+    bucket: Option<u16>,
+    volume: Dec,
+    trades: u64,
+    first_ts_ms: i64,
+    last_ts_ms: i64,
+}
+
+impl VolumeState {
+    fn of(v: &VolumeUpdate) -> Self {
+        Self {
+            session: v.session.to_string(),
+            bucket: v.bucket,
+            volume: v.volume,
+            trades: v.trades,
+            first_ts_ms: v.first_ts_ms,
+            last_ts_ms: v.last_ts_ms,
+        }
+    }
+
+    fn update(self, inst: &Arc<Instrument>) -> VolumeUpdate {
+        VolumeUpdate {
+            instrument: Arc::clone(inst),
+            session: self.session.into(),
+            bucket: self.bucket,
+            volume: self.volume,
+            trades: self.trades,
+            first_ts_ms: self.first_ts_ms,
+            last_ts_ms: self.last_ts_ms,
         }
     }
 }
@@ -208,6 +271,63 @@ impl StateStage {
         self.index
             .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
         self.states.len() - 1
+    }
+
+    /// The checkpoint of `inst`, if this stage has met it.
+    pub fn checkpoint(&self, inst: &Arc<Instrument>) -> Option<Checkpoint> {
+        let s = &self.states[*self.index.get(&ByAddress(Arc::clone(inst)))?];
+        Some(Checkpoint {
+            v: CHECKPOINT_VERSION,
+            last_trade_id: s.last_trade_id,
+            last_ts_ms: s.last_ts_ms,
+            seq: s.seq,
+            bars: s
+                .bars
+                .iter()
+                .map(|b| (b.interval().label.to_string(), b.forming().copied()))
+                .collect(),
+            rsi: s.rsi.clone(),
+            atr: s.atr.clone(),
+            vwap: s.vwap.clone(),
+            bucket: s.bucket.as_ref().map(VolumeState::of),
+            session: s.session_volume.as_ref().map(VolumeState::of),
+            day: s.day.as_ref().map(|(d, day)| (d.to_string(), *day)),
+            extended: s.extended.clone(),
+        })
+    }
+
+    /// Continues `inst` from a checkpoint taken by an earlier process, before
+    /// this stage has seen any of its events. What the configuration changed
+    /// since (a bar interval, an indicator period) starts afresh; a checkpoint
+    /// of another format version is refused (`false`).
+    pub fn restore(&mut self, inst: &Arc<Instrument>, c: Checkpoint) -> bool {
+        if c.v != CHECKPOINT_VERSION {
+            return false;
+        }
+        let i = self.state_of(inst);
+        let (cfg, s) = (&self.cfg, &mut self.states[i]);
+        s.last_trade_id = c.last_trade_id;
+        s.last_ts_ms = c.last_ts_ms;
+        s.seq = c.seq;
+        for b in &mut s.bars {
+            if let Some((_, forming)) = c.bars.iter().find(|(l, _)| **l == *b.interval().label) {
+                b.resume(*forming);
+            }
+        }
+        if ta::Period::period(&c.rsi) == cfg.rsi_period {
+            s.rsi = c.rsi;
+        }
+        if ta::Period::period(&c.atr) == cfg.atr_period {
+            s.atr = c.atr;
+        }
+        s.vwap = c.vwap;
+        s.bucket = c.bucket.map(|v| v.update(inst));
+        s.session_volume = c.session.map(|v| v.update(inst));
+        s.day = c.day.map(|(d, day)| (Arc::from(d), day));
+        if c.extended.len() == s.extended.len() {
+            s.extended = c.extended;
+        }
+        true
     }
 
     /// Takes one event; pushes it and what it caused to `out`.
@@ -471,6 +591,101 @@ mod tests {
         let rsi = indicators(&out, "rsi");
         assert_eq!(rsi.len(), 1);
         assert!(rsi[0] < 50.0, "{rsi:?}");
+    }
+
+    /// Three instruments over two NSE sessions, a trade every 20 s, ids rising.
+    fn two_sessions(insts: &[Arc<Instrument>]) -> Vec<Event> {
+        let mut out = Vec::new();
+        for (day, open) in [(0i64, 1_704_080_700_000i64), (1, 1_704_167_100_000)] {
+            for k in 0..1_000i64 {
+                for (j, inst) in insts.iter().enumerate() {
+                    let price = 100.0 + ((k * 7 + j as i64 * 13 + day * 5) % 41) as f64 * 0.05;
+                    let qty = (1 + (k + j as i64) % 9) as f64 * 0.001;
+                    let Event::Tick(mut t) = tick(inst, open + k * 20_000, price, qty) else {
+                        unreachable!()
+                    };
+                    t.trade_id = Some(tickwire_core::TradeId::trade((day * 10_000 + k) as u64));
+                    out.push(Event::Tick(t));
+                }
+            }
+        }
+        out
+    }
+
+    fn run(stage: &mut StateStage, events: &[Event], chunk: usize) -> Vec<Event> {
+        let mut out = Vec::new();
+        for c in events.chunks(chunk) {
+            for e in c {
+                stage.process(e.clone(), &mut out);
+            }
+            stage.emit_dirty(&mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn a_stage_restored_from_checkpoints_continues_as_the_uninterrupted_one() {
+        let cfg = || StateConfig {
+            intervals: ["1m", "5m"]
+                .iter()
+                .filter_map(|l| Interval::parse(l))
+                .collect(),
+            rsi_period: 3,
+            atr_period: 3,
+            extended: true,
+            ..StateConfig::default()
+        };
+        let insts: Vec<Arc<Instrument>> = ["SBIN", "TCS", "INFY"]
+            .iter()
+            .map(|s| Arc::new(Instrument::new("NSE", s)))
+            .collect();
+        let events = two_sessions(&insts);
+        // Cut inside a minute of the first session, and inside the second.
+        for cut in [1_501, 4_444] {
+            let mut whole = StateStage::new(cfg());
+            run(&mut whole, &events[..cut], 50);
+            let mut want = run(&mut whole, &events[cut..], 50);
+            whole.finish(&mut want);
+
+            let mut first = StateStage::new(cfg());
+            run(&mut first, &events[..cut], 50);
+            let mut second = StateStage::new(cfg());
+            for inst in &insts {
+                let json = serde_json::to_string(&first.checkpoint(inst).unwrap()).unwrap();
+                assert!(second.restore(inst, serde_json::from_str(&json).unwrap()));
+            }
+            let mut got = run(&mut second, &events[cut..], 50);
+            second.finish(&mut got);
+            assert!(want
+                .iter()
+                .any(|e| matches!(e, Event::IndicatorSet(s) if s.bb_upper.is_some())));
+            assert_eq!(got.len(), want.len(), "cut at {cut}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "cut at {cut}");
+            }
+            // A resend of the last trade before the cut is known to the restored stage.
+            let mut out = Vec::new();
+            let mut again = StateStage::new(cfg());
+            for inst in &insts {
+                again.restore(inst, first.checkpoint(inst).unwrap());
+            }
+            again.process(events[cut - 1].clone(), &mut out);
+            assert!(out.is_empty(), "{out:?}");
+            assert_eq!(again.duplicate_trades, 1);
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_version_is_not_loaded() {
+        let inst = Arc::new(Instrument::new("NSE", "SBIN"));
+        let mut s = stage();
+        s.process(tick(&inst, 1_704_080_700_000, 100.0, 1.0), &mut Vec::new());
+        let mut json: serde_json::Value =
+            serde_json::to_value(s.checkpoint(&inst).unwrap()).unwrap();
+        json["v"] = (CHECKPOINT_VERSION + 1).into();
+        let mut fresh = stage();
+        assert!(!fresh.restore(&inst, serde_json::from_value(json).unwrap()));
+        assert!(fresh.checkpoint(&inst).is_none());
     }
 
     #[test]

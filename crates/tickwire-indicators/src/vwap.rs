@@ -4,7 +4,7 @@
 use jiff::civil::Date;
 use ta::Reset;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Vwap {
     day: Option<Date>,
     pv: f64,
