@@ -113,6 +113,7 @@ fn e2e(c: &mut Criterion) {
                     max_raw: 1024,
                     chunk_events: 1024,
                     max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
+                    close_at_end: false,
                 };
                 let started = Instant::now();
                 let s = rt

@@ -172,6 +172,7 @@ fn opts(config: &Config, files: Vec<PathBuf>) -> ReplayOptions {
         max_raw: config.streams.deadletter_raw_bytes,
         chunk_events: 64,
         max_clock_skew_ms: config.ingest.max_clock_skew_ms,
+        close_at_end: false,
     }
 }
 

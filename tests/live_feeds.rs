@@ -541,7 +541,7 @@ async fn a_recording_replays_to_the_state_of_the_live_run() {
     let c = redis.client(0).await.unwrap();
     let _: () = c.flushall(false).await.unwrap();
 
-    let replayed = replay(&config, &recorded.files).await;
+    let replayed = replay_open(&config, &recorded.files).await;
     let from_replay = without_status(snapshot(&redis, &dbs).await);
     assert_eq!(replayed.ingest.ticks, live.ingest.ticks);
     assert_eq!(from_replay.len(), from_live.len());

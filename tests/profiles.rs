@@ -111,7 +111,9 @@ async fn dhanscalper_layout_alone() {
         [
             "dhan_scalper:v1:bars:NSE_EQ:2885:1",
             "dhan_scalper:v1:hb",
-            "dhan_scalper:v1:ticks:NSE_EQ:2885"
+            "dhan_scalper:v1:ticks:NSE_EQ:2885",
+            // tickwire's own state, whatever the layout.
+            "tickwire:checkpoint:NSE:RELIANCE"
         ]
     );
     for db in [2u8, 3, 4, 5, 6, 8] {

@@ -36,6 +36,7 @@ fn opts(file: std::path::PathBuf) -> ReplayOptions {
         max_raw: 1024,
         chunk_events: 64,
         max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
+        close_at_end: false,
     }
 }
 

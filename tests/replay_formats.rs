@@ -75,10 +75,15 @@ async fn tick_json_lines_land_with_deterministic_ids_and_last_prices() {
         ("3800", "3800.1")
     );
     assert_ttl(&db2, "price:SBIN").await;
-    // Nothing was written to the wrong DB (the system DB holds the heartbeat).
+    // Nothing was written to the wrong DB (the system DB holds the
+    // heartbeat and the instruments' checkpoints).
     assert_eq!(
         keys(&server.client(0).await.unwrap()).await,
-        ["tickwire:heartbeat"]
+        [
+            "tickwire:checkpoint:NSE:SBIN",
+            "tickwire:checkpoint:NSE:TCS",
+            "tickwire:heartbeat"
+        ]
     );
     assert_eq!(keys(&db2).await, ["price:SBIN", "price:TCS"]);
     // Ticks, and what the state stage made of them: a bar of each minute and
@@ -157,7 +162,12 @@ async fn recorded_binance_frames_land_trades_and_skip_other_streams() {
     );
     assert_ttl(&db2, "price:ETHUSDT").await;
     assert!(
-        keys(&server.client(0).await.unwrap()).await == ["tickwire:heartbeat"],
+        keys(&server.client(0).await.unwrap()).await
+            == [
+                "tickwire:checkpoint:binance:BTCUSDT",
+                "tickwire:checkpoint:binance:ETHUSDT",
+                "tickwire:heartbeat"
+            ],
         "skips are not dead letters"
     );
 }
@@ -336,6 +346,7 @@ async fn a_recorded_line_of_an_unknown_feed_is_dead_lettered_under_the_format() 
             "deadletter:binance",
             "deadletter:recorded",
             "deadletter:spot",
+            "tickwire:checkpoint:binance:BTCUSDT",
             "tickwire:heartbeat"
         ]
     );
@@ -418,7 +429,11 @@ async fn prefix_and_custom_templates_and_dbs_apply_to_every_key() {
     assert!(t > 0 && t <= 60, "{t}");
     assert_eq!(
         keys(&server.client(1).await.unwrap()).await,
-        ["bt:deadletter:tickwire", "bt:tickwire:heartbeat"]
+        [
+            "bt:deadletter:tickwire",
+            "bt:tickwire:checkpoint:NSE:SBIN",
+            "bt:tickwire:heartbeat"
+        ]
     );
     for db in [0, 2, 4] {
         assert!(

@@ -35,7 +35,22 @@ pub async fn replay(config: &Config, files: &[PathBuf]) -> RunSummary {
     replay_with(config, files, None).await
 }
 
+/// A replay that leaves what is still forming at the end forming, as a live
+/// run that stops does.
+pub async fn replay_open(config: &Config, files: &[PathBuf]) -> RunSummary {
+    replay_opts(config, files, None, false).await
+}
+
 pub async fn replay_with(config: &Config, files: &[PathBuf], symbol: Option<&str>) -> RunSummary {
+    replay_opts(config, files, symbol, true).await
+}
+
+async fn replay_opts(
+    config: &Config,
+    files: &[PathBuf],
+    symbol: Option<&str>,
+    close_at_end: bool,
+) -> RunSummary {
     let opts = ReplayOptions {
         feeds: config.feeds.clone(),
         files: files.to_vec(),
@@ -45,6 +60,8 @@ pub async fn replay_with(config: &Config, files: &[PathBuf], symbol: Option<&str
         max_raw: config.streams.deadletter_raw_bytes,
         chunk_events: 7,
         max_clock_skew_ms: config.ingest.max_clock_skew_ms,
+        // Most tests read each replay as a backtest on its own.
+        close_at_end,
     };
     tickwire::replay(config, opts, Arc::new(AtomicBool::new(false)))
         .await

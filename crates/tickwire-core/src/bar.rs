@@ -94,6 +94,14 @@ pub struct VolumeUpdate {
     pub last_ts_ms: i64,
 }
 
+/// An instrument's state checkpoint (JSON, the state stage's format), to
+/// be written once the outputs it accounts for are acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateCheckpoint {
+    pub instrument: Arc<Instrument>,
+    pub json: String,
+}
+
 /// A quote-only update (Binance bookTicker, OKX tickers): it sets bid and ask
 /// in the last-price hash and never appends to the tick stream.
 #[derive(Debug, Clone, PartialEq)]

@@ -482,6 +482,8 @@ pub struct KeysConfig {
     /// Reconnects of a feed since the process started.
     pub feed_reconnects: String,
     pub deadletter: String,
+    /// tickwire's own per-instrument checkpoint (not for consumers).
+    pub checkpoint: String,
 }
 
 impl Default for KeysConfig {
@@ -507,6 +509,7 @@ impl Default for KeysConfig {
             feed_status: "feed:{feed}:status".into(),
             feed_reconnects: "feed:{feed}:reconnects".into(),
             deadletter: "deadletter:{feed}".into(),
+            checkpoint: "tickwire:checkpoint:{exchange}:{symbol}".into(),
         }
     }
 }
@@ -534,6 +537,7 @@ pub struct Keys {
     pub feed_status: KeyTemplate,
     pub feed_reconnects: KeyTemplate,
     pub deadletter: KeyTemplate,
+    pub checkpoint: KeyTemplate,
 }
 
 impl KeysConfig {
@@ -587,6 +591,7 @@ impl KeysConfig {
             feed_status: one("feed_status", &self.feed_status, &["feed"]),
             feed_reconnects: one("feed_reconnects", &self.feed_reconnects, &["feed"]),
             deadletter: one("deadletter", &self.deadletter, &["feed"]),
+            checkpoint: one("checkpoint", &self.checkpoint, &["symbol"]),
         };
         if errors.is_empty() {
             Ok(keys)

@@ -1,6 +1,8 @@
 //! What the parse stage hands to the writer.
 
-use crate::bar::{BarUpdate, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, VolumeUpdate};
+use crate::bar::{
+    BarUpdate, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, StateCheckpoint, VolumeUpdate,
+};
 use crate::num::Dec;
 use crate::tick::{Instrument, Tick};
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub enum Event {
     /// All indicators of a closed bar (from the state stage, when a key
     /// profile writes them).
     IndicatorSet(IndicatorSet),
+    /// An instrument's state as of the events before it (from the state stage).
+    Checkpoint(StateCheckpoint),
 }
 
 /// Where a live feed stands, as written to `feed:{feed}:status`.

@@ -24,6 +24,21 @@ impl StreamIdSeq {
     }
 }
 
+impl StreamIdSeq {
+    /// The last ID given.
+    pub fn last(&self) -> Option<(u64, u64)> {
+        self.last
+    }
+
+    /// Takes `id` as the last one given (an ID assigned elsewhere), so the
+    /// next one comes after it.
+    pub fn follow(&mut self, id: (u64, u64)) {
+        if self.last.is_none_or(|last| id > last) {
+            self.last = Some(id);
+        }
+    }
+}
+
 /// Formats an ID the way Redis does.
 pub fn format_id((ms, seq): (u64, u64)) -> String {
     format!("{ms}-{seq}")

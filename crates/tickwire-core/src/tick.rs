@@ -77,6 +77,9 @@ pub struct Tick {
     /// increasing per instrument, so a trade at or below the last applied one
     /// is a resend.
     pub trade_id: Option<TradeId>,
+    /// Its stream entry ID `({ms}, {seq})`, given by the state stage from
+    /// the instrument's checkpointed sequence (`None`: the writer numbers it).
+    pub stream_id: Option<(u64, u64)>,
 }
 
 /// A venue's number for a trade, increasing per instrument within its
@@ -137,6 +140,7 @@ impl Tick {
             day: None,
             db: None,
             trade_id: None,
+            stream_id: None,
         }
     }
 
@@ -280,6 +284,7 @@ mod tests {
             day: None,
             db: None,
             trade_id: None,
+            stream_id: None,
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);
         assert!(t.validate().is_ok());

@@ -12,7 +12,7 @@ use crate::keys::KeyTemplate;
 use crate::tick::Instrument;
 
 /// The templates of keys that belong to one instrument, by config name.
-fn instrument_templates(keys: &Keys) -> [(&'static str, &KeyTemplate); 12] {
+fn instrument_templates(keys: &Keys) -> [(&'static str, &KeyTemplate); 13] {
     [
         ("tick_stream", &keys.tick_stream),
         ("last_price", &keys.last_price),
@@ -26,6 +26,7 @@ fn instrument_templates(keys: &Keys) -> [(&'static str, &KeyTemplate); 12] {
         ("volume_profile", &keys.volume_profile),
         ("volume_sessions", &keys.volume_sessions),
         ("depth", &keys.depth),
+        ("checkpoint", &keys.checkpoint),
     ]
 }
 

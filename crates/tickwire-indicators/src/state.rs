@@ -41,6 +41,13 @@ pub struct StateConfig {
     /// Also compute RSI 14, MACD 12/26/9 and Bollinger 20/2 on every bar
     /// interval and hand them on together (a key profile writes them).
     pub extended: bool,
+    /// Hand on each changed instrument's checkpoint with its outputs.
+    pub checkpoints: bool,
+    /// Close what is still forming when the input ends (`replay
+    /// --close-at-end`, a backtest meant to stand alone). Otherwise stopping
+    /// never closes a bar: it stays forming, in the checkpoint, for the next
+    /// process to finish.
+    pub close_at_end: bool,
 }
 
 impl Default for StateConfig {
@@ -76,6 +83,8 @@ impl StateConfig {
                 .unwrap_or_else(|_| Calendar::around_the_clock()),
             bucket_minutes: u16::try_from(bucket / 60_000).unwrap_or(1).max(1),
             extended: c.profiles.others.iter().any(|p| p.indicators.is_some()),
+            checkpoints: true,
+            close_at_end: false,
         }
     }
 }
@@ -90,10 +99,17 @@ struct InstrumentState {
     /// Volume of the current bucket and of the current session.
     bucket: Option<VolumeUpdate>,
     session_volume: Option<VolumeUpdate>,
-    /// Trade sequence for the Lua engine's idempotence.
+    /// The stream IDs of the instrument's ticks (also the Lua engine's
+    /// trade sequence, which makes its scripts idempotent).
     seq: StreamIdSeq,
     last_ts_ms: i64,
     dirty: bool,
+    /// Changed since its checkpoint was last handed on.
+    unsaved: bool,
+    /// Restored from a checkpoint whose last stream ID was this: a tick
+    /// without a venue id stamped before it, or at its millisecond within
+    /// the positions already taken (the counter), is a resend.
+    resume: Option<((u64, u64), u64)>,
     /// The trading day so far: (session date, its summary).
     day: Option<(Arc<str>, Day)>,
     /// Per bar interval, when `extended`: RSI, MACD, Bollinger.
@@ -167,6 +183,29 @@ pub struct Checkpoint {
     session: Option<VolumeState>,
     day: Option<(String, Day)>,
     extended: Vec<Extended>,
+}
+
+impl Checkpoint {
+    fn of(s: &InstrumentState) -> Self {
+        Checkpoint {
+            v: CHECKPOINT_VERSION,
+            last_trade_id: s.last_trade_id,
+            last_ts_ms: s.last_ts_ms,
+            seq: s.seq,
+            bars: s
+                .bars
+                .iter()
+                .map(|b| (b.interval().label.to_string(), b.forming().copied()))
+                .collect(),
+            rsi: s.rsi.clone(),
+            atr: s.atr.clone(),
+            vwap: s.vwap.clone(),
+            bucket: s.bucket.as_ref().map(VolumeState::of),
+            session: s.session_volume.as_ref().map(VolumeState::of),
+            day: s.day.as_ref().map(|(d, day)| (d.to_string(), *day)),
+            extended: s.extended.clone(),
+        }
+    }
 }
 
 /// The checkpoint format this build writes and reads.
@@ -256,6 +295,8 @@ impl StateStage {
             seq: StreamIdSeq::default(),
             last_ts_ms: 0,
             dirty: false,
+            unsaved: false,
+            resume: None,
             day: None,
             extended: if self.cfg.extended {
                 self.cfg
@@ -276,24 +317,12 @@ impl StateStage {
     /// The checkpoint of `inst`, if this stage has met it.
     pub fn checkpoint(&self, inst: &Arc<Instrument>) -> Option<Checkpoint> {
         let s = &self.states[*self.index.get(&ByAddress(Arc::clone(inst)))?];
-        Some(Checkpoint {
-            v: CHECKPOINT_VERSION,
-            last_trade_id: s.last_trade_id,
-            last_ts_ms: s.last_ts_ms,
-            seq: s.seq,
-            bars: s
-                .bars
-                .iter()
-                .map(|b| (b.interval().label.to_string(), b.forming().copied()))
-                .collect(),
-            rsi: s.rsi.clone(),
-            atr: s.atr.clone(),
-            vwap: s.vwap.clone(),
-            bucket: s.bucket.as_ref().map(VolumeState::of),
-            session: s.session_volume.as_ref().map(VolumeState::of),
-            day: s.day.as_ref().map(|(d, day)| (d.to_string(), *day)),
-            extended: s.extended.clone(),
-        })
+        Some(Checkpoint::of(s))
+    }
+
+    /// Whether this stage has met `inst` (or restored it).
+    pub fn knows(&self, inst: &Arc<Instrument>) -> bool {
+        self.index.contains_key(&ByAddress(Arc::clone(inst)))
     }
 
     /// Continues `inst` from a checkpoint taken by an earlier process, before
@@ -309,6 +338,7 @@ impl StateStage {
         s.last_trade_id = c.last_trade_id;
         s.last_ts_ms = c.last_ts_ms;
         s.seq = c.seq;
+        s.resume = c.seq.last().map(|id| (id, 0));
         for b in &mut s.bars {
             if let Some((_, forming)) = c.bars.iter().find(|(l, _)| **l == *b.interval().label) {
                 b.resume(*forming);
@@ -338,6 +368,7 @@ impl StateStage {
         };
         let i = self.state_of(&tick.instrument);
         let s = &mut self.states[i];
+        let ts = tick.exchange_ts_ms();
         if let Some(id) = tick.trade_id {
             let last = &mut s.last_trade_id[id.sequence as usize];
             if last.is_some_and(|last| id.value <= last) {
@@ -345,14 +376,31 @@ impl StateStage {
                 return;
             }
             *last = Some(id.value);
+            s.resume = None;
+        } else if let Some(((ms, seq), taken)) = &mut s.resume {
+            // Without an id, the tick's place in its millisecond is its identity.
+            let at = u64::try_from(ts).unwrap_or(0);
+            let resent = at < *ms || (at == *ms && *taken <= *seq);
+            if at == *ms {
+                *taken += 1;
+            }
+            if resent {
+                self.duplicate_trades += 1;
+                return;
+            }
+            s.resume = None;
         }
-        let ts = tick.exchange_ts_ms();
         let local_minute = s.clock.at(ts).minute;
         let Some(db) = s.clock.venue().route(local_minute) else {
             self.dropped_outside += 1;
             return;
         };
         tick.db = Some(db);
+        // The entry's place in its instrument's sequence, kept in the
+        // checkpoint, so a process that continues the instrument numbers a
+        // millisecond's trades after those already written.
+        tick.stream_id = Some(s.seq.next(ts));
+        s.unsaved = true;
         if tick.qty.is_positive() {
             let date = &s.clock.at(ts).session;
             match &mut s.day {
@@ -408,7 +456,7 @@ impl StateStage {
             }
         } else {
             let session = Arc::clone(&local.session);
-            let (ts_ms, seq) = s.seq.next(ts);
+            let (ts_ms, seq) = tick.stream_id.unwrap_or_else(|| s.seq.next(ts));
             out.push(Event::SessionTrade(SessionTrade {
                 instrument: Arc::clone(&s.instrument),
                 ts_ms,
@@ -421,8 +469,31 @@ impl StateStage {
     }
 
     /// Hands on the latest forming bars and VWAP of every instrument that
-    /// traded since the last call.
+    /// traded since the last call, and the checkpoint of every instrument
+    /// that changed.
     pub fn emit_dirty(&mut self, out: &mut Vec<Event>) {
+        self.emit_forming(out);
+        self.emit_checkpoints(out);
+    }
+
+    fn emit_checkpoints(&mut self, out: &mut Vec<Event>) {
+        if !self.cfg.checkpoints {
+            return;
+        }
+        for s in self.states.iter_mut().filter(|s| s.unsaved) {
+            s.unsaved = false;
+            match serde_json::to_string(&Checkpoint::of(s)) {
+                Ok(json) => out.push(Event::Checkpoint(tickwire_core::StateCheckpoint {
+                    instrument: Arc::clone(&s.instrument),
+                    json,
+                })),
+                // Plain data and finite floats: serializing cannot fail.
+                Err(e) => unreachable!("a checkpoint does not serialize: {e}"),
+            }
+        }
+    }
+
+    fn emit_forming(&mut self, out: &mut Vec<Event>) {
         let inline = self.cfg.inline;
         for s in self.states.iter_mut().filter(|s| s.dirty) {
             s.dirty = false;
@@ -451,17 +522,23 @@ impl StateStage {
         }
     }
 
-    /// The input (or the session) ended: every forming bar closes.
+    /// The input ended or the process stops: what changed is handed on. A
+    /// forming bar stays forming (in its hash and the checkpoint) unless
+    /// `close_at_end` says to close it.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
-        self.emit_dirty(out);
-        let cfg = &self.cfg;
-        for s in &mut self.states {
-            for k in 0..s.bars.len() {
-                if let Some(closed) = s.bars[k].close() {
-                    s.on_close(k, closed, cfg, out);
+        self.emit_forming(out);
+        if self.cfg.close_at_end {
+            let cfg = &self.cfg;
+            for s in &mut self.states {
+                for k in 0..s.bars.len() {
+                    if let Some(closed) = s.bars[k].close() {
+                        s.on_close(k, closed, cfg, out);
+                        s.unsaved = true;
+                    }
                 }
             }
         }
+        self.emit_checkpoints(out);
     }
 }
 
@@ -552,6 +629,8 @@ mod tests {
         StateStage::new(StateConfig {
             rsi_period: 2,
             atr_period: 2,
+            close_at_end: true,
+            checkpoints: false,
             ..StateConfig::default()
         })
     }
@@ -736,6 +815,8 @@ mod tests {
         let inst = Arc::new(Instrument::new("NSE", "SBIN"));
         let mut s = StateStage::new(StateConfig {
             inline: false,
+            close_at_end: true,
+            checkpoints: false,
             ..StateConfig::default()
         });
         let mut out = Vec::new();

@@ -39,6 +39,8 @@ pub struct ReplayOptions {
     pub chunk_events: usize,
     /// `[ingest] max_clock_skew_ms`: trades stamped further ahead are dead-lettered.
     pub max_clock_skew_ms: u64,
+    /// `--close-at-end`: close the bars still forming when the input ends.
+    pub close_at_end: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -711,6 +713,7 @@ mod tests {
             max_raw: 256,
             chunk_events: 3,
             max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
+            close_at_end: false,
         }
     }
 

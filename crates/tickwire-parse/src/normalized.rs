@@ -116,6 +116,7 @@ pub(crate) fn decode(
             .as_ref()
             .and_then(TradeId::value)
             .map(tickwire_core::TradeId::trade),
+        stream_id: None,
     };
     match tick.validate() {
         Ok(()) => Event::Tick(tick),

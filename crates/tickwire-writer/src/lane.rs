@@ -146,6 +146,10 @@ pub(crate) struct LaneBatch {
     pub lua_bars: Vec<LuaBar>,
     pub lua_trades: Vec<LuaTrade>,
     pub volumes: Vec<VolumeWrite>,
+    /// The state checkpoints of the instruments this batch's outputs belong
+    /// to: written with the lane's next batch (or after the last), once
+    /// these outputs are acknowledged, so a checkpoint is never ahead of them.
+    pub checkpoints: Vec<SnapshotWrite>,
 }
 
 impl LaneBatch {
@@ -160,6 +164,7 @@ impl LaneBatch {
             + self.lua_bars.len()
             + self.lua_trades.len()
             + self.volumes.len()
+            + self.checkpoints.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -1353,8 +1358,20 @@ pub(crate) async fn run_lane(
 ) -> Result<WriterStats, WriterError> {
     let mut stats = WriterStats::default();
     let mut state = LaneState::default();
-    while let Some(batch) = rx.recv().await {
+    // The checkpoints of the batch written last, acknowledged with it.
+    let mut acknowledged: Vec<SnapshotWrite> = Vec::new();
+    while let Some(mut batch) = rx.recv().await {
+        let checkpoints = std::mem::take(&mut batch.checkpoints);
+        batch.snapshots.append(&mut acknowledged);
         write_batch(batch, &pools, lane, &settings, &mut state, &mut stats).await?;
+        acknowledged = checkpoints;
+    }
+    if !acknowledged.is_empty() {
+        let last = LaneBatch {
+            snapshots: acknowledged,
+            ..LaneBatch::default()
+        };
+        write_batch(last, &pools, lane, &settings, &mut state, &mut stats).await?;
     }
     Ok(stats)
 }

@@ -78,6 +78,8 @@ pub enum WriterError {
     VenueCollision(String),
     #[error("cannot read which exchange a last-price hash belongs to: {0}")]
     Owner(fred::error::Error),
+    #[error("cannot read the instruments' checkpoints: {0}")]
+    Checkpoint(fred::error::Error),
 }
 
 /// The key templates of `config`, parsed (validated config: they parse).
@@ -183,6 +185,37 @@ struct Dispatcher {
     /// The instruments met in this run, by symbol: a newcomer of another
     /// exchange that would share their keys is refused.
     by_symbol: HashMap<Box<str>, Vec<Arc<Instrument>>>,
+    /// Checkpoint keys per instrument.
+    checkpoint_keys: HashMap<ByAddress, Key>,
+}
+
+/// The key of `inst`'s state checkpoint (in the system DB, beside the
+/// process's other bookkeeping).
+pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
+    keys.checkpoint
+        .render(&keys.prefix, |n| instrument_value(inst, n))
+}
+
+/// Reads the checkpoints of `insts` (one pipelined GET each) from the
+/// system DB: what a process continues each instrument from.
+pub async fn load_checkpoints(
+    pools: &RedisPools,
+    config: &Config,
+    insts: &[Arc<Instrument>],
+) -> Result<Vec<Option<String>>, WriterError> {
+    let keys = compile_keys(config)?;
+    let client = pools.client(config.databases.get(Db::System), 0)?;
+    let p = client.pipeline();
+    for inst in insts {
+        let _: () = fred::prelude::KeysInterface::get(&p, checkpoint_key(&keys, inst))
+            .await
+            .map_err(WriterError::Checkpoint)?;
+    }
+    p.try_all::<Option<String>>()
+        .await
+        .into_iter()
+        .map(|r| r.map_err(WriterError::Checkpoint))
+        .collect()
 }
 
 /// (profile index, output kind, instrument, bar interval).
@@ -472,7 +505,12 @@ impl Dispatcher {
         let profiled = self.route_profiles(&event);
         // Outputs the selected profiles do not name are not written; dead
         // letters and skips are the process's own bookkeeping, always kept.
-        if !self.default_layout && !matches!(event, Event::Rejected(_) | Event::Skipped { .. }) {
+        if !self.default_layout
+            && !matches!(
+                event,
+                Event::Rejected(_) | Event::Skipped { .. } | Event::Checkpoint(_)
+            )
+        {
             return profiled;
         }
         match event {
@@ -513,7 +551,15 @@ impl Dispatcher {
                     }
                 };
                 let stream = &mut self.streams[index];
-                let id = stream.seq.next(tick.exchange_ts_ms());
+                let id = match tick.stream_id {
+                    // Numbered by the state stage; the writer's sequence
+                    // follows, for ticks that come without.
+                    Some(id) => {
+                        stream.seq.follow(id);
+                        id
+                    }
+                    None => stream.seq.next(tick.exchange_ts_ms()),
+                };
                 self.last_tick_ms = tick.exchange_ts_ms();
                 let lane = route.lane;
                 self.pending[lane].ticks.push(TickWrite {
@@ -739,6 +785,25 @@ impl Dispatcher {
             }
             // Only key profiles write the indicator set (above).
             Event::IndicatorSet(_) => None,
+            Event::Checkpoint(c) => {
+                let inst = &c.instrument;
+                let key = match self.checkpoint_keys.get(&ByAddress(Arc::clone(inst))) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = Key::from(checkpoint_key(&self.keys, inst));
+                        self.checkpoint_keys
+                            .insert(ByAddress(Arc::clone(inst)), k.clone());
+                        k
+                    }
+                };
+                let lane = lane_of(&inst.symbol, self.lanes);
+                self.pending[lane].checkpoints.push(SnapshotWrite {
+                    db: self.dbs.get(Db::System),
+                    key,
+                    value: Snapshot::Text(fred::types::Value::from(c.json)),
+                });
+                Some(lane)
+            }
             Event::SessionTrade(trade) => {
                 let keys = self.lua_keys_of(&trade.instrument);
                 let lane = lane_of(&trade.instrument.symbol, self.lanes);
@@ -915,6 +980,7 @@ pub async fn run_with(
         profile_keys: HashMap::new(),
         profile_streams: HashMap::new(),
         by_symbol: HashMap::new(),
+        checkpoint_keys: HashMap::new(),
     };
     let batch_size = config.writer.batch_size.max(1);
     let mut flush = tokio::time::interval(Duration::from_millis(config.writer.flush_interval_ms));

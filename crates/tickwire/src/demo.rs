@@ -52,6 +52,7 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
         max_raw: config.streams.deadletter_raw_bytes,
         chunk_events: 1024,
         max_clock_skew_ms: config.ingest.max_clock_skew_ms,
+        close_at_end: false,
     };
     let summary = replay(&config, opts, Arc::new(AtomicBool::new(false))).await?;
     write!(out, "{}", summary.render())?;

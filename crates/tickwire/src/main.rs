@@ -121,6 +121,10 @@ struct ReplayArgs {
     /// Symbol of Binance trade dumps whose file name does not say it.
     #[arg(long)]
     symbol: Option<String>,
+    /// Close the bars still forming when the input ends (a backtest meant to
+    /// stand alone); without it they stay forming for the next run to finish.
+    #[arg(long)]
+    close_at_end: bool,
 }
 
 #[derive(Args)]
@@ -311,6 +315,7 @@ async fn main() -> Result<()> {
                 max_raw: config.streams.deadletter_raw_bytes,
                 chunk_events: 1024,
                 max_clock_skew_ms: config.ingest.max_clock_skew_ms,
+                close_at_end: args.close_at_end,
             };
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));

@@ -31,6 +31,66 @@ pub enum AppError {
     Join(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Live(#[from] tickwire_ingest::LiveError),
+    #[error("the state stage stopped: {0}")]
+    State(String),
+}
+
+/// Where the state stage reads the checkpoints of instruments it meets.
+pub(crate) struct Checkpoints {
+    pub handle: tokio::runtime::Handle,
+    pub pools: Arc<RedisPools>,
+    pub config: Config,
+}
+
+impl Checkpoints {
+    /// Continues every instrument of `events` the stage has not met from its
+    /// checkpoint, if an earlier process left one: one pipelined read per
+    /// chunk that meets instruments. Redis unreachable: retried, as writes are.
+    fn restore(&self, stage: &mut StateStage, events: &[Event]) -> Result<(), String> {
+        let mut newcomers: Vec<Arc<tickwire_core::Instrument>> = Vec::new();
+        for e in events {
+            if let Event::Tick(t) = e {
+                if !stage.knows(&t.instrument)
+                    && !newcomers.iter().any(|i| Arc::ptr_eq(i, &t.instrument))
+                {
+                    newcomers.push(Arc::clone(&t.instrument));
+                }
+            }
+        }
+        if newcomers.is_empty() {
+            return Ok(());
+        }
+        let mut tries = 0;
+        let loaded = loop {
+            let read = self.handle.block_on(tickwire_writer::load_checkpoints(
+                &self.pools,
+                &self.config,
+                &newcomers,
+            ));
+            match read {
+                Ok(l) => break l,
+                Err(e) if tries < self.config.writer.max_retries => {
+                    tries += 1;
+                    tracing::warn!(attempt = tries, error = %e, "checkpoint read failed, retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        (50u64 << tries.min(6)).min(2_000),
+                    ));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        for (inst, json) in newcomers.iter().zip(loaded) {
+            let Some(json) = json else { continue };
+            let restored = serde_json::from_str(&json).is_ok_and(|c| stage.restore(inst, c));
+            if !restored {
+                tracing::warn!(
+                    symbol = %inst.symbol,
+                    "checkpoint of another format: the instrument starts afresh"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Replays `opts.files` into the Redis of `config`. Setting `stop` (Ctrl-C)
@@ -55,19 +115,30 @@ pub async fn replay_shown(
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
     let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
     // Files first: a missing file fails before Redis is even asked.
+    let close_at_end = opts.close_at_end;
     let handle = start_replay(opts, tx, Arc::clone(&stop))?;
-    let state = spawn_state_stage(StateConfig::from_config(config), parsed, state_tx)?;
     let pools = match RedisPools::connect(&config.redis, writer_dbs(config)).await {
         Ok(p) => Arc::new(p),
         Err(e) => {
             stop.store(true, Ordering::Relaxed);
-            drop(rx);
+            drop(parsed);
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-            let _ = tokio::task::spawn_blocking(move || state.join()).await;
-            // (its counts do not matter: the run did not start)
             return Err(e.into());
         }
     };
+    let state = spawn_state_stage(
+        StateConfig {
+            close_at_end,
+            ..StateConfig::from_config(config)
+        },
+        Checkpoints {
+            handle: tokio::runtime::Handle::current(),
+            pools: Arc::clone(&pools),
+            config: config.clone(),
+        },
+        parsed,
+        state_tx,
+    )?;
     let writer = WriterTask::start(config, &pools, rx, false);
     let shown = crate::progress::show(mode, handle.progress());
     let ingest = tokio::task::spawn_blocking(move || handle.join());
@@ -78,6 +149,9 @@ pub async fn replay_shown(
         .await?
         .unwrap_or_default();
     pools.quit().await;
+    if let Some(why) = &state.failed {
+        return Err(AppError::State(why.clone()));
+    }
     // A writer failure explains an ingest "writer gone"; report it first.
     let writer = written?;
     let ingest = read?;
@@ -98,6 +172,7 @@ pub async fn replay_shown(
 /// forming bar.
 pub(crate) fn spawn_state_stage(
     cfg: StateConfig,
+    checkpoints: Checkpoints,
     mut input: mpsc::Receiver<Vec<Event>>,
     output: mpsc::Sender<Vec<Event>>,
 ) -> std::io::Result<std::thread::JoinHandle<StateCounts>> {
@@ -107,6 +182,12 @@ pub(crate) fn spawn_state_stage(
             let mut stage = StateStage::new(cfg);
             let resent = metrics::counter!(tickwire_core::telemetry::TRADES_RESENT);
             while let Some(events) = input.blocking_recv() {
+                if let Err(e) = checkpoints.restore(&mut stage, &events) {
+                    tracing::error!(error = %e, "cannot read checkpoints: the state stage stops");
+                    let mut counts = StateCounts::of(&stage);
+                    counts.failed = Some(e);
+                    return counts;
+                }
                 let mut out = Vec::with_capacity(events.len() + 16);
                 let before = stage.duplicate_trades;
                 for e in events {
@@ -129,8 +210,10 @@ pub(crate) fn spawn_state_stage(
 }
 
 /// What the state stage counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateCounts {
+    /// Why the stage stopped early, if it did.
+    pub failed: Option<String>,
     /// Ticks outside every phase of their exchange, dropped by policy.
     pub dropped_outside: u64,
     /// Ticks without quantity: written, but no bar, VWAP or volume.
@@ -145,6 +228,7 @@ impl StateCounts {
             dropped_outside: stage.dropped_outside,
             without_qty: stage.ticks_without_qty,
             resent: stage.duplicate_trades,
+            failed: None,
         }
     }
 }

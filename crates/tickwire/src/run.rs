@@ -49,7 +49,16 @@ pub async fn run(
     let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
     let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
-    let state = spawn_state_stage(StateConfig::from_config(config), parsed, state_tx)?;
+    let state = spawn_state_stage(
+        StateConfig::from_config(config),
+        crate::replay::Checkpoints {
+            handle: tokio::runtime::Handle::current(),
+            pools: Arc::clone(&pools),
+            config: config.clone(),
+        },
+        parsed,
+        state_tx,
+    )?;
     let writer = WriterTask::start(config, &pools, rx, true);
     let live = match start_live(live_options(config, record, true), tx) {
         Ok(h) => h,
@@ -68,6 +77,9 @@ pub async fn run(
         .await?
         .unwrap_or_default();
     pools.quit().await;
+    if let Some(why) = &state.failed {
+        return Err(AppError::State(why.clone()));
+    }
     let writer = written?;
     let read = read?;
     Ok(RunSummary {
