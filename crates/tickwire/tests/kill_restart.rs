@@ -1,0 +1,249 @@
+//! The process as an operator restarts it: SIGKILLed at several points, or
+//! stopped with SIGTERM, and started again on the whole input, tickwire leaves
+//! every key equal to one uninterrupted run.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use futures_util::StreamExt;
+use tickwire_testkit::RedisServer;
+
+fn tickwire() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
+    c.env_remove("TICKWIRE_REDIS_URL").env_remove("RUST_LOG");
+    c
+}
+
+fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+/// Trades per instrument in the input.
+const TRADES: i64 = 24_000;
+
+/// Tardis-shaped trades of two instruments with ids, three in each
+/// millisecond they trade in, over 30 minutes of exchange time.
+fn input(dir: &Path) -> std::path::PathBuf {
+    let t0 = 1_582_329_600_000_000i64;
+    let step = 1_800_000_000 / (TRADES / 3);
+    let mut body = String::from("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n");
+    for i in 0..TRADES {
+        for (j, symbol) in ["BTCUSDT", "ETHUSDT"].iter().enumerate() {
+            let ts = t0 + (i / 3) * step + j as i64 * 900;
+            body += &format!(
+                "binance-futures,{symbol},{ts},{},{},sell,{}.{},0.{:03}\n",
+                ts + 100_000,
+                70_000_000 + i,
+                9_500 + (i * 11 + j as i64) % 61,
+                i % 10,
+                1 + (i * 17) % 997
+            );
+        }
+    }
+    let path = dir.join("trades.csv");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn replay(server: &RedisServer, file: &Path, pace: &[&str]) -> Command {
+    // A short queue between the stages: a stop drains little, so a run
+    // stopped early has really written only part of the input.
+    let cfg = file.with_file_name("queue.toml");
+    std::fs::write(&cfg, "[writer]\nchannel_capacity = 2\n").unwrap();
+    let mut c = tickwire();
+    c.arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "replay"])
+        .args(pace)
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn run_to_end(server: &RedisServer, file: &Path) {
+    let status = replay(server, file, &["--max"]).status().unwrap();
+    assert!(status.success(), "replay exited {status}");
+}
+
+/// Every key of the DBs tickwire writes (the heartbeat aside), with its content.
+async fn snapshot(server: &RedisServer) -> Vec<(u8, String, String)> {
+    let mut out = Vec::new();
+    for db in [2u8, 3, 4, 5, 6, 0] {
+        let c = server.client(db).await.unwrap();
+        let mut keys = Vec::new();
+        let mut scan = c.scan_buffered("*", Some(1000), None);
+        while let Some(k) = scan.next().await {
+            keys.push(k.unwrap().as_str().unwrap().to_string());
+        }
+        keys.sort();
+        for k in keys.into_iter().filter(|k| k != "tickwire:heartbeat") {
+            let kind: String = c.r#type(k.as_str()).await.unwrap();
+            let content = match kind.as_str() {
+                "hash" => {
+                    let mut h: Vec<(String, String)> = c
+                        .hgetall::<std::collections::HashMap<String, String>, _>(k.as_str())
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .collect();
+                    h.sort();
+                    format!("{h:?}")
+                }
+                "string" => format!("{:?}", c.get::<String, _>(k.as_str()).await.unwrap()),
+                "zset" => {
+                    let z: Vec<String> = c
+                        .zrange(k.as_str(), 0, -1, None, false, None, true)
+                        .await
+                        .unwrap();
+                    format!("{z:?}")
+                }
+                "set" => {
+                    let mut m: Vec<String> = c.smembers(k.as_str()).await.unwrap();
+                    m.sort();
+                    format!("{m:?}")
+                }
+                _ => {
+                    let e: Vec<(String, std::collections::HashMap<String, String>)> =
+                        c.xrange(k.as_str(), "-", "+", None).await.unwrap();
+                    let e: Vec<(String, Vec<(String, String)>)> = e
+                        .into_iter()
+                        .map(|(id, f)| {
+                            let mut f: Vec<_> = f.into_iter().collect();
+                            f.sort();
+                            (id, f)
+                        })
+                        .collect();
+                    format!("{e:?}")
+                }
+            };
+            out.push((db, k, content));
+        }
+    }
+    out
+}
+
+async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
+    let (g, w) = (snapshot(got).await, snapshot(want).await);
+    assert_eq!(
+        g.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        w.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        "{what}: the keys"
+    );
+    for (a, b) in g.iter().zip(&w) {
+        assert!(
+            a == b,
+            "{what}: db {} key {} differs\n got {:.300}\nwant {:.300}",
+            b.0,
+            b.1,
+            a.2,
+            b.2
+        );
+    }
+}
+
+/// Starts a paced replay and stops it after `after`, with `signal`; returns
+/// what it printed.
+fn interrupt(server: &RedisServer, file: &Path, after: Duration, signal: &str) -> String {
+    // 30 minutes of exchange time at 900x: about 2 s a run.
+    let mut child = replay(server, file, &["--speed", "900"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no exit after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if signal == "-TERM" {
+        assert!(
+            status.success(),
+            "SIGTERM: drain, flush, exit 0 (got {status})"
+        );
+    }
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut o, &mut out).unwrap();
+    }
+    out
+}
+
+/// The number after `label` in the summary table.
+fn summary_value(stdout: &str, label: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{label}` in summary:\n{stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_several_points_then_the_whole_input_equals_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = input(dir.path());
+    let reference = redis();
+    run_to_end(&reference, &file);
+
+    let server = redis();
+    for after in [400, 900, 1_500] {
+        interrupt(&server, &file, Duration::from_millis(after), "-KILL");
+    }
+    // Something landed before the kills, and not everything.
+    let db4 = server.client(4).await.unwrap();
+    let landed: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap();
+    assert!(
+        landed > 0 && landed < TRADES as u64,
+        "{landed} ticks before the restart"
+    );
+    run_to_end(&server, &file);
+    assert_same(&server, &reference, "after SIGKILLs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_then_the_rest_of_the_input_equals_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = input(dir.path());
+    let reference = redis();
+    run_to_end(&reference, &file);
+
+    // Stopped with SIGTERM, then started again on what it had not read:
+    // the second process continues from the checkpoints alone.
+    let server = redis();
+    let printed = interrupt(&server, &file, Duration::from_millis(800), "-TERM");
+    let read = summary_value(&printed, "ticks read");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rest: Vec<&str> = lines.skip(read).collect();
+    assert!(!rest.is_empty() && read > 0, "read {read}");
+    let rest_file = dir.path().join("rest.csv");
+    std::fs::write(&rest_file, format!("{header}\n{}\n", rest.join("\n"))).unwrap();
+    run_to_end(&server, &rest_file);
+    assert_same(&server, &reference, "SIGTERM, then the rest").await;
+
+    // And, as after a crash, the whole input again changes nothing.
+    let server = redis();
+    interrupt(&server, &file, Duration::from_millis(800), "-TERM");
+    let db4 = server.client(4).await.unwrap();
+    let landed: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap();
+    assert!(
+        landed > 0 && landed < TRADES as u64,
+        "{landed} ticks before the restart"
+    );
+    run_to_end(&server, &file);
+    assert_same(&server, &reference, "after SIGTERM").await;
+}
