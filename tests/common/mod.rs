@@ -116,61 +116,7 @@ pub fn field<'a>(e: &'a (String, HashMap<String, String>), f: &str) -> &'a str {
         .unwrap_or_else(|| panic!("entry {} has no {f}: {:?}", e.0, e.1))
 }
 
-/// Every key of `dbs` with its type and full content (hashes, sets and sorted
-/// sets sorted; streams with their IDs; strings as they are). The heartbeat is
-/// left out: it says when the process last beat, not what it wrote.
+/// Every key of `dbs` with its full content (the heartbeat aside).
 pub async fn snapshot(server: &RedisServer, dbs: &[u8]) -> Vec<(u8, String, String)> {
-    let mut out = Vec::new();
-    for &db in dbs {
-        let c = server.client(db).await.unwrap();
-        for k in keys(&c).await {
-            if k == "tickwire:heartbeat" {
-                continue;
-            }
-            let kind: String = fred::prelude::KeysInterface::r#type(&c, k.as_str())
-                .await
-                .unwrap();
-            let content = if kind == "hash" {
-                let mut h: Vec<_> = hgetall(&c, &k).await.into_iter().collect();
-                h.sort();
-                format!("{h:?}")
-            } else if kind == "zset" {
-                let z: Vec<String> = fred::prelude::SortedSetsInterface::zrange(
-                    &c,
-                    k.as_str(),
-                    0,
-                    -1,
-                    None,
-                    false,
-                    None,
-                    true,
-                )
-                .await
-                .unwrap();
-                format!("{z:?}")
-            } else if kind == "set" {
-                let mut m: Vec<String> = fred::prelude::SetsInterface::smembers(&c, k.as_str())
-                    .await
-                    .unwrap();
-                m.sort();
-                format!("{m:?}")
-            } else if kind == "string" {
-                let v: String = c.get(k.as_str()).await.unwrap();
-                format!("{v:?}")
-            } else {
-                let e = xrange(&c, &k).await;
-                let e: Vec<_> = e
-                    .into_iter()
-                    .map(|(id, f)| {
-                        let mut f: Vec<_> = f.into_iter().collect();
-                        f.sort();
-                        (id, f)
-                    })
-                    .collect();
-                format!("{e:?}")
-            };
-            out.push((db, k, content));
-        }
-    }
-    out
+    tickwire_testkit::snapshot(server, dbs).await
 }

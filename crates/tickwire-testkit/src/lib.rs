@@ -2,10 +2,14 @@
 //! [`ws_server`], a scripted WebSocket server on loopback that misbehaves on
 //! cue (feed tests), and, re-exported from tickwire-sandbox (which the binary
 //! ships for `tickwire demo` and `tickwire synth`), [`RedisServer`], a private
-//! redis-server per test, and [`synth`], the deterministic tick generator.
+//! redis-server per test, and [`synth`], the deterministic tick generator;
+//! [`snapshot()`] reads back everything a run wrote, to compare two runs.
 //! Only tests and benches depend on this crate.
 
+pub mod snapshot;
 pub mod ws_server;
+
+pub use snapshot::snapshot;
 
 pub use tickwire_sandbox::redis_server;
 pub use tickwire_sandbox::synth;

@@ -43,6 +43,15 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
+    /// Reads through `pools` from the runtime this is called on.
+    pub fn new(pools: &Arc<RedisPools>, config: &Config) -> Self {
+        Self {
+            handle: tokio::runtime::Handle::current(),
+            pools: Arc::clone(pools),
+            config: config.clone(),
+        }
+    }
+
     /// Continues every instrument of `events` the stage has not met from its
     /// checkpoint, if an earlier process left one: one pipelined read per
     /// chunk that meets instruments. Redis unreachable: retried, as writes are.
@@ -131,11 +140,7 @@ pub async fn replay_shown(
             close_at_end,
             ..StateConfig::from_config(config)
         },
-        Checkpoints {
-            handle: tokio::runtime::Handle::current(),
-            pools: Arc::clone(&pools),
-            config: config.clone(),
-        },
+        Checkpoints::new(&pools, config),
         parsed,
         state_tx,
     )?;

@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fred::prelude::*;
-use futures_util::StreamExt;
 use tickwire_testkit::RedisServer;
 
 fn tickwire() -> Command {
@@ -68,61 +67,10 @@ fn run_to_end(server: &RedisServer, file: &Path) {
     assert!(status.success(), "replay exited {status}");
 }
 
-/// Every key of the DBs tickwire writes (the heartbeat aside), with its content.
+/// Every key of the DBs tickwire writes (the heartbeat aside), with its
+/// content: consumer-facing DBs first, then the system DB with the checkpoints.
 async fn snapshot(server: &RedisServer) -> Vec<(u8, String, String)> {
-    let mut out = Vec::new();
-    for db in [2u8, 3, 4, 5, 6, 0] {
-        let c = server.client(db).await.unwrap();
-        let mut keys = Vec::new();
-        let mut scan = c.scan_buffered("*", Some(1000), None);
-        while let Some(k) = scan.next().await {
-            keys.push(k.unwrap().as_str().unwrap().to_string());
-        }
-        keys.sort();
-        for k in keys.into_iter().filter(|k| k != "tickwire:heartbeat") {
-            let kind: String = c.r#type(k.as_str()).await.unwrap();
-            let content = match kind.as_str() {
-                "hash" => {
-                    let mut h: Vec<(String, String)> = c
-                        .hgetall::<std::collections::HashMap<String, String>, _>(k.as_str())
-                        .await
-                        .unwrap()
-                        .into_iter()
-                        .collect();
-                    h.sort();
-                    format!("{h:?}")
-                }
-                "string" => format!("{:?}", c.get::<String, _>(k.as_str()).await.unwrap()),
-                "zset" => {
-                    let z: Vec<String> = c
-                        .zrange(k.as_str(), 0, -1, None, false, None, true)
-                        .await
-                        .unwrap();
-                    format!("{z:?}")
-                }
-                "set" => {
-                    let mut m: Vec<String> = c.smembers(k.as_str()).await.unwrap();
-                    m.sort();
-                    format!("{m:?}")
-                }
-                _ => {
-                    let e: Vec<(String, std::collections::HashMap<String, String>)> =
-                        c.xrange(k.as_str(), "-", "+", None).await.unwrap();
-                    let e: Vec<(String, Vec<(String, String)>)> = e
-                        .into_iter()
-                        .map(|(id, f)| {
-                            let mut f: Vec<_> = f.into_iter().collect();
-                            f.sort();
-                            (id, f)
-                        })
-                        .collect();
-                    format!("{e:?}")
-                }
-            };
-            out.push((db, k, content));
-        }
-    }
-    out
+    tickwire_testkit::snapshot(server, &[2, 3, 4, 5, 6, 0]).await
 }
 
 async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
