@@ -1,29 +1,12 @@
 //! The command line as a user runs it: exit codes, what it prints, what lands.
 
-use std::io::Read;
+mod common;
+
+use common::*;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use tickwire_testkit::RedisServer;
-
-fn tickwire() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
-    c.env_remove("TICKWIRE_REDIS_URL").env_remove("RUST_LOG");
-    c
-}
-
-fn run(c: &mut Command) -> (Output, String, String) {
-    let out = c.output().expect("tickwire runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "tickwire panicked: {stderr}");
-    (out, stdout, stderr)
-}
-
-fn redis() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
-}
 
 fn sample_file(dir: &Path, name: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -33,15 +16,6 @@ fn sample_file(dir: &Path, name: &str) -> std::path::PathBuf {
     )
     .unwrap();
     p
-}
-
-/// The number after `label` in the summary table.
-fn summary_value(stdout: &str, label: &str) -> u64 {
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `{label}` in summary:\n{stdout}"))
 }
 
 #[test]
@@ -310,41 +284,6 @@ fn baseline_command_reports_what_it_wrote() {
     let (out, _, stderr) = run(tickwire().args(["--redis", &url, "baseline", "--lookback", "0"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--lookback must be at least 1"), "{stderr}");
-}
-
-/// Sends SIGTERM and waits (at most 20 s) for the exit; returns code and stdout.
-fn terminate(mut child: std::process::Child) -> (Option<i32>, String, String) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(!stderr.contains("panicked"), "tickwire panicked: {stderr}");
-    (status.code(), stdout, stderr)
 }
 
 fn wait_for(what: &str, check: impl Fn() -> bool) {

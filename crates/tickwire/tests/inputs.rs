@@ -1,26 +1,16 @@
 //! Input files as people download them, through the command line: what it
 //! prints and how it exits.
 
-use std::process::{Command, Output};
+mod common;
 
-use tickwire_testkit::RedisServer;
+use common::*;
+
+use std::process::Output;
 
 fn replay(server: &RedisServer, files: &[&std::path::Path]) -> (Output, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tickwire"))
-        .env_remove("TICKWIRE_REDIS_URL")
-        .env_remove("RUST_LOG")
+    run(tickwire()
         .args(["--redis", &server.url(), "replay", "--max"])
-        .args(files)
-        .output()
-        .expect("tickwire runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "tickwire panicked: {stderr}");
-    (out, stdout, stderr)
-}
-
-fn redis() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+        .args(files))
 }
 
 /// `gzip` of "hello\n" (mtime 0): a gzip file by its first bytes.

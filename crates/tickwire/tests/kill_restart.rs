@@ -2,22 +2,15 @@
 //! stopped with SIGTERM, and started again on the whole input, tickwire leaves
 //! every key equal to one uninterrupted run.
 
+mod common;
+
+use common::*;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fred::prelude::*;
-use tickwire_testkit::RedisServer;
-
-fn tickwire() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
-    c.env_remove("TICKWIRE_REDIS_URL").env_remove("RUST_LOG");
-    c
-}
-
-fn redis() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
-}
 
 /// Trades per instrument in the input.
 const TRADES: i64 = 24_000;
@@ -96,47 +89,19 @@ async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
 /// what it printed.
 fn interrupt(server: &RedisServer, file: &Path, after: Duration, signal: &str) -> String {
     // 30 minutes of exchange time at 900x: about 2 s a run.
-    let mut child = replay(server, file, &["--speed", "900"])
+    let child = replay(server, file, &["--speed", "900"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(after);
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no exit after {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, stdout, _) = common::signal(child, signal);
     if signal == "-TERM" {
         assert!(
             status.success(),
             "SIGTERM: drain, flush, exit 0 (got {status})"
         );
     }
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        std::io::Read::read_to_string(&mut o, &mut out).unwrap();
-    }
-    out
-}
-
-/// The number after `label` in the summary table.
-fn summary_value(stdout: &str, label: &str) -> usize {
     stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `{label}` in summary:\n{stdout}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +137,7 @@ async fn sigterm_mid_run_then_the_rest_of_the_input_equals_one_run() {
     // the second process continues from the checkpoints alone.
     let server = redis();
     let printed = interrupt(&server, &file, Duration::from_millis(800), "-TERM");
-    let read = summary_value(&printed, "ticks read");
+    let read = summary_value(&printed, "ticks read") as usize;
     let text = std::fs::read_to_string(&file).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap();

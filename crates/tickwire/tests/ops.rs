@@ -2,29 +2,16 @@
 //! during a replay and checked against what landed in Redis, the heartbeat,
 //! `tickwire health`, and log lines free of credentials.
 
+mod common;
+
+use common::*;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use tickwire_testkit::RedisServer;
-
-fn tickwire() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
-    c.env_remove("TICKWIRE_REDIS_URL").env_remove("RUST_LOG");
-    c
-}
-
-fn redis() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// `GET /metrics`: every sample line, `name{labels}` -> value.
 fn scrape(port: u16) -> HashMap<String, f64> {
@@ -56,34 +43,6 @@ fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn terminate(mut child: Child) -> (Option<i32>, String, String) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status.code(), out, err)
 }
 
 fn redis_cli(server: &RedisServer, db: u8, args: &[&str]) -> String {
