@@ -1226,7 +1226,7 @@ async fn write_batch(
             }
             continue;
         }
-        let backoff = Duration::from_millis((50u64 << tries.min(6)).min(2_000));
+        let backoff = crate::retry_backoff(tries);
         tracing::warn!(lane, attempt = tries, error = %err, "Redis write failed, retrying");
         stats.retries += 1;
         metrics::counter!(tickwire_core::telemetry::REDIS_RETRIES).increment(1);

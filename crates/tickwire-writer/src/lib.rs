@@ -83,7 +83,7 @@ pub enum WriterError {
 }
 
 /// The key templates of `config`, parsed (validated config: they parse).
-pub(crate) fn compile_keys(config: &Config) -> Result<Keys, WriterError> {
+pub fn compile_keys(config: &Config) -> Result<Keys, WriterError> {
     config.keys.compile().map_err(|e| {
         WriterError::Keys(
             e.iter()
@@ -189,6 +189,12 @@ struct Dispatcher {
     checkpoint_keys: HashMap<ByAddress, Key>,
 }
 
+/// How long to wait before attempt `tries` + 1 of a Redis call that failed
+/// for a transient reason: 100 ms doubling to 2 s.
+pub fn retry_backoff(tries: u32) -> Duration {
+    Duration::from_millis((50u64 << tries.min(6)).min(2_000))
+}
+
 /// The key of `inst`'s state checkpoint (in the system DB, beside the
 /// process's other bookkeeping).
 pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
@@ -201,13 +207,13 @@ pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
 pub async fn load_checkpoints(
     pools: &RedisPools,
     config: &Config,
+    keys: &Keys,
     insts: &[Arc<Instrument>],
 ) -> Result<Vec<Option<String>>, WriterError> {
-    let keys = compile_keys(config)?;
     let client = pools.client(config.databases.get(Db::System), 0)?;
     let p = client.pipeline();
     for inst in insts {
-        let _: () = fred::prelude::KeysInterface::get(&p, checkpoint_key(&keys, inst))
+        let _: () = fred::prelude::KeysInterface::get(&p, checkpoint_key(keys, inst))
             .await
             .map_err(WriterError::Checkpoint)?;
     }

@@ -37,19 +37,22 @@ pub enum AppError {
 
 /// Where the state stage reads the checkpoints of instruments it meets.
 pub(crate) struct Checkpoints {
-    pub handle: tokio::runtime::Handle,
-    pub pools: Arc<RedisPools>,
-    pub config: Config,
+    handle: tokio::runtime::Handle,
+    pools: Arc<RedisPools>,
+    config: Config,
+    /// The key templates, parsed once.
+    keys: tickwire_core::config::Keys,
 }
 
 impl Checkpoints {
     /// Reads through `pools` from the runtime this is called on.
-    pub fn new(pools: &Arc<RedisPools>, config: &Config) -> Self {
-        Self {
+    pub fn new(pools: &Arc<RedisPools>, config: &Config) -> Result<Self, WriterError> {
+        Ok(Self {
             handle: tokio::runtime::Handle::current(),
             pools: Arc::clone(pools),
             config: config.clone(),
-        }
+            keys: tickwire_writer::compile_keys(config)?,
+        })
     }
 
     /// Continues every instrument of `events` the stage has not met from its
@@ -74,6 +77,7 @@ impl Checkpoints {
             let read = self.handle.block_on(tickwire_writer::load_checkpoints(
                 &self.pools,
                 &self.config,
+                &self.keys,
                 &newcomers,
             ));
             match read {
@@ -81,9 +85,7 @@ impl Checkpoints {
                 Err(e) if tries < self.config.writer.max_retries => {
                     tries += 1;
                     tracing::warn!(attempt = tries, error = %e, "checkpoint read failed, retrying");
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        (50u64 << tries.min(6)).min(2_000),
-                    ));
+                    std::thread::sleep(tickwire_writer::retry_backoff(tries));
                 }
                 Err(e) => return Err(e.to_string()),
             }
@@ -140,7 +142,7 @@ pub async fn replay_shown(
             close_at_end,
             ..StateConfig::from_config(config)
         },
-        Checkpoints::new(&pools, config),
+        Checkpoints::new(&pools, config)?,
         parsed,
         state_tx,
     )?;
@@ -172,9 +174,10 @@ pub async fn replay_shown(
     })
 }
 
-/// The state stage on its own thread: parsed events in, events with bars and
-/// indicator values out. Ends when its input closes, after closing every
-/// forming bar.
+/// The state stage on its own thread: parsed events in, events with bars,
+/// indicator values and checkpoints out; each instrument it meets first
+/// continues from its checkpoint. Ends when its input closes, after handing
+/// on what changed (closing forming bars only with `close_at_end`).
 pub(crate) fn spawn_state_stage(
     cfg: StateConfig,
     checkpoints: Checkpoints,

@@ -51,7 +51,7 @@ pub async fn run(
     let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
     let state = spawn_state_stage(
         StateConfig::from_config(config),
-        crate::replay::Checkpoints::new(&pools, config),
+        crate::replay::Checkpoints::new(&pools, config)?,
         parsed,
         state_tx,
     )?;
