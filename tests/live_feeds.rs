@@ -471,9 +471,13 @@ async fn a_recording_replays_to_the_state_of_the_live_run() {
     let own = WsServer::start(
         vec![vec![
             Step::ExpectText,
-            text(r#"{"exchange":"NSE","symbol":"SBIN","ts":1704169805123,"ltp":612.35,"qty":25,"vol":125000}"#),
-            text(r#"{"exchange":"NSE","symbol":"SBIN","ts":1704169806000,"ltp":612.4,"qty":5}"#),
-            text(r#"{"exchange":"NSE","symbol":"SBIN","ltp":1}"#),
+            // On BSE: an exchange's clock in a live run is its latest tick's
+            // time, and these old trades would move NSE's ahead of RELIANCE's
+            // packets still on their way, closing RELIANCE's bars by the
+            // clock (which a replay, whose input is its only clock, does not).
+            text(r#"{"exchange":"BSE","symbol":"SBIN","ts":1704169805123,"ltp":612.35,"qty":25,"vol":125000}"#),
+            text(r#"{"exchange":"BSE","symbol":"SBIN","ts":1704169806000,"ltp":612.4,"qty":5}"#),
+            text(r#"{"exchange":"BSE","symbol":"SBIN","ltp":1}"#),
             Step::Hold,
         ]],
         false,
@@ -544,7 +548,10 @@ async fn a_recording_replays_to_the_state_of_the_live_run() {
     let replayed = replay_open(&config, &recorded.files).await;
     let from_replay = without_status(snapshot(&redis, &dbs).await);
     assert_eq!(replayed.ingest.ticks, live.ingest.ticks);
-    assert_eq!(from_replay.len(), from_live.len());
+    let names = |s: &[(u8, String, String)]| -> Vec<(u8, String)> {
+        s.iter().map(|(db, k, _)| (*db, k.clone())).collect()
+    };
+    assert_eq!(names(&from_replay), names(&from_live));
     for (a, b) in from_live.iter().zip(&from_replay) {
         assert_eq!(a, b, "db {} key {}", a.0, a.1);
     }
@@ -622,4 +629,129 @@ batch_size = 500
     // waited in its backlog (counted) instead of blocking the socket.
     assert!(feed.backpressure > 0 && feed.max_backlog > 0, "{feed:?}");
     assert_eq!(summary.writer.ticks_written, n as u64);
+}
+
+/// A Binance combined-stream trade of `symbol` (upper case).
+fn binance_trade_of(symbol: &str, id: u64, price: &str, qty: &str, t_ms: i64) -> String {
+    format!(
+        r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{},"s":"{symbol}","t":{id},"p":"{price}","q":"{qty}","T":{t_ms},"m":false,"M":true}}}}"#,
+        symbol.to_ascii_lowercase(),
+        t_ms + 1
+    )
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute() {
+    // Trades stamped now, in the minute that ends at `end` (at least 1.5 s
+    // away, so they are in Redis before it): ETH trades twice and falls
+    // quiet; BTC trades again after the minute. The test waits for a real
+    // minute to end (up to a minute).
+    let now = wall_ms();
+    let mut end = now - now.rem_euclid(60_000) + 60_000;
+    if end - now < 1_500 {
+        end += 60_000;
+    }
+    let t = end - 60_000 + (now - (end - 60_000)).max(0);
+    let grace = 300;
+    let after_end = Duration::from_millis((end + 400 - now).unsigned_abs());
+    let server = WsServer::start(
+        vec![vec![
+            Step::ExpectText,
+            text(r#"{"result":null,"id":1}"#),
+            text(&binance_trade_of("ETHUSDT", 7, "2300.5", "0.4", t)),
+            text(&binance_trade_of("BTCUSDT", 70, "42000.1", "0.01", t)),
+            text(&binance_trade_of("ETHUSDT", 8, "2301", "0.6", t + 1)),
+            Step::Wait(after_end),
+            text(&binance_trade_of("BTCUSDT", 71, "42001", "0.02", end + 400)),
+            Step::Hold,
+        ]],
+        false,
+    )
+    .await
+    .unwrap();
+    let redis = redis();
+    let toml = format!(
+        "{LIVE}[bars]\nclose_grace_ms = {grace}\n{}",
+        feed_toml(
+            "bn",
+            "binance",
+            &server.url("/stream"),
+            r#"["BTCUSDT", "ETHUSDT"]"#,
+            r#"["trade"]"#
+        )
+    );
+    let config = config(&redis, &toml);
+    let run = Running::start(&config, None);
+    let db4 = redis.client(4).await.unwrap();
+    eventually(10, "ETH's two trades forming a bar", || async {
+        hgetall(&db4, "bars:1m:ETHUSDT:forming")
+            .await
+            .get("n")
+            .is_some_and(|n| n == "2")
+    })
+    .await;
+    assert!(
+        wall_ms() < end,
+        "the trades landed before their minute ended"
+    );
+    assert_eq!(xlen(&db4, "bars:1m:ETHUSDT").await, 0, "not closed early");
+    let closed_at = loop {
+        if xlen(&db4, "bars:1m:ETHUSDT").await == 1 {
+            break wall_ms();
+        }
+        assert!(
+            wall_ms() < end + 10_000,
+            "ETH's bar did not close by 10 s after its minute"
+        );
+        tokio::time::sleep(ms(10)).await;
+    };
+    assert!(
+        closed_at >= end + grace,
+        "closed {} ms after the minute, before its grace",
+        closed_at - end
+    );
+    assert!(
+        closed_at <= end + grace + 1_000,
+        "closed {} ms after the minute, later than grace + 1 s",
+        closed_at - end
+    );
+    let bars = xrange(&db4, "bars:1m:ETHUSDT").await;
+    assert_eq!(bars[0].0, format!("{}-0", end - 60_000));
+    assert_eq!(
+        (
+            field(&bars[0], "o"),
+            field(&bars[0], "c"),
+            field(&bars[0], "v"),
+            field(&bars[0], "n")
+        ),
+        ("2300.5", "2301", "1", "2")
+    );
+    // BTC was as quiet at the minute's end: closed too; its next trade opens
+    // the new minute.
+    assert_eq!(xlen(&db4, "bars:1m:BTCUSDT").await, 1);
+    eventually(5, "BTC's next trade forming the new minute", || async {
+        hgetall(&db4, "bars:1m:BTCUSDT:forming")
+            .await
+            .get("ts")
+            .is_some_and(|ts| *ts == end.to_string())
+    })
+    .await;
+    let summary = run.finish().await;
+    assert_eq!(summary.writer.ticks_written, 4);
+    // Stopping left BTC's new minute forming, not closed.
+    assert_eq!(xlen(&db4, "bars:1m:BTCUSDT").await, 1);
+    assert_eq!(
+        hgetall(&db4, "bars:1m:BTCUSDT:forming")
+            .await
+            .get("n")
+            .map(String::as_str),
+        Some("1")
+    );
 }

@@ -204,12 +204,17 @@ impl Default for VolumeConfig {
 pub struct BarsConfig {
     /// `30s`, `1m`, `5m`, `1h`, ... (several at once).
     pub intervals: Vec<String>,
+    /// Live runs: a forming bar closes by the clock once its interval (or
+    /// its exchange phase) has ended plus this, even when its instrument
+    /// trades no more; a trade arriving later than that counts in the next bar.
+    pub close_grace_ms: u64,
 }
 
 impl Default for BarsConfig {
     fn default() -> Self {
         Self {
             intervals: vec!["1m".into()],
+            close_grace_ms: 500,
         }
     }
 }
@@ -849,6 +854,11 @@ impl Config {
             !b.intervals.is_empty(),
             "bars.intervals",
             "must name at least one interval".into(),
+        );
+        check(
+            b.close_grace_ms <= 60_000,
+            "bars.close_grace_ms",
+            format!("must be at most 60000 (got {})", b.close_grace_ms),
         );
         for (i, label) in b.intervals.iter().enumerate() {
             check(

@@ -117,6 +117,15 @@ impl Venue {
         }
     }
 
+    /// The local minute (after midnight, up to 1440) at which the phase that
+    /// holds `minute` ends; `None` around the clock or outside every phase.
+    pub fn phase_end(&self, minute: u16) -> Option<u16> {
+        self.phases
+            .iter()
+            .find(|p| p.start <= minute && minute < p.end)
+            .map(|p| p.end)
+    }
+
     /// Where a tick at local minute `minute` goes: `Some(db)` or `None` to drop.
     pub fn route(&self, minute: u16) -> Option<Db> {
         if self.phases.is_empty() {

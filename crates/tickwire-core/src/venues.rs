@@ -86,10 +86,22 @@ pub fn collision_message(a: &Instrument, b: &Instrument, shared: &[String]) -> S
     )
 }
 
+/// The instruments `feeds` will produce, where their config says (Binance,
+/// OKX, Dhan), each once.
+pub fn feed_instruments(feeds: &[FeedConfig]) -> Vec<Instrument> {
+    let mut all: Vec<Instrument> = Vec::new();
+    for i in feeds.iter().flat_map(instruments_of) {
+        if !all.contains(&i) {
+            all.push(i);
+        }
+    }
+    all
+}
+
 /// The instruments a feed will produce, where its config says (Binance, OKX,
 /// Dhan); tickwire's own JSON names its exchange per tick, so it is left to
 /// the writer's check.
-fn feed_instruments(feed: &FeedConfig) -> Vec<Instrument> {
+fn instruments_of(feed: &FeedConfig) -> Vec<Instrument> {
     match feed.venue() {
         Some(v @ (FeedVenue::Binance | FeedVenue::BinanceFutures)) => feed
             .symbols
@@ -122,7 +134,7 @@ fn feed_instruments(feed: &FeedConfig) -> Vec<Instrument> {
 /// Every pair of configured feeds whose instruments of different exchanges
 /// would share a key: one error per pair and symbol, naming both feeds.
 pub fn feed_collisions(feeds: &[FeedConfig], keys: &Keys) -> Vec<FieldError> {
-    let listed: Vec<Vec<Instrument>> = feeds.iter().map(feed_instruments).collect();
+    let listed: Vec<Vec<Instrument>> = feeds.iter().map(instruments_of).collect();
     let mut errors = Vec::new();
     for (j, later) in listed.iter().enumerate() {
         for (i, earlier) in listed.iter().enumerate().take(j) {

@@ -30,12 +30,16 @@ impl Interval {
 }
 
 /// Builds the bars of one instrument and interval. Bars with no trades are
-/// never invented; a trade stamped before the forming bar's open (a clock
-/// step back) is added to the forming bar rather than reopening a closed one.
+/// never invented; a closed bar is never reopened: a trade stamped before
+/// the forming bar's open (a clock step back), or in a bar already closed,
+/// is added to the earliest bar still open.
 #[derive(Debug, Clone)]
 pub struct BarBuilder {
     interval: Interval,
     forming: Option<Bar>,
+    /// The end of the interval of the last bar closed (`i64::MIN`: none):
+    /// no later trade opens a bar before it.
+    closed_until: i64,
 }
 
 impl BarBuilder {
@@ -43,6 +47,7 @@ impl BarBuilder {
         Self {
             interval,
             forming: None,
+            closed_until: i64::MIN,
         }
     }
 
@@ -52,14 +57,33 @@ impl BarBuilder {
 
     /// Adds a trade; returns the bar it closed, if it opened a later interval.
     pub fn update(&mut self, ts_ms: i64, price: Dec, qty: Dec) -> Option<Bar> {
-        let open = self.interval.open_of(ts_ms);
+        let open = self.interval.open_of(ts_ms.max(self.closed_until));
         match &mut self.forming {
             Some(bar) if open <= bar.open_ms => {
                 bar.add(price, qty);
                 None
             }
-            slot => slot.replace(Bar::new(open, price, qty)),
+            slot => {
+                let closed = slot.replace(Bar::new(open, price, qty));
+                if let Some(c) = &closed {
+                    self.closed_until = c.open_ms.saturating_add(self.interval.ms);
+                }
+                closed
+            }
         }
+    }
+
+    /// When the forming bar is due to close: the end of its interval, or
+    /// `phase_end_ms` (the end of the exchange phase it trades in) if sooner.
+    pub fn due_ms(&self, phase_end_ms: Option<i64>) -> Option<i64> {
+        let bar = self.forming.as_ref()?;
+        let end = bar.open_ms.saturating_add(self.interval.ms);
+        Some(phase_end_ms.map_or(end, |p| end.min(p)))
+    }
+
+    /// Where a checkpoint resumes: the end of the last closed bar's interval.
+    pub fn closed_until(&self) -> i64 {
+        self.closed_until
     }
 
     /// The bar being formed.
@@ -67,14 +91,20 @@ impl BarBuilder {
         self.forming.as_ref()
     }
 
-    /// Continues from a bar that was forming when a checkpoint was taken.
-    pub fn resume(&mut self, forming: Option<Bar>) {
+    /// Continues from a bar that was forming when a checkpoint was taken,
+    /// and the end of the last one closed.
+    pub fn resume(&mut self, forming: Option<Bar>, closed_until: i64) {
         self.forming = forming;
+        self.closed_until = closed_until;
     }
 
-    /// Closes the forming bar (the session or the input ended).
+    /// Closes the forming bar (its time is up, or the input ended).
     pub fn close(&mut self) -> Option<Bar> {
-        self.forming.take()
+        let closed = self.forming.take();
+        if let Some(c) = &closed {
+            self.closed_until = c.open_ms.saturating_add(self.interval.ms);
+        }
+        closed
     }
 }
 
@@ -115,6 +145,22 @@ mod tests {
         let last = b.close().unwrap();
         assert_eq!((last.low, last.trades), (d(8.0), 2));
         assert!(b.close().is_none());
+    }
+
+    #[test]
+    fn a_trade_of_a_closed_bar_counts_in_the_next_one_and_phases_cut_bars_short() {
+        let mut b = BarBuilder::new(Interval::parse("1h").unwrap());
+        let t0 = 1_704_099_600_000; // 09:00 UTC
+        assert_eq!(b.update(t0 + 5 * MIN, d(10.0), d(1.0)), None);
+        // Due at the hour, or at a phase end before it.
+        assert_eq!(b.due_ms(None), Some(t0 + 60 * MIN));
+        assert_eq!(b.due_ms(Some(t0 + 30 * MIN)), Some(t0 + 30 * MIN));
+        assert_eq!(b.close().unwrap().trades, 1);
+        assert_eq!(b.due_ms(None), None);
+        // A late trade of the closed hour opens the next hour's bar instead.
+        assert_eq!(b.update(t0 + 50 * MIN, d(11.0), d(2.0)), None);
+        assert_eq!(b.forming().unwrap().open_ms, t0 + 60 * MIN);
+        assert_eq!(b.closed_until(), t0 + 60 * MIN);
     }
 
     #[test]

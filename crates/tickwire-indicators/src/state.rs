@@ -48,6 +48,9 @@ pub struct StateConfig {
     /// never closes a bar: it stays forming, in the checkpoint, for the next
     /// process to finish.
     pub close_at_end: bool,
+    /// `bars.close_grace_ms`: how long after its end a bar waits for late
+    /// trades before the clock closes it ([`StateStage::close_due`], live runs).
+    pub close_grace_ms: i64,
 }
 
 impl Default for StateConfig {
@@ -85,6 +88,7 @@ impl StateConfig {
             extended: c.profiles.others.iter().any(|p| p.indicators.is_some()),
             checkpoints: true,
             close_at_end: false,
+            close_grace_ms: i64::try_from(c.bars.close_grace_ms).unwrap_or(i64::MAX),
         }
     }
 }
@@ -118,6 +122,25 @@ struct InstrumentState {
     /// resend (an overlapping file, a repeated row, a feed's replay).
     /// Per id sequence (trades, aggregated trades).
     last_trade_id: [Option<u64>; 2],
+    /// The end (epoch ms) of the exchange phase of the last continuous
+    /// trade: its forming bars close then at the latest. `None` around the
+    /// clock.
+    phase_end_ms: Option<i64>,
+    /// The earliest time a forming bar of it is due to close (`i64::MAX`: none).
+    next_due: i64,
+    /// Index of its exchange in the stage's `venues`.
+    venue: usize,
+}
+
+/// The instruments of one exchange and its clock, for closing bars on time.
+struct VenueWatch {
+    members: Vec<usize>,
+    /// At or before the earliest due time (plus grace) of a member's
+    /// forming bar, in exchange time; `i64::MAX` when none.
+    next_due: i64,
+    /// The exchange's clock less the wall clock, from its latest tick (its
+    /// exchange time less its receive time); `None` before any tick.
+    offset: Option<i64>,
 }
 
 /// The indicator set of one bar interval (key profiles).
@@ -176,6 +199,10 @@ pub struct Checkpoint {
     seq: StreamIdSeq,
     /// The forming bar of each interval, by label.
     bars: Vec<(String, Option<Bar>)>,
+    /// Per interval label, the end of the last closed bar's interval: a late
+    /// trade counts in a bar after it.
+    #[serde(default)]
+    closed_until: Vec<(String, i64)>,
     rsi: Rsi,
     atr: Atr,
     vwap: Vwap,
@@ -196,6 +223,11 @@ impl Checkpoint {
                 .bars
                 .iter()
                 .map(|b| (b.interval().label.to_string(), b.forming().copied()))
+                .collect(),
+            closed_until: s
+                .bars
+                .iter()
+                .map(|b| (b.interval().label.to_string(), b.closed_until()))
                 .collect(),
             rsi: s.rsi.clone(),
             atr: s.atr.clone(),
@@ -252,6 +284,12 @@ pub struct StateStage {
     cfg: StateConfig,
     states: Vec<InstrumentState>,
     index: HashMap<ByAddress, usize>,
+    /// The same states by exchange and symbol (the checkpoint's identity):
+    /// an instrument restored before its first tick (a live run's configured
+    /// symbols) is found again under the parser's handle.
+    by_name: HashMap<(Box<str>, Box<str>), usize>,
+    venues: Vec<VenueWatch>,
+    venue_index: HashMap<Box<str>, usize>,
     /// Ticks without quantity (quotes): passed on, not counted in bars or VWAP.
     pub ticks_without_qty: u64,
     /// Ticks outside every phase of their exchange, dropped by policy.
@@ -267,6 +305,9 @@ impl StateStage {
             cfg,
             states: Vec::new(),
             index: HashMap::new(),
+            by_name: HashMap::new(),
+            venues: Vec::new(),
+            venue_index: HashMap::new(),
             ticks_without_qty: 0,
             dropped_outside: 0,
             duplicate_trades: 0,
@@ -277,6 +318,26 @@ impl StateStage {
         if let Some(i) = self.index.get(&ByAddress(Arc::clone(inst))) {
             return *i;
         }
+        let name = (inst.exchange.clone(), inst.symbol.clone());
+        if let Some(&i) = self.by_name.get(&name) {
+            self.index.insert(ByAddress(Arc::clone(inst)), i);
+            return i;
+        }
+        let venue = match self.venue_index.get(&inst.exchange) {
+            Some(&v) => v,
+            None => {
+                self.venues.push(VenueWatch {
+                    members: Vec::new(),
+                    next_due: i64::MAX,
+                    offset: None,
+                });
+                self.venue_index
+                    .insert(inst.exchange.clone(), self.venues.len() - 1);
+                self.venues.len() - 1
+            }
+        };
+        self.venues[venue].members.push(self.states.len());
+        self.by_name.insert(name, self.states.len());
         self.states.push(InstrumentState {
             instrument: Arc::clone(inst),
             bars: self
@@ -308,6 +369,9 @@ impl StateStage {
                 Vec::new()
             },
             last_trade_id: [None; 2],
+            phase_end_ms: None,
+            next_due: i64::MAX,
+            venue,
         });
         self.index
             .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
@@ -323,6 +387,9 @@ impl StateStage {
     /// Whether this stage has met `inst` (or restored it).
     pub fn knows(&self, inst: &Arc<Instrument>) -> bool {
         self.index.contains_key(&ByAddress(Arc::clone(inst)))
+            || self
+                .by_name
+                .contains_key(&(inst.exchange.clone(), inst.symbol.clone()))
     }
 
     /// Continues `inst` from a checkpoint taken by an earlier process, before
@@ -340,10 +407,16 @@ impl StateStage {
         s.seq = c.seq;
         s.resume = c.seq.last().map(|id| (id, 0));
         for b in &mut s.bars {
-            if let Some((_, forming)) = c.bars.iter().find(|(l, _)| **l == *b.interval().label) {
-                b.resume(*forming);
+            let label = &*b.interval().label;
+            if let Some((_, forming)) = c.bars.iter().find(|(l, _)| **l == *label) {
+                let until = c.closed_until.iter().find(|(l, _)| **l == *label);
+                b.resume(*forming, until.map_or(i64::MIN, |(_, t)| *t));
             }
         }
+        // The phase of the last continuous trade, again from the calendar.
+        s.phase_end_ms = (c.last_ts_ms > 0)
+            .then(|| phase_end_ms(&mut s.clock, c.last_ts_ms))
+            .flatten();
         if ta::Period::period(&c.rsi) == cfg.rsi_period {
             s.rsi = c.rsi;
         }
@@ -357,7 +430,84 @@ impl StateStage {
         if c.extended.len() == s.extended.len() {
             s.extended = c.extended;
         }
+        self.watch(i);
         true
+    }
+
+    /// After instrument `i` opened, closed or restored forming bars: when they
+    /// are due, for its own later ticks and for the clock.
+    fn watch(&mut self, i: usize) {
+        let grace = self.cfg.close_grace_ms;
+        let s = &mut self.states[i];
+        s.next_due = s
+            .bars
+            .iter()
+            .filter_map(|b| b.due_ms(s.phase_end_ms))
+            .min()
+            .unwrap_or(i64::MAX);
+        if s.next_due == i64::MAX {
+            return;
+        }
+        let v = &mut self.venues[s.venue];
+        v.next_due = v.next_due.min(s.next_due.saturating_add(grace));
+    }
+
+    /// Closes the forming bars of instrument `i` due at or before `at_ms`.
+    fn close_bars(&mut self, i: usize, at_ms: i64, out: &mut Vec<Event>) {
+        let (cfg, s) = (&self.cfg, &mut self.states[i]);
+        let mut closed = false;
+        for k in 0..s.bars.len() {
+            let due = s.bars[k].due_ms(s.phase_end_ms);
+            if due.is_some_and(|d| d <= at_ms) {
+                if let Some(bar) = s.bars[k].close() {
+                    s.on_close(k, bar, cfg, out);
+                    closed = true;
+                }
+            }
+        }
+        if closed {
+            s.unsaved = true;
+        }
+        self.watch(i);
+    }
+
+    /// Closes what the clock says is over: every forming bar whose interval
+    /// (or exchange phase) ended at least `close_grace_ms` before its
+    /// exchange's clock at wall time `now_ms` (live runs call this on a
+    /// timer, so a quiet instrument's bar still closes). An exchange's clock
+    /// is the exchange time of its latest tick advanced by the wall time
+    /// since it was received (so a venue's clock offset, or a feed of old
+    /// trades, does not close bars early); the wall clock before its first
+    /// tick (a bar a pause left forming closes at start). Returns the wall
+    /// time to call again, if any bar is forming.
+    pub fn close_due(&mut self, now_ms: i64, out: &mut Vec<Event>) -> Option<i64> {
+        let grace = self.cfg.close_grace_ms;
+        let mut wake = i64::MAX;
+        for v in 0..self.venues.len() {
+            let offset = self.venues[v].offset.unwrap_or(0);
+            let clock = now_ms.saturating_add(offset);
+            if clock >= self.venues[v].next_due {
+                self.venues[v].next_due = i64::MAX;
+                for m in 0..self.venues[v].members.len() {
+                    let i = self.venues[v].members[m];
+                    let due = self.states[i].next_due;
+                    if due == i64::MAX {
+                        continue;
+                    }
+                    if due.saturating_add(grace) <= clock {
+                        self.close_bars(i, clock - grace, out);
+                    } else {
+                        let w = &mut self.venues[v];
+                        w.next_due = w.next_due.min(due.saturating_add(grace));
+                    }
+                }
+            }
+            let next = self.venues[v].next_due;
+            if next != i64::MAX {
+                wake = wake.min(next.saturating_sub(offset));
+            }
+        }
+        (wake != i64::MAX).then_some(wake)
     }
 
     /// Takes one event; pushes it and what it caused to `out`.
@@ -390,6 +540,14 @@ impl StateStage {
             }
             s.resume = None;
         }
+        // The instrument's own time has passed a forming bar's end (a trade
+        // of a later interval, or any tick after its phase closed).
+        if ts >= s.next_due {
+            self.close_bars(i, ts, out);
+        }
+        let v = self.states[i].venue;
+        self.venues[v].offset = Some(ts - tick.recv_ts_ns.div_euclid(1_000_000));
+        let s = &mut self.states[i];
         let local_minute = s.clock.at(ts).minute;
         let Some(db) = s.clock.venue().route(local_minute) else {
             self.dropped_outside += 1;
@@ -442,10 +600,16 @@ impl StateStage {
             return;
         }
         s.last_ts_ms = ts;
+        let mut opened = false;
         for k in 0..s.bars.len() {
+            let before = s.bars[k].forming().map(|b| b.open_ms);
             if let Some(closed) = s.bars[k].update(ts, tick.price, tick.qty) {
                 s.on_close(k, closed, cfg, out);
             }
+            opened |= s.bars[k].forming().map(|b| b.open_ms) != before;
+        }
+        if opened {
+            s.phase_end_ms = phase_end_ms(&mut s.clock, ts);
         }
         let local = s.clock.at(ts);
         if inline {
@@ -465,6 +629,9 @@ impl StateStage {
                 price: tick.price,
                 qty: tick.qty,
             }));
+        }
+        if opened {
+            self.watch(i);
         }
     }
 
@@ -540,6 +707,16 @@ impl StateStage {
         }
         self.emit_checkpoints(out);
     }
+}
+
+/// The end (epoch ms) of the exchange phase that holds `ts_ms`, if the
+/// exchange has phases. Minutes are counted on the local clock from `ts_ms`'s
+/// minute, so a phase that spans a daylight-saving change ends an hour off.
+fn phase_end_ms(clock: &mut SessionClock, ts_ms: i64) -> Option<i64> {
+    let minute = clock.at(ts_ms).minute;
+    let end = clock.venue().phase_end(minute)?;
+    let minute_start = ts_ms - ts_ms.rem_euclid(60_000);
+    Some(minute_start + i64::from(end - minute) * 60_000)
 }
 
 impl InstrumentState {
@@ -752,6 +929,143 @@ mod tests {
             assert!(out.is_empty(), "{out:?}");
             assert_eq!(again.duplicate_trades, 1);
         }
+    }
+
+    fn closed_bars(out: &[Event]) -> Vec<(String, String, i64, u64)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Bar(b) if b.closed => Some((
+                    b.instrument.symbol.to_string(),
+                    b.interval.to_string(),
+                    b.bar.open_ms,
+                    b.bar.trades,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_end_of_the_continuous_phase_ends_the_bars_of_it() {
+        let (sbin, tcs) = (
+            Arc::new(Instrument::new("NSE", "SBIN")),
+            Arc::new(Instrument::new("NSE", "TCS")),
+        );
+        let mut s = StateStage::new(StateConfig {
+            intervals: ["1m", "3h"]
+                .iter()
+                .filter_map(|l| Interval::parse(l))
+                .collect(),
+            checkpoints: false,
+            close_grace_ms: 500,
+            ..StateConfig::default()
+        });
+        let mut out = Vec::new();
+        // 2024-01-01 15:29:40 and 15:29:30 IST; the market closes at 15:30.
+        let t1529 = 1_704_103_170_000;
+        s.process(tick(&sbin, t1529 + 10_000, 100.0, 1.0), &mut out);
+        s.process(tick(&tcs, t1529, 200.0, 1.0), &mut out);
+        // A quote of TCS just after the close (outside every phase, dropped)
+        // ends TCS's bars: its own time passed their end.
+        s.process(tick(&tcs, 1_704_103_200_100, 200.0, 0.0), &mut out);
+        // The three-hour bar opened at 14:30 IST (epoch-aligned, to 17:30)
+        // and is cut short by the phase end at 15:30.
+        let three_hours = 1_704_099_600_000;
+        let bars = |sym: &str, minute: i64| {
+            [
+                (sym.to_string(), "1m".to_string(), minute, 1),
+                (sym.to_string(), "3h".to_string(), three_hours, 1),
+            ]
+        };
+        assert_eq!(closed_bars(&out), bars("TCS", t1529 - 30_000));
+        assert_eq!(s.dropped_outside, 1);
+        // SBIN is quiet: the clock ends its phase, once the grace is over.
+        out.clear();
+        let close = 1_704_103_200_000;
+        assert_eq!(s.close_due(close + 499, &mut out), Some(close + 500));
+        assert!(closed_bars(&out).is_empty());
+        assert_eq!(s.close_due(close + 500, &mut out), None);
+        assert_eq!(closed_bars(&out), bars("SBIN", t1529 - 30_000));
+        out.clear();
+        s.finish(&mut out);
+        assert!(closed_bars(&out).is_empty(), "nothing left forming");
+    }
+
+    #[test]
+    fn the_clock_closes_a_quiet_bar_after_its_grace_and_a_later_trade_of_it_counts_next() {
+        let inst = Arc::new(Instrument::new("BINANCE", "BTCUSDT"));
+        let mut s = StateStage::new(StateConfig {
+            close_grace_ms: 500,
+            ..StateConfig::default()
+        });
+        let mut out = Vec::new();
+        let t0 = 1_704_067_200_000; // 00:00 UTC
+        assert_eq!(s.close_due(t0, &mut out), None, "nothing forming");
+        s.process(tick(&inst, t0 + 20_000, 100.0, 1.0), &mut out);
+        s.process(tick(&inst, t0 + 40_000, 101.0, 1.0), &mut out);
+        let end = t0 + 60_000;
+        assert_eq!(s.close_due(end + 499, &mut out), Some(end + 500));
+        assert!(closed_bars(&out).is_empty());
+        assert_eq!(s.close_due(end + 500, &mut out), None);
+        assert_eq!(closed_bars(&out), [("BTCUSDT".into(), "1m".into(), t0, 2)]);
+        // A trade of the closed minute arriving after that: in the next bar.
+        out.clear();
+        s.process(tick(&inst, t0 + 59_000, 102.0, 1.0), &mut out);
+        s.emit_dirty(&mut out);
+        let forming = out.iter().find_map(|e| match e {
+            Event::Bar(b) if !b.closed => Some(b.bar),
+            _ => None,
+        });
+        assert_eq!(forming.map(|b| (b.open_ms, b.trades)), Some((end, 1)));
+        assert_eq!(s.close_due(end + 60_500, &mut out), None);
+        assert_eq!(closed_bars(&out), [("BTCUSDT".into(), "1m".into(), end, 1)]);
+
+        // Old trades received now (a feed catching up): the exchange's clock
+        // runs from their time, so the wall clock does not close them at once.
+        let old = Arc::new(Instrument::new("OKX", "BTC-USDT"));
+        let received = t0 + 86_400_000;
+        let Event::Tick(mut t) = tick(&old, t0 + 1_000, 100.0, 1.0) else {
+            unreachable!()
+        };
+        t.recv_ts_ns = received * 1_000_000;
+        out.clear();
+        s.process(Event::Tick(t), &mut out);
+        let wake = s.close_due(received + 100, &mut out);
+        assert!(closed_bars(&out).is_empty());
+        assert_eq!(wake, Some(received + 59_000 + 500));
+        s.close_due(received + 59_500, &mut out);
+        assert_eq!(closed_bars(&out), [("BTC-USDT".into(), "1m".into(), t0, 1)]);
+    }
+
+    #[test]
+    fn a_bar_a_pause_left_forming_closes_when_the_clock_is_asked_after_restore() {
+        let inst = Arc::new(Instrument::new("BINANCE", "ETHUSDT"));
+        let cfg = || StateConfig {
+            close_grace_ms: 500,
+            ..StateConfig::default()
+        };
+        let mut first = StateStage::new(cfg());
+        let t0 = 1_704_067_200_000;
+        first.process(tick(&inst, t0 + 1_000, 10.0, 2.0), &mut Vec::new());
+        let json = serde_json::to_string(&first.checkpoint(&inst).unwrap()).unwrap();
+        // Restored under another handle of the same instrument (a live run's
+        // configured symbol), then met under the parser's.
+        let mut second = StateStage::new(cfg());
+        let configured = Arc::new(Instrument::new("BINANCE", "ETHUSDT"));
+        assert!(second.restore(&configured, serde_json::from_str(&json).unwrap()));
+        assert!(second.knows(&inst));
+        let mut out = Vec::new();
+        assert_eq!(second.close_due(t0 + 3_600_000, &mut out), None);
+        assert_eq!(closed_bars(&out), [("ETHUSDT".into(), "1m".into(), t0, 1)]);
+        // The same minute again after the close: the next bar, one state.
+        out.clear();
+        second.process(tick(&inst, t0 + 2_000, 11.0, 1.0), &mut out);
+        second.finish(&mut out);
+        let cp = second.checkpoint(&configured).unwrap();
+        assert_eq!(
+            cp.bars[0].1.map(|b| (b.open_ms, b.trades)),
+            Some((t0 + 60_000, 1))
+        );
     }
 
     #[test]

@@ -69,6 +69,15 @@ impl Checkpoints {
                 }
             }
         }
+        self.load(stage, newcomers)
+    }
+
+    /// Continues `newcomers` from their checkpoints (one pipelined read).
+    fn load(
+        &self,
+        stage: &mut StateStage,
+        newcomers: Vec<Arc<tickwire_core::Instrument>>,
+    ) -> Result<(), String> {
         if newcomers.is_empty() {
             return Ok(());
         }
@@ -143,6 +152,7 @@ pub async fn replay_shown(
             ..StateConfig::from_config(config)
         },
         Checkpoints::new(&pools, config)?,
+        None,
         parsed,
         state_tx,
     )?;
@@ -174,13 +184,32 @@ pub async fn replay_shown(
     })
 }
 
+/// How a live run's state stage keeps time.
+#[derive(Default)]
+pub(crate) struct LiveClock {
+    /// The instruments the feeds are configured for: continued from their
+    /// checkpoints at start, so what a pause left forming closes on time
+    /// even if the instrument trades no more.
+    pub instruments: Vec<Arc<tickwire_core::Instrument>>,
+}
+
+/// Now, as epoch milliseconds.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The state stage on its own thread: parsed events in, events with bars,
 /// indicator values and checkpoints out; each instrument it meets first
-/// continues from its checkpoint. Ends when its input closes, after handing
-/// on what changed (closing forming bars only with `close_at_end`).
+/// continues from its checkpoint. With a `live` clock it also wakes when a
+/// forming bar is due and closes it by the wall clock. Ends when its input
+/// closes, after handing on what changed (closing forming bars only with
+/// `close_at_end`).
 pub(crate) fn spawn_state_stage(
     cfg: StateConfig,
     checkpoints: Checkpoints,
+    live: Option<LiveClock>,
     mut input: mpsc::Receiver<Vec<Event>>,
     output: mpsc::Sender<Vec<Event>>,
 ) -> std::io::Result<std::thread::JoinHandle<StateCounts>> {
@@ -189,12 +218,45 @@ pub(crate) fn spawn_state_stage(
         .spawn(move || {
             let mut stage = StateStage::new(cfg);
             let resent = metrics::counter!(tickwire_core::telemetry::TRADES_RESENT);
-            while let Some(events) = input.blocking_recv() {
+            let fail = |stage: &StateStage, e: String| {
+                tracing::error!(error = %e, "cannot read checkpoints: the state stage stops");
+                let mut counts = StateCounts::of(stage);
+                counts.failed = Some(e);
+                counts
+            };
+            let mut due = None;
+            if let Some(clock) = &live {
+                if let Err(e) = checkpoints.load(&mut stage, clock.instruments.clone()) {
+                    return fail(&stage, e);
+                }
+                let mut out = Vec::new();
+                due = stage.close_due(wall_ms(), &mut out);
+                stage.emit_dirty(&mut out);
+                if !out.is_empty() && output.blocking_send(out).is_err() {
+                    return StateCounts::of(&stage);
+                }
+            }
+            loop {
+                let events = match (&live, due) {
+                    // Wake for the next bar due, or for input (at least once a second).
+                    (Some(_), Some(at)) => {
+                        let wait = (at - wall_ms()).clamp(0, 1_000);
+                        let wait = std::time::Duration::from_millis(wait.unsigned_abs());
+                        // The timer is made inside the runtime's context.
+                        let next = async { tokio::time::timeout(wait, input.recv()).await };
+                        match checkpoints.handle.block_on(next) {
+                            Ok(Some(events)) => events,
+                            Ok(None) => break,
+                            Err(_) => Vec::new(),
+                        }
+                    }
+                    _ => match input.blocking_recv() {
+                        Some(events) => events,
+                        None => break,
+                    },
+                };
                 if let Err(e) = checkpoints.restore(&mut stage, &events) {
-                    tracing::error!(error = %e, "cannot read checkpoints: the state stage stops");
-                    let mut counts = StateCounts::of(&stage);
-                    counts.failed = Some(e);
-                    return counts;
+                    return fail(&stage, e);
                 }
                 let mut out = Vec::with_capacity(events.len() + 16);
                 let before = stage.duplicate_trades;
@@ -202,8 +264,11 @@ pub(crate) fn spawn_state_stage(
                     stage.process(e, &mut out);
                 }
                 resent.increment(stage.duplicate_trades - before);
+                if live.is_some() {
+                    due = stage.close_due(wall_ms(), &mut out);
+                }
                 stage.emit_dirty(&mut out);
-                if output.blocking_send(out).is_err() {
+                if !out.is_empty() && output.blocking_send(out).is_err() {
                     // The writer is gone; it reports why.
                     return StateCounts::of(&stage);
                 }

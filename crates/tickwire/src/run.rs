@@ -52,6 +52,12 @@ pub async fn run(
     let state = spawn_state_stage(
         StateConfig::from_config(config),
         crate::replay::Checkpoints::new(&pools, config)?,
+        Some(crate::replay::LiveClock {
+            instruments: tickwire_core::venues::feed_instruments(&config.feeds)
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        }),
         parsed,
         state_tx,
     )?;
