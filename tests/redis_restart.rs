@@ -1,7 +1,9 @@
 //! A Redis restart with AOF changes nothing: the Redis SIGKILLed and started
 //! again from its append-only file (`appendfsync always`, so what it
 //! acknowledged is on disk), between two processes or while one is writing,
-//! leaves every key tickwire writes equal to one uninterrupted run.
+//! leaves every key tickwire writes equal to one uninterrupted run. And the
+//! stream entries the writer numbers itself (dead letters, key profiles'
+//! tick streams) continue in a new process after those the last one wrote.
 
 mod common;
 
@@ -252,4 +254,177 @@ async fn a_redis_down_for_a_while_mid_replay_then_the_whole_input_equals_one_run
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run_lua_engine() {
     a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(true, Duration::ZERO).await;
+}
+
+/// A recorded Binance frame received at `recv_ns`.
+fn recorded(recv_ns: i64, data: &str) -> String {
+    serde_json::json!({"recv_ns": recv_ns, "feed": "binance", "data": data}).to_string()
+}
+
+fn binance_trade(id: u64, t_ms: i64) -> String {
+    format!(
+        r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{t_ms},"s":"BTCUSDT","t":{id},"p":"29000.5","q":"0.5","T":{t_ms},"m":false}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_two_processes_in_one_millisecond_are_both_kept() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let recv = 1_609_459_200_100_000_000i64; // 2021-01-01 00:00:00.100 UTC
+    let t = 1_609_459_200_050i64;
+    // Each process: a trade, then a bad frame received in the same
+    // millisecond as the other process's bad frame.
+    let first = write(
+        dir.path(),
+        "a.jsonl",
+        &[
+            recorded(recv, &binance_trade(1, t)),
+            recorded(recv + 10, "{oops"),
+        ]
+        .join("\n"),
+    );
+    let second = write(
+        dir.path(),
+        "b.jsonl",
+        &[
+            recorded(recv + 20, &binance_trade(2, t + 1)),
+            recorded(recv + 30, "{\"not\":\"a trade\"}"),
+        ]
+        .join("\n"),
+    );
+    let cfg = config(&server, "");
+    let a = replay_open(&cfg, std::slice::from_ref(&first)).await;
+    let b = replay_open(&cfg, std::slice::from_ref(&second)).await;
+    assert_eq!((a.writer.deadlettered, b.writer.deadlettered), (1, 1));
+    assert_eq!(b.writer.deadletter_duplicates, 0);
+    let db0 = server.client(0).await.unwrap();
+    let dead = xrange(&db0, "deadletter:binance").await;
+    let got: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|e| (e.0.as_str(), field(e, "raw")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1609459200100-0", "{oops"),
+            ("1609459200100-1", "{\"not\":\"a trade\"}")
+        ]
+    );
+    assert_eq!(field(&dead[1], "recv_ts"), "1609459200100");
+
+    // Both inputs again, in one process: the same dead letters, recognised
+    // as already there, and nothing added.
+    let again = replay_open(&cfg, &[first, second]).await;
+    assert_eq!(
+        (
+            again.writer.deadlettered,
+            again.writer.deadletter_duplicates
+        ),
+        (0, 2)
+    );
+    assert_eq!(xrange(&db0, "deadletter:binance").await, dead);
+
+    // Lines of a tick file carry no receive time: the same holds.
+    let tick =
+        |ts: i64| format!(r#"{{"exchange":"NSE","symbol":"SBIN","ts":{ts},"ltp":612.35,"qty":1}}"#);
+    let first = write(
+        dir.path(),
+        "c.jsonl",
+        &format!("{}\n{{bad one\n", tick(1_704_169_800_100)),
+    );
+    let second = write(
+        dir.path(),
+        "d.jsonl",
+        &format!("{}\n{{bad two\n", tick(1_704_169_800_200)),
+    );
+    let c = replay_open(&cfg, std::slice::from_ref(&first)).await;
+    let d = replay_open(&cfg, std::slice::from_ref(&second)).await;
+    assert_eq!((c.writer.deadlettered, d.writer.deadlettered), (1, 1));
+    let dead = xrange(&db0, "deadletter:tickwire").await;
+    let raws: Vec<&str> = dead.iter().map(|e| field(e, "raw")).collect();
+    assert_eq!(raws, ["{bad one", "{bad two"]);
+    let again = replay_open(&cfg, &[first, second]).await;
+    assert_eq!(
+        (
+            again.writer.deadlettered,
+            again.writer.deadletter_duplicates
+        ),
+        (0, 2)
+    );
+    assert_eq!(xrange(&db0, "deadletter:tickwire").await, dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_tick_stream_continues_in_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("md.toml");
+    std::fs::write(
+        &profile,
+        r#"
+namespace = "md:"
+[tick_stream]
+key = "{exchange}:{symbol}"
+type = "stream"
+encoding = "fields"
+db = 1
+ttl = 600
+cap = 1000
+fields = ["price=ltp", "size=qty", "t=ts"]
+"#,
+    )
+    .unwrap();
+    let with_profile = |server: &RedisServer| {
+        let mut c = config(server, "");
+        c.profiles =
+            tickwire_core::profiles::Profiles::load(&[profile.to_str().unwrap().to_string()])
+                .expect("the profile loads");
+        c
+    };
+    // Three trades in one millisecond, with ids, then one later.
+    let line = |id: u64, ts: i64, ltp: &str| {
+        format!(r#"{{"exchange":"NSE","symbol":"SBIN","ts":{ts},"ltp":{ltp},"qty":1,"id":{id}}}"#)
+    };
+    let lines = [
+        line(1, 1_704_169_800_100, "612.35"),
+        line(2, 1_704_169_800_100, "612.4"),
+        line(3, 1_704_169_800_100, "612.45"),
+        line(4, 1_704_169_801_000, "612.5"),
+    ];
+    let reference = redis();
+    replay_open(
+        &with_profile(&reference),
+        &[write(dir.path(), "all.jsonl", &lines.join("\n"))],
+    )
+    .await;
+    // Cut inside the millisecond; the second process also gets the first
+    // process's last trade again.
+    let server = redis();
+    let cfg = with_profile(&server);
+    replay_open(
+        &cfg,
+        &[write(dir.path(), "a.jsonl", &lines[..2].join("\n"))],
+    )
+    .await;
+    let b = replay_open(
+        &cfg,
+        &[write(dir.path(), "b.jsonl", &lines[1..].join("\n"))],
+    )
+    .await;
+    assert_eq!(b.state.resent, 1);
+    let (got, want) = (
+        xrange(&server.client(1).await.unwrap(), "md:NSE:SBIN").await,
+        xrange(&reference.client(1).await.unwrap(), "md:NSE:SBIN").await,
+    );
+    let ids: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "1704169800100-0",
+            "1704169800100-1",
+            "1704169800100-2",
+            "1704169801000-0"
+        ]
+    );
+    assert_eq!(got, want);
 }

@@ -397,6 +397,35 @@ enum Outcome {
     Failed,
 }
 
+/// A dead letter's entry: `error` (`{error_type}: {error}`), `raw` and, when
+/// the input says, `recv_ts` (epoch ms).
+fn dead_letter_fields(j: &Rejected) -> Vec<(Key, Value)> {
+    let mut fields = vec![
+        (ERROR, Value::from(format!("{}: {}", j.error_type, j.error))),
+        (RAW, Value::from(j.raw.as_str())),
+    ];
+    if let Some(ns) = j.recv_ts_ns {
+        fields.push((RECV_TS, Value::Integer(ns.div_euclid(1_000_000))));
+    }
+    fields
+}
+
+/// Whether a dead-letter entry read back (`fields`) is the one `j` writes.
+pub(crate) fn is_dead_letter_of(fields: &HashMap<String, String>, j: &Rejected) -> bool {
+    let mine = dead_letter_fields(j);
+    fields.len() == mine.len()
+        && mine.iter().all(|(k, v)| {
+            let theirs = std::str::from_utf8(k.as_bytes())
+                .ok()
+                .and_then(|k| fields.get(k));
+            match (theirs, v) {
+                (Some(t), Value::String(s)) => t == &**s,
+                (Some(t), Value::Integer(i)) => t.parse() == Ok(*i),
+                _ => false,
+            }
+        })
+}
+
 fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
     let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
@@ -475,14 +504,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     }
     let mut dl_keys: Vec<&Key> = Vec::new();
     for r in &batch.rejects {
-        let j = &r.rejected;
-        let mut fields = vec![
-            (ERROR, Value::from(format!("{}: {}", j.error_type, j.error))),
-            (RAW, Value::from(j.raw.as_str())),
-        ];
-        if let Some(ns) = j.recv_ts_ns {
-            fields.push((RECV_TS, Value::Integer(ns.div_euclid(1_000_000))));
-        }
+        let fields = dead_letter_fields(&r.rejected);
         cmds.push(Cmd {
             db: s.system_db,
             kind: Kind::DeadLetter,
