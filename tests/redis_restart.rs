@@ -428,3 +428,80 @@ fields = ["price=ltp", "size=qty", "t=ts"]
     );
     assert_eq!(got, want);
 }
+
+/// A recorded Dhan frame (a full packet of NSE_EQ 2885), received 5 ms
+/// after its LTT (IST wall-clock seconds) plus `n` ns.
+fn dhan_line(n: i64, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> String {
+    use base64::Engine as _;
+    let data =
+        base64::engine::general_purpose::STANDARD.encode(dhan_full(1, 2885, ltp, ltq, ltt, volume));
+    let recv_ns = (i64::from(ltt) - 19_800) * 1_000_000_000 + 5_000_000 + n;
+    serde_json::json!({"recv_ns": recv_ns, "feed": "nse", "venue": "dhan",
+        "enc": "base64", "data": data})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_dhan_packet_is_known_by_its_day_volume_in_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2024-01-02 10:00:00 IST as Dhan sends it; LTT has whole seconds, so
+    // several trades share a millisecond.
+    let ltt: u32 = 1_704_189_600;
+    let packets = [
+        (2450.05, 25, ltt, 120_000),
+        (2450.5, 10, ltt + 1, 120_010),
+        (2450.5, 10, ltt + 1, 120_010), // only the book moved
+        (2451.0, 5, ltt + 2, 120_015),
+        (2451.5, 7, ltt + 2, 120_022),
+        // The second process's own trades: one more in the same second.
+        (2451.25, 3, ltt + 2, 120_025),
+        (2452.0, 4, ltt + 61, 120_029),
+    ];
+    let lines: Vec<String> = packets
+        .iter()
+        .enumerate()
+        .map(|(i, &(ltp, ltq, t, v))| dhan_line(i as i64, ltp, ltq, t, v))
+        .collect();
+    let toml =
+        "[[feeds]]\nname = \"nse\"\nvenue = \"dhan\"\nsymbols = [\"NSE_EQ:2885=RELIANCE\"]\n";
+    let dbs = [2, 3, 4, 5, 6, 8, 0];
+    let body = |part: &[String]| part.join("\n") + "\n";
+    let reference = redis();
+    replay_open(
+        &config(&reference, toml),
+        &[write(dir.path(), "all.jsonl", &body(&lines))],
+    )
+    .await;
+
+    // The first process ends with two trades in one second; the second
+    // starts with the last of them again (its place in that millisecond
+    // would say the new trade after it is a resend, its day volume says not).
+    let server = redis();
+    let cfg = config(&server, toml);
+    let a = replay_open(&cfg, &[write(dir.path(), "a.jsonl", &body(&lines[..5]))]).await;
+    assert_eq!(a.writer.ticks_written, 4);
+    let b = replay_open(&cfg, &[write(dir.path(), "b.jsonl", &body(&lines[4..]))]).await;
+    assert_eq!((b.state.resent, b.writer.ticks_written), (1, 2));
+    assert_eq!(
+        snapshot(&server, &dbs).await,
+        snapshot(&reference, &dbs).await,
+        "every key equal to the single run"
+    );
+    let db4 = server.client(4).await.unwrap();
+    let vols: Vec<String> = xrange(&db4, "ticks:RELIANCE")
+        .await
+        .iter()
+        .map(|e| field(e, "vol").to_string())
+        .collect();
+    assert_eq!(
+        vols,
+        ["120000", "120010", "120015", "120022", "120025", "120029"]
+    );
+    // The whole recording again: every trade a resend, nothing changes.
+    let again = replay_open(&cfg, &[write(dir.path(), "again.jsonl", &body(&lines))]).await;
+    assert_eq!((again.state.resent, again.writer.ticks_written), (6, 0));
+    assert_eq!(
+        snapshot(&server, &dbs).await,
+        snapshot(&reference, &dbs).await
+    );
+}
