@@ -305,37 +305,6 @@ async fn okx_keepalive_is_the_text_ping_and_quotes_update_only_the_price_hash() 
     assert!(summary.ingest.skipped >= 4, "{:?}", summary.ingest);
 }
 
-/// A Dhan full packet (code 8, 162 bytes) from the published layout.
-fn dhan_full(segment: u8, security: u32, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> Vec<u8> {
-    let mut b = vec![8u8];
-    b.extend(162u16.to_le_bytes());
-    b.push(segment);
-    b.extend(security.to_le_bytes());
-    b.extend(ltp.to_le_bytes());
-    b.extend(ltq.to_le_bytes());
-    b.extend(ltt.to_le_bytes());
-    b.extend((ltp - 0.5).to_le_bytes()); // ATP
-    b.extend(volume.to_le_bytes());
-    b.extend(40_000u32.to_le_bytes()); // total sell qty
-    b.extend(50_000u32.to_le_bytes()); // total buy qty
-    for oi in [0u32, 0, 0] {
-        b.extend(oi.to_le_bytes());
-    }
-    for v in [2_440.0f32, 2_430.0, 2_460.0, 2_420.0] {
-        b.extend(v.to_le_bytes()); // open, close, high, low
-    }
-    for level in 0..5u32 {
-        b.extend((100 * (level + 1)).to_le_bytes()); // bid qty
-        b.extend((110 * (level + 1)).to_le_bytes()); // ask qty
-        b.extend(((level + 1) as u16).to_le_bytes()); // bid orders
-        b.extend(((level + 2) as u16).to_le_bytes()); // ask orders
-        b.extend((ltp - 0.05 * (level + 1) as f32).to_le_bytes());
-        b.extend((ltp + 0.05 * (level + 1) as f32).to_le_bytes());
-    }
-    assert_eq!(b.len(), 162);
-    b
-}
-
 /// 2024-01-02 10:00:00 IST, in NSE's continuous session, as Dhan sends it:
 /// IST wall-clock seconds (04:30 UTC is 1_704_169_800).
 const LTT: u32 = 1_704_189_600;

@@ -73,7 +73,8 @@ pub struct Tick {
     /// (`None`: the continuous market).
     pub db: Option<crate::config::Db>,
     /// The venue's identity of the trade where it has one (Binance `t`/`a`,
-    /// OKX `tradeId`, the Tardis and Binance-dump `id`, tick JSON `id`):
+    /// OKX `tradeId`, the Tardis and Binance-dump `id`, tick JSON `id`; Dhan:
+    /// its trading date and day volume, [`TradeId::day_volume`]):
     /// increasing per instrument, so a trade at or below the last applied one
     /// is a resend.
     pub trade_id: Option<TradeId>,
@@ -112,6 +113,16 @@ impl TradeId {
             sequence: IdSequence::Aggregate,
             value,
         }
+    }
+
+    /// The identity of a trade a venue reports only by its cumulative day
+    /// volume (Dhan): the trading date (`yyyymmdd`) in the high 32 bits, the
+    /// day volume after the trade in the low ones. A new trade raises the day
+    /// volume, and the volume starts again each trading date, so the ids
+    /// increase across days and a resent packet (the same date and volume, or
+    /// less) is at or below the last one applied.
+    pub fn day_volume(yyyymmdd: u32, volume: u32) -> Self {
+        Self::trade((u64::from(yyyymmdd) << 32) | u64::from(volume))
     }
 }
 

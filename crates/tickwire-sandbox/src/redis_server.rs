@@ -26,12 +26,25 @@ pub enum RedisServerError {
 }
 
 /// A redis-server child process on 127.0.0.1 with its own data directory,
-/// persistence off. Killed and its directory removed on drop.
+/// persistence off ([`RedisServer::start`]) or an append-only file synced on
+/// every write ([`RedisServer::start_persistent`]). Killed and its directory
+/// removed on drop.
 pub struct RedisServer {
     child: Child,
     port: u16,
     binary: PathBuf,
     dir: tempfile::TempDir,
+    persistence: Persistence,
+}
+
+/// What a server keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persistence {
+    /// Nothing: a restart loses every key.
+    Off,
+    /// `appendonly yes`, `appendfsync always`: every write Redis acknowledged
+    /// is in the AOF, and a restart loads it.
+    Aof,
 }
 
 /// Finds redis-server: `TICKWIRE_REDIS_SERVER`, then `PATH`.
@@ -67,13 +80,25 @@ fn answers_ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child, RedisServerError> {
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    persistence: Persistence,
+) -> Result<Child, RedisServerError> {
+    let aof: &[&str] = match persistence {
+        Persistence::Off => &["--appendonly", "no"],
+        // Acknowledged means on disk: Redis fsyncs the AOF before it replies.
+        Persistence::Aof => &["--appendonly", "yes", "--appendfsync", "always"],
+    };
     Command::new(binary)
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1"])
         .arg("--dir")
         .arg(dir)
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--save", ""])
+        .args(aof)
+        .args(["--daemonize", "no"])
         .args(["--logfile", "redis.log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -89,6 +114,17 @@ impl RedisServer {
     /// Starts a server and waits until it answers PING (up to 10 s). A port
     /// taken between choosing and binding it is retried with another.
     pub fn start() -> Result<Self, RedisServerError> {
+        Self::start_with(Persistence::Off)
+    }
+
+    /// Starts a server that keeps an append-only file (`appendonly yes`,
+    /// `appendfsync always`: what it acknowledged is on disk), so that
+    /// [`RedisServer::crash_and_recover`] brings back every acknowledged write.
+    pub fn start_persistent() -> Result<Self, RedisServerError> {
+        Self::start_with(Persistence::Aof)
+    }
+
+    fn start_with(persistence: Persistence) -> Result<Self, RedisServerError> {
         let binary = find_redis_server()?;
         let dir = tempfile::Builder::new()
             .prefix("tickwire-redis-")
@@ -97,7 +133,7 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port().map_err(RedisServerError::TempDir)?;
-            let mut child = spawn(&binary, dir.path(), port)?;
+            let mut child = spawn(&binary, dir.path(), port, persistence)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if answers_ping(port) {
@@ -106,6 +142,7 @@ impl RedisServer {
                         port,
                         binary,
                         dir,
+                        persistence,
                     });
                 }
                 if let Ok(Some(status)) = child.try_wait() {
@@ -146,9 +183,59 @@ impl RedisServer {
     pub fn restart(&mut self) -> Result<(), RedisServerError> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.binary, self.dir.path(), self.port)?;
+        if self.persistence == Persistence::Aof {
+            // Lost with the disk: the next start finds no AOF to load.
+            let _ = std::fs::remove_dir_all(self.dir.path().join("appendonlydir"));
+            let _ = std::fs::remove_file(self.dir.path().join("appendonly.aof"));
+        }
+        self.respawn()
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no final save: a crash)
+    /// and starts it again in the same directory and on the same port, where
+    /// it loads its append-only file; returns once it answers PING, that is
+    /// once the AOF is loaded (a loading server answers `-LOADING`). Only for
+    /// a server from [`RedisServer::start_persistent`].
+    pub fn crash_and_recover(&mut self) -> Result<(), RedisServerError> {
+        self.crash()?;
+        self.recover()
+    }
+
+    /// The first half of [`RedisServer::crash_and_recover`]: SIGKILL, and the
+    /// port stays closed until [`RedisServer::recover`] (an outage).
+    pub fn crash(&mut self) -> Result<(), RedisServerError> {
+        if self.persistence != Persistence::Aof {
+            return Err(RedisServerError::NotReady(
+                "a crash to recover from needs a server started with start_persistent".into(),
+            ));
+        }
+        // Child::kill is SIGKILL on Unix.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(())
+    }
+
+    /// Starts a crashed server again from its AOF (see [`RedisServer::crash`]).
+    pub fn recover(&mut self) -> Result<(), RedisServerError> {
+        if let Ok(None) = self.child.try_wait() {
+            return Err(RedisServerError::NotReady(
+                "the server is still running: crash it first".into(),
+            ));
+        }
+        self.respawn()
+    }
+
+    /// Starts the server again (the old one is gone) and waits for PING.
+    fn respawn(&mut self) -> Result<(), RedisServerError> {
+        self.child = spawn(&self.binary, self.dir.path(), self.port, self.persistence)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers_ping(self.port) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(RedisServerError::NotReady(format!(
+                    "exited with {status}: {}",
+                    log_tail(self.dir.path())
+                )));
+            }
             if Instant::now() > deadline {
                 return Err(RedisServerError::NotReady(log_tail(self.dir.path())));
             }
@@ -174,9 +261,67 @@ fn log_tail(dir: &Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
+/// Sends one inline command and returns its reply: a status line, or a
+/// bulk string's value (`nil` for none).
+#[cfg(test)]
+fn inline(port: u16, cmd: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(format!("{cmd}\r\n").as_bytes()).expect("write");
+    let mut line = || {
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        while s.read_exact(&mut b).is_ok() && b[0] != b'\n' {
+            out.push(b[0]);
+        }
+        String::from_utf8_lossy(&out).trim_end().to_string()
+    };
+    let first = line();
+    match first.as_str() {
+        "$-1" => "nil".into(),
+        f if f.starts_with('$') => line(),
+        _ => first,
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persistent_server_keeps_what_it_acknowledged_through_a_sigkill() {
+        let mut server = RedisServer::start_persistent().expect("redis-server");
+        assert_eq!(inline(server.port(), "SET k v1"), "+OK");
+        let pid = server.child.id();
+        server.crash_and_recover().expect("back up");
+        assert_ne!(server.child.id(), pid, "a new process");
+        assert_eq!(inline(server.port(), "GET k"), "v1");
+        // restart() loses everything, AOF included, and the server keeps
+        // its persistence for what is written after.
+        server.restart().expect("back up");
+        assert_eq!(inline(server.port(), "GET k"), "nil");
+        assert_eq!(inline(server.port(), "SET k v2"), "+OK");
+        server.crash_and_recover().expect("back up");
+        assert_eq!(inline(server.port(), "GET k"), "v2");
+    }
+
+    #[test]
+    fn a_server_without_persistence_refuses_to_recover() {
+        let mut server = RedisServer::start().expect("redis-server");
+        assert!(server.crash_and_recover().is_err());
+        let mut server = RedisServer::start_persistent().expect("redis-server");
+        assert!(server.recover().is_err(), "not crashed");
+        server.crash().expect("killed");
+        assert!(!answers_ping(server.port()), "down until recovered");
+        server.recover().expect("back up");
+        assert!(answers_ping(server.port()));
     }
 }

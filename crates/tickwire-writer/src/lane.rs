@@ -397,6 +397,35 @@ enum Outcome {
     Failed,
 }
 
+/// A dead letter's entry: `error` (`{error_type}: {error}`), `raw` and, when
+/// the input says, `recv_ts` (epoch ms).
+fn dead_letter_fields(j: &Rejected) -> Vec<(Key, Value)> {
+    let mut fields = vec![
+        (ERROR, Value::from(format!("{}: {}", j.error_type, j.error))),
+        (RAW, Value::from(j.raw.as_str())),
+    ];
+    if let Some(ns) = j.recv_ts_ns {
+        fields.push((RECV_TS, Value::Integer(ns.div_euclid(1_000_000))));
+    }
+    fields
+}
+
+/// Whether a dead-letter entry read back (`fields`) is the one `j` writes.
+pub(crate) fn is_dead_letter_of(fields: &HashMap<String, String>, j: &Rejected) -> bool {
+    let mine = dead_letter_fields(j);
+    fields.len() == mine.len()
+        && mine.iter().all(|(k, v)| {
+            let theirs = std::str::from_utf8(k.as_bytes())
+                .ok()
+                .and_then(|k| fields.get(k));
+            match (theirs, v) {
+                (Some(t), Value::String(s)) => t == &**s,
+                (Some(t), Value::Integer(i)) => t.parse() == Ok(*i),
+                _ => false,
+            }
+        })
+}
+
 fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
     let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
@@ -475,14 +504,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     }
     let mut dl_keys: Vec<&Key> = Vec::new();
     for r in &batch.rejects {
-        let j = &r.rejected;
-        let mut fields = vec![
-            (ERROR, Value::from(format!("{}: {}", j.error_type, j.error))),
-            (RAW, Value::from(j.raw.as_str())),
-        ];
-        if let Some(ns) = j.recv_ts_ns {
-            fields.push((RECV_TS, Value::Integer(ns.div_euclid(1_000_000))));
-        }
+        let fields = dead_letter_fields(&r.rejected);
         cmds.push(Cmd {
             db: s.system_db,
             kind: Kind::DeadLetter,
@@ -1054,6 +1076,8 @@ fn is_transient(e: &Error) -> bool {
             | ErrorKind::Routing
     ) || e.details().starts_with("LOADING")
         || e.details().starts_with("BUSY")
+        // fred gave up writing the command on a connection that kept failing.
+        || e.details().starts_with("Too many failed write attempts")
 }
 
 async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
@@ -1139,26 +1163,62 @@ async fn attempt(
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
     for (db, idx, results) in join_all(sends).await {
-        for (n, i) in idx.into_iter().enumerate() {
-            let Some(result) = results.get(n) else {
-                continue;
-            };
-            outcomes[i] = match result {
-                Ok(_) => Outcome::Applied,
-                Err(e) if is_id_too_small(e) => Outcome::AlreadyThere,
-                Err(e) if is_transient(e) || is_noscript(e) => {
-                    transient = Some(e.clone());
-                    Outcome::Pending
-                }
-                Err(e) => {
-                    tracing::warn!(db, error = %e, "Redis refused a write");
-                    stats.write_errors += 1;
-                    Outcome::Failed
-                }
-            };
+        if let Some(e) = settle(db, &idx, results, outcomes, stats) {
+            transient = Some(e);
         }
     }
     Ok(transient)
+}
+
+/// Takes the replies of one DB's pipeline (commands `idx` of the batch) into
+/// their outcomes; returns a transient error if any of them is to be sent
+/// again.
+///
+/// A pipeline that failed as a whole comes back as one error for all its
+/// commands (a timeout, a connection given up after too many write
+/// attempts): nothing is known of any of them, so all stay pending and are
+/// sent again, each idempotent. Taking that one error for the first command
+/// alone would leave the others unsent while the batch counted as written,
+/// and the batch's checkpoints would then go out ahead of outputs Redis
+/// never had.
+fn settle(
+    db: u8,
+    idx: &[usize],
+    results: Vec<Result<Value, Error>>,
+    outcomes: &mut [Outcome],
+    stats: &mut WriterStats,
+) -> Option<Error> {
+    if results.len() != idx.len() {
+        let error = results
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::IO,
+                    format!("a pipeline of {} commands had other replies", idx.len()),
+                )
+            });
+        tracing::warn!(db, error = %error, "a pipeline failed as a whole");
+        // Pending already: every command is sent again.
+        return Some(error);
+    }
+    let mut transient = None;
+    for (&i, result) in idx.iter().zip(&results) {
+        outcomes[i] = match result {
+            Ok(_) => Outcome::Applied,
+            Err(e) if is_id_too_small(e) => Outcome::AlreadyThere,
+            Err(e) if is_transient(e) || is_noscript(e) => {
+                transient = Some(e.clone());
+                Outcome::Pending
+            }
+            Err(e) => {
+                tracing::warn!(db, error = %e, "Redis refused a write");
+                stats.write_errors += 1;
+                Outcome::Failed
+            }
+        };
+    }
+    transient
 }
 
 /// Writes one batch, retrying transient failures with backoff.
@@ -1393,6 +1453,43 @@ mod tests {
             order_field: "ts".into(),
             value,
         }
+    }
+
+    #[test]
+    fn a_pipeline_that_failed_as_a_whole_is_sent_again_whole() {
+        let mut stats = WriterStats::default();
+        let mut outcomes = vec![Outcome::Pending; 4];
+        // fred's answer for a pipeline it gave up on: one error for all.
+        let gave_up = Error::new(ErrorKind::Unknown, "Too many failed write attempts.");
+        let e = settle(2, &[0, 2, 3], vec![Err(gave_up)], &mut outcomes, &mut stats);
+        assert!(e.is_some(), "to be retried");
+        assert_eq!(outcomes, vec![Outcome::Pending; 4], "none taken as done");
+        assert_eq!(stats.write_errors, 0);
+        // Replies for each command: each its own outcome.
+        let replies = vec![
+            Ok(Value::Null),
+            Err(Error::new(
+                ErrorKind::Unknown,
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+            )),
+            Err(Error::new(ErrorKind::InvalidArgument, "WRONGTYPE")),
+        ];
+        assert!(settle(2, &[0, 2, 3], replies, &mut outcomes, &mut stats).is_none());
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Applied,
+                Outcome::Pending,
+                Outcome::AlreadyThere,
+                Outcome::Failed
+            ]
+        );
+        assert_eq!(stats.write_errors, 1);
+        // A lone command fred gave up on is sent again too.
+        let mut one = vec![Outcome::Pending];
+        let gave_up = Error::new(ErrorKind::Unknown, "Too many failed write attempts.");
+        assert!(settle(2, &[0], vec![Err(gave_up)], &mut one, &mut stats).is_some());
+        assert_eq!(one, [Outcome::Pending]);
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub enum WriterError {
     Owner(fred::error::Error),
     #[error("cannot read the instruments' checkpoints: {0}")]
     Checkpoint(fred::error::Error),
+    #[error("cannot read dead-letter stream {key}: {source}")]
+    DeadLetters {
+        key: String,
+        source: fred::error::Error,
+    },
 }
 
 /// The key templates of `config`, parsed (validated config: they parse).
@@ -152,6 +157,27 @@ struct StreamState {
     seq: StreamIdSeq,
 }
 
+/// A feed's dead-letter stream, as this process numbers its entries.
+///
+/// A dead letter's ID is `{ms}-{seq}` (`ms` its receive time, 0 when the
+/// input has none) counted from the start of the process (`natural`): the same input gives the same IDs, so a frame dead-lettered
+/// again (a second replay, a restart on the whole input) lands on its earlier
+/// entry and is counted as a duplicate. A stream an earlier process wrote
+/// can already hold an entry at that ID for another frame (a new process
+/// stamping a bad frame in a millisecond the last one used): the entry there
+/// is read, and unless it is this frame, the dead letter goes after the
+/// stream's last entry instead. Costs one read of the stream's last ID per
+/// feed per process, and one read per dead letter that falls at or below it.
+struct DeadLetters {
+    key: Key,
+    lane: usize,
+    natural: StreamIdSeq,
+    /// The stream's last ID when this process first wrote to it.
+    before: Option<(u64, u64)>,
+    /// The last ID in the stream: `before`, then each ID given.
+    top: StreamIdSeq,
+}
+
 /// Assigns keys, stream IDs and lanes; holds the per-lane batches.
 struct Dispatcher {
     keys: Keys,
@@ -160,10 +186,7 @@ struct Dispatcher {
     streams: Vec<StreamState>,
     stream_index: HashMap<(u8, Key), usize>,
     dbs: tickwire_core::config::DbMap,
-    deadletters: HashMap<Box<str>, (Key, StreamIdSeq, usize)>,
-    /// Exchange time of the latest tick: the time of a dead letter whose input
-    /// carries none, so that its ID is as deterministic as a tick's.
-    last_tick_ms: i64,
+    deadletters: HashMap<Box<str>, DeadLetters>,
     skipped: u64,
     /// Keys of bar streams and forming-bar hashes per (instrument, interval).
     bar_keys: HashMap<(ByAddress, Arc<str>), (Key, Key)>,
@@ -180,7 +203,8 @@ struct Dispatcher {
     /// Rendered profile keys (and PUBLISH channels) per (profile, instrument,
     /// bar interval): rendering once per instrument, not per tick.
     profile_keys: HashMap<ProfileKeyId, (Key, Option<Key>)>,
-    /// The entry IDs of each profile tick stream.
+    /// The entry IDs of each profile tick stream, for ticks the state stage
+    /// did not number.
     profile_streams: HashMap<Key, StreamIdSeq>,
     /// The instruments met in this run, by symbol: a newcomer of another
     /// exchange that would share their keys is refused.
@@ -222,6 +246,86 @@ pub async fn load_checkpoints(
         .into_iter()
         .map(|r| r.map_err(WriterError::Checkpoint))
         .collect()
+}
+
+/// A Redis read the writer cannot go on without, tried with the writer's
+/// backoff while it fails (at most 6 attempts, about 2 s).
+async fn read_retrying<T, F, Fut>(mut read: F) -> Result<T, fred::error::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match read().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries >= 5 => return Err(e),
+            Err(e) => {
+                tries += 1;
+                tracing::warn!(attempt = tries, error = %e, "Redis read failed, retrying");
+                tokio::time::sleep(retry_backoff(tries)).await;
+            }
+        }
+    }
+}
+
+/// Reads a stream ID as Redis writes it (`{ms}-{seq}`).
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The ID of the last entry of stream `key` (none: empty or missing).
+async fn last_entry_id(
+    pools: &RedisPools,
+    db: u8,
+    key: &Key,
+) -> Result<Option<(u64, u64)>, WriterError> {
+    use fred::prelude::StreamsInterface;
+    let client = pools.client(db, 0)?;
+    let last: Vec<(String, HashMap<String, String>)> = read_retrying(|| {
+        client.xrevrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
+            key.clone(),
+            "+",
+            "-",
+            Some(1),
+        )
+    })
+    .await
+    .map_err(|source| WriterError::DeadLetters {
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        source,
+    })?;
+    Ok(last.first().and_then(|(id, _)| parse_id(id)))
+}
+
+/// Whether the entry of stream `key` at `id` is the dead letter of `r`.
+async fn entry_is(
+    pools: &RedisPools,
+    db: u8,
+    key: &Key,
+    id: (u64, u64),
+    r: &tickwire_core::Rejected,
+) -> Result<bool, WriterError> {
+    use fred::prelude::StreamsInterface;
+    let client = pools.client(db, 0)?;
+    let id = ids::format_id(id);
+    let found: Vec<(String, HashMap<String, String>)> = read_retrying(|| {
+        client.xrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
+            key.clone(),
+            id.as_str(),
+            id.as_str(),
+            Some(1),
+        )
+    })
+    .await
+    .map_err(|source| WriterError::DeadLetters {
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        source,
+    })?;
+    Ok(found
+        .first()
+        .is_some_and(|(_, fields)| lane::is_dead_letter_of(fields, r)))
 }
 
 /// (profile index, output kind, instrument, bar interval).
@@ -311,7 +415,19 @@ impl Dispatcher {
                             })
                             .clone();
                         let seq = self.profile_streams.entry(key.clone()).or_default();
-                        let entry_id = seq.next(t.exchange_ts_ms());
+                        // The tick's own stream ID (the state stage's, which
+                        // a new process continues from the checkpoint), as in
+                        // the default layout's stream: a new trade goes after
+                        // what an earlier process wrote there, a resend lands
+                        // on its entry. A key two instruments share counts on
+                        // from the last ID given instead.
+                        let entry_id = match t.stream_id {
+                            Some(id) if seq.last().is_none_or(|last| id > last) => {
+                                seq.follow(id);
+                                id
+                            }
+                            _ => seq.next(t.exchange_ts_ms()),
+                        };
                         let l = lane_of(&t.instrument.symbol, self.lanes);
                         self.pending[l]
                             .profile
@@ -566,7 +682,6 @@ impl Dispatcher {
                     }
                     None => stream.seq.next(tick.exchange_ts_ms()),
                 };
-                self.last_tick_ms = tick.exchange_ts_ms();
                 let lane = route.lane;
                 self.pending[lane].ticks.push(TickWrite {
                     stream_key: stream.key.clone(),
@@ -597,36 +712,8 @@ impl Dispatcher {
                 });
                 Some(lane)
             }
-            Event::Rejected(rejected) => {
-                let (key, seq, lane) = match self.deadletters.get_mut(&*rejected.feed) {
-                    Some(entry) => entry,
-                    None => {
-                        let key = Key::from(self.keys.deadletter.render_one(
-                            &self.keys.prefix,
-                            "feed",
-                            &rejected.feed,
-                        ));
-                        let lane = lane_of(&rejected.feed, self.lanes);
-                        self.deadletters.entry(rejected.feed.clone()).or_insert((
-                            key,
-                            StreamIdSeq::default(),
-                            lane,
-                        ))
-                    }
-                };
-                let ms = rejected
-                    .recv_ts_ns
-                    .map(|ns| ns.div_euclid(1_000_000))
-                    .unwrap_or(self.last_tick_ms);
-                let id = seq.next(ms);
-                let lane = *lane;
-                self.pending[lane].rejects.push(RejectWrite {
-                    key: key.clone(),
-                    id,
-                    rejected,
-                });
-                Some(lane)
-            }
+            // Routed by `route_rejected` (it reads the stream); never here.
+            Event::Rejected(_) => None,
             Event::Skipped { .. } => {
                 self.skipped += 1;
                 None
@@ -819,6 +906,68 @@ impl Dispatcher {
         }
     }
 
+    /// A dead letter: its ID (see [`DeadLetters`]) and lane. Dead letters are
+    /// the process's own bookkeeping, written whatever the profiles.
+    async fn route_rejected(
+        &mut self,
+        rejected: tickwire_core::Rejected,
+        pools: &RedisPools,
+        system_db: u8,
+    ) -> Result<usize, WriterError> {
+        if !self.deadletters.contains_key(&*rejected.feed) {
+            let key = Key::from(self.keys.deadletter.render_one(
+                &self.keys.prefix,
+                "feed",
+                &rejected.feed,
+            ));
+            let before = last_entry_id(pools, system_db, &key).await?;
+            let mut top = StreamIdSeq::default();
+            if let Some(id) = before {
+                top.follow(id);
+            }
+            let lane = lane_of(&rejected.feed, self.lanes);
+            self.deadletters.insert(
+                rejected.feed.clone(),
+                DeadLetters {
+                    key,
+                    lane,
+                    natural: StreamIdSeq::default(),
+                    before,
+                    top,
+                },
+            );
+        }
+        // Without a receive time (a file's line), no time at all: the time of
+        // a tick near it would differ between a first run and a second one
+        // whose ticks are resends (dropped before the writer), and with it
+        // the ID that recognises the line as dead-lettered already.
+        let ms = rejected.recv_ts_ns.map_or(0, |ns| ns.div_euclid(1_000_000));
+        // Inserted just above when it was missing.
+        let Some(dl) = self.deadletters.get_mut(&*rejected.feed) else {
+            return Err(WriterError::Lane("dead-letter stream missing".into()));
+        };
+        let natural = dl.natural.next(ms);
+        let id = if dl.before.is_some_and(|b| natural <= b)
+            && entry_is(pools, system_db, &dl.key, natural, &rejected).await?
+        {
+            // Dead-lettered before: it lands on its entry, a duplicate.
+            natural
+        } else if dl.top.last().is_some_and(|top| natural <= top) {
+            // Another frame holds that ID: this one goes after the last.
+            dl.top.next(ms)
+        } else {
+            natural
+        };
+        dl.top.follow(id);
+        let lane = dl.lane;
+        self.pending[lane].rejects.push(RejectWrite {
+            key: dl.key.clone(),
+            id,
+            rejected,
+        });
+        Ok(lane)
+    }
+
     fn lua_keys_of(&mut self, inst: &Arc<Instrument>) -> LuaKeys {
         if let Some(k) = self.lua_keys.get(&ByAddress(Arc::clone(inst))) {
             return k.clone();
@@ -974,7 +1123,6 @@ pub async fn run_with(
         stream_index: HashMap::new(),
         dbs: config.databases.clone(),
         deadletters: HashMap::new(),
-        last_tick_ms: 0,
         skipped: 0,
         bar_keys: HashMap::new(),
         indicator_keys: HashMap::new(),
@@ -989,6 +1137,7 @@ pub async fn run_with(
         checkpoint_keys: HashMap::new(),
     };
     let batch_size = config.writer.batch_size.max(1);
+    let system_db = d.get(Db::System);
     let mut flush = tokio::time::interval(Duration::from_millis(config.writer.flush_interval_ms));
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -999,7 +1148,13 @@ pub async fn run_with(
                     let Some(events) = chunk else { break };
                     dispatcher.check_owners(&events, &pools).await?;
                     for event in events {
-                        if let Some(lane) = dispatcher.route(event)? {
+                        let lane = match event {
+                            Event::Rejected(r) => {
+                                Some(dispatcher.route_rejected(r, &pools, system_db).await?)
+                            }
+                            event => dispatcher.route(event)?,
+                        };
+                        if let Some(lane) = lane {
                             if dispatcher.pending[lane].len() >= batch_size {
                                 let batch = std::mem::take(&mut dispatcher.pending[lane]);
                                 send(&senders[lane], batch).await?;

@@ -18,7 +18,10 @@
 //! a tick is emitted when the day volume grows (quantity = LTQ). The day
 //! volume starts again at each trading date of the security's exchange
 //! (midnight Asia/Kolkata), so day 2's first trade is one though its volume
-//! is below day 1's; a packet of an earlier date than the last is stale. A ticker
+//! is below day 1's; a packet of an earlier date than the last is stale. The
+//! trading date and the day volume are the trade's identity
+//! ([`TradeId::day_volume`]), so a process started after another one, which
+//! has not seen the earlier packets, still knows a resent one. A ticker
 //! packet is emitted when its price or time changes, with quantity 0 (it does
 //! not say how much traded). Full packets also give a 5-level depth snapshot
 //! and the best bid/ask of their tick. Instruments are named by the feed's
@@ -31,7 +34,7 @@ use std::collections::HashMap;
 
 use jiff::civil::Date;
 use tickwire_core::session::{default_exchanges, Calendar, SessionClock};
-use tickwire_core::{Dec, Depth, DepthLevel, Event, InstrumentCache, Tick};
+use tickwire_core::{Dec, Depth, DepthLevel, Event, InstrumentCache, Tick, TradeId};
 
 use super::FrameError;
 
@@ -268,6 +271,7 @@ impl DhanDecoder {
                         Dec::from(u32::from(ltq)),
                     );
                     tick.cum_volume = Some(Dec::from(volume));
+                    tick.trade_id = last.day.map(|d| TradeId::day_volume(date_key(d), volume));
                     tick.atp = Some(p.price(18).to_f64()).filter(|a| *a > 0.0);
                     if code == 8 {
                         let best = depth_level(&p, 0);
@@ -293,6 +297,13 @@ impl DhanDecoder {
         }
         Ok(len)
     }
+}
+
+/// A trading date as `yyyymmdd`.
+fn date_key(d: Date) -> u32 {
+    // Dates of trades are after 2000 (older ones are rejected): positive.
+    let y = u32::try_from(d.year()).unwrap_or(0);
+    y * 10_000 + u32::from(d.month().unsigned_abs()) * 100 + u32::from(d.day().unsigned_abs())
 }
 
 /// The framing of a message: each packet's code known, its length present,
@@ -491,6 +502,30 @@ mod tests {
             "same date, lower volume"
         );
         assert!(trade(&mut d, midnight + 1, 600), "the next date");
+    }
+
+    #[test]
+    fn a_trade_is_known_by_its_date_and_day_volume_in_any_process() {
+        let id = |d: &mut DhanDecoder, ltt, volume| {
+            let (r, out) = decode(d, &quote(2885, 2450.05, 5, ltt, volume));
+            r.unwrap();
+            match &out[0] {
+                Event::Tick(t) => t.trade_id,
+                _ => None,
+            }
+        };
+        let mut d = DhanDecoder::default();
+        let a = id(&mut d, IST_10_30, 120_000).unwrap();
+        let b = id(&mut d, IST_10_30, 120_005).unwrap();
+        assert_eq!(a, TradeId::day_volume(20_240_101, 120_000));
+        assert!(b.value > a.value, "a later trade of the same second");
+        // The next trading date starts its volume again, its ids above.
+        let c = id(&mut d, IST_10_30 + 86_400, 40).unwrap();
+        assert_eq!(c, TradeId::day_volume(20_240_102, 40));
+        assert!(c.value > b.value);
+        // A new decoder (a new process) gives a resent packet the same id.
+        let mut fresh = DhanDecoder::default();
+        assert_eq!(id(&mut fresh, IST_10_30, 120_005), Some(b));
     }
 
     #[test]

@@ -1,0 +1,507 @@
+//! A Redis restart with AOF changes nothing: the Redis SIGKILLed and started
+//! again from its append-only file (`appendfsync always`, so what it
+//! acknowledged is on disk), between two processes or while one is writing,
+//! leaves every key tickwire writes equal to one uninterrupted run. And the
+//! stream entries the writer numbers itself (dead letters, key profiles'
+//! tick streams) continue in a new process after those the last one wrote.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use fred::prelude::*;
+use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::RedisServer;
+
+/// Tardis-shaped trades of two instruments with ids: bursts of four trades
+/// in one millisecond, a burst every 0.9 s, over 12 minutes.
+fn trades() -> Vec<String> {
+    let t0 = 1_582_329_600_000_000i64; // µs, 2020-02-22 00:00 UTC
+    let mut out = Vec::new();
+    for i in 0..1_600i64 {
+        for (j, symbol) in ["BTCUSDT", "ETHUSDT"].iter().enumerate() {
+            let ts = t0 + (i / 4) * 1_800_000 + j as i64 * 400;
+            out.push(format!(
+                "binance-futures,{symbol},{ts},{},{},sell,{}.{},0.{:03}",
+                ts + 180_000,
+                80_000_000 + i,
+                9_700 + (i * 5 + j as i64 * 7) % 47,
+                i % 10,
+                1 + (i * 29) % 997
+            ));
+        }
+    }
+    out
+}
+
+const HEADER: &str = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount";
+
+fn file(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    write(dir, name, &format!("{HEADER}\n{}\n", lines.join("\n")))
+}
+
+fn persistent() -> RedisServer {
+    RedisServer::start_persistent()
+        .unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+// Consumer-facing DBs first, then the system DB with the checkpoints.
+const DBS: [u8; 6] = [2, 3, 4, 5, 6, 0];
+
+async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
+    let (g, w) = (snapshot(got, &DBS).await, snapshot(want, &DBS).await);
+    assert_eq!(
+        g.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        w.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        "{what}: the keys"
+    );
+    for (a, b) in g.iter().zip(&w) {
+        assert!(
+            a == b,
+            "{what}: db {} key {} differs\n got {:.400}\nwant {:.400}",
+            b.0,
+            b.1,
+            a.2,
+            b.2
+        );
+    }
+}
+
+/// The SHA-1s of the scripts the writer loads under `toml`'s engine.
+fn scripts(lua: bool) -> Vec<String> {
+    let mut s = vec![fred::util::sha1_hash(tickwire_writer::LUA_VOLUME_ALERT)];
+    if lua {
+        s.push(fred::util::sha1_hash(tickwire_writer::LUA_BAR_INDICATORS));
+        s.push(fred::util::sha1_hash(tickwire_writer::LUA_VWAP));
+    }
+    s
+}
+
+/// SCRIPT EXISTS of each: whether the server's script cache holds it.
+async fn cached(server: &RedisServer, shas: &[String]) -> Vec<bool> {
+    let c = server.client(0).await.unwrap();
+    let v: Vec<i64> = c
+        .custom(fred::cmd!("SCRIPT"), {
+            let mut a = vec!["EXISTS".to_string()];
+            a.extend(shas.iter().cloned());
+            a
+        })
+        .await
+        .unwrap();
+    v.into_iter().map(|n| n == 1).collect()
+}
+
+fn engine(lua: bool) -> &'static str {
+    if lua {
+        "[indicators]\nengine = \"lua\"\n"
+    } else {
+        ""
+    }
+}
+
+/// (a): two processes cut inside a minute (and inside a millisecond's burst),
+/// the Redis SIGKILLed and recovered from its AOF between them.
+async fn a_recovered_redis_between_two_processes_changes_nothing(lua: bool) {
+    let toml = engine(lua);
+    let lines = trades();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = redis();
+    replay_open(
+        &config(&reference, toml),
+        &[file(dir.path(), "all.csv", &lines)],
+    )
+    .await;
+
+    // Line k of a burst is at 2k (two instruments): 1_203 cuts BTCUSDT's
+    // burst of lines 1_200..1_207 after its second trade, mid-minute.
+    let cut = 1_203;
+    let mut server = persistent();
+    let first = replay_open(
+        &config(&server, toml),
+        &[file(dir.path(), "a.csv", &lines[..cut])],
+    )
+    .await;
+    assert_eq!(first.writer.ticks_written, cut as u64);
+    let before = snapshot(&server, &DBS).await;
+    tokio::task::block_in_place(|| server.crash_and_recover()).unwrap();
+    // Everything acknowledged came back from the AOF; the script cache did
+    // not (it is never persisted).
+    assert_eq!(snapshot(&server, &DBS).await, before, "the AOF reloaded");
+    assert!(
+        cached(&server, &scripts(lua)).await.iter().all(|c| !c),
+        "the script cache is empty after the restart"
+    );
+    let second = replay_open(
+        &config(&server, toml),
+        &[file(dir.path(), "b.csv", &lines[cut..])],
+    )
+    .await;
+    assert_eq!(second.writer.ticks_written, (lines.len() - cut) as u64);
+    assert_eq!((second.state.resent, second.writer.duplicates), (0, 0));
+    assert_same(&server, &reference, "a Redis crash between two processes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_recovered_from_aof_between_processes_changes_nothing_inline_engine() {
+    a_recovered_redis_between_two_processes_changes_nothing(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_recovered_from_aof_between_processes_changes_nothing_lua_engine() {
+    a_recovered_redis_between_two_processes_changes_nothing(true).await;
+}
+
+fn paced(file: PathBuf) -> ReplayOptions {
+    ReplayOptions {
+        feeds: Vec::new(),
+        files: vec![file],
+        format: None,
+        symbol: None,
+        // 12 minutes of exchange time in about 2.4 s.
+        pace: Pace::Speed(300.0),
+        max_raw: 1024,
+        chunk_events: 16,
+        max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
+        close_at_end: false,
+    }
+}
+
+/// (b): the Redis SIGKILLed and recovered from its AOF while a paced replay
+/// writes. The run either rides through (and then has written everything,
+/// once) or stops with an error; either way a following run of the whole
+/// input leaves every key equal to one uninterrupted run.
+async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool, down: Duration) {
+    let toml = engine(lua);
+    let lines = trades();
+    let n = lines.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let all = file(dir.path(), "all.csv", &lines);
+    let reference = redis();
+    replay_open(&config(&reference, toml), std::slice::from_ref(&all)).await;
+
+    let mut server = persistent();
+    let cfg = config(
+        &server,
+        &format!("{toml}[redis]\ncommand_timeout_ms = 500\n[writer]\nbatch_size = 50\n"),
+    );
+    let run = {
+        let (cfg, all) = (cfg.clone(), all.clone());
+        tokio::spawn(async move {
+            tickwire::replay(&cfg, paced(all), Arc::new(AtomicBool::new(false))).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let db4 = server.client(4).await.unwrap();
+    let landed: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap();
+    assert!(
+        landed > 0 && landed < n / 2,
+        "{landed} ticks before the crash"
+    );
+    server.crash().unwrap();
+    tokio::time::sleep(down).await;
+    tokio::task::block_in_place(|| server.recover()).unwrap();
+    match run.await.unwrap() {
+        Ok(s) => {
+            // It rode through: everything read was written exactly once
+            // (what the crash cut off was resent; what Redis had applied
+            // came back as already there), and it says so.
+            assert_eq!(s.ingest.ticks, n);
+            assert_eq!(s.writer.write_errors, 0, "{:?}", s.writer);
+            assert_eq!(
+                s.writer.ticks_written + s.writer.duplicates,
+                n,
+                "every tick accounted for: {:?}",
+                s.writer
+            );
+            if lua {
+                assert!(
+                    s.writer.script_reloads > 0,
+                    "the Lua engine met NOSCRIPT and loaded its scripts again"
+                );
+            }
+            assert_same(&server, &reference, "a run that rode through the crash").await;
+        }
+        Err(e) => {
+            // It stopped: its error says why (the CLI exits non-zero).
+            let text = e.to_string();
+            assert!(text.contains("Redis"), "{text}");
+        }
+    }
+    let again = replay_open(&cfg, std::slice::from_ref(&all)).await;
+    assert_eq!(again.writer.write_errors, 0);
+    assert_same(&server, &reference, "the whole input after the crash").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run_inline_engine() {
+    a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(false, Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_down_for_a_while_mid_replay_then_the_whole_input_equals_one_run() {
+    // Three command timeouts' worth of outage: writes fail, are retried.
+    a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(
+        false,
+        Duration::from_millis(1_500),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run_lua_engine() {
+    a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(true, Duration::ZERO).await;
+}
+
+/// A recorded Binance frame received at `recv_ns`.
+fn recorded(recv_ns: i64, data: &str) -> String {
+    serde_json::json!({"recv_ns": recv_ns, "feed": "binance", "data": data}).to_string()
+}
+
+fn binance_trade(id: u64, t_ms: i64) -> String {
+    format!(
+        r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{t_ms},"s":"BTCUSDT","t":{id},"p":"29000.5","q":"0.5","T":{t_ms},"m":false}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_two_processes_in_one_millisecond_are_both_kept() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let recv = 1_609_459_200_100_000_000i64; // 2021-01-01 00:00:00.100 UTC
+    let t = 1_609_459_200_050i64;
+    // Each process: a trade, then a bad frame received in the same
+    // millisecond as the other process's bad frame.
+    let first = write(
+        dir.path(),
+        "a.jsonl",
+        &[
+            recorded(recv, &binance_trade(1, t)),
+            recorded(recv + 10, "{oops"),
+        ]
+        .join("\n"),
+    );
+    let second = write(
+        dir.path(),
+        "b.jsonl",
+        &[
+            recorded(recv + 20, &binance_trade(2, t + 1)),
+            recorded(recv + 30, "{\"not\":\"a trade\"}"),
+        ]
+        .join("\n"),
+    );
+    let cfg = config(&server, "");
+    let a = replay_open(&cfg, std::slice::from_ref(&first)).await;
+    let b = replay_open(&cfg, std::slice::from_ref(&second)).await;
+    assert_eq!((a.writer.deadlettered, b.writer.deadlettered), (1, 1));
+    assert_eq!(b.writer.deadletter_duplicates, 0);
+    let db0 = server.client(0).await.unwrap();
+    let dead = xrange(&db0, "deadletter:binance").await;
+    let got: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|e| (e.0.as_str(), field(e, "raw")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1609459200100-0", "{oops"),
+            ("1609459200100-1", "{\"not\":\"a trade\"}")
+        ]
+    );
+    assert_eq!(field(&dead[1], "recv_ts"), "1609459200100");
+
+    // Both inputs again, in one process: the same dead letters, recognised
+    // as already there, and nothing added.
+    let again = replay_open(&cfg, &[first, second]).await;
+    assert_eq!(
+        (
+            again.writer.deadlettered,
+            again.writer.deadletter_duplicates
+        ),
+        (0, 2)
+    );
+    assert_eq!(xrange(&db0, "deadletter:binance").await, dead);
+
+    // Lines of a tick file carry no receive time: the same holds.
+    let tick =
+        |ts: i64| format!(r#"{{"exchange":"NSE","symbol":"SBIN","ts":{ts},"ltp":612.35,"qty":1}}"#);
+    let first = write(
+        dir.path(),
+        "c.jsonl",
+        &format!("{}\n{{bad one\n", tick(1_704_169_800_100)),
+    );
+    let second = write(
+        dir.path(),
+        "d.jsonl",
+        &format!("{}\n{{bad two\n", tick(1_704_169_800_200)),
+    );
+    let c = replay_open(&cfg, std::slice::from_ref(&first)).await;
+    let d = replay_open(&cfg, std::slice::from_ref(&second)).await;
+    assert_eq!((c.writer.deadlettered, d.writer.deadlettered), (1, 1));
+    let dead = xrange(&db0, "deadletter:tickwire").await;
+    let raws: Vec<&str> = dead.iter().map(|e| field(e, "raw")).collect();
+    assert_eq!(raws, ["{bad one", "{bad two"]);
+    let again = replay_open(&cfg, &[first, second]).await;
+    assert_eq!(
+        (
+            again.writer.deadlettered,
+            again.writer.deadletter_duplicates
+        ),
+        (0, 2)
+    );
+    assert_eq!(xrange(&db0, "deadletter:tickwire").await, dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_tick_stream_continues_in_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("md.toml");
+    std::fs::write(
+        &profile,
+        r#"
+namespace = "md:"
+[tick_stream]
+key = "{exchange}:{symbol}"
+type = "stream"
+encoding = "fields"
+db = 1
+ttl = 600
+cap = 1000
+fields = ["price=ltp", "size=qty", "t=ts"]
+"#,
+    )
+    .unwrap();
+    let with_profile = |server: &RedisServer| {
+        let mut c = config(server, "");
+        c.profiles =
+            tickwire_core::profiles::Profiles::load(&[profile.to_str().unwrap().to_string()])
+                .expect("the profile loads");
+        c
+    };
+    // Three trades in one millisecond, with ids, then one later.
+    let line = |id: u64, ts: i64, ltp: &str| {
+        format!(r#"{{"exchange":"NSE","symbol":"SBIN","ts":{ts},"ltp":{ltp},"qty":1,"id":{id}}}"#)
+    };
+    let lines = [
+        line(1, 1_704_169_800_100, "612.35"),
+        line(2, 1_704_169_800_100, "612.4"),
+        line(3, 1_704_169_800_100, "612.45"),
+        line(4, 1_704_169_801_000, "612.5"),
+    ];
+    let reference = redis();
+    replay_open(
+        &with_profile(&reference),
+        &[write(dir.path(), "all.jsonl", &lines.join("\n"))],
+    )
+    .await;
+    // Cut inside the millisecond; the second process also gets the first
+    // process's last trade again.
+    let server = redis();
+    let cfg = with_profile(&server);
+    replay_open(
+        &cfg,
+        &[write(dir.path(), "a.jsonl", &lines[..2].join("\n"))],
+    )
+    .await;
+    let b = replay_open(
+        &cfg,
+        &[write(dir.path(), "b.jsonl", &lines[1..].join("\n"))],
+    )
+    .await;
+    assert_eq!(b.state.resent, 1);
+    let (got, want) = (
+        xrange(&server.client(1).await.unwrap(), "md:NSE:SBIN").await,
+        xrange(&reference.client(1).await.unwrap(), "md:NSE:SBIN").await,
+    );
+    let ids: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "1704169800100-0",
+            "1704169800100-1",
+            "1704169800100-2",
+            "1704169801000-0"
+        ]
+    );
+    assert_eq!(got, want);
+}
+
+/// A recorded Dhan frame (a full packet of NSE_EQ 2885), received 5 ms
+/// after its LTT (IST wall-clock seconds) plus `n` ns.
+fn dhan_line(n: i64, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> String {
+    use base64::Engine as _;
+    let data =
+        base64::engine::general_purpose::STANDARD.encode(dhan_full(1, 2885, ltp, ltq, ltt, volume));
+    let recv_ns = (i64::from(ltt) - 19_800) * 1_000_000_000 + 5_000_000 + n;
+    serde_json::json!({"recv_ns": recv_ns, "feed": "nse", "venue": "dhan",
+        "enc": "base64", "data": data})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_dhan_packet_is_known_by_its_day_volume_in_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2024-01-02 10:00:00 IST as Dhan sends it; LTT has whole seconds, so
+    // several trades share a millisecond.
+    let ltt: u32 = 1_704_189_600;
+    let packets = [
+        (2450.05, 25, ltt, 120_000),
+        (2450.5, 10, ltt + 1, 120_010),
+        (2450.5, 10, ltt + 1, 120_010), // only the book moved
+        (2451.0, 5, ltt + 2, 120_015),
+        (2451.5, 7, ltt + 2, 120_022),
+        // The second process's own trades: one more in the same second.
+        (2451.25, 3, ltt + 2, 120_025),
+        (2452.0, 4, ltt + 61, 120_029),
+    ];
+    let lines: Vec<String> = packets
+        .iter()
+        .enumerate()
+        .map(|(i, &(ltp, ltq, t, v))| dhan_line(i as i64, ltp, ltq, t, v))
+        .collect();
+    let toml =
+        "[[feeds]]\nname = \"nse\"\nvenue = \"dhan\"\nsymbols = [\"NSE_EQ:2885=RELIANCE\"]\n";
+    let dbs = [2, 3, 4, 5, 6, 8, 0];
+    let body = |part: &[String]| part.join("\n") + "\n";
+    let reference = redis();
+    replay_open(
+        &config(&reference, toml),
+        &[write(dir.path(), "all.jsonl", &body(&lines))],
+    )
+    .await;
+
+    // The first process ends with two trades in one second; the second
+    // starts with the last of them again (its place in that millisecond
+    // would say the new trade after it is a resend, its day volume says not).
+    let server = redis();
+    let cfg = config(&server, toml);
+    let a = replay_open(&cfg, &[write(dir.path(), "a.jsonl", &body(&lines[..5]))]).await;
+    assert_eq!(a.writer.ticks_written, 4);
+    let b = replay_open(&cfg, &[write(dir.path(), "b.jsonl", &body(&lines[4..]))]).await;
+    assert_eq!((b.state.resent, b.writer.ticks_written), (1, 2));
+    assert_eq!(
+        snapshot(&server, &dbs).await,
+        snapshot(&reference, &dbs).await,
+        "every key equal to the single run"
+    );
+    let db4 = server.client(4).await.unwrap();
+    let vols: Vec<String> = xrange(&db4, "ticks:RELIANCE")
+        .await
+        .iter()
+        .map(|e| field(e, "vol").to_string())
+        .collect();
+    assert_eq!(
+        vols,
+        ["120000", "120010", "120015", "120022", "120025", "120029"]
+    );
+    // The whole recording again: every trade a resend, nothing changes.
+    let again = replay_open(&cfg, &[write(dir.path(), "again.jsonl", &body(&lines))]).await;
+    assert_eq!((again.state.resent, again.writer.ticks_written), (6, 0));
+    assert_eq!(
+        snapshot(&server, &dbs).await,
+        snapshot(&reference, &dbs).await
+    );
+}
