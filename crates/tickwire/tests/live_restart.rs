@@ -1,8 +1,9 @@
-//! A live run restarted under a venue that resends: the scripted server sends
-//! Binance trades stamped with the wall clock and, on every reconnect, first
-//! sends again the last frames of the connection before. `tickwire run` is
-//! SIGKILLed mid-stream and started again: it applies no trade twice, and
-//! what it leaves in Redis equals a replay of the distinct frames.
+//! A live run restarted under a venue that resends: the scripted server
+//! sends Binance trades stamped with its clock as it sends them and, on
+//! every reconnect, first sends again the last frames of the connection
+//! before. `tickwire run` is SIGKILLed mid-stream and started again: it
+//! applies no trade twice, and what it leaves in Redis equals a replay of
+//! the distinct frames.
 
 mod common;
 
@@ -21,13 +22,13 @@ const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
 fn feed() -> TradeFeed {
     TradeFeed {
         symbols: SYMBOLS.map(String::from).to_vec(),
-        // About 3 s of trades: 4 bars of 1 s.
+        // About 3 s of trades: a few closed bars of 1 s, RSI and ATR on them.
         trades: 600,
         every: Duration::from_millis(3),
-        // Far more than tickwire holds unacknowledged when it is killed
-        // (a few ms of frames): what the first process did not write, the
-        // second gets again.
-        resend: 300,
+        // About 0.7 s of frames, far more than tickwire holds unacknowledged
+        // when it is killed (a few ms): what the first process did not
+        // write, the second gets again.
+        resend: 500,
         // The venue's clock ahead of ours by more than a restart takes: a
         // live run's bar timer (interval end + bars.close_grace_ms on the
         // wall clock) then never closes a bar before the trades of a later
@@ -81,20 +82,20 @@ async fn ticks_in_redis(db4: &Client) -> u64 {
     n
 }
 
-/// Polls `check` every 10 ms until it holds; fails the test after `secs`.
-async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
+/// Polls `check` every 10 ms until it holds (`Ok`), for `secs` at most.
+async fn wait_until<F, Fut>(secs: u64, mut check: F) -> Result<(), ()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return Err(());
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    Ok(())
 }
 
 async fn stop(child: Child, signal: &'static str) -> (std::process::ExitStatus, String) {
@@ -151,10 +152,9 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
 
     // Killed once a third of the trades are in Redis.
     let first = start_run(&cfg, &live, &dir.path().join("first.log"));
-    wait_until(20, "a third of the trades in Redis", || async {
-        ticks_in_redis(&db4).await >= total / 3
-    })
-    .await;
+    wait_until(20, || async { ticks_in_redis(&db4).await >= total / 3 })
+        .await
+        .unwrap_or_else(|()| panic!("timed out waiting for a third of the trades in Redis"));
     let (status, _) = stop(first, "-KILL").await;
     assert!(!status.success(), "SIGKILL: {status}");
     assert_no_panic(&dir.path().join("first.log"));
@@ -166,10 +166,18 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
 
     // Started again: the venue resends, then goes on to the end.
     let second = start_run(&cfg, &live, &dir.path().join("second.log"));
-    wait_until(30, "every trade sent and in Redis", || async {
+    wait_until(30, || async {
         venue.all_sent(&spec) && ticks_in_redis(&db4).await >= total
     })
-    .await;
+    .await
+    .unwrap_or_else(|()| {
+        panic!(
+            "{} of {total} trades sent: a trade the killed process had not written, \
+             further back than the {} frames resent, is lost",
+            venue.sent_trades().len(),
+            spec.resend
+        )
+    });
     let (status, stdout) = stop(second, "-TERM").await;
     assert_no_panic(&dir.path().join("second.log"));
     assert!(
@@ -178,6 +186,7 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
     );
     assert_eq!(venue.connections(), 2, "{:?}", venue.seen());
     assert!(venue.resent_frames() > 0);
+    assert_eq!(summary_value(&stdout, "rejected"), 0, "{stdout}");
     let resent = summary_value(&stdout, "resent trades");
     assert!(
         resent > 0,
@@ -235,6 +244,11 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
     assert_eq!(summary_value(&stdout, "resent trades"), 0, "{stdout}");
 
     let (got, want) = (state(&live).await, state(&reference).await);
+    // Nothing was dead-lettered (equal dead letters would hide it).
+    assert!(
+        !got.iter().any(|(_, k, _)| k.starts_with("deadletter:")),
+        "{got:?}"
+    );
     // What is compared holds closed bars and indicators on them, forming
     // bars and the checkpoints.
     for (db, key) in [
