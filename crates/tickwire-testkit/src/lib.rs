@@ -9,7 +9,7 @@
 pub mod snapshot;
 pub mod ws_server;
 
-pub use snapshot::snapshot;
+pub use snapshot::{equal_within, snapshot};
 
 pub use tickwire_sandbox::redis_server;
 pub use tickwire_sandbox::synth;

@@ -70,3 +70,90 @@ async fn read(c: &Client, k: &str) -> Result<String, fred::error::Error> {
         }
     })
 }
+
+/// Whether two contents read by [`snapshot()`] are equal, numbers with a
+/// fraction or an exponent to `rel` relative (what float arithmetic in
+/// another order may change); everything else, integers included (times,
+/// counts, stream IDs), exactly.
+pub fn equal_within(a: &str, b: &str, rel: f64) -> bool {
+    let (ta, tb) = (tokens(a), tokens(b));
+    ta.len() == tb.len()
+        && ta.iter().zip(&tb).all(|(x, y)| match (x, y) {
+            (Token::Float(x), Token::Float(y)) => {
+                x == y || (x - y).abs() <= rel * x.abs().max(y.abs())
+            }
+            _ => x == y,
+        })
+}
+
+#[derive(Debug, PartialEq)]
+enum Token<'a> {
+    Text(&'a str),
+    Float(f64),
+}
+
+/// `s` cut into numbers with a fraction or exponent and the text between.
+fn tokens(s: &str) -> Vec<Token<'_>> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut text) = (0, 0);
+    while i < b.len() {
+        let starts =
+            b[i].is_ascii_digit() || (b[i] == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        let after_word = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+        if starts && !after_word {
+            let end = i
+                + 1
+                + b[i + 1..]
+                    .iter()
+                    .take_while(|c| {
+                        c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+')
+                    })
+                    .count();
+            let run = &s[i..end];
+            if run.contains(['.', 'e', 'E']) {
+                if let Ok(v) = run.parse::<f64>() {
+                    out.push(Token::Text(&s[text..i]));
+                    out.push(Token::Float(v));
+                    text = end;
+                }
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(Token::Text(&s[text..]));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::equal_within;
+
+    #[test]
+    fn floats_are_equal_within_the_tolerance_and_nothing_else_is() {
+        let a = r#"[("value", "61.25000000000001"), ("ts", "1704067200000")]"#;
+        assert!(equal_within(a, a, 0.0));
+        assert!(equal_within(
+            a,
+            r#"[("value", "61.25"), ("ts", "1704067200000")]"#,
+            1e-12
+        ));
+        assert!(!equal_within(
+            a,
+            r#"[("value", "61.2501"), ("ts", "1704067200000")]"#,
+            1e-12
+        ));
+        // Integers (times, counts, IDs) exactly, however large.
+        assert!(!equal_within(
+            r#"("ts", "1704067200000")"#,
+            r#"("ts", "1704067200001")"#,
+            1e-3
+        ));
+        assert!(!equal_within("1704067200100-0", "1704067200100-1", 1.0));
+        assert!(!equal_within("2024-01-01", "2024-01-02", 1.0));
+        assert!(equal_within("x1.5e3", "x1.5e3", 0.0));
+        assert!(!equal_within("[1.5, 2.5]", "[1.5]", 1.0));
+    }
+}

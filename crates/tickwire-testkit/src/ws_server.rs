@@ -2,10 +2,15 @@
 //! connection plays its own list of [`Step`]s (send frames, ping, drop, stall,
 //! hold) and everything the client sent is logged, so a test can see the
 //! subscriptions again after a reconnect and the pongs to its pings.
+//!
+//! [`WsServer::trades`] starts one in the other mode: a live Binance trade
+//! feed ([`TradeFeed`]) that stamps trades with the wall clock as it sends
+//! them and, as venues' replays do, first resends the last frames of the
+//! previous connection on every new one.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -46,7 +51,93 @@ pub enum Seen {
 pub struct WsServer {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Seen>>>,
+    /// What a trade feed sent (empty for a scripted server).
+    feed: Arc<Mutex<FeedLog>>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// A live Binance `@trade` feed for [`WsServer::trades`]. Each connection
+/// reads the client's subscription, answers it, resends the last `resend`
+/// frames the previous connection sent (the same frames, ids and times
+/// unchanged), then goes on with new trades until `trades` of each symbol
+/// have been sent, and holds the connection open.
+///
+/// New trades go out in rounds, one every `every`: a round is a burst of
+/// one to three trades of one symbol (symbols in turn) stamped with the
+/// same exchange time, the wall clock's millisecond at sending plus `lead`
+/// (never before that symbol's last trade), so several trades often share
+/// a millisecond. Ids rise by one per symbol from `first_id`; the quantity's
+/// eight decimals are the id, so every entry of a tick stream says which
+/// trade it is ([`trade_id_of_qty`]).
+#[derive(Debug, Clone)]
+pub struct TradeFeed {
+    /// Upper case, as Binance's `s` (`BTCUSDT`).
+    pub symbols: Vec<String>,
+    /// Trades per symbol.
+    pub trades: usize,
+    pub every: Duration,
+    pub resend: usize,
+    /// How far the venue's clock runs ahead of the wall clock.
+    pub lead: Duration,
+    /// The last trade of each symbol is stamped this much later again.
+    pub last_ahead: Duration,
+    /// Below 10^8 less `trades` (the quantity's decimals).
+    pub first_id: u64,
+}
+
+/// One trade frame a [`TradeFeed`] sent, once however often it went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentTrade {
+    pub symbol: String,
+    pub id: u64,
+    /// The exchange time `T`, epoch ms.
+    pub ts_ms: i64,
+    /// When it first went out, epoch ns.
+    pub sent_ns: i64,
+    /// The frame, as sent.
+    pub text: String,
+}
+
+#[derive(Debug, Default)]
+struct FeedLog {
+    /// Every distinct trade sent, in the order first sent.
+    sent: Vec<SentTrade>,
+    /// Per connection, the indices into `sent` of what it sent (resends too).
+    per_connection: Vec<Vec<usize>>,
+    /// Frames sent again by a later connection.
+    resent: usize,
+    /// Per symbol: trades sent, last exchange time.
+    progress: Vec<(usize, i64)>,
+    /// Rounds played: whose turn it is, and the burst size.
+    rounds: u64,
+}
+
+impl FeedLog {
+    fn finished(&self, feed: &TradeFeed) -> bool {
+        feed.symbols.len() == self.progress.len()
+            && self.progress.iter().all(|(n, _)| *n >= feed.trades)
+    }
+}
+
+/// The trade id a [`TradeFeed`] put in a quantity (as tickwire writes it
+/// back: trailing zeros of the decimals may be gone).
+pub fn trade_id_of_qty(qty: &str) -> Option<u64> {
+    let (_, decimals) = qty.split_once('.')?;
+    if decimals.is_empty() || decimals.len() > 8 || !decimals.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    format!("{decimals:0<8}").parse().ok()
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+enum Mode {
+    Scripted(Vec<Vec<Step>>, bool),
+    Trades(Arc<TradeFeed>),
 }
 
 impl WsServer {
@@ -57,20 +148,29 @@ impl WsServer {
         scripts: Vec<Vec<Step>>,
         answer_text_ping: bool,
     ) -> std::io::Result<WsServer> {
+        Self::listen(Mode::Scripted(scripts, answer_text_ping)).await
+    }
+
+    /// Starts a live trade feed (see [`TradeFeed`]).
+    pub async fn trades(feed: TradeFeed) -> std::io::Result<WsServer> {
+        Self::listen(Mode::Trades(Arc::new(feed))).await
+    }
+
+    async fn listen(mode: Mode) -> std::io::Result<WsServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Vec::new()));
+        let feed = Arc::new(Mutex::new(FeedLog::default()));
         let accept = {
             let log = Arc::clone(&log);
+            let feed = Arc::clone(&feed);
+            let mode = Arc::new(mode);
             tokio::spawn(async move {
                 let mut n = 0usize;
                 while let Ok((tcp, _)) = listener.accept().await {
-                    let script = scripts
-                        .get(n)
-                        .or(scripts.last())
-                        .cloned()
-                        .unwrap_or_default();
                     let log = Arc::clone(&log);
+                    let feed = Arc::clone(&feed);
+                    let mode = Arc::clone(&mode);
                     let i = n;
                     n += 1;
                     tokio::spawn(async move {
@@ -78,13 +178,28 @@ impl WsServer {
                             return;
                         };
                         push(&log, Seen::Connected(i));
-                        play(i, ws, script, answer_text_ping, &log).await;
+                        match &*mode {
+                            Mode::Scripted(scripts, answer) => {
+                                let script = scripts
+                                    .get(i)
+                                    .or(scripts.last())
+                                    .cloned()
+                                    .unwrap_or_default();
+                                play(i, ws, script, *answer, &log).await;
+                            }
+                            Mode::Trades(spec) => trade_feed(i, ws, spec, &feed, &log).await,
+                        }
                         push(&log, Seen::Gone(i));
                     });
                 }
             })
         };
-        Ok(WsServer { addr, log, accept })
+        Ok(WsServer {
+            addr,
+            log,
+            feed,
+            accept,
+        })
     }
 
     /// `ws://127.0.0.1:port/path`.
@@ -114,6 +229,23 @@ impl WsServer {
                 _ => None,
             })
             .collect()
+    }
+}
+
+impl WsServer {
+    /// A trade feed's distinct trades, in the order first sent.
+    pub fn sent_trades(&self) -> Vec<SentTrade> {
+        self.feed.lock().map(|f| f.sent.clone()).unwrap_or_default()
+    }
+
+    /// Frames a trade feed sent again on a later connection.
+    pub fn resent_frames(&self) -> usize {
+        self.feed.lock().map(|f| f.resent).unwrap_or(0)
+    }
+
+    /// Whether a trade feed has sent every trade of every symbol.
+    pub fn all_sent(&self, feed: &TradeFeed) -> bool {
+        self.feed.lock().is_ok_and(|f| f.finished(feed))
     }
 }
 
@@ -193,6 +325,256 @@ async fn read(
             Some(Ok(Message::Pong(_))) => push(log, Seen::Pong(i)),
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return false,
             Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Locks the feed log; a test thread that panicked holding it has failed
+/// the test already, so its state is as good as any.
+fn lock(feed: &Mutex<FeedLog>) -> std::sync::MutexGuard<'_, FeedLog> {
+    feed.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One connection of a [`TradeFeed`]: subscription, resend, new trades, hold.
+async fn trade_feed(
+    i: usize,
+    mut ws: ServerWs,
+    spec: &TradeFeed,
+    feed: &Mutex<FeedLog>,
+    log: &Mutex<Vec<Seen>>,
+) {
+    if !read(i, &mut ws, false, log, None, true).await
+        || ws
+            .send(Message::text(r#"{"result":null,"id":1}"#))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let resend: Vec<(usize, String)> = {
+        let mut f = lock(feed);
+        while f.per_connection.len() <= i {
+            f.per_connection.push(Vec::new());
+        }
+        let previous = i
+            .checked_sub(1)
+            .map(|p| f.per_connection[p].clone())
+            .unwrap_or_default();
+        let from = previous.len().saturating_sub(spec.resend);
+        previous[from..]
+            .iter()
+            .map(|&k| (k, f.sent[k].text.clone()))
+            .collect()
+    };
+    for (k, text) in resend {
+        if ws.send(Message::text(text)).await.is_err() {
+            return;
+        }
+        let mut f = lock(feed);
+        f.resent += 1;
+        f.per_connection[i].push(k);
+    }
+    loop {
+        let burst = {
+            let mut f = lock(feed);
+            if f.finished(spec) {
+                break;
+            }
+            next_burst(spec, &mut f)
+        };
+        // Stamped as they go out, one millisecond for the burst. A frame that
+        // does not go out was never sent (its id is skipped, as a venue's
+        // ids may be).
+        let sent_ns = now_ns();
+        let burst_ms = burst.first().map_or(0, |p| {
+            let last = lock(feed).progress[p.symbol].1;
+            let lead = i64::try_from(spec.lead.as_millis()).unwrap_or(0);
+            (sent_ns / 1_000_000 + lead).max(last)
+        });
+        for trade in burst {
+            let Some(trade) = trade.stamp(spec, burst_ms, sent_ns) else {
+                continue;
+            };
+            if ws.send(Message::text(trade.text.clone())).await.is_err() {
+                return;
+            }
+            let mut f = lock(feed);
+            let s = spec.symbols.iter().position(|s| *s == trade.symbol);
+            if let Some(s) = s {
+                f.progress[s].0 += 1;
+                f.progress[s].1 = trade.ts_ms;
+            }
+            f.sent.push(trade);
+            let k = f.sent.len() - 1;
+            f.per_connection[i].push(k);
+        }
+        if !read(i, &mut ws, false, log, Some(spec.every), false).await {
+            return;
+        }
+    }
+    read(i, &mut ws, false, log, None, false).await;
+}
+
+/// A trade to be sent: its symbol's index and id.
+struct Pending {
+    symbol: usize,
+    id: u64,
+}
+
+/// The next round's trades: a burst of one to three of the next symbol.
+fn next_burst(spec: &TradeFeed, f: &mut FeedLog) -> Vec<Pending> {
+    while f.progress.len() < spec.symbols.len() {
+        f.progress.push((0, 0));
+    }
+    let mut out = Vec::new();
+    for _ in 0..spec.symbols.len() {
+        let round = f.rounds;
+        f.rounds += 1;
+        let symbol = (round % spec.symbols.len() as u64) as usize;
+        let (sent, _) = f.progress[symbol];
+        if sent >= spec.trades {
+            continue;
+        }
+        // A fixed pattern of 1, 3, 1, 2, 2, 1, 3 trades in one millisecond.
+        let burst = [1, 3, 1, 2, 2, 1, 3][(round / spec.symbols.len() as u64 % 7) as usize];
+        for n in 0..burst.min(spec.trades - sent) {
+            out.push(Pending {
+                symbol,
+                id: spec.first_id + (sent + n) as u64,
+            });
+        }
+        break;
+    }
+    out
+}
+
+impl Pending {
+    /// The frame, stamped `ts_ms` (the last of its symbol later still).
+    fn stamp(self, spec: &TradeFeed, mut ts_ms: i64, sent_ns: i64) -> Option<SentTrade> {
+        let symbol = spec.symbols.get(self.symbol)?;
+        let n = self.id - spec.first_id;
+        if n + 1 == spec.trades as u64 {
+            ts_ms += i64::try_from(spec.last_ahead.as_millis()).unwrap_or(0);
+        }
+        // A walk around 100 (4 + symbol decimals), quantities 1.x to 7.x.
+        let cents = 10_000 + (n * 37 + self.symbol as u64 * 11) % 101;
+        let price = format!("{}.{:02}", cents / 100, cents % 100);
+        let qty = format!("{}.{:08}", 1 + self.id % 7, self.id);
+        let text = format!(
+            r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{},"s":"{symbol}","t":{},"p":"{price}","q":"{qty}","T":{ts_ms},"m":{},"M":true}}}}"#,
+            symbol.to_ascii_lowercase(),
+            ts_ms + 1,
+            self.id,
+            self.id % 2 == 0,
+        );
+        Some(SentTrade {
+            symbol: symbol.clone(),
+            id: self.id,
+            ts_ms,
+            sent_ns,
+            text,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Client = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn subscribed(server: &WsServer) -> Client {
+        let (mut ws, _) = tokio_tungstenite::connect_async(server.url("/stream"))
+            .await
+            .unwrap();
+        ws.send(Message::text(r#"{"method":"SUBSCRIBE","id":1}"#))
+            .await
+            .unwrap();
+        let reply = next_text(&mut ws).await;
+        assert_eq!(reply.as_deref(), Some(r#"{"result":null,"id":1}"#));
+        ws
+    }
+
+    async fn next_text(ws: &mut Client) -> Option<String> {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let Message::Text(t) = m {
+                return Some(t.as_str().to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn the_quantity_names_the_trade() {
+        assert_eq!(trade_id_of_qty("3.10000042"), Some(10_000_042));
+        assert_eq!(trade_id_of_qty("3.1000004"), Some(10_000_040));
+        assert_eq!(trade_id_of_qty("3"), None);
+        assert_eq!(trade_id_of_qty("3.123456789"), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_connection_gets_the_last_frames_again_then_the_rest() {
+        let spec = TradeFeed {
+            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            trades: 40,
+            every: Duration::from_millis(1),
+            resend: 5,
+            lead: Duration::ZERO,
+            last_ahead: Duration::from_secs(30),
+            first_id: 1_000,
+        };
+        let server = WsServer::trades(spec.clone()).await.unwrap();
+        let mut first = subscribed(&server).await;
+        for _ in 0..10 {
+            next_text(&mut first).await.unwrap();
+        }
+        drop(first);
+        // The server learns of the drop when a send fails.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !server.seen().contains(&Seen::Gone(0)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                server.seen()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before = server.sent_trades().len();
+        assert!(
+            (10..80).contains(&before),
+            "{before} sent on the first connection"
+        );
+
+        let mut second = subscribed(&server).await;
+        let mut got = Vec::new();
+        while !(server.all_sent(&spec) && got.len() == 5 + 80 - before) {
+            got.push(next_text(&mut second).await.unwrap());
+        }
+        let sent = server.sent_trades();
+        let texts: Vec<&str> = sent.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(got, texts[before - 5..], "the last 5 again, then the rest");
+        assert_eq!(server.resent_frames(), 5);
+        assert_eq!(server.connections(), 2);
+
+        for symbol in &spec.symbols {
+            let of: Vec<&SentTrade> = sent.iter().filter(|t| t.symbol == *symbol).collect();
+            let ids: Vec<u64> = of.iter().map(|t| t.id).collect();
+            assert_eq!(ids, (1_000..1_040).collect::<Vec<_>>(), "{symbol}");
+            assert!(of.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms));
+            assert!(
+                of.windows(2).any(|w| w[0].ts_ms == w[1].ts_ms),
+                "{symbol}: trades sharing a millisecond"
+            );
+            let (last, before_last) = (of[39], of[38]);
+            assert!(last.ts_ms - before_last.ts_ms >= 30_000);
+            assert!(last.text.contains(&format!(r#""T":{}"#, last.ts_ms)));
+            assert!((last.ts_ms - last.sent_ns / 1_000_000 - 30_000).abs() < 1_000);
         }
     }
 }
