@@ -724,3 +724,68 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
         Some("1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
+    // The first run gets trades of two minutes ago (a feed catching up: the
+    // exchange's clock runs from their time, so they are still forming when
+    // it stops); the second run gets no trade at all, yet closes the bar at
+    // start from the checkpoint of its configured symbol.
+    let now = wall_ms();
+    let t = now - now.rem_euclid(60_000) - 120_000;
+    let first = WsServer::start(
+        vec![vec![
+            Step::ExpectText,
+            text(r#"{"result":null,"id":1}"#),
+            text(&binance_trade_of("ETHUSDT", 1, "2300", "0.5", t + 1_000)),
+            text(&binance_trade_of("ETHUSDT", 2, "2301", "0.25", t + 2_000)),
+            Step::Hold,
+        ]],
+        false,
+    )
+    .await
+    .unwrap();
+    let redis = redis();
+    let toml = |url: &str| {
+        format!(
+            "{LIVE}{}",
+            feed_toml("bn", "binance", url, r#"["ETHUSDT"]"#, r#"["trade"]"#)
+        )
+    };
+    let run = Running::start(&config(&redis, &toml(&first.url("/stream"))), None);
+    let db4 = redis.client(4).await.unwrap();
+    eventually(10, "two trades forming a bar", || async {
+        hgetall(&db4, "bars:1m:ETHUSDT:forming")
+            .await
+            .get("n")
+            .is_some_and(|n| n == "2")
+    })
+    .await;
+    run.finish().await;
+    assert_eq!(
+        xlen(&db4, "bars:1m:ETHUSDT").await,
+        0,
+        "stopping closed nothing"
+    );
+
+    let quiet = WsServer::start(vec![vec![Step::ExpectText, Step::Hold]], false)
+        .await
+        .unwrap();
+    let run = Running::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
+    eventually(10, "the paused bar closed by the second run", || async {
+        xlen(&db4, "bars:1m:ETHUSDT").await == 1
+    })
+    .await;
+    let summary = run.finish().await;
+    assert_eq!(summary.ingest.ticks, 0);
+    let bars = xrange(&db4, "bars:1m:ETHUSDT").await;
+    assert_eq!(bars[0].0, format!("{t}-0"));
+    assert_eq!(
+        (
+            field(&bars[0], "n"),
+            field(&bars[0], "v"),
+            field(&bars[0], "c")
+        ),
+        ("2", "0.75", "2301")
+    );
+}
