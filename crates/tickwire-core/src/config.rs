@@ -335,7 +335,7 @@ impl Default for RedisConfig {
             pool_size: 4,
             connect_timeout_ms: 5_000,
             command_timeout_ms: 10_000,
-            reconnect_max_delay_ms: 30_000,
+            reconnect_max_delay_ms: 500,
             reconnect_max_attempts: 0,
         }
     }
