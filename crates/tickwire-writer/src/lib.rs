@@ -60,6 +60,13 @@ pub enum WriterError {
         db: u8,
         source: fred::error::Error,
     },
+    #[error("{last}; gave up after {attempts} attempts in {secs:.1} s (redis.reconnect_max_attempts = {limit}{})", if *limit == 0 { ", stopped" } else { "" })]
+    GaveUpConnecting {
+        attempts: u32,
+        secs: f64,
+        limit: u32,
+        last: Box<WriterError>,
+    },
     #[error("no connection pool for db {0}")]
     NoPool(u8),
     #[error("Redis writes still failing after {attempts} attempts: {source}")]

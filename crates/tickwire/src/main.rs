@@ -243,7 +243,10 @@ async fn main() -> Result<()> {
             }
             let started = std::time::Instant::now();
             let db = config.databases.get(tickwire_core::Db::CumulativeVolume);
-            let pools = tickwire_writer::RedisPools::connect(&config.redis, [db]).await?;
+            let stop = Arc::new(AtomicBool::new(false));
+            stop_on_signal(Arc::clone(&stop));
+            let pools =
+                tickwire_writer::RedisPools::connect_waiting(&config.redis, [db], &stop).await?;
             let opts = tickwire_writer::baseline::BaselineOptions {
                 lookback: args.lookback,
                 date: args.date.map(|d| d.to_string()),

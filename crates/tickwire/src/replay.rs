@@ -137,7 +137,7 @@ pub async fn replay_shown(
     // Files first: a missing file fails before Redis is even asked.
     let close_at_end = opts.close_at_end;
     let handle = start_replay(opts, tx, Arc::clone(&stop))?;
-    let pools = match RedisPools::connect(&config.redis, writer_dbs(config)).await {
+    let pools = match RedisPools::connect_waiting(&config.redis, writer_dbs(config), &stop).await {
         Ok(p) => Arc::new(p),
         Err(e) => {
             stop.store(true, Ordering::Relaxed);

@@ -45,7 +45,8 @@ pub async fn run(
 ) -> Result<RunSummary, AppError> {
     let started = Instant::now();
     // Redis first: a live run that cannot write should say so at once.
-    let pools = Arc::new(RedisPools::connect(&config.redis, writer_dbs(config)).await?);
+    let pools =
+        Arc::new(RedisPools::connect_waiting(&config.redis, writer_dbs(config), &stop).await?);
     let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
     let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);

@@ -89,16 +89,50 @@ fn unreachable_redis_is_a_clear_error_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample_file(dir.path(), "t.jsonl");
     let started = Instant::now();
+    // A startup waits for Redis; three attempts, then it says so.
+    let cfg = dir.path().join("tickwire.toml");
+    std::fs::write(&cfg, "[redis]\nreconnect_max_attempts = 3\n").unwrap();
     let (out, _, stderr) = run(tickwire()
-        .args(["--redis", "redis://:s3cret@127.0.0.1:1", "replay"])
+        .args(["--redis", "redis://:s3cret@127.0.0.1:1", "--config"])
+        .arg(&cfg)
+        .arg("replay")
         .arg(&input));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr.contains("cannot connect to Redis at redis://:***@127.0.0.1:1"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("gave up after 3 attempts") && stderr.contains("waiting for Redis"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("s3cret"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_replay_started_before_redis_waits_for_it_and_writes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_file(dir.path(), "t.jsonl");
+    let mut server = tickwire_testkit::RedisServer::start_persistent().unwrap();
+    server.crash().unwrap();
+    let child = tickwire()
+        .args(["--redis", &server.url(), "replay", "--max"])
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    server.recover().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("waiting for Redis"), "{stderr}");
+    assert_eq!(summary_value(&stdout, "ticks written"), 1, "{stdout}");
 }
 
 #[test]
