@@ -333,6 +333,11 @@ impl WriterTask {
         WriterTask { task, heartbeat }
     }
 
+    /// Whether the writer has stopped on its own (it gave up, or failed).
+    pub(crate) fn stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Waits for the writer (its input closed), then beats a last time.
     pub(crate) async fn finish(
         self,

@@ -72,7 +72,16 @@ pub async fn run(
             return Err(e.into());
         }
     };
-    wait_for(&stop).await;
+    // Until stopped, or until a stage stops on its own: a writer that gave
+    // up or a state stage that failed ends the run (feeds closed, heartbeat
+    // stopped, the cause reported) rather than leaving it reading into a
+    // pipeline that writes nothing.
+    while !stop.load(Ordering::Relaxed) && !writer.stopped() && !state.is_finished() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if writer.stopped() || state.is_finished() {
+        tracing::error!("a stage of the pipeline stopped: closing the feeds");
+    }
     tracing::info!("stopping: closing feeds, writing what was read");
     let read = live.finish().await;
     let written = writer.finish().await?;
