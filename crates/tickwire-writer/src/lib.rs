@@ -60,6 +60,15 @@ pub enum WriterError {
         db: u8,
         source: fred::error::Error,
     },
+    #[error("cannot set up TLS for Redis at {url}: {message}")]
+    Tls { url: String, message: String },
+    /// A `rediss://` handshake that failed; not worth retrying.
+    #[error("refused TLS with Redis at {url}: {cause} ({source})")]
+    TlsHandshake {
+        url: String,
+        cause: String,
+        source: fred::error::Error,
+    },
     #[error("no connection pool for db {0}")]
     NoPool(u8),
     #[error("Redis writes still failing after {attempts} attempts: {source}")]
