@@ -29,6 +29,7 @@ use tickwire_core::{ByAddress, Config, Db, Event, Instrument, Quote, Tick};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+pub use lane::is_noperm;
 pub use pools::RedisPools;
 pub use stats::{DbStats, WriterProgress, WriterStats};
 pub use tickwire_core::ids::{self, StreamIdSeq};
@@ -76,6 +77,16 @@ pub enum WriterError {
         attempts: u32,
         source: fred::error::Error,
     },
+    /// Redis' ACL refused a command (NOPERM): final, not retried.
+    #[error(
+        "Redis at {url} refused {command}: {detail} (the user needs the ACL line of the \
+         README's \"Least privilege\" section)"
+    )]
+    Permission {
+        url: String,
+        command: String,
+        detail: String,
+    },
     #[error("invalid key templates: {0}")]
     Keys(String),
     #[error("cannot load the Lua scripts into Redis: {0}")]
@@ -94,6 +105,24 @@ pub enum WriterError {
         key: String,
         source: fred::error::Error,
     },
+}
+
+impl WriterError {
+    /// Trying again cannot help: the ACL refused a command, or a `rediss://`
+    /// server's certificate (or ours) was refused. A start-up that waits for
+    /// Redis stops at once on these instead of retrying.
+    pub fn is_final(&self) -> bool {
+        match self {
+            WriterError::Permission { .. } | WriterError::Tls { .. } | WriterError::Url { .. } => {
+                true
+            }
+            WriterError::TlsHandshake { source, .. } => {
+                !matches!(source.kind(), fred::error::ErrorKind::Timeout)
+            }
+            WriterError::Connect { source, .. } | WriterError::Script(source) => is_noperm(source),
+            _ => false,
+        }
+    }
 }
 
 /// The key templates of `config`, parsed (validated config: they parse).
@@ -1188,6 +1217,10 @@ pub async fn run_with(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(Ok(lane_stats)) => stats.merge(lane_stats),
+            // Why a lane stopped says more than that it stopped.
+            Ok(Err(e)) if matches!(first_error, None | Some(WriterError::Lane(_))) => {
+                first_error = Some(e);
+            }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }

@@ -14,6 +14,8 @@ use crate::WriterError;
 pub struct RedisPools {
     pools: BTreeMap<u8, Pool>,
     size: usize,
+    /// The URL, password hidden, for messages.
+    url: String,
 }
 
 impl RedisPools {
@@ -96,12 +98,18 @@ impl RedisPools {
         Ok(Self {
             pools,
             size: cfg.pool_size,
+            url: redact_url(&cfg.url),
         })
     }
 
     /// Connections per DB (the number of writer lanes).
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The URL connected to, its password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The DB numbers connected.
@@ -262,7 +270,7 @@ fn connect_error(cfg: &RedisConfig, db: u8, source: fred::error::Error) -> Write
         "the server did not answer in TLS: is the port a plaintext port?".to_string()
     } else if matches!(source.kind(), ErrorKind::Timeout) {
         format!(
-            "no TLS handshake within {} ms: is the port Redis's tls-port?",
+            "no TLS handshake within {} ms: is the port Redis's tls-port (and the host up)?",
             cfg.connect_timeout_ms
         )
     } else {
