@@ -278,3 +278,62 @@ fn connect_error(cfg: &RedisConfig, db: u8, source: fred::error::Error) -> Write
     };
     WriterError::TlsHandshake { url, cause, source }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(url: &str, tls: Option<RedisTlsConfig>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            tls,
+            ..RedisConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_tls_url_always_gets_a_rustls_connector_and_a_plain_one_never() {
+        // The system store (no [redis.tls]), and a name to check given.
+        for cfg in [
+            redis("rediss://h:6380/2", None),
+            redis("valkeys://h:6380", None),
+            redis(
+                "rediss://h:6380",
+                Some(RedisTlsConfig {
+                    server_name: Some("redis.internal".into()),
+                    ..Default::default()
+                }),
+            ),
+        ] {
+            let config = client_config(&cfg).expect("a TLS config");
+            assert!(config.uses_rustls(), "{}", cfg.url);
+            let ServerConfig::Centralized { server } = &config.server else {
+                panic!("centralized");
+            };
+            let expected = cfg.tls.and_then(|t| t.server_name);
+            assert_eq!(
+                server.tls_server_name.as_ref().map(|s| s.to_string()),
+                expected
+            );
+        }
+        let plain = client_config(&redis("redis://h:6379", None)).unwrap();
+        assert!(!plain.uses_tls());
+        // A CA file that is not PEM is refused naming it.
+        let dir = std::env::temp_dir().join(format!("tw-pools-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let err = client_config(&redis(
+            "rediss://:pw@h:6380",
+            Some(RedisTlsConfig {
+                ca_file: Some(ca.clone()),
+                ..Default::default()
+            }),
+        ))
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("redis.tls.ca_file"), "{text}");
+        assert!(text.contains("rediss://:***@h:6380"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
