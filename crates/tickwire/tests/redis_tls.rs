@@ -151,10 +151,15 @@ fn tls_redis(pki: &Pki) -> RedisServer {
 /// A config file with `[redis.tls]` `tls_toml` (and one reconnect attempt,
 /// so a refused connection is not retried for ever).
 fn config_file(pki: &Pki, name: &str, tls_toml: &str) -> PathBuf {
+    config_file_with(pki, name, "", tls_toml)
+}
+
+/// [`config_file`] with more `[redis]` keys.
+fn config_file_with(pki: &Pki, name: &str, redis_toml: &str, tls_toml: &str) -> PathBuf {
     let path = pki.dir.path().join(name);
     std::fs::write(
         &path,
-        format!("[redis]\nreconnect_max_attempts = 1\n[redis.tls]\n{tls_toml}"),
+        format!("[redis]\nreconnect_max_attempts = 1\n{redis_toml}[redis.tls]\n{tls_toml}"),
     )
     .unwrap();
     path
@@ -259,9 +264,12 @@ fn rediss_to_a_plaintext_port_is_refused_never_sent_in_cleartext() {
     // fails, so no AUTH (nor anything else) goes out in the clear.
     let url = format!("rediss://:s3cret@127.0.0.1:{}", server.port());
     let input = sample(pki.dir.path());
-    let cfg = config_file(
+    // Redis waits for more of what it takes for a command: the handshake
+    // times out (after 1 s here).
+    let cfg = config_file_with(
         &pki,
         "plain.toml",
+        "connect_timeout_ms = 1000\n",
         &format!("ca_file = {}\n", toml_path(&pki.ca)),
     );
     let (code, _, stderr) = replay(&cfg, &url, &input);
