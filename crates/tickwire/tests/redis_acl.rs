@@ -102,6 +102,18 @@ fn users_with_exactly_the_documented_lines_replay_check_health_and_average_basel
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(refusals(&server), Vec::<String>::new(), "health: {stderr}");
 
+    // One command short: refused, and said to be, not "unreachable".
+    set_user(&server, "twh", &format!("{HEALTH} -dbsize"));
+    let (out, stdout, stderr) = run(as_user("twh", &server).arg("health"));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("refused a check") && said.contains("'dbsize'"),
+        "{said}"
+    );
+    assert!(!said.contains("unreachable:"), "{said}");
+    refusals(&server);
+
     set_user(&server, "twb", BASELINE);
     let (out, stdout, stderr) = run(as_user("twb", &server).arg("baseline"));
     assert!(out.status.success(), "{stderr}");
