@@ -326,6 +326,32 @@ pub struct RedisConfig {
     pub reconnect_max_delay_ms: u64,
     /// 0 = keep trying for ever.
     pub reconnect_max_attempts: u32,
+    /// `[redis.tls]`: the CA and client certificate of a `rediss://` URL.
+    /// Without it a `rediss://` URL verifies the server against the system's
+    /// certificate store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RedisTlsConfig>,
+}
+
+/// `[redis.tls]`: how a `rediss://` connection is verified (rustls, ring).
+/// Paths are relative to the working directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisTlsConfig {
+    /// PEM file of the CA certificate(s) the server's certificate must chain
+    /// to; absent = the system's certificate store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS (`tls-auth-clients yes`);
+    /// needs `key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry; absent = the URL's host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 impl Default for RedisConfig {
@@ -337,7 +363,15 @@ impl Default for RedisConfig {
             command_timeout_ms: 10_000,
             reconnect_max_delay_ms: 500,
             reconnect_max_attempts: 0,
+            tls: None,
         }
+    }
+}
+
+impl RedisConfig {
+    /// Whether the URL asks for TLS (`rediss://`, `valkeys://`).
+    pub fn uses_tls(&self) -> bool {
+        self.url.starts_with("rediss://") || self.url.starts_with("valkeys://")
     }
 }
 
@@ -685,6 +719,64 @@ impl ConfigError {
     }
 }
 
+/// `[redis.tls]`: TLS asked for by the URL, files that exist, a key with
+/// every certificate and a certificate with every key.
+fn validate_redis_tls(tls: &RedisTlsConfig, redis: &RedisConfig) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !redis.uses_tls() {
+        errors.push(FieldError::new(
+            "redis.tls",
+            format!(
+                "is set but redis.url {:?} is not TLS: use rediss://",
+                redact_url(&redis.url)
+            ),
+        ));
+    }
+    for (field, path) in [
+        ("redis.tls.ca_file", &tls.ca_file),
+        ("redis.tls.cert_file", &tls.cert_file),
+        ("redis.tls.key_file", &tls.key_file),
+    ] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::File::open(path) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            } else if !path.is_file() {
+                errors.push(FieldError::new(
+                    field,
+                    format!("{} is not a file", path.display()),
+                ));
+            }
+        }
+    }
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(_), None) => errors.push(FieldError::new(
+            "redis.tls.key_file",
+            "is required with redis.tls.cert_file (the client certificate's private key)",
+        )),
+        (None, Some(_)) => errors.push(FieldError::new(
+            "redis.tls.cert_file",
+            "is required with redis.tls.key_file (the client certificate)",
+        )),
+        (Some(_), Some(_)) if tls.ca_file.is_none() => errors.push(FieldError::new(
+            "redis.tls.ca_file",
+            "is required with a client certificate (the CA the server's certificate chains to)",
+        )),
+        _ => {}
+    }
+    if let Some(name) = &tls.server_name {
+        if name.trim().is_empty() || name.contains(char::is_whitespace) {
+            errors.push(FieldError::new(
+                "redis.tls.server_name",
+                format!("must be a DNS name or IP address (got {name:?})"),
+            ));
+        }
+    }
+    errors
+}
+
 /// Settings from the command line and environment that win over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -789,6 +881,14 @@ impl Config {
         ] {
             check(v > 0, field, "must be greater than 0".into());
         }
+        if let Some(tls) = &r.tls {
+            errors.extend(validate_redis_tls(tls, r));
+        }
+        let mut check = |ok: bool, field: &str, msg: String| {
+            if !ok {
+                errors.push(FieldError::new(field, msg));
+            }
+        };
         for db in Db::ALL {
             let n = self.databases.get(db);
             check(
@@ -1299,5 +1399,43 @@ mod tests {
         );
         assert_eq!(redact_url("redis://tok@h:6379"), "redis://***@h:6379");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    }
+
+    #[test]
+    fn redis_tls_names_every_bad_field_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not checked here").unwrap();
+        // A plaintext URL, a missing CA, a certificate without its key and an
+        // unknown key: all four named in one report.
+        let text = format!(
+            "[redis]\nurl = \"redis://h:6379\"\n[redis.tls]\nca_file = {:?}\ncert_file = {:?}\ncolour = 1\n",
+            dir.path().join("missing.pem"),
+            ca,
+        );
+        let err = Config::from_toml(&text, &Overrides::default()).unwrap_err();
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "redis.tls",
+                "redis.tls.ca_file",
+                "redis.tls.colour",
+                "redis.tls.key_file"
+            ]
+        );
+        // A key without its certificate names the certificate.
+        let text = format!("[redis]\nurl = \"rediss://h:6379\"\n[redis.tls]\nkey_file = {ca:?}\n");
+        let err = Config::from_toml(&text, &Overrides::default()).unwrap_err();
+        assert_eq!(fields(err), vec!["redis.tls.cert_file"]);
+        // A complete section over rediss:// loads.
+        let text = format!(
+            "[redis]\nurl = \"rediss://h:6379\"\n[redis.tls]\nca_file = {ca:?}\ncert_file = {ca:?}\nkey_file = {ca:?}\nserver_name = \"redis.internal\"\n"
+        );
+        let c = Config::from_toml(&text, &Overrides::default()).unwrap();
+        let tls = c.redis.tls.expect("[redis.tls]");
+        assert_eq!(tls.ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(tls.server_name.as_deref(), Some("redis.internal"));
     }
 }

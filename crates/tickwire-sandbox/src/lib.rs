@@ -8,4 +8,4 @@
 pub mod redis_server;
 pub mod synth;
 
-pub use redis_server::{RedisServer, RedisServerError};
+pub use redis_server::{RedisServer, RedisServerError, TlsFiles};

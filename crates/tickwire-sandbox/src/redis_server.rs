@@ -35,6 +35,20 @@ pub struct RedisServer {
     binary: PathBuf,
     dir: tempfile::TempDir,
     persistence: Persistence,
+    tls: Option<(u16, TlsFiles)>,
+}
+
+/// The files of a TLS listener ([`RedisServer::start_tls`]), all PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate (`--tls-cert-file`).
+    pub cert: PathBuf,
+    /// Its private key (`--tls-key-file`).
+    pub key: PathBuf,
+    /// The CA that client certificates must chain to (`--tls-ca-cert-file`).
+    pub ca: PathBuf,
+    /// `--tls-auth-clients yes`: a client without a certificate is refused.
+    pub auth_clients: bool,
 }
 
 /// What a server keeps on disk.
@@ -85,14 +99,29 @@ fn spawn(
     dir: &Path,
     port: u16,
     persistence: Persistence,
+    tls: Option<&(u16, TlsFiles)>,
 ) -> Result<Child, RedisServerError> {
     let aof: &[&str] = match persistence {
         Persistence::Off => &["--appendonly", "no"],
         // Acknowledged means on disk: Redis fsyncs the AOF before it replies.
         Persistence::Aof => &["--appendonly", "yes", "--appendfsync", "always"],
     };
+    let mut tls_args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some((tls_port, files)) = tls {
+        tls_args.extend(["--tls-port".into(), tls_port.to_string().into()]);
+        for (flag, path) in [
+            ("--tls-cert-file", &files.cert),
+            ("--tls-key-file", &files.key),
+            ("--tls-ca-cert-file", &files.ca),
+        ] {
+            tls_args.extend([flag.into(), path.into()]);
+        }
+        let auth = if files.auth_clients { "yes" } else { "no" };
+        tls_args.extend(["--tls-auth-clients".into(), auth.into()]);
+    }
     Command::new(binary)
         .args(["--port", &port.to_string()])
+        .args(&tls_args)
         .args(["--bind", "127.0.0.1"])
         .arg("--dir")
         .arg(dir)
@@ -124,7 +153,21 @@ impl RedisServer {
         Self::start_with(Persistence::Aof)
     }
 
+    /// Starts a server that also listens for TLS on [`RedisServer::tls_port`]
+    /// with `files` (the plaintext [`RedisServer::port`] stays open, for
+    /// readiness and reading back). The redis-server must be built with TLS.
+    pub fn start_tls(files: TlsFiles) -> Result<Self, RedisServerError> {
+        Self::start_with_tls(Persistence::Off, Some(files))
+    }
+
     fn start_with(persistence: Persistence) -> Result<Self, RedisServerError> {
+        Self::start_with_tls(persistence, None)
+    }
+
+    fn start_with_tls(
+        persistence: Persistence,
+        tls_files: Option<TlsFiles>,
+    ) -> Result<Self, RedisServerError> {
         let binary = find_redis_server()?;
         let dir = tempfile::Builder::new()
             .prefix("tickwire-redis-")
@@ -133,7 +176,14 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port().map_err(RedisServerError::TempDir)?;
-            let mut child = spawn(&binary, dir.path(), port, persistence)?;
+            let tls = match &tls_files {
+                Some(files) => Some((
+                    free_port().map_err(RedisServerError::TempDir)?,
+                    files.clone(),
+                )),
+                None => None,
+            };
+            let mut child = spawn(&binary, dir.path(), port, persistence, tls.as_ref())?;
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if answers_ping(port) {
@@ -143,6 +193,7 @@ impl RedisServer {
                         binary,
                         dir,
                         persistence,
+                        tls,
                     });
                 }
                 if let Ok(Some(status)) = child.try_wait() {
@@ -171,6 +222,17 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port of a server from [`RedisServer::start_tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(port, _)| *port)
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` of a server from
+    /// [`RedisServer::start_tls`] (`None` for a plaintext-only server).
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port().map(|p| format!("rediss://127.0.0.1:{p}"))
     }
 
     /// The server's data directory.
@@ -227,7 +289,13 @@ impl RedisServer {
 
     /// Starts the server again (the old one is gone) and waits for PING.
     fn respawn(&mut self) -> Result<(), RedisServerError> {
-        self.child = spawn(&self.binary, self.dir.path(), self.port, self.persistence)?;
+        self.child = spawn(
+            &self.binary,
+            self.dir.path(),
+            self.port,
+            self.persistence,
+            self.tls.as_ref(),
+        )?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers_ping(self.port) {
             if let Ok(Some(status)) = self.child.try_wait() {

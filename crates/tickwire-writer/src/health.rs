@@ -116,12 +116,19 @@ pub struct HealthReport {
 
 impl HealthReport {
     fn unreachable(url: &str, why: String) -> Self {
+        // Reached, but the ACL refused a check: say so, not "unreachable".
+        let problem = if why.contains("NOPERM") {
+            format!(
+                "Redis at {} refused a check (the user needs the README's ACL line for \
+                 health): {why}",
+                redact_url(url)
+            )
+        } else {
+            format!("Redis at {} is unreachable: {why}", redact_url(url))
+        };
         HealthReport {
             status: Status::Unreachable,
-            problems: vec![format!(
-                "Redis at {} is unreachable: {why}",
-                redact_url(url)
-            )],
+            problems: vec![problem],
             redis: None,
             databases: Vec::new(),
             streams: Vec::new(),

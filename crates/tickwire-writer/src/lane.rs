@@ -1065,6 +1065,25 @@ fn is_noscript(e: &Error) -> bool {
     e.details().starts_with("NOSCRIPT")
 }
 
+/// Redis' ACL refused the command or one of its keys or channels, or a
+/// command a Lua script calls (Redis 7.0 says so with `ERR`, not `NOPERM`).
+/// Final: sending it again is refused again.
+pub fn is_noperm(e: &Error) -> bool {
+    let d = e.details();
+    d.starts_with("NOPERM") || d.contains("user executing the script can't run this command")
+}
+
+/// The command a call sends, for messages.
+fn command_name(call: &Call) -> &'static str {
+    match call {
+        Call::Xadd { .. } => "XADD",
+        Call::Hset { .. } => "HSET",
+        Call::Expire { .. } => "EXPIRE",
+        Call::Evalsha { .. } => "EVALSHA",
+        Call::Custom { cmd, .. } => cmd,
+    }
+}
+
 /// Worth sending again: the command may not have reached Redis.
 fn is_transient(e: &Error) -> bool {
     matches!(
@@ -1126,6 +1145,7 @@ async fn attempt(
             None => by_db.push((c.db, vec![i])),
         }
     }
+    let names: Vec<&'static str> = cmds.iter().map(|c| command_name(&c.call)).collect();
     let mut calls: Vec<Option<Call>> = cmds.into_iter().map(|c| Some(c.call)).collect();
     let mut sends = Vec::with_capacity(by_db.len());
     for (db, idx) in &by_db {
@@ -1163,8 +1183,21 @@ async fn attempt(
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
     for (db, idx, results) in join_all(sends).await {
-        if let Some(e) = settle(db, &idx, results, outcomes, stats) {
-            transient = Some(e);
+        let settled = settle(db, &idx, results, outcomes, stats);
+        match settled {
+            Settled::Done => {}
+            Settled::Transient(e) => transient = Some(e),
+            Settled::NoPerm(i, e) => {
+                let command = match names[i] {
+                    "EVALSHA" => "EVALSHA (or a command its Lua script calls)".to_string(),
+                    name => name.to_string(),
+                };
+                return Err(WriterError::Permission {
+                    url: pools.url().to_string(),
+                    command,
+                    detail: e.details().to_string(),
+                });
+            }
         }
     }
     Ok(transient)
@@ -1181,13 +1214,16 @@ async fn attempt(
 /// alone would leave the others unsent while the batch counted as written,
 /// and the batch's checkpoints would then go out ahead of outputs Redis
 /// never had.
+///
+/// A command the ACL refused (NOPERM) ends the run: every later command would
+/// be refused alike, so it is named once rather than counted per command.
 fn settle(
     db: u8,
     idx: &[usize],
     results: Vec<Result<Value, Error>>,
     outcomes: &mut [Outcome],
     stats: &mut WriterStats,
-) -> Option<Error> {
+) -> Settled {
     if results.len() != idx.len() {
         let error = results
             .into_iter()
@@ -1200,7 +1236,14 @@ fn settle(
             });
         tracing::warn!(db, error = %error, "a pipeline failed as a whole");
         // Pending already: every command is sent again.
-        return Some(error);
+        return Settled::Transient(error);
+    }
+    if let Some((&i, Err(e))) = idx
+        .iter()
+        .zip(&results)
+        .find(|(_, r)| r.as_ref().is_err_and(is_noperm))
+    {
+        return Settled::NoPerm(i, e.clone());
     }
     let mut transient = None;
     for (&i, result) in idx.iter().zip(&results) {
@@ -1218,7 +1261,20 @@ fn settle(
             }
         };
     }
-    transient
+    match transient {
+        Some(e) => Settled::Transient(e),
+        None => Settled::Done,
+    }
+}
+
+/// How one DB's pipeline came back.
+enum Settled {
+    /// Every command has its outcome.
+    Done,
+    /// Some are to be sent again after this error.
+    Transient(Error),
+    /// The ACL refused command `.0` of the batch.
+    NoPerm(usize, Error),
 }
 
 /// Writes one batch, retrying transient failures with backoff.
@@ -1462,7 +1518,7 @@ mod tests {
         // fred's answer for a pipeline it gave up on: one error for all.
         let gave_up = Error::new(ErrorKind::Unknown, "Too many failed write attempts.");
         let e = settle(2, &[0, 2, 3], vec![Err(gave_up)], &mut outcomes, &mut stats);
-        assert!(e.is_some(), "to be retried");
+        assert!(matches!(e, Settled::Transient(_)), "to be retried");
         assert_eq!(outcomes, vec![Outcome::Pending; 4], "none taken as done");
         assert_eq!(stats.write_errors, 0);
         // Replies for each command: each its own outcome.
@@ -1474,7 +1530,10 @@ mod tests {
             )),
             Err(Error::new(ErrorKind::InvalidArgument, "WRONGTYPE")),
         ];
-        assert!(settle(2, &[0, 2, 3], replies, &mut outcomes, &mut stats).is_none());
+        assert!(matches!(
+            settle(2, &[0, 2, 3], replies, &mut outcomes, &mut stats),
+            Settled::Done
+        ));
         assert_eq!(
             outcomes,
             [
@@ -1488,8 +1547,39 @@ mod tests {
         // A lone command fred gave up on is sent again too.
         let mut one = vec![Outcome::Pending];
         let gave_up = Error::new(ErrorKind::Unknown, "Too many failed write attempts.");
-        assert!(settle(2, &[0], vec![Err(gave_up)], &mut one, &mut stats).is_some());
+        assert!(matches!(
+            settle(2, &[0], vec![Err(gave_up)], &mut one, &mut stats),
+            Settled::Transient(_)
+        ));
         assert_eq!(one, [Outcome::Pending]);
+    }
+
+    #[test]
+    fn a_command_the_acl_refuses_stops_the_batch_naming_it_not_counted() {
+        let mut stats = WriterStats::default();
+        let mut outcomes = vec![Outcome::Pending; 3];
+        let noperm = || {
+            Err(Error::new(
+                ErrorKind::Unknown,
+                "NOPERM User tw has no permissions to run the 'xadd' command",
+            ))
+        };
+        let replies = vec![Ok(Value::Null), noperm(), noperm()];
+        match settle(0, &[0, 1, 2], replies, &mut outcomes, &mut stats) {
+            Settled::NoPerm(i, e) => {
+                assert_eq!(i, 1, "the first refused command");
+                assert!(e.details().contains("'xadd'"));
+            }
+            _ => panic!("NOPERM is final"),
+        }
+        assert_eq!(stats.write_errors, 0, "not one write error per command");
+        // A command a script calls, refused (Redis 7.0's words), is one too.
+        assert!(is_noperm(&Error::new(
+            ErrorKind::Unknown,
+            "ERR The user executing the script can't run this command or subcommand script: \
+             2a08c2, on @user_script:38.",
+        )));
+        assert!(!is_noperm(&Error::new(ErrorKind::Unknown, "WRONGTYPE")));
     }
 
     #[test]

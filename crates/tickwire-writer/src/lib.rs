@@ -29,6 +29,7 @@ use tickwire_core::{ByAddress, Config, Db, Event, Instrument, Quote, Tick};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+pub use lane::is_noperm;
 pub use pools::RedisPools;
 pub use stats::{DbStats, WriterProgress, WriterStats};
 pub use tickwire_core::ids::{self, StreamIdSeq};
@@ -67,12 +68,31 @@ pub enum WriterError {
         limit: u32,
         last: Box<WriterError>,
     },
+    #[error("cannot set up TLS for Redis at {url}: {message}")]
+    Tls { url: String, message: String },
+    /// A `rediss://` handshake that failed; not worth retrying.
+    #[error("refused TLS with Redis at {url}: {cause} ({source})")]
+    TlsHandshake {
+        url: String,
+        cause: String,
+        source: fred::error::Error,
+    },
     #[error("no connection pool for db {0}")]
     NoPool(u8),
     #[error("Redis writes still failing after {attempts} attempts: {source}")]
     Exhausted {
         attempts: u32,
         source: fred::error::Error,
+    },
+    /// Redis' ACL refused a command (NOPERM): final, not retried.
+    #[error(
+        "Redis at {url} refused {command}: {detail} (the user needs the ACL line of the \
+         README's \"Least privilege\" section)"
+    )]
+    Permission {
+        url: String,
+        command: String,
+        detail: String,
     },
     #[error("invalid key templates: {0}")]
     Keys(String),
@@ -92,6 +112,24 @@ pub enum WriterError {
         key: String,
         source: fred::error::Error,
     },
+}
+
+impl WriterError {
+    /// Trying again cannot help: the ACL refused a command, or a `rediss://`
+    /// server's certificate (or ours) was refused. A start-up that waits for
+    /// Redis stops at once on these instead of retrying.
+    pub fn is_final(&self) -> bool {
+        match self {
+            WriterError::Permission { .. } | WriterError::Tls { .. } | WriterError::Url { .. } => {
+                true
+            }
+            WriterError::TlsHandshake { source, .. } => {
+                !matches!(source.kind(), fred::error::ErrorKind::Timeout)
+            }
+            WriterError::Connect { source, .. } | WriterError::Script(source) => is_noperm(source),
+            _ => false,
+        }
+    }
 }
 
 /// The key templates of `config`, parsed (validated config: they parse).
@@ -1188,6 +1226,10 @@ pub async fn run_with(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(Ok(lane_stats)) => stats.merge(lane_stats),
+            // Why a lane stopped says more than that it stopped.
+            Ok(Err(e)) if matches!(first_error, None | Some(WriterError::Lane(_))) => {
+                first_error = Some(e);
+            }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fred::prelude::*;
-use fred::types::config::{TcpConfig, UnresponsiveConfig};
-use tickwire_core::config::{redact_url, RedisConfig};
+use fred::types::config::{ServerConfig, TcpConfig, TlsConnector, UnresponsiveConfig};
+use tickwire_core::config::{redact_url, RedisConfig, RedisTlsConfig};
 
 use crate::WriterError;
 
@@ -14,6 +14,8 @@ use crate::WriterError;
 pub struct RedisPools {
     pools: BTreeMap<u8, Pool>,
     size: usize,
+    /// The URL, password hidden, for messages.
+    url: String,
 }
 
 impl RedisPools {
@@ -24,10 +26,7 @@ impl RedisPools {
         cfg: &RedisConfig,
         dbs: impl IntoIterator<Item = u8>,
     ) -> Result<Self, WriterError> {
-        let base = Config::from_url(&cfg.url).map_err(|source| WriterError::Url {
-            url: redact_url(&cfg.url),
-            source,
-        })?;
+        let base = client_config(cfg)?;
         let command_timeout = Duration::from_millis(cfg.command_timeout_ms);
         let mut wanted: Vec<u8> = dbs.into_iter().collect();
         wanted.sort_unstable();
@@ -70,11 +69,9 @@ impl RedisPools {
                         db,
                         source,
                     })?;
-                pool.init().await.map_err(|source| WriterError::Connect {
-                    url: redact_url(&cfg.url),
-                    db,
-                    source,
-                })?;
+                pool.init()
+                    .await
+                    .map_err(|source| connect_error(cfg, db, source))?;
                 Ok((db, pool))
             }
         });
@@ -101,6 +98,7 @@ impl RedisPools {
         Ok(Self {
             pools,
             size: cfg.pool_size,
+            url: redact_url(&cfg.url),
         })
     }
 
@@ -174,6 +172,11 @@ impl RedisPools {
         self.size
     }
 
+    /// The URL connected to, its password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The DB numbers connected.
     pub fn dbs(&self) -> impl Iterator<Item = u8> + '_ {
         self.pools.keys().copied()
@@ -195,5 +198,207 @@ impl RedisPools {
     /// Closes every connection.
     pub async fn quit(&self) {
         futures_util::future::join_all(self.pools.values().map(|pool| pool.quit())).await;
+    }
+}
+
+/// fred's config for `cfg.url`: for `rediss://` always with a rustls (ring)
+/// connector, verified against `[redis.tls] ca_file` or the system store,
+/// with the client certificate of `[redis.tls]` if one is given. A TLS URL
+/// never yields a plaintext config.
+pub fn client_config(cfg: &RedisConfig) -> Result<Config, WriterError> {
+    let url = redact_url(&cfg.url);
+    if !cfg.uses_tls() {
+        return Config::from_url(&cfg.url).map_err(|source| WriterError::Url { url, source });
+    }
+    // Parsed as plaintext, then given our own connector: fred's own choice
+    // for `rediss://` would read the system store even when a CA is given.
+    let plain = cfg
+        .url
+        .replacen("rediss://", "redis://", 1)
+        .replacen("valkeys://", "valkey://", 1);
+    let mut config = Config::from_url(&plain).map_err(|source| WriterError::Url {
+        url: url.clone(),
+        source,
+    })?;
+    let tls = cfg.tls.clone().unwrap_or_default();
+    let connector = rustls_connector(&tls).map_err(|message| WriterError::Tls {
+        url: url.clone(),
+        message,
+    })?;
+    config.tls = Some(connector.into());
+    if let Some(name) = &tls.server_name {
+        if let ServerConfig::Centralized { server } = &mut config.server {
+            server.tls_server_name = Some(name.as_str().into());
+        }
+    }
+    if !config.uses_tls() {
+        // Unreachable by construction (tls was set just above); kept as a
+        // guard so that a rediss:// URL can never go out in cleartext.
+        return Err(WriterError::Tls {
+            url,
+            message: "no TLS connector was configured".into(),
+        });
+    }
+    Ok(config)
+}
+
+/// A rustls client config on the ring provider from `[redis.tls]`.
+fn rustls_connector(tls: &RedisTlsConfig) -> Result<TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let read_certs =
+        |path: &std::path::Path, what: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "the {what} {} holds no PEM certificate",
+                    path.display()
+                ));
+            }
+            Ok(certs)
+        };
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(path) => {
+            for cert in read_certs(path, "CA file (redis.tls.ca_file)")? {
+                roots.add(cert).map_err(|e| {
+                    format!("the CA file {} (redis.tls.ca_file): {e}", path.display())
+                })?;
+            }
+        }
+        None => {
+            // The system store, as fred loads it (rustls-native-certs).
+            return match (&tls.cert_file, &tls.key_file) {
+                (None, None) => TlsConnector::default_rustls()
+                    .map_err(|e| format!("cannot load the system's CA certificates: {e}")),
+                _ => {
+                    Err("a client certificate (redis.tls.cert_file) needs redis.tls.ca_file".into())
+                }
+            };
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("rustls: {e}"))?
+        .with_root_certificates(roots);
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert, "client certificate (redis.tls.cert_file)")?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                format!(
+                    "cannot read the private key {} (redis.tls.key_file): {e}",
+                    key.display()
+                )
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate and key do not go together: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(config.into())
+}
+
+/// The error of a first connect that failed; for a TLS URL, what the
+/// handshake's failure means in `[redis.tls]` terms.
+fn connect_error(cfg: &RedisConfig, db: u8, source: fred::error::Error) -> WriterError {
+    let url = redact_url(&cfg.url);
+    if !cfg.uses_tls() {
+        return WriterError::Connect { url, db, source };
+    }
+    let detail = format!("{source:?} {source}");
+    let has = |s: &str| detail.contains(s);
+    let ca = if cfg.tls.as_ref().is_some_and(|t| t.ca_file.is_some()) {
+        "the CA of redis.tls.ca_file"
+    } else {
+        "a CA of the system's certificate store (set redis.tls.ca_file)"
+    };
+    let cause = if has("UnknownIssuer") {
+        format!("the server's certificate does not verify: it is not signed by {ca}")
+    } else if has("NotValidForName") {
+        "the server's certificate is not valid for the host name of the URL \
+         (or redis.tls.server_name)"
+            .to_string()
+    } else if has("Expired") || has("NotValidYet") {
+        "the server's certificate is outside its validity period".to_string()
+    } else if has("InvalidCertificate") || has("BadSignature") {
+        "the server's certificate does not verify".to_string()
+    } else if has("CertificateRequired") || has("HandshakeFailure") {
+        "the server wants a client certificate (set redis.tls.cert_file and key_file)".to_string()
+    } else if has("BadCertificate") || has("UnknownCA") {
+        "the server refused the client certificate of redis.tls.cert_file".to_string()
+    } else if has("InvalidContentType") || has("CorruptMessage") || has("InvalidMessage") {
+        "the server did not answer in TLS: is the port a plaintext port?".to_string()
+    } else if matches!(source.kind(), ErrorKind::Timeout) {
+        format!(
+            "no TLS handshake within {} ms: is the port Redis's tls-port (and the host up)?",
+            cfg.connect_timeout_ms
+        )
+    } else {
+        return WriterError::Connect { url, db, source };
+    };
+    WriterError::TlsHandshake { url, cause, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(url: &str, tls: Option<RedisTlsConfig>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            tls,
+            ..RedisConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_tls_url_always_gets_a_rustls_connector_and_a_plain_one_never() {
+        // The system store (no [redis.tls]), and a name to check given.
+        for cfg in [
+            redis("rediss://h:6380/2", None),
+            redis("valkeys://h:6380", None),
+            redis(
+                "rediss://h:6380",
+                Some(RedisTlsConfig {
+                    server_name: Some("redis.internal".into()),
+                    ..Default::default()
+                }),
+            ),
+        ] {
+            let config = client_config(&cfg).expect("a TLS config");
+            assert!(config.uses_rustls(), "{}", cfg.url);
+            let ServerConfig::Centralized { server } = &config.server else {
+                panic!("centralized");
+            };
+            let expected = cfg.tls.and_then(|t| t.server_name);
+            assert_eq!(
+                server.tls_server_name.as_ref().map(|s| s.to_string()),
+                expected
+            );
+        }
+        let plain = client_config(&redis("redis://h:6379", None)).unwrap();
+        assert!(!plain.uses_tls());
+        // A CA file that is not PEM is refused naming it.
+        let dir = std::env::temp_dir().join(format!("tw-pools-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let err = client_config(&redis(
+            "rediss://:pw@h:6380",
+            Some(RedisTlsConfig {
+                ca_file: Some(ca.clone()),
+                ..Default::default()
+            }),
+        ))
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("redis.tls.ca_file"), "{text}");
+        assert!(text.contains("rediss://:***@h:6380"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
