@@ -1298,6 +1298,9 @@ async fn write_batch(
         tokio::time::sleep(backoff).await;
     }
     record_metrics(&batch, &meta, &outcomes, s, started.elapsed());
+    if tries > 0 {
+        stats.redis_wait_ms += started.elapsed().as_millis() as u64;
+    }
     for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
         let db = stats.db(db);
         match (kind, outcome) {
@@ -1311,18 +1314,31 @@ async fn write_batch(
                 db.stream_entries += 1;
                 stats.ticks_written += 1;
             }
-            (Kind::Tick, Outcome::AlreadyThere) => stats.duplicates += 1,
+            (Kind::Tick, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.duplicates += 1;
+            }
             (Kind::DeadLetter, Outcome::Applied) => {
                 db.stream_entries += 1;
                 stats.deadlettered += 1;
             }
-            (Kind::DeadLetter, Outcome::AlreadyThere) => stats.deadletter_duplicates += 1,
+            (Kind::DeadLetter, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.deadletter_duplicates += 1;
+            }
             (Kind::Hash, Outcome::Applied) => db.hash_writes += 1,
             (Kind::Bar, Outcome::Applied) => {
                 db.stream_entries += 1;
                 stats.bars_written += 1;
             }
-            (Kind::Bar, Outcome::AlreadyThere) => stats.bar_duplicates += 1,
+            (Kind::Bar, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.bar_duplicates += 1;
+            }
+            // Refused for good (counted in write_errors): what is missing.
+            (Kind::Tick, Outcome::Failed) => stats.ticks_failed += 1,
+            (Kind::Bar, Outcome::Failed) => stats.bars_failed += 1,
+            (Kind::DeadLetter, Outcome::Failed) => stats.deadletters_failed += 1,
             (Kind::Indicator, Outcome::Applied) => {
                 db.hash_writes += 1;
                 stats.indicator_writes += 1;
