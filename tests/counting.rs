@@ -177,10 +177,13 @@ fn okx_frames(rng: &mut Rng, n: usize, t0_ms: i64) -> (Vec<String>, Expect) {
 }
 
 /// A recording (`tickwire record` lines) of OKX frames, Binance bookTickers
-/// with and without sides, empty Dhan messages and blank lines.
-fn recording(rng: &mut Rng, n: usize) -> (String, Expect) {
+/// with and without sides, empty Dhan messages, blank lines, and OKX pushes
+/// of three trades (the items beyond one per line: the third value).
+fn recording(rng: &mut Rng, n: usize) -> (String, Expect, u64) {
     let t0_ms = 1_704_067_200_000i64;
     let (okx, mut e) = okx_frames(rng, n, t0_ms);
+    let mut extra = 0;
+    let mut eth_id = 7_000u64;
     let mut body = String::new();
     let mut recv_ns = t0_ms * 1_000_000;
     let record = |body: &mut String, recv_ns: i64, feed: &str, data: &str, enc: Option<&str>| {
@@ -219,6 +222,25 @@ fn recording(rng: &mut Rng, n: usize) -> (String, Expect) {
                 e.lines += 1;
                 e.quotes += 1;
             }
+            5 => {
+                let ts = recv_ns / 1_000_000 - 5;
+                let trades: Vec<String> = (0..3)
+                    .map(|k| {
+                        eth_id += 1;
+                        format!(
+                            r#"{{"instId":"ETH-USDT","tradeId":"{eth_id}","px":"2000.{k}","sz":"1","side":"sell","ts":"{ts}"}}"#
+                        )
+                    })
+                    .collect();
+                let push = format!(
+                    r#"{{"arg":{{"channel":"trades","instId":"ETH-USDT"}},"data":[{}]}}"#,
+                    trades.join(",")
+                );
+                record(&mut body, recv_ns, "okx", &push, None);
+                e.lines += 1;
+                e.ticks += 3;
+                extra += 2;
+            }
             4 => {
                 // A Dhan message that is not base64.
                 record(&mut body, recv_ns, "dhan", "***", Some("base64"));
@@ -230,7 +252,7 @@ fn recording(rng: &mut Rng, n: usize) -> (String, Expect) {
     }
     // The base64 of no bytes is "": make sure the encoding agrees.
     assert_eq!(base64::engine::general_purpose::STANDARD.encode(b""), "");
-    (body, e)
+    (body, e, extra)
 }
 
 /// The metrics endpoint of this test process, started once.
@@ -318,7 +340,7 @@ async fn a_fuzzed_replay_counts_every_line_once_and_writes_without_errors() {
     let (csv, csv_expect) = tardis_file(&mut rng, 3_000);
     let csv_path = dir.path().join("trades.csv");
     std::fs::write(&csv_path, csv).unwrap();
-    let (rec, rec_expect) = recording(&mut rng, 1_500);
+    let (rec, rec_expect, extra) = recording(&mut rng, 1_500);
     let rec_path = write(dir.path(), "frames.jsonl.zst", &rec);
     assert!(csv_expect.skipped > 300 && csv_expect.rejected > 200);
     assert!(rec_expect.skipped > 300 && rec_expect.quotes > 100);
@@ -336,8 +358,13 @@ async fn a_fuzzed_replay_counts_every_line_once_and_writes_without_errors() {
         skipped: i.skipped,
     };
     assert_eq!(got, expect, "{}", s.render());
-    assert_eq!(i.extra, 0, "one item per line here");
-    assert_eq!(i.lines, i.ticks + i.quotes + i.rejected + i.skipped);
+    // Lines that held several items add what is beyond one per line.
+    assert!(extra > 100);
+    assert_eq!(i.extra, extra, "{}", s.render());
+    assert_eq!(
+        i.lines + i.extra,
+        i.ticks + i.quotes + i.rejected + i.skipped
+    );
     assert_eq!(s.writer.write_errors, 0, "{}", s.render());
     assert!(s.missing().is_empty(), "{}", s.render());
     assert_eq!(s.writer.ticks_written, expect.ticks, "{}", s.render());
@@ -348,7 +375,8 @@ async fn a_fuzzed_replay_counts_every_line_once_and_writes_without_errors() {
     let tardis: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap();
     let okx: u64 = db4.xlen("ticks:BTC-USDT").await.unwrap();
     assert_eq!(tardis, csv_expect.ticks);
-    assert_eq!(okx, rec_expect.ticks);
+    let eth: u64 = db4.xlen("ticks:ETH-USDT").await.unwrap();
+    assert_eq!(okx + eth, rec_expect.ticks);
 
     // The metrics say the same: a replayed line is a frame of its format's
     // feed; rejections are labelled by the feed they name.

@@ -220,7 +220,10 @@ fn everything_written(summary: &tickwire::RunSummary) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    bail!("{}", missing.join("; "))
+    bail!(
+        "not everything read is in Redis (the log has Redis' errors): {}",
+        missing.join("; ")
+    )
 }
 
 /// A recorder that failed makes the run fail, after its summary: the

@@ -148,12 +148,8 @@ impl RunSummary {
     pub fn missing(&self) -> Vec<String> {
         let w = &self.writer;
         let mut out = Vec::new();
-        let refused = |n: u64, what: &str| {
-            format!(
-                "{} {what} not written (Redis refused them; see the log for its error)",
-                thousands(n)
-            )
-        };
+        let refused =
+            |n: u64, what: &str| format!("{} {what} not written (refused by Redis)", thousands(n));
         if w.ticks_failed > 0 {
             out.push(refused(w.ticks_failed, "ticks"));
         }
@@ -317,4 +313,71 @@ pub fn render_health(r: &tickwire_writer::health::HealthReport) -> String {
         let _ = writeln!(s, "  ! {p}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(mode: &'static str) -> RunSummary {
+        RunSummary {
+            ingest: IngestSummary::default(),
+            writer: WriterStats::default(),
+            state: StateCounts::default(),
+            elapsed: Duration::from_secs(1),
+            databases: DbMap::default(),
+            mode,
+            feeds: Vec::new(),
+            record: None,
+        }
+    }
+
+    #[test]
+    fn what_did_not_land_is_named_with_its_count() {
+        let mut s = summary("replay");
+        assert!(s.missing().is_empty(), "nothing read, nothing missing");
+        s.writer.write_errors = 3_210;
+        s.writer.ticks_failed = 3_204;
+        s.writer.bars_failed = 5;
+        let missing = s.missing();
+        assert_eq!(missing.len(), 3, "{missing:?}");
+        assert!(
+            missing[0].starts_with("3,204 ticks not written"),
+            "{missing:?}"
+        );
+        assert!(
+            missing[1].starts_with("5 closed bars not written"),
+            "{missing:?}"
+        );
+        assert!(missing[2].starts_with("1 other writes"), "{missing:?}");
+        assert!(s.render().contains("NOT WRITTEN: 3,204 ticks not written"));
+
+        let mut live = summary("run");
+        live.feeds = vec![FeedSummary {
+            name: "okx".into(),
+            frames: 1_144_153,
+            dropped: 1_144_153,
+            ..Default::default()
+        }];
+        assert_eq!(
+            live.missing(),
+            ["1,144,153 frames dropped by the live feeds (backlog full), never decoded"]
+        );
+        let shown = live.render();
+        assert!(shown.contains("frames dropped"), "{shown}");
+        assert!(
+            shown.contains("feeds")
+                && shown.contains("frames read")
+                && !shown.contains("files read"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_033_685), "1,033,685");
+    }
 }
