@@ -36,6 +36,35 @@ fn ticks_file(dir: &Path) -> std::path::PathBuf {
     p
 }
 
+/// Per DB of the summary's table: stream entries new and already there.
+fn entries_by_db(stdout: &str) -> Vec<(String, u64, u64)> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.contains("stream entries"))
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [db, _purpose, _keys, new, there, _hashes] = f.as_slice() else {
+                return None;
+            };
+            Some((db.to_string(), new.parse().ok()?, there.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The entries of every stream in `db`, as Redis holds them.
+fn stream_entries_in(server: &RedisServer, db: &str) -> u64 {
+    redis_cli(server, &["-n", db, "--scan"])
+        .lines()
+        .filter(|k| redis_cli(server, &["-n", db, "TYPE", k]) == "stream")
+        .map(|k| {
+            redis_cli(server, &["-n", db, "XLEN", k])
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
 #[test]
 fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
     let server = redis();
@@ -86,6 +115,8 @@ fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
     assert!(!stdout.contains("NOT WRITTEN"), "{stdout}");
     let bars = summary_value(&stdout, "bars written");
     assert!(bars > 0, "{stdout}");
+    let first = entries_by_db(&stdout);
+    assert!(!first.is_empty(), "{stdout}");
     // Without the checkpoints, the state stage does not know the trades:
     // the writer finds every tick and bar already there.
     for db in 0..16 {
@@ -108,5 +139,21 @@ fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
         summary_value(&again, "bars written") + summary_value(&again, "bars there"),
         bars,
         "new and already-there bars add up to what Redis holds:\n{again}"
+    );
+    // Per DB, new + already there is what the streams hold, both times.
+    for stdout in [&stdout, &again] {
+        let rows = entries_by_db(stdout);
+        assert_eq!(rows.len(), first.len(), "{stdout}");
+        for (db, new, there) in rows {
+            assert_eq!(
+                new + there,
+                stream_entries_in(&server, &db),
+                "db {db}:\n{stdout}"
+            );
+        }
+    }
+    assert!(
+        entries_by_db(&again).iter().all(|(_, new, _)| *new == 0),
+        "nothing new the second time:\n{again}"
     );
 }
