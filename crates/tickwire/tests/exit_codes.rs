@@ -157,3 +157,75 @@ fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
         "nothing new the second time:\n{again}"
     );
 }
+
+/// A live run into a Redis that refuses writes: stopped by SIGTERM, it
+/// prints its summary (feeds and frames, not files) and exits non-zero
+/// saying how many ticks are not in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
+    use tickwire_testkit::ws_server::{TradeFeed, WsServer};
+    let server = redis();
+    assert_eq!(
+        redis_cli(
+            &server,
+            &["CONFIG", "SET", "maxmemory-policy", "noeviction"]
+        ),
+        "OK"
+    );
+    assert_eq!(
+        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "1"]),
+        "OK"
+    );
+    let feed = TradeFeed {
+        symbols: vec!["BTCUSDT".into()],
+        trades: 40,
+        every: std::time::Duration::from_millis(2),
+        resend: 0,
+        lead: std::time::Duration::ZERO,
+        last_ahead: std::time::Duration::ZERO,
+        first_id: 1_000,
+    };
+    let ws = WsServer::trades(feed.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("live.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[live]\nconnect_timeout_ms = 2000\nidle_timeout_ms = 5000\nping_interval_ms = 1000\n\
+             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
+             symbols = [\"BTCUSDT\"]\nchannels = [\"trade\"]\n",
+            ws.url("/ws")
+        ),
+    )
+    .unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ws.all_sent(&feed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed sent its trades"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // What was sent is read and its writes refused before the stop.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| terminate(child));
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(summary_value(&stdout, "ticks read"), 40, "{stdout}");
+    assert_eq!(summary_value(&stdout, "ticks written"), 0, "{stdout}");
+    assert_eq!(summary_value(&stdout, "feeds"), 1, "{stdout}");
+    assert!(summary_value(&stdout, "frames read") >= 40, "{stdout}");
+    assert!(!stdout.contains("files read"), "{stdout}");
+    assert!(
+        stdout.contains("NOT WRITTEN: 40 ticks not written"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("40 ticks not written"), "{stderr}");
+}
