@@ -83,7 +83,7 @@ pub const METRICS: &[MetricDef] = &[
         name: FRAMES_SKIPPED,
         kind: Kind::Counter,
         labels: &["feed"],
-        help: "Valid frames of kinds tickwire does not use (replies, pongs, depth of other venues).",
+        help: "Frames or lines that hold nothing to write: replies, pongs, depth of other venues, blank lines, CSV headers, empty pushes, quotes without bid and ask.",
     },
     MetricDef {
         name: TICKS_WRITTEN,

@@ -83,6 +83,10 @@ pub struct IngestProgress {
     pub quotes: AtomicU64,
     pub rejected: AtomicU64,
     pub skipped: AtomicU64,
+    /// Items beyond the first of lines (or frames) that held several (an
+    /// OKX push of three trades adds two): `lines + extra` is exactly
+    /// `ticks + quotes + rejected + skipped`.
+    pub extra: AtomicU64,
     /// Compressed files that ended early (a recording cut by a crash).
     pub truncated: AtomicU64,
     /// Files that held nothing (warned about, replayed as nothing).
@@ -99,6 +103,9 @@ pub struct IngestSummary {
     pub quotes: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Items beyond the first of lines that held several (see
+    /// [`IngestProgress::extra`]).
+    pub extra: u64,
     /// Compressed files that ended early (replayed up to where they break).
     pub truncated: u64,
     /// Files that held nothing.
@@ -142,6 +149,7 @@ impl ReplayHandle {
             quotes: p.quotes.load(Ordering::Relaxed),
             rejected: p.rejected.load(Ordering::Relaxed),
             skipped: p.skipped.load(Ordering::Relaxed),
+            extra: p.extra.load(Ordering::Relaxed),
             truncated: p.truncated.load(Ordering::Relaxed),
             empty: p.empty.load(Ordering::Relaxed),
             stopped_early: self.stop.load(Ordering::Relaxed),
@@ -645,15 +653,19 @@ fn parse_chunks(
     };
     for chunk in input {
         let mut lines = 0u64;
-
-        for line in chunk.lines.split(|b| *b == b'\n') {
-            if line.is_empty() {
-                continue;
-            }
+        let mut extra = 0u64;
+        // Whole lines, each ending in `\n` but perhaps a file's last: the
+        // piece after the last `\n` is a line only when it holds something.
+        // A blank line in between is a line read (and skipped).
+        let body = chunk.lines.strip_suffix(b"\n").unwrap_or(&chunk.lines);
+        let pieces = (!chunk.lines.is_empty()).then(|| body.split(|b| *b == b'\n'));
+        for line in pieces.into_iter().flatten() {
             lines += 1;
             let first_new = out.len();
             decoder.decode(&chunk.meta, line, &mut out);
             let n_new = out.len() - first_new;
+            // The decoder gives each line at least one item.
+            extra += (tickwire_parse::items(&out[first_new..]) as u64).saturating_sub(1);
             if pacer.speed.is_some() && !stop.load(Ordering::Relaxed) {
                 let due = out[first_new..]
                     .iter()
@@ -687,6 +699,7 @@ fn parse_chunks(
             }
         }
         progress.lines.fetch_add(lines, Ordering::Relaxed);
+        progress.extra.fetch_add(extra, Ordering::Relaxed);
         metrics.flush(chunk.meta.format.default_feed());
         if chunk.last_of_file {
             progress.files_done.fetch_add(1, Ordering::Relaxed);

@@ -72,6 +72,9 @@ pub struct LiveSummary {
     pub quotes: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Items beyond the first of frames that held several: `frames + extra`
+    /// is `ticks + quotes + rejected + skipped + dropped`.
+    pub extra: u64,
     pub record: Option<RecordSummary>,
 }
 
@@ -133,6 +136,7 @@ impl LiveHandle {
             quotes: p.quotes.load(Ordering::Relaxed),
             rejected: p.rejected.load(Ordering::Relaxed),
             skipped: p.skipped.load(Ordering::Relaxed),
+            extra: p.extra.load(Ordering::Relaxed),
             record,
         })
     }
@@ -293,7 +297,11 @@ fn parse_frames(
     })
 }
 
+/// Counts the items of one frame's events (at least one, the decoder sees to it).
 fn count(events: &[Event], p: &IngestProgress) {
+    let items = tickwire_parse::items(events) as u64;
+    p.extra
+        .fetch_add(items.saturating_sub(1), Ordering::Relaxed);
     for e in events {
         let c = match e {
             Event::Tick(_) => &p.ticks,

@@ -131,17 +131,23 @@ impl LineDecoder {
                 Some(recv_ns),
             )));
         }
+        skip_if_nothing(out, first, feed);
     }
 
     /// Decodes one line (without its line ending) and pushes what it holds to
-    /// `out`. Blank lines and header lines push nothing. Never panics on input.
+    /// `out`: at least one tick, quote, rejection or skip ([`items`]), so
+    /// that every line read is counted as one of them. Blank lines and header
+    /// lines (also a header repeated mid-file) are skipped. Never panics on input.
     pub fn decode(&mut self, meta: &SourceMeta, line: &[u8], out: &mut Vec<Event>) {
+        let first = out.len();
         let line = trim_line(line);
+        if !line.is_empty() {
+            self.decode_line(meta, line, out);
+        }
+        skip_if_nothing(out, first, meta.format.default_feed());
         if line.is_empty() {
             return;
         }
-        let first = out.len();
-        self.decode_line(meta, line, out);
         if meta.format != Format::Frames {
             // Recorded frames are checked as frames, under their feed.
             let raw = || std::borrow::Cow::Borrowed(line);
@@ -273,11 +279,37 @@ impl LineDecoder {
                 Some(record.recv_ns),
             )));
         }
+        // Skipped under the frame's feed rather than as `recorded`.
+        skip_if_nothing(out, first, dead_feed);
     }
 
     /// Distinct instruments seen so far.
     pub fn instruments(&self) -> usize {
         self.instruments.len()
+    }
+}
+
+/// How many of `events` are counted items of the input: ticks, quotes,
+/// rejections and skips (a line or frame decodes into at least one; the
+/// state stage's events and depth snapshots are not items).
+pub fn items(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Tick(_) | Event::Quote(_) | Event::Rejected(_) | Event::Skipped { .. }
+            )
+        })
+        .count()
+}
+
+/// A line or frame that held nothing tickwire counts (a blank line, a CSV
+/// header, an OKX push with `"data":[]`, an empty Dhan message, a frame of
+/// book snapshots only) is a skip of `feed`.
+fn skip_if_nothing(out: &mut Vec<Event>, first: usize, feed: &str) {
+    if items(&out[first..]) == 0 {
+        out.push(Event::Skipped { feed: feed.into() });
     }
 }
 
@@ -480,12 +512,101 @@ mod tests {
             exchange: String::new(),
         };
         d.decode(&meta, b"  \r\n", &mut out);
-        assert!(out.is_empty());
+        d.decode(&meta, b"", &mut out);
+        assert!(
+            matches!(out.as_slice(), [Event::Skipped { feed: a }, Event::Skipped { feed: b }] if &**a == "tickwire" && &**b == "tickwire"),
+            "{out:?}"
+        );
+        out.clear();
         d.decode(
             &meta,
             b"{\"exchange\":\"NSE\",\"symbol\":\"A\",\"ts\":1704168900123,\"ltp\":1,\"qty\":1}\r",
             &mut out,
         );
         assert!(matches!(out[0], Event::Tick(_)));
+    }
+
+    /// Every line and frame is one item or more: what decodes into nothing
+    /// else is a skip, so `lines read` adds up.
+    #[test]
+    fn what_holds_nothing_is_skipped_never_nothing() {
+        let mut d = LineDecoder::new(256);
+        let tardis = SourceMeta {
+            format: Format::TardisCsv,
+            symbol: None,
+            exchange: String::new(),
+        };
+        let header = b"exchange,symbol,timestamp,local_timestamp,id,side,price,amount";
+        let good =
+            b"binance-futures,BTCUSDT,1582329602111000,1582329602418379,42377944,buy,9682,0.132";
+        let mut out = Vec::new();
+        // A header at the start and again mid-file (concatenated dumps).
+        for line in [&header[..], good, b"", header, b"\r", good] {
+            let first = out.len();
+            d.decode(&tardis, line, &mut out);
+            assert_eq!(
+                items(&out[first..]),
+                1,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|e| match e {
+                Event::Tick(_) => "tick",
+                Event::Skipped { feed } if &**feed == "tardis" => "skipped",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["skipped", "tick", "skipped", "skipped", "skipped", "tick"]
+        );
+
+        let frame = |d: &mut LineDecoder, feed: &str, f: feeds::Frame<'_>| {
+            let mut out = Vec::new();
+            d.decode_frame(feed, f, 1_700_000_000_000_000_000, &mut out);
+            out
+        };
+        let skipped_of =
+            |out: &[Event], name: &str| matches!(out, [Event::Skipped { feed }] if &**feed == name);
+        for text in [
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[]}"#,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[]}"#,
+            // An illiquid instrument: both sides empty.
+            r#"{"arg":{"channel":"tickers","instId":"X-USDT"},"data":[{"instId":"X-USDT","bidPx":"","askPx":"","ts":"1597026383085"}]}"#,
+        ] {
+            let out = frame(&mut d, "okx", feeds::Frame::Text(text.as_bytes()));
+            assert!(skipped_of(&out, "okx"), "{text}: {out:?}");
+        }
+        // One side is still a quote.
+        let out = frame(
+            &mut d,
+            "okx",
+            feeds::Frame::Text(
+                br#"{"arg":{"channel":"tickers","instId":"X-USDT"},"data":[{"instId":"X-USDT","bidPx":"1.5","askPx":"","ts":"1597026383085"}]}"#,
+            ),
+        );
+        assert!(
+            matches!(out.as_slice(), [Event::Quote(q)] if q.bid.is_some() && q.ask.is_none()),
+            "{out:?}"
+        );
+        for text in [
+            r#"{"u":1,"s":"BNBUSDT","b":null,"B":null,"a":null,"A":null}"#,
+            r#"{"e":"bookTicker","u":1,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":null,"B":null,"a":null,"A":null}"#,
+        ] {
+            let out = frame(&mut d, "binance", feeds::Frame::Text(text.as_bytes()));
+            assert!(skipped_of(&out, "binance"), "{text}: {out:?}");
+        }
+        let out = frame(&mut d, "dhan", feeds::Frame::Binary(b""));
+        assert!(skipped_of(&out, "dhan"), "{out:?}");
+        // A recorded empty push is skipped under its feed, not as `recorded`.
+        let line = serde_json::json!({"recv_ns": 1_700_000_000_000_000_000i64, "feed": "okx",
+            "data": r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[]}"#})
+        .to_string();
+        let mut out = Vec::new();
+        d.decode(&frames_meta(), line.as_bytes(), &mut out);
+        assert!(skipped_of(&out, "okx"), "{out:?}");
     }
 }

@@ -492,6 +492,11 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
                 fields.push((k, Value::Bytes(v.clone())));
             }
         }
+        if fields.is_empty() {
+            // Only quotes without bid or ask: an HSET of no fields is an
+            // error in Redis, and there is nothing to write.
+            continue;
+        }
         cmds.push(Cmd {
             db,
             kind: Kind::Hash,
@@ -1349,6 +1354,9 @@ async fn write_batch(
         tokio::time::sleep(backoff).await;
     }
     record_metrics(&batch, &meta, &outcomes, s, started.elapsed());
+    if tries > 0 {
+        stats.redis_wait_ms += started.elapsed().as_millis() as u64;
+    }
     for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
         let db = stats.db(db);
         match (kind, outcome) {
@@ -1362,18 +1370,31 @@ async fn write_batch(
                 db.stream_entries += 1;
                 stats.ticks_written += 1;
             }
-            (Kind::Tick, Outcome::AlreadyThere) => stats.duplicates += 1,
+            (Kind::Tick, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.duplicates += 1;
+            }
             (Kind::DeadLetter, Outcome::Applied) => {
                 db.stream_entries += 1;
                 stats.deadlettered += 1;
             }
-            (Kind::DeadLetter, Outcome::AlreadyThere) => stats.deadletter_duplicates += 1,
+            (Kind::DeadLetter, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.deadletter_duplicates += 1;
+            }
             (Kind::Hash, Outcome::Applied) => db.hash_writes += 1,
             (Kind::Bar, Outcome::Applied) => {
                 db.stream_entries += 1;
                 stats.bars_written += 1;
             }
-            (Kind::Bar, Outcome::AlreadyThere) => stats.bar_duplicates += 1,
+            (Kind::Bar, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.bar_duplicates += 1;
+            }
+            // Refused for good (counted in write_errors): what is missing.
+            (Kind::Tick, Outcome::Failed) => stats.ticks_failed += 1,
+            (Kind::Bar, Outcome::Failed) => stats.bars_failed += 1,
+            (Kind::DeadLetter, Outcome::Failed) => stats.deadletters_failed += 1,
             (Kind::Indicator, Outcome::Applied) => {
                 db.hash_writes += 1;
                 stats.indicator_writes += 1;
@@ -1509,6 +1530,58 @@ mod tests {
             order_field: "ts".into(),
             value,
         }
+    }
+
+    /// A quote that names neither side writes nothing: no HSET of no
+    /// fields (which Redis refuses, a write error per quote), no EXPIRE.
+    #[test]
+    fn a_quote_without_bid_and_ask_plans_no_empty_hset() {
+        let settings = LaneSettings {
+            ticks_db: 0,
+            system_db: 0,
+            ticks_ttl: 60,
+            system_ttl: 60,
+            maxlen: 100,
+            deadletter_maxlen: 100,
+            max_retries: 1,
+            lua: None,
+            ttl_by_db: [60; 16],
+            volume_db: 0,
+            session_ttl: 60,
+            alerts: AlertSettings {
+                script: Script::from_lua(crate::LUA_VOLUME_ALERT),
+                threshold: 2.0,
+                db: 0,
+                maxlen: 100,
+                stream_ttl: 60,
+                marker_ttl: 60,
+            },
+            progress: Arc::default(),
+            profile_script: None,
+            tick_latency: false,
+        };
+        let quote = |key: &str, bid: Option<f64>| QuoteWrite {
+            price_key: Key::from(key),
+            price_db: 0,
+            after: 0,
+            bid: bid.and_then(tickwire_core::Dec::from_f64),
+            ask: None,
+        };
+        let mut batch = LaneBatch::default();
+        batch.quotes.push(quote("price:empty", None));
+        batch.quotes.push(quote("price:bid", Some(1.5)));
+        let cmds = plan(&batch, &settings, &LaneState::default());
+        let hsets: Vec<(&Key, usize)> = cmds
+            .iter()
+            .filter_map(|c| match &c.call {
+                Call::Hset { key, fields } => Some((key, fields.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hsets, [(&Key::from("price:bid"), 1)]);
+        assert!(!cmds.iter().any(
+            |c| matches!(&c.call, Call::Expire { key, .. } if *key == Key::from("price:empty"))
+        ));
     }
 
     #[test]

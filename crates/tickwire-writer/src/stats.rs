@@ -27,8 +27,11 @@ pub struct DbStats {
     /// Writes of keys that were not counted because the set was full (the
     /// same key may be among them more than once).
     pub keys_over_cap: u64,
-    /// Stream entries added (ticks or dead letters).
+    /// Stream entries added (ticks, bars or dead letters).
     pub stream_entries: u64,
+    /// Stream entries that were already in their stream (a resend, a
+    /// replay again): with `stream_entries`, what the streams hold of this run.
+    pub stream_entries_there: u64,
     /// Hash writes (HSET of a whole hash counts once).
     pub hash_writes: u64,
 }
@@ -58,12 +61,22 @@ pub struct WriterStats {
     pub alert_calls: u64,
     /// Times the Lua scripts were loaded again after NOSCRIPT.
     pub script_reloads: u64,
-    /// Commands Redis refused for good (wrong type and the like).
+    /// Commands Redis refused for good (wrong type, out of memory and the like).
     pub write_errors: u64,
+    /// Of those, ticks not appended to their stream.
+    pub ticks_failed: u64,
+    /// Of those, closed bars not appended to their stream.
+    pub bars_failed: u64,
+    /// Of those, dead letters not appended to their stream.
+    pub deadletters_failed: u64,
     /// Pipelines sent (retries included).
     pub pipelines: u64,
     /// Attempts of a batch that failed for a transient reason and were made again.
     pub retries: u64,
+    /// Time batches that had to be retried took, from their first attempt
+    /// to their last, in ms: the longest any one lane waited for Redis (lanes
+    /// wait side by side, so merging takes the maximum).
+    pub redis_wait_ms: u64,
     pub per_db: BTreeMap<u8, DbStats>,
 }
 
@@ -97,6 +110,11 @@ impl DbStats {
 }
 
 impl WriterStats {
+    /// Writes that did not land: refused ticks, bars and dead letters.
+    pub fn not_written(&self) -> u64 {
+        self.ticks_failed + self.bars_failed + self.deadletters_failed
+    }
+
     pub fn db(&mut self, db: u8) -> &mut DbStats {
         self.per_db.entry(db).or_default()
     }
@@ -109,6 +127,10 @@ impl WriterStats {
         self.deadletter_duplicates += other.deadletter_duplicates;
         self.skipped += other.skipped;
         self.write_errors += other.write_errors;
+        self.ticks_failed += other.ticks_failed;
+        self.bars_failed += other.bars_failed;
+        self.deadletters_failed += other.deadletters_failed;
+        self.redis_wait_ms = self.redis_wait_ms.max(other.redis_wait_ms);
         self.bars_written += other.bars_written;
         self.bar_duplicates += other.bar_duplicates;
         self.indicator_writes += other.indicator_writes;
@@ -124,6 +146,7 @@ impl WriterStats {
             }
             mine.keys_over_cap += s.keys_over_cap;
             mine.stream_entries += s.stream_entries;
+            mine.stream_entries_there += s.stream_entries_there;
             mine.hash_writes += s.hash_writes;
         }
     }

@@ -212,6 +212,20 @@ fn synth(args: &SynthArgs) -> Result<()> {
     Ok(())
 }
 
+/// A run whose reads did not all land in Redis fails, after its summary,
+/// with what is missing: exit 0 only when everything read was written or
+/// deliberately skipped (duplicates, rejections dead-lettered, skips).
+fn everything_written(summary: &tickwire::RunSummary) -> Result<()> {
+    let missing = summary.missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "not everything read is in Redis (the log has Redis' errors): {}",
+        missing.join("; ")
+    )
+}
+
 /// A recorder that failed makes the run fail, after its summary: the
 /// recording is incomplete even though Redis got everything.
 fn recording_ok(record: Option<&tickwire_ingest::record::RecordSummary>) -> Result<()> {
@@ -286,7 +300,8 @@ async fn main() -> Result<()> {
             stop_on_signal(Arc::clone(&stop));
             let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
             print!("{}", summary.render());
-            recording_ok(summary.record.as_ref())
+            recording_ok(summary.record.as_ref())?;
+            everything_written(&summary)
         }
         Command::Record(args) => {
             let config = load_config(&cli)?;
@@ -326,7 +341,7 @@ async fn main() -> Result<()> {
                 tickwire::progress::ProgressMode::for_stderr(config.log.progress_interval_ms);
             let summary = tickwire::replay::replay_shown(&config, opts, stop, mode).await?;
             print!("{}", summary.render());
-            Ok(())
+            everything_written(&summary)
         }
     }
 }

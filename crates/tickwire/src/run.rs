@@ -115,6 +115,7 @@ fn ingest_of(read: &LiveSummary) -> IngestSummary {
         quotes: read.quotes,
         rejected: read.rejected,
         skipped: read.skipped,
+        extra: read.extra,
         truncated: 0,
         empty: 0,
         stopped_early: false,

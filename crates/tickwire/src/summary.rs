@@ -53,9 +53,16 @@ impl RunSummary {
             self.mode,
             self.elapsed.as_secs_f64()
         );
-        let rows: [(&str, u64); 14] = [
-            ("files read", i.files),
-            ("lines read", i.lines),
+        let live = !self.feeds.is_empty() || self.mode == "run";
+        // A live run reads frames from feeds, a replay lines from files.
+        let (sources, items) = if live {
+            (("feeds", self.feeds.len() as u64), "frames read")
+        } else {
+            (("files read", i.files), "lines read")
+        };
+        let rows: [(&str, u64); 15] = [
+            sources,
+            (items, i.lines),
             ("ticks read", i.ticks),
             ("ticks written", w.ticks_written),
             ("quotes read", i.quotes),
@@ -66,17 +73,34 @@ impl RunSummary {
             ("skipped", i.skipped),
             ("outside phases", self.state.dropped_outside),
             ("bars written", w.bars_written),
+            ("bars there", w.bar_duplicates),
             ("indicator writes", w.indicator_writes),
             ("write errors", w.write_errors),
         ];
         for (name, v) in rows {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
-        if i.truncated > 0 {
-            let _ = writeln!(s, "  {:<16}{:>12}", "files cut short", i.truncated);
+        let optional: [(&str, u64); 5] = [
+            // Lines that held several items (an OKX push of three trades):
+            // lines read + these = ticks + quotes + rejected + skipped.
+            ("more per line", i.extra),
+            ("frames dropped", self.frames_dropped()),
+            ("redis retries", w.retries),
+            ("files cut short", i.truncated),
+            ("empty files", i.empty),
+        ];
+        for (name, v) in optional {
+            if v > 0 {
+                let _ = writeln!(s, "  {name:<16}{v:>12}");
+            }
         }
-        if i.empty > 0 {
-            let _ = writeln!(s, "  {:<16}{:>12}", "empty files", i.empty);
+        if w.redis_wait_ms > 0 {
+            let _ = writeln!(
+                s,
+                "  {:<16}{:>12.1} s",
+                "waited for redis",
+                w.redis_wait_ms as f64 / 1000.0
+            );
         }
         let _ = writeln!(s, "  {:<16}{:>12.0}", "ticks/s", self.ticks_per_sec());
         if !self.feeds.is_empty() {
@@ -87,8 +111,8 @@ impl RunSummary {
         }
         let _ = writeln!(
             s,
-            "  {:>3}  {:<28}{:>8}{:>16}{:>13}",
-            "db", "purpose", "keys", "stream entries", "hash writes"
+            "  {:>3}  {:<28}{:>8}{:>16}{:>15}{:>13}",
+            "db", "purpose", "keys", "stream entries", "already there", "hash writes"
         );
         for (db, d) in &w.per_db {
             // Past the cap of distinct keys counted: "at least".
@@ -99,15 +123,71 @@ impl RunSummary {
             };
             let _ = writeln!(
                 s,
-                "  {db:>3}  {:<28}{:>8}{:>16}{:>13}",
+                "  {db:>3}  {:<28}{:>8}{:>16}{:>15}{:>13}",
                 self.databases.names_of(*db).join(","),
                 keys,
                 d.stream_entries,
+                d.stream_entries_there,
                 d.hash_writes
             );
         }
+        for line in self.missing() {
+            let _ = writeln!(s, "  NOT WRITTEN: {line}");
+        }
         s
     }
+
+    /// Frames the live feeds dropped (their backlog full): read, never written.
+    pub fn frames_dropped(&self) -> u64 {
+        self.feeds.iter().map(|f| f.dropped).sum()
+    }
+
+    /// What was read but is not in Redis, one line per kind ("3,204 ticks
+    /// not written (Redis refused them)"); empty when everything read was
+    /// written or deliberately skipped. A run with any of these exits non-zero.
+    pub fn missing(&self) -> Vec<String> {
+        let w = &self.writer;
+        let mut out = Vec::new();
+        let refused =
+            |n: u64, what: &str| format!("{} {what} not written (refused by Redis)", thousands(n));
+        if w.ticks_failed > 0 {
+            out.push(refused(w.ticks_failed, "ticks"));
+        }
+        if w.bars_failed > 0 {
+            out.push(refused(w.bars_failed, "closed bars"));
+        }
+        if w.deadletters_failed > 0 {
+            out.push(refused(w.deadletters_failed, "dead letters"));
+        }
+        let other = w.write_errors.saturating_sub(w.not_written());
+        if other > 0 {
+            out.push(format!(
+                "{} other writes (last prices, indicators, volume) refused by Redis",
+                thousands(other)
+            ));
+        }
+        let dropped = self.frames_dropped();
+        if dropped > 0 {
+            out.push(format!(
+                "{} frames dropped by the live feeds (backlog full), never decoded",
+                thousands(dropped)
+            ));
+        }
+        out
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut s = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            s.push(',');
+        }
+        s.push(c);
+    }
+    s
 }
 
 /// One line per live feed.
@@ -233,4 +313,71 @@ pub fn render_health(r: &tickwire_writer::health::HealthReport) -> String {
         let _ = writeln!(s, "  ! {p}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(mode: &'static str) -> RunSummary {
+        RunSummary {
+            ingest: IngestSummary::default(),
+            writer: WriterStats::default(),
+            state: StateCounts::default(),
+            elapsed: Duration::from_secs(1),
+            databases: DbMap::default(),
+            mode,
+            feeds: Vec::new(),
+            record: None,
+        }
+    }
+
+    #[test]
+    fn what_did_not_land_is_named_with_its_count() {
+        let mut s = summary("replay");
+        assert!(s.missing().is_empty(), "nothing read, nothing missing");
+        s.writer.write_errors = 3_210;
+        s.writer.ticks_failed = 3_204;
+        s.writer.bars_failed = 5;
+        let missing = s.missing();
+        assert_eq!(missing.len(), 3, "{missing:?}");
+        assert!(
+            missing[0].starts_with("3,204 ticks not written"),
+            "{missing:?}"
+        );
+        assert!(
+            missing[1].starts_with("5 closed bars not written"),
+            "{missing:?}"
+        );
+        assert!(missing[2].starts_with("1 other writes"), "{missing:?}");
+        assert!(s.render().contains("NOT WRITTEN: 3,204 ticks not written"));
+
+        let mut live = summary("run");
+        live.feeds = vec![FeedSummary {
+            name: "okx".into(),
+            frames: 1_144_153,
+            dropped: 1_144_153,
+            ..Default::default()
+        }];
+        assert_eq!(
+            live.missing(),
+            ["1,144,153 frames dropped by the live feeds (backlog full), never decoded"]
+        );
+        let shown = live.render();
+        assert!(shown.contains("frames dropped"), "{shown}");
+        assert!(
+            shown.contains("feeds")
+                && shown.contains("frames read")
+                && !shown.contains("files read"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_033_685), "1,033,685");
+    }
 }

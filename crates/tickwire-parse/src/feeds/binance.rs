@@ -118,12 +118,19 @@ fn book_ticker(
     let exchange_ts_ns = v
         .get_i64("T")
         .map_or(recv_ns, |ms| ms.saturating_mul(1_000_000));
+    let (bid, ask) = (side("b")?, side("a")?);
+    if bid.is_none() && ask.is_none() {
+        // Null `b` and `a` (an empty book): nothing to write, skipped
+        // rather than an empty HSET that Redis refuses.
+        out.push(Event::Skipped { feed: feed.into() });
+        return Ok(());
+    }
     out.push(Event::Quote(Quote {
         instrument: instruments.get(feed, symbol, None, None),
         exchange_ts_ns,
         recv_ts_ns: recv_ns,
-        bid: side("b")?,
-        ask: side("a")?,
+        bid,
+        ask,
     }));
     Ok(())
 }

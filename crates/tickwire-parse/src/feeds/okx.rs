@@ -166,6 +166,9 @@ impl OkxDecoder {
                 let first = out.len();
                 for element in data {
                     match ticker_quote(element, recv_ns, instruments) {
+                        // An illiquid instrument (`"bidPx":""`, `"askPx":""`):
+                        // nothing to write, skipped rather than an empty HSET.
+                        Ok(q) if q.bid.is_none() && q.ask.is_none() => out.push(skipped()),
                         Ok(q) => out.push(Event::Quote(q)),
                         Err(e) => {
                             out.truncate(first);
