@@ -91,7 +91,8 @@ impl Checkpoints {
             ));
             match read {
                 Ok(l) => break l,
-                Err(e) if tries < self.config.writer.max_retries => {
+                // An ACL refusal (NOPERM) does not heal by waiting.
+                Err(e) if tries < self.config.writer.max_retries && !e.is_final() => {
                     tries += 1;
                     tracing::warn!(attempt = tries, error = %e, "checkpoint read failed, retrying");
                     std::thread::sleep(tickwire_writer::retry_backoff(tries));
