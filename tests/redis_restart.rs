@@ -231,7 +231,8 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
             assert!(text.contains("Redis"), "{text}");
         }
     }
-    let again = replay_open(&cfg, std::slice::from_ref(&all)).await;
+    // The default command timeout: the short one above is for the crash.
+    let again = replay_open(&config(&server, toml), std::slice::from_ref(&all)).await;
     assert_eq!(again.writer.write_errors, 0);
     assert_same(&server, &reference, "the whole input after the crash").await;
 }
