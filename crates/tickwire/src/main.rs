@@ -158,7 +158,9 @@ fn load_config(cli: &Cli) -> Result<Config> {
     })
 }
 
-/// Ctrl-C or SIGTERM: stop reading, drain, flush, exit 0.
+/// Ctrl-C or SIGTERM: stop reading, drain, flush, exit 0. A second one
+/// abandons the drain (a Redis that takes nothing would hold it for its
+/// retries): exit 1 at once, saying that what was not written is lost.
 fn stop_on_signal(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -167,15 +169,34 @@ fn stop_on_signal(stop: Arc<AtomicBool>) {
             let Ok(mut term) = signal(SignalKind::terminate()) else {
                 return;
             };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+            let mut first = true;
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                if !first {
+                    break;
+                }
+                first = false;
+                eprintln!(
+                    "tickwire: stopping: draining and flushing what was read (again to abandon)"
+                );
+                stop.store(true, Ordering::Relaxed);
             }
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("tickwire: stopping: draining and flushing what was read");
-        stop.store(true, Ordering::Relaxed);
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("tickwire: stopping: draining and flushing what was read (again to abandon)");
+            stop.store(true, Ordering::Relaxed);
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!(
+            "tickwire: second signal: the drain is abandoned; what was read and not yet \
+             written to Redis is not in it (replay the input again: nothing is applied twice)"
+        );
+        std::process::exit(1);
     });
 }
 

@@ -470,3 +470,66 @@ fn profiles_are_chosen_with_the_profile_flag() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_second_sigterm_abandons_a_drain_that_redis_holds_up() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    let spec = tickwire_testkit::synth::SynthSpec {
+        instruments: 3,
+        sessions: 1,
+        ticks_per_session: 2_000,
+        seed: 3,
+        start: jiff::civil::date(2024, 1, 2),
+    };
+    tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
+        .unwrap();
+    let mut child = tickwire()
+        .args(["--redis", &server.url(), "replay", "--speed", "100"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    // Redis takes no writes for longer than the test: the drain cannot end.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use fred::prelude::*;
+        let c = server.client(0).await.unwrap();
+        let _: () = c
+            .custom(fred::cmd!("CLIENT"), vec!["PAUSE", "20000", "WRITE"])
+            .await
+            .unwrap();
+    });
+    let term = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    term(child.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGTERM drains"
+    );
+    term(child.id());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("still draining 5 s after the second SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the drain is abandoned"), "{stderr}");
+}
