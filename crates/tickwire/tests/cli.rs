@@ -223,11 +223,9 @@ fn demo_starts_its_own_redis_replays_the_sample_and_shows_it() {
     assert!(stdout.contains("redis-server stopped"));
 }
 
-#[test]
-fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
-    let server = redis();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("day.jsonl");
+/// One synthetic session of three instruments (6,000 ticks over 6 h 15 min).
+fn trading_day(dir: &Path) -> std::path::PathBuf {
+    let file = dir.join("day.jsonl");
     let spec = tickwire_testkit::synth::SynthSpec {
         instruments: 3,
         sessions: 1,
@@ -237,6 +235,14 @@ fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
     };
     tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
         .unwrap();
+    file
+}
+
+#[test]
+fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let file = trading_day(dir.path());
     // At 100x a 6 h 15 min session takes ~4 minutes: it is still running when stopped.
     let child = tickwire()
         .args(["--redis", &server.url(), "replay", "--speed", "100"])
@@ -475,16 +481,7 @@ fn profiles_are_chosen_with_the_profile_flag() {
 fn a_second_sigterm_abandons_a_drain_that_redis_holds_up() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("day.jsonl");
-    let spec = tickwire_testkit::synth::SynthSpec {
-        instruments: 3,
-        sessions: 1,
-        ticks_per_session: 2_000,
-        seed: 3,
-        start: jiff::civil::date(2024, 1, 2),
-    };
-    tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
-        .unwrap();
+    let file = trading_day(dir.path());
     let mut child = tickwire()
         .args(["--redis", &server.url(), "replay", "--speed", "100"])
         .arg(&file)
