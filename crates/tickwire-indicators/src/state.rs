@@ -130,6 +130,9 @@ struct InstrumentState {
     next_due: i64,
     /// Index of its exchange in the stage's `venues`.
     venue: usize,
+    /// Its clock less the wall clock, from its latest tick (exchange time
+    /// less receive time); `None` before any tick in this process.
+    offset: Option<i64>,
 }
 
 /// The instruments of one exchange and its clock, for closing bars on time.
@@ -138,9 +141,6 @@ struct VenueWatch {
     /// At or before the earliest due time (plus grace) of a member's
     /// forming bar, in exchange time; `i64::MAX` when none.
     next_due: i64,
-    /// The exchange's clock less the wall clock, from its latest tick (its
-    /// exchange time less its receive time); `None` before any tick.
-    offset: Option<i64>,
 }
 
 /// The indicator set of one bar interval (key profiles).
@@ -329,7 +329,6 @@ impl StateStage {
                 self.venues.push(VenueWatch {
                     members: Vec::new(),
                     next_due: i64::MAX,
-                    offset: None,
                 });
                 self.venue_index
                     .insert(inst.exchange.clone(), self.venues.len() - 1);
@@ -372,6 +371,7 @@ impl StateStage {
             phase_end_ms: None,
             next_due: i64::MAX,
             venue,
+            offset: None,
         });
         self.index
             .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
@@ -473,38 +473,28 @@ impl StateStage {
 
     /// Closes what the clock says is over: every forming bar whose interval
     /// (or exchange phase) ended at least `close_grace_ms` before its
-    /// exchange's clock at wall time `now_ms` (live runs call this on a
-    /// timer, so a quiet instrument's bar still closes). An exchange's clock
-    /// is the exchange time of its latest tick advanced by the wall time
-    /// since it was received (so a venue's clock offset, or a feed of old
+    /// instrument's clock at wall time `now_ms` (live runs call this on a
+    /// timer, so a quiet instrument's bar still closes). An instrument's
+    /// clock is the exchange time of its latest tick advanced by the wall
+    /// time since it was received (so a venue's clock offset, or a feed of old
     /// trades, does not close bars early); the wall clock before its first
     /// tick (a bar a pause left forming closes at start). Returns the wall
     /// time to call again, if any bar is forming.
     pub fn close_due(&mut self, now_ms: i64, out: &mut Vec<Event>) -> Option<i64> {
         let grace = self.cfg.close_grace_ms;
         let mut wake = i64::MAX;
-        for v in 0..self.venues.len() {
-            let offset = self.venues[v].offset.unwrap_or(0);
-            let clock = now_ms.saturating_add(offset);
-            if clock >= self.venues[v].next_due {
-                self.venues[v].next_due = i64::MAX;
-                for m in 0..self.venues[v].members.len() {
-                    let i = self.venues[v].members[m];
-                    let due = self.states[i].next_due;
-                    if due == i64::MAX {
-                        continue;
-                    }
-                    if due.saturating_add(grace) <= clock {
-                        self.close_bars(i, clock - grace, out);
-                    } else {
-                        let w = &mut self.venues[v];
-                        w.next_due = w.next_due.min(due.saturating_add(grace));
-                    }
-                }
+        for i in 0..self.states.len() {
+            let (due, offset) = (self.states[i].next_due, self.states[i].offset.unwrap_or(0));
+            if due == i64::MAX {
+                continue;
             }
-            let next = self.venues[v].next_due;
-            if next != i64::MAX {
-                wake = wake.min(next.saturating_sub(offset));
+            let clock = now_ms.saturating_add(offset);
+            if due.saturating_add(grace) <= clock {
+                self.close_bars(i, clock - grace, out);
+            }
+            let due = self.states[i].next_due;
+            if due != i64::MAX {
+                wake = wake.min(due.saturating_add(grace).saturating_sub(offset));
             }
         }
         (wake != i64::MAX).then_some(wake)
@@ -545,8 +535,7 @@ impl StateStage {
         if ts >= s.next_due {
             self.close_bars(i, ts, out);
         }
-        let v = self.states[i].venue;
-        self.venues[v].offset = Some(ts - tick.recv_ts_ns.div_euclid(1_000_000));
+        self.states[i].offset = Some(ts - tick.recv_ts_ns.div_euclid(1_000_000));
         let s = &mut self.states[i];
         let local_minute = s.clock.at(ts).minute;
         let Some(db) = s.clock.venue().route(local_minute) else {
