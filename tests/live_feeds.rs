@@ -619,12 +619,18 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
     // away, so they are in Redis before it even on a loaded machine): ETH trades twice and falls
     // quiet; BTC trades again after the minute. The test waits for a real
     // minute to end (up to a minute).
-    let now = wall_ms();
-    let mut end = now - now.rem_euclid(60_000) + 60_000;
-    if end - now < 5_000 {
-        end += 60_000;
+    // The trades are stamped now: a stamp ahead of the wall clock would run
+    // the instrument's clock ahead and close its bar early by the wall clock
+    // (on time by the exchange's), so too close to a minute's end the test
+    // waits for the next minute to begin rather than stamp into it.
+    let mut now = wall_ms();
+    let left = 60_000 - now.rem_euclid(60_000);
+    if left < 5_000 {
+        tokio::time::sleep(ms(left.unsigned_abs() + 50)).await;
+        now = wall_ms();
     }
-    let t = end - 60_000 + (now - (end - 60_000)).max(0);
+    let end = now - now.rem_euclid(60_000) + 60_000;
+    let t = now;
     let grace = 300;
     let after_end = Duration::from_millis((end + 400 - now).unsigned_abs());
     let server = WsServer::start(
