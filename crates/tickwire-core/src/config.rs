@@ -84,6 +84,8 @@ pub struct Config {
     pub live: crate::feeds::LiveConfig,
     /// `[record]`: raw frame recordings.
     pub record: crate::feeds::RecordConfig,
+    /// `[spool]`: live frames kept on disk while the pipeline is behind.
+    pub spool: crate::feeds::SpoolConfig,
     /// `[[feeds]]`: the WebSocket feeds `tickwire run` connects to.
     pub feeds: Vec<crate::feeds::FeedConfig>,
     /// `[metrics]`: the Prometheus endpoint.
@@ -282,6 +284,7 @@ impl Default for Config {
             exchanges: crate::session::default_exchanges(),
             live: Default::default(),
             record: Default::default(),
+            spool: Default::default(),
             feeds: Vec::new(),
             metrics: Default::default(),
             log: Default::default(),
@@ -1049,6 +1052,7 @@ impl Config {
             &self.live,
             &self.record,
         ));
+        errors.extend(crate::feeds::validate_spool(&self.spool));
         let mut check = |ok: bool, field: &str, msg: String| {
             if !ok {
                 errors.push(FieldError::new(field, msg));

@@ -281,6 +281,64 @@ impl Default for LiveConfig {
     }
 }
 
+/// `[spool]`: where a live feed's frames go once its in-memory backlog is
+/// full (Redis down or slower than the feeds), to be handed on in arrival
+/// order when the pipeline catches up, by this process or the next.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// One subdirectory per feed (`{dir}/{feed}/`), created when needed. A
+    /// relative path is taken from the working directory.
+    pub dir: std::path::PathBuf,
+    /// Bytes all feeds' spools may hold together; beyond it frames are
+    /// dropped (counted). 0 turns the spool off: a full backlog drops.
+    pub max_bytes: u64,
+    /// A new segment file is started after this many bytes; a segment is
+    /// deleted once everything in it has been handed on.
+    pub segment_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            dir: "spool".into(),
+            max_bytes: 8 << 30,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// Whether frames are spooled at all.
+    pub fn enabled(&self) -> bool {
+        self.max_bytes > 0
+    }
+}
+
+/// A spool segment's file extension while frames in it wait.
+pub const SPOOL_SEGMENT_EXT: &str = "seg";
+/// A spool segment read to its end, kept a while in case its last frames
+/// never reached Redis.
+pub const SPOOL_DONE_EXT: &str = "done";
+
+/// The `[spool]` fields that are out of range, every one.
+pub fn validate_spool(spool: &SpoolConfig) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if spool.dir.as_os_str().is_empty() {
+        errors.push(FieldError::new("spool.dir", "must not be empty"));
+    }
+    if !(64 << 10..=1 << 30).contains(&spool.segment_bytes) {
+        errors.push(FieldError::new(
+            "spool.segment_bytes",
+            format!(
+                "must be between 65536 (64 KiB) and 1073741824 (1 GiB) (got {})",
+                spool.segment_bytes
+            ),
+        ));
+    }
+    errors
+}
+
 /// `[record]`: raw frame recordings (`tickwire record`, `run --record DIR`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

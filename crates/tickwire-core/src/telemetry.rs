@@ -40,6 +40,9 @@ pub const FEED_BACKLOG: &str = "tickwire_feed_backlog_frames";
 pub const FEED_BACKPRESSURE: &str = "tickwire_feed_backpressure_total";
 pub const FEED_DROPPED: &str = "tickwire_feed_dropped_frames_total";
 pub const FEED_BACKLOG_BYTES: &str = "tickwire_feed_backlog_bytes";
+pub const SPOOLED_FRAMES: &str = "tickwire_spooled_frames_total";
+pub const SPOOL_BYTES: &str = "tickwire_spool_bytes";
+pub const SPOOL_OLDEST_AGE: &str = "tickwire_spool_oldest_age_seconds";
 pub const RECORD_DROPPED: &str = "tickwire_record_dropped_frames_total";
 pub const CHANNEL_DEPTH: &str = "tickwire_channel_depth_items";
 pub const BATCH_SIZE: &str = "tickwire_writer_batch_size_events";
@@ -137,7 +140,7 @@ pub const METRICS: &[MetricDef] = &[
         name: FEED_BACKLOG,
         kind: Kind::Gauge,
         labels: &["feed"],
-        help: "Frames a feed holds because the parser is behind (the spool).",
+        help: "Frames a feed holds in memory because the parser is behind (the disk spool takes over when full).",
     },
     MetricDef {
         name: FEED_BACKPRESSURE,
@@ -149,7 +152,25 @@ pub const METRICS: &[MetricDef] = &[
         name: FEED_DROPPED,
         kind: Kind::Counter,
         labels: &["feed"],
-        help: "Frames dropped because the backlog was at live.max_backlog_frames or live.max_backlog_bytes.",
+        help: "Frames dropped: the backlog was full and the spool off, at spool.max_bytes or failing.",
+    },
+    MetricDef {
+        name: SPOOLED_FRAMES,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Frames written to the disk spool because the backlog was full (or older frames waited there).",
+    },
+    MetricDef {
+        name: SPOOL_BYTES,
+        kind: Kind::Gauge,
+        labels: &["feed"],
+        help: "Bytes of frames waiting in a feed's disk spool.",
+    },
+    MetricDef {
+        name: SPOOL_OLDEST_AGE,
+        kind: Kind::Gauge,
+        labels: &["feed"],
+        help: "Age of the oldest frame waiting in a feed's spool (0 when empty).",
     },
     MetricDef {
         name: FEED_BACKLOG_BYTES,

@@ -6,7 +6,8 @@
 //! - [`ws`]: one live WebSocket feed (connect, subscribe, read, ping, idle
 //!   timeout, reconnect with jittered backoff).
 //! - [`live`]: every configured feed at once -> (tokio mpsc) -> one parser
-//!   thread, with the [`record`]er beside it.
+//!   thread, with the [`record`]er beside it. A feed whose in-memory
+//!   backlog is full spills to its disk [`spool`] and drains it in order.
 //!
 //! Either way the parser thread hands chunks of events on through a bounded
 //! tokio mpsc (`blocking_send`) to the state stage and the writer.
@@ -14,6 +15,7 @@
 pub mod file;
 pub mod live;
 pub mod record;
+pub mod spool;
 mod telemetry;
 pub mod ws;
 

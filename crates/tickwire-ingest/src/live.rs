@@ -31,6 +31,8 @@ pub struct LiveOptions {
     pub decode: bool,
     /// `[ingest] max_clock_skew_ms`: trades stamped further ahead are dead-lettered.
     pub max_clock_skew_ms: u64,
+    /// `[spool]`: where frames go once a feed's backlog is full.
+    pub spool: tickwire_core::feeds::SpoolConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum LiveError {
     Thread(std::io::Error),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
 }
 
 /// One feed's totals at the end.
@@ -60,6 +64,14 @@ pub struct FeedSummary {
     pub backpressure: u64,
     pub max_backlog: u64,
     pub dropped: u64,
+    /// Frames that went to the disk spool, and those handed on from it
+    /// (also those a previous process left).
+    pub spooled: u64,
+    pub unspooled: u64,
+    /// Frames an earlier process read and spooled, handed on by this one
+    /// (counted with the frames read).
+    pub inherited: u64,
+    pub max_spool_bytes: u64,
     /// Microseconds from the last loss to the new subscription.
     pub last_reconnect_us: u64,
 }
@@ -80,7 +92,9 @@ pub struct LiveSummary {
 
 /// A running set of feeds.
 pub struct LiveHandle {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<Option<crate::spool::Spool>>>,
+    /// The feeds' spools once their tasks ended (see [`LiveHandle::spools`]).
+    spools: Arc<std::sync::Mutex<Vec<crate::spool::Spool>>>,
     parser: thread::JoinHandle<Result<Option<RecordSummary>, LiveError>>,
     counters: Vec<(String, Arc<FeedCounters>)>,
     progress: Arc<IngestProgress>,
@@ -97,6 +111,13 @@ impl LiveHandle {
         Arc::clone(&self.progress)
     }
 
+    /// The feeds' spools, there once [`LiveHandle::finish`] returned: when
+    /// everything handed on was written, [`crate::spool::Spool::forget_done`]
+    /// deletes the segments kept in case it was not.
+    pub fn spools(&self) -> Arc<std::sync::Mutex<Vec<crate::spool::Spool>>> {
+        Arc::clone(&self.spools)
+    }
+
     /// Asks every feed to close and the parser to finish.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
@@ -106,7 +127,11 @@ impl LiveHandle {
     pub async fn finish(self) -> Result<LiveSummary, LiveError> {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            let _ = t.await;
+            if let Ok(Some(spool)) = t.await {
+                if let Ok(mut spools) = self.spools.lock() {
+                    spools.push(spool);
+                }
+            }
         }
         let parser = self.parser;
         let record = tokio::task::spawn_blocking(move || parser.join())
@@ -129,6 +154,10 @@ impl LiveHandle {
                     backpressure: c.backpressure.load(Ordering::Relaxed),
                     max_backlog: c.max_backlog.load(Ordering::Relaxed),
                     dropped: c.dropped.load(Ordering::Relaxed),
+                    spooled: c.spooled.load(Ordering::Relaxed),
+                    unspooled: c.unspooled.load(Ordering::Relaxed),
+                    inherited: c.inherited.load(Ordering::Relaxed),
+                    max_spool_bytes: c.max_spool_bytes.load(Ordering::Relaxed),
                     last_reconnect_us: c.last_reconnect_us.load(Ordering::Relaxed),
                 })
                 .collect(),
@@ -165,6 +194,22 @@ pub fn start_live(
         .iter()
         .map(FeedPlan::of)
         .collect::<Result<Vec<_>, _>>()?;
+    // Each feed's spool, opened (and locked) before anything is read: what a
+    // previous process left goes out first.
+    let mut spools = Vec::with_capacity(plans.len());
+    let budget = Arc::new(crate::spool::SpoolBudget::default());
+    for plan in &plans {
+        spools.push(if opts.spool.enabled() {
+            Some(crate::spool::Spool::open(
+                &opts.spool,
+                Arc::clone(&plan.name),
+                plan.venue,
+                Arc::clone(&budget),
+            )?)
+        } else {
+            None
+        });
+    }
     let recorder = match &opts.record {
         Some((dir, cfg)) => Some(Recorder::create(dir, cfg.clone())?),
         None => None,
@@ -210,12 +255,13 @@ pub fn start_live(
     }
     let mut tasks = Vec::with_capacity(plans.len());
     let mut counters = Vec::with_capacity(plans.len());
-    for plan in plans {
+    for (plan, spool) in plans.into_iter().zip(spools) {
         let c = Arc::new(FeedCounters::default());
         counters.push((plan.name.to_string(), Arc::clone(&c)));
         tasks.push(tokio::spawn(run_feed(
             plan,
             opts.live.clone(),
+            spool,
             frames_tx.clone(),
             c,
             stop_rx.clone(),
@@ -223,6 +269,7 @@ pub fn start_live(
     }
     Ok(LiveHandle {
         tasks,
+        spools: Default::default(),
         parser,
         counters,
         progress,

@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
+use crate::spool::Spool;
+
 /// Environment variables holding Dhan's credentials (never logged).
 pub const DHAN_TOKEN_ENV: &str = "DHAN_ACCESS_TOKEN";
 pub const DHAN_CLIENT_ENV: &str = "DHAN_CLIENT_ID";
@@ -56,9 +58,19 @@ pub struct FeedCounters {
     pub backpressure: AtomicU64,
     /// The most frames the backlog held at once.
     pub max_backlog: AtomicU64,
-    /// Frames dropped because the backlog was at `max_backlog_frames` or
-    /// `max_backlog_bytes`.
+    /// Frames dropped: the backlog was at `max_backlog_frames` or
+    /// `max_backlog_bytes` and the spool off, full (`spool.max_bytes`) or
+    /// failing.
     pub dropped: AtomicU64,
+    /// Frames that went to the disk spool (the backlog was full, or older
+    /// frames waited there).
+    pub spooled: AtomicU64,
+    /// Spooled frames handed on again.
+    pub unspooled: AtomicU64,
+    /// Of those, frames an earlier process had read and spooled.
+    pub inherited: AtomicU64,
+    /// The most bytes the spool held at once.
+    pub max_spool_bytes: AtomicU64,
     /// The most frame bytes the backlog held at once.
     pub max_backlog_bytes: AtomicU64,
     /// Last reconnect: microseconds from the loss to the new subscription.
@@ -309,6 +321,9 @@ struct FeedMetrics {
     backlog_bytes: metrics::Gauge,
     backpressure: metrics::Counter,
     dropped: metrics::Counter,
+    spooled: metrics::Counter,
+    spool_bytes: metrics::Gauge,
+    spool_age: metrics::Gauge,
 }
 
 impl FeedMetrics {
@@ -323,6 +338,9 @@ impl FeedMetrics {
             backlog_bytes: metrics::gauge!(t::FEED_BACKLOG_BYTES, &l()),
             backpressure: metrics::counter!(t::FEED_BACKPRESSURE, &l()),
             dropped: metrics::counter!(t::FEED_DROPPED, &l()),
+            spooled: metrics::counter!(t::SPOOLED_FRAMES, &l()),
+            spool_bytes: metrics::gauge!(t::SPOOL_BYTES, &l()),
+            spool_age: metrics::gauge!(t::SPOOL_OLDEST_AGE, &l()),
         }
     }
 }
@@ -337,7 +355,11 @@ fn msg_bytes(msg: &FeedMsg) -> u64 {
 
 /// The feed's messages to the parser, with a backlog for when it is behind,
 /// bounded by frame count (`max_backlog_frames`) and by bytes
-/// (`max_backlog_bytes`). Status events are never dropped.
+/// (`max_backlog_bytes`), and behind it the disk spool: once the backlog is
+/// full, frames go to the spool, and while the spool holds any, every new
+/// frame goes behind them there (arrival order is kept); the backlog is
+/// refilled from the spool as the parser takes. Status events are never
+/// dropped nor spooled (they say what the feed does now).
 struct Outbox {
     tx: mpsc::Sender<FeedMsg>,
     backlog: VecDeque<FeedMsg>,
@@ -345,16 +367,28 @@ struct Outbox {
     backlog_bytes: u64,
     max: usize,
     max_bytes: u64,
+    spool: Option<Spool>,
+    /// When a drop was last logged (once a minute at most).
+    drop_logged: Option<Instant>,
+    /// Drops since then.
+    drops_unlogged: u64,
     counters: Arc<FeedCounters>,
     metrics: FeedMetrics,
+    feed: Arc<str>,
 }
+
+/// Frames (and bytes) moved from the spool into the backlog at a time.
+const UNSPOOL_FRAMES: usize = 4096;
+const UNSPOOL_BYTES: usize = 4 << 20;
 
 impl Outbox {
     fn new(
         tx: mpsc::Sender<FeedMsg>,
         live: &LiveConfig,
+        spool: Option<Spool>,
         counters: Arc<FeedCounters>,
         metrics: FeedMetrics,
+        feed: Arc<str>,
     ) -> Self {
         Self {
             tx,
@@ -362,8 +396,12 @@ impl Outbox {
             backlog_bytes: 0,
             max: live.max_backlog_frames,
             max_bytes: live.max_backlog_bytes,
+            spool,
+            drop_logged: None,
+            drops_unlogged: 0,
             counters,
             metrics,
+            feed,
         }
     }
 
@@ -388,6 +426,59 @@ impl Outbox {
     fn show_backlog(&self) {
         self.metrics.backlog.set(self.backlog.len() as f64);
         self.metrics.backlog_bytes.set(self.backlog_bytes as f64);
+        if let Some(spool) = &self.spool {
+            self.metrics.spool_bytes.set(spool.unread_bytes() as f64);
+            let age = spool.oldest_age_ns(now_ns()).unwrap_or(0);
+            self.metrics.spool_age.set(age as f64 / 1e9);
+        }
+    }
+
+    /// Whether frames wait in the spool (new ones must go behind them).
+    fn spooling(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// A frame that cannot be kept: counted, and logged once a minute.
+    fn drop_frame(&mut self, why: &'static str) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.dropped.increment(1);
+        self.drops_unlogged += 1;
+        if self
+            .drop_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::error!(
+                feed = %self.feed,
+                dropped = self.drops_unlogged,
+                total = self.counters.dropped.load(Ordering::Relaxed),
+                why,
+                "frames dropped (logged at most once a minute)"
+            );
+            self.drop_logged = Some(Instant::now());
+            self.drops_unlogged = 0;
+        }
+    }
+
+    /// Keeps a frame the backlog has no room for: in the spool if there is one.
+    fn overflow(&mut self, frame: RawFrame) {
+        let Some(spool) = self.spool.as_mut() else {
+            self.drop_frame("the backlog is full and [spool] is off (max_bytes = 0)");
+            return;
+        };
+        match spool.append(&frame) {
+            Ok(true) => {
+                self.counters.spooled.fetch_add(1, Ordering::Relaxed);
+                self.metrics.spooled.increment(1);
+                self.counters
+                    .max_spool_bytes
+                    .fetch_max(spool.held_bytes(), Ordering::Relaxed);
+            }
+            Ok(false) => self.drop_frame("the spool is at spool.max_bytes"),
+            Err(e) => {
+                tracing::error!(feed = %self.feed, error = %e, "cannot spool a frame");
+                self.drop_frame("the spool cannot be written");
+            }
+        }
     }
 
     /// Hands `msg` on without waiting; false when the parser is gone.
@@ -395,20 +486,21 @@ impl Outbox {
         if !self.flush() {
             return false;
         }
-        if self.backlog.is_empty() {
-            match self.tx.try_send(msg) {
+        let spooling = self.spooling();
+        match msg {
+            msg if self.backlog.is_empty() && !spooling => match self.tx.try_send(msg) {
                 Ok(()) => return true,
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
                 Err(mpsc::error::TrySendError::Full(msg)) => self.queue(msg),
+            },
+            FeedMsg::Frame(f)
+                if spooling
+                    || self.backlog.len() >= self.max
+                    || self.backlog_bytes + f.data.len() as u64 > self.max_bytes =>
+            {
+                self.overflow(f)
             }
-        } else if matches!(msg, FeedMsg::Frame(_))
-            && (self.backlog.len() >= self.max
-                || self.backlog_bytes + msg_bytes(&msg) > self.max_bytes)
-        {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            self.metrics.dropped.increment(1);
-        } else {
-            self.queue(msg);
+            msg => self.queue(msg),
         }
         self.counters
             .max_backlog
@@ -420,28 +512,116 @@ impl Outbox {
         true
     }
 
-    /// Moves what the channel takes now from the backlog; false when the parser is gone.
-    fn flush(&mut self) -> bool {
-        while let Some(msg) = self.pop() {
-            match self.tx.try_send(msg) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(msg)) => {
-                    self.unpop(msg);
-                    self.show_backlog();
-                    return true;
+    /// Refills an empty backlog from the spool; false when nothing came.
+    fn unspool(&mut self) -> bool {
+        let Some(spool) = self.spool.as_mut() else {
+            return false;
+        };
+        if spool.is_empty() {
+            return false;
+        }
+        let room = self.max.clamp(1, UNSPOOL_FRAMES);
+        let bytes = (self.max_bytes as usize).clamp(1, UNSPOOL_BYTES);
+        let inherited = spool.inherited_frames;
+        match spool.take(room, bytes) {
+            Ok(frames) => {
+                let n = frames.len() as u64;
+                self.counters
+                    .inherited
+                    .fetch_add(spool.inherited_frames - inherited, Ordering::Relaxed);
+                for f in frames {
+                    self.backlog_bytes += f.data.len() as u64;
+                    self.backlog.push_back(FeedMsg::Frame(f));
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                self.counters.unspooled.fetch_add(n, Ordering::Relaxed);
+                n > 0
+            }
+            Err(e) => {
+                // The spool cannot be read: what is in it stays on disk for
+                // the next process (`tickwire health` reports it).
+                tracing::error!(
+                    feed = %self.feed,
+                    error = %e,
+                    "cannot read the spool: its frames stay on disk for the next process"
+                );
+                self.spool = None;
+                false
+            }
+        }
+    }
+
+    /// Moves what the channel takes now from the backlog (and the spool
+    /// behind it); false when the parser is gone.
+    fn flush(&mut self) -> bool {
+        if let Some(spool) = self.spool.as_mut() {
+            if let Err(e) = spool.tick() {
+                tracing::error!(feed = %self.feed, error = %e, "spool upkeep failed");
+            }
+        }
+        loop {
+            while let Some(msg) = self.pop() {
+                match self.tx.try_send(msg) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(msg)) => {
+                        self.unpop(msg);
+                        self.show_backlog();
+                        return true;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
+            }
+            if !self.unspool() {
+                break;
             }
         }
         self.show_backlog();
         true
     }
 
-    /// Waits until the backlog is empty (used when the feed stops).
+    /// Whether anything waits to be handed on (backlog or spool).
+    fn waiting(&self) -> bool {
+        !self.backlog.is_empty() || self.spooling()
+    }
+
+    /// Waits until the backlog and the spool are empty (used when the feed
+    /// stops). What is still spooled if the process is stopped meanwhile
+    /// stays on disk for the next one.
     async fn drain(&mut self) {
-        while let Some(msg) = self.pop() {
-            if self.tx.send(msg).await.is_err() {
-                return;
+        loop {
+            while let Some(msg) = self.pop() {
+                if self.tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            if !self.unspool() {
+                break;
+            }
+            if let Some(spool) = self.spool.as_mut() {
+                if let Err(e) = spool.tick() {
+                    tracing::error!(feed = %self.feed, error = %e, "spool upkeep failed");
+                }
+            }
+        }
+        self.show_backlog();
+    }
+
+    /// Sleeps `delay` (or until `stop`), handing on what waits meanwhile.
+    /// False when stopped.
+    async fn sleep(&mut self, delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            let step = if self.waiting() {
+                (tokio::time::Instant::now() + Duration::from_millis(5)).min(until)
+            } else {
+                until
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(step) => {}
+                _ = stop.changed() => return false,
+            }
+            self.flush();
+            if tokio::time::Instant::now() >= until {
+                return true;
             }
         }
     }
@@ -449,19 +629,35 @@ impl Outbox {
 
 /// Runs one feed until `stop` turns true: connects, subscribes, reads, and
 /// reconnects on every loss. Status changes go downstream as events.
+/// Gives back the feed's spool at the end (its kept segments are deleted
+/// once the caller knows everything handed on was written).
 pub async fn run_feed(
     plan: FeedPlan,
     live: LiveConfig,
+    spool: Option<Spool>,
     tx: mpsc::Sender<FeedMsg>,
     counters: Arc<FeedCounters>,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+) -> Option<Spool> {
     let mut out = Outbox::new(
         tx,
         &live,
+        spool,
         Arc::clone(&counters),
         FeedMetrics::new(&plan.name),
+        Arc::clone(&plan.name),
     );
+    feed_loop(&plan, &live, &mut out, &counters, stop).await;
+    out.spool.take()
+}
+
+async fn feed_loop(
+    plan: &FeedPlan,
+    live: &LiveConfig,
+    out: &mut Outbox,
+    counters: &Arc<FeedCounters>,
+    mut stop: watch::Receiver<bool>,
+) {
     let status = |status, reconnects, gap_ns, reason| {
         FeedMsg::Status(FeedEvent {
             feed: Arc::clone(&plan.name),
@@ -485,11 +681,10 @@ pub async fn run_feed(
             break;
         }
         if lost.is_some() {
-            let delay = backoff_delay(&live, attempt);
+            let delay = backoff_delay(live, attempt);
             attempt = attempt.saturating_add(1);
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.changed() => break,
+            if !out.sleep(delay, &mut stop).await {
+                break;
             }
         }
         tracing::info!(feed = %plan.name, url = %plan.url_redacted, "connecting");
@@ -508,7 +703,7 @@ pub async fn run_feed(
             Ok(ws) => ws,
             Err(error) => {
                 tracing::warn!(feed = %plan.name, url = %plan.url_redacted, %error, "connect failed");
-                if !lost_now(&mut lost, &mut out, &counters, &status, Loss::ConnectFailed) {
+                if !lost_now(&mut lost, out, counters, &status, Loss::ConnectFailed) {
                     return;
                 }
                 continue;
@@ -523,13 +718,7 @@ pub async fn run_feed(
             }
         }
         if !subscribed {
-            if !lost_now(
-                &mut lost,
-                &mut out,
-                &counters,
-                &status,
-                Loss::SubscribeFailed,
-            ) {
+            if !lost_now(&mut lost, out, counters, &status, Loss::SubscribeFailed) {
                 return;
             }
             continue;
@@ -552,8 +741,7 @@ pub async fn run_feed(
         if !out.push(status(FeedStatus::Connected, reconnects, gap_ns, None)) {
             return;
         }
-        let (loss, got_data) =
-            read_loop(&plan, &live, &mut ws, &mut out, &counters, &mut stop).await;
+        let (loss, got_data) = read_loop(plan, live, &mut ws, out, counters, &mut stop).await;
         if got_data {
             attempt = 0;
         }
@@ -562,7 +750,7 @@ pub async fn run_feed(
             break;
         }
         tracing::warn!(feed = %plan.name, reason = loss.as_str(), "connection lost; reconnecting");
-        if !lost_now(&mut lost, &mut out, &counters, &status, loss) {
+        if !lost_now(&mut lost, out, counters, &status, loss) {
             return;
         }
     }
@@ -626,7 +814,7 @@ async fn read_loop(
     loop {
         let ping_at = last_frame + ping_every;
         let dead_at = last_frame + idle;
-        let next_tick = if out.backlog.is_empty() {
+        let next_tick = if !out.waiting() {
             if pinged {
                 dead_at
             } else {
@@ -814,7 +1002,14 @@ mod tests {
             ..LiveConfig::default()
         };
         let counters = Arc::new(FeedCounters::default());
-        let mut out = Outbox::new(tx, &live, Arc::clone(&counters), FeedMetrics::new("f"));
+        let mut out = Outbox::new(
+            tx,
+            &live,
+            None,
+            Arc::clone(&counters),
+            FeedMetrics::new("f"),
+            "f".into(),
+        );
         assert!(out.push(raw(10)));
         // 400 + 400 fit in 1000 bytes; the next 400 do not, though 97 more
         // frames would; a status event always does.
@@ -845,7 +1040,14 @@ mod tests {
             ..LiveConfig::default()
         };
         let counters = Arc::new(FeedCounters::default());
-        let mut out = Outbox::new(tx, &live, Arc::clone(&counters), FeedMetrics::new("f"));
+        let mut out = Outbox::new(
+            tx,
+            &live,
+            None,
+            Arc::clone(&counters),
+            FeedMetrics::new("f"),
+            "f".into(),
+        );
         for _ in 0..5 {
             assert!(out.push(raw(1)));
         }

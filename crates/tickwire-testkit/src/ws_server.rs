@@ -6,9 +6,11 @@
 //! [`WsServer::trades`] starts one in the other mode: a live Binance trade
 //! feed ([`TradeFeed`]) that stamps trades with the wall clock as it sends
 //! them and, as venues' replays do, first resends the last frames of the
-//! previous connection on every new one.
+//! previous connection on every new one. [`WsServer::flood`] sends trades
+//! as fast as asked ([`Flood`]), to load a live run.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -138,6 +140,31 @@ fn now_ns() -> i64 {
 enum Mode {
     Scripted(Vec<Vec<Step>>, bool),
     Trades(Arc<TradeFeed>),
+    Flood(Arc<Flood>, Arc<FloodLog>),
+}
+
+/// A fast live Binance `@trade` feed for [`WsServer::flood`]: after the
+/// subscription, `total` trades at `rate` frames a second (symbols in turn,
+/// ids rising by one per symbol from 1, the quantity's eight decimals the
+/// id, stamped with the wall clock), a WebSocket ping every second (the
+/// client's pongs are counted), then it holds the connection. A later
+/// connection goes on where the last one stopped.
+#[derive(Debug, Clone)]
+pub struct Flood {
+    pub symbols: Vec<String>,
+    pub rate: u32,
+    pub total: usize,
+}
+
+/// What a [`Flood`] did so far.
+#[derive(Debug, Default)]
+pub struct FloodLog {
+    /// Frames sent, all connections.
+    pub sent: AtomicUsize,
+    /// Pongs the client sent back to the server's pings.
+    pub pongs: AtomicUsize,
+    /// Connections lost (the client went away) before everything was sent.
+    pub lost: AtomicUsize,
 }
 
 impl WsServer {
@@ -149,6 +176,13 @@ impl WsServer {
         answer_text_ping: bool,
     ) -> std::io::Result<WsServer> {
         Self::listen(Mode::Scripted(scripts, answer_text_ping)).await
+    }
+
+    /// Starts a fast trade feed (see [`Flood`]); its log says how far it got.
+    pub async fn flood(feed: Flood) -> std::io::Result<(WsServer, Arc<FloodLog>)> {
+        let log = Arc::new(FloodLog::default());
+        let server = Self::listen(Mode::Flood(Arc::new(feed), Arc::clone(&log))).await?;
+        Ok((server, log))
     }
 
     /// Starts a live trade feed (see [`TradeFeed`]).
@@ -188,6 +222,7 @@ impl WsServer {
                                 play(i, ws, script, *answer, &log).await;
                             }
                             Mode::Trades(spec) => trade_feed(i, ws, spec, &feed, &log).await,
+                            Mode::Flood(spec, flood) => flood_feed(i, ws, spec, flood, &log).await,
                         }
                         push(&log, Seen::Gone(i));
                     });
@@ -336,6 +371,95 @@ fn lock(feed: &Mutex<FeedLog>) -> std::sync::MutexGuard<'_, FeedLog> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A [`Flood`] trade frame: trade `k` (from 0) of the whole feed.
+pub fn flood_frame(spec: &Flood, k: usize, t_ms: i64) -> (String, u64) {
+    let n = spec.symbols.len().max(1);
+    let symbol = spec.symbols.get(k % n).map_or("BTCUSDT", String::as_str);
+    let id = (k / n) as u64 + 1;
+    let text = format!(
+        r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{t_ms},"s":"{symbol}","t":{id},"p":"100.5","q":"0.{id:08}","T":{t_ms},"m":false,"M":true}}}}"#,
+        symbol.to_ascii_lowercase()
+    );
+    (text, id)
+}
+
+/// One connection of a [`Flood`].
+async fn flood_feed(
+    i: usize,
+    mut ws: ServerWs,
+    spec: &Flood,
+    flood: &FloodLog,
+    log: &Mutex<Vec<Seen>>,
+) {
+    if !read(i, &mut ws, false, log, None, true).await
+        || ws
+            .send(Message::text(r#"{"result":null,"id":1}"#))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let first = flood.sent.load(Ordering::Relaxed);
+    let mut pinged = started;
+    loop {
+        let sent = flood.sent.load(Ordering::Relaxed);
+        if sent >= spec.total {
+            break;
+        }
+        let due = first + (started.elapsed().as_secs_f64() * f64::from(spec.rate)) as usize;
+        let due = due.min(spec.total);
+        let t_ms = now_ns() / 1_000_000;
+        for k in sent..due {
+            let (text, _) = flood_frame(spec, k, t_ms);
+            if ws.feed(Message::text(text)).await.is_err() {
+                flood.lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            flood.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        if pinged.elapsed() >= Duration::from_secs(1) {
+            pinged = tokio::time::Instant::now();
+            if ws
+                .feed(Message::Ping(Bytes::from_static(b"srv")))
+                .await
+                .is_err()
+            {
+                flood.lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        if ws.flush().await.is_err() {
+            flood.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let before = pongs(log, i);
+        if !read(
+            i,
+            &mut ws,
+            false,
+            log,
+            Some(Duration::from_millis(2)),
+            false,
+        )
+        .await
+        {
+            flood.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        flood
+            .pongs
+            .fetch_add(pongs(log, i) - before, Ordering::Relaxed);
+    }
+    // Everything sent: the client may go when it likes.
+    read(i, &mut ws, false, log, None, false).await;
+}
+
+fn pongs(log: &Mutex<Vec<Seen>>, i: usize) -> usize {
+    log.lock()
+        .map_or(0, |l| l.iter().filter(|s| **s == Seen::Pong(i)).count())
+}
+
 /// One connection of a [`TradeFeed`]: subscription, resend, new trades, hold.
 async fn trade_feed(
     i: usize,
@@ -466,7 +590,7 @@ impl Pending {
             symbol.to_ascii_lowercase(),
             ts_ms + 1,
             self.id,
-            self.id % 2 == 0,
+            self.id.is_multiple_of(2),
         );
         Some(SentTrade {
             symbol: symbol.clone(),

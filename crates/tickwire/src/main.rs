@@ -304,7 +304,19 @@ async fn main() -> Result<()> {
                 max_lag: args.max_lag,
                 ..Default::default()
             };
-            let report = tickwire_writer::health::check(&config, &opts).await;
+            let mut report = tickwire_writer::health::check(&config, &opts).await;
+            // Frames waiting in a spool are not in Redis yet (a process is
+            // behind, or one died and left them for the next).
+            for (feed, bytes, segments) in tickwire_ingest::spool::pending(&config.spool) {
+                report.problems.push(format!(
+                    "spool of feed {feed} holds {bytes} bytes of frames not yet in Redis \
+                     ({segments} segment(s) in {})",
+                    config.spool.dir.display()
+                ));
+                if report.status == tickwire_writer::health::Status::Healthy {
+                    report.status = tickwire_writer::health::Status::Degraded;
+                }
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

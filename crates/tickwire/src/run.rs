@@ -26,6 +26,16 @@ fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveO
         record: record.map(|dir| (dir, config.record.clone())),
         decode,
         max_clock_skew_ms: config.ingest.max_clock_skew_ms,
+        // `tickwire record` writes frames to disk anyway: no spool beside it
+        // (and none to share with a `run` of the same feeds).
+        spool: if decode {
+            config.spool.clone()
+        } else {
+            tickwire_core::feeds::SpoolConfig {
+                max_bytes: 0,
+                ..config.spool.clone()
+            }
+        },
     }
 }
 
@@ -83,8 +93,18 @@ pub async fn run(
         tracing::error!("a stage of the pipeline stopped: closing the feeds");
     }
     tracing::info!("stopping: closing feeds, writing what was read");
+    let spools = live.spools();
     let read = live.finish().await;
     let written = writer.finish().await?;
+    if written.is_ok() {
+        // Everything the spools handed on is written: what they kept in
+        // case it was not can go.
+        for spool in spools.lock().iter_mut().flat_map(|s| s.iter_mut()) {
+            if let Err(e) = spool.forget_done() {
+                tracing::warn!(error = %e, "cannot delete a drained spool segment");
+            }
+        }
+    }
     let state = tokio::task::spawn_blocking(move || state.join())
         .await?
         .unwrap_or_default();
@@ -110,7 +130,8 @@ fn ingest_of(read: &LiveSummary) -> IngestSummary {
     IngestSummary {
         files: 0,
         bytes: read.feeds.iter().map(|f| f.bytes).sum(),
-        lines: read.feeds.iter().map(|f| f.frames).sum(),
+        // Frames a killed process read and spooled are read by this one.
+        lines: read.feeds.iter().map(|f| f.frames + f.inherited).sum(),
         ticks: read.ticks,
         quotes: read.quotes,
         rejected: read.rejected,

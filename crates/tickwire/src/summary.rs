@@ -169,7 +169,7 @@ impl RunSummary {
         let dropped = self.frames_dropped();
         if dropped > 0 {
             out.push(format!(
-                "{} frames dropped by the live feeds (backlog full), never decoded",
+                "{} frames dropped by the live feeds (backlog full and the spool full or off), never decoded",
                 thousands(dropped)
             ));
         }
@@ -182,7 +182,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut s = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             s.push(',');
         }
         s.push(c);
@@ -195,15 +195,29 @@ pub fn render_feeds(feeds: &[FeedSummary]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "  {:<16}{:>10}{:>12}{:>11}{:>10}{:>14}{:>9}",
-        "feed", "frames", "bytes", "reconnects", "idle", "backpressure", "dropped"
+        "  {:<16}{:>10}{:>12}{:>11}{:>10}{:>14}{:>10}{:>9}",
+        "feed", "frames", "bytes", "reconnects", "idle", "backpressure", "spooled", "dropped"
     );
     for f in feeds {
         let _ = writeln!(
             s,
-            "  {:<16}{:>10}{:>12}{:>11}{:>10}{:>14}{:>9}",
-            f.name, f.frames, f.bytes, f.reconnects, f.idle_timeouts, f.backpressure, f.dropped
+            "  {:<16}{:>10}{:>12}{:>11}{:>10}{:>14}{:>10}{:>9}",
+            f.name,
+            f.frames,
+            f.bytes,
+            f.reconnects,
+            f.idle_timeouts,
+            f.backpressure,
+            f.spooled,
+            f.dropped
         );
+        if f.inherited > 0 {
+            let _ = writeln!(
+                s,
+                "  {:<16}{:>10} frames a previous process spooled, handed on now",
+                "", f.inherited
+            );
+        }
     }
     s
 }
@@ -361,7 +375,7 @@ mod tests {
         }];
         assert_eq!(
             live.missing(),
-            ["1,144,153 frames dropped by the live feeds (backlog full), never decoded"]
+            ["1,144,153 frames dropped by the live feeds (backlog full and the spool full or off), never decoded"]
         );
         let shown = live.render();
         assert!(shown.contains("frames dropped"), "{shown}");
