@@ -116,7 +116,7 @@ impl Recorder {
                     if let Err(e) = record_loop(&rx, &dir, &cfg, &queued, &mut summary) {
                         tracing::error!(
                             error = %e,
-                            "the recorder failed: frames are no longer recorded (the run will exit non-zero)"
+                            "the recorder failed: frames are no longer recorded (the run stops, non-zero)"
                         );
                         summary.error = Some(e.to_string());
                         // Seen by whoever supervises the run: it stops at once.
@@ -256,6 +256,8 @@ fn record_loop(
         };
         if let Some(f) = frame {
             queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
+            // Lost until written: the frame that hits an error is not recorded.
+            summary.lost += 1;
             let hour = f.recv_ns.div_euclid(3_600_000_000_000);
             let rotate = match &open {
                 None => true,
@@ -285,6 +287,7 @@ fn record_loop(
                 .map_err(err(&o.path))?;
             o.bytes += line.len() as u64;
             o.dirty = true;
+            summary.lost -= 1;
             summary.frames += 1;
             summary.bytes += line.len() as u64;
         }
@@ -449,7 +452,7 @@ mod tests {
         let error = s.error.clone().expect("the failure is reported");
         assert!(error.contains("cannot write recording"), "{error}");
         assert_eq!(s.frames, 0);
-        // Every frame behind the one that hit the error is counted.
-        assert_eq!(s.lost + s.dropped, 49, "{s:?}");
+        // Every frame is counted: the one that hit the error and those behind it.
+        assert_eq!(s.lost + s.dropped, 50, "{s:?}");
     }
 }

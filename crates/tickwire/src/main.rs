@@ -354,8 +354,13 @@ async fn main() -> Result<()> {
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
             let (read, recorded) = tickwire::run::record(&config, args.out.clone(), stop).await?;
+            let status = if recorded.error.is_some() {
+                "STOPPED: the recorder failed"
+            } else {
+                "finished"
+            };
             print!(
-                "record finished\n{}{}",
+                "record {status}\n{}{}",
                 tickwire::summary::render_feeds(&read.feeds),
                 tickwire::summary::render_record(&recorded)
             );

@@ -260,11 +260,7 @@ pub fn render_record(r: &RecordSummary) -> String {
         );
     }
     if let Some(e) = &r.error {
-        let _ = writeln!(
-            s,
-            "  RECORDING FAILED: {e}; {} frames after it not recorded",
-            r.lost
-        );
+        let _ = writeln!(s, "  RECORDING FAILED: {e}; {} frames not recorded", r.lost);
     }
     s
 }
