@@ -3,7 +3,7 @@
 //! recorder beside it.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use tickwire_core::feeds::{LiveConfig, RecordConfig};
@@ -88,6 +88,23 @@ pub struct LiveSummary {
     /// is `ticks + quotes + rejected + skipped + dropped`.
     pub extra: u64,
     pub record: Option<RecordSummary>,
+    /// Why the parser thread ended on its own (it panicked, or its
+    /// recorder could not be closed): the counts above are what it got to.
+    pub parser_failed: Option<String>,
+}
+
+/// A stage of the live side that failed while the feeds were running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageFailure {
+    /// `recorder` or `parser`.
+    pub stage: &'static str,
+    pub cause: String,
+}
+
+impl std::fmt::Display for StageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the {} stopped: {}", self.stage, self.cause)
+    }
 }
 
 /// A running set of feeds.
@@ -99,6 +116,8 @@ pub struct LiveHandle {
     counters: Vec<(String, Arc<FeedCounters>)>,
     progress: Arc<IngestProgress>,
     stop: watch::Sender<bool>,
+    /// Set by the recorder thread the moment it fails.
+    recorder_failed: Option<Arc<OnceLock<String>>>,
 }
 
 impl LiveHandle {
@@ -123,7 +142,29 @@ impl LiveHandle {
         let _ = self.stop.send(true);
     }
 
-    /// Stops (if not yet), waits for the feeds and the parser, and sums up.
+    /// A stage that failed while the feeds run: the recorder could not
+    /// write, or the parser thread ended before it was asked to (it
+    /// panicked). Either stops the run: frames would go unrecorded or
+    /// undecoded while the feeds read on. The parser's cause is known once
+    /// it is joined ([`LiveHandle::finish`] puts it in the summary).
+    pub fn failure(&self) -> Option<StageFailure> {
+        if let Some(why) = self.recorder_failed.as_ref().and_then(|f| f.get()) {
+            return Some(StageFailure {
+                stage: "recorder",
+                cause: why.clone(),
+            });
+        }
+        // The parser ends on its own only when it panicked, or when the
+        // pipeline after it is gone (whose stage reports that itself).
+        self.parser.is_finished().then(|| StageFailure {
+            stage: "parser",
+            cause: "the parser thread ended early".into(),
+        })
+    }
+
+    /// Stops (if not yet), waits for the feeds and the parser, and sums up:
+    /// a parser that failed is in [`LiveSummary::parser_failed`], with the
+    /// counts it got to.
     pub async fn finish(self) -> Result<LiveSummary, LiveError> {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -134,10 +175,20 @@ impl LiveHandle {
             }
         }
         let parser = self.parser;
-        let record = tokio::task::spawn_blocking(move || parser.join())
+        let joined = tokio::task::spawn_blocking(move || parser.join())
             .await
-            .map_err(|_| LiveError::Panicked("parser"))?
-            .map_err(|_| LiveError::Panicked("parser"))??;
+            .map_err(|_| LiveError::Panicked("parser"))?;
+        let (record, parser_failed) = match joined {
+            Ok(Ok(record)) => (record, None),
+            Ok(Err(e)) => (None, Some(e.to_string())),
+            Err(panic) => (
+                None,
+                Some(format!(
+                    "the parser thread panicked: {}",
+                    panic_text(&*panic)
+                )),
+            ),
+        };
         let p = &self.progress;
         Ok(LiveSummary {
             feeds: self
@@ -167,7 +218,17 @@ impl LiveHandle {
             skipped: p.skipped.load(Ordering::Relaxed),
             extra: p.extra.load(Ordering::Relaxed),
             record,
+            parser_failed,
         })
+    }
+}
+
+/// What a panic said, when it said it as text.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "no message".into(),
     }
 }
 
@@ -214,6 +275,7 @@ pub fn start_live(
         Some((dir, cfg)) => Some(Recorder::create(dir, cfg.clone())?),
         None => None,
     };
+    let recorder_failed = recorder.as_ref().map(Recorder::failure);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (frames_tx, frames_rx) = mpsc::channel::<FeedMsg>(4096);
     let progress = Arc::new(IngestProgress::default());
@@ -274,6 +336,7 @@ pub fn start_live(
         counters,
         progress,
         stop: stop_tx,
+        recorder_failed,
     })
 }
 

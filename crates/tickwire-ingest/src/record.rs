@@ -9,15 +9,16 @@
 //! The queue to the recorder thread is bounded ([`QUEUE_BYTES`] of frame data,
 //! [`QUEUE_FRAMES`] frames): a disk that cannot keep up makes it drop frames,
 //! never grow without end. A recorder that fails (disk full, directory gone)
-//! says so at once in an error log line; every frame not recorded, for either
-//! reason, is counted (`tickwire_record_dropped_frames_total` and the
-//! summary), and the run ends with a non-zero exit after its summary.
+//! says so at once in an error log line and through [`Recorder::failure`],
+//! on which the run stops; every frame not recorded, for either reason, is
+//! counted (`tickwire_record_dropped_frames_total` and the summary), and the
+//! run ends with a non-zero exit after its summary.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,8 @@ pub struct Recorder {
     max_bytes: u64,
     dropped: u64,
     metric: metrics::Counter,
+    /// Set by the recorder thread when it fails (why), at once.
+    failed: Arc<OnceLock<String>>,
 }
 
 impl Recorder {
@@ -102,8 +105,10 @@ impl Recorder {
         let dir = dir.to_path_buf();
         let queued = Arc::new(AtomicU64::new(0));
         let metric = metrics::counter!(tickwire_core::telemetry::RECORD_DROPPED);
+        let failed = Arc::new(OnceLock::new());
         let thread = {
             let (queued, metric) = (Arc::clone(&queued), metric.clone());
+            let failed = Arc::clone(&failed);
             thread::Builder::new()
                 .name("tickwire-recorder".into())
                 .spawn(move || {
@@ -111,9 +116,11 @@ impl Recorder {
                     if let Err(e) = record_loop(&rx, &dir, &cfg, &queued, &mut summary) {
                         tracing::error!(
                             error = %e,
-                            "the recorder failed: frames are no longer recorded (the run will exit non-zero)"
+                            "the recorder failed: frames are no longer recorded (the run stops, non-zero)"
                         );
                         summary.error = Some(e.to_string());
+                        // Seen by whoever supervises the run: it stops at once.
+                        let _ = failed.set(e.to_string());
                         // Count every frame that still comes, until the feeds stop.
                         for f in rx.iter() {
                             queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
@@ -132,7 +139,14 @@ impl Recorder {
             max_bytes,
             dropped: 0,
             metric,
+            failed,
         })
+    }
+
+    /// Why the recorder failed, once it has: readable from any thread while
+    /// it runs (the run stops on it rather than reading on unrecorded).
+    pub fn failure(&self) -> Arc<OnceLock<String>> {
+        Arc::clone(&self.failed)
     }
 
     /// Queues `frame` for the recorder; drops (and counts) it when the queue
@@ -242,6 +256,8 @@ fn record_loop(
         };
         if let Some(f) = frame {
             queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
+            // Lost until written: the frame that hits an error is not recorded.
+            summary.lost += 1;
             let hour = f.recv_ns.div_euclid(3_600_000_000_000);
             let rotate = match &open {
                 None => true,
@@ -271,6 +287,7 @@ fn record_loop(
                 .map_err(err(&o.path))?;
             o.bytes += line.len() as u64;
             o.dirty = true;
+            summary.lost -= 1;
             summary.frames += 1;
             summary.bytes += line.len() as u64;
         }
@@ -435,7 +452,7 @@ mod tests {
         let error = s.error.clone().expect("the failure is reported");
         assert!(error.contains("cannot write recording"), "{error}");
         assert_eq!(s.frames, 0);
-        // Every frame behind the one that hit the error is counted.
-        assert_eq!(s.lost + s.dropped, 49, "{s:?}");
+        // Every frame is counted: the one that hit the error and those behind it.
+        assert_eq!(s.lost + s.dropped, 50, "{s:?}");
     }
 }

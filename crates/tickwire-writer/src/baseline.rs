@@ -54,8 +54,12 @@ pub async fn compute(
     let db = config.databases.get(Db::CumulativeVolume);
     let ttl = i64::try_from(config.ttl.secs(Db::CumulativeVolume)).unwrap_or(i64::MAX);
     let client = pools.client(db, 0)?;
+    // One attempt: the baseline is not retried (run it again).
+    let started = std::time::Instant::now();
     let fail = |e: Error| WriterError::Exhausted {
-        attempts: 1,
+        url: pools.url().to_string(),
+        waited: started.elapsed(),
+        max_retries: 0,
         source: e,
     };
     let p = keys.prefix.as_str();

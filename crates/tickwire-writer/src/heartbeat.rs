@@ -125,4 +125,12 @@ impl Heartbeat {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+
+    /// Stops at once, without a last beat: a run that failed leaves its
+    /// heartbeat to expire (after `heartbeat.ttl_secs`), so `tickwire health`
+    /// and whoever watches the key see the process is no longer writing.
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }

@@ -1322,7 +1322,9 @@ async fn write_batch(
         tries += 1;
         if tries > s.max_retries {
             return Err(WriterError::Exhausted {
-                attempts: tries,
+                url: pools.url().to_string(),
+                waited: started.elapsed(),
+                max_retries: s.max_retries,
                 source: err,
             });
         }
@@ -1492,15 +1494,22 @@ pub(crate) async fn run_lane(
     mut rx: mpsc::Receiver<LaneBatch>,
     pools: Arc<RedisPools>,
     settings: LaneSettings,
-) -> Result<WriterStats, WriterError> {
+) -> Result<WriterStats, crate::WriterFailure> {
     let mut stats = WriterStats::default();
+    // A lane that stops on an error hands on what it wrote before.
+    let failed = |error, stats: &mut WriterStats| crate::WriterFailure {
+        error,
+        stats: std::mem::take(stats),
+    };
     let mut state = LaneState::default();
     // The checkpoints of the batch written last, acknowledged with it.
     let mut acknowledged: Vec<SnapshotWrite> = Vec::new();
     while let Some(mut batch) = rx.recv().await {
         let checkpoints = std::mem::take(&mut batch.checkpoints);
         batch.snapshots.append(&mut acknowledged);
-        write_batch(batch, &pools, lane, &settings, &mut state, &mut stats).await?;
+        if let Err(e) = write_batch(batch, &pools, lane, &settings, &mut state, &mut stats).await {
+            return Err(failed(e, &mut stats));
+        }
         acknowledged = checkpoints;
     }
     if !acknowledged.is_empty() {
@@ -1508,7 +1517,9 @@ pub(crate) async fn run_lane(
             snapshots: acknowledged,
             ..LaneBatch::default()
         };
-        write_batch(last, &pools, lane, &settings, &mut state, &mut stats).await?;
+        if let Err(e) = write_batch(last, &pools, lane, &settings, &mut state, &mut stats).await {
+            return Err(failed(e, &mut stats));
+        }
     }
     Ok(stats)
 }

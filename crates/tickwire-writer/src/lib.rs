@@ -79,9 +79,16 @@ pub enum WriterError {
     },
     #[error("no connection pool for db {0}")]
     NoPool(u8),
-    #[error("Redis writes still failing after {attempts} attempts: {source}")]
+    /// A batch still failing after `writer.max_retries`: `waited` is from
+    /// its first attempt to giving up, `url` without its password.
+    #[error(
+        "Redis at {url} unreachable for {} (writer.max_retries = {max_retries}; last error: {source})",
+        human_duration(*waited)
+    )]
     Exhausted {
-        attempts: u32,
+        url: String,
+        waited: Duration,
+        max_retries: u32,
         source: fred::error::Error,
     },
     /// Redis' ACL refused a command (NOPERM): final, not retried.
@@ -128,6 +135,33 @@ impl WriterError {
             }
             WriterError::Connect { source, .. } | WriterError::Script(source) => is_noperm(source),
             _ => false,
+        }
+    }
+}
+
+/// `5 min 2 s`, `1 h 3 min`, `4.2 s`: a wait as an operator reads it.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..=59 => format!("{:.1} s", d.as_secs_f64()),
+        60..=3_599 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3_600, secs % 3_600 / 60),
+    }
+}
+
+/// A writer run that stopped on an error, with what it had written before
+/// (the summary of a run that gave up still says what landed).
+#[derive(Debug)]
+pub struct WriterFailure {
+    pub error: WriterError,
+    pub stats: WriterStats,
+}
+
+impl From<WriterError> for WriterFailure {
+    fn from(error: WriterError) -> Self {
+        WriterFailure {
+            error,
+            stats: WriterStats::default(),
         }
     }
 }
@@ -1063,7 +1097,9 @@ pub async fn run(
     pools: Arc<RedisPools>,
     rx: mpsc::Receiver<Vec<Event>>,
 ) -> Result<WriterStats, WriterError> {
-    run_with(config, pools, rx, WriterOptions::default()).await
+    run_with(config, pools, rx, WriterOptions::default())
+        .await
+        .map_err(|f| f.error)
 }
 
 /// What a writer run shares with the rest of the process.
@@ -1082,7 +1118,7 @@ pub async fn run_with(
     pools: Arc<RedisPools>,
     mut rx: mpsc::Receiver<Vec<Event>>,
     opts: WriterOptions,
-) -> Result<WriterStats, WriterError> {
+) -> Result<WriterStats, WriterFailure> {
     let keys = compile_keys(config)?;
     let lanes = pools.size().max(1);
     let d = &config.databases;
@@ -1227,11 +1263,11 @@ pub async fn run_with(
         match joined {
             Ok(Ok(lane_stats)) => stats.merge(lane_stats),
             // Why a lane stopped says more than that it stopped.
-            Ok(Err(e)) if matches!(first_error, None | Some(WriterError::Lane(_))) => {
-                first_error = Some(e);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+            Ok(Err(f)) => {
+                stats.merge(f.stats);
+                if matches!(first_error, None | Some(WriterError::Lane(_))) {
+                    first_error = Some(f.error);
+                }
             }
             Err(e) => {
                 first_error.get_or_insert(WriterError::Lane(e.to_string()));
@@ -1239,7 +1275,7 @@ pub async fn run_with(
         }
     }
     match first_error {
-        Some(e) => Err(e),
+        Some(error) => Err(WriterFailure { error, stats }),
         None => Ok(stats),
     }
 }

@@ -247,12 +247,35 @@ fn everything_written(summary: &tickwire::RunSummary) -> Result<()> {
     )
 }
 
-/// A recorder that failed makes the run fail, after its summary: the
-/// recording is incomplete even though Redis got everything.
+/// A recorder that failed or dropped frames makes the run fail, after its
+/// summary: the recording is incomplete even though Redis got everything.
 fn recording_ok(record: Option<&tickwire_ingest::record::RecordSummary>) -> Result<()> {
-    match record.and_then(|r| r.error.as_ref()) {
-        Some(e) => bail!("the recording is incomplete: {e}"),
+    let Some(r) = record else { return Ok(()) };
+    let not_recorded = r.dropped + r.lost;
+    match &r.error {
+        Some(e) => bail!(
+            "the recorder stopped: {e}; {} frames not recorded",
+            tickwire::summary::thousands(not_recorded)
+        ),
+        None if not_recorded > 0 => bail!(
+            "the recording is incomplete: {} frames not recorded (the recorder was behind: \
+             its queue was full)",
+            tickwire::summary::thousands(not_recorded)
+        ),
         None => Ok(()),
+    }
+}
+
+/// A run a failed stage stopped: its summary (what was done, what was not
+/// written), then the error naming the stage and the cause.
+fn stopped(e: tickwire::AppError) -> anyhow::Error {
+    if let Some(summary) = e.summary() {
+        print!("{}", summary.render());
+        let _ = io::stdout().flush();
+    }
+    match e {
+        tickwire::AppError::Stopped { cause, .. } => anyhow::Error::new(*cause),
+        e => anyhow::Error::new(e),
     }
 }
 
@@ -331,7 +354,9 @@ async fn main() -> Result<()> {
             }
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
-            let summary = tickwire::run::run(&config, args.record.clone(), stop).await?;
+            let summary = tickwire::run::run(&config, args.record.clone(), stop)
+                .await
+                .map_err(stopped)?;
             print!("{}", summary.render());
             recording_ok(summary.record.as_ref())?;
             everything_written(&summary)
@@ -341,8 +366,13 @@ async fn main() -> Result<()> {
             let stop = Arc::new(AtomicBool::new(false));
             stop_on_signal(Arc::clone(&stop));
             let (read, recorded) = tickwire::run::record(&config, args.out.clone(), stop).await?;
+            let status = if recorded.error.is_some() {
+                "STOPPED: the recorder failed"
+            } else {
+                "finished"
+            };
             print!(
-                "record finished\n{}{}",
+                "record {status}\n{}{}",
                 tickwire::summary::render_feeds(&read.feeds),
                 tickwire::summary::render_record(&recorded)
             );
@@ -372,7 +402,9 @@ async fn main() -> Result<()> {
             stop_on_signal(Arc::clone(&stop));
             let mode =
                 tickwire::progress::ProgressMode::for_stderr(config.log.progress_interval_ms);
-            let summary = tickwire::replay::replay_shown(&config, opts, stop, mode).await?;
+            let summary = tickwire::replay::replay_shown(&config, opts, stop, mode)
+                .await
+                .map_err(stopped)?;
             print!("{}", summary.render());
             everything_written(&summary)
         }

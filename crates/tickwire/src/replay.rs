@@ -7,8 +7,8 @@ use std::time::Instant;
 use tickwire_core::Event;
 use tickwire_core::{Config, ConfigError};
 use tickwire_indicators::{StateConfig, StateStage};
-use tickwire_ingest::{start_replay, IngestError, ReplayOptions};
-use tickwire_writer::{writer_dbs, RedisPools, WriterError};
+use tickwire_ingest::{start_replay, IngestError, IngestSummary, ReplayOptions};
+use tickwire_writer::{writer_dbs, RedisPools, WriterError, WriterFailure, WriterStats};
 use tokio::sync::mpsc;
 
 use crate::summary::RunSummary;
@@ -33,6 +33,54 @@ pub enum AppError {
     Live(#[from] tickwire_ingest::LiveError),
     #[error("the state stage stopped: {0}")]
     State(String),
+    /// The recorder or the live parser failed while the feeds ran.
+    #[error("{0}")]
+    Stage(tickwire_ingest::live::StageFailure),
+    /// A stage failed and stopped the run: `summary` is what it did before
+    /// (printed before the error), `cause` why it stopped.
+    #[error("{cause}")]
+    Stopped {
+        summary: Box<RunSummary>,
+        cause: Box<AppError>,
+    },
+}
+
+impl AppError {
+    /// The summary of a run that a failed stage stopped.
+    pub fn summary(&self) -> Option<&RunSummary> {
+        match self {
+            AppError::Stopped { summary, .. } => Some(summary),
+            _ => None,
+        }
+    }
+
+    /// The stage this error stopped a run in, as the summary names it.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            AppError::Stage(f) => f.stage,
+            AppError::State(_) => "state stage",
+            AppError::Stopped { cause, .. } => cause.stage(),
+            _ => "writer",
+        }
+    }
+}
+
+/// The summary of a replay that read through `p` (its reader did not get to
+/// sum up: the writer stopped it).
+fn ingest_so_far(p: &tickwire_ingest::IngestProgress) -> IngestSummary {
+    IngestSummary {
+        files: p.files_done.load(Ordering::Relaxed),
+        bytes: p.bytes.load(Ordering::Relaxed),
+        lines: p.lines.load(Ordering::Relaxed),
+        ticks: p.ticks.load(Ordering::Relaxed),
+        quotes: p.quotes.load(Ordering::Relaxed),
+        rejected: p.rejected.load(Ordering::Relaxed),
+        skipped: p.skipped.load(Ordering::Relaxed),
+        extra: p.extra.load(Ordering::Relaxed),
+        truncated: p.truncated.load(Ordering::Relaxed),
+        empty: p.empty.load(Ordering::Relaxed),
+        stopped_early: true,
+    }
 }
 
 /// Where the state stage reads the checkpoints of instruments it meets.
@@ -158,22 +206,34 @@ pub async fn replay_shown(
         state_tx,
     )?;
     let writer = WriterTask::start(config, &pools, rx, false);
+    let progress = handle.progress();
     let shown = crate::progress::show(mode, handle.progress());
     let ingest = tokio::task::spawn_blocking(move || handle.join());
-    let written = writer.finish().await?;
+    // A writer that gave up stops the replay: its heartbeat goes at once
+    // (no last beat), the reader stops as its output closes.
+    let written = writer.finish_or_abort().await?;
     shown.finish().await;
     let read = ingest.await?;
     let state = tokio::task::spawn_blocking(move || state.join())
         .await?
         .unwrap_or_default();
     pools.quit().await;
-    if let Some(why) = &state.failed {
-        return Err(AppError::State(why.clone()));
-    }
     // A writer failure explains an ingest "writer gone"; report it first.
-    let writer = written?;
-    let ingest = read?;
-    Ok(RunSummary {
+    let (writer, cause) = match written {
+        Ok(stats) => (stats, None),
+        Err(f) => (f.stats, Some(AppError::Writer(f.error))),
+    };
+    let cause = match (&state.failed, cause) {
+        (_, Some(c)) => Some(c),
+        (Some(why), None) => Some(AppError::State(why.clone())),
+        (None, None) => None,
+    };
+    let ingest = match (read, cause.is_some()) {
+        (Ok(i), _) => i,
+        (Err(_), true) => ingest_so_far(&progress),
+        (Err(e), false) => return Err(e.into()),
+    };
+    let summary = RunSummary {
         ingest,
         writer,
         state,
@@ -182,7 +242,15 @@ pub async fn replay_shown(
         mode: "replay",
         feeds: Vec::new(),
         record: None,
-    })
+        stopped_by: cause.as_ref().map(AppError::stage),
+    };
+    match cause {
+        None => Ok(summary),
+        Some(cause) => Err(AppError::Stopped {
+            summary: Box::new(summary),
+            cause: Box::new(cause),
+        }),
+    }
 }
 
 /// How a live run's state stage keeps time.
@@ -309,7 +377,7 @@ impl StateCounts {
 
 /// The writer's task with the heartbeat beside it.
 pub(crate) struct WriterTask {
-    task: tokio::task::JoinHandle<Result<tickwire_writer::WriterStats, WriterError>>,
+    task: tokio::task::JoinHandle<Result<WriterStats, WriterFailure>>,
     heartbeat: Option<tickwire_writer::heartbeat::Heartbeat>,
 }
 
@@ -342,11 +410,35 @@ impl WriterTask {
     /// Waits for the writer (its input closed), then beats a last time.
     pub(crate) async fn finish(
         self,
-    ) -> Result<Result<tickwire_writer::WriterStats, WriterError>, tokio::task::JoinError> {
+    ) -> Result<Result<WriterStats, WriterFailure>, tokio::task::JoinError> {
         let written = self.task.await;
         if let Some(h) = self.heartbeat {
             h.stop().await;
         }
         written
+    }
+
+    /// [`WriterTask::finish`], but a writer that failed gets no last beat:
+    /// its heartbeat stops the moment it is seen to have failed, and expires.
+    pub(crate) async fn finish_or_abort(
+        mut self,
+    ) -> Result<Result<WriterStats, WriterFailure>, tokio::task::JoinError> {
+        let heartbeat = self.heartbeat.take();
+        let written = self.task.await;
+        if let Some(h) = heartbeat {
+            match &written {
+                Ok(Ok(_)) => h.stop().await,
+                _ => h.abort().await,
+            }
+        }
+        written
+    }
+
+    /// Stops the heartbeat now, without a last beat (a stage failed: the
+    /// run is no longer healthy, whatever it still drains).
+    pub(crate) async fn stop_heartbeat(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort().await;
+        }
     }
 }

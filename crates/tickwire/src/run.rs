@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fred::prelude::*;
 use tickwire_core::Config;
 use tickwire_indicators::StateConfig;
 use tickwire_ingest::live::LiveSummary;
@@ -39,12 +40,6 @@ fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveO
     }
 }
 
-async fn wait_for(stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Runs every configured feed into the Redis of `config` until `stop` is
 /// set; then closes the feeds, writes everything read, and sums up. With
 /// `record`, every raw frame also goes to files in that directory.
@@ -72,7 +67,7 @@ pub async fn run(
         parsed,
         state_tx,
     )?;
-    let writer = WriterTask::start(config, &pools, rx, true);
+    let mut writer = WriterTask::start(config, &pools, rx, true);
     let live = match start_live(live_options(config, record, true), tx) {
         Ok(h) => h,
         Err(e) => {
@@ -82,21 +77,65 @@ pub async fn run(
             return Err(e.into());
         }
     };
-    // Until stopped, or until a stage stops on its own: a writer that gave
-    // up or a state stage that failed ends the run (feeds closed, heartbeat
-    // stopped, the cause reported) rather than leaving it reading into a
-    // pipeline that writes nothing.
-    while !stop.load(Ordering::Relaxed) && !writer.stopped() && !state.is_finished() {
+    // The one place every stage's end comes to: until stopped, or until a
+    // stage stops on its own. A writer that gave up, a state stage that
+    // failed, a recorder that cannot write or a parser thread that died
+    // ends the run (heartbeat stopped, feeds closed, the summary and the
+    // cause reported) rather than leaving it reading into a pipeline that
+    // writes or records nothing.
+    let failed = loop {
+        if stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        if writer.stopped() {
+            break Some("writer");
+        }
+        if state.is_finished() {
+            break Some("state stage");
+        }
+        if let Some(f) = live.failure() {
+            break Some(f.stage);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if writer.stopped() || state.is_finished() {
-        tracing::error!("a stage of the pipeline stopped: closing the feeds");
+    };
+    let recorder_failure = live.failure().filter(|f| f.stage == "recorder");
+    if let Some(stage) = failed {
+        tracing::error!(stage, "a stage of the pipeline stopped: stopping the run");
+        // No more beats: the key expires, and health says the process is gone.
+        writer.stop_heartbeat().await;
     }
     tracing::info!("stopping: closing feeds, writing what was read");
     let spools = live.spools();
-    let read = live.finish().await;
+    // A parser that still runs hands on each feed's `disconnected`; the
+    // writer writes it if it still can.
+    let read = live.finish().await?;
+    if read.parser_failed.is_some() && !writer.stopped() {
+        // Its feeds' `disconnected` died with it: say it here.
+        write_disconnected(config, &pools, &read).await;
+    }
     let written = writer.finish().await?;
-    if written.is_ok() {
+    let state = tokio::task::spawn_blocking(move || state.join())
+        .await?
+        .unwrap_or_default();
+    pools.quit().await;
+    // The first cause wins: a writer that gave up explains a state stage
+    // and a parser whose output closed.
+    let (writer, cause) = match written {
+        Ok(stats) => (stats, None),
+        Err(f) => (f.stats, Some(AppError::Writer(f.error))),
+    };
+    let cause = cause
+        .or_else(|| state.failed.clone().map(AppError::State))
+        .or_else(|| recorder_failure.map(AppError::Stage))
+        .or_else(|| {
+            read.parser_failed.clone().map(|cause| {
+                AppError::Stage(tickwire_ingest::live::StageFailure {
+                    stage: "parser",
+                    cause,
+                })
+            })
+        });
+    if cause.is_none() {
         // Everything the spools handed on is written: what they kept in
         // case it was not can go.
         for spool in spools.lock().iter_mut().flat_map(|s| s.iter_mut()) {
@@ -105,16 +144,7 @@ pub async fn run(
             }
         }
     }
-    let state = tokio::task::spawn_blocking(move || state.join())
-        .await?
-        .unwrap_or_default();
-    pools.quit().await;
-    if let Some(why) = &state.failed {
-        return Err(AppError::State(why.clone()));
-    }
-    let writer = written?;
-    let read = read?;
-    Ok(RunSummary {
+    let summary = RunSummary {
         ingest: ingest_of(&read),
         writer,
         state,
@@ -123,7 +153,43 @@ pub async fn run(
         mode: "run",
         feeds: read.feeds,
         record: read.record,
-    })
+        stopped_by: cause.as_ref().map(AppError::stage),
+    };
+    match cause {
+        None => Ok(summary),
+        Some(cause) => Err(AppError::Stopped {
+            summary: Box::new(summary),
+            cause: Box::new(cause),
+        }),
+    }
+}
+
+/// Writes `disconnected` for every feed of `read` (the default layout's
+/// `feed:{feed}:status`), for a parser that died before handing it on.
+async fn write_disconnected(config: &Config, pools: &RedisPools, read: &LiveSummary) {
+    let Ok(keys) = tickwire_writer::compile_keys(config) else {
+        return;
+    };
+    let db = config.databases.get(tickwire_core::Db::System);
+    let Ok(client) = pools.client(db, 0) else {
+        return;
+    };
+    let ttl = i64::try_from(config.ttl.secs(tickwire_core::Db::System)).unwrap_or(i64::MAX);
+    for f in &read.feeds {
+        let key = keys.feed_status.render_one(&keys.prefix, "feed", &f.name);
+        let set: Result<(), _> = client
+            .set(
+                key.as_str(),
+                "disconnected",
+                Some(fred::types::Expiration::EX(ttl)),
+                None,
+                false,
+            )
+            .await;
+        if let Err(e) = set {
+            tracing::warn!(feed = %f.name, error = %e, "feed status not written");
+        }
+    }
 }
 
 fn ingest_of(read: &LiveSummary) -> IngestSummary {
@@ -153,8 +219,22 @@ pub async fn record(
     // Nothing reads events: frames are only recorded.
     let (tx, _rx) = mpsc::channel(1);
     let live = start_live(live_options(config, Some(dir), false), tx)?;
-    wait_for(&stop).await;
+    // Until stopped, or until the recorder or the parser fails: recording on
+    // would only count frames not recorded.
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(f) = live.failure() {
+            tracing::error!(stage = f.stage, "{f}: stopping");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut read = live.finish().await?;
+    if let Some(cause) = read.parser_failed.take() {
+        return Err(AppError::Stage(tickwire_ingest::live::StageFailure {
+            stage: "parser",
+            cause,
+        }));
+    }
     let recorded = read.record.take().unwrap_or_default();
     Ok((read, recorded))
 }

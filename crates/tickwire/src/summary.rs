@@ -25,6 +25,9 @@ pub struct RunSummary {
     pub feeds: Vec<FeedSummary>,
     /// `run --record`: what the recorder wrote.
     pub record: Option<RecordSummary>,
+    /// The stage whose failure stopped the run (`writer`, `recorder`...),
+    /// if one did: the counts are what was done before.
+    pub stopped_by: Option<&'static str>,
 }
 
 impl RunSummary {
@@ -42,10 +45,14 @@ impl RunSummary {
         let i = &self.ingest;
         let w = &self.writer;
         let mut s = String::new();
-        let status = if i.stopped_early {
-            "stopped early (signal)"
-        } else {
-            "finished"
+        let failed;
+        let status = match self.stopped_by {
+            Some(stage) => {
+                failed = format!("STOPPED: the {stage} failed");
+                failed.as_str()
+            }
+            None if i.stopped_early => "stopped early (signal)",
+            None => "finished",
         };
         let _ = writeln!(
             s,
@@ -137,6 +144,25 @@ impl RunSummary {
         s
     }
 
+    /// Of a run a failed stage stopped: ticks read that reached neither
+    /// their stream nor a count of their own (written, already there,
+    /// refused, resent, outside phases). "Up to": those of the batch being
+    /// written when the writer gave up may be in Redis. 0 for a run that
+    /// was not stopped by a failure (every tick read was handed on).
+    pub fn ticks_not_written(&self) -> u64 {
+        if self.stopped_by.is_none() {
+            return 0;
+        }
+        let w = &self.writer;
+        self.ingest.ticks.saturating_sub(
+            w.ticks_written
+                + w.duplicates
+                + w.ticks_failed
+                + self.state.resent
+                + self.state.dropped_outside,
+        )
+    }
+
     /// Frames the live feeds dropped (their backlog full): read, never written.
     pub fn frames_dropped(&self) -> u64 {
         self.feeds.iter().map(|f| f.dropped).sum()
@@ -164,6 +190,13 @@ impl RunSummary {
             out.push(format!(
                 "{} other writes (last prices, indicators, volume) refused by Redis",
                 thousands(other)
+            ));
+        }
+        let unwritten = self.ticks_not_written();
+        if unwritten > 0 {
+            out.push(format!(
+                "up to {} ticks read not written (the run stopped before they landed)",
+                thousands(unwritten)
             ));
         }
         let dropped = self.frames_dropped();
@@ -241,11 +274,7 @@ pub fn render_record(r: &RecordSummary) -> String {
         );
     }
     if let Some(e) = &r.error {
-        let _ = writeln!(
-            s,
-            "  RECORDING FAILED: {e}; {} frames after it not recorded",
-            r.lost
-        );
+        let _ = writeln!(s, "  RECORDING FAILED: {e}; {} frames not recorded", r.lost);
     }
     s
 }
@@ -343,6 +372,7 @@ mod tests {
             mode,
             feeds: Vec::new(),
             record: None,
+            stopped_by: None,
         }
     }
 
