@@ -1090,7 +1090,7 @@ fn command_name(call: &Call) -> &'static str {
 }
 
 /// Worth sending again: the command may not have reached Redis.
-fn is_transient(e: &Error) -> bool {
+pub(crate) fn is_transient(e: &Error) -> bool {
     matches!(
         e.kind(),
         ErrorKind::IO
