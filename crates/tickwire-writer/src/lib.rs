@@ -1157,6 +1157,7 @@ pub async fn run_with(
         tick_latency: opts.tick_latency,
         profile_script: (!config.profiles.others.is_empty())
             .then(|| Script::from_lua(LUA_PROFILE_WRITE)),
+        refusals: Arc::default(),
     };
     let mut settings = settings;
     let lua_scripts = (config.indicators.engine == Engine::Lua).then(|| LuaScripts {
@@ -1270,6 +1271,7 @@ pub async fn run_with(
             }
         }
     }
+    settings.refusals.log_totals();
     match first_error {
         Some(e) => Err(e),
         None => Ok(stats),
