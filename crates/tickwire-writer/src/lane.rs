@@ -1417,6 +1417,18 @@ async fn write_batch(
         tokio::time::sleep(backoff).await;
     }
     record_metrics(&batch, &meta, &outcomes, s, started.elapsed());
+    // The batch's tick XADDs come first in its plan, in order: the newest
+    // acknowledged one is the restart watch's witness.
+    if let Some(w) = batch
+        .ticks
+        .iter()
+        .zip(&outcomes)
+        .rev()
+        .find(|(_, o)| **o == Outcome::Applied)
+        .map(|(w, _)| w)
+    {
+        pools.restart_watch().witness(w.db, &w.stream_key, w.id);
+    }
     if tries > 0 {
         stats.redis_wait_ms += started.elapsed().as_millis() as u64;
     }

@@ -1182,6 +1182,7 @@ pub async fn run_with(
         }
         None => None,
     };
+    let restart_watch = pools.watch_restarts(d.get(Db::System)).await;
     let mut tasks = JoinSet::new();
     let mut senders = Vec::with_capacity(lanes);
     for lane in 0..lanes {
@@ -1272,6 +1273,10 @@ pub async fn run_with(
         }
     }
     settings.refusals.log_totals();
+    let restarts = pools.restarts(system_db).await;
+    restart_watch.abort();
+    stats.redis_restarts = restarts.restarts;
+    stats.redis_restarts_lost = restarts.lost_data;
     match first_error {
         Some(e) => Err(e),
         None => Ok(stats),
