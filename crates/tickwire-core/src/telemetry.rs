@@ -34,6 +34,8 @@ pub const DEADLETTERS_WRITTEN: &str = "tickwire_deadletters_written_total";
 pub const BARS_WRITTEN: &str = "tickwire_bars_written_total";
 pub const REDIS_RETRIES: &str = "tickwire_redis_retries_total";
 pub const REDIS_WRITE_ERRORS: &str = "tickwire_redis_write_errors_total";
+pub const REDIS_RESTARTS: &str = "tickwire_redis_restarts_total";
+pub const REDIS_RESTARTS_DATA_LOST: &str = "tickwire_redis_restarts_data_lost_total";
 pub const FEED_RECONNECTS: &str = "tickwire_feed_reconnects_total";
 pub const FEED_UP: &str = "tickwire_feed_up";
 pub const FEED_BACKLOG: &str = "tickwire_feed_backlog_frames";
@@ -117,6 +119,18 @@ pub const METRICS: &[MetricDef] = &[
         kind: Kind::Counter,
         labels: &[],
         help: "Batches sent again after a transient Redis failure (timeout, lost connection).",
+    },
+    MetricDef {
+        name: REDIS_RESTARTS,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Redis restarts noticed (its run_id changed), with or without their data.",
+    },
+    MetricDef {
+        name: REDIS_RESTARTS_DATA_LOST,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Redis restarts that came back without what this process wrote before (no persistence).",
     },
     MetricDef {
         name: REDIS_WRITE_ERRORS,

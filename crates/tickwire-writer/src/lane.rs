@@ -209,6 +209,60 @@ pub(crate) struct LaneSettings {
     pub profile_script: Option<Script>,
     /// Record each tick's receive-to-Redis latency (live runs).
     pub tick_latency: bool,
+    /// Refusals logged so far, shared by the lanes: logged once each.
+    pub refusals: Arc<Refusals>,
+}
+
+/// Commands Redis refused for good, by (error kind, command): the first of
+/// each is logged, the rest only counted (write errors), so a Redis out of
+/// memory logs one line per command kind, not one per command.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals(std::sync::Mutex<Vec<(String, &'static str, u64)>>);
+
+impl Refusals {
+    /// Counts a refusal of `command` with `e`; logs it if it is the first
+    /// of its kind.
+    fn note(&self, db: u8, command: &'static str, e: &Error) {
+        let details = e.details();
+        // Redis' error code: its first word (OOM, WRONGTYPE, ERR...).
+        let kind = details.split_whitespace().next().unwrap_or("").to_string();
+        let first = {
+            // A panic while holding this lock cannot leave it half-updated
+            // (a push or an increment): a poisoned lock is still sound.
+            let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match seen
+                .iter_mut()
+                .find(|(k, c, _)| *k == kind && *c == command)
+            {
+                Some((_, _, n)) => {
+                    *n += 1;
+                    false
+                }
+                None => {
+                    seen.push((kind, command, 1));
+                    true
+                }
+            }
+        };
+        if first {
+            tracing::warn!(
+                db,
+                command,
+                error = %e,
+                "Redis refused a write; further {command} refused alike are counted \
+                 (write errors), not logged"
+            );
+        }
+    }
+
+    /// Logs how many of each kind there were, for kinds refused more than
+    /// once (one line each, at the end of a run).
+    pub(crate) fn log_totals(&self) {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (kind, command, n) in seen.iter().filter(|(_, _, n)| *n > 1) {
+            tracing::warn!(command, error_kind = %kind, refused = n, "Redis refused {n} {command} commands with {kind}");
+        }
+    }
 }
 
 impl LaneSettings {
@@ -394,6 +448,9 @@ enum Outcome {
     Applied,
     /// An XADD whose ID the stream already had.
     AlreadyThere,
+    /// An EXPIRE of a key Redis does not hold (it replied 0): the write
+    /// before it was refused (out of memory), so the key is not counted.
+    Absent,
     Failed,
 }
 
@@ -1090,7 +1147,7 @@ fn command_name(call: &Call) -> &'static str {
 }
 
 /// Worth sending again: the command may not have reached Redis.
-fn is_transient(e: &Error) -> bool {
+pub(crate) fn is_transient(e: &Error) -> bool {
     matches!(
         e.kind(),
         ErrorKind::IO
@@ -1139,6 +1196,7 @@ async fn attempt(
     pools: &RedisPools,
     lane: usize,
     stats: &mut WriterStats,
+    refusals: &Refusals,
 ) -> Result<Option<Error>, WriterError> {
     let mut by_db: Vec<(u8, Vec<usize>)> = Vec::new();
     for (i, c) in cmds.iter().enumerate() {
@@ -1188,7 +1246,7 @@ async fn attempt(
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
     for (db, idx, results) in join_all(sends).await {
-        let settled = settle(db, &idx, results, outcomes, stats);
+        let settled = settle(db, &idx, &names, results, outcomes, stats, refusals);
         match settled {
             Settled::Done => {}
             Settled::Transient(e) => transient = Some(e),
@@ -1225,9 +1283,11 @@ async fn attempt(
 fn settle(
     db: u8,
     idx: &[usize],
+    names: &[&'static str],
     results: Vec<Result<Value, Error>>,
     outcomes: &mut [Outcome],
     stats: &mut WriterStats,
+    refusals: &Refusals,
 ) -> Settled {
     if results.len() != idx.len() {
         let error = results
@@ -1253,6 +1313,8 @@ fn settle(
     let mut transient = None;
     for (&i, result) in idx.iter().zip(&results) {
         outcomes[i] = match result {
+            // EXPIRE answers 0 for a key that does not exist.
+            Ok(Value::Integer(0)) if names.get(i) == Some(&"EXPIRE") => Outcome::Absent,
             Ok(_) => Outcome::Applied,
             Err(e) if is_id_too_small(e) => Outcome::AlreadyThere,
             Err(e) if is_transient(e) || is_noscript(e) => {
@@ -1260,7 +1322,7 @@ fn settle(
                 Outcome::Pending
             }
             Err(e) => {
-                tracing::warn!(db, error = %e, "Redis refused a write");
+                refusals.note(db, names.get(i).copied().unwrap_or("?"), e);
                 stats.write_errors += 1;
                 Outcome::Failed
             }
@@ -1316,6 +1378,7 @@ async fn write_batch(
         pools,
         lane,
         stats,
+        &s.refusals,
     )
     .await?
     {
@@ -1356,14 +1419,27 @@ async fn write_batch(
         tokio::time::sleep(backoff).await;
     }
     record_metrics(&batch, &meta, &outcomes, s, started.elapsed());
+    // The batch's tick XADDs come first in its plan, in order: the newest
+    // acknowledged one is the restart watch's witness.
+    if let Some(w) = batch
+        .ticks
+        .iter()
+        .zip(&outcomes)
+        .rev()
+        .find(|(_, o)| **o == Outcome::Applied)
+        .map(|(w, _)| w)
+    {
+        pools.restart_watch().witness(w.db, &w.stream_key, w.id);
+    }
     if tries > 0 {
         stats.redis_wait_ms += started.elapsed().as_millis() as u64;
     }
     for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
         let db = stats.db(db);
         match (kind, outcome) {
-            // Every key of the batch gets exactly one EXPIRE: count keys there.
-            (Kind::Expire, _) => {
+            // Every key of the batch gets exactly one EXPIRE: count the keys
+            // it found there (none where the write before it was refused).
+            (Kind::Expire, Outcome::Applied) => {
                 if let Some(key) = key {
                     db.note_key(key.as_bytes());
                 }
@@ -1570,6 +1646,7 @@ mod tests {
             progress: Arc::default(),
             profile_script: None,
             tick_latency: false,
+            refusals: Arc::default(),
         };
         let quote = |key: &str, bid: Option<f64>| QuoteWrite {
             price_key: Key::from(key),
@@ -1595,13 +1672,77 @@ mod tests {
         ));
     }
 
+    const NAMES: [&str; 4] = ["XADD", "XADD", "XADD", "HSET"];
+
+    /// An EXPIRE that finds no key (the write before it refused) is not a
+    /// key Redis took; refusals are counted per command, logged per kind.
+    #[test]
+    fn an_expire_of_a_missing_key_is_absent_and_refusals_are_counted_by_kind() {
+        let mut stats = WriterStats::default();
+        let names = ["XADD", "EXPIRE", "HSET", "EXPIRE", "HSET"];
+        let mut outcomes = vec![Outcome::Pending; 5];
+        let oom = || {
+            Err(Error::new(
+                ErrorKind::Unknown,
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ))
+        };
+        let refusals = Refusals::default();
+        let replies = vec![
+            oom(),
+            Ok(Value::Integer(0)),
+            oom(),
+            Ok(Value::Integer(1)),
+            oom(),
+        ];
+        assert!(matches!(
+            settle(
+                0,
+                &[0, 1, 2, 3, 4],
+                &names,
+                replies,
+                &mut outcomes,
+                &mut stats,
+                &refusals
+            ),
+            Settled::Done
+        ));
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Failed,
+                Outcome::Absent,
+                Outcome::Failed,
+                Outcome::Applied,
+                Outcome::Failed
+            ]
+        );
+        assert_eq!(stats.write_errors, 3);
+        let seen = refusals.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                ("OOM".to_string(), "XADD", 1),
+                ("OOM".to_string(), "HSET", 2)
+            ]
+        );
+    }
+
     #[test]
     fn a_pipeline_that_failed_as_a_whole_is_sent_again_whole() {
         let mut stats = WriterStats::default();
         let mut outcomes = vec![Outcome::Pending; 4];
         // fred's answer for a pipeline it gave up on: one error for all.
         let gave_up = Error::new(ErrorKind::Unknown, "Too many failed write attempts.");
-        let e = settle(2, &[0, 2, 3], vec![Err(gave_up)], &mut outcomes, &mut stats);
+        let e = settle(
+            2,
+            &[0, 2, 3],
+            &NAMES,
+            vec![Err(gave_up)],
+            &mut outcomes,
+            &mut stats,
+            &Refusals::default(),
+        );
         assert!(matches!(e, Settled::Transient(_)), "to be retried");
         assert_eq!(outcomes, vec![Outcome::Pending; 4], "none taken as done");
         assert_eq!(stats.write_errors, 0);
@@ -1615,7 +1756,15 @@ mod tests {
             Err(Error::new(ErrorKind::InvalidArgument, "WRONGTYPE")),
         ];
         assert!(matches!(
-            settle(2, &[0, 2, 3], replies, &mut outcomes, &mut stats),
+            settle(
+                2,
+                &[0, 2, 3],
+                &NAMES,
+                replies,
+                &mut outcomes,
+                &mut stats,
+                &Refusals::default()
+            ),
             Settled::Done
         ));
         assert_eq!(
@@ -1632,7 +1781,15 @@ mod tests {
         let mut one = vec![Outcome::Pending];
         let gave_up = Error::new(ErrorKind::Unknown, "Too many failed write attempts.");
         assert!(matches!(
-            settle(2, &[0], vec![Err(gave_up)], &mut one, &mut stats),
+            settle(
+                2,
+                &[0],
+                &NAMES,
+                vec![Err(gave_up)],
+                &mut one,
+                &mut stats,
+                &Refusals::default()
+            ),
             Settled::Transient(_)
         ));
         assert_eq!(one, [Outcome::Pending]);
@@ -1649,7 +1806,15 @@ mod tests {
             ))
         };
         let replies = vec![Ok(Value::Null), noperm(), noperm()];
-        match settle(0, &[0, 1, 2], replies, &mut outcomes, &mut stats) {
+        match settle(
+            0,
+            &[0, 1, 2],
+            &NAMES,
+            replies,
+            &mut outcomes,
+            &mut stats,
+            &Refusals::default(),
+        ) {
             Settled::NoPerm(i, e) => {
                 assert_eq!(i, 1, "the first refused command");
                 assert!(e.details().contains("'xadd'"));

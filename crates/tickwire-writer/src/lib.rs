@@ -350,6 +350,44 @@ where
     }
 }
 
+/// SCRIPT LOAD of the scripts a run uses, before any batch is written: a
+/// failure Redis may get over (a timeout, a connection lost, LOADING) is
+/// tried again like any write, up to `max_retries` times with the writer's
+/// backoff; a refusal (NOPERM, a script Redis will not compile) at once.
+async fn load_scripts(
+    alerts_client: &fred::prelude::Client,
+    ticks_client: &fred::prelude::Client,
+    alerts: &Script,
+    profile: Option<&Script>,
+    lua: Option<&LuaScripts>,
+    max_retries: u32,
+) -> Result<(), WriterError> {
+    let mut tries = 0;
+    loop {
+        let mut loaded = alerts.load(alerts_client).await;
+        if let (Ok(()), Some(script)) = (&loaded, profile) {
+            loaded = script.load(ticks_client).await;
+        }
+        if let (Ok(()), Some(lua)) = (&loaded, lua) {
+            loaded = lua.load(ticks_client).await;
+        }
+        match loaded {
+            Ok(()) => return Ok(()),
+            Err(e) if lane::is_transient(&e) && tries < max_retries => {
+                tries += 1;
+                tracing::warn!(
+                    attempt = tries,
+                    error = %e,
+                    "SCRIPT LOAD failed, retrying (writer.max_retries = {max_retries})"
+                );
+                metrics::counter!(tickwire_core::telemetry::REDIS_RETRIES).increment(1);
+                tokio::time::sleep(retry_backoff(tries)).await;
+            }
+            Err(e) => return Err(WriterError::Script(e)),
+        }
+    }
+}
+
 /// Reads a stream ID as Redis writes it (`{ms}-{seq}`).
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
@@ -1155,36 +1193,32 @@ pub async fn run_with(
         tick_latency: opts.tick_latency,
         profile_script: (!config.profiles.others.is_empty())
             .then(|| Script::from_lua(LUA_PROFILE_WRITE)),
+        refusals: Arc::default(),
     };
     let mut settings = settings;
-    settings
-        .alerts
-        .script
-        .load(pools.client(settings.alerts.db, 0)?)
-        .await
-        .map_err(WriterError::Script)?;
-    if let Some(script) = &settings.profile_script {
-        script
-            .load(pools.client(settings.ticks_db, 0)?)
-            .await
-            .map_err(WriterError::Script)?;
-    }
-    let lua_interval = if config.indicators.engine == Engine::Lua {
-        let scripts = LuaScripts {
-            bar_indicators: Script::from_lua(LUA_BAR_INDICATORS),
-            vwap: Script::from_lua(LUA_VWAP),
-            rsi_period: config.indicators.rsi_period,
-            atr_period: config.indicators.atr_period,
-        };
-        scripts
-            .load(pools.client(settings.ticks_db, 0)?)
-            .await
-            .map_err(WriterError::Script)?;
-        settings.lua = Some(scripts);
-        Some(Arc::from(config.indicators.interval.as_str()))
-    } else {
-        None
+    let lua_scripts = (config.indicators.engine == Engine::Lua).then(|| LuaScripts {
+        bar_indicators: Script::from_lua(LUA_BAR_INDICATORS),
+        vwap: Script::from_lua(LUA_VWAP),
+        rsi_period: config.indicators.rsi_period,
+        atr_period: config.indicators.atr_period,
+    });
+    load_scripts(
+        pools.client(settings.alerts.db, 0)?,
+        pools.client(settings.ticks_db, 0)?,
+        &settings.alerts.script,
+        settings.profile_script.as_ref(),
+        lua_scripts.as_ref(),
+        config.writer.max_retries,
+    )
+    .await?;
+    let lua_interval = match lua_scripts {
+        Some(scripts) => {
+            settings.lua = Some(scripts);
+            Some(Arc::from(config.indicators.interval.as_str()))
+        }
+        None => None,
     };
+    let restart_watch = pools.watch_restarts(d.get(Db::System)).await;
     let mut tasks = JoinSet::new();
     let mut senders = Vec::with_capacity(lanes);
     for lane in 0..lanes {
@@ -1274,6 +1308,11 @@ pub async fn run_with(
             }
         }
     }
+    settings.refusals.log_totals();
+    let restarts = pools.restarts(system_db).await;
+    restart_watch.abort();
+    stats.redis_restarts = restarts.restarts;
+    stats.redis_restarts_lost = restarts.lost_data;
     match first_error {
         Some(error) => Err(WriterFailure { error, stats }),
         None => Ok(stats),

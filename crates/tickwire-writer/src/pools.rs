@@ -1,7 +1,7 @@
 //! One fred pool per logical DB. The DB is fixed in each pool's config and
 //! SELECTed by fred on every (re)connect; nothing SELECTs at run time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -16,6 +16,50 @@ pub struct RedisPools {
     size: usize,
     /// The URL, password hidden, for messages.
     url: String,
+    /// Restarts of the Redis server noticed (see [`RedisPools::watch_restarts`]).
+    restarts: std::sync::Arc<RestartWatch>,
+}
+
+/// What the process knows of the Redis server it writes to: its `run_id`
+/// (INFO server), which a restart changes, and witnesses: the newest tick
+/// entries Redis acknowledged (stream key and ID), with when. A Redis that
+/// restarts with its data (AOF, RDB) still holds an entry acknowledged
+/// before the connection dropped; one without persistence comes back
+/// empty, and that entry is gone with everything written before it. Only
+/// an entry acknowledged before the first connection error is asked for:
+/// one acknowledged later may be a resend to the new server. No extra key
+/// is written.
+#[derive(Debug, Default)]
+pub struct RestartWatch {
+    state: tokio::sync::Mutex<Option<String>>,
+    witness: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Witness)>>,
+    /// When a connection first failed since the last check.
+    dropped: std::sync::Mutex<Option<std::time::Instant>>,
+    restarts: std::sync::atomic::AtomicU64,
+    lost: std::sync::atomic::AtomicU64,
+}
+
+/// An entry as XRANGE returns it.
+type StreamEntry = (String, HashMap<String, String>);
+
+/// A stream entry Redis acknowledged: (db, stream key, entry ID).
+type Witness = (u8, Key, String);
+
+/// Restarts noticed during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restarts {
+    /// Times the run_id changed.
+    pub restarts: u64,
+    /// Of those, restarts after which this process's marker was gone: what
+    /// it wrote before is gone too.
+    pub lost_data: u64,
+}
+
+/// The `run_id` of `INFO server`'s reply.
+fn run_id_of(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("run_id:"))
+        .map(|id| id.trim().to_string())
 }
 
 impl RedisPools {
@@ -99,7 +143,91 @@ impl RedisPools {
             pools,
             size: cfg.pool_size,
             url: redact_url(&cfg.url),
+            restarts: std::sync::Arc::default(),
         })
+    }
+
+    /// Starts noticing Redis restarts: learns the server's `run_id` and
+    /// checks it again after every reconnect of any connection (fred's
+    /// reconnect events) until the returned task is aborted. A restart is
+    /// logged once and counted, and counted as lost data when the witness
+    /// (see [`RestartWatch`]) is gone. Failing to learn the run_id (an ACL
+    /// without INFO) only turns the watch off, with a warning.
+    pub async fn watch_restarts(&self, db: u8) -> tokio::task::JoinHandle<()> {
+        let watch = std::sync::Arc::clone(&self.restarts);
+        if let Ok(client) = self.client(db, 0) {
+            match server_run_id(client).await {
+                Ok(id) => *watch.state.lock().await = Some(id),
+                Err(e) => tracing::warn!(
+                    url = %self.url,
+                    error = %e,
+                    "cannot read Redis' run_id (INFO server): a Redis restart will not be noticed"
+                ),
+            }
+        }
+        // Every connection's reconnect events, funnelled into one.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut forwards = tokio::task::JoinSet::new();
+        for pool in self.pools.values() {
+            for client in pool.clients() {
+                let mut events = client.reconnect_rx();
+                let mut errors = client.error_rx();
+                let w = std::sync::Arc::clone(&watch);
+                forwards.spawn(async move {
+                    while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
+                        errors.recv().await
+                    {
+                        w.dropped
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert_with(std::time::Instant::now);
+                    }
+                });
+                let tx = tx.clone();
+                forwards.spawn(async move {
+                    while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
+                        events.recv().await
+                    {
+                        let _ = tx.try_send(());
+                    }
+                });
+            }
+        }
+        drop(tx);
+        let client = self.client(db, 0).ok().cloned();
+        let pools: Vec<(u8, Client)> = self
+            .pools
+            .iter()
+            .filter_map(|(db, p)| p.clients().first().map(|c| (*db, c.clone())))
+            .collect();
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            // Aborting this task drops the forwarders with it.
+            let _forwards = forwards;
+            let Some(client) = client else { return };
+            while rx.recv().await.is_some() {
+                watch.check(&client, &pools, &url).await;
+            }
+        })
+    }
+
+    /// Checks the run_id once more (the end of a run: a restart without a
+    /// reconnect seen yet) and returns the restarts noticed so far.
+    pub async fn restarts(&self, db: u8) -> Restarts {
+        if let Ok(client) = self.client(db, 0) {
+            let pools: Vec<(u8, Client)> = self
+                .pools
+                .iter()
+                .filter_map(|(db, p)| p.clients().first().map(|c| (*db, c.clone())))
+                .collect();
+            self.restarts.check(client, &pools, &self.url).await;
+        }
+        self.restarts.counts()
+    }
+
+    /// The restart watch, for the lanes to leave their witness in.
+    pub(crate) fn restart_watch(&self) -> &RestartWatch {
+        &self.restarts
     }
 
     /// [`connect`](Self::connect), waiting for a Redis that is not up yet:
@@ -344,6 +472,116 @@ fn connect_error(cfg: &RedisConfig, db: u8, source: fred::error::Error) -> Write
     WriterError::TlsHandshake { url, cause, source }
 }
 
+/// Redis' `run_id`, from INFO server.
+async fn server_run_id(client: &Client) -> Result<String, Error> {
+    let info: String = client.info(Some(fred::types::InfoKind::Server)).await?;
+    run_id_of(&info)
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "INFO server has no run_id field"))
+}
+
+impl RestartWatch {
+    /// The counts so far.
+    pub fn counts(&self) -> Restarts {
+        use std::sync::atomic::Ordering::Relaxed;
+        Restarts {
+            restarts: self.restarts.load(Relaxed),
+            lost_data: self.lost.load(Relaxed),
+        }
+    }
+
+    /// The newest tick entry Redis acknowledged (a lane, after a batch).
+    pub(crate) fn witness(&self, db: u8, key: &Key, id: (u64, u64)) {
+        // A panic while holding this lock cannot leave it half-written (one
+        // assignment): a poisoned lock is still sound.
+        let mut w = self.witness.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() >= 256 {
+            w.pop_front();
+        }
+        w.push_back((
+            std::time::Instant::now(),
+            (db, key.clone(), format!("{}-{}", id.0, id.1)),
+        ));
+    }
+
+    /// Compares Redis' run_id with the one known; on a change, counts and
+    /// logs the restart (once: the run_id is then the new one) and whether
+    /// the witness survived it. A Redis that cannot answer now is checked
+    /// on its next reconnect.
+    async fn check(&self, client: &Client, pools: &[(u8, Client)], url: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        use tickwire_core::telemetry as t;
+        let mut known = self.state.lock().await;
+        let Some(old) = known.clone() else {
+            return;
+        };
+        let now = match server_run_id(client).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read Redis' run_id now; checked again on the next reconnect");
+                return;
+            }
+        };
+        if now == old {
+            return;
+        }
+        // The newest entry acknowledged before a connection first failed
+        // (or, without an error seen, before now).
+        let dropped = self
+            .dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(std::time::Instant::now);
+        let witness = self
+            .witness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find(|(at, _)| *at < dropped)
+            .map(|(_, w)| w.clone());
+        let lost = match witness {
+            // Nothing acknowledged yet: nothing to lose.
+            None => false,
+            Some((db, key, id)) => {
+                let Some((_, c)) = pools.iter().find(|(d, _)| *d == db) else {
+                    return;
+                };
+                let found: Result<Vec<StreamEntry>, Error> =
+                    c.xrange(key, id.as_str(), id.as_str(), Some(1)).await;
+                match found {
+                    Ok(entries) => entries.is_empty(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot read the restart witness now; checked again on the next reconnect");
+                        return;
+                    }
+                }
+            }
+        };
+        self.restarts.fetch_add(1, Relaxed);
+        metrics::counter!(t::REDIS_RESTARTS).increment(1);
+        if lost {
+            self.lost.fetch_add(1, Relaxed);
+            metrics::counter!(t::REDIS_RESTARTS_DATA_LOST).increment(1);
+            tracing::error!(
+                url,
+                old_run_id = %old,
+                new_run_id = %now,
+                "Redis restarted without its data (no persistence): what this process wrote \
+                 before the restart is gone"
+            );
+        } else {
+            tracing::warn!(
+                url,
+                old_run_id = %old,
+                new_run_id = %now,
+                "Redis restarted and still holds what this process wrote: nothing lost"
+            );
+        }
+        *known = Some(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +592,13 @@ mod tests {
             tls,
             ..RedisConfig::default()
         }
+    }
+
+    #[test]
+    fn the_run_id_is_read_from_info_server() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:4f1c0d6e9a\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id_of(info).as_deref(), Some("4f1c0d6e9a"));
+        assert_eq!(run_id_of("# Server\r\nredis_version:7.0.15\r\n"), None);
     }
 
     #[test]

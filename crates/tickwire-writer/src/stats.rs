@@ -77,6 +77,10 @@ pub struct WriterStats {
     /// to their last, in ms: the longest any one lane waited for Redis (lanes
     /// wait side by side, so merging takes the maximum).
     pub redis_wait_ms: u64,
+    /// Redis restarts noticed (its run_id changed).
+    pub redis_restarts: u64,
+    /// Of those, restarts that came back without what was written before.
+    pub redis_restarts_lost: u64,
     pub per_db: BTreeMap<u8, DbStats>,
 }
 
@@ -131,6 +135,8 @@ impl WriterStats {
         self.bars_failed += other.bars_failed;
         self.deadletters_failed += other.deadletters_failed;
         self.redis_wait_ms = self.redis_wait_ms.max(other.redis_wait_ms);
+        self.redis_restarts += other.redis_restarts;
+        self.redis_restarts_lost += other.redis_restarts_lost;
         self.bars_written += other.bars_written;
         self.bar_duplicates += other.bar_duplicates;
         self.indicator_writes += other.indicator_writes;

@@ -87,12 +87,14 @@ impl RunSummary {
         for (name, v) in rows {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
-        let optional: [(&str, u64); 5] = [
+        let optional: [(&str, u64); 7] = [
             // Lines that held several items (an OKX push of three trades):
             // lines read + these = ticks + quotes + rejected + skipped.
             ("more per line", i.extra),
             ("frames dropped", self.frames_dropped()),
             ("redis retries", w.retries),
+            ("redis restarts", w.redis_restarts),
+            ("data lost there", w.redis_restarts_lost),
             ("files cut short", i.truncated),
             ("empty files", i.empty),
         ];
@@ -197,6 +199,14 @@ impl RunSummary {
             out.push(format!(
                 "up to {} ticks read not written (the run stopped before they landed)",
                 thousands(unwritten)
+            ));
+        }
+        if w.redis_restarts_lost > 0 && self.mode == "replay" {
+            out.push(format!(
+                "what was written before Redis restarted without its data ({} restart{}) is \
+                 gone from Redis: run the replay again",
+                w.redis_restarts_lost,
+                if w.redis_restarts_lost == 1 { "" } else { "s" }
             ));
         }
         let dropped = self.frames_dropped();

@@ -229,3 +229,78 @@ async fn a_live_run_whose_writes_redis_refuses_exits_non_zero_saying_what_is_mis
     );
     assert!(stderr.contains("40 ticks not written"), "{stderr}");
 }
+
+/// Per DB of the summary's table: the keys column (`>=n` when capped).
+fn keys_by_db(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.contains("stream entries"))
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [db, _purpose, keys, _new, _there, _hashes] = f.as_slice() else {
+                return None;
+            };
+            Some((db.to_string(), keys.to_string()))
+        })
+        .collect()
+}
+
+/// Out of memory, Redis refuses every write but answers the EXPIRE after
+/// each one (0: no such key). The summary counts per DB only the keys Redis
+/// holds, none here; and the log names each refused command kind once
+/// instead of once per refused command (300 ticks, their prices, bars...).
+#[test]
+fn refused_writes_count_no_keys_and_are_logged_once_per_kind() {
+    let server = redis();
+    assert_eq!(
+        redis_cli(
+            &server,
+            &["CONFIG", "SET", "maxmemory-policy", "noeviction"]
+        ),
+        "OK"
+    );
+    assert_eq!(
+        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "1"]),
+        "OK"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = ticks_file(dir.path());
+    let (out, stdout, stderr) = run(tickwire()
+        .args(["--redis", &server.url(), "replay", "--max"])
+        .arg(&input));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(summary_value(&stdout, "write errors") >= 300, "{stdout}");
+    let rows = keys_by_db(&stdout);
+    assert!(!rows.is_empty(), "{stdout}");
+    for (db, keys) in &rows {
+        assert_eq!(keys, "0", "db {db}: Redis holds no key:\n{stdout}");
+        assert_eq!(redis_cli(&server, &["-n", db, "DBSIZE"]), "0");
+    }
+    let logged = stderr.matches("Redis refused a write").count();
+    assert!(
+        (1..=8).contains(&logged),
+        "one warning per refused command kind (XADD, HSET, SET...), not per command: \
+         {logged}\n{stderr}"
+    );
+    assert!(stderr.contains("OOM"), "{stderr}");
+
+    // Once Redis takes writes, the same table counts the keys it holds.
+    assert_eq!(
+        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "0"]),
+        "OK"
+    );
+    let (out, stdout, stderr) = run(tickwire()
+        .args(["--redis", &server.url(), "replay", "--max"])
+        .arg(&input));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let db4 = keys_by_db(&stdout)
+        .into_iter()
+        .find(|(db, _)| db == "4")
+        .map(|(_, k)| k);
+    assert_eq!(
+        db4.as_deref(),
+        Some(redis_cli(&server, &["-n", "4", "DBSIZE"]).as_str()),
+        "{stdout}"
+    );
+}

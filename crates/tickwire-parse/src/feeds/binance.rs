@@ -120,8 +120,8 @@ fn book_ticker(
         .map_or(recv_ns, |ms| ms.saturating_mul(1_000_000));
     let (bid, ask) = (side("b")?, side("a")?);
     if bid.is_none() && ask.is_none() {
-        // Null `b` and `a` (an empty book): nothing to write, skipped
-        // rather than an empty HSET that Redis refuses.
+        // Null or zero `b` and `a` (an empty book): nothing to write,
+        // skipped rather than an empty HSET that Redis refuses.
         out.push(Event::Skipped { feed: feed.into() });
         return Ok(());
     }
@@ -282,6 +282,44 @@ mod tests {
         };
         assert_eq!(q.exchange_ts_ns, 1_568_014_460_891_000_000);
         let (r, _) = decode(r#"{"u":1,"s":"X","b":"abc","a":"1"}"#);
+        assert_eq!(r.unwrap_err().error_type, "bad_number");
+    }
+
+    /// A zero price is no side (Binance sends `"0.00000000"` for an empty
+    /// side): one zero side leaves a one-sided quote, both zero (or one zero,
+    /// one null) skip the frame; a negative price is still a bad number.
+    #[test]
+    fn book_ticker_zero_price_is_no_side() {
+        let (r, out) = decode(
+            r#"{"u":1,"s":"BNBUSDT","b":"0.00000000","B":"0.00000000","a":"25.36520000","A":"40.66000000"}"#,
+        );
+        r.unwrap();
+        let [Event::Quote(q)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(q.bid, None);
+        assert_eq!(q.ask.map(|a| a.to_string()), Some("25.3652".into()));
+        let (r, out) = decode(r#"{"u":1,"s":"BNBUSDT","b":"25.1","B":"1","a":"0","A":"0"}"#);
+        r.unwrap();
+        let [Event::Quote(q)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (q.bid.map(|b| b.to_string()), q.ask),
+            (Some("25.1".into()), None)
+        );
+        for empty in [
+            r#"{"u":1,"s":"BNBUSDT","b":"0.00000000","B":"0.00000000","a":"0.00000000","A":"0.00000000"}"#,
+            r#"{"u":1,"s":"BNBUSDT","b":null,"B":null,"a":"0.00000000","A":"0"}"#,
+        ] {
+            let (r, out) = decode(empty);
+            r.unwrap();
+            assert!(
+                matches!(out.as_slice(), [Event::Skipped { .. }]),
+                "{empty}: {out:?}"
+            );
+        }
+        let (r, _) = decode(r#"{"u":1,"s":"X","b":"-1","a":"1"}"#);
         assert_eq!(r.unwrap_err().error_type, "bad_number");
     }
 

@@ -33,17 +33,21 @@ impl FrameError {
     }
 }
 
-/// A quote side sent as text (`"25.3519"`): absent stays absent, anything but
-/// a positive number is an error naming the field.
+/// A quote side sent as text (`"25.3519"`): absent stays absent, and so does
+/// a zero price (`"0.00000000"`, `"0"`: venues send it for a side with no
+/// order, as an empty book); anything else but a positive number is an error
+/// naming the field.
 pub(crate) fn optional_price(key: &str, text: Option<&str>) -> Result<Option<Dec>, FrameError> {
-    match text {
-        None => Ok(None),
-        Some(text) => crate::num::decimal(text)
-            .filter(|p| p.is_positive())
-            .map(Some)
-            .ok_or_else(|| {
-                FrameError::new("bad_number", format!("`{key}` is not a price: {text:?}"))
-            }),
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match crate::num::decimal(text) {
+        Some(p) if p.is_positive() => Ok(Some(p)),
+        Some(p) if p.is_zero() => Ok(None),
+        _ => Err(FrameError::new(
+            "bad_number",
+            format!("`{key}` is not a price: {text:?}"),
+        )),
     }
 }
 

@@ -84,7 +84,7 @@ fn ticker_quote(
     let inst = v
         .get_str("instId")
         .ok_or_else(|| FrameError::new("missing_field", "missing string field `instId`"))?;
-    // OKX sends "" when a side is empty.
+    // OKX sends "" (or "0") when a side is empty: no side.
     let side = |k: &str| optional_price(k, v.get_str(k).filter(|t| !t.is_empty()));
     let ts = v.get_str("ts").and_then(|t| t.parse::<i64>().ok());
     Ok(Quote {
@@ -166,7 +166,7 @@ impl OkxDecoder {
                 let first = out.len();
                 for element in data {
                     match ticker_quote(element, recv_ns, instruments) {
-                        // An illiquid instrument (`"bidPx":""`, `"askPx":""`):
+                        // An illiquid instrument (`"bidPx":""` or `"0"`, both sides):
                         // nothing to write, skipped rather than an empty HSET.
                         Ok(q) if q.bid.is_none() && q.ask.is_none() => out.push(skipped()),
                         Ok(q) => out.push(Event::Quote(q)),
@@ -258,6 +258,33 @@ mod tests {
                 1_597_026_383_085_000_000
             )
         );
+    }
+
+    /// `"bidPx":"0"` is no bid, as `""` is: a one-sided quote, or a skip
+    /// when neither side has a price; never a rejected frame.
+    #[test]
+    fn tickers_zero_or_empty_side_is_no_side() {
+        let push = |bid: &str, ask: &str| {
+            format!(
+                r#"{{"arg":{{"channel":"tickers","instId":"X-USDT"}},"data":[{{"instType":"SPOT","instId":"X-USDT","last":"1","lastSz":"0","askPx":"{ask}","askSz":"0","bidPx":"{bid}","bidSz":"0","ts":"1597026383085"}}]}}"#
+            )
+        };
+        let (r, out) = decode(&push("0", "1.5"));
+        r.unwrap();
+        let [Event::Quote(q)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!((q.bid, q.ask), (None, Some(d(1.5))));
+        for (bid, ask) in [("0", "0"), ("", "0"), ("0.0", "")] {
+            let (r, out) = decode(&push(bid, ask));
+            r.unwrap();
+            assert!(
+                matches!(out.as_slice(), [Event::Skipped { .. }]),
+                "{bid:?}/{ask:?}: {out:?}"
+            );
+        }
+        let (r, _) = decode(&push("-1", "1"));
+        assert_eq!(r.unwrap_err().error_type, "bad_number");
     }
 
     #[test]
