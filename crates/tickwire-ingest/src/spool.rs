@@ -290,6 +290,9 @@ impl Spool {
         let path = segment_path(&self.dir, w.seq, SPOOL_SEGMENT_EXT);
         w.file.write_all(&header).map_err(io(&path))?;
         w.file.write_all(&frame.data).map_err(io(&path))?;
+        // One write(2) a record: in the kernel's hands at once, so a process
+        // killed now has lost nothing it spooled.
+        w.file.flush().map_err(io(&path))?;
         w.len += record;
         w.dirty = true;
         if let Some(seg) = self.segments.back_mut().filter(|s| s.seq == w.seq) {

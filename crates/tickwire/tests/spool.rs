@@ -40,6 +40,7 @@ fn config_file(dir: &Path, url: &str) -> PathBuf {
              max_backlog_frames = 2000\n\
              [spool]\ndir = \"{}\"\nsegment_bytes = 262144\n\
              [metrics]\nenabled = false\n\
+             [streams]\nmaxlen = 100000000\n\
              [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{url}\"\n\
              symbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
             dir.join("spool").display()
@@ -197,10 +198,28 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
         "the feed answered the venue's pings while Redis was down ({pongs_while_down})"
     );
 
-    wait_until(60 + 2 * down.as_secs(), "every trade in Redis", || async {
-        flood.sent.load(Ordering::Relaxed) as u64 >= total && ticks_in_redis(&db4).await >= total
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(60 + 2 * down.as_secs());
+    loop {
+        let sent = flood.sent.load(Ordering::Relaxed) as u64;
+        let landed = ticks_in_redis(&db4).await;
+        if sent >= total && landed >= total {
+            break;
+        }
+        if Instant::now() >= deadline {
+            if let Ok(keep) = std::env::var("TICKWIRE_SPOOL_LOG") {
+                let _ = std::fs::copy(&log, keep);
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            panic!(
+                "timed out: {sent} of {total} sent, {landed} in Redis, {} bytes spooled; \
+                 the log's end:\n{}",
+                spooled_bytes(dir.path()),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let drained = went.elapsed();
     let (status, stdout) = stop(run, "-TERM").await;
     let text = log_of(&log);
