@@ -255,13 +255,13 @@ pub fn start_live(
         .iter()
         .map(FeedPlan::of)
         .collect::<Result<Vec<_>, _>>()?;
-    // Each feed's spool, opened (and locked) before anything is read: what a
-    // previous process left goes out first.
+    // Each feed's spool: what a previous process left goes out first (that
+    // spool is opened and locked now); otherwise it opens when first needed.
     let mut spools = Vec::with_capacity(plans.len());
     let budget = Arc::new(crate::spool::SpoolBudget::default());
     for plan in &plans {
         spools.push(if opts.spool.enabled() {
-            Some(crate::spool::Spool::open(
+            Some(crate::spool::SpoolSlot::new(
                 &opts.spool,
                 Arc::clone(&plan.name),
                 plan.venue,

@@ -134,6 +134,108 @@ pub struct Spool {
     pub inherited_frames: u64,
 }
 
+/// A feed's spool as the feed task holds it: opened (and locked) at start
+/// only when an earlier process left frames in it, else on the first frame
+/// the backlog cannot hold, so a run that never falls behind touches no disk
+/// (and two runs that never spool do not contend for a directory).
+#[derive(Debug)]
+pub struct SpoolSlot {
+    cfg: SpoolConfig,
+    feed: Arc<str>,
+    venue: FeedVenue,
+    budget: Arc<SpoolBudget>,
+    spool: Option<Spool>,
+    /// The last failed attempt to open it (tried again after a while).
+    failed_at: Option<Instant>,
+}
+
+impl SpoolSlot {
+    /// The slot of feed `feed`; opens the spool now if it holds frames an
+    /// earlier process left (an error then fails the start: another process
+    /// holds it, or it cannot be read).
+    pub fn new(
+        cfg: &SpoolConfig,
+        feed: Arc<str>,
+        venue: FeedVenue,
+        budget: Arc<SpoolBudget>,
+    ) -> Result<SpoolSlot, SpoolError> {
+        let dir = feed_dir(cfg, &feed);
+        let left = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().any(|e| segment_name(&e.path()).is_some()))
+            .unwrap_or(false);
+        let spool = if left {
+            Some(Spool::open(
+                cfg,
+                Arc::clone(&feed),
+                venue,
+                Arc::clone(&budget),
+            )?)
+        } else {
+            None
+        };
+        Ok(SpoolSlot {
+            cfg: cfg.clone(),
+            feed,
+            venue,
+            budget,
+            spool,
+            failed_at: None,
+        })
+    }
+
+    /// The spool, if open.
+    pub fn get(&mut self) -> Option<&mut Spool> {
+        self.spool.as_mut()
+    }
+
+    /// The spool, if open (to look at).
+    pub fn peek(&self) -> Option<&Spool> {
+        self.spool.as_ref()
+    }
+
+    /// The spool, opened now if need be; `None` (logged) when it cannot be,
+    /// tried again at most every 5 s.
+    pub fn open(&mut self) -> Option<&mut Spool> {
+        if self.spool.is_none()
+            && self
+                .failed_at
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(5))
+        {
+            match Spool::open(
+                &self.cfg,
+                Arc::clone(&self.feed),
+                self.venue,
+                Arc::clone(&self.budget),
+            ) {
+                Ok(s) => {
+                    tracing::warn!(
+                        feed = %self.feed,
+                        dir = %s.dir.display(),
+                        "the feed's backlog is full: spooling frames to disk"
+                    );
+                    self.spool = Some(s);
+                }
+                Err(e) => {
+                    tracing::error!(feed = %self.feed, error = %e, "cannot open the spool");
+                    self.failed_at = Some(Instant::now());
+                }
+            }
+        }
+        self.spool.as_mut()
+    }
+
+    /// Gives up the spool (it could not be read): what is in it stays on disk.
+    pub fn close(&mut self) {
+        self.spool = None;
+        self.failed_at = Some(Instant::now());
+    }
+
+    /// The spool, taken out (at the end of the feed).
+    pub fn take(self) -> Option<Spool> {
+        self.spool
+    }
+}
+
 /// A file name's sequence number and kind (`.seg` or `.done`), if it is a
 /// segment.
 fn segment_name(path: &Path) -> Option<(u64, bool)> {
@@ -823,5 +925,24 @@ mod tests {
             Err(SpoolError::Locked(dir)) => assert!(dir.ends_with("a")),
             other => panic!("a second owner: {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_slot_touches_no_disk_until_a_frame_must_be_spooled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cfg(&tmp.path().join("spool"), 1 << 30);
+        let mut slot = SpoolSlot::new(&c, "bn".into(), FeedVenue::Binance, Arc::default()).unwrap();
+        assert!(slot.get().is_none());
+        assert!(!c.dir.exists(), "nothing created before it is needed");
+        assert!(slot.open().unwrap().append(&frame(1)).unwrap());
+        drop(slot);
+        // What it left is opened (and locked) at once by the next one.
+        let mut next = SpoolSlot::new(&c, "bn".into(), FeedVenue::Binance, Arc::default()).unwrap();
+        let spool = next.get().expect("opened at start: frames were left");
+        assert!(same(&take_all(spool)[0], &frame(1)));
+        assert!(matches!(
+            SpoolSlot::new(&c, "bn".into(), FeedVenue::Binance, Arc::default()),
+            Err(SpoolError::Locked(_))
+        ));
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolSlot};
 
 /// Environment variables holding Dhan's credentials (never logged).
 pub const DHAN_TOKEN_ENV: &str = "DHAN_ACCESS_TOKEN";
@@ -367,7 +367,7 @@ struct Outbox {
     backlog_bytes: u64,
     max: usize,
     max_bytes: u64,
-    spool: Option<Spool>,
+    spool: Option<SpoolSlot>,
     /// When a drop was last logged (once a minute at most).
     drop_logged: Option<Instant>,
     /// Drops since then.
@@ -385,7 +385,7 @@ impl Outbox {
     fn new(
         tx: mpsc::Sender<FeedMsg>,
         live: &LiveConfig,
-        spool: Option<Spool>,
+        spool: Option<SpoolSlot>,
         counters: Arc<FeedCounters>,
         metrics: FeedMetrics,
         feed: Arc<str>,
@@ -426,7 +426,7 @@ impl Outbox {
     fn show_backlog(&self) {
         self.metrics.backlog.set(self.backlog.len() as f64);
         self.metrics.backlog_bytes.set(self.backlog_bytes as f64);
-        if let Some(spool) = &self.spool {
+        if let Some(spool) = self.spool.as_ref().and_then(SpoolSlot::peek) {
             self.metrics.spool_bytes.set(spool.unread_bytes() as f64);
             let age = spool.oldest_age_ns(now_ns()).unwrap_or(0);
             self.metrics.spool_age.set(age as f64 / 1e9);
@@ -435,7 +435,10 @@ impl Outbox {
 
     /// Whether frames wait in the spool (new ones must go behind them).
     fn spooling(&self) -> bool {
-        self.spool.as_ref().is_some_and(|s| !s.is_empty())
+        self.spool
+            .as_ref()
+            .and_then(SpoolSlot::peek)
+            .is_some_and(|s| !s.is_empty())
     }
 
     /// A frame that cannot be kept: counted, and logged once a minute.
@@ -461,8 +464,12 @@ impl Outbox {
 
     /// Keeps a frame the backlog has no room for: in the spool if there is one.
     fn overflow(&mut self, frame: RawFrame) {
-        let Some(spool) = self.spool.as_mut() else {
+        let Some(slot) = self.spool.as_mut() else {
             self.drop_frame("the backlog is full and [spool] is off (max_bytes = 0)");
+            return;
+        };
+        let Some(spool) = slot.open() else {
+            self.drop_frame("the spool cannot be opened");
             return;
         };
         match spool.append(&frame) {
@@ -514,7 +521,10 @@ impl Outbox {
 
     /// Refills an empty backlog from the spool; false when nothing came.
     fn unspool(&mut self) -> bool {
-        let Some(spool) = self.spool.as_mut() else {
+        let Some(slot) = self.spool.as_mut() else {
+            return false;
+        };
+        let Some(spool) = slot.get() else {
             return false;
         };
         if spool.is_empty() {
@@ -544,7 +554,9 @@ impl Outbox {
                     error = %e,
                     "cannot read the spool: its frames stay on disk for the next process"
                 );
-                self.spool = None;
+                if let Some(slot) = self.spool.as_mut() {
+                    slot.close();
+                }
                 false
             }
         }
@@ -553,7 +565,7 @@ impl Outbox {
     /// Moves what the channel takes now from the backlog (and the spool
     /// behind it); false when the parser is gone.
     fn flush(&mut self) -> bool {
-        if let Some(spool) = self.spool.as_mut() {
+        if let Some(spool) = self.spool.as_mut().and_then(SpoolSlot::get) {
             if let Err(e) = spool.tick() {
                 tracing::error!(feed = %self.feed, error = %e, "spool upkeep failed");
             }
@@ -596,7 +608,7 @@ impl Outbox {
             if !self.unspool() {
                 break;
             }
-            if let Some(spool) = self.spool.as_mut() {
+            if let Some(spool) = self.spool.as_mut().and_then(SpoolSlot::get) {
                 if let Err(e) = spool.tick() {
                     tracing::error!(feed = %self.feed, error = %e, "spool upkeep failed");
                 }
@@ -634,7 +646,7 @@ impl Outbox {
 pub async fn run_feed(
     plan: FeedPlan,
     live: LiveConfig,
-    spool: Option<Spool>,
+    spool: Option<SpoolSlot>,
     tx: mpsc::Sender<FeedMsg>,
     counters: Arc<FeedCounters>,
     stop: watch::Receiver<bool>,
@@ -648,7 +660,7 @@ pub async fn run_feed(
         Arc::clone(&plan.name),
     );
     feed_loop(&plan, &live, &mut out, &counters, stop).await;
-    out.spool.take()
+    out.spool.take().and_then(SpoolSlot::take)
 }
 
 async fn feed_loop(
