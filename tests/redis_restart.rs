@@ -577,3 +577,256 @@ async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
         s.writer
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_resumes_within_two_seconds_of_each_of_three_sigkills_in_a_row() {
+    // SIGKILLed three times within a few seconds: started again at once,
+    // then after 1 s and 2 s down, each time once a few batches went in.
+    // What the kills cut off is resent on the new connections; every tick
+    // lands once and every key equals an uninterrupted run.
+    let lines = trades();
+    let n = lines.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let all = file(dir.path(), "all.csv", &lines);
+    let reference = redis();
+    replay_open(&config(&reference, ""), std::slice::from_ref(&all)).await;
+
+    let mut server = persistent();
+    let cfg = config(&server, "[writer]\nbatch_size = 50\n");
+    let run = {
+        let (cfg, all) = (cfg.clone(), all.clone());
+        let opts = ReplayOptions {
+            // 12 minutes of exchange time in about 14 s.
+            pace: Pace::Speed(50.0),
+            ..paced(all)
+        };
+        tokio::spawn(
+            async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut resumed = Vec::new();
+    for down in [
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    ] {
+        assert!(!run.is_finished(), "the replay ended before the kills");
+        let before: u64 = {
+            let db4 = server.client(4).await.unwrap();
+            db4.xlen("ticks:BTCUSDT").await.unwrap()
+        };
+        server.crash().unwrap();
+        tokio::time::sleep(down).await;
+        // Returns once Redis answers PING: its AOF is loaded.
+        tokio::task::block_in_place(|| server.recover()).unwrap();
+        let db4 = server.client(4).await.unwrap();
+        resumed.push((down, resumed_after(&db4, before).await));
+        // A few batches on the new connections before the next kill.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("(outage, writing resumed after Redis answered): {resumed:?}");
+    for (down, after) in &resumed {
+        assert!(
+            *after < Duration::from_secs(2),
+            "writing resumed {after:?} after Redis was back from a {down:?} outage"
+        );
+    }
+    let s = run
+        .await
+        .unwrap()
+        .expect("the replay rides through three kills");
+    assert_eq!(s.writer.write_errors, 0, "{:?}", s.writer);
+    assert_eq!(
+        s.writer.ticks_written + s.writer.duplicates,
+        n,
+        "{:?}",
+        s.writer
+    );
+    assert_same(&server, &reference, "a run through three kills in a row").await;
+}
+
+/// A redis-server of the test's own: a password (so that fred connects to
+/// it while it loads its data set: AUTH is allowed then, PING is not), AOF
+/// `always`, and a slow load (`key-load-delay`: 10 ms per key of the RDB
+/// base, and replies to clients between keys). Killed on drop.
+struct AuthRedis {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl AuthRedis {
+    const PASSWORD: &'static str = "s3cret";
+
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Self::spawn(port, dir.path());
+        Self { child, port, dir }
+    }
+
+    fn spawn(port: u16, dir: &Path) -> std::process::Child {
+        let bin = tickwire_testkit::redis_server::find_redis_server()
+            .unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"));
+        std::process::Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--requirepass", Self::PASSWORD])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--key-load-delay", "10000"])
+            .args(["--loading-process-events-interval-bytes", "1024"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts")
+    }
+
+    fn url(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}", Self::PASSWORD, self.port)
+    }
+
+    /// A client of DB `db`, connected (waiting for the server to listen).
+    async fn client(&self, db: u8) -> Client {
+        let mut config = fred::prelude::Config::from_url(&self.url()).unwrap();
+        config.database = Some(db);
+        let t0 = std::time::Instant::now();
+        loop {
+            let client = Builder::from_config(config.clone()).build().unwrap();
+            if client.init().await.is_ok() {
+                return client;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "redis-server is not up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, then started again on its AOF (not waiting for the load).
+    fn crash_and_start(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, self.dir.path());
+    }
+}
+
+impl Drop for AuthRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_loading_its_data_after_a_restart_is_waited_for_not_given_up_on() {
+    // Writes meet `-LOADING` for the whole load (3 s or more here). They are
+    // not failures: with writer.max_retries = 3 (100 + 200 + 400 ms of
+    // backoff) the writer gave up on it before ("gave up after 3 retries:
+    // LOADING"); now it waits, and writes within a second of the load's end.
+    let lines = trades();
+    let n = lines.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let all = file(dir.path(), "all.csv", &lines);
+    let mut server = AuthRedis::start();
+    // 300 keys of 2 KB in a DB tickwire does not use.
+    let filler = server.client(15).await;
+    let value = "x".repeat(2_000);
+    let p = filler.pipeline();
+    for i in 0..300 {
+        let _: () = p
+            .set(format!("filler:{i}"), value.as_str(), None, None, false)
+            .await
+            .unwrap();
+    }
+    let _: Vec<Value> = p.all().await.unwrap();
+    let cfg = tickwire_core::Config::from_toml(
+        "[writer]\nbatch_size = 50\nmax_retries = 3\n",
+        &tickwire_core::config::Overrides {
+            redis_url: Some(server.url()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let run = {
+        let (cfg, all) = (cfg.clone(), all.clone());
+        let opts = ReplayOptions {
+            pace: Pace::Speed(50.0),
+            ..paced(all)
+        };
+        tokio::spawn(
+            async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Everything so far into the AOF's RDB base, where the load is slowed
+    // per key (commands appended after it are slowed per command: few).
+    let _: Value = filler
+        .custom(fred::cmd!("BGREWRITEAOF"), Vec::<Value>::new())
+        .await
+        .unwrap();
+    loop {
+        let info: String = filler
+            .info(Some(fred::types::InfoKind::Persistence))
+            .await
+            .unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before: u64 = server.client(4).await.xlen("ticks:BTCUSDT").await.unwrap();
+    assert!(before > 0, "ticks were written before the kill");
+    server.crash_and_start();
+    // The load: PING answers LOADING until it ends.
+    let db4 = server.client(4).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        match db4.ping::<Value>(None).await {
+            Err(e) if e.details().starts_with("LOADING") => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Ok(_) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let loading = t0.elapsed();
+    assert!(
+        loading > Duration::from_secs(2),
+        "the load took {loading:?}: too short to show anything"
+    );
+    let after = resumed_after(&db4, before).await;
+    eprintln!("loading took {loading:?}; writing resumed {after:?} after it ended");
+    assert!(
+        after < Duration::from_secs(2),
+        "writing resumed {after:?} after the load ended"
+    );
+    let s = run
+        .await
+        .unwrap()
+        .expect("the replay waits for the load instead of giving up");
+    assert_eq!(s.writer.write_errors, 0, "{:?}", s.writer);
+    assert_eq!(
+        s.writer.ticks_written + s.writer.duplicates,
+        n,
+        "{:?}",
+        s.writer
+    );
+    for key in ["ticks:BTCUSDT", "ticks:ETHUSDT"] {
+        let len: u64 = db4.xlen(key).await.unwrap();
+        assert_eq!(len, n / 2, "{key}: every tick once");
+    }
+}

@@ -1371,6 +1371,7 @@ async fn write_batch(
     let mut outcomes = vec![Outcome::Pending; cmds.len()];
     let started = std::time::Instant::now();
     let mut tries = 0;
+    let mut loading_said = false;
     let mut next = Some(cmds);
     while let Some(err) = attempt(
         next.take().unwrap_or_else(|| plan(&batch, s, state)),
@@ -1382,6 +1383,23 @@ async fn write_batch(
     )
     .await?
     {
+        if crate::is_loading(&err) {
+            // Redis is back and loading its data set: wait until it has,
+            // then send what is pending at once. Not an attempt against
+            // writer.max_retries (a long load is no failure) and no backoff
+            // after the load.
+            if !loading_said {
+                loading_said = true;
+                tracing::warn!(
+                    lane,
+                    "Redis is loading its data set (LOADING): waiting for it, then sending the batch again"
+                );
+            }
+            stats.retries += 1;
+            metrics::counter!(tickwire_core::telemetry::REDIS_RETRIES).increment(1);
+            crate::wait_loaded(pools.client(s.ticks_db, lane)?).await;
+            continue;
+        }
         tries += 1;
         if tries > s.max_retries {
             return Err(WriterError::Exhausted {

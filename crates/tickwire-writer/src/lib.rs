@@ -300,6 +300,47 @@ pub fn retry_backoff(tries: u32) -> Duration {
     Duration::from_millis((50u64 << tries.min(6)).min(500))
 }
 
+/// How often a Redis that answers `LOADING` is asked again (a PING).
+const LOADING_POLL: Duration = Duration::from_millis(100);
+
+/// Redis is up and answering but still loading its data set (AOF or RDB)
+/// after a restart. fred connects during loading when it authenticates
+/// (AUTH, SELECT and CLIENT are allowed then; its PING of a password-less
+/// connection is not), so writes meet this reply for as long as the load
+/// takes: seconds to minutes for a large data set.
+pub fn is_loading(e: &fred::error::Error) -> bool {
+    e.details().starts_with("LOADING")
+}
+
+/// Waits while Redis answers `LOADING`: a PING on `client` every 100 ms
+/// until it answers anything else (PONG, or an error that is the caller's
+/// to handle). Not bounded and not counted against `writer.max_retries`: a
+/// loading Redis is reachable and every load ends; counting its replies as
+/// failed attempts gave up on a Redis that was merely loading (20 tries at
+/// 500 ms: about 10 s of loading), and backing off left the writer idle up
+/// to 500 ms after the load ended. Logs every 5 s that it waits. Returns how
+/// long it waited.
+pub(crate) async fn wait_loaded(client: &fred::prelude::Client) -> Duration {
+    use fred::prelude::ClientLike;
+    let started = std::time::Instant::now();
+    let mut said = started;
+    loop {
+        match client.ping::<fred::types::Value>(None).await {
+            Err(e) if is_loading(&e) => {
+                if said.elapsed() >= Duration::from_secs(5) {
+                    said = std::time::Instant::now();
+                    tracing::warn!(
+                        waited_s = started.elapsed().as_secs_f64(),
+                        "Redis is still loading its data set; waiting"
+                    );
+                }
+                tokio::time::sleep(LOADING_POLL).await;
+            }
+            _ => return started.elapsed(),
+        }
+    }
+}
+
 /// The key of `inst`'s state checkpoint (in the system DB, beside the
 /// process's other bookkeeping).
 pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
@@ -308,7 +349,8 @@ pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
 }
 
 /// Reads the checkpoints of `insts` (one pipelined GET each) from the
-/// system DB: what a process continues each instrument from.
+/// system DB: what a process continues each instrument from. A Redis still
+/// loading its data set is waited for (see [`wait_loaded`]), then read.
 pub async fn load_checkpoints(
     pools: &RedisPools,
     config: &Config,
@@ -316,22 +358,32 @@ pub async fn load_checkpoints(
     insts: &[Arc<Instrument>],
 ) -> Result<Vec<Option<String>>, WriterError> {
     let client = pools.client(config.databases.get(Db::System), 0)?;
-    let p = client.pipeline();
-    for inst in insts {
-        let _: () = fred::prelude::KeysInterface::get(&p, checkpoint_key(keys, inst))
-            .await
-            .map_err(WriterError::Checkpoint)?;
+    loop {
+        let p = client.pipeline();
+        for inst in insts {
+            let _: () = fred::prelude::KeysInterface::get(&p, checkpoint_key(keys, inst))
+                .await
+                .map_err(WriterError::Checkpoint)?;
+        }
+        let read = p.try_all::<Option<String>>().await;
+        if read.iter().any(|r| r.as_ref().is_err_and(is_loading)) {
+            wait_loaded(client).await;
+            continue;
+        }
+        return read
+            .into_iter()
+            .map(|r| r.map_err(WriterError::Checkpoint))
+            .collect();
     }
-    p.try_all::<Option<String>>()
-        .await
-        .into_iter()
-        .map(|r| r.map_err(WriterError::Checkpoint))
-        .collect()
 }
 
 /// A Redis read the writer cannot go on without, tried with the writer's
-/// backoff while it fails (at most 6 attempts, about 2 s).
-async fn read_retrying<T, F, Fut>(mut read: F) -> Result<T, fred::error::Error>
+/// backoff while it fails (at most 6 attempts, about 2 s), on `client`; a
+/// Redis still loading its data set is waited for (not an attempt).
+async fn read_retrying<T, F, Fut>(
+    client: &fred::prelude::Client,
+    mut read: F,
+) -> Result<T, fred::error::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
@@ -340,6 +392,9 @@ where
     loop {
         match read().await {
             Ok(v) => return Ok(v),
+            Err(e) if is_loading(&e) => {
+                wait_loaded(client).await;
+            }
             Err(e) if tries >= 5 => return Err(e),
             Err(e) => {
                 tries += 1;
@@ -351,9 +406,10 @@ where
 }
 
 /// SCRIPT LOAD of the scripts a run uses, before any batch is written: a
-/// failure Redis may get over (a timeout, a connection lost, LOADING) is
-/// tried again like any write, up to `max_retries` times with the writer's
-/// backoff; a refusal (NOPERM, a script Redis will not compile) at once.
+/// failure Redis may get over (a timeout, a connection lost) is tried again
+/// like any write, up to `max_retries` times with the writer's backoff; a
+/// Redis loading its data set is waited for (see [`wait_loaded`]); a
+/// refusal (NOPERM, a script Redis will not compile) fails at once.
 async fn load_scripts(
     alerts_client: &fred::prelude::Client,
     ticks_client: &fred::prelude::Client,
@@ -373,6 +429,9 @@ async fn load_scripts(
         }
         match loaded {
             Ok(()) => return Ok(()),
+            Err(e) if is_loading(&e) => {
+                wait_loaded(ticks_client).await;
+            }
             Err(e) if lane::is_transient(&e) && tries < max_retries => {
                 tries += 1;
                 tracing::warn!(
@@ -402,7 +461,7 @@ async fn last_entry_id(
 ) -> Result<Option<(u64, u64)>, WriterError> {
     use fred::prelude::StreamsInterface;
     let client = pools.client(db, 0)?;
-    let last: Vec<(String, HashMap<String, String>)> = read_retrying(|| {
+    let last: Vec<(String, HashMap<String, String>)> = read_retrying(client, || {
         client.xrevrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
             key.clone(),
             "+",
@@ -429,7 +488,7 @@ async fn entry_is(
     use fred::prelude::StreamsInterface;
     let client = pools.client(db, 0)?;
     let id = ids::format_id(id);
-    let found: Vec<(String, HashMap<String, String>)> = read_retrying(|| {
+    let found: Vec<(String, HashMap<String, String>)> = read_retrying(client, || {
         client.xrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
             key.clone(),
             id.as_str(),

@@ -547,8 +547,16 @@ impl RestartWatch {
                 let Some((_, c)) = pools.iter().find(|(d, _)| *d == db) else {
                     return;
                 };
-                let found: Result<Vec<StreamEntry>, Error> =
-                    c.xrange(key, id.as_str(), id.as_str(), Some(1)).await;
+                let mut found: Result<Vec<StreamEntry>, Error> = c
+                    .xrange(key.clone(), id.as_str(), id.as_str(), Some(1))
+                    .await;
+                if found.as_ref().is_err_and(crate::is_loading) {
+                    // INFO answers while Redis loads its data set, XRANGE
+                    // not: ask once it has loaded rather than at the next
+                    // reconnect (there may be none).
+                    crate::wait_loaded(c).await;
+                    found = c.xrange(key, id.as_str(), id.as_str(), Some(1)).await;
+                }
                 match found {
                     Ok(entries) => entries.is_empty(),
                     Err(e) => {
