@@ -601,13 +601,15 @@ fn a_healthy_replay_exports_every_error_counter_at_zero() {
         assert_eq!(m.get(s), Some(&0.0), "{s}: {m:#?}");
     }
     // Every metric the dashboard queries has a series, except those of live
-    // connections (a replay has none).
+    // connections and their spools (a replay has neither).
     let live_only = [
         "tickwire_feed_up",
         "tickwire_feed_reconnects_total",
         "tickwire_feed_dropped_frames_total",
         "tickwire_feed_backpressure_total",
         "tickwire_feed_backlog_frames",
+        "tickwire_spool_bytes",
+        "tickwire_spool_oldest_age_seconds",
     ];
     for name in dashboard_metrics() {
         if !live_only.contains(&name.as_str()) {
