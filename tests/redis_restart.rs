@@ -570,6 +570,13 @@ async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
         .unwrap()
         .expect("the replay rides through both outages");
     assert_eq!(s.writer.write_errors, 0, "{:?}", s.writer);
+    // The summary's `waited for redis` covers both outages, also the part
+    // fred held the lanes' commands through without an attempt failing.
+    assert!(
+        s.writer.redis_wait_ms >= 8_000,
+        "waited for redis {} ms through 7 s + 1 s down",
+        s.writer.redis_wait_ms
+    );
     assert_eq!(
         s.writer.ticks_written + s.writer.duplicates,
         n,

@@ -1372,6 +1372,7 @@ async fn write_batch(
     let started = std::time::Instant::now();
     let mut tries = 0;
     let mut loading_said = false;
+    let errors_before = pools.restart_watch().connection_errors();
     let mut next = Some(cmds);
     while let Some(err) = attempt(
         next.take().unwrap_or_else(|| plan(&batch, s, state)),
@@ -1449,7 +1450,10 @@ async fn write_batch(
     {
         pools.restart_watch().witness(w.db, &w.stream_key, w.id);
     }
-    if tries > 0 {
+    // Waited for Redis: attempts failed, it was loading, or a connection
+    // dropped while the batch was out (fred held its commands and sent them
+    // again on the new connection, so no attempt failed).
+    if tries > 0 || loading_said || pools.restart_watch().connection_errors() != errors_before {
         stats.redis_wait_ms += started.elapsed().as_millis() as u64;
     }
     for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {

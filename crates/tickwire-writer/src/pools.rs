@@ -37,6 +37,10 @@ pub struct RestartWatch {
     dropped: std::sync::Mutex<Option<std::time::Instant>>,
     restarts: std::sync::atomic::AtomicU64,
     lost: std::sync::atomic::AtomicU64,
+    /// Connection errors of any connection so far: a batch during which it
+    /// moved waited for Redis even when fred held and resent its commands
+    /// without the lane seeing an error.
+    errors: std::sync::atomic::AtomicU64,
 }
 
 /// An entry as XRANGE returns it.
@@ -177,6 +181,7 @@ impl RedisPools {
                     while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
                         errors.recv().await
                     {
+                        w.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         w.dropped
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -487,6 +492,12 @@ impl RestartWatch {
             restarts: self.restarts.load(Relaxed),
             lost_data: self.lost.load(Relaxed),
         }
+    }
+
+    /// Connection errors seen so far on any connection (while the watch
+    /// runs).
+    pub(crate) fn connection_errors(&self) -> u64 {
+        self.errors.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The newest tick entry Redis acknowledged (a lane, after a batch).
