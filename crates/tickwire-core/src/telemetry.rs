@@ -306,10 +306,13 @@ pub mod error_types {
     }
 }
 
-/// Bucket bounds (seconds) of the latency histograms: 100 µs to 10 s.
+/// Bucket bounds (seconds) of the latency histograms: 50 µs to 1 s, close
+/// enough below 10 ms (50 µs steps to 500 µs, then 1-1.5-2-3-4-5-7.5) that a
+/// p99 of a loopback round trip or two reads off it; what waits longer
+/// (Redis down) is counted above 1 s.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    0.00005, 0.0001, 0.00015, 0.0002, 0.00025, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015,
+    0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
 ];
 
 /// Bucket bounds of the batch size histogram (events).

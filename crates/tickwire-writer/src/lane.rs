@@ -1587,11 +1587,26 @@ fn record_metrics(
 }
 
 /// The lane task: writes batches in arrival order until its channel closes.
+/// How a lane tells the dispatcher it waits for work: `flag` set, then
+/// `wake` notified.
+pub(crate) struct Idle {
+    pub(crate) flag: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+}
+
+impl Idle {
+    fn say(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
 pub(crate) async fn run_lane(
     lane: usize,
     mut rx: mpsc::Receiver<LaneBatch>,
     pools: Arc<RedisPools>,
     settings: LaneSettings,
+    idle: Idle,
 ) -> Result<WriterStats, crate::WriterFailure> {
     let mut stats = WriterStats::default();
     // A lane that stops on an error hands on what it wrote before.
@@ -1609,6 +1624,9 @@ pub(crate) async fn run_lane(
             return Err(failed(e, &mut stats));
         }
         acknowledged = checkpoints;
+        if rx.is_empty() {
+            idle.say();
+        }
     }
     if !acknowledged.is_empty() {
         let last = LaneBatch {

@@ -19,6 +19,7 @@ pub mod stats;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1280,7 +1281,14 @@ pub async fn run_with(
     let restart_watch = pools.watch_restarts(d.get(Db::System)).await;
     let mut tasks = JoinSet::new();
     let mut senders = Vec::with_capacity(lanes);
-    for lane in 0..lanes {
+    // A lane waiting for work says so (its flag, then `wake`): what is
+    // pending for it goes out at once instead of waiting to fill a batch or
+    // for the flush timer. While it writes, its next batch grows.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let idle: Vec<Arc<AtomicBool>> = (0..lanes)
+        .map(|_| Arc::new(AtomicBool::new(true)))
+        .collect();
+    for (lane, idle) in idle.iter().enumerate() {
         // Two batches queued per lane: one being written, one being filled.
         let (tx, lane_rx) = mpsc::channel(2);
         senders.push(tx);
@@ -1289,6 +1297,10 @@ pub async fn run_with(
             lane_rx,
             Arc::clone(&pools),
             settings.clone(),
+            lane::Idle {
+                flag: Arc::clone(idle),
+                wake: Arc::clone(&wake),
+            },
         ));
     }
     let mut dispatcher = Dispatcher {
@@ -1333,11 +1345,14 @@ pub async fn run_with(
                         if let Some(lane) = lane {
                             if dispatcher.pending[lane].len() >= batch_size {
                                 let batch = std::mem::take(&mut dispatcher.pending[lane]);
+                                idle[lane].store(false, Ordering::Release);
                                 send(&senders[lane], batch).await?;
                             }
                         }
                     }
+                    to_idle_lanes(&mut dispatcher.pending, &senders, &idle);
                 }
+                _ = wake.notified() => to_idle_lanes(&mut dispatcher.pending, &senders, &idle),
                 _ = flush.tick() => flush_all(&mut dispatcher.pending, &senders).await?,
             }
         }
@@ -1375,6 +1390,29 @@ pub async fn run_with(
     match first_error {
         Some(error) => Err(WriterFailure { error, stats }),
         None => Ok(stats),
+    }
+}
+
+/// Hands each idle lane its partial batch, without waiting: a lane that is
+/// not writing writes what it has at once (the tick-to-Redis latency of a
+/// quiet lane is one round trip, not `flush_interval_ms`).
+fn to_idle_lanes(
+    pending: &mut [LaneBatch],
+    senders: &[mpsc::Sender<LaneBatch>],
+    idle: &[Arc<AtomicBool>],
+) {
+    for ((batch, tx), idle) in pending.iter_mut().zip(senders).zip(idle) {
+        if !batch.is_empty() && idle.swap(false, Ordering::AcqRel) {
+            match tx.try_send(std::mem::take(batch)) {
+                Ok(()) => {}
+                // Its slots are taken after all (a full batch just went in):
+                // the batch waits for the lane's next call or the timer.
+                Err(mpsc::error::TrySendError::Full(b)) => *batch = b,
+                // A closed lane has failed; its error comes out when it is
+                // joined, and the next send says so.
+                Err(mpsc::error::TrySendError::Closed(b)) => *batch = b,
+            }
+        }
     }
 }
 

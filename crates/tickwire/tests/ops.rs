@@ -7,32 +7,9 @@ mod common;
 use common::*;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// `GET /metrics`: every sample line, `name{labels}` -> value.
-fn scrape(port: u16) -> HashMap<String, f64> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the metrics endpoint listens");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    body.lines()
-        .filter(|l| l.starts_with("tickwire_"))
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -484,14 +461,6 @@ const ERROR_COUNTERS: &[&str] = &[
     "tickwire_redis_retries_total",
     "tickwire_redis_write_errors_total",
 ];
-
-/// [`scrape`], or nothing while the endpoint does not listen yet.
-fn try_scrape(port: u16) -> HashMap<String, f64> {
-    match TcpStream::connect(("127.0.0.1", port)) {
-        Ok(_) => scrape(port),
-        Err(_) => HashMap::new(),
-    }
-}
 
 /// The series of metric `name` in a scrape (histograms: their `_bucket` etc.).
 fn series_of<'a>(m: &'a HashMap<String, f64>, name: &str) -> Vec<(&'a String, f64)> {

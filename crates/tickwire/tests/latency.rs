@@ -1,0 +1,199 @@
+//! Tick-to-Redis latency of a live run, read off the histogram an operator
+//! scrapes (`tickwire_tick_to_redis_latency_seconds`): a local Binance
+//! trade feed at a set rate into `tickwire run`, then the quantiles of the
+//! histogram once every tick is in Redis.
+//!
+//! In the suite this runs small (1,000 frames a second for 2 s) and checks
+//! what can fail there: every tick lands and is in the histogram once, and
+//! the buckets resolve 50 µs to 1 s. The figures are a bench's:
+//! `benches/latency.sh` runs it optimized at 1,000 and 50,000 frames a
+//! second through `TICKWIRE_LATENCY_RATE` and `TICKWIRE_LATENCY_SECONDS` and
+//! prints them.
+
+mod common;
+
+use common::*;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use tickwire_testkit::ws_server::{Flood, WsServer};
+
+const HISTOGRAM: &str = "tickwire_tick_to_redis_latency_seconds";
+const SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config_file(dir: &Path, url: &str, metrics_port: u16) -> PathBuf {
+    let path = dir.join("tickwire.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [spool]\ndir = \"{}\"\n\
+             [streams]\nmaxlen = 100000000\n\
+             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{url}\"\n\
+             symbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_run(cfg: &Path, server: &RedisServer, log: &Path) -> Child {
+    tickwire()
+        .arg("--config")
+        .arg(cfg)
+        .args(["--redis", &server.url(), "run"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+async fn ticks_in_redis(db4: &Client) -> u64 {
+    let mut n = 0;
+    for s in SYMBOLS {
+        let len: u64 = db4.xlen(format!("ticks:{s}")).await.unwrap_or(0);
+        n += len;
+    }
+    n
+}
+
+/// The histogram's cumulative buckets, `(upper bound, count)` by bound.
+fn buckets(m: &HashMap<String, f64>) -> Vec<(f64, f64)> {
+    let prefix = format!("{HISTOGRAM}_bucket{{le=\"");
+    let mut b: Vec<(f64, f64)> = m
+        .iter()
+        .filter_map(|(k, v)| {
+            let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, *v))
+        })
+        .collect();
+    b.sort_by(|x, y| x.0.total_cmp(&y.0));
+    b
+}
+
+/// The `q` quantile as Prometheus' `histogram_quantile` gives it: linear
+/// within the bucket it falls in (the last finite bound if it falls above).
+fn quantile(b: &[(f64, f64)], q: f64) -> f64 {
+    let total = b.last().map_or(0.0, |x| x.1);
+    let rank = q * total;
+    let mut below = (0.0, 0.0);
+    for &(le, n) in b {
+        if n >= rank {
+            if le.is_infinite() {
+                return below.0;
+            }
+            let share = if n > below.1 {
+                (rank - below.1) / (n - below.1)
+            } else {
+                0.0
+            };
+            return below.0 + (le - below.0) * share;
+        }
+        below = (le, n);
+    }
+    below.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tick_to_redis_histogram_of_a_live_run_has_every_tick_in_fine_buckets() {
+    let rate = env_or("TICKWIRE_LATENCY_RATE", 1_000);
+    let seconds = env_or("TICKWIRE_LATENCY_SECONDS", 2);
+    let total = rate * seconds;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = redis();
+    let db4 = redis.client(4).await.unwrap();
+    let (venue, flood) = WsServer::flood(Flood {
+        symbols: SYMBOLS.map(String::from).to_vec(),
+        rate: rate as u32,
+        total: total as usize,
+    })
+    .await
+    .unwrap();
+    let port = free_port();
+    let cfg = config_file(dir.path(), &venue.url("/stream"), port);
+    let log = dir.path().join("run.log");
+    let run = start_run(&cfg, &redis, &log);
+
+    let deadline = Instant::now() + Duration::from_secs(30 + 2 * seconds);
+    let mut sent_all = None;
+    loop {
+        let sent = flood.sent.load(Ordering::Relaxed) as u64;
+        if sent >= total && sent_all.is_none() {
+            sent_all = Some(Instant::now());
+        }
+        let landed = ticks_in_redis(&db4).await;
+        if landed >= total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {sent} of {total} sent, {landed} in Redis\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let behind = sent_all.map_or(Duration::ZERO, |t| t.elapsed());
+    // The histogram is recorded after the acknowledgement: scrape until it
+    // has every tick (a moment after the last XLEN saw them).
+    let mut m = HashMap::new();
+    let t0 = Instant::now();
+    while m.get(&format!("{HISTOGRAM}_count")).copied().unwrap_or(0.0) < total as f64 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "histogram: {m:?}");
+        m = try_scrape(port);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, stdout, _) = tokio::task::spawn_blocking(move || signal(run, "-TERM"))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(status.success(), "{status}\n{stdout}\n{text}");
+    assert_eq!(flood.lost.load(Ordering::Relaxed), 0);
+
+    // Every tick once in the histogram, no more.
+    assert_eq!(m[&format!("{HISTOGRAM}_count")], total as f64);
+    assert_eq!(summary_value(&stdout, "ticks written"), total, "{stdout}");
+    let b = buckets(&m);
+    let bounds: Vec<f64> = b.iter().map(|x| x.0).collect();
+    assert_eq!(bounds.first(), Some(&0.00005), "{bounds:?}");
+    assert!(bounds.contains(&0.001) && bounds.contains(&0.002), "{bounds:?}");
+    assert!(bounds.contains(&1.0), "{bounds:?}");
+    assert!(
+        b.windows(2).all(|w| w[0].1 <= w[1].1),
+        "cumulative buckets: {b:?}"
+    );
+    let (p50, p99, p999) = (
+        quantile(&b, 0.5),
+        quantile(&b, 0.99),
+        quantile(&b, 0.999),
+    );
+    let mean = m[&format!("{HISTOGRAM}_sum")] / total as f64;
+    println!(
+        "latency figures: {rate} frames/s for {seconds} s ({total} ticks, one connection): \
+         tick -> Redis acknowledged p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, mean {:.3} ms; \
+         the last tick in Redis {:.0} ms after the last frame was sent",
+        p50 * 1e3,
+        p99 * 1e3,
+        p999 * 1e3,
+        mean * 1e3,
+        behind.as_secs_f64() * 1e3,
+    );
+}
