@@ -1206,7 +1206,8 @@ pub struct WriterOptions {
     /// Live totals (the heartbeat reads them).
     pub progress: Arc<WriterProgress>,
     /// Record each tick's receive-to-Redis latency (live runs, where the
-    /// receive time is now; a replay's is the recording's).
+    /// receive time is the socket read, and paced replays, where it is the
+    /// pacer's release; a replay at `--max` keeps the recording's).
     pub tick_latency: bool,
 }
 

@@ -185,6 +185,9 @@ pub async fn replay_shown(
     let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
     // Files first: a missing file fails before Redis is even asked.
     let close_at_end = opts.close_at_end;
+    // A paced replay stamps each tick when its pacer releases it: its
+    // tick-to-Redis latency is recorded as a live run's is.
+    let paced = matches!(opts.pace, tickwire_ingest::Pace::Speed(_));
     let handle = start_replay(opts, tx, Arc::clone(&stop))?;
     let pools = match RedisPools::connect_waiting(&config.redis, writer_dbs(config), &stop).await {
         Ok(p) => Arc::new(p),
@@ -205,7 +208,7 @@ pub async fn replay_shown(
         parsed,
         state_tx,
     )?;
-    let writer = WriterTask::start(config, &pools, rx, false);
+    let writer = WriterTask::start(config, &pools, rx, paced);
     let progress = handle.progress();
     let shown = crate::progress::show(mode, handle.progress());
     let ingest = tokio::task::spawn_blocking(move || handle.join());
@@ -382,7 +385,8 @@ pub(crate) struct WriterTask {
 }
 
 impl WriterTask {
-    /// Writes what `rx` brings; `tick_latency` for live runs.
+    /// Writes what `rx` brings; `tick_latency` for live runs and paced
+    /// replays.
     pub(crate) fn start(
         config: &Config,
         pools: &Arc<RedisPools>,

@@ -174,17 +174,16 @@ async fn the_tick_to_redis_histogram_of_a_live_run_has_every_tick_in_fine_bucket
     let b = buckets(&m);
     let bounds: Vec<f64> = b.iter().map(|x| x.0).collect();
     assert_eq!(bounds.first(), Some(&0.00005), "{bounds:?}");
-    assert!(bounds.contains(&0.001) && bounds.contains(&0.002), "{bounds:?}");
+    assert!(
+        bounds.contains(&0.001) && bounds.contains(&0.002),
+        "{bounds:?}"
+    );
     assert!(bounds.contains(&1.0), "{bounds:?}");
     assert!(
         b.windows(2).all(|w| w[0].1 <= w[1].1),
         "cumulative buckets: {b:?}"
     );
-    let (p50, p99, p999) = (
-        quantile(&b, 0.5),
-        quantile(&b, 0.99),
-        quantile(&b, 0.999),
-    );
+    let (p50, p99, p999) = (quantile(&b, 0.5), quantile(&b, 0.99), quantile(&b, 0.999));
     let mean = m[&format!("{HISTOGRAM}_sum")] / total as f64;
     println!(
         "latency figures: {rate} frames/s for {seconds} s ({total} ticks, one connection): \

@@ -538,12 +538,20 @@ fn a_healthy_replay_exports_every_error_counter_at_zero() {
         .spawn()
         .unwrap();
     let mut m = HashMap::new();
-    wait_for("2 ticks written", 20, || {
+    wait_for("2 ticks written and their latency recorded", 20, || {
         m = try_scrape(port);
         m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&2.0)
+            && m.get("tickwire_tick_to_redis_latency_seconds_count") == Some(&2.0)
     });
     let (code, stdout, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // A paced replay measures each tick from its release by the pacer (the
+    // recording's times are in 2024): a moment, not months.
+    let latency = m["tickwire_tick_to_redis_latency_seconds_sum"];
+    assert!(
+        (0.0..2.0).contains(&latency),
+        "2 ticks took {latency} s from release to Redis"
+    );
     for name in ERROR_COUNTERS {
         let series = series_of(&m, name);
         assert!(!series.is_empty(), "{name} is not exported: {m:#?}");
