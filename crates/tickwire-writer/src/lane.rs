@@ -1084,6 +1084,9 @@ async fn fetch_baselines(
     s: &LaneSettings,
     state: &mut LaneState,
 ) {
+    // Emptied before this batch's wants are known, so that it reads again
+    // every baseline its plan needs.
+    bound(&mut state.baselines, BASELINES_CAP);
     let mut wanted: Vec<(&Key, &Arc<str>)> = Vec::new();
     for w in &batch.volumes {
         if let Some(r) = &w.ratio {
@@ -1099,7 +1102,6 @@ async fn fetch_baselines(
     let Ok(client) = pools.client(s.volume_db, lane) else {
         return;
     };
-    bound(&mut state.baselines, BASELINES_CAP);
     let p = client.pipeline();
     for (key, _) in &wanted {
         let _: Result<(), _> = p.hget((*key).clone(), "average").await;
