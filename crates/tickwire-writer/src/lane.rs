@@ -1766,7 +1766,82 @@ mod tests {
     /// fields (which Redis refuses, a write error per quote), no EXPIRE.
     #[test]
     fn a_quote_without_bid_and_ask_plans_no_empty_hset() {
-        let settings = LaneSettings {
+        let settings = settings();
+        let quote = |key: &str, bid: Option<f64>| QuoteWrite {
+            price_key: Key::from(key),
+            price_db: 0,
+            after: 0,
+            bid: bid.and_then(tickwire_core::Dec::from_f64),
+            ask: None,
+        };
+        let mut batch = LaneBatch::default();
+        batch.quotes.push(quote("price:empty", None));
+        batch.quotes.push(quote("price:bid", Some(1.5)));
+        let cmds = plan(&batch, &settings, &LaneState::default());
+        let hsets: Vec<(&Key, usize)> = cmds
+            .iter()
+            .filter_map(|c| match &c.call {
+                Call::Hset { key, fields } => Some((key, fields.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hsets, [(&Key::from("price:bid"), 1)]);
+        assert!(!cmds.iter().any(
+            |c| matches!(&c.call, Call::Expire { key, .. } if *key == Key::from("price:empty"))
+        ));
+    }
+
+    fn expires(cmds: &[Cmd]) -> Vec<Key> {
+        cmds.iter()
+            .filter_map(|c| match &c.call {
+                Call::Expire { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A key's EXPIRE goes with its first write, not with every batch; a
+    /// new connection generation (reconnect, restart) sends it again, and
+    /// an EXPIRE owed after a batch that was out during one is planned.
+    #[test]
+    fn a_key_is_expired_once_then_again_after_a_reconnect_or_when_owed() {
+        let settings = settings();
+        let mut batch = LaneBatch::default();
+        batch.quotes.push(QuoteWrite {
+            price_key: Key::from("price:a"),
+            price_db: 2,
+            after: 0,
+            bid: tickwire_core::Dec::from_f64(1.5),
+            ask: None,
+        });
+        let mut state = LaneState::default();
+        state.memo.begin(0);
+        assert_eq!(
+            expires(&plan(&batch, &settings, &state)),
+            [Key::from("price:a")]
+        );
+        state.memo.ttl_was_set(2, b"price:a");
+        // The same plan again (a retry of the batch, or the next batch).
+        let cmds = plan(&batch, &settings, &state);
+        assert!(expires(&cmds).is_empty());
+        assert_eq!(cmds.len(), 1, "the HSET alone");
+        state.memo.begin(0);
+        assert!(expires(&plan(&batch, &settings, &state)).is_empty());
+        state.memo.begin(1);
+        assert_eq!(
+            expires(&plan(&batch, &settings, &state)),
+            [Key::from("price:a")]
+        );
+        state.memo.ttl_was_set(2, b"price:a");
+        state.owed.insert((4, Key::from("ticks:b")), 60);
+        assert_eq!(
+            expires(&plan(&batch, &settings, &state)),
+            [Key::from("ticks:b")]
+        );
+    }
+
+    fn settings() -> LaneSettings {
+        LaneSettings {
             ticks_db: 0,
             system_db: 0,
             ticks_ttl: 60,
@@ -1790,29 +1865,7 @@ mod tests {
             profile_script: None,
             tick_latency: false,
             refusals: Arc::default(),
-        };
-        let quote = |key: &str, bid: Option<f64>| QuoteWrite {
-            price_key: Key::from(key),
-            price_db: 0,
-            after: 0,
-            bid: bid.and_then(tickwire_core::Dec::from_f64),
-            ask: None,
-        };
-        let mut batch = LaneBatch::default();
-        batch.quotes.push(quote("price:empty", None));
-        batch.quotes.push(quote("price:bid", Some(1.5)));
-        let cmds = plan(&batch, &settings, &LaneState::default());
-        let hsets: Vec<(&Key, usize)> = cmds
-            .iter()
-            .filter_map(|c| match &c.call {
-                Call::Hset { key, fields } => Some((key, fields.len())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(hsets, [(&Key::from("price:bid"), 1)]);
-        assert!(!cmds.iter().any(
-            |c| matches!(&c.call, Call::Expire { key, .. } if *key == Key::from("price:empty"))
-        ));
+        }
     }
 
     const NAMES: [&str; 4] = ["XADD", "XADD", "XADD", "HSET"];
