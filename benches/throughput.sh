@@ -3,26 +3,60 @@
 #   1. tickwire replay --max of N synthetic ticks over M instruments
 #   2. redis-benchmark -P 64 XADD of the same count and entry shape
 # on one private redis-server (persistence off), and the ratio of the two.
+# For the replay it also prints what each tick cost: Redis commands per tick
+# (INFO commandstats, reset just before the replay: total and per command),
+# tickwire's CPU per tick (user + system, /usr/bin/time or /proc/<pid>/stat)
+# and redis-server's CPU per tick (/proc/<pid>/stat before and after).
 #
 #   benches/throughput.sh [TICKS] [INSTRUMENTS]     (defaults: 1000000 100)
+#
+# TICKWIRE_BIN=path runs that binary instead of building target/release
+# (a before/after comparison against a binary built elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ticks=${1:-1000000}
 instruments=${2:-100}
-per=$((ticks / instruments))
+# synth's --ticks-per-session is per instrument.
+per=$(( (ticks + instruments - 1) / instruments ))
+ticks=$((per * instruments))
 
-cargo build --release -q -p tickwire
-bin=target/release/tickwire
+if [[ -n "${TICKWIRE_BIN:-}" ]]; then
+  bin=$TICKWIRE_BIN
+else
+  cargo build --release -q -p tickwire
+  bin=target/release/tickwire
+fi
 work=$(mktemp -d)
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize yes \
   --logfile "$work/redis.log" >/dev/null
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+redis_pid=$(redis-cli -p "$port" info server | tr -d '\r' | awk -F: '/^process_id:/ {print $2}')
+hz=$(getconf CLK_TCK)
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 "$bin" synth --instruments "$instruments" --sessions 1 --ticks-per-session "$per" --out "$work/ticks.jsonl" 2>/dev/null
 echo "== tickwire replay --max: $ticks ticks, $instruments instruments"
-"$bin" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" | tee "$work/replay.txt"
+redis-cli -p "$port" config resetstat >/dev/null
+redis_before=$(cpu_ticks "$redis_pid")
+if [[ -x /usr/bin/time ]]; then
+  /usr/bin/time -o "$work/cpu.txt" -f '%U %S' \
+    "$bin" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" | tee "$work/replay.txt"
+  tw_cpu_s=$(awk '{print $1 + $2}' "$work/cpu.txt")
+else
+  # Sample /proc/<pid>/stat every 50 ms; the last sample before exit counts.
+  "$bin" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" >"$work/replay.txt" &
+  tw_pid=$!
+  last=0
+  while s=$(cpu_ticks "$tw_pid" 2>/dev/null); do last=$s; sleep 0.05; done
+  wait "$tw_pid"
+  cat "$work/replay.txt"
+  tw_cpu_s=$(python3 -c "print($last / $hz)")
+fi
+redis_after=$(cpu_ticks "$redis_pid")
+redis-cli -p "$port" info commandstats | tr -d '\r' >"$work/commandstats.txt"
 tw=$(awk '/ticks\/s/ {print $2}' "$work/replay.txt")
 
 redis-cli -p "$port" flushall >/dev/null
@@ -32,4 +66,29 @@ redis-benchmark -p "$port" -P 64 -n "$ticks" -r "$instruments" -q \
   | tr '\r' '\n' | tail -1 | tee "$work/bench.txt"
 rb=$(grep -oE '[0-9.]+ requests per second' "$work/bench.txt" | awk '{print $1}')
 
-python3 -c "print(f'== ratio tickwire/redis-benchmark: {float($tw)/float($rb):.2f} ({float($tw):,.0f} vs {float($rb):,.0f} per second)')"
+python3 - "$work/commandstats.txt" "$ticks" "$tw" "$rb" "$tw_cpu_s" "$redis_before" "$redis_after" "$hz" <<'EOF'
+import re, sys
+path, ticks, tw, rb, tw_cpu, r0, r1, hz = sys.argv[1:]
+ticks, tw, rb, tw_cpu = int(ticks), float(tw), float(rb), float(tw_cpu)
+redis_cpu = (int(r1) - int(r0)) / int(hz)
+calls = {}
+for line in open(path):
+    m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+    if m:
+        calls[m.group(1).upper()] = int(m.group(2))
+# The INFO that read them counts itself; CONFIG is the reset.
+for own in ("INFO", "CONFIG|RESETSTAT"):
+    calls.pop(own, None)
+total = sum(calls.values())
+print(f"== ratio tickwire/redis-benchmark: {tw / rb:.2f} ({tw:,.0f} vs {rb:,.0f} per second)")
+print(f"== Redis commands per tick: {total / ticks:.3f} ({total:,} commands)")
+for name in ("XADD", "EXPIRE", "HSET", "EVALSHA", "PING"):
+    print(f"   {name:<8} {calls.get(name, 0) / ticks:.3f}")
+others = sorted((n for n in calls if n not in ("XADD", "EXPIRE", "HSET", "EVALSHA", "PING")),
+                key=lambda n: -calls[n])
+for name in others[:6]:
+    print(f"   {name:<8} {calls[name] / ticks:.3f}")
+print(f"== CPU per tick: tickwire {tw_cpu * 1e6 / ticks:.2f} us, "
+      f"redis-server {redis_cpu * 1e6 / ticks:.2f} us "
+      f"(tickwire {tw_cpu:.2f} s, redis-server {redis_cpu:.2f} s)")
+EOF

@@ -7,6 +7,8 @@
 //! is idempotent, so a resend never double-applies anything.
 
 use std::collections::{HashMap, HashSet};
+
+use crate::memo::{bound, hash128, BoundedSet, Memo};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,11 +98,24 @@ pub(crate) struct AlertSettings {
 /// What a lane remembers between batches.
 #[derive(Default)]
 pub(crate) struct LaneState {
-    /// Baseline averages by key, as read for a session (`None`: no baseline).
+    /// Baseline averages by key, as read for a session (`None`: no
+    /// baseline): read once per bucket, at most [`BASELINES_CAP`] kept.
     baselines: HashMap<Key, (Arc<str>, Option<f64>)>,
-    /// Buckets whose alert went out.
-    alerted: HashSet<Key>,
+    /// Buckets whose alert went out (bounded; the script appends a bucket's
+    /// alert once whatever is forgotten here).
+    alerted: BoundedSet,
+    /// Which keys' TTLs this lane set and when, and which volume index
+    /// members it wrote: bookkeeping is sent when due, not every batch.
+    memo: Memo,
+    /// EXPIREs owed after a batch during which a connection dropped or
+    /// Redis restarted: its keys may have been written again to a Redis that
+    /// lost them, without the EXPIRE the lane skipped for them. Sent with
+    /// the next batch.
+    owed: HashMap<(u8, Key), i64>,
 }
+
+/// Baselines kept per lane at most (a cache: a bucket's is read again).
+const BASELINES_CAP: usize = 1 << 16;
 
 /// The keys the Lua engine's scripts touch for one instrument.
 #[derive(Clone)]
@@ -299,6 +314,11 @@ enum Kind {
     Lua,
     Alert,
     Expire,
+    /// A SET ... EX: the key is counted by its reply (it sets its own TTL).
+    SetEx,
+    /// A volume index write (ZADD, SADD), remembered by this hash of its key
+    /// and member once applied: sent once per symbol and session.
+    Index(u128),
 }
 
 enum Call {
@@ -531,7 +551,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
         &mut buf,
     );
     for (db, key) in stream_keys {
-        cmds.push(expire(db, key, s.ttl(db)));
+        expire(state, db, key, s.ttl(db), &mut cmds);
     }
     for (db, key) in price_order {
         let latest = &last[&(db, key)];
@@ -562,7 +582,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
                 fields,
             },
         });
-        cmds.push(expire(db, key, s.ttl(db)));
+        expire(state, db, key, s.ttl(db), &mut cmds);
     }
     let mut dl_keys: Vec<&Key> = Vec::new();
     for r in &batch.rejects {
@@ -582,15 +602,25 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
         }
     }
     for key in dl_keys {
-        cmds.push(expire(s.system_db, key, s.system_ttl));
+        expire(state, s.system_db, key, s.system_ttl, &mut cmds);
     }
-    plan_bars_and_indicators(batch, s, &mut buf, &mut cmds);
+    plan_bars_and_indicators(batch, s, state, &mut buf, &mut cmds);
     if let Some(lua) = &s.lua {
         plan_lua(batch, s, lua, &mut buf, &mut cmds);
     }
     plan_volumes(batch, s, state, &mut buf, &mut cmds);
-    plan_snapshots(batch, s, &mut cmds);
+    plan_snapshots(batch, s, state, &mut cmds);
     plan_profiles(batch, s.profile_script.as_ref(), &mut cmds);
+    for ((db, key), secs) in &state.owed {
+        cmds.push(Cmd {
+            db: *db,
+            kind: Kind::Expire,
+            call: Call::Expire {
+                key: key.clone(),
+                secs: *secs,
+            },
+        });
+    }
     cmds
 }
 
@@ -672,8 +702,9 @@ fn plan_profiles(batch: &LaneBatch, script: Option<&Script>, cmds: &mut Vec<Cmd>
     }
 }
 
-/// The latest snapshot of each key in the batch: one HSET or SET, one EXPIRE.
-fn plan_snapshots(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
+/// The latest snapshot of each key in the batch: one HSET (and its EXPIRE
+/// when due) or one SET ... EX.
+fn plan_snapshots(batch: &LaneBatch, s: &LaneSettings, state: &LaneState, cmds: &mut Vec<Cmd>) {
     let mut latest: HashMap<(u8, &Key), usize> = HashMap::new();
     let mut order: Vec<(u8, &Key)> = Vec::new();
     for (i, w) in batch.snapshots.iter().enumerate() {
@@ -694,12 +725,13 @@ fn plan_snapshots(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
                         fields: fields.clone(),
                     },
                 });
-                cmds.push(expire(w.db, &w.key, ttl));
+                expire(state, w.db, &w.key, ttl, cmds);
             }
             Snapshot::Text(value) => {
+                // SET ... EX sets the TTL itself; its reply counts the key.
                 cmds.push(Cmd {
                     db: w.db,
-                    kind: Kind::Hash,
+                    kind: Kind::SetEx,
                     call: Call::Custom {
                         cmd: "SET",
                         args: vec![
@@ -710,8 +742,6 @@ fn plan_snapshots(batch: &LaneBatch, s: &LaneSettings, cmds: &mut Vec<Cmd>) {
                         ],
                     },
                 });
-                // Counts the key like every other (SET ... EX already expires it).
-                cmds.push(expire(w.db, &w.key, ttl));
             }
         }
     }
@@ -739,6 +769,8 @@ fn plan_volumes(
     }
     let bucket_ttl = s.ttl(s.volume_db);
     let mut expire_once: Vec<(&Key, i64)> = Vec::new();
+    // Each day profile's fields of this batch, in one HSET.
+    let mut profiles: Vec<(&Key, Vec<(Key, Value)>)> = Vec::new();
     let hset = |key: &Key, fields: Vec<(Key, Value)>, cmds: &mut Vec<Cmd>| {
         cmds.push(Cmd {
             db: s.volume_db,
@@ -761,7 +793,11 @@ fn plan_volumes(
                 }
                 expire_once.push((key, bucket_ttl));
                 if let Some((profile, field)) = &w.profile {
-                    hset(profile, vec![(Key::from(field.as_str()), volume)], cmds);
+                    let field = (Key::from(field.as_str()), volume);
+                    match profiles.iter_mut().find(|(k, _)| *k == profile) {
+                        Some((_, fields)) => fields.push(field),
+                        None => profiles.push((profile, vec![field])),
+                    }
                     expire_once.push((profile, bucket_ttl));
                 }
             }
@@ -769,40 +805,62 @@ fn plan_volumes(
                 fields.push((FIRST_TS, text(buf, u.first_ts_ms)));
                 fields.push((LAST_TS, text(buf, u.last_ts_ms)));
                 expire_once.push((key, s.session_ttl));
+                // The indexes the baseline job reads: once per symbol and
+                // session (each member is there for good once added).
                 if let Some(sessions) = &w.sessions {
-                    let score: i64 = u.session.replace('-', "").parse().unwrap_or(0);
-                    let args = vec![
-                        Value::from(sessions.clone()),
-                        Value::Integer(score),
-                        Value::from(&*u.session),
-                    ];
-                    cmds.push(Cmd {
-                        db: s.volume_db,
-                        kind: Kind::Hash,
-                        call: Call::Custom { cmd: "ZADD", args },
-                    });
+                    let memo = hash128(
+                        s.volume_db,
+                        &[b"ZADD", sessions.as_bytes(), u.session.as_bytes()],
+                    );
+                    if state.memo.index_due(memo) {
+                        let score: i64 = u.session.replace('-', "").parse().unwrap_or(0);
+                        let args = vec![
+                            Value::from(sessions.clone()),
+                            Value::Integer(score),
+                            Value::from(&*u.session),
+                        ];
+                        cmds.push(Cmd {
+                            db: s.volume_db,
+                            kind: Kind::Index(memo),
+                            call: Call::Custom { cmd: "ZADD", args },
+                        });
+                    }
                     expire_once.push((sessions, bucket_ttl));
                 }
                 if let Some(symbols) = &w.symbols {
-                    let args = vec![
-                        Value::from(symbols.clone()),
-                        Value::from(&*u.instrument.symbol),
-                    ];
-                    cmds.push(Cmd {
-                        db: s.volume_db,
-                        kind: Kind::Hash,
-                        call: Call::Custom { cmd: "SADD", args },
-                    });
+                    let memo = hash128(
+                        s.volume_db,
+                        &[
+                            b"SADD",
+                            symbols.as_bytes(),
+                            u.instrument.symbol.as_bytes(),
+                            u.session.as_bytes(),
+                        ],
+                    );
+                    if state.memo.index_due(memo) {
+                        let args = vec![
+                            Value::from(symbols.clone()),
+                            Value::from(&*u.instrument.symbol),
+                        ];
+                        cmds.push(Cmd {
+                            db: s.volume_db,
+                            kind: Kind::Index(memo),
+                            call: Call::Custom { cmd: "SADD", args },
+                        });
+                    }
                     expire_once.push((symbols, bucket_ttl));
                 }
             }
         }
         hset(key, fields, cmds);
     }
+    for (profile, fields) in profiles {
+        hset(profile, fields, cmds);
+    }
     let mut seen: HashSet<&Key> = HashSet::new();
     for (key, ttl) in expire_once {
         if seen.insert(key) {
-            cmds.push(expire(s.volume_db, key, ttl));
+            expire(state, s.volume_db, key, ttl, cmds);
         }
     }
 }
@@ -882,6 +940,7 @@ fn plan_lua(
 fn plan_bars_and_indicators(
     batch: &LaneBatch,
     s: &LaneSettings,
+    state: &LaneState,
     buf: &mut BytesMut,
     cmds: &mut Vec<Cmd>,
 ) {
@@ -943,7 +1002,7 @@ fn plan_bars_and_indicators(
         });
     }
     for key in keys {
-        cmds.push(expire(s.ticks_db, key, s.ticks_ttl));
+        expire(state, s.ticks_db, key, s.ticks_ttl, cmds);
     }
 }
 
@@ -979,9 +1038,9 @@ fn plan_ratio(
             ],
         },
     });
-    cmds.push(expire(s.ticks_db, &r.ratio, s.ttl(s.ticks_db)));
+    expire(state, s.ticks_db, &r.ratio, s.ttl(s.ticks_db), cmds);
     let a = &s.alerts;
-    if ratio < a.threshold || state.alerted.contains(&r.marker) {
+    if ratio < a.threshold || state.alerted.contains(a.db, r.marker.as_bytes()) {
         return;
     }
     let bucket = format!("{:02}:{:02}", minute / 60, minute % 60);
@@ -1025,6 +1084,9 @@ async fn fetch_baselines(
     s: &LaneSettings,
     state: &mut LaneState,
 ) {
+    // Emptied before this batch's wants are known, so that it reads again
+    // every baseline its plan needs.
+    bound(&mut state.baselines, BASELINES_CAP);
     let mut wanted: Vec<(&Key, &Arc<str>)> = Vec::new();
     for w in &batch.volumes {
         if let Some(r) = &w.ratio {
@@ -1105,15 +1167,24 @@ impl LatestFields {
     }
 }
 
-fn expire(db: u8, key: &Key, secs: i64) -> Cmd {
-    Cmd {
+/// An EXPIRE of `key`, when it is due: the key's first write of this lane
+/// (or since the lane forgot, after a reconnect or Redis restart), or its
+/// refresh interval has passed (see [`crate::memo::refresh_interval`]).
+fn expire(state: &LaneState, db: u8, key: &Key, secs: i64, cmds: &mut Vec<Cmd>) {
+    // An owed EXPIRE of the same key goes out anyway.
+    if !state.memo.ttl_due(db, key.as_bytes(), secs)
+        || (!state.owed.is_empty() && state.owed.contains_key(&(db, key.clone())))
+    {
+        return;
+    }
+    cmds.push(Cmd {
         db,
         kind: Kind::Expire,
         call: Call::Expire {
             key: key.clone(),
             secs,
         },
-    }
+    });
 }
 
 /// Redis' reply to an XADD whose explicit ID is not above the stream's top.
@@ -1353,6 +1424,7 @@ async fn write_batch(
     state: &mut LaneState,
     stats: &mut WriterStats,
 ) -> Result<(), WriterError> {
+    state.memo.begin(pools.restart_watch().generation());
     fetch_baselines(&batch, pools, lane, s, state).await;
     // The commands go to fred by value; a retry plans the batch again (the plan
     // is a pure function of the batch and the lane's state) and sends only
@@ -1365,6 +1437,14 @@ async fn write_batch(
             Call::Evalsha { keys, .. } if matches!(c.kind, Kind::Alert | Kind::Profile) => {
                 (c.db, c.kind, keys.first().cloned())
             }
+            Call::Custom { args, .. } if c.kind == Kind::SetEx => (
+                c.db,
+                c.kind,
+                match args.first() {
+                    Some(Value::Bytes(k)) => Some(Key::from(k.clone())),
+                    _ => None,
+                },
+            ),
             _ => (c.db, c.kind, None),
         })
         .collect();
@@ -1456,14 +1536,36 @@ async fn write_batch(
     if tries > 0 || loading_said || pools.restart_watch().connection_errors() != errors_before {
         stats.redis_wait_ms += started.elapsed().as_millis() as u64;
     }
-    for ((db, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
-        let db = stats.db(db);
+    // What the batch set is remembered only if no connection dropped while
+    // it was out: otherwise Redis may have lost it (see `LaneState::owed`).
+    let steady = state.memo.steady(pools.restart_watch().generation());
+    if steady {
+        state.owed.clear();
+    }
+    for ((db_no, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
+        let db = stats.db(db_no);
         match (kind, outcome) {
-            // Every key of the batch gets exactly one EXPIRE: count the keys
-            // it found there (none where the write before it was refused).
+            // A key gets its EXPIRE at its first write of the lane (and when
+            // due again): count the keys it found there (none where the write
+            // before it was refused), and remember when their TTL was set.
             (Kind::Expire, Outcome::Applied) => {
                 if let Some(key) = key {
                     db.note_key(key.as_bytes());
+                    if steady {
+                        state.memo.ttl_was_set(db_no, key.as_bytes());
+                    }
+                }
+            }
+            (Kind::SetEx, Outcome::Applied) => {
+                db.hash_writes += 1;
+                if let Some(key) = key {
+                    db.note_key(key.as_bytes());
+                }
+            }
+            (Kind::Index(memo), Outcome::Applied) => {
+                db.hash_writes += 1;
+                if steady {
+                    state.memo.indexed(memo);
                 }
             }
             (Kind::Tick, Outcome::Applied) => {
@@ -1508,14 +1610,33 @@ async fn write_batch(
             }
             (Kind::Alert, Outcome::Applied) => {
                 if let Some(marker) = key {
-                    state.alerted.insert(marker);
+                    state.alerted.insert(db_no, marker.as_bytes());
                 }
                 stats.alert_calls += 1;
             }
             _ => {}
         }
     }
+    if !steady {
+        owe_expires(&batch, s, state);
+    }
     Ok(())
+}
+
+/// After a batch during which a connection dropped or Redis restarted:
+/// forgets every TTL set, and owes an EXPIRE to each key of the batch (those
+/// it skipped may have been written again, without one, to a Redis that lost
+/// them), to be sent with the next batch.
+fn owe_expires(batch: &LaneBatch, s: &LaneSettings, state: &mut LaneState) {
+    state.memo.forget();
+    let owed: Vec<((u8, Key), i64)> = plan(batch, s, state)
+        .into_iter()
+        .filter_map(|c| match c.call {
+            Call::Expire { key, secs } => Some(((c.db, key), secs)),
+            _ => None,
+        })
+        .collect();
+    state.owed.extend(owed);
 }
 
 /// Per batch: what was written per DB, how long it took, and (live) how old
@@ -1663,7 +1784,82 @@ mod tests {
     /// fields (which Redis refuses, a write error per quote), no EXPIRE.
     #[test]
     fn a_quote_without_bid_and_ask_plans_no_empty_hset() {
-        let settings = LaneSettings {
+        let settings = settings();
+        let quote = |key: &str, bid: Option<f64>| QuoteWrite {
+            price_key: Key::from(key),
+            price_db: 0,
+            after: 0,
+            bid: bid.and_then(tickwire_core::Dec::from_f64),
+            ask: None,
+        };
+        let mut batch = LaneBatch::default();
+        batch.quotes.push(quote("price:empty", None));
+        batch.quotes.push(quote("price:bid", Some(1.5)));
+        let cmds = plan(&batch, &settings, &LaneState::default());
+        let hsets: Vec<(&Key, usize)> = cmds
+            .iter()
+            .filter_map(|c| match &c.call {
+                Call::Hset { key, fields } => Some((key, fields.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hsets, [(&Key::from("price:bid"), 1)]);
+        assert!(!cmds.iter().any(
+            |c| matches!(&c.call, Call::Expire { key, .. } if *key == Key::from("price:empty"))
+        ));
+    }
+
+    fn expires(cmds: &[Cmd]) -> Vec<Key> {
+        cmds.iter()
+            .filter_map(|c| match &c.call {
+                Call::Expire { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A key's EXPIRE goes with its first write, not with every batch; a
+    /// new connection generation (reconnect, restart) sends it again, and
+    /// an EXPIRE owed after a batch that was out during one is planned.
+    #[test]
+    fn a_key_is_expired_once_then_again_after_a_reconnect_or_when_owed() {
+        let settings = settings();
+        let mut batch = LaneBatch::default();
+        batch.quotes.push(QuoteWrite {
+            price_key: Key::from("price:a"),
+            price_db: 2,
+            after: 0,
+            bid: tickwire_core::Dec::from_f64(1.5),
+            ask: None,
+        });
+        let mut state = LaneState::default();
+        state.memo.begin(0);
+        assert_eq!(
+            expires(&plan(&batch, &settings, &state)),
+            [Key::from("price:a")]
+        );
+        state.memo.ttl_was_set(2, b"price:a");
+        // The same plan again (a retry of the batch, or the next batch).
+        let cmds = plan(&batch, &settings, &state);
+        assert!(expires(&cmds).is_empty());
+        assert_eq!(cmds.len(), 1, "the HSET alone");
+        state.memo.begin(0);
+        assert!(expires(&plan(&batch, &settings, &state)).is_empty());
+        state.memo.begin(1);
+        assert_eq!(
+            expires(&plan(&batch, &settings, &state)),
+            [Key::from("price:a")]
+        );
+        state.memo.ttl_was_set(2, b"price:a");
+        state.owed.insert((4, Key::from("ticks:b")), 60);
+        assert_eq!(
+            expires(&plan(&batch, &settings, &state)),
+            [Key::from("ticks:b")]
+        );
+    }
+
+    fn settings() -> LaneSettings {
+        LaneSettings {
             ticks_db: 0,
             system_db: 0,
             ticks_ttl: 60,
@@ -1687,29 +1883,7 @@ mod tests {
             profile_script: None,
             tick_latency: false,
             refusals: Arc::default(),
-        };
-        let quote = |key: &str, bid: Option<f64>| QuoteWrite {
-            price_key: Key::from(key),
-            price_db: 0,
-            after: 0,
-            bid: bid.and_then(tickwire_core::Dec::from_f64),
-            ask: None,
-        };
-        let mut batch = LaneBatch::default();
-        batch.quotes.push(quote("price:empty", None));
-        batch.quotes.push(quote("price:bid", Some(1.5)));
-        let cmds = plan(&batch, &settings, &LaneState::default());
-        let hsets: Vec<(&Key, usize)> = cmds
-            .iter()
-            .filter_map(|c| match &c.call {
-                Call::Hset { key, fields } => Some((key, fields.len())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(hsets, [(&Key::from("price:bid"), 1)]);
-        assert!(!cmds.iter().any(
-            |c| matches!(&c.call, Call::Expire { key, .. } if *key == Key::from("price:empty"))
-        ));
+        }
     }
 
     const NAMES: [&str; 4] = ["XADD", "XADD", "XADD", "HSET"];

@@ -12,6 +12,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod inspect;
 mod lane;
+mod memo;
 pub mod pools;
 pub mod profile;
 pub mod stats;

@@ -41,6 +41,8 @@ pub struct RestartWatch {
     /// moved waited for Redis even when fred held and resent its commands
     /// without the lane seeing an error.
     errors: std::sync::atomic::AtomicU64,
+    /// Reconnects of any connection so far.
+    reconnects: std::sync::atomic::AtomicU64,
 }
 
 /// An entry as XRANGE returns it.
@@ -189,10 +191,13 @@ impl RedisPools {
                     }
                 });
                 let tx = tx.clone();
+                let w = std::sync::Arc::clone(&watch);
                 forwards.spawn(async move {
                     while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
                         events.recv().await
                     {
+                        w.reconnects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let _ = tx.try_send(());
                     }
                 });
@@ -498,6 +503,14 @@ impl RestartWatch {
     /// runs).
     pub(crate) fn connection_errors(&self) -> u64 {
         self.errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes whenever a connection failed or reconnected or Redis was
+    /// seen to restart: what a lane remembers of Redis' keys (which TTLs it
+    /// set) holds only while this stays the same.
+    pub(crate) fn generation(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.errors.load(Relaxed) + self.reconnects.load(Relaxed) + self.restarts.load(Relaxed)
     }
 
     /// The newest tick entry Redis acknowledged (a lane, after a batch).
