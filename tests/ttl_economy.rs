@@ -79,7 +79,13 @@ async fn a_key_gets_one_expire_not_one_per_batch_and_every_key_has_a_ttl() {
     let ticks = tickwire_testkit::synth::write_ticks(&spec, &mut out).unwrap();
     drop(out);
     // Small batches: many of them, each touching every instrument's keys.
-    let cfg = config(&server, "[writer]\nbatch_size = 40\n");
+    // The heartbeat's own EXPIREs (one a beat) beside the lanes' would make
+    // the count depend on how long the run takes: a beat at start and one
+    // at the end only.
+    let cfg = config(
+        &server,
+        "[writer]\nbatch_size = 40\n[heartbeat]\ninterval_ms = 60000\nttl_secs = 120\n",
+    );
     let client = server.client(0).await.unwrap();
     reset_stats(&client).await;
     let s = replay(&cfg, &[path]).await;
