@@ -12,6 +12,8 @@
 #
 # TICKWIRE_BIN=path runs that binary instead of building target/release
 # (a before/after comparison against a binary built elsewhere).
+# ENGINE=lua replays with the Lua indicator engine ([indicators] engine); the
+# Redis time per EVALSHA (commandstats usec_per_call) is printed then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ticks=${1:-1000000}
@@ -27,6 +29,8 @@ else
   bin=target/release/tickwire
 fi
 work=$(mktemp -d)
+engine=${ENGINE:-inline}
+printf '[indicators]\nengine = "%s"\n' "$engine" >"$work/tickwire.toml"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize yes \
@@ -38,16 +42,16 @@ hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 "$bin" synth --instruments "$instruments" --sessions 1 --ticks-per-session "$per" --out "$work/ticks.jsonl" 2>/dev/null
-echo "== tickwire replay --max: $ticks ticks, $instruments instruments"
+echo "== tickwire replay --max: $ticks ticks, $instruments instruments, $engine engine"
 redis-cli -p "$port" config resetstat >/dev/null
 redis_before=$(cpu_ticks "$redis_pid")
 if [[ -x /usr/bin/time ]]; then
   /usr/bin/time -o "$work/cpu.txt" -f '%U %S' \
-    "$bin" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" | tee "$work/replay.txt"
+    "$bin" --config "$work/tickwire.toml" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" | tee "$work/replay.txt"
   tw_cpu_s=$(awk '{print $1 + $2}' "$work/cpu.txt")
 else
   # Sample /proc/<pid>/stat every 50 ms; the last sample before exit counts.
-  "$bin" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" >"$work/replay.txt" &
+  "$bin" --config "$work/tickwire.toml" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" >"$work/replay.txt" &
   tw_pid=$!
   last=0
   while s=$(cpu_ticks "$tw_pid" 2>/dev/null); do last=$s; sleep 0.05; done
@@ -71,11 +75,12 @@ import re, sys
 path, ticks, tw, rb, tw_cpu, r0, r1, hz = sys.argv[1:]
 ticks, tw, rb, tw_cpu = int(ticks), float(tw), float(rb), float(tw_cpu)
 redis_cpu = (int(r1) - int(r0)) / int(hz)
-calls = {}
+calls, usec = {}, {}
 for line in open(path):
-    m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+    m = re.match(r"cmdstat_([^:]+):calls=(\d+),usec=(\d+)", line)
     if m:
         calls[m.group(1).upper()] = int(m.group(2))
+        usec[m.group(1).upper()] = int(m.group(3))
 # The INFO that read them counts itself; CONFIG is the reset.
 for own in ("INFO", "CONFIG|RESETSTAT"):
     calls.pop(own, None)
@@ -88,6 +93,9 @@ others = sorted((n for n in calls if n not in ("XADD", "EXPIRE", "HSET", "EVALSH
                 key=lambda n: -calls[n])
 for name in others[:6]:
     print(f"   {name:<8} {calls[name] / ticks:.3f}")
+if calls.get("EVALSHA"):
+    n = calls["EVALSHA"]
+    print(f"== EVALSHA: {n:,} calls, Redis time {usec['EVALSHA'] / n:.1f} us per call")
 print(f"== CPU per tick: tickwire {tw_cpu * 1e6 / ticks:.2f} us, "
       f"redis-server {redis_cpu * 1e6 / ticks:.2f} us "
       f"(tickwire {tw_cpu:.2f} s, redis-server {redis_cpu:.2f} s)")
