@@ -16,11 +16,10 @@ use common::*;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use fred::prelude::*;
 use tickwire_testkit::ws_server::{Flood, WsServer};
 
 const HISTOGRAM: &str = "tickwire_tick_to_redis_latency_seconds";
@@ -48,26 +47,6 @@ fn config_file(dir: &Path, url: &str, metrics_port: u16) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-fn start_run(cfg: &Path, server: &RedisServer, log: &Path) -> Child {
-    tickwire()
-        .arg("--config")
-        .arg(cfg)
-        .args(["--redis", &server.url(), "run"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-async fn ticks_in_redis(db4: &Client) -> u64 {
-    let mut n = 0;
-    for s in SYMBOLS {
-        let len: u64 = db4.xlen(format!("ticks:{s}")).await.unwrap_or(0);
-        n += len;
-    }
-    n
 }
 
 /// Histogram `name`'s cumulative buckets, `(upper bound, count)` by bound
@@ -154,7 +133,7 @@ async fn the_tick_to_redis_histogram_of_a_live_run_has_every_tick_in_fine_bucket
         if sent >= total && sent_all.is_none() {
             sent_all = Some(Instant::now());
         }
-        let landed = ticks_in_redis(&db4).await;
+        let landed = ticks_of(&db4, &SYMBOLS).await;
         if landed >= total {
             break;
         }

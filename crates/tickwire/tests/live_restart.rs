@@ -11,7 +11,7 @@ use common::*;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -59,27 +59,6 @@ fn config_file(dir: &Path, url: &str, engine: &str) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// `tickwire run`, its log to `log` (a pipe nobody reads could fill).
-fn start_run(cfg: &Path, server: &RedisServer, log: &Path) -> Child {
-    tickwire()
-        .arg("--config")
-        .arg(cfg)
-        .args(["--redis", &server.url(), "run"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-async fn ticks_in_redis(db4: &Client) -> u64 {
-    let mut n = 0;
-    for s in SYMBOLS {
-        let len: u64 = db4.xlen(format!("ticks:{s}")).await.unwrap();
-        n += len;
-    }
-    n
 }
 
 /// Polls `check` every 10 ms until it holds (`Ok`), for `secs` at most.
@@ -152,13 +131,13 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
 
     // Killed once a third of the trades are in Redis.
     let first = start_run(&cfg, &live, &dir.path().join("first.log"));
-    wait_until(20, || async { ticks_in_redis(&db4).await >= total / 3 })
+    wait_until(20, || async { ticks_of(&db4, &SYMBOLS).await >= total / 3 })
         .await
         .unwrap_or_else(|()| panic!("timed out waiting for a third of the trades in Redis"));
     let (status, _) = stop(first, "-KILL").await;
     assert!(!status.success(), "SIGKILL: {status}");
     assert_no_panic(&dir.path().join("first.log"));
-    let landed = ticks_in_redis(&db4).await;
+    let landed = ticks_of(&db4, &SYMBOLS).await;
     assert!(
         !venue.all_sent(&spec) && landed < total,
         "the kill landed after the end of the feed ({landed} of {total} ticks in Redis)"
@@ -167,7 +146,7 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
     // Started again: the venue resends, then goes on to the end.
     let second = start_run(&cfg, &live, &dir.path().join("second.log"));
     wait_until(30, || async {
-        venue.all_sent(&spec) && ticks_in_redis(&db4).await >= total
+        venue.all_sent(&spec) && ticks_of(&db4, &SYMBOLS).await >= total
     })
     .await
     .unwrap_or_else(|()| {

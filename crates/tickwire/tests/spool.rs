@@ -15,7 +15,7 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -48,26 +48,6 @@ fn config_file(dir: &Path, url: &str) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-fn start_run(cfg: &Path, server: &RedisServer, log: &Path) -> Child {
-    tickwire()
-        .arg("--config")
-        .arg(cfg)
-        .args(["--redis", &server.url(), "run"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-async fn ticks_in_redis(db4: &Client) -> u64 {
-    let mut n = 0;
-    for s in SYMBOLS {
-        let len: u64 = db4.xlen(format!("ticks:{s}")).await.unwrap_or(0);
-        n += len;
-    }
-    n
 }
 
 /// The trade ids of `symbol`'s stream, in stream order.
@@ -171,7 +151,7 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
     let log = dir.path().join("run.log");
     let run = start_run(&cfg, &redis, &log);
     wait_until(30, "the first trades in Redis", || async {
-        ticks_in_redis(&db4).await > 0
+        ticks_of(&db4, &SYMBOLS).await > 0
     })
     .await;
     tokio::time::sleep(before).await;
@@ -201,7 +181,7 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
     let deadline = Instant::now() + Duration::from_secs(60 + 2 * down.as_secs());
     loop {
         let sent = flood.sent.load(Ordering::Relaxed) as u64;
-        let landed = ticks_in_redis(&db4).await;
+        let landed = ticks_of(&db4, &SYMBOLS).await;
         if sent >= total && landed >= total {
             break;
         }
@@ -290,7 +270,7 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
     let cfg = config_file(dir.path(), &venue.url("/stream"));
     let first = start_run(&cfg, &redis, &dir.path().join("first.log"));
     wait_until(30, "the first trades in Redis", || async {
-        ticks_in_redis(&db4).await > 0
+        ticks_of(&db4, &SYMBOLS).await > 0
     })
     .await;
     redis.crash().unwrap();

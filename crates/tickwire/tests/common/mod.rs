@@ -110,3 +110,28 @@ pub fn try_scrape(port: u16) -> HashMap<String, f64> {
         Err(_) => HashMap::new(),
     }
 }
+
+/// `tickwire run` with config file `cfg` against `server`, its stdout piped
+/// (the summary), its log in `log`.
+pub fn start_run(cfg: &std::path::Path, server: &RedisServer, log: &std::path::Path) -> Child {
+    tickwire()
+        .arg("--config")
+        .arg(cfg)
+        .args(["--redis", &server.url(), "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("the log file can be made"))
+        .spawn()
+        .expect("tickwire starts")
+}
+
+/// Entries in the tick streams (`ticks:{symbol}`) of `symbols`, in `db4`'s
+/// DB; a stream not made yet counts 0.
+pub async fn ticks_of(db4: &fred::prelude::Client, symbols: &[&str]) -> u64 {
+    use fred::prelude::StreamsInterface;
+    let mut n = 0;
+    for s in symbols {
+        let len: u64 = db4.xlen(format!("ticks:{s}")).await.unwrap_or(0);
+        n += len;
+    }
+    n
+}
