@@ -603,13 +603,6 @@ impl Pacer {
     }
 }
 
-/// The wall clock, epoch ns.
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 fn event_time(meta: &SourceMeta, e: &Event) -> Option<i64> {
     match e {
         // Recordings are paced by when frames arrived, files by exchange time.
@@ -700,7 +693,7 @@ fn parse_chunks(
                 // measured from here, as a live run's is from the socket
                 // read (the receive time only feeds latency and the live
                 // bar timer once a line is decoded and checked).
-                let released = now_ns();
+                let released = crate::ws::now_ns();
                 let start = out.len() - n_new;
                 for e in &mut out[start..] {
                     if let Event::Tick(t) = e {

@@ -1452,7 +1452,6 @@ async fn write_batch(
     let started = std::time::Instant::now();
     let mut tries = 0;
     let mut loading_said = false;
-    let errors_before = pools.restart_watch().connection_errors();
     let mut next = Some(cmds);
     while let Some(err) = attempt(
         next.take().unwrap_or_else(|| plan(&batch, s, state)),
@@ -1530,15 +1529,15 @@ async fn write_batch(
     {
         pools.restart_watch().witness(w.db, &w.stream_key, w.id);
     }
-    // Waited for Redis: attempts failed, it was loading, or a connection
-    // dropped while the batch was out (fred held its commands and sent them
-    // again on the new connection, so no attempt failed).
-    if tries > 0 || loading_said || pools.restart_watch().connection_errors() != errors_before {
-        stats.redis_wait_ms += started.elapsed().as_millis() as u64;
-    }
     // What the batch set is remembered only if no connection dropped while
     // it was out: otherwise Redis may have lost it (see `LaneState::owed`).
     let steady = state.memo.steady(pools.restart_watch().generation());
+    // Waited for Redis: attempts failed, it was loading, or a connection
+    // dropped while the batch was out (fred held its commands and sent them
+    // again on the new connection, so no attempt failed).
+    if tries > 0 || loading_said || !steady {
+        stats.redis_wait_ms += started.elapsed().as_millis() as u64;
+    }
     if steady {
         state.owed.clear();
     }
@@ -1707,7 +1706,6 @@ fn record_metrics(
     }
 }
 
-/// The lane task: writes batches in arrival order until its channel closes.
 /// How a lane tells the dispatcher it waits for work: `flag` set, then
 /// `wake` notified.
 pub(crate) struct Idle {
@@ -1722,6 +1720,7 @@ impl Idle {
     }
 }
 
+/// The lane task: writes batches in arrival order until its channel closes.
 pub(crate) async fn run_lane(
     lane: usize,
     mut rx: mpsc::Receiver<LaneBatch>,

@@ -320,9 +320,8 @@ pub fn is_loading(e: &fred::error::Error) -> bool {
 /// loading Redis is reachable and every load ends; counting its replies as
 /// failed attempts gave up on a Redis that was merely loading (20 tries at
 /// 500 ms: about 10 s of loading), and backing off left the writer idle up
-/// to 500 ms after the load ended. Logs every 5 s that it waits. Returns how
-/// long it waited.
-pub(crate) async fn wait_loaded(client: &fred::prelude::Client) -> Duration {
+/// to 500 ms after the load ended. Logs every 5 s that it waits.
+pub(crate) async fn wait_loaded(client: &fred::prelude::Client) {
     use fred::prelude::ClientLike;
     let started = std::time::Instant::now();
     let mut said = started;
@@ -338,7 +337,7 @@ pub(crate) async fn wait_loaded(client: &fred::prelude::Client) -> Duration {
                 }
                 tokio::time::sleep(LOADING_POLL).await;
             }
-            _ => return started.elapsed(),
+            _ => return,
         }
     }
 }

@@ -37,9 +37,7 @@ pub struct RestartWatch {
     dropped: std::sync::Mutex<Option<std::time::Instant>>,
     restarts: std::sync::atomic::AtomicU64,
     lost: std::sync::atomic::AtomicU64,
-    /// Connection errors of any connection so far: a batch during which it
-    /// moved waited for Redis even when fred held and resent its commands
-    /// without the lane seeing an error.
+    /// Connection errors of any connection so far.
     errors: std::sync::atomic::AtomicU64,
     /// Reconnects of any connection so far.
     reconnects: std::sync::atomic::AtomicU64,
@@ -504,15 +502,11 @@ impl RestartWatch {
         }
     }
 
-    /// Connection errors seen so far on any connection (while the watch
-    /// runs).
-    pub(crate) fn connection_errors(&self) -> u64 {
-        self.errors.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Changes whenever a connection failed or reconnected or Redis was
     /// seen to restart: what a lane remembers of Redis' keys (which TTLs it
-    /// set) holds only while this stays the same.
+    /// set) holds only while this stays the same, and a batch out while it
+    /// changed waited for Redis even when fred held and resent its commands
+    /// without the lane seeing an error.
     pub(crate) fn generation(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
         self.errors.load(Relaxed) + self.reconnects.load(Relaxed) + self.restarts.load(Relaxed)
