@@ -507,6 +507,38 @@ async fn a_resent_dhan_packet_is_known_by_its_day_volume_in_a_new_process() {
     );
 }
 
+/// A replay of `all` at 50x the recorded pace (12 minutes of exchange
+/// time in about 14 s), on a task of its own: long enough to kill Redis
+/// under it several times.
+fn slow_replay(
+    cfg: &tickwire_core::Config,
+    all: &Path,
+) -> tokio::task::JoinHandle<Result<tickwire::RunSummary, tickwire::AppError>> {
+    let (cfg, all) = (cfg.clone(), all.to_path_buf());
+    let opts = ReplayOptions {
+        pace: Pace::Speed(50.0),
+        ..paced(all)
+    };
+    tokio::spawn(
+        async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
+    )
+}
+
+/// `server` SIGKILLed, kept down `down`, and started again on its AOF
+/// (once it answers PING its AOF is loaded): the ticks of BTCUSDT in Redis
+/// before the kill, and how long after the restart writing resumed.
+async fn outage(server: &mut RedisServer, down: Duration) -> (u64, Duration) {
+    let before: u64 = {
+        let db4 = server.client(4).await.unwrap();
+        db4.xlen("ticks:BTCUSDT").await.unwrap()
+    };
+    server.crash().unwrap();
+    tokio::time::sleep(down).await;
+    tokio::task::block_in_place(|| server.recover()).unwrap();
+    let db4 = server.client(4).await.unwrap();
+    (before, resumed_after(&db4, before).await)
+}
+
 /// Polls until Redis has written more ticks than `before`; how long it took.
 async fn resumed_after(client: &Client, before: u64) -> Duration {
     let t0 = std::time::Instant::now();
@@ -534,32 +566,14 @@ async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
     let all = file(dir.path(), "all.csv", &lines);
     let mut server = persistent();
     let cfg = config(&server, "[writer]\nbatch_size = 50\n");
-    let run = {
-        let (cfg, all) = (cfg.clone(), all.clone());
-        let opts = ReplayOptions {
-            // 12 minutes of exchange time in about 14 s.
-            pace: Pace::Speed(50.0),
-            ..paced(all)
-        };
-        tokio::spawn(
-            async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
-        )
-    };
+    let run = slow_replay(&cfg, &all);
     tokio::time::sleep(Duration::from_millis(800)).await;
     for down in [Duration::from_secs(7), Duration::from_secs(1)] {
-        let before: u64 = {
-            let db4 = server.client(4).await.unwrap();
-            db4.xlen("ticks:BTCUSDT").await.unwrap()
-        };
+        let (before, after) = outage(&mut server, down).await;
         assert!(
             before < n / 2,
             "{before} ticks before the crash: the run is nearly done"
         );
-        server.crash().unwrap();
-        tokio::time::sleep(down).await;
-        tokio::task::block_in_place(|| server.recover()).unwrap();
-        let db4 = server.client(4).await.unwrap();
-        let after = resumed_after(&db4, before).await;
         assert!(
             after < Duration::from_secs(2),
             "writing resumed {after:?} after Redis was back from a {down:?} outage"
@@ -600,17 +614,7 @@ async fn writing_resumes_within_two_seconds_of_each_of_three_sigkills_in_a_row()
 
     let mut server = persistent();
     let cfg = config(&server, "[writer]\nbatch_size = 50\n");
-    let run = {
-        let (cfg, all) = (cfg.clone(), all.clone());
-        let opts = ReplayOptions {
-            // 12 minutes of exchange time in about 14 s.
-            pace: Pace::Speed(50.0),
-            ..paced(all)
-        };
-        tokio::spawn(
-            async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
-        )
-    };
+    let run = slow_replay(&cfg, &all);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let mut resumed = Vec::new();
     for down in [
@@ -619,16 +623,7 @@ async fn writing_resumes_within_two_seconds_of_each_of_three_sigkills_in_a_row()
         Duration::from_secs(2),
     ] {
         assert!(!run.is_finished(), "the replay ended before the kills");
-        let before: u64 = {
-            let db4 = server.client(4).await.unwrap();
-            db4.xlen("ticks:BTCUSDT").await.unwrap()
-        };
-        server.crash().unwrap();
-        tokio::time::sleep(down).await;
-        // Returns once Redis answers PING: its AOF is loaded.
-        tokio::task::block_in_place(|| server.recover()).unwrap();
-        let db4 = server.client(4).await.unwrap();
-        resumed.push((down, resumed_after(&db4, before).await));
+        resumed.push((down, outage(&mut server, down).await.1));
         // A few batches on the new connections before the next kill.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -768,16 +763,7 @@ async fn a_redis_loading_its_data_after_a_restart_is_waited_for_not_given_up_on(
         },
     )
     .unwrap();
-    let run = {
-        let (cfg, all) = (cfg.clone(), all.clone());
-        let opts = ReplayOptions {
-            pace: Pace::Speed(50.0),
-            ..paced(all)
-        };
-        tokio::spawn(
-            async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
-        )
-    };
+    let run = slow_replay(&cfg, &all);
     tokio::time::sleep(Duration::from_millis(800)).await;
     // Everything so far into the AOF's RDB base, where the load is slowed
     // per key (commands appended after it are slowed per command: few).
