@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -278,24 +276,9 @@ fn metrics_port() -> u16 {
     })
 }
 
-/// `GET /metrics`: `name{labels}` -> value.
+/// `GET /metrics` of this test binary's exporter.
 fn scrape() -> HashMap<String, f64> {
-    let mut s = TcpStream::connect(("127.0.0.1", metrics_port())).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .filter(|l| l.starts_with("tickwire_"))
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    tickwire_testkit::metrics::scrape(metrics_port())
 }
 
 /// The sum of `name`'s samples whose `feed` label is one of `feeds`.

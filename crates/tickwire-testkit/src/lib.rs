@@ -3,9 +3,11 @@
 //! cue (feed tests), and, re-exported from tickwire-sandbox (which the binary
 //! ships for `tickwire demo` and `tickwire synth`), [`RedisServer`], a private
 //! redis-server per test, and [`synth`], the deterministic tick generator;
-//! [`snapshot()`] reads back everything a run wrote, to compare two runs.
+//! [`snapshot()`] reads back everything a run wrote, to compare two runs;
+//! [`metrics::scrape`] reads the Prometheus endpoint.
 //! Only tests and benches depend on this crate.
 
+pub mod metrics;
 pub mod snapshot;
 pub mod ws_server;
 

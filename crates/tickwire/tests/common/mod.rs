@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
@@ -82,26 +82,7 @@ pub fn terminate(child: Child) -> (Option<i32>, String, String) {
     (status.code(), stdout, stderr)
 }
 
-/// `GET /metrics`: every sample line, `name{labels}` -> value.
-pub fn scrape(port: u16) -> HashMap<String, f64> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the metrics endpoint listens");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    body.lines()
-        .filter(|l| l.starts_with("tickwire_"))
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
+pub use tickwire_testkit::metrics::scrape;
 
 /// [`scrape`], or nothing while the endpoint does not listen yet.
 pub fn try_scrape(port: u16) -> HashMap<String, f64> {
