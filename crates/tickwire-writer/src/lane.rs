@@ -220,6 +220,8 @@ pub(crate) struct LaneSettings {
     pub session_ttl: i64,
     pub alerts: AlertSettings,
     pub progress: Arc<crate::stats::WriterProgress>,
+    /// `lua/tick_append.lua`: a run of one stream's ticks in one call.
+    pub tick_script: Script,
     /// `lua/profile_write.lua`, when a key profile other than `default` is selected.
     pub profile_script: Option<Script>,
     /// Record each tick's receive-to-Redis latency (live runs).
@@ -306,7 +308,8 @@ impl LuaScripts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Profile,
-    Tick,
+    /// The stream entries of run `.0` of the batch's ticks (see [`tick_runs`]).
+    Ticks(usize),
     DeadLetter,
     Bar,
     Hash,
@@ -518,21 +521,6 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     for (i, w) in batch.ticks.iter().enumerate() {
         fold_quotes(&mut quotes, i, &mut last, &mut price_order, &mut buf);
         let text = TickText::new(&mut buf, w);
-        let mut fields = Vec::with_capacity(6);
-        fields.push((LTP, Value::Bytes(text.price.clone())));
-        fields.push((QTY, Value::Bytes(text.qty.clone())));
-        fields.push((TS, Value::Bytes(text.ts.clone())));
-        text.optional(&mut fields);
-        cmds.push(Cmd {
-            db: w.db,
-            kind: Kind::Tick,
-            call: Call::Xadd {
-                key: w.stream_key.clone(),
-                id: text.id.clone(),
-                cap: s.maxlen,
-                fields,
-            },
-        });
         let latest = last.entry((w.price_db, &w.price_key)).or_insert_with(|| {
             price_order.push((w.price_db, &w.price_key));
             LatestFields::default()
@@ -550,6 +538,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
         &mut price_order,
         &mut buf,
     );
+    plan_ticks(batch, s, &texts, &mut cmds);
     for (db, key) in stream_keys {
         expire(state, db, key, s.ttl(db), &mut cmds);
     }
@@ -622,6 +611,101 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
         });
     }
     cmds
+}
+
+/// The fields a tick's stream entry has beyond ltp, qty and ts: a bit each
+/// for vol, bid and ask.
+fn tick_shape(t: &Tick) -> u8 {
+    u8::from(t.cum_volume.is_some())
+        | u8::from(t.bid.is_some()) << 1
+        | u8::from(t.ask.is_some()) << 2
+}
+
+/// The batch's ticks as runs, each of one stream and one shape (the same
+/// fields), in order: each run is one command. A stream's runs follow each
+/// other in the plan as its ticks do in the batch, so its entries keep their
+/// order. A deterministic function of the batch: a retry plans the same runs.
+fn tick_runs(batch: &LaneBatch) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    // The open run of each stream and its shape.
+    let mut open: HashMap<(u8, &Key), (usize, u8)> = HashMap::new();
+    for (i, w) in batch.ticks.iter().enumerate() {
+        let shape = tick_shape(&w.tick);
+        match open.get_mut(&(w.db, &w.stream_key)) {
+            Some((r, sh)) if *sh == shape => runs[*r].push(i),
+            Some(slot) => {
+                *slot = (runs.len(), shape);
+                runs.push(vec![i]);
+            }
+            None => {
+                open.insert((w.db, &w.stream_key), (runs.len(), shape));
+                runs.push(vec![i]);
+            }
+        }
+    }
+    runs
+}
+
+/// The tick stream entries: a run of one stream's ticks is one call of
+/// `lua/tick_append.lua` carrying every entry (Redis runs the XADDs inside
+/// the script; for tickwire's client one command of many arguments costs a
+/// fraction of many commands); a run of one tick is a plain XADD. Both are
+/// idempotent by the entries' explicit IDs.
+fn plan_ticks(batch: &LaneBatch, s: &LaneSettings, texts: &[TickText], cmds: &mut Vec<Cmd>) {
+    for (r, run) in tick_runs(batch).into_iter().enumerate() {
+        let w = &batch.ticks[run[0]];
+        let kind = Kind::Ticks(r);
+        if let [only] = run[..] {
+            let text = &texts[only];
+            let mut fields = Vec::with_capacity(6);
+            fields.push((LTP, Value::Bytes(text.price.clone())));
+            fields.push((QTY, Value::Bytes(text.qty.clone())));
+            fields.push((TS, Value::Bytes(text.ts.clone())));
+            text.optional(&mut fields);
+            cmds.push(Cmd {
+                db: w.db,
+                kind,
+                call: Call::Xadd {
+                    key: w.stream_key.clone(),
+                    id: text.id.clone(),
+                    cap: s.maxlen,
+                    fields,
+                },
+            });
+            continue;
+        }
+        let first = &texts[run[0]];
+        let mut names = vec![LTP, QTY, TS];
+        for (k, v) in [(VOL, &first.vol), (BID, &first.bid), (ASK, &first.ask)] {
+            if v.is_some() {
+                names.push(k);
+            }
+        }
+        let mut args = Vec::with_capacity(2 + names.len() + run.len() * (1 + names.len()));
+        args.push(Value::Integer(s.maxlen));
+        args.push(Value::Integer(names.len() as i64));
+        args.extend(names.into_iter().map(|k| Value::Bytes(k.into_bytes())));
+        for &i in &run {
+            let t = &texts[i];
+            args.push(Value::String(t.id.clone()));
+            args.push(Value::Bytes(t.price.clone()));
+            args.push(Value::Bytes(t.qty.clone()));
+            args.push(Value::Bytes(t.ts.clone()));
+            // The run's ticks all have the same optional fields (its shape).
+            for v in [&t.vol, &t.bid, &t.ask].into_iter().flatten() {
+                args.push(Value::Bytes(v.clone()));
+            }
+        }
+        cmds.push(Cmd {
+            db: w.db,
+            kind,
+            call: Call::Evalsha {
+                sha: s.tick_script.sha1().clone(),
+                keys: vec![w.stream_key.clone()],
+                args,
+            },
+        });
+    }
 }
 
 /// One EVALSHA of `profile_write.lua` per profile key: the batch's latest
@@ -1264,6 +1348,7 @@ async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
 async fn attempt(
     cmds: Vec<Cmd>,
     outcomes: &mut [Outcome],
+    replies: &mut [Option<Value>],
     pools: &RedisPools,
     lane: usize,
     stats: &mut WriterStats,
@@ -1317,7 +1402,9 @@ async fn attempt(
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
     for (db, idx, results) in join_all(sends).await {
-        let settled = settle(db, &idx, &names, results, outcomes, stats, refusals);
+        let settled = settle(
+            db, &idx, &names, results, outcomes, replies, stats, refusals,
+        );
         match settled {
             Settled::Done => {}
             Settled::Transient(e) => transient = Some(e),
@@ -1357,6 +1444,7 @@ fn settle(
     names: &[&'static str],
     results: Vec<Result<Value, Error>>,
     outcomes: &mut [Outcome],
+    replies: &mut [Option<Value>],
     stats: &mut WriterStats,
     refusals: &Refusals,
 ) -> Settled {
@@ -1382,18 +1470,23 @@ fn settle(
         return Settled::NoPerm(i, e.clone());
     }
     let mut transient = None;
-    for (&i, result) in idx.iter().zip(&results) {
+    for (&i, result) in idx.iter().zip(results) {
         outcomes[i] = match result {
             // EXPIRE answers 0 for a key that does not exist.
             Ok(Value::Integer(0)) if names.get(i) == Some(&"EXPIRE") => Outcome::Absent,
+            // A tick run's outcome per entry, taken apart by the batch.
+            Ok(reply @ Value::Array(_)) => {
+                replies[i] = Some(reply);
+                Outcome::Applied
+            }
             Ok(_) => Outcome::Applied,
-            Err(e) if is_id_too_small(e) => Outcome::AlreadyThere,
-            Err(e) if is_transient(e) || is_noscript(e) => {
-                transient = Some(e.clone());
+            Err(e) if is_id_too_small(&e) => Outcome::AlreadyThere,
+            Err(e) if is_transient(&e) || is_noscript(&e) => {
+                transient = Some(e);
                 Outcome::Pending
             }
             Err(e) => {
-                refusals.note(db, names.get(i).copied().unwrap_or("?"), e);
+                refusals.note(db, names.get(i).copied().unwrap_or("?"), &e);
                 stats.write_errors += 1;
                 Outcome::Failed
             }
@@ -1449,6 +1542,7 @@ async fn write_batch(
         })
         .collect();
     let mut outcomes = vec![Outcome::Pending; cmds.len()];
+    let mut replies = vec![None; cmds.len()];
     let started = std::time::Instant::now();
     let mut tries = 0;
     let mut loading_said = false;
@@ -1456,6 +1550,7 @@ async fn write_batch(
     while let Some(err) = attempt(
         next.take().unwrap_or_else(|| plan(&batch, s, state)),
         &mut outcomes,
+        &mut replies,
         pools,
         lane,
         stats,
@@ -1499,6 +1594,9 @@ async fn write_batch(
             stats.script_reloads += 1;
             let client = pools.client(s.ticks_db, lane)?;
             let mut loaded = s.alerts.script.load(client).await;
+            if loaded.is_ok() {
+                loaded = s.tick_script.load(client).await;
+            }
             if let (Ok(()), Some(lua)) = (&loaded, &s.lua) {
                 loaded = lua.load(client).await;
             }
@@ -1516,13 +1614,20 @@ async fn write_batch(
         metrics::counter!(tickwire_core::telemetry::REDIS_RETRIES).increment(1);
         tokio::time::sleep(backoff).await;
     }
-    record_metrics(&batch, &meta, &outcomes, s, started.elapsed());
-    // The batch's tick XADDs come first in its plan, in order: the newest
-    // acknowledged one is the restart watch's witness.
+    let ticks =
+        tick_outcomes(&batch, &meta, &outcomes, &mut replies, stats, &s.refusals).map_err(|e| {
+            WriterError::Permission {
+                url: pools.url().to_string(),
+                command: "XADD (in lua/tick_append.lua)".to_string(),
+                detail: e.details().to_string(),
+            }
+        })?;
+    record_metrics(&batch, &meta, &outcomes, &ticks, s, started.elapsed());
+    // The newest acknowledged tick is the restart watch's witness.
     if let Some(w) = batch
         .ticks
         .iter()
-        .zip(&outcomes)
+        .zip(&ticks)
         .rev()
         .find(|(_, o)| **o == Outcome::Applied)
         .map(|(w, _)| w)
@@ -1567,14 +1672,6 @@ async fn write_batch(
                     state.memo.indexed(memo);
                 }
             }
-            (Kind::Tick, Outcome::Applied) => {
-                db.stream_entries += 1;
-                stats.ticks_written += 1;
-            }
-            (Kind::Tick, Outcome::AlreadyThere) => {
-                db.stream_entries_there += 1;
-                stats.duplicates += 1;
-            }
             (Kind::DeadLetter, Outcome::Applied) => {
                 db.stream_entries += 1;
                 stats.deadlettered += 1;
@@ -1593,7 +1690,6 @@ async fn write_batch(
                 stats.bar_duplicates += 1;
             }
             // Refused for good (counted in write_errors): what is missing.
-            (Kind::Tick, Outcome::Failed) => stats.ticks_failed += 1,
             (Kind::Bar, Outcome::Failed) => stats.bars_failed += 1,
             (Kind::DeadLetter, Outcome::Failed) => stats.deadletters_failed += 1,
             (Kind::Indicator, Outcome::Applied) => {
@@ -1616,10 +1712,90 @@ async fn write_batch(
             _ => {}
         }
     }
+    for (w, outcome) in batch.ticks.iter().zip(&ticks) {
+        match outcome {
+            Outcome::Applied => {
+                stats.db(w.db).stream_entries += 1;
+                stats.ticks_written += 1;
+            }
+            Outcome::AlreadyThere => {
+                stats.db(w.db).stream_entries_there += 1;
+                stats.duplicates += 1;
+            }
+            Outcome::Failed => stats.ticks_failed += 1,
+            _ => {}
+        }
+    }
     if !steady {
         owe_expires(&batch, s, state);
     }
     Ok(())
+}
+
+/// Each tick's outcome: that of its run's command (see [`plan_ticks`]), or,
+/// for a run written by `tick_append.lua`, that of its entry in the reply.
+/// An entry Redis refused is a write error (the first refusal of its kind
+/// logged); an entry the ACL refused is returned as the error that ends the
+/// run, as a refused command is.
+fn tick_outcomes(
+    batch: &LaneBatch,
+    meta: &[(u8, Kind, Option<Key>)],
+    outcomes: &[Outcome],
+    replies: &mut [Option<Value>],
+    stats: &mut WriterStats,
+    refusals: &Refusals,
+) -> Result<Vec<Outcome>, Error> {
+    let runs = tick_runs(batch);
+    let mut ticks = vec![Outcome::Pending; batch.ticks.len()];
+    for (c, (db, kind, _)) in meta.iter().enumerate() {
+        let Kind::Ticks(r) = kind else {
+            continue;
+        };
+        let Some(run) = runs.get(*r) else {
+            continue;
+        };
+        let entries = match replies[c].take() {
+            Some(Value::Array(entries)) if entries.len() == run.len() => entries,
+            Some(other) => {
+                // Not the script's reply (a script of another version under
+                // its SHA-1?): nothing is known of the entries.
+                tracing::warn!(db, reply = ?other, "tick_append.lua gave a reply of another shape");
+                stats.write_errors += run.len() as u64;
+                for &t in run {
+                    ticks[t] = Outcome::Failed;
+                }
+                continue;
+            }
+            None => {
+                if outcomes[c] == Outcome::Failed && run.len() > 1 {
+                    // One write error per entry, as when each was its own XADD
+                    // (settle counted the command once).
+                    stats.write_errors += run.len() as u64 - 1;
+                }
+                for &t in run {
+                    ticks[t] = outcomes[c].clone();
+                }
+                continue;
+            }
+        };
+        for (&t, entry) in run.iter().zip(entries) {
+            ticks[t] = match entry {
+                Value::Integer(1) => Outcome::Applied,
+                Value::Integer(0) => Outcome::AlreadyThere,
+                other => {
+                    let text = other.as_string().unwrap_or_else(|| format!("{other:?}"));
+                    let e = Error::new(ErrorKind::Unknown, text);
+                    if is_noperm(&e) {
+                        return Err(e);
+                    }
+                    refusals.note(*db, "XADD", &e);
+                    stats.write_errors += 1;
+                    Outcome::Failed
+                }
+            };
+        }
+    }
+    Ok(ticks)
 }
 
 /// After a batch during which a connection dropped or Redis restarted:
@@ -1644,6 +1820,7 @@ fn record_metrics(
     batch: &LaneBatch,
     meta: &[(u8, Kind, Option<Key>)],
     outcomes: &[Outcome],
+    ticks: &[Outcome],
     s: &LaneSettings,
     took: Duration,
 ) {
@@ -1651,10 +1828,22 @@ fn record_metrics(
     use tickwire_core::telemetry as t;
     // (db, ticks, duplicates, dead letters, bars, refused)
     let mut per_db: Vec<(u8, [u64; 5])> = Vec::new();
-    for ((db, kind, _), outcome) in meta.iter().zip(outcomes) {
+    let ticks = batch
+        .ticks
+        .iter()
+        .map(|w| &w.db)
+        .zip(ticks)
+        .map(|(db, o)| (db, Kind::Ticks(0), o));
+    let others = meta
+        .iter()
+        .zip(outcomes)
+        .map(|((db, kind, _), o)| (db, *kind, o))
+        // A tick run's outcome is counted per tick, above.
+        .filter(|(_, kind, _)| !matches!(kind, Kind::Ticks(_)));
+    for (db, kind, outcome) in ticks.chain(others) {
         let slot = match (kind, outcome) {
-            (Kind::Tick, Outcome::Applied) => 0,
-            (Kind::Tick, Outcome::AlreadyThere) => 1,
+            (Kind::Ticks(_), Outcome::Applied) => 0,
+            (Kind::Ticks(_), Outcome::AlreadyThere) => 1,
             (Kind::DeadLetter, Outcome::Applied) => 2,
             (Kind::Bar, Outcome::Applied) => 3,
             (_, Outcome::Failed) => 4,
@@ -1879,6 +2068,7 @@ mod tests {
                 marker_ttl: 60,
             },
             progress: Arc::default(),
+            tick_script: Script::from_lua(crate::LUA_TICK_APPEND),
             profile_script: None,
             tick_latency: false,
             refusals: Arc::default(),
@@ -1915,6 +2105,7 @@ mod tests {
                 &names,
                 replies,
                 &mut outcomes,
+                &mut vec![None; 8],
                 &mut stats,
                 &refusals
             ),
@@ -1953,6 +2144,7 @@ mod tests {
             &NAMES,
             vec![Err(gave_up)],
             &mut outcomes,
+            &mut vec![None; 8],
             &mut stats,
             &Refusals::default(),
         );
@@ -1975,6 +2167,7 @@ mod tests {
                 &NAMES,
                 replies,
                 &mut outcomes,
+                &mut vec![None; 8],
                 &mut stats,
                 &Refusals::default()
             ),
@@ -2000,6 +2193,7 @@ mod tests {
                 &NAMES,
                 vec![Err(gave_up)],
                 &mut one,
+                &mut vec![None; 8],
                 &mut stats,
                 &Refusals::default()
             ),
@@ -2025,6 +2219,7 @@ mod tests {
             &NAMES,
             replies,
             &mut outcomes,
+            &mut vec![None; 8],
             &mut stats,
             &Refusals::default(),
         ) {

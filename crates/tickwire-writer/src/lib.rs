@@ -49,6 +49,7 @@ pub const LUA_BAR_INDICATORS: &str = include_str!("../../../lua/bar_indicators.l
 pub const LUA_VWAP: &str = include_str!("../../../lua/vwap.lua");
 pub const LUA_VOLUME_ALERT: &str = include_str!("../../../lua/volume_alert.lua");
 pub const LUA_PROFILE_WRITE: &str = include_str!("../../../lua/profile_write.lua");
+pub const LUA_TICK_APPEND: &str = include_str!("../../../lua/tick_append.lua");
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -415,6 +416,7 @@ async fn load_scripts(
     alerts_client: &fred::prelude::Client,
     ticks_client: &fred::prelude::Client,
     alerts: &Script,
+    ticks: &Script,
     profile: Option<&Script>,
     lua: Option<&LuaScripts>,
     max_retries: u32,
@@ -422,6 +424,9 @@ async fn load_scripts(
     let mut tries = 0;
     loop {
         let mut loaded = alerts.load(alerts_client).await;
+        if loaded.is_ok() {
+            loaded = ticks.load(ticks_client).await;
+        }
         if let (Ok(()), Some(script)) = (&loaded, profile) {
             loaded = script.load(ticks_client).await;
         }
@@ -1252,6 +1257,7 @@ pub async fn run_with(
         },
         progress: Arc::clone(&opts.progress),
         tick_latency: opts.tick_latency,
+        tick_script: Script::from_lua(LUA_TICK_APPEND),
         profile_script: (!config.profiles.others.is_empty())
             .then(|| Script::from_lua(LUA_PROFILE_WRITE)),
         refusals: Arc::default(),
@@ -1267,6 +1273,7 @@ pub async fn run_with(
         pools.client(settings.alerts.db, 0)?,
         pools.client(settings.ticks_db, 0)?,
         &settings.alerts.script,
+        &settings.tick_script,
         settings.profile_script.as_ref(),
         lua_scripts.as_ref(),
         config.writer.max_retries,

@@ -12,7 +12,7 @@ use fred::prelude::*;
 
 /// The README's ACL lines (keep them equal).
 const REPLAY_INLINE: &str = "-@all +select +ping +info +client|id +get +set +hget +hset +expire \
-     +xadd +xrange +xrevrange +zadd +sadd +script|load +evalsha ~* resetchannels";
+     +xadd +xtrim +xrange +xrevrange +zadd +sadd +script|load +evalsha ~* resetchannels";
 /// The Lua engine: the inline line and what the scripts call.
 const LUA_EXTRA: &str = "+hmget";
 /// Profiles writing lists; `+publish` with the channels of their `publish`.
