@@ -12,8 +12,11 @@
 #
 # TICKWIRE_BIN=path runs that binary instead of building target/release
 # (a before/after comparison against a binary built elsewhere).
-# ENGINE=lua replays with the Lua indicator engine ([indicators] engine); the
-# Redis time per EVALSHA (commandstats usec_per_call) is printed then.
+# ENGINE=lua replays with the Lua indicator engine ([indicators] engine), after
+# an inline replay of the same ticks: it prints the ratio of the two and the
+# Redis time per call of the engine's own scripts (EVALSHA beyond the inline
+# run's). Commands per tick are given as tickwire sent them (its summary's
+# `redis commands`) and as Redis ran them (commandstats, script calls inside).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ticks=${1:-1000000}
@@ -42,26 +45,46 @@ hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 "$bin" synth --instruments "$instruments" --sessions 1 --ticks-per-session "$per" --out "$work/ticks.jsonl" 2>/dev/null
-echo "== tickwire replay --max: $ticks ticks, $instruments instruments, $engine engine"
-redis-cli -p "$port" config resetstat >/dev/null
-redis_before=$(cpu_ticks "$redis_pid")
-if [[ -x /usr/bin/time ]]; then
-  /usr/bin/time -o "$work/cpu.txt" -f '%U %S' \
-    "$bin" --config "$work/tickwire.toml" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" | tee "$work/replay.txt"
-  tw_cpu_s=$(awk '{print $1 + $2}' "$work/cpu.txt")
-else
-  # Sample /proc/<pid>/stat every 50 ms; the last sample before exit counts.
-  "$bin" --config "$work/tickwire.toml" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" >"$work/replay.txt" &
-  tw_pid=$!
-  last=0
-  while s=$(cpu_ticks "$tw_pid" 2>/dev/null); do last=$s; sleep 0.05; done
-  wait "$tw_pid"
-  cat "$work/replay.txt"
-  tw_cpu_s=$(python3 -c "print($last / $hz)")
+printf '[indicators]\nengine = "inline"\n' >"$work/inline.toml"
+
+# replay_once CONFIG NAME: one replay with CPU and commandstats into $work/NAME.*
+replay_once() {
+  local config=$1 name=$2
+  redis-cli -p "$port" flushall >/dev/null
+  redis-cli -p "$port" config resetstat >/dev/null
+  local before
+  before=$(cpu_ticks "$redis_pid")
+  if [[ -x /usr/bin/time ]]; then
+    /usr/bin/time -o "$work/$name.cpu" -f '%U %S' \
+      "$bin" --config "$config" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" | tee "$work/$name.txt"
+    tw_cpu_s=$(awk '{print $1 + $2}' "$work/$name.cpu")
+  else
+    # Sample /proc/<pid>/stat every 50 ms; the last sample before exit counts.
+    "$bin" --config "$config" --redis "redis://127.0.0.1:$port" replay --max "$work/ticks.jsonl" >"$work/$name.txt" &
+    local tw_pid=$! last=0 s
+    while s=$(cpu_ticks "$tw_pid" 2>/dev/null); do last=$s; sleep 0.05; done
+    wait "$tw_pid"
+    cat "$work/$name.txt"
+    tw_cpu_s=$(python3 -c "print($last / $hz)")
+  fi
+  redis_before=$before
+  redis_after=$(cpu_ticks "$redis_pid")
+  redis-cli -p "$port" info commandstats | tr -d '\r' >"$work/$name.stats"
+}
+
+if [[ $engine == lua ]]; then
+  # The inline engine first, on the same ticks: what the Lua engine adds is
+  # the difference (its ticks/s ratio, its scripts' Redis time per call).
+  echo "== tickwire replay --max: $ticks ticks, $instruments instruments, inline engine (for the Lua engine's ratio)"
+  replay_once "$work/inline.toml" inline >/dev/null
+  inline_tw=$(awk '/ticks\/s/ {print $2}' "$work/inline.txt")
+  echo "   ticks/s $inline_tw"
 fi
-redis_after=$(cpu_ticks "$redis_pid")
-redis-cli -p "$port" info commandstats | tr -d '\r' >"$work/commandstats.txt"
+echo "== tickwire replay --max: $ticks ticks, $instruments instruments, $engine engine"
+replay_once "$work/tickwire.toml" replay
+cp "$work/replay.stats" "$work/commandstats.txt"
 tw=$(awk '/ticks\/s/ {print $2}' "$work/replay.txt")
+sent=$(awk '/redis commands/ {print $3}' "$work/replay.txt")
 
 redis-cli -p "$port" flushall >/dev/null
 echo "== redis-benchmark -P 64 XADD: $ticks entries over $instruments streams, same fields"
@@ -70,23 +93,32 @@ redis-benchmark -p "$port" -P 64 -n "$ticks" -r "$instruments" -q \
   | tr '\r' '\n' | tail -1 | tee "$work/bench.txt"
 rb=$(grep -oE '[0-9.]+ requests per second' "$work/bench.txt" | awk '{print $1}')
 
-python3 - "$work/commandstats.txt" "$ticks" "$tw" "$rb" "$tw_cpu_s" "$redis_before" "$redis_after" "$hz" <<'EOF'
-import re, sys
-path, ticks, tw, rb, tw_cpu, r0, r1, hz = sys.argv[1:]
+python3 - "$work/commandstats.txt" "$ticks" "$tw" "$rb" "$tw_cpu_s" "$redis_before" "$redis_after" "$hz" \
+  "${sent:-0}" "$work/inline.stats" "${inline_tw:-0}" <<'EOF'
+import os, re, sys
+path, ticks, tw, rb, tw_cpu, r0, r1, hz, sent, inline_path, inline_tw = sys.argv[1:]
 ticks, tw, rb, tw_cpu = int(ticks), float(tw), float(rb), float(tw_cpu)
+sent, inline_tw = int(sent), float(inline_tw)
 redis_cpu = (int(r1) - int(r0)) / int(hz)
-calls, usec = {}, {}
-for line in open(path):
-    m = re.match(r"cmdstat_([^:]+):calls=(\d+),usec=(\d+)", line)
-    if m:
-        calls[m.group(1).upper()] = int(m.group(2))
-        usec[m.group(1).upper()] = int(m.group(3))
-# The INFO that read them counts itself; CONFIG is the reset.
-for own in ("INFO", "CONFIG|RESETSTAT"):
-    calls.pop(own, None)
+
+def stats(path):
+    calls, usec = {}, {}
+    for line in open(path):
+        m = re.match(r"cmdstat_([^:]+):calls=(\d+),usec=(\d+)", line)
+        if m:
+            calls[m.group(1).upper()] = int(m.group(2))
+            usec[m.group(1).upper()] = int(m.group(3))
+    # The INFO that read them counts itself; CONFIG is the reset.
+    for own in ("INFO", "CONFIG|RESETSTAT"):
+        calls.pop(own, None)
+    return calls, usec
+
+calls, usec = stats(path)
 total = sum(calls.values())
 print(f"== ratio tickwire/redis-benchmark: {tw / rb:.2f} ({tw:,.0f} vs {rb:,.0f} per second)")
-print(f"== Redis commands per tick: {total / ticks:.3f} ({total:,} commands)")
+print(f"== Redis commands per tick: {sent / ticks:.3f} sent by tickwire ({sent:,}, its summary's "
+      f"'redis commands': a script call is one), {total / ticks:.3f} run by Redis "
+      f"(INFO commandstats: {total:,}, the commands scripts run included)")
 for name in ("XADD", "EXPIRE", "HSET", "EVALSHA", "PING"):
     print(f"   {name:<8} {calls.get(name, 0) / ticks:.3f}")
 others = sorted((n for n in calls if n not in ("XADD", "EXPIRE", "HSET", "EVALSHA", "PING")),
@@ -96,6 +128,15 @@ for name in others[:6]:
 if calls.get("EVALSHA"):
     n = calls["EVALSHA"]
     print(f"== EVALSHA: {n:,} calls, Redis time {usec['EVALSHA'] / n:.1f} us per call")
+if inline_tw and os.path.exists(inline_path):
+    # The Lua engine's own scripts: its EVALSHAs beyond the inline run's
+    # (tick appends and alerts, the same in both).
+    icalls, iusec = stats(inline_path)
+    n = calls.get("EVALSHA", 0) - icalls.get("EVALSHA", 0)
+    t = usec.get("EVALSHA", 0) - iusec.get("EVALSHA", 0)
+    if n > 0:
+        print(f"== Lua engine: {n:,} indicator script calls, Redis time {t / n:.1f} us per call; "
+              f"{tw:,.0f} ticks/s against {inline_tw:,.0f} inline: {tw / inline_tw:.2f}")
 print(f"== CPU per tick: tickwire {tw_cpu * 1e6 / ticks:.2f} us, "
       f"redis-server {redis_cpu * 1e6 / ticks:.2f} us "
       f"(tickwire {tw_cpu:.2f} s, redis-server {redis_cpu:.2f} s)")

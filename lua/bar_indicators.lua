@@ -1,4 +1,4 @@
--- tickwire bar_indicators v1
+-- tickwire bar_indicators v2
 --
 -- RSI and ATR with Wilder smoothing on closed bars, exactly as TA-Lib and
 -- tickwire's inline engine compute them (same operations, same order, same
@@ -21,10 +21,13 @@ local function fmt(v)
   if v == math.floor(v) and math.abs(v) < 1e15 then
     return string.format('%d', v)
   end
-  for p = 1, 17 do
-    local s = string.format('%.' .. p .. 'g', v)
-    if tonumber(s) == v then return s end
-  end
+  -- The shortest text that reads back as v: %g strips trailing zeros, so
+  -- %.15g is it whenever 15 digits or fewer do (the first of p = 1..15 that
+  -- reads back would print the same), else 16 or 17 digits.
+  local s = string.format('%.15g', v)
+  if tonumber(s) == v then return s end
+  s = string.format('%.16g', v)
+  if tonumber(s) == v then return s end
   return string.format('%.17g', v)
 end
 

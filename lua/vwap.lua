@@ -1,4 +1,4 @@
--- tickwire vwap v1
+-- tickwire vwap v2
 --
 -- Session VWAP, sum(price * qty) / sum(qty) over the trades of the current
 -- trading day, exactly as tickwire's inline engine computes it.
@@ -6,7 +6,12 @@
 -- KEYS[1]  state hash (shared with bar_indicators; consumers never read it)
 -- KEYS[2]  indicator:vwap:{symbol}   value, ts, period (0: session-anchored)
 -- ARGV[1]  ttl (s)
--- ARGV[2..] per trade, oldest first: ts_ms, seq, session (YYYY-MM-DD), price, qty
+-- ARGV[2..] runs of trades of one session, oldest first; per run two
+--          arguments: the session (YYYY-MM-DD), then its trades packed as
+--          little-endian doubles, four per trade: ts_ms, seq, price * qty,
+--          qty (both 0 for a trade without a price and a quantity above 0).
+--          The product is the one the inline engine adds; the doubles are
+--          read with struct.unpack, not parsed from text.
 --
 -- Idempotent: a trade whose (ts_ms, seq) is not after the last applied one is
 -- skipped. Returns the number of trades applied.
@@ -15,10 +20,13 @@ local function fmt(v)
   if v == math.floor(v) and math.abs(v) < 1e15 then
     return string.format('%d', v)
   end
-  for p = 1, 17 do
-    local s = string.format('%.' .. p .. 'g', v)
-    if tonumber(s) == v then return s end
-  end
+  -- The shortest text that reads back as v: %g strips trailing zeros, so
+  -- %.15g is it whenever 15 digits or fewer do (the first of p = 1..15 that
+  -- reads back would print the same), else 16 or 17 digits.
+  local s = string.format('%.15g', v)
+  if tonumber(s) == v then return s end
+  s = string.format('%.16g', v)
+  if tonumber(s) == v then return s end
   return string.format('%.17g', v)
 end
 
@@ -32,25 +40,27 @@ local vol = tonumber(st[5]) or 0
 local applied = 0
 local ts
 
-for i = 2, #ARGV, 5 do
-  local ms = tonumber(ARGV[i])
-  local seq = tonumber(ARGV[i + 1])
-  if ms > last_ms or (ms == last_ms and seq > last_seq) then
-    last_ms = ms
-    last_seq = seq
-    local d = ARGV[i + 2]
-    local p = tonumber(ARGV[i + 3])
-    local q = tonumber(ARGV[i + 4])
-    if p > 0 and q > 0 and p < math.huge and q < math.huge then
-      if d ~= day then
-        day = d
-        pv = 0
-        vol = 0
+for i = 2, #ARGV, 2 do
+  local d = ARGV[i]
+  local trades = ARGV[i + 1]
+  local pos = 1
+  local ms, seq, pq, q
+  while pos <= #trades do
+    ms, seq, pq, q, pos = struct.unpack('<dddd', trades, pos)
+    if ms > last_ms or (ms == last_ms and seq > last_seq) then
+      last_ms = ms
+      last_seq = seq
+      if q > 0 then
+        if d ~= day then
+          day = d
+          pv = 0
+          vol = 0
+        end
+        pv = pv + pq
+        vol = vol + q
+        ts = ms
+        applied = applied + 1
       end
-      pv = pv + p * q
-      vol = vol + q
-      ts = ms
-      applied = applied + 1
     end
   end
 end

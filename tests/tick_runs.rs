@@ -82,7 +82,10 @@ async fn a_streams_ticks_go_in_one_call_per_run_in_order_with_their_fields() {
         "{evalsha} EVALSHA for {} ticks: {calls:?}",
         2 * n
     );
-    assert!(calls.get("XADD").copied().unwrap_or(0) >= 2 * n, "{calls:?}");
+    assert!(
+        calls.get("XADD").copied().unwrap_or(0) >= 2 * n,
+        "{calls:?}"
+    );
 
     let ticks = server.client(4).await.unwrap();
     for symbol in ["SBIN", "INFY"] {

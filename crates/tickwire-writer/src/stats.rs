@@ -71,6 +71,9 @@ pub struct WriterStats {
     pub deadletters_failed: u64,
     /// Pipelines sent (retries included).
     pub pipelines: u64,
+    /// Commands the lanes sent to Redis (retries included; a script call is
+    /// one, whatever it runs inside Redis).
+    pub commands: u64,
     /// Attempts of a batch that failed for a transient reason and were made again.
     pub retries: u64,
     /// Time batches that had to be retried took, from their first attempt
@@ -144,6 +147,7 @@ impl WriterStats {
         self.alert_calls += other.alert_calls;
         self.script_reloads += other.script_reloads;
         self.pipelines += other.pipelines;
+        self.commands += other.commands;
         self.retries += other.retries;
         for (db, s) in other.per_db {
             let mine = self.db(db);

@@ -87,10 +87,12 @@ impl RunSummary {
         for (name, v) in rows {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
-        let optional: [(&str, u64); 7] = [
+        let optional: [(&str, u64); 8] = [
             // Lines that held several items (an OKX push of three trades):
             // lines read + these = ticks + quotes + rejected + skipped.
             ("more per line", i.extra),
+            // What the writer's lanes sent (a script call is one command).
+            ("redis commands", w.commands),
             ("frames dropped", self.frames_dropped()),
             ("redis retries", w.retries),
             ("redis restarts", w.redis_restarts),
