@@ -10,7 +10,8 @@
 -- KEYS[1]  state hash (the engine's own; consumers never read it)
 -- KEYS[2]  indicator:rsi:{symbol}   value, ts, period
 -- KEYS[3]  indicator:atr:{symbol}   value, ts, period
--- ARGV[1]  ttl (s)   ARGV[2] rsi period   ARGV[3] atr period
+-- ARGV[1]  ttl (s; unused since v2: the writer sends each key's EXPIRE when
+--          due, as for the keys it writes itself)   ARGV[2] rsi period   ARGV[3] atr period
 -- ARGV[4..] per bar, oldest first: open_ms, high, low, close
 --
 -- Idempotent: a bar whose open time is not after the last applied one is
@@ -35,7 +36,6 @@ local function exact(v)
   return string.format('%.17g', v)
 end
 
-local ttl = tonumber(ARGV[1])
 local rp = tonumber(ARGV[2])
 local ap = tonumber(ARGV[3])
 local st = redis.call('HMGET', KEYS[1], 'bar_ms', 'bars', 'prev', 'gain', 'loss', 'atr_sum', 'atr')
@@ -95,18 +95,20 @@ for i = 4, #ARGV, 4 do
 end
 
 if applied > 0 then
-  redis.call('HSET', KEYS[1], 'bar_ms', string.format('%d', bar_ms), 'bars', string.format('%d', bars),
-    'prev', exact(prev), 'gain', exact(gain), 'loss', exact(loss), 'atr_sum', exact(atr_sum))
-  if atr then redis.call('HSET', KEYS[1], 'atr', exact(atr)) end
-  redis.call('EXPIRE', KEYS[1], ttl)
+  if atr then
+    redis.call('HSET', KEYS[1], 'bar_ms', string.format('%d', bar_ms), 'bars', string.format('%d', bars),
+      'prev', exact(prev), 'gain', exact(gain), 'loss', exact(loss), 'atr_sum', exact(atr_sum),
+      'atr', exact(atr))
+  else
+    redis.call('HSET', KEYS[1], 'bar_ms', string.format('%d', bar_ms), 'bars', string.format('%d', bars),
+      'prev', exact(prev), 'gain', exact(gain), 'loss', exact(loss), 'atr_sum', exact(atr_sum))
+  end
   local ts = string.format('%d', bar_ms)
   if rsi then
     redis.call('HSET', KEYS[2], 'value', fmt(rsi), 'ts', ts, 'period', string.format('%d', rp))
-    redis.call('EXPIRE', KEYS[2], ttl)
   end
   if atr and bars - 1 >= ap then
     redis.call('HSET', KEYS[3], 'value', fmt(atr), 'ts', ts, 'period', string.format('%d', ap))
-    redis.call('EXPIRE', KEYS[3], ttl)
   end
 end
 return applied

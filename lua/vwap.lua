@@ -5,7 +5,8 @@
 --
 -- KEYS[1]  state hash (shared with bar_indicators; consumers never read it)
 -- KEYS[2]  indicator:vwap:{symbol}   value, ts, period (0: session-anchored)
--- ARGV[1]  ttl (s)
+-- ARGV[1]  ttl (s; unused since v2: the writer sends each key's EXPIRE when
+--          due, as for the keys it writes itself)
 -- ARGV[2..] runs of trades of one session, oldest first; per run two
 --          arguments: the session (YYYY-MM-DD), then its trades packed as
 --          little-endian doubles, four per trade: ts_ms, seq, price * qty,
@@ -30,7 +31,6 @@ local function fmt(v)
   return string.format('%.17g', v)
 end
 
-local ttl = tonumber(ARGV[1])
 local st = redis.call('HMGET', KEYS[1], 'vwap_ms', 'vwap_seq', 'vwap_day', 'pv', 'v')
 local last_ms = tonumber(st[1]) or -1
 local last_seq = tonumber(st[2]) or -1
@@ -68,8 +68,6 @@ end
 if applied > 0 then
   redis.call('HSET', KEYS[1], 'vwap_ms', string.format('%d', last_ms), 'vwap_seq', string.format('%d', last_seq),
     'vwap_day', day, 'pv', string.format('%.17g', pv), 'v', string.format('%.17g', vol))
-  redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('HSET', KEYS[2], 'value', fmt(pv / vol), 'ts', string.format('%d', ts), 'period', '0')
-  redis.call('EXPIRE', KEYS[2], ttl)
 end
 return applied

@@ -363,6 +363,8 @@ async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
                 h["value"].parse().unwrap(),
                 want,
             );
+            // The scripts write these keys; the writer sets their TTLs.
+            assert_ttl(&db4, &format!("indicator:{name}:{symbol}")).await;
         }
         assert_ttl(&db4, &format!("indicator:state:{symbol}")).await;
     }

@@ -595,7 +595,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
     }
     plan_bars_and_indicators(batch, s, state, &mut buf, &mut cmds);
     if let Some(lua) = &s.lua {
-        plan_lua(batch, s, lua, &mut buf, &mut cmds);
+        plan_lua(batch, s, state, lua, &mut buf, &mut cmds);
     }
     plan_volumes(batch, s, state, &mut buf, &mut cmds);
     plan_snapshots(batch, s, state, &mut cmds);
@@ -953,6 +953,7 @@ fn plan_volumes(
 fn plan_lua(
     batch: &LaneBatch,
     s: &LaneSettings,
+    state: &LaneState,
     lua: &LuaScripts,
     buf: &mut BytesMut,
     cmds: &mut Vec<Cmd>,
@@ -978,6 +979,10 @@ fn plan_lua(
         args.push(text(buf, b.bar.low));
         args.push(text(buf, b.bar.close));
     }
+    // The keys the scripts write get their EXPIRE from the lane when due,
+    // after the call (a key the script has not made yet answers 0 and is
+    // tried again with the next batch).
+    let mut expiring: Vec<&Key> = Vec::new();
     for (keys, args) in bars {
         cmds.push(Cmd {
             db: s.ticks_db,
@@ -988,6 +993,7 @@ fn plan_lua(
                 args,
             },
         });
+        expiring.extend([&keys.state, &keys.rsi, &keys.atr]);
     }
     // Per instrument, its trades in runs of one session, each run's trades
     // packed as doubles (see `vwap.lua`): the script reads them without
@@ -1043,6 +1049,13 @@ fn plan_lua(
                 args,
             },
         });
+        expiring.extend([&keys.state, &keys.vwap]);
+    }
+    let mut planned: HashSet<&Key> = HashSet::new();
+    for key in expiring {
+        if planned.insert(key) {
+            expire(state, s.ticks_db, key, s.ticks_ttl, cmds);
+        }
     }
 }
 
