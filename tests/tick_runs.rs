@@ -6,26 +6,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use common::*;
 use fred::prelude::*;
-
-/// INFO commandstats: calls per command (upper case).
-async fn command_calls(client: &Client) -> HashMap<String, u64> {
-    let info: String = client
-        .custom(fred::cmd!("INFO"), vec!["commandstats"])
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.trim().strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            let calls = rest.split(',').next()?.parse().ok()?;
-            Some((name.to_uppercase(), calls))
-        })
-        .collect()
-}
 
 /// Tick `i` of `symbol`: two ticks per millisecond (the second has the next
 /// sequence number of its millisecond), bid and ask on ticks 200-259, a day

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -15,21 +14,6 @@ use common::*;
 use fred::prelude::*;
 use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_testkit::RedisServer;
-
-/// INFO commandstats: calls per command (upper case).
-async fn command_calls(client: &Client) -> HashMap<String, u64> {
-    let info: String = client
-        .custom(fred::cmd!("INFO"), vec!["commandstats"])
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.trim().strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            let calls = rest.split(',').next()?.parse().ok()?;
-            Some((name.to_uppercase(), calls))
-        })
-        .collect()
-}
 
 async fn reset_stats(client: &Client) {
     let _: Value = client

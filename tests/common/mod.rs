@@ -78,6 +78,21 @@ pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// INFO commandstats: calls per command (upper case).
+pub async fn command_calls(client: &Client) -> HashMap<String, u64> {
+    let info: String = client
+        .custom(fred::cmd!("INFO"), vec!["commandstats"])
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.trim().strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            Some((name.to_uppercase(), calls))
+        })
+        .collect()
+}
+
 pub type Entries = Vec<(String, HashMap<String, String>)>;
 
 pub async fn xrange(client: &Client, key: &str) -> Entries {
