@@ -9,6 +9,7 @@
 # and redis-server's CPU per tick (/proc/<pid>/stat before and after).
 #
 #   benches/throughput.sh [TICKS] [INSTRUMENTS]     (defaults: 1000000 100)
+#   benches/throughput.sh 1000000 "100 10000"      (each, then ticks/s by count)
 #
 # TICKWIRE_BIN=path runs that binary instead of building target/release
 # (a before/after comparison against a binary built elsewhere).
@@ -21,6 +22,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ticks=${1:-1000000}
 instruments=${2:-100}
+
+# Several instrument counts ("100 10000"): one run each, then how ticks/s at
+# each count compares with the first (issue 14: the cost of a tick should not
+# depend on how many other instruments exist).
+if [[ $instruments == *" "* ]]; then
+  self=$(pwd)/benches/throughput.sh
+  out=$(mktemp)
+  first=""
+  for m in $instruments; do
+    "$self" "$ticks" "$m" | tee "$out"
+    tps=$(awk '/^  ticks\/s/ {print $2}' "$out" | tail -1)
+    echo "$m $tps" >>"$out.all"
+  done
+  echo "== ticks/s by instruments (the same $ticks ticks):"
+  awk 'NR == 1 {base = $2} {printf "   %6d instruments %9d ticks/s  %.2f of the first\n", $1, $2, $2 / base}' "$out.all"
+  rm -f "$out" "$out.all"
+  exit 0
+fi
 # synth's --ticks-per-session is per instrument.
 per=$(( (ticks + instruments - 1) / instruments ))
 ticks=$((per * instruments))
