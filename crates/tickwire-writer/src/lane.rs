@@ -1,10 +1,11 @@
 //! A writer lane: one connection per DB, one batch at a time, in order.
 //!
-//! A batch becomes a plan of commands (XADD per tick, one HSET per instrument
-//! for its last price, XADD per dead letter, one EXPIRE per key), sent as one
-//! pipeline per DB, all DBs at once. Commands that fail for a transient reason
-//! (connection lost, timeout) are sent again; the rest are final. Every command
-//! is idempotent, so a resend never double-applies anything.
+//! A batch becomes a plan of commands (one `lua/tick_append.lua` call per run
+//! of a stream's ticks, one HSET per instrument for its last price, XADD per
+//! dead letter, EXPIREs when due), sent as one pipeline per DB, all DBs at
+//! once. Commands that fail for a transient reason (connection lost, timeout)
+//! are sent again; the rest are final. Every command is idempotent, so a
+//! resend never double-applies anything.
 
 use std::collections::{HashMap, HashSet};
 
