@@ -287,6 +287,21 @@ impl LaneSettings {
     fn ttl(&self, db: u8) -> i64 {
         self.ttl_by_db[usize::from(db & 15)]
     }
+
+    /// SCRIPT LOAD of every script the lanes call (the cache is per server,
+    /// not per DB): the alerts' and tick appends' always, the profile's and
+    /// the Lua engine's when used. At start and after NOSCRIPT.
+    pub(crate) async fn load_scripts(&self, client: &Client) -> Result<(), Error> {
+        self.alerts.script.load(client).await?;
+        self.tick_script.load(client).await?;
+        if let Some(script) = &self.profile_script {
+            script.load(client).await?;
+        }
+        if let Some(lua) = &self.lua {
+            lua.load(client).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The Lua engine: its scripts (SHA-1 computed locally) and periods.
@@ -451,12 +466,15 @@ impl TickText {
         }
     }
 
+    /// The optional fields the tick has, in entry order: vol, bid, ask.
+    fn extras(&self) -> impl Iterator<Item = (Key, &Bytes)> {
+        [(VOL, &self.vol), (BID, &self.bid), (ASK, &self.ask)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
+
     fn optional(&self, fields: &mut Vec<(Key, Value)>) {
-        for (k, v) in [(VOL, &self.vol), (BID, &self.bid), (ASK, &self.ask)] {
-            if let Some(v) = v {
-                fields.push((k, Value::Bytes(v.clone())));
-            }
-        }
+        fields.extend(self.extras().map(|(k, v)| (k, Value::Bytes(v.clone()))));
     }
 }
 
@@ -508,6 +526,16 @@ pub(crate) fn is_dead_letter_of(fields: &HashMap<String, String>, j: &Rejected) 
 }
 
 fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
+    plan_with(batch, &tick_runs(batch), s, state)
+}
+
+/// The plan of a batch whose tick runs (see [`tick_runs`]) are known.
+fn plan_with(
+    batch: &LaneBatch,
+    runs: &[Vec<usize>],
+    s: &LaneSettings,
+    state: &LaneState,
+) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
     let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
     let mut texts = Vec::with_capacity(batch.ticks.len());
@@ -539,7 +567,7 @@ fn plan(batch: &LaneBatch, s: &LaneSettings, state: &LaneState) -> Vec<Cmd> {
         &mut price_order,
         &mut buf,
     );
-    plan_ticks(batch, s, &texts, &mut cmds);
+    plan_ticks(batch, runs, s, &texts, &mut cmds);
     for (db, key) in stream_keys {
         expire(state, db, key, s.ttl(db), &mut cmds);
     }
@@ -652,8 +680,14 @@ fn tick_runs(batch: &LaneBatch) -> Vec<Vec<usize>> {
 /// the script; for tickwire's client one command of many arguments costs a
 /// fraction of many commands); a run of one tick is a plain XADD. Both are
 /// idempotent by the entries' explicit IDs.
-fn plan_ticks(batch: &LaneBatch, s: &LaneSettings, texts: &[TickText], cmds: &mut Vec<Cmd>) {
-    for (r, run) in tick_runs(batch).into_iter().enumerate() {
+fn plan_ticks(
+    batch: &LaneBatch,
+    runs: &[Vec<usize>],
+    s: &LaneSettings,
+    texts: &[TickText],
+    cmds: &mut Vec<Cmd>,
+) {
+    for (r, run) in runs.iter().enumerate() {
         let w = &batch.ticks[run[0]];
         let kind = Kind::Ticks(r);
         if let [only] = run[..] {
@@ -675,27 +709,20 @@ fn plan_ticks(batch: &LaneBatch, s: &LaneSettings, texts: &[TickText], cmds: &mu
             });
             continue;
         }
-        let first = &texts[run[0]];
         let mut names = vec![LTP, QTY, TS];
-        for (k, v) in [(VOL, &first.vol), (BID, &first.bid), (ASK, &first.ask)] {
-            if v.is_some() {
-                names.push(k);
-            }
-        }
+        names.extend(texts[run[0]].extras().map(|(k, _)| k));
         let mut args = Vec::with_capacity(2 + names.len() + run.len() * (1 + names.len()));
         args.push(Value::Integer(s.maxlen));
         args.push(Value::Integer(names.len() as i64));
         args.extend(names.into_iter().map(|k| Value::Bytes(k.into_bytes())));
-        for &i in &run {
+        for &i in run {
             let t = &texts[i];
             args.push(Value::String(t.id.clone()));
             args.push(Value::Bytes(t.price.clone()));
             args.push(Value::Bytes(t.qty.clone()));
             args.push(Value::Bytes(t.ts.clone()));
             // The run's ticks all have the same optional fields (its shape).
-            for v in [&t.vol, &t.bid, &t.ask].into_iter().flatten() {
-                args.push(Value::Bytes(v.clone()));
-            }
+            args.extend(t.extras().map(|(_, v)| Value::Bytes(v.clone())));
         }
         cmds.push(Cmd {
             db: w.db,
@@ -1000,24 +1027,25 @@ fn plan_lua(
     // packed as doubles (see `vwap.lua`): the script reads them without
     // parsing text, and Redis makes two strings per run instead of five
     // per trade.
-    let mut trades: Vec<(&LuaKeys, Vec<Value>)> = Vec::new();
-    // Per instrument, its open run: its session and packed trades.
-    let mut open: Vec<Option<(&str, BytesMut)>> = Vec::new();
+    // Per instrument: its keys, its args so far, and its open run (session
+    // and packed trades).
+    type Open<'a> = Option<(&'a str, BytesMut)>;
+    let mut trades: Vec<(&LuaKeys, Vec<Value>, Open)> = Vec::new();
     for t in &batch.lua_trades {
-        let i = match trades.iter().position(|(k, _)| k.state == t.keys.state) {
+        let i = match trades.iter().position(|(k, _, _)| k.state == t.keys.state) {
             Some(i) => i,
             None => {
-                trades.push((&t.keys, vec![ttl.clone()]));
-                open.push(None);
+                trades.push((&t.keys, vec![ttl.clone()], None));
                 trades.len() - 1
             }
         };
         let tr = &t.trade;
-        let run = match &mut open[i] {
+        let (_, args, open) = &mut trades[i];
+        let run = match open {
             Some((session, packed)) if *session == &*tr.session => packed,
             slot => {
                 if let Some((session, packed)) = slot.take() {
-                    close_vwap_run(&mut trades[i].1, session, packed);
+                    close_vwap_run(args, session, packed);
                 }
                 &mut slot.insert((&*tr.session, BytesMut::new())).1
             }
@@ -1035,12 +1063,10 @@ fn plan_lua(
             run.extend_from_slice(&v.to_le_bytes());
         }
     }
-    for ((_, args), run) in trades.iter_mut().zip(open) {
-        if let Some((session, packed)) = run {
-            close_vwap_run(args, session, packed);
+    for (keys, mut args, open) in trades {
+        if let Some((session, packed)) = open {
+            close_vwap_run(&mut args, session, packed);
         }
-    }
-    for (keys, args) in trades {
         cmds.push(Cmd {
             db: s.ticks_db,
             kind: Kind::Lua,
@@ -1576,7 +1602,8 @@ async fn write_batch(
     // The commands go to fred by value; a retry plans the batch again (the plan
     // is a pure function of the batch and the lane's state) and sends only
     // what is still pending.
-    let cmds = plan(&batch, s, state);
+    let runs = tick_runs(&batch);
+    let cmds = plan_with(&batch, &runs, s, state);
     let meta: Vec<(u8, Kind, Option<Key>)> = cmds
         .iter()
         .map(|c| match &c.call {
@@ -1602,7 +1629,8 @@ async fn write_batch(
     let mut loading_said = false;
     let mut next = Some(cmds);
     while let Some(err) = attempt(
-        next.take().unwrap_or_else(|| plan(&batch, s, state)),
+        next.take()
+            .unwrap_or_else(|| plan_with(&batch, &runs, s, state)),
         &mut outcomes,
         &mut replies,
         pools,
@@ -1647,16 +1675,7 @@ async fn write_batch(
             );
             stats.script_reloads += 1;
             let client = pools.client(s.ticks_db, lane)?;
-            let mut loaded = s.alerts.script.load(client).await;
-            if loaded.is_ok() {
-                loaded = s.tick_script.load(client).await;
-            }
-            if let (Ok(()), Some(lua)) = (&loaded, &s.lua) {
-                loaded = lua.load(client).await;
-            }
-            if let (Ok(()), Some(script)) = (&loaded, &s.profile_script) {
-                loaded = script.load(client).await;
-            }
+            let loaded = s.load_scripts(client).await;
             if let Err(e) = loaded {
                 tracing::warn!(lane, error = %e, "SCRIPT LOAD failed");
             }
@@ -1668,14 +1687,20 @@ async fn write_batch(
         metrics::counter!(tickwire_core::telemetry::REDIS_RETRIES).increment(1);
         tokio::time::sleep(backoff).await;
     }
-    let ticks =
-        tick_outcomes(&batch, &meta, &outcomes, &mut replies, stats, &s.refusals).map_err(|e| {
-            WriterError::Permission {
-                url: pools.url().to_string(),
-                command: "XADD (in lua/tick_append.lua)".to_string(),
-                detail: e.details().to_string(),
-            }
-        })?;
+    let ticks = tick_outcomes(
+        &batch,
+        &runs,
+        &meta,
+        &outcomes,
+        &mut replies,
+        stats,
+        &s.refusals,
+    )
+    .map_err(|e| WriterError::Permission {
+        url: pools.url().to_string(),
+        command: "XADD (in lua/tick_append.lua)".to_string(),
+        detail: e.details().to_string(),
+    })?;
     record_metrics(&batch, &meta, &outcomes, &ticks, s, started.elapsed());
     // The newest acknowledged tick is the restart watch's witness.
     if let Some(w) = batch
@@ -1793,13 +1818,13 @@ async fn write_batch(
 /// run, as a refused command is.
 fn tick_outcomes(
     batch: &LaneBatch,
+    runs: &[Vec<usize>],
     meta: &[(u8, Kind, Option<Key>)],
     outcomes: &[Outcome],
     replies: &mut [Option<Value>],
     stats: &mut WriterStats,
     refusals: &Refusals,
 ) -> Result<Vec<Outcome>, Error> {
-    let runs = tick_runs(batch);
     let mut ticks = vec![Outcome::Pending; batch.ticks.len()];
     for (c, (db, kind, _)) in meta.iter().enumerate() {
         let Kind::Ticks(r) = kind else {
@@ -1882,33 +1907,33 @@ fn record_metrics(
     use tickwire_core::telemetry as t;
     // (db, ticks, duplicates, dead letters, bars, refused)
     let mut per_db: Vec<(u8, [u64; 5])> = Vec::new();
-    let ticks = batch
-        .ticks
-        .iter()
-        .map(|w| &w.db)
-        .zip(ticks)
-        .map(|(db, o)| (db, Kind::Ticks(0), o));
-    let others = meta
-        .iter()
-        .zip(outcomes)
-        .map(|((db, kind, _), o)| (db, *kind, o))
-        // A tick run's outcome is counted per tick, above.
-        .filter(|(_, kind, _)| !matches!(kind, Kind::Ticks(_)));
-    for (db, kind, outcome) in ticks.chain(others) {
-        let slot = match (kind, outcome) {
-            (Kind::Ticks(_), Outcome::Applied) => 0,
-            (Kind::Ticks(_), Outcome::AlreadyThere) => 1,
+    let tick_slots = batch.ticks.iter().zip(ticks).filter_map(|(w, o)| {
+        let slot = match o {
+            Outcome::Applied => 0,
+            Outcome::AlreadyThere => 1,
+            Outcome::Failed => 4,
+            _ => return None,
+        };
+        Some((w.db, slot))
+    });
+    let other_slots = meta.iter().zip(outcomes).filter_map(|((db, kind, _), o)| {
+        let slot = match (kind, o) {
+            // A tick run's outcome is counted per tick, above.
+            (Kind::Ticks(_), _) => return None,
             (Kind::DeadLetter, Outcome::Applied) => 2,
             (Kind::Bar, Outcome::Applied) => 3,
             (_, Outcome::Failed) => 4,
-            _ => continue,
+            _ => return None,
         };
-        match per_db.iter_mut().find(|(d, _)| d == db) {
+        Some((*db, slot))
+    });
+    for (db, slot) in tick_slots.chain(other_slots) {
+        match per_db.iter_mut().find(|(d, _)| *d == db) {
             Some((_, n)) => n[slot] += 1,
             None => {
                 let mut n = [0; 5];
                 n[slot] = 1;
-                per_db.push((*db, n));
+                per_db.push((db, n));
             }
         }
     }
