@@ -413,30 +413,17 @@ where
 /// Redis loading its data set is waited for (see [`wait_loaded`]); a
 /// refusal (NOPERM, a script Redis will not compile) fails at once.
 async fn load_scripts(
-    alerts_client: &fred::prelude::Client,
-    ticks_client: &fred::prelude::Client,
-    alerts: &Script,
-    ticks: &Script,
-    profile: Option<&Script>,
-    lua: Option<&LuaScripts>,
+    client: &fred::prelude::Client,
+    settings: &LaneSettings,
     max_retries: u32,
 ) -> Result<(), WriterError> {
     let mut tries = 0;
     loop {
-        let mut loaded = alerts.load(alerts_client).await;
-        if loaded.is_ok() {
-            loaded = ticks.load(ticks_client).await;
-        }
-        if let (Ok(()), Some(script)) = (&loaded, profile) {
-            loaded = script.load(ticks_client).await;
-        }
-        if let (Ok(()), Some(lua)) = (&loaded, lua) {
-            loaded = lua.load(ticks_client).await;
-        }
+        let loaded = settings.load_scripts(client).await;
         match loaded {
             Ok(()) => return Ok(()),
             Err(e) if is_loading(&e) => {
-                wait_loaded(ticks_client).await;
+                wait_loaded(client).await;
             }
             Err(e) if lane::is_transient(&e) && tries < max_retries => {
                 tries += 1;
@@ -1263,29 +1250,22 @@ pub async fn run_with(
         refusals: Arc::default(),
     };
     let mut settings = settings;
-    let lua_scripts = (config.indicators.engine == Engine::Lua).then(|| LuaScripts {
+    settings.lua = (config.indicators.engine == Engine::Lua).then(|| LuaScripts {
         bar_indicators: Script::from_lua(LUA_BAR_INDICATORS),
         vwap: Script::from_lua(LUA_VWAP),
         rsi_period: config.indicators.rsi_period,
         atr_period: config.indicators.atr_period,
     });
     load_scripts(
-        pools.client(settings.alerts.db, 0)?,
         pools.client(settings.ticks_db, 0)?,
-        &settings.alerts.script,
-        &settings.tick_script,
-        settings.profile_script.as_ref(),
-        lua_scripts.as_ref(),
+        &settings,
         config.writer.max_retries,
     )
     .await?;
-    let lua_interval = match lua_scripts {
-        Some(scripts) => {
-            settings.lua = Some(scripts);
-            Some(Arc::from(config.indicators.interval.as_str()))
-        }
-        None => None,
-    };
+    let lua_interval = settings
+        .lua
+        .is_some()
+        .then(|| Arc::from(config.indicators.interval.as_str()));
     let restart_watch = pools.watch_restarts(d.get(Db::System)).await;
     let mut tasks = JoinSet::new();
     let mut senders = Vec::with_capacity(lanes);
