@@ -586,8 +586,12 @@ async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
     assert_eq!(s.writer.write_errors, 0, "{:?}", s.writer);
     // The summary's `waited for redis` covers both outages, also the part
     // fred held the lanes' commands through without an attempt failing.
+    // Waiting starts when a batch is in flight, not at the kill: a lane
+    // between batches when Redis goes down (the pacer holds the next) starts
+    // waiting up to a pacing step later, at each outage. On a loaded machine
+    // that was 7,470 ms of the 8 s: the bound allows a second per outage.
     assert!(
-        s.writer.redis_wait_ms >= 8_000,
+        s.writer.redis_wait_ms >= 6_000,
         "waited for redis {} ms through 7 s + 1 s down",
         s.writer.redis_wait_ms
     );
