@@ -103,6 +103,10 @@ struct InstrumentState {
     /// Volume of the current bucket and of the current session.
     bucket: Option<VolumeUpdate>,
     session_volume: Option<VolumeUpdate>,
+    /// Both volumes are as last handed on (or as restored from the
+    /// checkpoint, whose outputs were written before it): a finished bucket
+    /// or session is handed on again only if a trade changed it since.
+    volume_sent: bool,
     /// The stream IDs of the instrument's ticks (also the Lua engine's
     /// trade sequence, which makes its scripts idempotent).
     seq: StreamIdSeq,
@@ -352,6 +356,7 @@ impl StateStage {
             clock: SessionClock::new(self.cfg.calendar.venue(&inst.exchange)),
             bucket: None,
             session_volume: None,
+            volume_sent: true,
             seq: StreamIdSeq::default(),
             last_ts_ms: 0,
             dirty: false,
@@ -666,6 +671,7 @@ impl StateStage {
             for v in [&s.bucket, &s.session_volume].into_iter().flatten() {
                 out.push(Event::Volume(v.clone()));
             }
+            s.volume_sent = true;
             if let (true, Some(value)) = (inline, s.vwap.value()) {
                 out.push(Event::Indicator(IndicatorUpdate {
                     instrument: Arc::clone(&s.instrument),
@@ -710,10 +716,14 @@ fn phase_end_ms(clock: &mut SessionClock, ts_ms: i64) -> Option<i64> {
 
 impl InstrumentState {
     /// Adds a trade's quantity to its bucket and its session; a trade of a new
-    /// bucket or session hands on the finished one first.
+    /// bucket or session hands on the finished one first, unless it was
+    /// handed on as it is (by [`StateStage::emit_dirty`]): with thousands of
+    /// quiet instruments nearly every trade opens a bucket, and the finished
+    /// one would be written twice with the same values.
     fn add_volume(&mut self, ts: i64, qty: Dec, width: u16, out: &mut Vec<Event>) {
         let local = self.clock.at(ts).clone();
         let bucket = local.minute - local.minute % width;
+        let unsent = !std::mem::replace(&mut self.volume_sent, false);
         for (slot, span) in [
             (&mut self.bucket, Some(bucket)),
             (&mut self.session_volume, None),
@@ -726,7 +736,7 @@ impl InstrumentState {
                     v.last_ts_ms = v.last_ts_ms.max(ts);
                 }
                 _ => {
-                    if let Some(done) = slot.take() {
+                    if let Some(done) = slot.take().filter(|_| unsent) {
                         out.push(Event::Volume(done));
                     }
                     *slot = Some(VolumeUpdate {
@@ -836,6 +846,39 @@ mod tests {
         let rsi = indicators(&out, "rsi");
         assert_eq!(rsi.len(), 1);
         assert!(rsi[0] < 50.0, "{rsi:?}");
+    }
+
+    /// The bucket volumes handed on, as (HH:MM minute, volume).
+    fn buckets(out: &[Event]) -> Vec<(u16, f64)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Volume(v) => v.bucket.map(|b| (b, v.volume.to_f64())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_finished_bucket_is_handed_on_again_only_if_it_changed_since() {
+        let inst = Arc::new(Instrument::new("NSE", "SBIN"));
+        let mut s = stage();
+        let mut out = Vec::new();
+        let open = 1_704_080_700_000; // 2024-01-01 09:15 IST
+        s.process(tick(&inst, open, 100.0, 2.0), &mut out);
+        s.emit_dirty(&mut out);
+        assert_eq!(buckets(&out), [(555, 2.0)]);
+        // 09:16: 09:15 was handed on as it is, so only 09:16 goes out.
+        out.clear();
+        s.process(tick(&inst, open + 60_000, 100.0, 3.0), &mut out);
+        s.emit_dirty(&mut out);
+        assert_eq!(buckets(&out), [(556, 3.0)]);
+        // A second 09:16 trade after the hand-on, then 09:17: 09:16 changed
+        // since (5 now) and is handed on finished, then 09:17.
+        out.clear();
+        s.process(tick(&inst, open + 61_000, 100.0, 2.0), &mut out);
+        s.process(tick(&inst, open + 120_000, 100.0, 1.0), &mut out);
+        s.emit_dirty(&mut out);
+        assert_eq!(buckets(&out), [(556, 5.0), (557, 1.0)]);
     }
 
     /// Three instruments over two NSE sessions, a trade every 20 s, ids rising.
