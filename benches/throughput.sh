@@ -138,12 +138,19 @@ print(f"== ratio tickwire/redis-benchmark: {tw / rb:.2f} ({tw:,.0f} vs {rb:,.0f}
 print(f"== Redis commands per tick: {sent / ticks:.3f} sent by tickwire ({sent:,}, its summary's "
       f"'redis commands': a script call is one), {total / ticks:.3f} run by Redis "
       f"(INFO commandstats: {total:,}, the commands scripts run included)")
+# Per command: calls per tick and Redis' own time per call (commandstats'
+# usec: executing it, not reading or answering it; an EVALSHA's includes the
+# commands its script runs, which are counted on their own rows as well).
+def row(name):
+    n = calls.get(name, 0)
+    per_call = f"{usec[name] / n:6.2f} us per call" if n else ""
+    print(f"   {name:<8} {n / ticks:.3f}  {per_call}")
 for name in ("XADD", "EXPIRE", "HSET", "EVALSHA", "PING"):
-    print(f"   {name:<8} {calls.get(name, 0) / ticks:.3f}")
+    row(name)
 others = sorted((n for n in calls if n not in ("XADD", "EXPIRE", "HSET", "EVALSHA", "PING")),
                 key=lambda n: -calls[n])
 for name in others[:6]:
-    print(f"   {name:<8} {calls[name] / ticks:.3f}")
+    row(name)
 if calls.get("EVALSHA"):
     n = calls["EVALSHA"]
     print(f"== EVALSHA: {n:,} calls, Redis time {usec['EVALSHA'] / n:.1f} us per call")
