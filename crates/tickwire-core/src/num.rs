@@ -29,6 +29,9 @@ impl Dec {
     /// more digits than the type holds exactly.
     pub fn parse(text: &str) -> Option<Dec> {
         let t = text.trim();
+        if let Some(d) = parse_plain(t) {
+            return Some(Dec(d));
+        }
         if t.contains(['e', 'E']) {
             return Decimal::from_scientific(t).ok().map(Dec);
         }
@@ -141,8 +144,133 @@ impl fmt::Display for Dec {
     /// The shortest exact form: no trailing zeros, no trailing point
     /// (`19.069`, `100`, `0.001`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.width().is_none() && f.precision().is_none() {
+            let mut buf = [0; TEXT_LEN];
+            return f.write_str(self.text(&mut buf));
+        }
         fmt::Display::fmt(&self.0.normalize(), f)
     }
+}
+
+/// Room for the text of any [`Dec`]: a sign, 29 digits and a point, or a
+/// sign, `0.` and 28 digits after it.
+pub const TEXT_LEN: usize = 40;
+
+impl Dec {
+    /// The shortest exact text, as `Display` prints it (`19.069`, `100`,
+    /// `-0.001`), written into `buf` without the formatting machinery: every
+    /// tick's price and quantity go to Redis as this text.
+    pub fn text(self, buf: &mut [u8; TEXT_LEN]) -> &str {
+        let mut scale = self.0.scale() as usize;
+        let mut m = self.0.mantissa().unsigned_abs();
+        if m == 0 {
+            buf[0] = b'0';
+            return ascii(&buf[..1]);
+        }
+        // The mantissa's digits, right to left, without the fraction's
+        // trailing zeros (at most 29 digits: |mantissa| < 2^96).
+        let mut digits = [0u8; 32];
+        let mut at = digits.len();
+        if let Ok(mut v) = u64::try_from(m) {
+            while scale > 0 && v.is_multiple_of(10) {
+                v /= 10;
+                scale -= 1;
+            }
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (v % 10) as u8;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+        } else {
+            while scale > 0 && m.is_multiple_of(10) {
+                m /= 10;
+                scale -= 1;
+            }
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (m % 10) as u8;
+                m /= 10;
+                if m == 0 {
+                    break;
+                }
+            }
+        }
+        let digits = &digits[at..];
+        let n = digits.len();
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        if self.0.is_sign_negative() {
+            put(b"-");
+        }
+        if n > scale {
+            put(&digits[..n - scale]);
+            if scale > 0 {
+                put(b".");
+                put(&digits[n - scale..]);
+            }
+        } else {
+            put(b"0.");
+            for _ in n..scale {
+                put(b"0");
+            }
+            put(digits);
+        }
+        ascii(&buf[..len])
+    }
+}
+
+/// Bytes known to be ASCII as a `&str`.
+fn ascii(bytes: &[u8]) -> &str {
+    // Only ASCII digits, `-` and `.` are ever written.
+    std::str::from_utf8(bytes).unwrap_or("0")
+}
+
+/// Plain decimal text (`612.35`, `-0.001`, `100`: no exponent, no sign
+/// `+`, at most 19 digits and 28 after the point) read without the general
+/// parser; `None` for anything else, which the general parser then reads.
+/// The same mantissa and scale as `Decimal::from_str_exact`.
+fn parse_plain(t: &str) -> Option<Decimal> {
+    let (neg, body) = match t.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        b => (false, b),
+    };
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let mut scale: Option<u32> = None;
+    for &c in body {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits > 19 {
+                    return None;
+                }
+                m = m * 10 + u64::from(c - b'0');
+                if let Some(s) = scale.as_mut() {
+                    *s += 1;
+                }
+            }
+            b'.' if scale.is_none() => scale = Some(0),
+            _ => return None,
+        }
+    }
+    let scale = scale.unwrap_or(0);
+    // `1.` and `.5` and `-` are left to the general parser.
+    if digits == 0 || scale > 28 || body.first() == Some(&b'.') || body.last() == Some(&b'.') {
+        return None;
+    }
+    Some(Decimal::from_parts(
+        m as u32,
+        (m >> 32) as u32,
+        0,
+        neg,
+        scale,
+    ))
 }
 
 impl fmt::Debug for Dec {
@@ -279,6 +407,115 @@ mod tests {
         );
         assert_eq!(d("100.00").to_i64(), Some(100));
         assert_eq!(d("100.5").to_i64(), None);
+    }
+
+    /// Decimals of every shape: signs, scales 0 to 28, trailing zeros,
+    /// mantissas past u64, and zeros of both signs.
+    fn shapes() -> Vec<Decimal> {
+        let mut v = Vec::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mantissas = [
+            0i128,
+            1,
+            5,
+            10,
+            100,
+            12_300,
+            999_999_999,
+            i128::from(u64::MAX),
+            (1i128 << 96) - 1,
+        ];
+        for &m in &mantissas {
+            for scale in 0..=28 {
+                for neg in [false, true] {
+                    v.push(Decimal::from_i128_with_scale(
+                        if neg { -m } else { m },
+                        scale,
+                    ));
+                }
+            }
+        }
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let m = i128::from(x >> (x % 60)) * if x.is_multiple_of(3) { -1 } else { 1 };
+            let scale = (x % 29) as u32;
+            // Some with trailing zeros in the fraction.
+            let m = if x.is_multiple_of(5) {
+                m / 1000 * 1000
+            } else {
+                m
+            };
+            v.push(Decimal::from_i128_with_scale(m, scale));
+        }
+        v
+    }
+
+    #[test]
+    fn text_is_what_display_of_the_normalized_decimal_prints() {
+        let mut buf = [0; TEXT_LEN];
+        for d in shapes() {
+            let want = d.normalize().to_string();
+            assert_eq!(Dec(d).text(&mut buf), want, "{d:?}");
+            assert_eq!(Dec(d).to_string(), want);
+        }
+        // Width and precision still go to the general formatter.
+        assert_eq!(format!("{:>6}", d("1.50")), "   1.5");
+        assert_eq!(format!("{:.3}", d("1.5")), "1.500");
+    }
+
+    #[test]
+    fn plain_text_parses_to_the_same_mantissa_and_scale_as_the_general_parser() {
+        let mut texts: Vec<String> = shapes().iter().map(|d| d.to_string()).collect();
+        texts.extend(
+            [
+                "0",
+                "-0",
+                "00012.50",
+                "0.35130000",
+                "1.",
+                ".5",
+                "-",
+                "",
+                "1.2.3",
+                "+5",
+                "1e5",
+                "12345678901234567890",
+                "1234567890123456789",
+                "0.0000000000000000000000000001",
+                "0.00000000000000000000000000001",
+                "9999999999999999999",
+                "-.5",
+                "1-2",
+            ]
+            .map(String::from),
+        );
+        for t in &texts {
+            let general = Decimal::from_str_exact(t).ok();
+            // What the fast path does not read is left to the general parser.
+            if let Some(fast) = parse_plain(t) {
+                let g = general.unwrap_or_else(|| panic!("{t:?} read only by the fast path"));
+                assert_eq!(
+                    (fast.mantissa(), fast.scale(), fast.is_sign_negative()),
+                    (g.mantissa(), g.scale(), g.is_sign_negative()),
+                    "{t:?}"
+                );
+            }
+        }
+        // What venues send goes the fast way.
+        for t in [
+            "612.35",
+            "0.35130000",
+            "100",
+            "-0.001",
+            "1234567890123456789",
+        ] {
+            assert!(parse_plain(t).is_some(), "{t}");
+        }
+        for t in ["1e5", "+5", "1.", ".5", "12345678901234567890"] {
+            assert!(parse_plain(t).is_none(), "{t}");
+        }
     }
 
     #[test]
