@@ -114,6 +114,9 @@ struct InstrumentState {
     dirty: bool,
     /// Changed since its checkpoint was last handed on.
     unsaved: bool,
+    /// The length of its last checkpoint's JSON: the next one is written
+    /// into a buffer that size, not grown to it step by step.
+    checkpoint_len: usize,
     /// Restored from a checkpoint whose last stream ID was this: a tick
     /// without a venue id stamped before it, or at its millisecond within
     /// the positions already taken (the counter), is a resend.
@@ -361,6 +364,7 @@ impl StateStage {
             last_ts_ms: 0,
             dirty: false,
             unsaved: false,
+            checkpoint_len: 0,
             resume: None,
             day: None,
             extended: if self.cfg.extended {
@@ -643,12 +647,20 @@ impl StateStage {
         }
         for s in self.states.iter_mut().filter(|s| s.unsaved) {
             s.unsaved = false;
-            match serde_json::to_string(&Checkpoint::of(s)) {
-                Ok(json) => out.push(Event::Checkpoint(tickwire_core::StateCheckpoint {
-                    instrument: Arc::clone(&s.instrument),
-                    json,
-                })),
-                // Plain data and finite floats: serializing cannot fail.
+            let mut buf = Vec::with_capacity(s.checkpoint_len + 64);
+            let written = serde_json::to_writer(&mut buf, &Checkpoint::of(s))
+                .map_err(|e| e.to_string())
+                .and_then(|()| String::from_utf8(buf).map_err(|e| e.to_string()));
+            match written {
+                Ok(json) => {
+                    s.checkpoint_len = json.len();
+                    out.push(Event::Checkpoint(tickwire_core::StateCheckpoint {
+                        instrument: Arc::clone(&s.instrument),
+                        json,
+                    }))
+                }
+                // Plain data and finite floats: serializing cannot fail, and
+                // serde_json writes UTF-8 only.
                 Err(e) => unreachable!("a checkpoint does not serialize: {e}"),
             }
         }
