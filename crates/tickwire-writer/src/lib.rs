@@ -1332,7 +1332,7 @@ pub async fn run_with(
                         };
                         if let Some(lane) = lane {
                             if dispatcher.pending[lane].len() >= batch_size {
-                                let batch = std::mem::take(&mut dispatcher.pending[lane]);
+                                let batch = dispatcher.pending[lane].take();
                                 idle[lane].store(false, Ordering::Release);
                                 send(&senders[lane], batch).await?;
                             }
@@ -1391,7 +1391,7 @@ fn to_idle_lanes(
 ) {
     for ((batch, tx), idle) in pending.iter_mut().zip(senders).zip(idle) {
         if !batch.is_empty() && idle.swap(false, Ordering::AcqRel) {
-            match tx.try_send(std::mem::take(batch)) {
+            match tx.try_send(batch.take()) {
                 Ok(()) => {}
                 // Its slots are taken after all (a full batch just went in):
                 // the batch waits for the lane's next call or the timer.
@@ -1411,7 +1411,7 @@ async fn flush_all(
 ) -> Result<(), WriterError> {
     for (batch, tx) in pending.iter_mut().zip(senders) {
         if !batch.is_empty() {
-            send(tx, std::mem::take(batch)).await?;
+            send(tx, batch.take()).await?;
         }
     }
     Ok(())

@@ -45,15 +45,16 @@ pub(crate) fn hash128(db: u8, parts: &[&[u8]]) -> u128 {
 
 /// Two generations of a bounded map (see the module docs).
 struct Generations<V> {
-    current: HashMap<u128, V>,
-    previous: HashMap<u128, V>,
+    // Keyed by a hash already: no second SipHash of it.
+    current: foldhash::HashMap<u128, V>,
+    previous: foldhash::HashMap<u128, V>,
 }
 
 impl<V: Copy> Generations<V> {
     fn new() -> Self {
         Self {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: foldhash::HashMap::default(),
+            previous: foldhash::HashMap::default(),
         }
     }
 
@@ -176,7 +177,7 @@ impl BoundedSet {
 
 /// Keeps at most `cap` entries in `map`: when it is full, it is emptied
 /// (a cache of what can be read again).
-pub(crate) fn bound<K, V>(map: &mut HashMap<K, V>, cap: usize) {
+pub(crate) fn bound<K, V, S>(map: &mut HashMap<K, V, S>, cap: usize) {
     if map.len() >= cap {
         map.clear();
     }
