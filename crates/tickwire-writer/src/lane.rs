@@ -728,19 +728,28 @@ fn plan_ticks(
         }
         let mut names = vec![LTP, QTY, TS];
         names.extend(texts[run[0]].extras().map(|(k, _)| k));
-        let mut args = Vec::with_capacity(2 + names.len() + run.len() * (1 + names.len()));
+        let width = 1 + names.len();
+        let mut args = Vec::with_capacity(3 + names.len());
         args.push(Value::Integer(s.maxlen));
         args.push(Value::Integer(names.len() as i64));
         args.extend(names.into_iter().map(|k| Value::Bytes(k.into_bytes())));
+        // The entries as one MessagePack array of strings (the script's
+        // last argument): one bulk string for fred to encode, not `width`
+        // per tick.
+        let mut packed = Vec::with_capacity(5 + run.len() * width * 12);
+        pack_array_len(&mut packed, run.len() * width);
         for &i in run {
             let t = &texts[i];
-            args.push(Value::String(t.id.clone()));
-            args.push(Value::Bytes(t.price.clone()));
-            args.push(Value::Bytes(t.qty.clone()));
-            args.push(Value::Bytes(t.ts.clone()));
+            pack_str(&mut packed, t.id.as_bytes());
+            pack_str(&mut packed, &t.price);
+            pack_str(&mut packed, &t.qty);
+            pack_str(&mut packed, &t.ts);
             // The run's ticks all have the same optional fields (its shape).
-            args.extend(t.extras().map(|(_, v)| Value::Bytes(v.clone())));
+            for (_, v) in t.extras() {
+                pack_str(&mut packed, v);
+            }
         }
+        args.push(Value::Bytes(packed.into()));
         cmds.push(Cmd {
             db: w.db,
             kind,
@@ -751,6 +760,21 @@ fn plan_ticks(
             },
         });
     }
+}
+
+/// A MessagePack array header of `len` elements.
+fn pack_array_len(out: &mut Vec<u8>, len: usize) {
+    // A batch holds far fewer than 2^32 entries (its size is configured in
+    // thousands); writing into a Vec cannot fail.
+    let _ = rmp::encode::write_array_len(out, u32::try_from(len).unwrap_or(u32::MAX));
+}
+
+/// `text` as a MessagePack string.
+fn pack_str(out: &mut Vec<u8>, text: &[u8]) {
+    // A tick's value is a few dozen bytes at most; writing into a Vec
+    // cannot fail.
+    let _ = rmp::encode::write_str_len(out, u32::try_from(text.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(text);
 }
 
 /// One EVALSHA of `profile_write.lua` per profile key: the batch's latest
