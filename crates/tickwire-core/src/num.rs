@@ -43,21 +43,51 @@ impl Dec {
     /// 612.350000000000022737...). `None` for NaN, infinities and magnitudes
     /// past [`MAX_VALUE`].
     pub fn from_f64(v: f64) -> Option<Dec> {
-        Dec::from_shortest(v.is_finite() && v.abs() <= 1e18, v)
+        if !(v.is_finite() && v.abs() <= 1e18) {
+            return None;
+        }
+        Dec::from_shortest(v, v)
     }
 
     /// The decimal an `f32` stands for: its shortest round-trip text (Dhan
     /// sends 2450.05 as an f32; this is 2450.05, not 2450.050048828125).
     pub fn from_f32(v: f32) -> Option<Dec> {
-        Dec::from_shortest(v.is_finite() && v.abs() <= 1e18, v)
+        if !(v.is_finite() && v.abs() <= 1e18) {
+            return None;
+        }
+        Dec::from_shortest(v, f64::from(v))
+    }
+
+    /// Parses the shortest text that reads back as the float (`exact` is
+    /// its value), as Rust's `Display` prints it: ryu's text, without
+    /// core::fmt (3 floats per tick of a JSON feed), except where the two
+    /// can differ: when two texts are equally short and equally near (the
+    /// value is halfway between them: 366339.125 as an f32 is 366339.12 or
+    /// .13) the two pick differently, and ryu's exponent form. Tested to
+    /// read as `Display` does, scale included.
+    fn from_shortest(v: impl ryu::Float + fmt::Display, exact: f64) -> Option<Dec> {
+        let mut buf = ryu::Buffer::new();
+        let text = buf.format_finite(v);
+        // ryu writes a whole number as `25.0`, Display as `25`: the same
+        // value, but scale 0 as before.
+        let text = text.strip_suffix(".0").unwrap_or(text);
+        if text.contains('e') {
+            return Dec::from_display(v);
+        }
+        // Halfway between two texts of p decimals is a value of exactly
+        // p + 1 binary fraction digits: times 2^(p+1) (exact, a power of
+        // two), an odd integer.
+        let p = text.find('.').map_or(0, |dot| text.len() - dot - 1);
+        let scaled = exact * f64::powi(2.0, p as i32 + 1);
+        if scaled.fract() == 0.0 && (scaled / 2.0).fract() != 0.0 {
+            return Dec::from_display(v);
+        }
+        Dec::parse(text)
     }
 
     /// Parses a float's `Display` text (Rust prints the shortest text that
-    /// reads back as the same float), when `usable`.
-    fn from_shortest(usable: bool, v: impl fmt::Display) -> Option<Dec> {
-        if !usable {
-            return None;
-        }
+    /// reads back as the same float, the nearest of those).
+    fn from_display(v: impl fmt::Display) -> Option<Dec> {
         let mut buf = StackText::default();
         fmt::Write::write_fmt(&mut buf, format_args!("{v}")).ok()?;
         Dec::parse(buf.as_str())
@@ -450,6 +480,64 @@ mod tests {
             v.push(Decimal::from_i128_with_scale(m, scale));
         }
         v
+    }
+
+    /// What `from_f64`/`from_f32` gave before ryu: the float's `Display`
+    /// text, parsed.
+    fn by_display(v: impl fmt::Display) -> Option<Decimal> {
+        Dec::parse(&v.to_string()).map(|d| d.0)
+    }
+
+    #[test]
+    fn floats_read_as_their_display_text_reads() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Halfway cases (Display and ryu pick different texts) and ryu's
+        // exponent forms.
+        let mut floats: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            1e-5,
+            1e-6,
+            1.5e-7,
+            1e15,
+            1e16,
+            1e17,
+            1e18,
+            366339.125,
+            8_388_608.0 + 1.0 / 1024.0,
+            1_658_206_780_088_562.0 + 0.25,
+        ];
+        for _ in 0..50_000 {
+            let r = next();
+            // Prices as a feed writes them (cents, ticks of 0.05, satoshis)...
+            let units = (r >> 20) % 10_000_000_000;
+            floats.push(units as f64 / 10f64.powi((r % 9) as i32));
+            // ...and any float in range, by its bits.
+            let any = f64::from_bits(next());
+            if any.is_finite() && any.abs() <= 1e18 {
+                floats.push(any);
+            }
+            // ...and binary fractions of few digits, where the halfway
+            // cases are.
+            let bits = (r % 40) as i32;
+            floats.push((r >> 24) as f64 / f64::powi(2.0, bits));
+        }
+        for v in floats {
+            let (got, want) = (Dec::from_f64(v).map(|d| d.0), by_display(v));
+            assert_eq!(got, want, "{v:e}");
+            // The same scale too, so the text written is the same.
+            assert_eq!(got.map(|d| d.scale()), want.map(|d| d.scale()), "{v:e}");
+            let f = v as f32;
+            let (got, want) = (Dec::from_f32(f).map(|d| d.0), by_display(f));
+            assert_eq!(got, want, "{f:e}");
+            assert_eq!(got.map(|d| d.scale()), want.map(|d| d.scale()), "{f:e}");
+        }
     }
 
     #[test]
