@@ -46,7 +46,50 @@ impl Dec {
         if !(v.is_finite() && v.abs() <= 1e18) {
             return None;
         }
+        if let Some(d) = Dec::few_decimals(v) {
+            return Some(d);
+        }
         Dec::from_shortest(v, v)
+    }
+
+    /// The shortest text of `v` found by trying its decimals 0, 1, 2...:
+    /// the first scale at which exactly one integer `c` reads back as `v`
+    /// (`c / 10^s`, both exact, is the correctly rounded quotient, as
+    /// parsing `c`e-`s` gives). That is the text `Display` prints (its
+    /// digits are the fewest that read back, and of those the only one).
+    /// `None` (the general way decides) when two read back (a halfway or
+    /// near case), at 16 decimals or more, past 2^53, and for zero.
+    fn few_decimals(v: f64) -> Option<Dec> {
+        const POW10: [f64; 16] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        ];
+        const EXACT: f64 = (1u64 << 53) as f64;
+        if v == 0.0 {
+            return None;
+        }
+        for (s, &p) in POW10.iter().enumerate() {
+            let x = v * p;
+            if x.abs() >= EXACT - 1.0 {
+                return None;
+            }
+            // The integers near v·10^s: if any reads back as v, one of
+            // these does (the nearest is within 0.5 of it).
+            let c = x.round();
+            let mut found = None;
+            for cand in [c - 1.0, c, c + 1.0] {
+                if cand / p == v {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(cand);
+                }
+            }
+            if let Some(c) = found {
+                // |c| < 2^53: the conversion is exact.
+                return Some(Dec::from_scaled(c as i64, s as u32));
+            }
+        }
+        None
     }
 
     /// The decimal an `f32` stands for: its shortest round-trip text (Dhan
