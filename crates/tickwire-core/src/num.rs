@@ -38,6 +38,30 @@ impl Dec {
         Decimal::from_str_exact(t).ok().map(Dec)
     }
 
+    /// Whether the magnitude is at most [`MAX_VALUE`] (1e18), from the
+    /// mantissa and scale alone: |m| / 10^s <= 1e18 exactly when |m| <=
+    /// 10^(18+s); from scale 21 up a 96-bit mantissa (< 7.9e28) always is.
+    /// Every tick's numbers are checked: this costs a few instructions, a
+    /// general decimal comparison about a hundred.
+    pub fn within_max(self) -> bool {
+        /// 10^(18+s) for s in 0..=20 (10^38 < 2^128).
+        const LIMIT: [u128; 21] = {
+            let mut t = [0u128; 21];
+            let mut p = 10u128.pow(18);
+            let mut i = 0;
+            while i < 21 {
+                t[i] = p;
+                p = p.saturating_mul(10);
+                i += 1;
+            }
+            t
+        };
+        match LIMIT.get(self.0.scale() as usize) {
+            Some(&limit) => self.0.mantissa().unsigned_abs() <= limit,
+            None => true,
+        }
+    }
+
     /// The decimal a float stands for: its shortest round-trip text (what a
     /// JSON producer wrote, `612.35`, not the binary value
     /// 612.350000000000022737...). `None` for NaN, infinities and magnitudes
@@ -367,7 +391,10 @@ impl From<u64> for Dec {
 impl serde::Serialize for Dec {
     /// As its shortest exact text, so it reads back exactly.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // The same text as Display, without core::fmt's machinery (every
+        // checkpoint holds dozens of these).
+        let mut buf = [0; TEXT_LEN];
+        s.serialize_str(self.text(&mut buf))
     }
 }
 
@@ -529,6 +556,24 @@ mod tests {
     /// text, parsed.
     fn by_display(v: impl fmt::Display) -> Option<Decimal> {
         Dec::parse(&v.to_string()).map(|d| d.0)
+    }
+
+    #[test]
+    fn within_max_is_a_comparison_of_the_magnitude_with_1e18() {
+        let mut all = shapes();
+        all.extend(
+            [
+                "1e18",
+                "-1e18",
+                "1000000000000000000.0000000001",
+                "999999999999999999.99",
+            ]
+            .map(|t| d(t).0),
+        );
+        all.push(Decimal::from_i128_with_scale(10i128.pow(18) + 1, 0));
+        for v in all {
+            assert_eq!(Dec(v).within_max(), Dec(v.abs()) <= MAX_VALUE, "{v:?}");
+        }
     }
 
     #[test]

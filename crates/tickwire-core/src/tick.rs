@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::num::{Dec, MAX_VALUE};
+use crate::num::Dec;
 
 /// Who an instrument is: the venue, its market segment, the symbol and, where the
 /// venue numbers its instruments (Dhan, NSE), the security id.
@@ -193,14 +193,14 @@ impl Tick {
     /// Checks the values a venue could send wrong; the parsers reject a tick that
     /// fails this rather than let it reach Redis.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if !self.price.is_positive() || self.price > MAX_VALUE {
+        if !self.price.is_positive() || !self.price.within_max() {
             return Err("price must be a positive number up to 1e18");
         }
-        if self.qty.is_negative() || self.qty > MAX_VALUE {
+        if self.qty.is_negative() || !self.qty.within_max() {
             return Err("quantity must be a number from 0 to 1e18");
         }
         for v in [self.bid, self.ask, self.cum_volume].into_iter().flatten() {
-            if v.is_negative() || v > MAX_VALUE {
+            if v.is_negative() || !v.within_max() {
                 return Err("bid, ask and cumulative volume must be numbers from 0 to 1e18");
             }
         }
