@@ -3,8 +3,6 @@
 //! A template is parsed once at start (unknown placeholders are a config error)
 //! and rendered per key with the values a writer knows.
 
-use std::fmt::Write as _;
-
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: &[&str] = &[
     "symbol",
@@ -104,8 +102,7 @@ impl KeyTemplate {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var(name) => {
                     if let Some(v) = value(name) {
-                        // Writing to a String cannot fail.
-                        let _ = write!(out, "{v}");
+                        out.push_str(v);
                     }
                 }
             }
