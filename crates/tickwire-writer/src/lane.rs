@@ -448,47 +448,108 @@ fn bar_fields(buf: &mut BytesMut, b: &tickwire_core::Bar) -> Vec<(Key, Value)> {
     BAR_FIELDS.into_iter().zip(values).collect()
 }
 
-/// The text of one tick's numbers, written once into a batch-wide buffer and
-/// handed to fred as slices of it: no allocation per value.
+/// Where one value's text lies in a batch's text buffer ([`TickTexts`]).
+#[derive(Clone, Copy, Default)]
+struct Span(u32, u32);
+
+/// The text of a batch's tick and quote numbers, written once into one
+/// buffer and handed to fred as slices of it: no allocation, split or
+/// reference count per value while the batch is planned.
+#[derive(Default)]
+struct TickTexts {
+    buf: Vec<u8>,
+}
+
+impl TickTexts {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, text: &[u8]) -> Span {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(text);
+        // A batch's texts are a few hundred kB at most.
+        Span(
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(self.buf.len()).unwrap_or(u32::MAX),
+        )
+    }
+
+    fn dec(&mut self, v: tickwire_core::Dec) -> Span {
+        let mut text = [0; tickwire_core::num::TEXT_LEN];
+        self.push(v.text(&mut text).as_bytes())
+    }
+
+    fn int(&mut self, v: impl itoa::Integer) -> Span {
+        self.push(itoa::Buffer::new().format(v).as_bytes())
+    }
+
+    /// The buffer, frozen once every text is in it.
+    fn freeze(self) -> Frozen {
+        Frozen(Bytes::from(self.buf))
+    }
+}
+
+/// [`TickTexts`] after the last text was written.
+struct Frozen(Bytes);
+
+impl Frozen {
+    fn get(&self, s: Span) -> &[u8] {
+        self.0.get(s.0 as usize..s.1 as usize).unwrap_or_default()
+    }
+
+    /// A value for fred: a slice sharing the buffer.
+    fn bytes(&self, s: Span) -> Bytes {
+        self.0.slice(s.0 as usize..s.1 as usize)
+    }
+
+    /// A stream entry ID (ASCII digits and a dash, so valid UTF-8).
+    fn id(&self, s: Span) -> Str {
+        Str::from_inner(self.bytes(s)).unwrap_or_else(|_| Str::from("0-1"))
+    }
+}
+
+/// Where one tick's numbers lie in the batch's [`TickTexts`].
 struct TickText {
-    id: Str,
-    price: Bytes,
-    qty: Bytes,
-    ts: Bytes,
-    vol: Option<Bytes>,
-    bid: Option<Bytes>,
-    ask: Option<Bytes>,
+    id: Span,
+    price: Span,
+    qty: Span,
+    ts: Span,
+    vol: Option<Span>,
+    bid: Option<Span>,
+    ask: Option<Span>,
 }
 
 impl TickText {
-    fn new(buf: &mut BytesMut, w: &TickWrite) -> Self {
+    fn new(texts: &mut TickTexts, w: &TickWrite) -> Self {
         let t = &w.tick;
         let mut ints = itoa::Buffer::new();
-        buf.extend_from_slice(ints.format(w.id.0).as_bytes());
-        buf.extend_from_slice(b"-");
-        buf.extend_from_slice(ints.format(w.id.1).as_bytes());
-        let id = buf.split().freeze();
+        let start = texts.buf.len();
+        texts.buf.extend_from_slice(ints.format(w.id.0).as_bytes());
+        texts.buf.push(b'-');
+        texts.buf.extend_from_slice(ints.format(w.id.1).as_bytes());
+        let id = Span(
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(texts.buf.len()).unwrap_or(u32::MAX),
+        );
         TickText {
-            // The ID is ASCII digits and a dash, so valid UTF-8.
-            id: Str::from_inner(id).unwrap_or_else(|_| Str::from("0-1")),
-            price: dec_bytes(buf, t.price),
-            qty: dec_bytes(buf, t.qty),
-            ts: int_bytes(buf, t.exchange_ts_ms()),
-            vol: t.cum_volume.map(|v| dec_bytes(buf, v)),
-            bid: t.bid.map(|v| dec_bytes(buf, v)),
-            ask: t.ask.map(|v| dec_bytes(buf, v)),
+            id,
+            price: texts.dec(t.price),
+            qty: texts.dec(t.qty),
+            ts: texts.int(t.exchange_ts_ms()),
+            vol: t.cum_volume.map(|v| texts.dec(v)),
+            bid: t.bid.map(|v| texts.dec(v)),
+            ask: t.ask.map(|v| texts.dec(v)),
         }
     }
 
     /// The optional fields the tick has, in entry order: vol, bid, ask.
-    fn extras(&self) -> impl Iterator<Item = (Key, &Bytes)> {
-        [(VOL, &self.vol), (BID, &self.bid), (ASK, &self.ask)]
+    fn extras(&self) -> impl Iterator<Item = (Key, Span)> {
+        [(VOL, self.vol), (BID, self.bid), (ASK, self.ask)]
             .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-    }
-
-    fn optional(&self, fields: &mut Vec<(Key, Value)>) {
-        fields.extend(self.extras().map(|(k, v)| (k, Value::Bytes(v.clone()))));
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 }
 
@@ -554,7 +615,8 @@ fn plan_with(
     state: &LaneState,
 ) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(batch.ticks.len() + 64 + batch.rejects.len() * 2);
-    let mut buf = BytesMut::with_capacity(batch.ticks.len() * 64);
+    let mut buf = BytesMut::with_capacity(256);
+    let mut text_buf = TickTexts::with_capacity(batch.ticks.len() * 48 + batch.quotes.len() * 24);
     let mut texts = Vec::with_capacity(batch.ticks.len());
     let mut stream_keys: Vec<(u8, &Key)> = Vec::new();
     let mut seen: HashSet<(u8, &Key)> = HashSet::new();
@@ -565,8 +627,8 @@ fn plan_with(
     let mut price_order: Vec<(u8, &Key)> = Vec::new();
     let mut quotes = batch.quotes.iter().peekable();
     for (i, w) in batch.ticks.iter().enumerate() {
-        fold_quotes(&mut quotes, i, &mut last, &mut price_order, &mut buf);
-        let text = TickText::new(&mut buf, w);
+        fold_quotes(&mut quotes, i, &mut last, &mut price_order, &mut text_buf);
+        let text = TickText::new(&mut text_buf, w);
         let latest = last.entry((w.price_db, &w.price_key)).or_insert_with(|| {
             price_order.push((w.price_db, &w.price_key));
             LatestFields::default()
@@ -582,9 +644,10 @@ fn plan_with(
         usize::MAX,
         &mut last,
         &mut price_order,
-        &mut buf,
+        &mut text_buf,
     );
-    plan_ticks(batch, runs, s, &texts, &mut cmds);
+    let text_buf = text_buf.freeze();
+    plan_ticks(batch, runs, s, &texts, &text_buf, &mut cmds);
     for (db, key) in stream_keys {
         expire(state, db, key, s.ttl(db), &mut cmds);
     }
@@ -592,16 +655,16 @@ fn plan_with(
         let latest = &last[&(db, key)];
         let mut fields = Vec::with_capacity(7);
         if let Some(i) = latest.tick {
-            fields.push((LTP, Value::Bytes(texts[i].price.clone())));
-            fields.push((TS, Value::Bytes(texts[i].ts.clone())));
+            fields.push((LTP, Value::Bytes(text_buf.bytes(texts[i].price))));
+            fields.push((TS, Value::Bytes(text_buf.bytes(texts[i].ts))));
             fields.push((
                 EXCHANGE,
                 Value::from(&*batch.ticks[i].tick.instrument.exchange),
             ));
         }
-        for (k, v) in [(VOL, &latest.vol), (BID, &latest.bid), (ASK, &latest.ask)] {
+        for (k, v) in [(VOL, latest.vol), (BID, latest.bid), (ASK, latest.ask)] {
             if let Some(v) = v {
-                fields.push((k, Value::Bytes(v.clone())));
+                fields.push((k, Value::Bytes(text_buf.bytes(v))));
             }
         }
         if fields.is_empty() {
@@ -702,6 +765,7 @@ fn plan_ticks(
     runs: &[Vec<usize>],
     s: &LaneSettings,
     texts: &[TickText],
+    text_buf: &Frozen,
     cmds: &mut Vec<Cmd>,
 ) {
     for (r, run) in runs.iter().enumerate() {
@@ -710,16 +774,19 @@ fn plan_ticks(
         if let [only] = run[..] {
             let text = &texts[only];
             let mut fields = Vec::with_capacity(6);
-            fields.push((LTP, Value::Bytes(text.price.clone())));
-            fields.push((QTY, Value::Bytes(text.qty.clone())));
-            fields.push((TS, Value::Bytes(text.ts.clone())));
-            text.optional(&mut fields);
+            fields.push((LTP, Value::Bytes(text_buf.bytes(text.price))));
+            fields.push((QTY, Value::Bytes(text_buf.bytes(text.qty))));
+            fields.push((TS, Value::Bytes(text_buf.bytes(text.ts))));
+            fields.extend(
+                text.extras()
+                    .map(|(k, v)| (k, Value::Bytes(text_buf.bytes(v)))),
+            );
             cmds.push(Cmd {
                 db: w.db,
                 kind,
                 call: Call::Xadd {
                     key: w.stream_key.clone(),
-                    id: text.id.clone(),
+                    id: text_buf.id(text.id),
                     cap: s.maxlen,
                     fields,
                 },
@@ -740,13 +807,12 @@ fn plan_ticks(
         pack_array_len(&mut packed, run.len() * width);
         for &i in run {
             let t = &texts[i];
-            pack_str(&mut packed, t.id.as_bytes());
-            pack_str(&mut packed, &t.price);
-            pack_str(&mut packed, &t.qty);
-            pack_str(&mut packed, &t.ts);
+            for span in [t.id, t.price, t.qty, t.ts] {
+                pack_str(&mut packed, text_buf.get(span));
+            }
             // The run's ticks all have the same optional fields (its shape).
             for (_, v) in t.extras() {
-                pack_str(&mut packed, v);
+                pack_str(&mut packed, text_buf.get(v));
             }
         }
         args.push(Value::Bytes(packed.into()));
@@ -1322,7 +1388,7 @@ fn fold_quotes<'a>(
     i: usize,
     last: &mut HashMap<(u8, &'a Key), LatestFields>,
     price_order: &mut Vec<(u8, &'a Key)>,
-    buf: &mut BytesMut,
+    texts: &mut TickTexts,
 ) {
     while let Some(q) = quotes.next_if(|q| q.after <= i) {
         let latest = last.entry((q.price_db, &q.price_key)).or_insert_with(|| {
@@ -1330,10 +1396,10 @@ fn fold_quotes<'a>(
             LatestFields::default()
         });
         if let Some(bid) = q.bid {
-            latest.bid = Some(bytes(buf, bid));
+            latest.bid = Some(texts.dec(bid));
         }
         if let Some(ask) = q.ask {
-            latest.ask = Some(bytes(buf, ask));
+            latest.ask = Some(texts.dec(ask));
         }
     }
 }
@@ -1343,21 +1409,21 @@ fn fold_quotes<'a>(
 struct LatestFields {
     /// Index of the newest tick (ltp, ts, exchange); none for quotes alone.
     tick: Option<usize>,
-    vol: Option<Bytes>,
-    bid: Option<Bytes>,
-    ask: Option<Bytes>,
+    vol: Option<Span>,
+    bid: Option<Span>,
+    ask: Option<Span>,
 }
 
 impl LatestFields {
     fn update(&mut self, i: usize, text: &TickText) {
         self.tick = Some(i);
         for (mine, theirs) in [
-            (&mut self.vol, &text.vol),
-            (&mut self.bid, &text.bid),
-            (&mut self.ask, &text.ask),
+            (&mut self.vol, text.vol),
+            (&mut self.bid, text.bid),
+            (&mut self.ask, text.ask),
         ] {
             if theirs.is_some() {
-                mine.clone_from(theirs);
+                *mine = theirs;
             }
         }
     }
