@@ -1,6 +1,5 @@
 //! The normalized tick and instrument identity.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -216,8 +215,9 @@ impl Tick {
 #[derive(Debug, Default)]
 pub struct InstrumentCache {
     // Keyed by symbol (a `&str` lookup, no allocation per tick); the few venues
-    // that share a symbol sit side by side in the vector.
-    by_symbol: HashMap<Box<str>, Vec<Arc<Instrument>>>,
+    // that share a symbol sit side by side in the vector. foldhash (randomly
+    // seeded per process), not SipHash: one lookup per tick.
+    by_symbol: foldhash::HashMap<Box<str>, Vec<Arc<Instrument>>>,
 }
 
 impl InstrumentCache {

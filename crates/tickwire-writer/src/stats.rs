@@ -1,6 +1,6 @@
 //! What the writer did, for the end-of-run summary.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
@@ -22,8 +22,9 @@ pub struct WriterProgress {
 /// Writes to one logical DB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbStats {
-    /// Hashes of the distinct keys written, up to [`DISTINCT_KEYS_CAP`].
-    keys: HashSet<u64>,
+    /// Hashes of the distinct keys written, up to [`DISTINCT_KEYS_CAP`]
+    /// (already hashes: foldhash, not SipHash, places them).
+    keys: foldhash::HashSet<u64>,
     /// Writes of keys that were not counted because the set was full (the
     /// same key may be among them more than once).
     pub keys_over_cap: u64,
