@@ -80,9 +80,31 @@ fn minutes(hhmm: &str) -> Option<u16> {
     (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
 }
 
+/// An hour or a minute as two digits, as `{:02}` prints a number below
+/// 100, without core::fmt (bucket keys render one per volume update).
+pub struct TwoDigits([u8; 2]);
+
+impl TwoDigits {
+    pub fn as_str(&self) -> &str {
+        // Two ASCII digits.
+        std::str::from_utf8(&self.0).unwrap_or("00")
+    }
+}
+
+/// `v` (below 100: an hour of the day or a minute) as two digits.
+pub fn two_digits(v: u16) -> TwoDigits {
+    let v = v % 100;
+    TwoDigits([b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
+}
+
 /// Minutes after midnight to `HH:MM`.
-fn hhmm(minutes: u16) -> String {
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+pub fn hhmm(minutes: u16) -> String {
+    [
+        two_digits(minutes / 60).as_str(),
+        ":",
+        two_digits(minutes % 60).as_str(),
+    ]
+    .concat()
 }
 
 /// What to do with a tick outside every phase.
@@ -370,6 +392,14 @@ impl SessionClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hhmm_is_what_the_zero_padded_format_prints() {
+        for minutes in 0..=24 * 60 {
+            let want = format!("{:02}:{:02}", minutes / 60, minutes % 60);
+            assert_eq!(hhmm(minutes), want);
+        }
+    }
 
     fn calendar(extra: &[(&str, ExchangeConfig)]) -> Calendar {
         let mut ex = default_exchanges();

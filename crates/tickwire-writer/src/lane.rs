@@ -1303,7 +1303,7 @@ fn plan_ratio(
     if ratio < a.threshold || state.alerted.contains(a.db, r.marker.as_bytes()) {
         return;
     }
-    let bucket = format!("{:02}:{:02}", minute / 60, minute % 60);
+    let bucket = tickwire_core::session::hhmm(minute);
     let args = vec![
         Value::Integer(a.marker_ttl),
         Value::Integer(a.stream_ttl),

@@ -31,7 +31,7 @@ use std::time::Duration;
 use fred::prelude::HashesInterface;
 use fred::types::Key;
 use tickwire_core::config::Keys;
-use tickwire_core::{ByAddress, Config, Db, Event, Instrument, Quote, Tick};
+use tickwire_core::{session, ByAddress, Config, Db, Event, Instrument, Quote, Tick};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -561,23 +561,6 @@ fn instrument_value<'a>(inst: &'a Instrument, name: &str) -> Option<&'a str> {
     }
 }
 
-/// An hour or minute of a bucket's key as two digits (`{:02}`, without
-/// core::fmt: rendered for every volume update).
-struct TwoDigits([u8; 2]);
-
-impl TwoDigits {
-    fn as_str(&self) -> &str {
-        // Two ASCII digits.
-        std::str::from_utf8(&self.0).unwrap_or("00")
-    }
-}
-
-/// `v` (below 100: an hour of the day or a minute) as two digits.
-fn two_digits(v: u16) -> TwoDigits {
-    let v = v % 100;
-    TwoDigits([b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
-}
-
 fn lane_of(name: &str, lanes: usize) -> usize {
     let mut h = DefaultHasher::new();
     name.hash(&mut h);
@@ -971,7 +954,7 @@ impl Dispatcher {
                 let inst = &update.instrument;
                 let hh_mm = update
                     .bucket
-                    .map(|m| (two_digits(m / 60), two_digits(m % 60)));
+                    .map(|m| (session::two_digits(m / 60), session::two_digits(m % 60)));
                 let template = match update.bucket {
                     Some(_) => &self.keys.volume_bucket,
                     None => &self.keys.volume_session,
