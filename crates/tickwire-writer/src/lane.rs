@@ -470,6 +470,11 @@ impl TickTexts {
     fn push(&mut self, text: &[u8]) -> Span {
         let start = self.buf.len();
         self.buf.extend_from_slice(text);
+        self.since(start)
+    }
+
+    /// The span of what was written from `start` on.
+    fn since(&self, start: usize) -> Span {
         // A batch's texts are a few hundred kB at most.
         Span(
             u32::try_from(start).unwrap_or(u32::MAX),
@@ -530,10 +535,7 @@ impl TickText {
         texts.buf.extend_from_slice(ints.format(w.id.0).as_bytes());
         texts.buf.push(b'-');
         texts.buf.extend_from_slice(ints.format(w.id.1).as_bytes());
-        let id = Span(
-            u32::try_from(start).unwrap_or(u32::MAX),
-            u32::try_from(texts.buf.len()).unwrap_or(u32::MAX),
-        );
+        let id = texts.since(start);
         TickText {
             id,
             price: texts.dec(t.price),
