@@ -165,6 +165,12 @@ impl Dec {
         Dec(Decimal::new(units, scale.min(28)))
     }
 
+    /// The number of decimals it carries (`1.50` read as text carries 2;
+    /// [`Dec::text`] prints it without trailing zeros either way).
+    pub fn scale(self) -> u32 {
+        self.0.scale()
+    }
+
     pub fn from_int(v: i64) -> Dec {
         Dec(Decimal::from(v))
     }
