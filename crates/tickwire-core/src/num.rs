@@ -264,11 +264,18 @@ impl Dec {
     /// `-0.001`), written into `buf` without the formatting machinery: every
     /// tick's price and quantity go to Redis as this text.
     pub fn text(self, buf: &mut [u8; TEXT_LEN]) -> &str {
+        ascii(self.text_bytes(buf))
+    }
+
+    /// [`Dec::text`] as bytes, for a caller that sends bytes: the text is
+    /// ASCII by construction, and checking it as UTF-8 cost about 70
+    /// instructions a number (1.6% of a replay's).
+    pub fn text_bytes(self, buf: &mut [u8; TEXT_LEN]) -> &[u8] {
         let mut scale = self.0.scale() as usize;
         let mut m = self.0.mantissa().unsigned_abs();
         if m == 0 {
             buf[0] = b'0';
-            return ascii(&buf[..1]);
+            return &buf[..1];
         }
         // The mantissa's digits, right to left, without the fraction's
         // trailing zeros (at most 29 digits: |mantissa| < 2^96).
@@ -324,7 +331,7 @@ impl Dec {
             }
             put(digits);
         }
-        ascii(&buf[..len])
+        &buf[..len]
     }
 }
 

@@ -431,7 +431,7 @@ fn text(buf: &mut BytesMut, v: impl std::fmt::Display) -> Value {
 /// A decimal's shortest text, a slice of the batch's buffer.
 fn dec_bytes(buf: &mut BytesMut, v: tickwire_core::Dec) -> Bytes {
     let mut text = [0; tickwire_core::num::TEXT_LEN];
-    buf.extend_from_slice(v.text(&mut text).as_bytes());
+    buf.extend_from_slice(v.text_bytes(&mut text));
     buf.split().freeze()
 }
 
@@ -490,7 +490,7 @@ impl TickTexts {
 
     fn dec(&mut self, v: tickwire_core::Dec) -> Span {
         let mut text = [0; tickwire_core::num::TEXT_LEN];
-        self.push(v.text(&mut text).as_bytes())
+        self.push(v.text_bytes(&mut text))
     }
 
     fn int(&mut self, v: impl itoa::Integer) -> Span {
