@@ -641,6 +641,14 @@ impl StateStage {
         self.emit_checkpoints(out);
     }
 
+    /// [`StateStage::emit_dirty`] but the checkpoints: they stay owed and
+    /// go out with a later call. Each checkpoint is the instrument's whole
+    /// state when it is taken, so a later one stands for every one skipped
+    /// (and a lane writes only the latest of a batch anyway).
+    pub fn emit_outputs(&mut self, out: &mut Vec<Event>) {
+        self.emit_forming(out);
+    }
+
     fn emit_checkpoints(&mut self, out: &mut Vec<Event>) {
         if !self.cfg.checkpoints {
             return;
@@ -891,6 +899,66 @@ mod tests {
         s.process(tick(&inst, open + 120_000, 100.0, 1.0), &mut out);
         s.emit_dirty(&mut out);
         assert_eq!(buckets(&out), [(556, 5.0), (557, 1.0)]);
+    }
+
+    #[test]
+    fn checkpoints_held_back_go_out_later_as_the_ones_never_held_back() {
+        let insts: Vec<_> = ["A", "B", "C"]
+            .iter()
+            .map(|s| Arc::new(Instrument::new("NSE", s)))
+            .collect();
+        let events = two_sessions(&insts);
+        let checkpoints = |out: &[Event]| -> Vec<String> {
+            out.iter()
+                .filter_map(|e| match e {
+                    Event::Checkpoint(c) => Some(format!("{} {}", c.instrument.symbol, c.json)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let others = |out: &[Event]| {
+            out.iter()
+                .filter(|e| !matches!(e, Event::Checkpoint(_)))
+                .count()
+        };
+        let cfg = || StateConfig {
+            rsi_period: 2,
+            atr_period: 2,
+            ..StateConfig::default()
+        };
+        let (mut every, mut held) = (StateStage::new(cfg()), StateStage::new(cfg()));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (k, c) in events.chunks(50).enumerate() {
+            for e in c {
+                every.process(e.clone(), &mut a);
+                held.process(e.clone(), &mut b);
+            }
+            every.emit_dirty(&mut a);
+            let before = b.len();
+            if k % 4 == 3 {
+                held.emit_dirty(&mut b);
+            } else {
+                held.emit_outputs(&mut b);
+                assert!(checkpoints(&b[before..]).is_empty());
+            }
+        }
+        every.emit_dirty(&mut a);
+        held.emit_dirty(&mut b);
+        // The same outputs; of the checkpoints, fewer, each one of the
+        // uninterrupted stage's, and the last of each instrument the same.
+        assert_eq!(others(&a), others(&b));
+        let (ca, cb) = (checkpoints(&a), checkpoints(&b));
+        assert!(cb.len() * 3 < ca.len(), "{} vs {}", cb.len(), ca.len());
+        assert!(cb.iter().all(|c| ca.contains(c)));
+        for inst in &insts {
+            let last = |cs: &[String]| {
+                cs.iter()
+                    .rev()
+                    .find(|c| c.starts_with(&format!("{} ", inst.symbol)))
+                    .cloned()
+            };
+            assert_eq!(last(&ca), last(&cb));
+        }
     }
 
     /// Three instruments over two NSE sessions, a trade every 20 s, ids rising.

@@ -272,6 +272,10 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Input chunks the state stage may take without handing on checkpoints
+/// while more input waits (see [`spawn_state_stage`]).
+const MAX_DEFERRED: u32 = 8;
+
 /// The state stage on its own thread: parsed events in, events with bars,
 /// indicator values and checkpoints out; each instrument it meets first
 /// continues from its checkpoint. With a `live` clock it also wakes when a
@@ -297,6 +301,7 @@ pub(crate) fn spawn_state_stage(
                 counts
             };
             let mut due = None;
+            let mut deferred = 0;
             if let Some(clock) = &live {
                 if let Err(e) = checkpoints.load(&mut stage, clock.instruments.clone()) {
                     return fail(&stage, e);
@@ -339,7 +344,18 @@ pub(crate) fn spawn_state_stage(
                 if live.is_some() {
                     due = stage.close_due(wall_ms(), &mut out);
                 }
-                stage.emit_dirty(&mut out);
+                // While more input waits (a replay at full speed, a burst),
+                // the checkpoints wait for it, up to MAX_DEFERRED chunks: a
+                // checkpoint is about 3,500 instructions of JSON, and at
+                // 100 instruments two of three were replaced by a newer one
+                // before a lane wrote them.
+                if !input.is_empty() && deferred < MAX_DEFERRED {
+                    deferred += 1;
+                    stage.emit_outputs(&mut out);
+                } else {
+                    deferred = 0;
+                    stage.emit_dirty(&mut out);
+                }
                 if !out.is_empty() && output.blocking_send(out).is_err() {
                     // The writer is gone; it reports why.
                     return StateCounts::of(&stage);
