@@ -352,6 +352,20 @@ mod fast {
         }
     }
 
+    /// A field serde reads as text or as an unsigned integer (an untagged
+    /// enum), null as absent.
+    fn text_or_uint<'a, T>(
+        v: &Val<'a>,
+        text: fn(Cow<'a, str>) -> T,
+        number: fn(u64) -> T,
+    ) -> Option<Option<T>> {
+        opt(v, |v| match v {
+            Val::Str(t) => Some(text(Cow::Borrowed(*t))),
+            Val::Num(n) => uint(n).map(number),
+            _ => None,
+        })
+    }
+
     pub(super) fn line(b: &[u8]) -> Option<Line<'_>> {
         let t = std::str::from_utf8(b).ok()?;
         let mut s = Scan { t, b, i: 0 };
@@ -388,11 +402,7 @@ mod fast {
                         4
                     }
                     "security_id" => {
-                        security_id = opt(&v, |v| match v {
-                            Val::Str(t) => Some(SecurityId::Text(Cow::Borrowed(*t))),
-                            Val::Num(n) => uint(n).map(SecurityId::Number),
-                            _ => None,
-                        })?;
+                        security_id = text_or_uint(&v, SecurityId::Text, SecurityId::Number)?;
                         8
                     }
                     "ts" => {
@@ -424,11 +434,7 @@ mod fast {
                         1024
                     }
                     "id" => {
-                        id = opt(&v, |v| match v {
-                            Val::Str(t) => Some(TradeId::Text(Cow::Borrowed(*t))),
-                            Val::Num(n) => uint(n).map(TradeId::Number),
-                            _ => None,
-                        })?;
+                        id = text_or_uint(&v, TradeId::Text, TradeId::Number)?;
                         2048
                     }
                     // Ignored, as by serde.
