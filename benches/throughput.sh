@@ -10,6 +10,7 @@
 #
 #   benches/throughput.sh [TICKS] [INSTRUMENTS]     (defaults: 1000000 100)
 #   benches/throughput.sh 1000000 "100 10000"      (each, then ticks/s by count)
+#   SESSIONS=100 benches/throughput.sh 300000 100   (the ticks over 100 sessions)
 #
 # TICKWIRE_BIN=path runs that binary instead of building target/release
 # (a before/after comparison against a binary built elsewhere).
@@ -40,9 +41,13 @@ if [[ $instruments == *" "* ]]; then
   rm -f "$out" "$out.all"
   exit 0
 fi
-# synth's --ticks-per-session is per instrument.
-per=$(( (ticks + instruments - 1) / instruments ))
-ticks=$((per * instruments))
+# synth's --ticks-per-session is per instrument and session. SESSIONS=n
+# spreads the ticks over n sessions: 100 instruments over 100 sessions have
+# as few ticks per bar as 10,000 over one (nearly every tick closes a bar),
+# which tells the cost of an instrument count from the cost of bar closes.
+sessions=${SESSIONS:-1}
+per=$(( (ticks + instruments * sessions - 1) / (instruments * sessions) ))
+ticks=$((per * instruments * sessions))
 
 if [[ -n "${TICKWIRE_BIN:-}" ]]; then
   bin=$TICKWIRE_BIN
@@ -63,7 +68,7 @@ hz=$(getconf CLK_TCK)
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
-"$bin" synth --instruments "$instruments" --sessions 1 --ticks-per-session "$per" --out "$work/ticks.jsonl" 2>/dev/null
+"$bin" synth --instruments "$instruments" --sessions "$sessions" --ticks-per-session "$per" --out "$work/ticks.jsonl" 2>/dev/null
 printf '[indicators]\nengine = "inline"\n' >"$work/inline.toml"
 
 # replay_once CONFIG NAME: one replay with CPU and commandstats into $work/NAME.*
