@@ -186,15 +186,15 @@ impl LaneBatch {
         self.len() == 0
     }
 
-    /// Takes the batch, leaving an empty one with room for as many of each
-    /// kind: the next batch fills without growing its vectors step by step
-    /// (that regrowth, a copy of every tick each time, was 2% of a replay).
-    /// After a small batch (a lane that fell idle takes what is pending)
-    /// the room shrinks to half of what the batch had, not to its length:
-    /// a full batch after it grows once, not step by step from a few ticks.
+    /// Takes the batch, leaving an empty one with the room this one had for
+    /// each kind: the next batch fills without growing its vectors (each
+    /// regrowth copies every tick so far; halving the room after a small
+    /// batch, as a lane that fell idle takes, still cost 1% of a replay in
+    /// copies when full batches followed). The room is bounded: a batch
+    /// goes out at `batch_size` items, so no vector outgrows twice that.
     pub fn take(&mut self) -> LaneBatch {
         fn room<T>(v: &Vec<T>) -> Vec<T> {
-            Vec::with_capacity(v.len().max(v.capacity() / 2))
+            Vec::with_capacity(v.capacity())
         }
         let next = LaneBatch {
             ticks: room(&self.ticks),

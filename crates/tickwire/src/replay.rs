@@ -335,7 +335,12 @@ pub(crate) fn spawn_state_stage(
                 if let Err(e) = checkpoints.restore(&mut stage, &events) {
                     return fail(&stage, e);
                 }
-                let mut out = Vec::with_capacity(events.len() + 16);
+                // A tick is one event out (two with the Lua engine), and
+                // five or six more when it closes a bar; a chunk that crosses
+                // a minute closes one per instrument. Growing `out` step by
+                // step moved the chunk's events each time; the forming
+                // outputs and checkpoints reserve their own room.
+                let mut out = Vec::with_capacity(events.len() * 2 + 16);
                 let before = stage.duplicate_trades;
                 for e in events {
                     stage.process(e, &mut out);
