@@ -12,12 +12,9 @@ n=${1:-200000}
 p=${2:-500}
 rounds=${3:-3}
 cargo build --release -q
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize yes \
-  --logfile "$work/redis.log" >/dev/null
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=benches/private_redis.sh
+source ../private_redis.sh
+private_redis
 for _ in $(seq "$rounds"); do
   for client in fred redis; do
     redis-cli -p "$port" flushall >/dev/null

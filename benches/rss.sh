@@ -16,12 +16,9 @@ per=$((ticks / instruments / sessions))
 
 cargo build --release -q -p tickwire
 bin=$PWD/target/release/tickwire
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize yes \
-  --logfile "$work/redis.log" >/dev/null
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=benches/private_redis.sh
+source benches/private_redis.sh
+private_redis
 "$bin" synth --instruments "$instruments" --sessions "$sessions" --ticks-per-session "$per" \
   --out "$work/ticks.jsonl" 2>/dev/null
 echo "== tickwire replay --max: $((per * instruments * sessions)) ticks, $instruments instruments, $sessions sessions"

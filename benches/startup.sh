@@ -14,12 +14,9 @@ if [ -z "$bin" ]; then
   cargo build --release -q -p tickwire
   bin=${CARGO_TARGET_DIR:-target}/release/tickwire
 fi
-work=$(mktemp -d)
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize yes \
-  --logfile "$work/redis.log" >/dev/null
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=benches/private_redis.sh
+source benches/private_redis.sh
+private_redis
 
 cat > "$work/three.jsonl" <<'TICKS'
 {"exchange":"NSE","symbol":"SBIN","ts":1704169800000,"ltp":600.5,"qty":1}

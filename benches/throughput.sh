@@ -55,14 +55,11 @@ else
   cargo build --release -q -p tickwire
   bin=target/release/tickwire
 fi
-work=$(mktemp -d)
+# shellcheck source=benches/private_redis.sh
+source benches/private_redis.sh
+private_redis
 engine=${ENGINE:-inline}
 printf '[indicators]\nengine = "%s"\n' "$engine" >"$work/tickwire.toml"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly no --daemonize yes \
-  --logfile "$work/redis.log" >/dev/null
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
 redis_pid=$(redis-cli -p "$port" info server | tr -d '\r' | awk -F: '/^process_id:/ {print $2}')
 hz=$(getconf CLK_TCK)
 # utime + stime of a process, in clock ticks.
