@@ -424,8 +424,19 @@ fn bytes(buf: &mut BytesMut, v: impl std::fmt::Display) -> Bytes {
     buf.split().freeze()
 }
 
+/// A float's text (its `Display`, as every float tickwire writes).
 fn text(buf: &mut BytesMut, v: impl std::fmt::Display) -> Value {
     Value::Bytes(bytes(buf, v))
+}
+
+/// A decimal's text as a value: [`dec_bytes`], not `core::fmt`.
+fn dec(buf: &mut BytesMut, v: tickwire_core::Dec) -> Value {
+    Value::Bytes(dec_bytes(buf, v))
+}
+
+/// An integer's text as a value: [`int_bytes`], not `core::fmt`.
+fn int(buf: &mut BytesMut, v: impl itoa::Integer) -> Value {
+    Value::Bytes(int_bytes(buf, v))
 }
 
 /// A decimal's shortest text, a slice of the batch's buffer.
@@ -1007,8 +1018,8 @@ fn plan_volumes(
     for key in order {
         let w = &batch.volumes[latest[key]];
         let u = &w.update;
-        let volume = text(buf, u.volume);
-        let mut fields = vec![(VOLUME, volume.clone()), (TRADES, text(buf, u.trades))];
+        let volume = dec(buf, u.volume);
+        let mut fields = vec![(VOLUME, volume.clone()), (TRADES, int(buf, u.trades))];
         match u.bucket {
             Some(minute) => {
                 if let Some(r) = &w.ratio {
@@ -1025,8 +1036,8 @@ fn plan_volumes(
                 }
             }
             None => {
-                fields.push((FIRST_TS, text(buf, u.first_ts_ms)));
-                fields.push((LAST_TS, text(buf, u.last_ts_ms)));
+                fields.push((FIRST_TS, int(buf, u.first_ts_ms)));
+                fields.push((LAST_TS, int(buf, u.last_ts_ms)));
                 expire_once.push((key, s.session_ttl));
                 // The indexes the baseline job reads: once per symbol and
                 // session (each member is there for good once added).
@@ -1113,10 +1124,10 @@ fn plan_lua(
             }
         };
         let args = &mut bars[i].1;
-        args.push(text(buf, b.bar.open_ms));
-        args.push(text(buf, b.bar.high));
-        args.push(text(buf, b.bar.low));
-        args.push(text(buf, b.bar.close));
+        args.push(int(buf, b.bar.open_ms));
+        args.push(dec(buf, b.bar.high));
+        args.push(dec(buf, b.bar.low));
+        args.push(dec(buf, b.bar.close));
     }
     // The keys the scripts write get their EXPIRE from the lane when due,
     // after the call (a key the script has not made yet answers 0 and is
@@ -1263,8 +1274,8 @@ fn plan_bars_and_indicators(
                 key: key.clone(),
                 fields: vec![
                     (VALUE, text(buf, u.value)),
-                    (TS, text(buf, u.ts_ms)),
-                    (PERIOD, text(buf, u.period)),
+                    (TS, int(buf, u.ts_ms)),
+                    (PERIOD, int(buf, u.period)),
                 ],
             },
         });
@@ -1301,8 +1312,8 @@ fn plan_ratio(
             key: r.ratio.clone(),
             fields: vec![
                 (RATIO, text(buf, ratio)),
-                (TS, text(buf, u.last_ts_ms)),
-                (PERIOD, text(buf, 0)),
+                (TS, int(buf, u.last_ts_ms)),
+                (PERIOD, int(buf, 0u32)),
             ],
         },
     });
@@ -1323,13 +1334,13 @@ fn plan_ratio(
         "bucket".into(),
         Value::from(bucket),
         "volume".into(),
-        text(buf, u.volume),
+        dec(buf, u.volume),
         "baseline".into(),
         text(buf, average),
         "ratio".into(),
         text(buf, ratio),
         "time".into(),
-        text(buf, u.last_ts_ms),
+        int(buf, u.last_ts_ms),
     ];
     cmds.push(Cmd {
         db: a.db,
