@@ -188,9 +188,9 @@ impl LaneBatch {
 
     /// Takes the batch, leaving an empty one with the room this one had for
     /// each kind: the next batch fills without growing its vectors (each
-    /// regrowth copies every tick so far; halving the room after a small
-    /// batch, as a lane that fell idle takes, still cost 1% of a replay in
-    /// copies when full batches followed). The room is bounded: a batch
+    /// regrowth copies every tick so far). Halving the room after a small
+    /// batch (what a lane that fell idle takes) still cost 1% of a replay
+    /// in copies when full batches followed. The room is bounded: a batch
     /// goes out at `batch_size` items, so no vector outgrows twice that.
     pub fn take(&mut self) -> LaneBatch {
         fn room<T>(v: &Vec<T>) -> Vec<T> {
