@@ -417,16 +417,12 @@ const BAR_FIELDS: [Key; 7] = [
 const VALUE: Key = Key::from_static_str("value");
 const PERIOD: Key = Key::from_static_str("period");
 
-/// Formats `v` into `buf` and splits it off as its own `Bytes`.
-fn bytes(buf: &mut BytesMut, v: impl std::fmt::Display) -> Bytes {
+/// A float's text (its `Display`, as every float tickwire writes), a
+/// slice of the batch's buffer.
+fn text(buf: &mut BytesMut, v: f64) -> Value {
     // Writing to a BytesMut cannot fail.
     let _ = write!(buf, "{v}");
-    buf.split().freeze()
-}
-
-/// A float's text (its `Display`, as every float tickwire writes).
-fn text(buf: &mut BytesMut, v: impl std::fmt::Display) -> Value {
-    Value::Bytes(bytes(buf, v))
+    Value::Bytes(buf.split().freeze())
 }
 
 /// A decimal's text as a value: [`dec_bytes`], not `core::fmt`.
@@ -1336,7 +1332,7 @@ fn plan_ratio(
         "volume".into(),
         dec(buf, u.volume),
         "baseline".into(),
-        text(buf, average),
+        text(buf, *average),
         "ratio".into(),
         text(buf, ratio),
         "time".into(),
