@@ -207,6 +207,13 @@ impl WsServer {
                     let mode = Arc::clone(&mode);
                     let i = n;
                     n += 1;
+                    // Frames go out as they are sent. With Nagle's algorithm
+                    // on, a flood's small frames waited for the client's
+                    // acknowledgement of the last: they reached tickwire in
+                    // clumps of ~200 every ~5 ms, and a clump's first frame
+                    // waited for the whole clump to be read, parsed and
+                    // written (most of the bench's p50 at 50,000 frames/s).
+                    let _ = tcp.set_nodelay(true);
                     tokio::spawn(async move {
                         let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
                             return;
