@@ -168,4 +168,13 @@ if inline_tw and os.path.exists(inline_path):
 print(f"== CPU per tick: tickwire {tw_cpu * 1e6 / ticks:.2f} us, "
       f"redis-server {redis_cpu * 1e6 / ticks:.2f} us "
       f"(tickwire {tw_cpu:.2f} s, redis-server {redis_cpu:.2f} s)")
+# What Redis alone allows for the commands this build sends: its one main
+# thread busy all the time on what this replay's ticks cost it, with a client
+# that cost nothing. Sending fewer, fuller commands can lower it; a faster
+# client alone cannot.
+if redis_cpu > 0:
+    bound = ticks / redis_cpu
+    print(f"== Redis' own bound for these commands: {bound:,.0f} ticks/s "
+          f"({redis_cpu * 1e6 / ticks:.2f} us of redis-server CPU a tick), "
+          f"a ratio of at most {bound / rb:.2f} against redis-benchmark")
 EOF
