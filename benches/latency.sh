@@ -9,6 +9,8 @@
 # the same name runs it small and unoptimized.
 #
 #   benches/latency.sh [SECONDS] [RATE ...]      (defaults: 10 1000 50000)
+#   EVERY_US=200 benches/latency.sh              (the source sends what is due
+#                                                 every 200 µs, not every 2 ms)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -17,6 +19,7 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(1000 50000)
 for rate in "${rates[@]}"; do
   TICKWIRE_LATENCY_RATE=$rate TICKWIRE_LATENCY_SECONDS=$seconds \
+    TICKWIRE_LATENCY_EVERY_US=${EVERY_US:-2000} \
     cargo test --release -q -p tickwire --test latency -- --nocapture 2>&1 \
     | grep -E "latency figures|panicked|FAILED" || true
 done

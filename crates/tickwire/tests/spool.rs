@@ -149,6 +149,7 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
         symbols: SYMBOLS.map(String::from).to_vec(),
         rate: rate as u32,
         total: total as usize,
+        every: Duration::from_millis(2),
     })
     .await
     .unwrap();
@@ -269,6 +270,7 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
         symbols: SYMBOLS.map(String::from).to_vec(),
         rate: rate as u32,
         total: total as usize,
+        every: Duration::from_millis(2),
     })
     .await
     .unwrap();
