@@ -239,12 +239,43 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Starts every feed and the parser thread. Events go to `tx` in chunks;
-/// `tx` closes after [`LiveHandle::finish`] once everything read is handed on.
-/// Must be called inside a Tokio runtime.
-pub fn start_live(
+/// Where the parser thread hands its events: a channel to the next stage's
+/// thread, or a stage that runs on the parser thread itself (a live run's
+/// state stage: one hand-off less for every chunk).
+pub trait Downstream: Send + 'static {
+    /// Before the first frame, on the parser thread. False: the pipeline
+    /// after it is gone.
+    fn start(&mut self) -> bool {
+        true
+    }
+
+    /// The longest the parser waits for a frame before it calls
+    /// [`Downstream::chunk`] with none (None: until one comes).
+    fn wait(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The events of the frames read, in order (none: [`Downstream::wait`]
+    /// passed without a frame); `more` when frames wait already. False: the
+    /// pipeline after it is gone.
+    fn chunk(&mut self, events: Vec<Event>, more: bool) -> bool;
+
+    /// Everything read is handed on: the feeds are closed.
+    fn end(self: Box<Self>) {}
+}
+
+impl Downstream for mpsc::Sender<Vec<Event>> {
+    fn chunk(&mut self, events: Vec<Event>, _more: bool) -> bool {
+        events.is_empty() || self.blocking_send(events).is_ok()
+    }
+}
+
+/// Starts every feed and the parser thread. Events go to `downstream` in
+/// chunks; it ends (a channel closes) after [`LiveHandle::finish`], once
+/// everything read is handed on. Must be called inside a Tokio runtime.
+pub fn start_live<D: Downstream>(
     opts: LiveOptions,
-    tx: mpsc::Sender<Vec<Event>>,
+    downstream: D,
 ) -> Result<LiveHandle, LiveError> {
     if opts.feeds.is_empty() {
         return Err(LiveError::NoFeeds);
@@ -279,6 +310,7 @@ pub fn start_live(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (frames_tx, frames_rx) = mpsc::channel::<FeedMsg>(4096);
     let progress = Arc::new(IngestProgress::default());
+    let runtime = tokio::runtime::Handle::current();
     let parser = {
         let progress = Arc::clone(&progress);
         let feeds = opts.feeds.clone();
@@ -289,7 +321,8 @@ pub fn start_live(
             .spawn(move || {
                 parse_frames(
                     frames_rx,
-                    tx,
+                    Box::new(downstream),
+                    &runtime,
                     &feeds,
                     (max_raw, max_skew_ms),
                     chunk,
@@ -343,7 +376,8 @@ pub fn start_live(
 #[allow(clippy::too_many_arguments)]
 fn parse_frames(
     mut rx: mpsc::Receiver<FeedMsg>,
-    tx: mpsc::Sender<Vec<Event>>,
+    mut downstream: Box<dyn Downstream>,
+    runtime: &tokio::runtime::Handle,
     feeds: &[FeedConfig],
     (max_raw, max_skew_ms): (usize, u64),
     chunk: usize,
@@ -380,8 +414,32 @@ fn parse_frames(
             }
         }
     };
-    // Blocks this (dedicated) thread until a feed sends or all are gone.
-    while let Some(msg) = rx.blocking_recv() {
+    // Once the pipeline after it is gone, frames are only recorded.
+    let mut gone = !downstream.start();
+    loop {
+        // Blocks this (dedicated) thread until a feed sends, all are gone,
+        // or the downstream's wait passed.
+        let wait = if gone { None } else { downstream.wait() };
+        let msg = match wait {
+            None => rx.blocking_recv(),
+            // The timer is made inside the runtime's context.
+            Some(wait) => {
+                match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        gone = !downstream.chunk(Vec::new(), false);
+                        if gone && recorder.is_none() {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(msg) = msg else { break };
+        if gone && recorder.is_none() {
+            break;
+        }
         handle(msg, &mut out, &mut recorder);
         // Take what is already waiting, then hand on: a quiet feed's tick is
         // not held back to fill a chunk.
@@ -393,14 +451,20 @@ fn parse_frames(
         }
         if !out.is_empty() {
             let batch = std::mem::replace(&mut out, Vec::with_capacity(chunk));
-            if tx.blocking_send(batch).is_err() {
-                // The writer is gone; it reports why. Keep recording what comes.
+            if gone {
+                continue;
+            }
+            if !downstream.chunk(batch, !rx.is_empty()) {
+                // The writer is gone (or the stage after): it reports why.
+                // Keep recording what comes.
+                gone = true;
                 if recorder.is_none() {
                     break;
                 }
             }
         }
     }
+    downstream.end();
     Ok(match recorder {
         Some(r) => Some(r.finish()?),
         None => None,

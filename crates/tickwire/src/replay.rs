@@ -292,87 +292,167 @@ pub(crate) fn spawn_state_stage(
     std::thread::Builder::new()
         .name("tickwire-state".into())
         .spawn(move || {
-            let mut stage = StateStage::new(cfg);
-            let resent = metrics::counter!(tickwire_core::telemetry::TRADES_RESENT);
-            let fail = |stage: &StateStage, e: String| {
-                tracing::error!(error = %e, "cannot read checkpoints: the state stage stops");
-                let mut counts = StateCounts::of(stage);
-                counts.failed = Some(e);
-                counts
-            };
-            let mut due = None;
-            let mut deferred = 0;
-            if let Some(clock) = &live {
-                if let Err(e) = checkpoints.load(&mut stage, clock.instruments.clone()) {
-                    return fail(&stage, e);
-                }
-                let mut out = Vec::new();
-                due = stage.close_due(wall_ms(), &mut out);
-                stage.emit_dirty(&mut out);
-                if !out.is_empty() && output.blocking_send(out).is_err() {
-                    return StateCounts::of(&stage);
-                }
+            let mut runner = StateRunner::new(cfg, checkpoints, live, output);
+            match drive(&mut runner, &mut input) {
+                Ok(()) => runner.finish(),
+                Err(stop) => runner.stopped(stop),
             }
-            loop {
-                let events = match (&live, due) {
-                    // Wake for the next bar due, or for input (at least once a second).
-                    (Some(_), Some(at)) => {
-                        let wait = (at - wall_ms()).clamp(0, 1_000);
-                        let wait = std::time::Duration::from_millis(wait.unsigned_abs());
-                        // The timer is made inside the runtime's context.
-                        let next = async { tokio::time::timeout(wait, input.recv()).await };
-                        match checkpoints.handle.block_on(next) {
-                            Ok(Some(events)) => events,
-                            Ok(None) => break,
-                            Err(_) => Vec::new(),
-                        }
-                    }
-                    _ => match input.blocking_recv() {
-                        Some(events) => events,
-                        None => break,
-                    },
-                };
-                if let Err(e) = checkpoints.restore(&mut stage, &events) {
-                    return fail(&stage, e);
-                }
-                // A tick is one event out (two with the Lua engine), and
-                // five or six more when it closes a bar; a chunk that crosses
-                // a minute closes one per instrument. Growing `out` step by
-                // step moved the chunk's events each time; the forming
-                // outputs and checkpoints reserve their own room.
-                let mut out = Vec::with_capacity(events.len() * 2 + 16);
-                let before = stage.duplicate_trades;
-                for e in events {
-                    stage.process(e, &mut out);
-                }
-                resent.increment(stage.duplicate_trades - before);
-                if live.is_some() {
-                    due = stage.close_due(wall_ms(), &mut out);
-                }
-                // While more input waits (a replay at full speed, a burst),
-                // the checkpoints wait for it, up to MAX_DEFERRED chunks: a
-                // checkpoint is about 3,500 instructions of JSON, and at
-                // 100 instruments two of three were replaced by a newer one
-                // before a lane wrote them.
-                if !input.is_empty() && deferred < MAX_DEFERRED {
-                    deferred += 1;
-                    stage.emit_outputs(&mut out);
-                } else {
-                    deferred = 0;
-                    stage.emit_dirty(&mut out);
-                }
-                if !out.is_empty() && output.blocking_send(out).is_err() {
-                    // The writer is gone; it reports why.
-                    return StateCounts::of(&stage);
-                }
-            }
-            let mut out = Vec::new();
-            stage.finish(&mut out);
-            if !out.is_empty() {
-                let _ = output.blocking_send(out);
-            }
-            StateCounts::of(&stage)
         })
+}
+
+/// Feeds `runner` what `input` brings until it closes (then `Ok`) or the
+/// runner stops.
+fn drive(runner: &mut StateRunner, input: &mut mpsc::Receiver<Vec<Event>>) -> Result<(), Stop> {
+    runner.start()?;
+    loop {
+        let events = match runner.wait() {
+            Some(wait) => {
+                // The timer is made inside the runtime's context.
+                let next = async { tokio::time::timeout(wait, input.recv()).await };
+                match runner.checkpoints.handle.block_on(next) {
+                    Ok(Some(events)) => events,
+                    Ok(None) => return Ok(()),
+                    Err(_) => Vec::new(),
+                }
+            }
+            None => match input.blocking_recv() {
+                Some(events) => events,
+                None => return Ok(()),
+            },
+        };
+        runner.chunk(events, !input.is_empty())?;
+    }
+}
+
+/// Why a [`StateRunner`] stopped before its input ended.
+pub(crate) enum Stop {
+    /// The writer is gone; it reports why.
+    Gone,
+    /// A checkpoint could not be read.
+    Failed(String),
+}
+
+/// The state stage's work chunk by chunk, wherever it runs: on a thread of
+/// its own ([`spawn_state_stage`]) or, in a live run, on the parser thread,
+/// a hand-off to a thread that may have to wake less for every chunk.
+pub(crate) struct StateRunner {
+    stage: StateStage,
+    checkpoints: Checkpoints,
+    live: Option<LiveClock>,
+    output: mpsc::Sender<Vec<Event>>,
+    resent: metrics::Counter,
+    /// When the next forming bar is due (live).
+    due: Option<i64>,
+    /// Chunks taken in a row without handing on checkpoints.
+    deferred: u32,
+}
+
+impl StateRunner {
+    pub(crate) fn new(
+        cfg: StateConfig,
+        checkpoints: Checkpoints,
+        live: Option<LiveClock>,
+        output: mpsc::Sender<Vec<Event>>,
+    ) -> Self {
+        Self {
+            stage: StateStage::new(cfg),
+            checkpoints,
+            live,
+            output,
+            resent: metrics::counter!(tickwire_core::telemetry::TRADES_RESENT),
+            due: None,
+            deferred: 0,
+        }
+    }
+
+    /// Live: continues the configured instruments from their checkpoints
+    /// and hands on what that closed or changed. Runs off the runtime (it
+    /// reads Redis by blocking on the runtime's handle).
+    pub(crate) fn start(&mut self) -> Result<(), Stop> {
+        let Some(clock) = &self.live else {
+            return Ok(());
+        };
+        self.checkpoints
+            .load(&mut self.stage, clock.instruments.clone())
+            .map_err(Stop::Failed)?;
+        let mut out = Vec::new();
+        self.due = self.stage.close_due(wall_ms(), &mut out);
+        self.stage.emit_dirty(&mut out);
+        self.send(out)
+    }
+
+    /// How long input may be waited for: live, until the next forming bar
+    /// is due (at least once a second); otherwise until it comes.
+    pub(crate) fn wait(&self) -> Option<std::time::Duration> {
+        match (&self.live, self.due) {
+            (Some(_), Some(at)) => Some(std::time::Duration::from_millis(
+                (at - wall_ms()).clamp(0, 1_000).unsigned_abs(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Takes one chunk of input (none: time passed), `more` when more
+    /// input waits already.
+    pub(crate) fn chunk(&mut self, events: Vec<Event>, more: bool) -> Result<(), Stop> {
+        self.checkpoints
+            .restore(&mut self.stage, &events)
+            .map_err(Stop::Failed)?;
+        // A tick is one event out (two with the Lua engine), and five or
+        // six more when it closes a bar; a chunk that crosses a minute
+        // closes one per instrument. Growing `out` step by step moved the
+        // chunk's events each time; the forming outputs and checkpoints
+        // reserve their own room.
+        let mut out = Vec::with_capacity(events.len() * 2 + 16);
+        let before = self.stage.duplicate_trades;
+        for e in events {
+            self.stage.process(e, &mut out);
+        }
+        self.resent.increment(self.stage.duplicate_trades - before);
+        if self.live.is_some() {
+            self.due = self.stage.close_due(wall_ms(), &mut out);
+        }
+        // While more input waits (a replay at full speed, a burst), the
+        // checkpoints wait for it, up to MAX_DEFERRED chunks: a checkpoint
+        // is about 3,500 instructions of JSON, and at 100 instruments two
+        // of three were replaced by a newer one before a lane wrote them.
+        if more && self.deferred < MAX_DEFERRED {
+            self.deferred += 1;
+            self.stage.emit_outputs(&mut out);
+        } else {
+            self.deferred = 0;
+            self.stage.emit_dirty(&mut out);
+        }
+        self.send(out)
+    }
+
+    fn send(&self, out: Vec<Event>) -> Result<(), Stop> {
+        if !out.is_empty() && self.output.blocking_send(out).is_err() {
+            return Err(Stop::Gone);
+        }
+        Ok(())
+    }
+
+    /// Input ended: hands on what changed (and, with `close_at_end`, the
+    /// forming bars), and counts.
+    pub(crate) fn finish(mut self) -> StateCounts {
+        let mut out = Vec::new();
+        self.stage.finish(&mut out);
+        if !out.is_empty() {
+            let _ = self.output.blocking_send(out);
+        }
+        StateCounts::of(&self.stage)
+    }
+
+    /// The counts of a runner that stopped early, and why.
+    pub(crate) fn stopped(self, stop: Stop) -> StateCounts {
+        let mut counts = StateCounts::of(&self.stage);
+        if let Stop::Failed(e) = stop {
+            tracing::error!(error = %e, "cannot read checkpoints: the state stage stops");
+            counts.failed = Some(e);
+        }
+        counts
+    }
 }
 
 /// What the state stage counted.

@@ -15,7 +15,7 @@ use tickwire_ingest::{start_live, IngestSummary, LiveOptions};
 use tickwire_writer::{writer_dbs, RedisPools};
 use tokio::sync::mpsc;
 
-use crate::replay::{spawn_state_stage, AppError, WriterTask};
+use crate::replay::{AppError, StateCounts, StateRunner, Stop, WriterTask};
 use crate::summary::RunSummary;
 
 fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveOptions {
@@ -52,10 +52,11 @@ pub async fn run(
     // Redis first: a live run that cannot write should say so at once.
     let pools =
         Arc::new(RedisPools::connect_waiting(&config.redis, writer_dbs(config), &stop).await?);
-    let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
-    let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
-    let state = spawn_state_stage(
+    // The state stage runs on the parser thread: nothing waits to go into it.
+    let _gauges = crate::ops::ChannelGauges::start(vec![("writer", &state_tx)]);
+    let state = Arc::new(StateSlot::default());
+    let runner = StateRunner::new(
         StateConfig::from_config(config),
         crate::replay::Checkpoints::new(&pools, config)?,
         Some(crate::replay::LiveClock {
@@ -64,15 +65,17 @@ pub async fn run(
                 .map(Arc::new)
                 .collect(),
         }),
-        parsed,
         state_tx,
-    )?;
+    );
     let mut writer = WriterTask::start(config, &pools, rx, true);
-    let live = match start_live(live_options(config, record, true), tx) {
+    let downstream = LiveState {
+        runner: Some(runner),
+        slot: Arc::clone(&state),
+    };
+    let live = match start_live(live_options(config, record, true), downstream) {
         Ok(h) => h,
         Err(e) => {
             let _ = writer.finish().await;
-            let _ = tokio::task::spawn_blocking(move || state.join()).await;
             pools.quit().await;
             return Err(e.into());
         }
@@ -90,7 +93,7 @@ pub async fn run(
         if writer.stopped() {
             break Some("writer");
         }
-        if state.is_finished() {
+        if state.stopped() {
             break Some("state stage");
         }
         if let Some(f) = live.failure() {
@@ -114,9 +117,8 @@ pub async fn run(
         write_disconnected(config, &pools, &read).await;
     }
     let written = writer.finish().await?;
-    let state = tokio::task::spawn_blocking(move || state.join())
-        .await?
-        .unwrap_or_default();
+    // The parser thread has ended, and the state stage with it.
+    let state = state.counts();
     pools.quit().await;
     // The first cause wins: a writer that gave up explains a state stage
     // and a parser whose output closed.
@@ -161,6 +163,101 @@ pub async fn run(
             summary: Box::new(summary),
             cause: Box::new(cause),
         }),
+    }
+}
+
+/// The state stage of a live run, on the parser thread: what it counted
+/// once it ended, and whether it stopped before the feeds closed.
+#[derive(Default)]
+struct StateSlot {
+    stopped: AtomicBool,
+    counts: std::sync::Mutex<Option<StateCounts>>,
+}
+
+impl StateSlot {
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    fn put(&self, counts: StateCounts) {
+        if let Ok(mut c) = self.counts.lock() {
+            *c = Some(counts);
+        }
+    }
+
+    fn counts(&self) -> StateCounts {
+        self.counts
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .unwrap_or_default()
+    }
+}
+
+/// The live run's [`tickwire_ingest::live::Downstream`]: the state stage,
+/// run on the parser thread, its outputs to the writer.
+struct LiveState {
+    /// None once it stopped or finished.
+    runner: Option<StateRunner>,
+    slot: Arc<StateSlot>,
+}
+
+impl LiveState {
+    fn stop(&mut self, stop: Stop) {
+        if let Some(runner) = self.runner.take() {
+            self.slot.put(runner.stopped(stop));
+        }
+        self.slot.stopped.store(true, Ordering::Release);
+    }
+
+    fn finish(&mut self) {
+        if let Some(runner) = self.runner.take() {
+            self.slot.put(runner.finish());
+        }
+    }
+}
+
+impl tickwire_ingest::live::Downstream for LiveState {
+    fn start(&mut self) -> bool {
+        let Some(runner) = self.runner.as_mut() else {
+            return false;
+        };
+        match runner.start() {
+            Ok(()) => true,
+            Err(stop) => {
+                self.stop(stop);
+                false
+            }
+        }
+    }
+
+    fn wait(&self) -> Option<Duration> {
+        self.runner.as_ref().and_then(StateRunner::wait)
+    }
+
+    fn chunk(&mut self, events: Vec<tickwire_core::Event>, more: bool) -> bool {
+        let Some(runner) = self.runner.as_mut() else {
+            return false;
+        };
+        match runner.chunk(events, more) {
+            Ok(()) => true,
+            Err(stop) => {
+                self.stop(stop);
+                false
+            }
+        }
+    }
+
+    fn end(mut self: Box<Self>) {
+        self.finish();
+    }
+}
+
+impl Drop for LiveState {
+    /// A parser thread that panicked still hands on what the state stage
+    /// changed, as a state thread of its own did when its input closed.
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
