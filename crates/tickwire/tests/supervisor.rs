@@ -344,3 +344,52 @@ async fn a_recording_whose_directory_goes_stops_and_says_how_many_frames_are_mis
         .unwrap_or_else(|| panic!("no count of frames not recorded in {error}"));
     assert!(missing >= 1, "{error}");
 }
+
+/// The state stage runs on a live run's parser thread: when it cannot read
+/// an instrument's checkpoint (here the key holds a hash, so GET is refused
+/// with WRONGTYPE), the run stops within seconds, non-zero, naming the state
+/// stage and the cause, and its heartbeat expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_whose_state_stage_cannot_read_a_checkpoint_stops_naming_it() {
+    let feed = long_feed().await;
+    let server = redis();
+    let db0 = server.client(0).await.unwrap();
+    let _: () = db0
+        .hset(
+            "tickwire:checkpoint:binance:BTCUSDT",
+            ("not", "a checkpoint"),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), Some(&feed), "");
+    let log = dir.path().join("run.log");
+    let started = Instant::now();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &server.url(), "run"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, took, stdout, stderr) = exit_within(child, started, Duration::from_secs(20), &log);
+    assert!(
+        !status.success(),
+        "a run whose state stage stopped exited 0"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "the run stopped after {took:?}"
+    );
+    assert!(
+        stdout.contains("run STOPPED: the state stage failed"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("cannot read checkpoints"), "{stderr}");
+    assert!(stderr.contains("WRONGTYPE"), "{stderr}");
+    // Nothing of the instrument was written past its unreadable checkpoint.
+    let db4 = server.client(4).await.unwrap();
+    assert_eq!(db4.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap(), 0);
+    heartbeat_expires(&db0).await;
+}
