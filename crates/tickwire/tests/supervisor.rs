@@ -161,14 +161,7 @@ async fn a_live_run_whose_writer_gave_up_exits_non_zero_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), Some(&feed), "");
     let log = dir.path().join("run.log");
-    let child = tickwire()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--redis", &server.url(), "run"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = start_run(&cfg, &server, &log);
     let db0 = server.client(0).await.unwrap();
     wait_for_ticks(&db0).await;
     let paused = pause_writes(&db0).await;
@@ -365,14 +358,7 @@ async fn a_live_run_whose_state_stage_cannot_read_a_checkpoint_stops_naming_it()
     let cfg = config(dir.path(), Some(&feed), "");
     let log = dir.path().join("run.log");
     let started = Instant::now();
-    let child = tickwire()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--redis", &server.url(), "run"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = start_run(&cfg, &server, &log);
     let (status, took, stdout, stderr) = exit_within(child, started, Duration::from_secs(20), &log);
     assert!(
         !status.success(),
