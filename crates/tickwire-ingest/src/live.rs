@@ -259,9 +259,6 @@ pub trait Downstream: Send + 'static {
     /// passed without a frame); `more` when frames wait already. False: the
     /// pipeline after it is gone.
     fn chunk(&mut self, events: Vec<Event>, more: bool) -> bool;
-
-    /// Everything read is handed on: the feeds are closed.
-    fn end(self: Box<Self>) {}
 }
 
 impl Downstream for mpsc::Sender<Vec<Event>> {
@@ -271,8 +268,8 @@ impl Downstream for mpsc::Sender<Vec<Event>> {
 }
 
 /// Starts every feed and the parser thread. Events go to `downstream` in
-/// chunks; it ends (a channel closes) after [`LiveHandle::finish`], once
-/// everything read is handed on. Must be called inside a Tokio runtime.
+/// chunks; it is dropped (a channel closes) after [`LiveHandle::finish`],
+/// once everything read is handed on. Must be called inside a Tokio runtime.
 pub fn start_live<D: Downstream>(
     opts: LiveOptions,
     downstream: D,
@@ -464,7 +461,6 @@ fn parse_frames(
             }
         }
     }
-    downstream.end();
     Ok(match recorder {
         Some(r) => Some(r.finish()?),
         None => None,

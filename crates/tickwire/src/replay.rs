@@ -204,7 +204,6 @@ pub async fn replay_shown(
             ..StateConfig::from_config(config)
         },
         Checkpoints::new(&pools, config)?,
-        None,
         parsed,
         state_tx,
     )?;
@@ -276,52 +275,31 @@ fn wall_ms() -> i64 {
 /// while more input waits (see [`spawn_state_stage`]).
 const MAX_DEFERRED: u32 = 8;
 
-/// The state stage on its own thread: parsed events in, events with bars,
-/// indicator values and checkpoints out; each instrument it meets first
-/// continues from its checkpoint. With a `live` clock it also wakes when a
-/// forming bar is due and closes it by the wall clock. Ends when its input
-/// closes, after handing on what changed (closing forming bars only with
-/// `close_at_end`).
+/// A replay's state stage on its own thread: parsed events in, events with
+/// bars, indicator values and checkpoints out; each instrument it meets
+/// first continues from its checkpoint. Ends when its input closes, after
+/// handing on what changed (closing forming bars only with `close_at_end`).
+/// A live run's state stage runs on the parser thread instead, where it
+/// also keeps the wall clock (see [`StateRunner::wait`]).
 pub(crate) fn spawn_state_stage(
     cfg: StateConfig,
     checkpoints: Checkpoints,
-    live: Option<LiveClock>,
     mut input: mpsc::Receiver<Vec<Event>>,
     output: mpsc::Sender<Vec<Event>>,
 ) -> std::io::Result<std::thread::JoinHandle<StateCounts>> {
     std::thread::Builder::new()
         .name("tickwire-state".into())
         .spawn(move || {
-            let mut runner = StateRunner::new(cfg, checkpoints, live, output);
-            match drive(&mut runner, &mut input) {
-                Ok(()) => runner.finish(),
-                Err(stop) => runner.stopped(stop),
-            }
-        })
-}
-
-/// Feeds `runner` what `input` brings until it closes (then `Ok`) or the
-/// runner stops.
-fn drive(runner: &mut StateRunner, input: &mut mpsc::Receiver<Vec<Event>>) -> Result<(), Stop> {
-    runner.start()?;
-    loop {
-        let events = match runner.wait() {
-            Some(wait) => {
-                // The timer is made inside the runtime's context.
-                let next = async { tokio::time::timeout(wait, input.recv()).await };
-                match runner.checkpoints.handle.block_on(next) {
-                    Ok(Some(events)) => events,
-                    Ok(None) => return Ok(()),
-                    Err(_) => Vec::new(),
+            let mut runner = StateRunner::new(cfg, checkpoints, None, output);
+            loop {
+                let Some(events) = input.blocking_recv() else {
+                    return runner.finish();
+                };
+                if let Err(stop) = runner.chunk(events, !input.is_empty()) {
+                    return runner.stopped(stop);
                 }
             }
-            None => match input.blocking_recv() {
-                Some(events) => events,
-                None => return Ok(()),
-            },
-        };
-        runner.chunk(events, !input.is_empty())?;
-    }
+        })
 }
 
 /// Why a [`StateRunner`] stopped before its input ended.

@@ -247,15 +247,12 @@ impl tickwire_ingest::live::Downstream for LiveState {
             }
         }
     }
-
-    fn end(mut self: Box<Self>) {
-        self.finish();
-    }
 }
 
 impl Drop for LiveState {
-    /// A parser thread that panicked still hands on what the state stage
-    /// changed, as a state thread of its own did when its input closed.
+    /// The parser thread is done with it (its feeds closed, or it panicked):
+    /// the stage hands on what changed, as a state thread of its own did
+    /// when its input closed.
     fn drop(&mut self) {
         self.finish();
     }
