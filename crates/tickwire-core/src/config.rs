@@ -96,6 +96,8 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// `[ingest]`: what the parsers accept.
     pub ingest: IngestConfig,
+    /// `[process]`: the process's name among several.
+    pub process: ProcessConfig,
     /// The key profiles selected on the command line (`--profile`), not in
     /// the file: the default layout unless told otherwise.
     #[serde(skip)]
@@ -290,6 +292,7 @@ impl Default for Config {
             log: Default::default(),
             heartbeat: Default::default(),
             ingest: Default::default(),
+            process: Default::default(),
             profiles: Default::default(),
         }
     }
@@ -329,6 +332,9 @@ pub struct RedisConfig {
     pub reconnect_max_delay_ms: u64,
     /// 0 = keep trying for ever.
     pub reconnect_max_attempts: u32,
+    /// A Redis Cluster at `url` (also selected by a `redis-cluster://` URL):
+    /// the logical DBs become key namespaces (`prices:price:{BTCUSDT}`).
+    pub cluster: bool,
     /// `[redis.tls]`: the CA and client certificate of a `rediss://` URL.
     /// Without it a `rediss://` URL verifies the server against the system's
     /// certificate store.
@@ -366,16 +372,51 @@ impl Default for RedisConfig {
             command_timeout_ms: 10_000,
             reconnect_max_delay_ms: 500,
             reconnect_max_attempts: 0,
+            cluster: false,
             tls: None,
         }
     }
 }
 
 impl RedisConfig {
-    /// Whether the URL asks for TLS (`rediss://`, `valkeys://`).
+    /// Whether the URL asks for TLS (`rediss://`, `valkeys://`, and their
+    /// `-cluster` forms).
     pub fn uses_tls(&self) -> bool {
-        self.url.starts_with("rediss://") || self.url.starts_with("valkeys://")
+        [
+            "rediss://",
+            "valkeys://",
+            "rediss-cluster://",
+            "valkeys-cluster://",
+        ]
+        .iter()
+        .any(|s| self.url.starts_with(s))
     }
+
+    /// Whether the writes go to a Redis Cluster: `redis.cluster = true` or a
+    /// `redis-cluster://` URL (fred's scheme; `rediss-cluster://` with TLS).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+            || [
+                "redis-cluster://",
+                "rediss-cluster://",
+                "valkey-cluster://",
+                "valkeys-cluster://",
+            ]
+            .iter()
+            .any(|s| self.url.starts_with(s))
+    }
+}
+
+/// `[process]`: who this process is among several sharing one Redis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Names the process: its heartbeat, feed status and dead-letter keys
+    /// carry the name (`tickwire:heartbeat:{instance}`), so processes with
+    /// disjoint instruments share one Redis or cluster. Letters, digits,
+    /// `-`, `_` and `.`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// `[databases]`: the logical DB number of each purpose.
@@ -559,7 +600,13 @@ impl Default for KeysConfig {
 /// The parsed key templates, ready to render.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    pub prefix: String,
+    /// `keys.prefix` as configured.
+    base: String,
+    /// What goes before every key of each DB number: `keys.prefix`, and in
+    /// cluster mode the DB's name and a colon.
+    prefixes: Vec<String>,
+    cluster: bool,
+    databases: DbMap,
     pub tick_stream: KeyTemplate,
     pub last_price: KeyTemplate,
     pub bar_stream: KeyTemplate,
@@ -582,9 +629,68 @@ pub struct Keys {
     pub checkpoint: KeyTemplate,
 }
 
+/// Where keys live: one Redis with logical DBs, or a Redis Cluster, where
+/// each DB is a key namespace; and the process's name, if it has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub cluster: bool,
+    pub instance: Option<&'a str>,
+    pub databases: &'a DbMap,
+}
+
+/// The namespace of DB number `db` in cluster mode: the name of the first
+/// purpose `[databases]` maps to it (`continuous_market`), `db{n}` for a
+/// number no purpose has (a profile's own DB).
+pub fn namespace_of(databases: &DbMap, db: u8) -> String {
+    databases
+        .names_of(db)
+        .first()
+        .map_or_else(|| format!("db{db}"), |n| (*n).to_string())
+}
+
+impl Keys {
+    /// What goes before every key written to DB number `db`: `keys.prefix`,
+    /// then in cluster mode the DB's namespace (`prices:`).
+    pub fn prefix(&self, db: u8) -> &str {
+        self.prefixes
+            .get(usize::from(db))
+            .map_or(self.base.as_str(), String::as_str)
+    }
+
+    /// [`prefix`](Self::prefix) of the DB `[databases]` gives `purpose`.
+    pub fn prefix_of(&self, purpose: Db) -> &str {
+        self.prefix(self.databases.get(purpose))
+    }
+
+    /// `keys.prefix` as configured (`--prefix`).
+    pub fn base_prefix(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether the keys are placed for a Redis Cluster.
+    pub fn cluster(&self) -> bool {
+        self.cluster
+    }
+}
+
 impl KeysConfig {
-    /// Parses every template, naming each bad one.
+    /// Parses every template for one Redis and an unnamed process, naming
+    /// each bad one.
     pub fn compile(&self) -> Result<Keys, Vec<FieldError>> {
+        self.compile_for(Placement {
+            cluster: false,
+            instance: None,
+            databases: &DbMap::default(),
+        })
+    }
+
+    /// Parses every template, naming each bad one, and places them: in
+    /// cluster mode every key of an instrument carries its symbol as hash tag
+    /// (`ticks:{BTCUSDT}`) and a feed's keys the feed's name; the alert
+    /// marker carries the alerts stream's name, so the alert script's two
+    /// keys share a slot. With an instance, the process's own keys
+    /// (heartbeat, feed status and reconnects, dead letters) carry its name.
+    pub fn compile_for(&self, place: Placement<'_>) -> Result<Keys, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut one = |field: &str, src: &str, required: &[&'static str]| {
             KeyTemplate::parse(src, required).unwrap_or_else(|e: TemplateError| {
@@ -592,8 +698,17 @@ impl KeysConfig {
                 KeyTemplate::default()
             })
         };
+        let prefixes = (0..=15u8)
+            .map(|db| match place.cluster {
+                true => format!("{}{}:", self.prefix, namespace_of(place.databases, db)),
+                false => self.prefix.clone(),
+            })
+            .collect();
         let keys = Keys {
-            prefix: self.prefix.clone(),
+            base: self.prefix.clone(),
+            prefixes,
+            cluster: place.cluster,
+            databases: place.databases.clone(),
             tick_stream: one("tick_stream", &self.tick_stream, &["symbol"]),
             last_price: one("last_price", &self.last_price, &["symbol"]),
             bar_stream: one("bar_stream", &self.bar_stream, &["symbol", "interval"]),
@@ -635,11 +750,66 @@ impl KeysConfig {
             deadletter: one("deadletter", &self.deadletter, &["feed"]),
             checkpoint: one("checkpoint", &self.checkpoint, &["symbol"]),
         };
+        if place.cluster && (self.prefix.contains('{') || self.prefix.contains('}')) {
+            errors.push(FieldError::new(
+                "keys.prefix",
+                "must not hold `{` or `}` with a Redis Cluster: the hash tag is the symbol's",
+            ));
+        }
         if errors.is_empty() {
-            Ok(keys)
+            Ok(keys.placed(place))
         } else {
             Err(errors)
         }
+    }
+}
+
+impl Keys {
+    /// The templates as `place` renders them (see [`KeysConfig::compile_for`]).
+    fn placed(mut self, place: Placement<'_>) -> Keys {
+        if let Some(instance) = place.instance {
+            for t in [
+                &mut self.heartbeat,
+                &mut self.feed_status,
+                &mut self.feed_reconnects,
+                &mut self.deadletter,
+            ] {
+                *t = std::mem::take(t).for_instance(instance, place.cluster);
+            }
+        }
+        if !place.cluster {
+            return self;
+        }
+        let stream = self
+            .volume_alerts
+            .render(self.prefix(place.databases.alerts), |_| None);
+        self.volume_alert_marker =
+            std::mem::take(&mut self.volume_alert_marker).led_by(&format!("{{{stream}}}:"));
+        for t in [
+            &mut self.tick_stream,
+            &mut self.last_price,
+            &mut self.bar_stream,
+            &mut self.bar_forming,
+            &mut self.indicator,
+            &mut self.indicator_state,
+            &mut self.volume_bucket,
+            &mut self.volume_baseline,
+            &mut self.volume_session,
+            &mut self.volume_profile,
+            &mut self.volume_sessions,
+            &mut self.depth,
+            &mut self.checkpoint,
+        ] {
+            *t = std::mem::take(t).hash_tagged("symbol");
+        }
+        for t in [
+            &mut self.feed_status,
+            &mut self.feed_reconnects,
+            &mut self.deadletter,
+        ] {
+            *t = std::mem::take(t).hash_tagged("feed");
+        }
+        self
     }
 }
 
@@ -846,29 +1016,70 @@ impl Config {
         }
         errors.extend(config.validate());
         if errors.is_empty() {
+            let profiles = std::mem::take(&mut config.profiles);
+            config.profiles = profiles.placed(config.placement());
             Ok(config)
         } else {
             Err(ConfigError::Invalid(errors))
         }
     }
 
+    /// Where this config's keys live (see [`Placement`]).
+    pub fn placement(&self) -> Placement<'_> {
+        Placement {
+            cluster: self.redis.is_cluster(),
+            instance: self.process.instance.as_deref(),
+            databases: &self.databases,
+        }
+    }
+
+    /// The key templates, parsed and placed (see [`KeysConfig::compile_for`]).
+    pub fn compile_keys(&self) -> Result<Keys, Vec<FieldError>> {
+        self.keys.compile_for(self.placement())
+    }
+
     /// Range and consistency checks; returns every problem found.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        if let Some(instance) = &self.process.instance {
+            if instance.is_empty()
+                || !instance
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                errors.push(FieldError::new(
+                    "process.instance",
+                    format!("{instance:?}: use letters, digits, `-`, `_` and `.` (it goes into key names)"),
+                ));
+            }
+        }
+        if self.redis.is_cluster() {
+            errors.extend(self.profiles.cluster_errors());
+        }
         let mut check = |ok: bool, field: &str, msg: String| {
             if !ok {
                 errors.push(FieldError::new(field, msg));
             }
         };
         let r = &self.redis;
-        let scheme_ok = ["redis://", "rediss://", "valkey://", "valkeys://"]
-            .iter()
-            .any(|s| r.url.starts_with(s) && r.url.len() > s.len());
+        let scheme_ok = [
+            "redis://",
+            "rediss://",
+            "valkey://",
+            "valkeys://",
+            "redis-cluster://",
+            "rediss-cluster://",
+            "valkey-cluster://",
+            "valkeys-cluster://",
+        ]
+        .iter()
+        .any(|s| r.url.starts_with(s) && r.url.len() > s.len());
         check(
             scheme_ok,
             "redis.url",
             format!(
-                "must be redis://host:port or rediss://host:port (got {:?})",
+                "must be redis://host:port, rediss://host:port or \
+                 redis-cluster://host:port?node=host:port (got {:?})",
                 redact_url(&r.url)
             ),
         );
@@ -1043,7 +1254,7 @@ impl Config {
         if let Err(mut bad) = crate::session::Calendar::from_config(&self.exchanges) {
             errors.append(&mut bad);
         }
-        match self.keys.compile() {
+        match self.keys.compile_for(self.placement()) {
             Ok(keys) => errors.extend(crate::venues::feed_collisions(&self.feeds, &keys)),
             Err(mut bad) => errors.append(&mut bad),
         }
@@ -1441,5 +1652,147 @@ mod tests {
         let tls = c.redis.tls.expect("[redis.tls]");
         assert_eq!(tls.ca_file.as_deref(), Some(ca.as_path()));
         assert_eq!(tls.server_name.as_deref(), Some("redis.internal"));
+    }
+
+    fn placed(toml: &str, profiles: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            toml,
+            &Overrides {
+                redis_url: Some("redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001".into()),
+                profiles: profiles.iter().map(|p| p.to_string()).collect(),
+                prefix: Some("bt:".into()),
+            },
+        )
+    }
+
+    #[test]
+    fn cluster_keys_carry_their_namespace_and_the_symbol_as_hash_tag() {
+        let c = placed("", &[]).unwrap();
+        let keys = c.compile_keys().unwrap();
+        let inst = |n: &str| match n {
+            "symbol" => Some("BTCUSDT"),
+            "exchange" => Some("binance"),
+            "session" => Some("2024-03-05"),
+            "HH" => Some("10"),
+            "MM" => Some("03"),
+            _ => None,
+        };
+        let ticks = keys
+            .tick_stream
+            .render(keys.prefix_of(Db::ContinuousMarket), inst);
+        assert_eq!(ticks, "bt:continuous_market:ticks:{BTCUSDT}");
+        let pre = keys.tick_stream.render(keys.prefix_of(Db::Premarket), inst);
+        assert_eq!(pre, "bt:premarket:ticks:{BTCUSDT}");
+        let price = keys.last_price.render(keys.prefix_of(Db::Prices), inst);
+        assert_eq!(price, "bt:prices:price:{BTCUSDT}");
+        let bucket = keys
+            .volume_bucket
+            .render(keys.prefix_of(Db::CumulativeVolume), inst);
+        assert_eq!(
+            bucket,
+            "bt:cumulative_volume:volume:bucket:{BTCUSDT}:2024-03-05:10:03"
+        );
+        let hb = keys.heartbeat.render(keys.prefix_of(Db::System), |_| None);
+        assert_eq!(hb, "bt:system:tickwire:heartbeat");
+        let feed = keys
+            .feed_status
+            .render_one(keys.prefix_of(Db::System), "feed", "binance");
+        assert_eq!(feed, "bt:system:feed:{binance}:status");
+        let alerts = keys
+            .volume_alerts
+            .render(keys.prefix_of(Db::Alerts), |_| None);
+        assert_eq!(alerts, "bt:alerts:alerts:volume_surge");
+        let marker = keys
+            .volume_alert_marker
+            .render(keys.prefix_of(Db::Alerts), inst);
+        assert_eq!(
+            marker, "bt:alerts:{bt:alerts:alerts:volume_surge}:alert:sent:BTCUSDT:2024-03-05:10:03",
+            "the alert script's two keys share the stream's slot"
+        );
+        // One Redis: the same templates as written.
+        let one = Config::from_toml("", &Overrides::default()).unwrap();
+        let keys = one.compile_keys().unwrap();
+        assert_eq!(
+            keys.tick_stream.render(keys.prefix_of(Db::Premarket), inst),
+            "ticks:BTCUSDT"
+        );
+    }
+
+    #[test]
+    fn an_instance_names_the_process_keys() {
+        let c =
+            Config::from_toml("[process]\ninstance = \"a-1\"\n", &Overrides::default()).unwrap();
+        let keys = c.compile_keys().unwrap();
+        let p = keys.prefix_of(Db::System);
+        assert_eq!(keys.heartbeat.render(p, |_| None), "tickwire:heartbeat:a-1");
+        assert_eq!(
+            keys.feed_status.render_one(p, "feed", "okx"),
+            "feed:okx:status:a-1"
+        );
+        assert_eq!(
+            keys.deadletter.render_one(p, "feed", "okx"),
+            "deadletter:okx:a-1"
+        );
+        let c = placed("[process]\ninstance = \"a-1\"\n", &[]).unwrap();
+        let keys = c.compile_keys().unwrap();
+        let p = keys.prefix_of(Db::System);
+        assert_eq!(
+            keys.heartbeat.render(p, |_| None),
+            "bt:system:tickwire:heartbeat:{a-1}"
+        );
+        assert_eq!(
+            keys.feed_status.render_one(p, "feed", "okx"),
+            "bt:system:feed:{okx}:status:{a-1}"
+        );
+        let bad = Config::from_toml("[process]\ninstance = \"a b\"\n", &Overrides::default());
+        let Err(ConfigError::Invalid(errors)) = bad else {
+            panic!("a blank in the instance is refused")
+        };
+        assert!(
+            errors.iter().any(|e| e.field == "process.instance"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_cluster_refuses_braces_in_the_prefix_and_profile_keys_naming_no_instrument() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("flat.toml");
+        std::fs::write(
+            &profile,
+            "[last_price]\nkey = \"ltp\"\ntype = \"hash\"\nencoding = \"fields\"\n\
+             db = 2\nttl = 60\nfields = [\"ltp\"]\n",
+        )
+        .unwrap();
+        let Err(ConfigError::Invalid(errors)) = placed("", &[profile.to_str().unwrap()]) else {
+            panic!("a flat profile key is refused on a cluster")
+        };
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.field.contains("last_price.key") && e.message.contains("{symbol}")),
+            "{errors:?}"
+        );
+        let Err(ConfigError::Invalid(errors)) = Config::from_toml(
+            "[redis]\ncluster = true\n[keys]\nprefix = \"{bt}:\"\n",
+            &Overrides::default(),
+        ) else {
+            panic!("braces in the prefix are refused on a cluster")
+        };
+        assert!(
+            errors.iter().any(|e| e.field == "keys.prefix"),
+            "{errors:?}"
+        );
+        // Dhan's layout names its instruments by security id: that is the tag.
+        let c = placed("", &["dhanscalper"]).unwrap();
+        let ticks = c.profiles.others[0].last_price.as_ref().unwrap();
+        assert_eq!(
+            ticks.key.render("", |n| match n {
+                "segment" => Some("NSE_EQ"),
+                "security_id" => Some("2885"),
+                _ => None,
+            }),
+            "ticks:NSE_EQ:{2885}"
+        );
     }
 }

@@ -16,6 +16,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "interval_minutes",
     "name",
     "feed",
+    "instance",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +109,53 @@ impl KeyTemplate {
             }
         }
         out
+    }
+
+    /// Whether the template uses `{name}`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.placeholders().any(|p| p == name)
+    }
+
+    /// Cluster mode: the first `{name}` renders inside braces, so its value
+    /// is the key's hash tag (every key of one instrument in one slot). A
+    /// template without `{name}` is left as it is.
+    pub fn hash_tagged(mut self, name: &str) -> Self {
+        if let Some(i) = self
+            .parts
+            .iter()
+            .position(|p| matches!(p, Part::Var(v) if *v == name))
+        {
+            self.parts.insert(i + 1, Part::Lit("}".into()));
+            self.parts.insert(i, Part::Lit("{".into()));
+        }
+        self
+    }
+
+    /// The key of one named process (`[process] instance`): every
+    /// `{instance}` becomes `instance` (in braces when `tag`, a cluster's
+    /// hash tag), and a template without one gets `:{instance}` appended.
+    pub fn for_instance(mut self, instance: &str, tag: bool) -> Self {
+        if !self.uses("instance") {
+            self.parts.push(Part::Lit(":".into()));
+            self.parts.push(Part::Var("instance"));
+        }
+        let value = if tag {
+            format!("{{{instance}}}")
+        } else {
+            instance.to_string()
+        };
+        for part in &mut self.parts {
+            if *part == Part::Var("instance") {
+                *part = Part::Lit(value.clone());
+            }
+        }
+        self
+    }
+
+    /// Puts `lit` before the rest of every rendered key (after the prefix).
+    pub fn led_by(mut self, lit: &str) -> Self {
+        self.parts.insert(0, Part::Lit(lit.to_string()));
+        self
     }
 
     /// Renders with a single `{name}` value (the common case: `{symbol}`, `{feed}`).

@@ -191,8 +191,8 @@ impl OutputKind {
                 "interval_minutes",
             ],
             OutputKind::Indicators => &["symbol", "exchange", "segment", "security_id", "interval"],
-            OutputKind::Heartbeat => &[],
-            OutputKind::FeedStatus => &["feed", "exchange"],
+            OutputKind::Heartbeat => &["instance"],
+            OutputKind::FeedStatus => &["feed", "exchange", "instance"],
         }
     }
 }
@@ -258,7 +258,72 @@ impl Default for Profiles {
     }
 }
 
+/// The placeholder naming the instrument in an output's key, its hash tag in
+/// a cluster: `{symbol}`, or for a key without one (Dhan's layout)
+/// `{security_id}`.
+fn instrument_tag(key: &KeyTemplate) -> Option<&'static str> {
+    ["symbol", "security_id"].into_iter().find(|p| key.uses(p))
+}
+
 impl Profiles {
+    /// What a Redis Cluster refuses: an instrument's output whose key names
+    /// no instrument (no `{symbol}`, nor a Dhan `{security_id}`), which would
+    /// put every instrument in one slot.
+    pub fn cluster_errors(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for p in &self.others {
+            for (kind, out) in [
+                (OutputKind::TickStream, &p.tick_stream),
+                (OutputKind::LastPrice, &p.last_price),
+                (OutputKind::Bars, &p.bars),
+                (OutputKind::Indicators, &p.indicators),
+            ] {
+                if let Some(out) = out.as_ref().filter(|o| instrument_tag(&o.key).is_none()) {
+                    errors.push(FieldError::new(
+                        format!("--profile {}: {}.key", p.name, kind.name()),
+                        format!(
+                            "{:?} has no {{symbol}}: with a Redis Cluster every key of an \
+                             instrument carries its symbol (or security_id) as hash tag",
+                            out.key.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// The profiles' keys as `place` renders them: in cluster mode the
+    /// symbol (or feed) is the hash tag; with an instance, the heartbeat and
+    /// feed status keys carry its name.
+    pub fn placed(mut self, place: crate::config::Placement<'_>) -> Profiles {
+        for p in &mut self.others {
+            for (instrument, out) in [
+                (true, &mut p.tick_stream),
+                (true, &mut p.last_price),
+                (true, &mut p.bars),
+                (true, &mut p.indicators),
+                (false, &mut p.feed_status),
+                (false, &mut p.heartbeat),
+            ] {
+                let Some(out) = out.as_mut() else { continue };
+                let mut key = std::mem::take(&mut out.key);
+                let tag = match instrument {
+                    true => instrument_tag(&key),
+                    false => Some("feed"),
+                };
+                if let Some(instance) = place.instance.filter(|_| !instrument) {
+                    key = key.for_instance(instance, place.cluster);
+                }
+                if let Some(tag) = tag.filter(|_| place.cluster) {
+                    key = key.hash_tagged(tag);
+                }
+                out.key = key;
+            }
+        }
+        self
+    }
+
     /// Loads the named profiles (built-in names or paths to profile files).
     /// No name at all means `default`.
     pub fn load(names: &[String]) -> Result<Profiles, ProfileError> {

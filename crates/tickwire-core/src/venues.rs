@@ -58,7 +58,12 @@ pub fn shared_keys(keys: &Keys, a: &Instrument, b: &Instrument) -> Vec<String> {
     }
     instrument_templates(keys)
         .into_iter()
-        .map(|(_, t)| (render(t, &keys.prefix, a), render(t, &keys.prefix, b)))
+        .map(|(_, t)| {
+            (
+                render(t, keys.base_prefix(), a),
+                render(t, keys.base_prefix(), b),
+            )
+        })
         .filter(|(ka, kb)| ka == kb)
         .map(|(ka, _)| ka)
         .collect()

@@ -4,14 +4,17 @@
 //! ships for `tickwire demo` and `tickwire synth`), [`RedisServer`], a private
 //! redis-server per test, and [`synth`], the deterministic tick generator;
 //! [`snapshot()`] reads back everything a run wrote, to compare two runs;
-//! [`metrics::scrape`] reads the Prometheus endpoint.
+//! [`metrics::scrape`] reads the Prometheus endpoint; [`RedisCluster`] is a
+//! private Redis Cluster of three primaries and three replicas.
 //! Only tests and benches depend on this crate.
 
+pub mod cluster;
 pub mod metrics;
 pub mod snapshot;
 pub mod ws_server;
 
-pub use snapshot::{equal_within, snapshot};
+pub use cluster::RedisCluster;
+pub use snapshot::{equal_within, snapshot, snapshot_cluster};
 
 pub use tickwire_sandbox::redis_server;
 pub use tickwire_sandbox::synth;

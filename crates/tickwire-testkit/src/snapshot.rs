@@ -34,6 +34,34 @@ pub async fn snapshot(server: &RedisServer, dbs: &[u8]) -> Vec<(u8, String, Stri
     out
 }
 
+/// Every key of a cluster (SCAN on every primary) with its content, as
+/// [`snapshot()`] reads it, sorted by key; heartbeats left out.
+pub async fn snapshot_cluster(cluster: &crate::RedisCluster) -> Vec<(String, String)> {
+    let c = cluster
+        .client()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test cluster: {e}"));
+    let mut keys = Vec::new();
+    let mut scan = c.scan_cluster_buffered("*", Some(1000), None);
+    while let Some(k) = scan.next().await {
+        match k {
+            Ok(k) => keys.extend(k.as_str().map(str::to_string)),
+            Err(e) => panic!("SCAN on the cluster failed: {e}"),
+        }
+    }
+    drop(scan);
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys
+        .into_iter()
+        .filter(|k| !k.contains("tickwire:heartbeat"))
+    {
+        let content = read(&c, &k).await.unwrap_or_else(|e| format!("error: {e}"));
+        out.push((k, content));
+    }
+    out
+}
+
 async fn read(c: &Client, k: &str) -> Result<String, fred::error::Error> {
     let kind: String = c.r#type(k).await?;
     Ok(match kind.as_str() {

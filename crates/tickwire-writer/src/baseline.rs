@@ -62,7 +62,7 @@ pub async fn compute(
         max_retries: 0,
         source: e,
     };
-    let p = keys.prefix.as_str();
+    let p = keys.prefix(db);
     let symbols_key = keys.volume_symbols.render(p, |_| None);
     let mut symbols: Vec<String> = client.smembers(symbols_key).await.map_err(fail)?;
     symbols.sort();

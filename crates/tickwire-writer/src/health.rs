@@ -244,13 +244,13 @@ async fn gather(
     }
 
     // Tick streams: length and consumer-group lag.
-    let pattern = keys.tick_stream.render(&keys.prefix, |_| Some("*"));
     let mut streams = Vec::new();
     let mut tick_streams = 0;
     let mut stream_dbs = vec![d.get(Db::Premarket), d.get(Db::ContinuousMarket)];
     stream_dbs.dedup();
     for db in stream_dbs {
         let c = pools.client(db, 0)?;
+        let pattern = keys.tick_stream.render(keys.prefix(db), |_| Some("*"));
         let mut scan = c.scan_buffered(pattern.as_str(), Some(1_000), Some(ScanType::Stream));
         let mut found = Vec::new();
         while let Some(k) = scan.next().await {
@@ -283,7 +283,7 @@ async fn gather(
     }
 
     // The heartbeat of a running tickwire.
-    let hb_key = keys.heartbeat.render(&keys.prefix, |_| None);
+    let hb_key = keys.heartbeat.render(keys.prefix_of(Db::System), |_| None);
     let fields: BTreeMap<String, String> = system.hgetall(hb_key.as_str()).await?;
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let heartbeat = if fields.is_empty() {
@@ -305,7 +305,9 @@ async fn gather(
     };
 
     // Feed status keys.
-    let status_pattern = keys.feed_status.render(&keys.prefix, |_| Some("*"));
+    let status_pattern = keys
+        .feed_status
+        .render(keys.prefix_of(Db::System), |_| Some("*"));
     let mut feeds = BTreeMap::new();
     let mut scan = system.scan_buffered(status_pattern.as_str(), Some(1_000), None);
     let mut status_keys = Vec::new();

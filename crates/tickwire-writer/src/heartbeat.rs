@@ -33,13 +33,13 @@ impl Heartbeat {
         if config.profiles.default_layout {
             targets.push((
                 config.databases.get(Db::System),
-                keys.heartbeat.render(&keys.prefix, |_| None),
+                keys.heartbeat.render(keys.prefix_of(Db::System), |_| None),
                 None,
             ));
         }
         for p in &config.profiles.others {
             if let Some(out) = &p.heartbeat {
-                let prefix = format!("{}{}", keys.prefix, p.namespace);
+                let prefix = format!("{}{}", keys.prefix(out.db), p.namespace);
                 targets.push((out.db, out.key.render(&prefix, |_| None), Some(out.clone())));
             }
         }

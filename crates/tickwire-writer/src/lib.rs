@@ -175,7 +175,7 @@ impl From<WriterError> for WriterFailure {
 
 /// The key templates of `config`, parsed (validated config: they parse).
 pub fn compile_keys(config: &Config) -> Result<Keys, WriterError> {
-    config.keys.compile().map_err(|e| {
+    config.compile_keys().map_err(|e| {
         WriterError::Keys(
             e.iter()
                 .map(ToString::to_string)
@@ -231,11 +231,14 @@ pub fn writer_dbs(config: &Config) -> Vec<u8> {
 }
 
 struct Route {
-    stream_key: Key,
+    /// The last-price hash in the prices DB.
     price_key: Key,
     lane: usize,
     /// The instrument's stream in each DB it has traded into: (db, index).
     streams: Vec<(u8, usize)>,
+    /// Its last-price hash in each other DB a phase keeps prices in (keys
+    /// differ by DB only in cluster mode, where the DB is a namespace).
+    phase_prices: Vec<(u8, Key)>,
 }
 
 struct StreamState {
@@ -351,7 +354,7 @@ pub(crate) async fn wait_loaded(client: &fred::prelude::Client) {
 /// process's other bookkeeping).
 pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
     keys.checkpoint
-        .render(&keys.prefix, |n| instrument_value(inst, n))
+        .render(keys.prefix_of(Db::System), |n| instrument_value(inst, n))
 }
 
 /// Reads the checkpoints of `insts` (one pipelined GET each) from the
@@ -576,7 +579,9 @@ impl Dispatcher {
         let mut lane = None;
         for (i, p) in self.profiles.iter().enumerate() {
             // Rendered only when a key is not cached yet (not per event).
-            let prefix = || format!("{}{}", self.keys.prefix, p.namespace);
+            let prefix = |db: u8| format!("{}{}", self.keys.prefix(db), p.namespace);
+            // Channels are not keys: no cluster namespace.
+            let channel = || format!("{}{}", self.keys.base_prefix(), p.namespace);
             match event {
                 Event::Tick(t) => {
                     if let Some(out) = &p.tick_stream {
@@ -586,7 +591,7 @@ impl Dispatcher {
                             .entry(id)
                             .or_insert_with(|| {
                                 let v = |n: &str| instrument_value(&t.instrument, n);
-                                (Key::from(out.key.render(&prefix(), v)), None)
+                                (Key::from(out.key.render(&prefix(out.db), v)), None)
                             })
                             .clone();
                         let seq = self.profile_streams.entry(key.clone()).or_default();
@@ -617,10 +622,10 @@ impl Dispatcher {
                         .or_insert_with(|| {
                             let v = |n: &str| instrument_value(&t.instrument, n);
                             (
-                                Key::from(out.key.render(&prefix(), v)),
+                                Key::from(out.key.render(&prefix(out.db), v)),
                                 out.publish
                                     .as_ref()
-                                    .map(|c| Key::from(c.render(&prefix(), v))),
+                                    .map(|c| Key::from(c.render(&channel(), v))),
                             )
                         })
                         .clone();
@@ -648,7 +653,7 @@ impl Dispatcher {
                             let minutes = tickwire_core::config::interval_ms(&u.interval)
                                 .map(|ms| (ms / 60_000).to_string())
                                 .unwrap_or_default();
-                            let key = out.key.render(&prefix(), |n| match n {
+                            let key = out.key.render(&prefix(out.db), |n| match n {
                                 "interval" => Some(&*u.interval),
                                 "interval_minutes" => Some(minutes.as_str()),
                                 _ => instrument_value(&u.instrument, n),
@@ -682,10 +687,10 @@ impl Dispatcher {
                                 _ => instrument_value(&set.instrument, n),
                             };
                             (
-                                Key::from(out.key.render(&prefix(), v)),
+                                Key::from(out.key.render(&prefix(out.db), v)),
                                 out.publish
                                     .as_ref()
-                                    .map(|c| Key::from(c.render(&prefix(), v))),
+                                    .map(|c| Key::from(c.render(&channel(), v))),
                             )
                         })
                         .clone();
@@ -697,7 +702,7 @@ impl Dispatcher {
                 }
                 Event::Feed(f) => {
                     let Some(out) = &p.feed_status else { continue };
-                    let key = Key::from(out.key.render(&prefix(), |n| match n {
+                    let key = Key::from(out.key.render(&prefix(out.db), |n| match n {
                         "feed" => Some(&*f.feed),
                         "exchange" => Some(f.exchange),
                         _ => None,
@@ -827,16 +832,19 @@ impl Dispatcher {
                     Db::ContinuousMarket => self.dbs.get(Db::Prices),
                     _ => db,
                 };
+                let keys = &self.keys;
+                let value = |n: &str| instrument_value(&tick.instrument, n);
                 let index = match route.streams.iter().find(|(d, _)| *d == db) {
                     Some((_, i)) => *i,
                     None => {
+                        let stream_key = Key::from(keys.tick_stream.render(keys.prefix(db), value));
                         // Two instruments that render to the same stream share its ID sequence.
-                        let id = (db, route.stream_key.clone());
+                        let id = (db, stream_key.clone());
                         let i = match self.stream_index.get(&id) {
                             Some(i) => *i,
                             None => {
                                 self.streams.push(StreamState {
-                                    key: route.stream_key.clone(),
+                                    key: stream_key,
                                     seq: StreamIdSeq::default(),
                                 });
                                 self.stream_index.insert(id, self.streams.len() - 1);
@@ -845,6 +853,18 @@ impl Dispatcher {
                         };
                         route.streams.push((db, i));
                         i
+                    }
+                };
+                let price_key = if price_db == self.dbs.get(Db::Prices) {
+                    route.price_key.clone()
+                } else {
+                    match route.phase_prices.iter().find(|(d, _)| *d == price_db) {
+                        Some((_, k)) => k.clone(),
+                        None => {
+                            let k = Key::from(keys.last_price.render(keys.prefix(price_db), value));
+                            route.phase_prices.push((price_db, k.clone()));
+                            k
+                        }
                     }
                 };
                 let stream = &mut self.streams[index];
@@ -860,7 +880,7 @@ impl Dispatcher {
                 let lane = route.lane;
                 self.pending[lane].ticks.push(TickWrite {
                     stream_key: stream.key.clone(),
-                    price_key: route.price_key.clone(),
+                    price_key,
                     db,
                     price_db,
                     id,
@@ -902,7 +922,7 @@ impl Dispatcher {
                     Some(k) => k,
                     None => {
                         let render = |t: &tickwire_core::KeyTemplate| {
-                            Key::from(t.render(&self.keys.prefix, |n| {
+                            Key::from(t.render(self.keys.prefix_of(Db::ContinuousMarket), |n| {
                                 instrument_value(&update.instrument, n)
                                     .or((n == "interval").then_some(&*update.interval))
                             }))
@@ -937,7 +957,8 @@ impl Dispatcher {
                 let key = match self.indicator_keys.get(&id) {
                     Some(k) => k.clone(),
                     None => {
-                        let key = Key::from(self.keys.indicator.render(&self.keys.prefix, |n| {
+                        let prefix = self.keys.prefix_of(Db::ContinuousMarket);
+                        let key = Key::from(self.keys.indicator.render(prefix, |n| {
                             instrument_value(&update.instrument, n)
                                 .or((n == "name").then_some(update.name))
                         }));
@@ -959,7 +980,8 @@ impl Dispatcher {
                     Some(_) => &self.keys.volume_bucket,
                     None => &self.keys.volume_session,
                 };
-                let key = Key::from(template.render(&self.keys.prefix, |n| match n {
+                let p = self.keys.prefix_of(Db::CumulativeVolume);
+                let key = Key::from(template.render(p, |n| match n {
                     "session" => Some(&*update.session),
                     "HH" => hh_mm.as_ref().map(|(h, _)| h.as_str()),
                     "MM" => hh_mm.as_ref().map(|(_, m)| m.as_str()),
@@ -970,7 +992,6 @@ impl Dispatcher {
                     "session" => Some(&*update.session),
                     _ => instrument_value(inst, n),
                 };
-                let p = &self.keys.prefix;
                 let (profile, sessions, symbols) = match &hh_mm {
                     Some((h, m)) => (
                         Some((
@@ -994,14 +1015,16 @@ impl Dispatcher {
                         "MM" => Some(m.as_str()),
                         _ => instrument_value(inst, n),
                     };
+                    let ticks = self.keys.prefix_of(Db::ContinuousMarket);
+                    let alerts = self.keys.prefix_of(Db::Alerts);
                     RatioKeys {
                         baseline: Key::from(self.keys.volume_baseline.render(p, bucket)),
-                        ratio: Key::from(self.keys.indicator.render(p, |n| match n {
+                        ratio: Key::from(self.keys.indicator.render(ticks, |n| match n {
                             "name" => Some("volume_ratio"),
                             _ => instrument_value(inst, n),
                         })),
-                        marker: Key::from(self.keys.volume_alert_marker.render(p, bucket)),
-                        stream: Key::from(self.keys.volume_alerts.render(p, |_| None)),
+                        marker: Key::from(self.keys.volume_alert_marker.render(alerts, bucket)),
+                        stream: Key::from(self.keys.volume_alerts.render(alerts, |_| None)),
                     }
                 });
                 self.pending[lane].volumes.push(VolumeWrite {
@@ -1019,7 +1042,9 @@ impl Dispatcher {
                 let key = Key::from(
                     self.keys
                         .depth
-                        .render(&self.keys.prefix, |n| instrument_value(inst, n)),
+                        .render(self.keys.prefix_of(Db::Microstructure), |n| {
+                            instrument_value(inst, n)
+                        }),
                 );
                 let lane = lane_of(&inst.symbol, self.lanes);
                 self.pending[lane].snapshots.push(SnapshotWrite {
@@ -1032,7 +1057,7 @@ impl Dispatcher {
             Event::Feed(feed) => {
                 let lane = lane_of(&feed.feed, self.lanes);
                 let db = self.dbs.get(Db::System);
-                let p = &self.keys.prefix;
+                let p = self.keys.prefix(db);
                 let status = Key::from(self.keys.feed_status.render_one(p, "feed", &feed.feed));
                 let reconnects =
                     Key::from(self.keys.feed_reconnects.render_one(p, "feed", &feed.feed));
@@ -1091,7 +1116,7 @@ impl Dispatcher {
     ) -> Result<usize, WriterError> {
         if !self.deadletters.contains_key(&*rejected.feed) {
             let key = Key::from(self.keys.deadletter.render_one(
-                &self.keys.prefix,
+                self.keys.prefix(system_db),
                 "feed",
                 &rejected.feed,
             ));
@@ -1147,7 +1172,7 @@ impl Dispatcher {
         if let Some(k) = self.lua_keys.get(&ByAddress(Arc::clone(inst))) {
             return k.clone();
         }
-        let p = &self.keys.prefix;
+        let p = self.keys.prefix_of(Db::ContinuousMarket);
         let indicator = |name: &'static str| {
             Key::from(self.keys.indicator.render(p, |n| {
                 instrument_value(inst, n).or((n == "name").then_some(name))
@@ -1170,11 +1195,14 @@ impl Dispatcher {
 
     fn new_route(&self, inst: &Instrument) -> Route {
         let value = |name: &str| instrument_value(inst, name);
-        let stream_key = Key::from(self.keys.tick_stream.render(&self.keys.prefix, value));
-        let price_key = Key::from(self.keys.last_price.render(&self.keys.prefix, value));
+        let price_key = Key::from(
+            self.keys
+                .last_price
+                .render(self.keys.prefix_of(Db::Prices), value),
+        );
         Route {
-            stream_key,
             price_key,
+            phase_prices: Vec::new(),
             streams: Vec::new(),
             // By symbol: the stream and the price hash of a symbol share a lane,
             // so both are written in order.

@@ -16,6 +16,8 @@ pub struct RedisPools {
     size: usize,
     /// The URL, password hidden, for messages.
     url: String,
+    /// A Redis Cluster: every pool reaches every primary.
+    cluster: bool,
     /// Restarts of the Redis server noticed (see [`RedisPools::watch_restarts`]).
     restarts: std::sync::Arc<RestartWatch>,
 }
@@ -83,7 +85,8 @@ impl RedisPools {
         // per DB and connection (a short replay pays it on every file).
         let connects = wanted.into_iter().map(|db| {
             let mut config = base.clone();
-            config.database = Some(db);
+            // A cluster has DB 0 only: each DB's pool is a namespace there.
+            config.database = (!config.server.is_clustered()).then_some(db);
             config.fail_fast = true;
             async move {
                 let pool = Builder::from_config(config)
@@ -152,6 +155,7 @@ impl RedisPools {
             pools,
             size: cfg.pool_size,
             url: redact_url(&cfg.url),
+            cluster: base.server.is_clustered(),
             restarts: std::sync::Arc::default(),
         })
     }
@@ -164,7 +168,10 @@ impl RedisPools {
     /// without INFO) only turns the watch off, with a warning.
     pub async fn watch_restarts(&self, db: u8) -> tokio::task::JoinHandle<()> {
         let watch = std::sync::Arc::clone(&self.restarts);
-        if let Ok(client) = self.client(db, 0) {
+        // A cluster's run_id is per node, and a failover changes which node
+        // holds a slot: there the writes' resends carry a failover (the
+        // writes are idempotent), and no run_id is watched.
+        if let Some(client) = self.client(db, 0).ok().filter(|_| !self.cluster) {
             match server_run_id(client).await {
                 Ok(id) => *watch.state.lock().await = Some(id),
                 Err(e) => tracing::warn!(
@@ -313,6 +320,11 @@ impl RedisPools {
         self.size
     }
 
+    /// Whether the pools reach a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
     /// The URL connected to, its password hidden.
     pub fn url(&self) -> &str {
         &self.url
@@ -347,6 +359,21 @@ impl RedisPools {
 /// with the client certificate of `[redis.tls]` if one is given. A TLS URL
 /// never yields a plaintext config.
 pub fn client_config(cfg: &RedisConfig) -> Result<Config, WriterError> {
+    let mut config = tls_or_plain_config(cfg)?;
+    if cfg.cluster {
+        // `redis.cluster = true` with a `redis://` URL: that node is the
+        // first the cluster is discovered from.
+        if let ServerConfig::Centralized { server } = &config.server {
+            config.server = ServerConfig::Clustered {
+                hosts: vec![server.clone()],
+                policy: Default::default(),
+            };
+        }
+    }
+    Ok(config)
+}
+
+fn tls_or_plain_config(cfg: &RedisConfig) -> Result<Config, WriterError> {
     let url = redact_url(&cfg.url);
     if !cfg.uses_tls() {
         return Config::from_url(&cfg.url).map_err(|source| WriterError::Url { url, source });
@@ -356,7 +383,9 @@ pub fn client_config(cfg: &RedisConfig) -> Result<Config, WriterError> {
     let plain = cfg
         .url
         .replacen("rediss://", "redis://", 1)
-        .replacen("valkeys://", "valkey://", 1);
+        .replacen("valkeys://", "valkey://", 1)
+        .replacen("rediss-cluster://", "redis-cluster://", 1)
+        .replacen("valkeys-cluster://", "valkey-cluster://", 1);
     let mut config = Config::from_url(&plain).map_err(|source| WriterError::Url {
         url: url.clone(),
         source,
@@ -368,8 +397,16 @@ pub fn client_config(cfg: &RedisConfig) -> Result<Config, WriterError> {
     })?;
     config.tls = Some(connector.into());
     if let Some(name) = &tls.server_name {
-        if let ServerConfig::Centralized { server } = &mut config.server {
-            server.tls_server_name = Some(name.as_str().into());
+        match &mut config.server {
+            ServerConfig::Centralized { server } => {
+                server.tls_server_name = Some(name.as_str().into());
+            }
+            ServerConfig::Clustered { hosts, .. } => {
+                for server in hosts {
+                    server.tls_server_name = Some(name.as_str().into());
+                }
+            }
+            _ => {}
         }
     }
     if !config.uses_tls() {

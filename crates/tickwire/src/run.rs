@@ -270,7 +270,9 @@ async fn write_disconnected(config: &Config, pools: &RedisPools, read: &LiveSumm
     };
     let ttl = i64::try_from(config.ttl.secs(tickwire_core::Db::System)).unwrap_or(i64::MAX);
     for f in &read.feeds {
-        let key = keys.feed_status.render_one(&keys.prefix, "feed", &f.name);
+        let key = keys
+            .feed_status
+            .render_one(keys.prefix(db), "feed", &f.name);
         let set: Result<(), _> = client
             .set(
                 key.as_str(),

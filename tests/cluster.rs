@@ -1,0 +1,215 @@
+//! Redis Cluster: a replay into a real 3-primary, 3-replica cluster writes
+//! what the same replay writes into one Redis, under the documented
+//! namespaced keys, every key of an instrument in one slot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::*;
+use tickwire_core::config::{namespace_of, DbMap, Overrides};
+use tickwire_core::Config;
+use tickwire_testkit::synth::{write_ticks, SynthSpec};
+use tickwire_testkit::RedisCluster;
+
+fn cluster() -> RedisCluster {
+    RedisCluster::start()
+        .unwrap_or_else(|e| panic!("these tests need redis-server and redis-cli: {e}"))
+}
+
+fn cluster_config(cluster: &RedisCluster, extra_toml: &str) -> Config {
+    Config::from_toml(
+        extra_toml,
+        &Overrides {
+            redis_url: Some(cluster.url()),
+            ..Default::default()
+        },
+    )
+    .expect("test config is valid")
+}
+
+/// A cluster key as the single-Redis key it stands for: (namespace, key
+/// without the hash tag's braces). The alert marker's leading tag (the
+/// alerts stream's name) goes with its braces.
+fn unplaced(key: &str) -> (String, String) {
+    let (ns, rest) = key.split_once(':').expect("a namespace");
+    let plain = match rest.strip_prefix('{') {
+        Some(tagged) => tagged.split_once("}:").expect("a closed tag").1.to_string(),
+        None => rest.replacen('{', "", 1).replacen('}', "", 1),
+    };
+    (ns.to_string(), plain)
+}
+
+/// History of `instruments` over three sessions, then a fourth session
+/// after the baselines: files to replay in that order.
+fn inputs(dir: &std::path::Path, instruments: usize) -> (PathBuf, PathBuf) {
+    let file = |name: &str, sessions: usize, start| {
+        let spec = SynthSpec {
+            instruments,
+            sessions,
+            ticks_per_session: 1_200,
+            seed: 15,
+            start,
+        };
+        let path = dir.join(name);
+        write_ticks(&spec, &mut std::fs::File::create(&path).unwrap()).unwrap();
+        path
+    };
+    (
+        file("history.jsonl", 3, jiff::civil::date(2024, 3, 4)),
+        file("day4.jsonl", 1, jiff::civil::date(2024, 3, 7)),
+    )
+}
+
+async fn baseline(config: &Config) {
+    let pools = tickwire_writer::RedisPools::connect(
+        &config.redis,
+        [config.databases.get(tickwire_core::Db::CumulativeVolume)],
+    )
+    .await
+    .unwrap();
+    let opts = tickwire_writer::baseline::BaselineOptions {
+        lookback: 3,
+        date: None,
+    };
+    tickwire_writer::baseline::compute(config, &pools, &opts)
+        .await
+        .unwrap();
+    pools.quit().await;
+}
+
+/// The alerts stream's entries without their IDs (`*`: the time of writing).
+fn alert_fields(content: &str) -> Vec<String> {
+    let mut out: Vec<String> = content
+        .split("), (\"")
+        .map(|e| e.split_once(", [").map_or("", |(_, f)| f).to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+async fn replay_into_a_cluster_matches_one_redis(extra: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (history, day4) = inputs(dir.path(), 3);
+    // Low enough that the fourth session alerts, through the alert script.
+    let toml = format!("[alerts]\nvolume_ratio_threshold = 1.2\n{extra}");
+
+    let single = redis();
+    let cfg = config(&single, &toml);
+    replay(&cfg, std::slice::from_ref(&history)).await;
+    baseline(&cfg).await;
+    let single_day4 = replay(&cfg, std::slice::from_ref(&day4)).await;
+
+    let cluster = cluster();
+    let ccfg = cluster_config(&cluster, &toml);
+    assert!(ccfg.redis.is_cluster());
+    replay(&ccfg, std::slice::from_ref(&history)).await;
+    baseline(&ccfg).await;
+    let cluster_day4 = replay(&ccfg, std::slice::from_ref(&day4)).await;
+    assert_eq!(
+        cluster_day4.writer.ticks_written,
+        single_day4.writer.ticks_written
+    );
+    assert!(cluster_day4.writer.ticks_written > 3_000);
+
+    let dbs: Vec<u8> = (0..16).collect();
+    let mut expected: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (db, key, content) in snapshot(&single, &dbs).await {
+        expected.insert((namespace_of(&DbMap::default(), db), key), content);
+    }
+    let mut found: BTreeMap<(String, String), String> = BTreeMap::new();
+    let placed = snapshot_cluster_keys(&cluster).await;
+    for (key, content) in &placed {
+        found.insert(unplaced(key), content.clone());
+    }
+    let names = |m: &BTreeMap<(String, String), String>| -> Vec<(String, String)> {
+        m.keys().cloned().collect()
+    };
+    assert_eq!(names(&found), names(&expected), "the same keys, namespaced");
+    let alerts = ("alerts".to_string(), "alerts:volume_surge".to_string());
+    for (k, want) in &expected {
+        let got = &found[k];
+        if *k == alerts {
+            assert_eq!(alert_fields(got), alert_fields(want), "the same alerts");
+            assert!(alert_fields(got).len() >= 3, "the fourth session alerts");
+        } else {
+            assert!(
+                tickwire_testkit::equal_within(got, want, 1e-9),
+                "{k:?}: {got} against {want}"
+            );
+        }
+    }
+
+    // The documented names, and every key of an instrument in its symbol's slot.
+    let sym = "RELIANCE";
+    for key in [
+        format!("continuous_market:ticks:{{{sym}}}"),
+        format!("prices:price:{{{sym}}}"),
+        format!("continuous_market:bars:1m:{{{sym}}}"),
+        format!("continuous_market:indicator:rsi:{{{sym}}}"),
+        format!("continuous_market:indicator:vwap:{{{sym}}}"),
+        format!("cumulative_volume:volume:bucket:{{{sym}}}:2024-03-07:10:03"),
+        format!("cumulative_volume:volume:baseline:{{{sym}}}:10:03"),
+        "cumulative_volume:volume:symbols".to_string(),
+    ] {
+        assert!(
+            placed.iter().any(|(k, _)| *k == key),
+            "{key} is written; keys: {:?}",
+            placed.iter().map(|(k, _)| k).take(12).collect::<Vec<_>>()
+        );
+    }
+    let slot_of = |k: &str| cluster.keyslot(k).expect("CLUSTER KEYSLOT answers");
+    let mut by_symbol: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (key, _) in &placed {
+        if let Some(tag) = key
+            .split_once('{')
+            .and_then(|(_, r)| r.split_once('}'))
+            .map(|(t, _)| t)
+        {
+            if !tag.contains(':') {
+                by_symbol.entry(tag.to_string()).or_default().push(key);
+            }
+        }
+    }
+    assert_eq!(
+        by_symbol.len(),
+        3,
+        "three instruments: {:?}",
+        by_symbol.keys()
+    );
+    for (symbol, keys) in &by_symbol {
+        let slot = slot_of(symbol);
+        // A sample of each instrument's keys, every kind among them.
+        for key in keys.iter().step_by(7).chain(keys.last()) {
+            assert_eq!(slot_of(key), slot, "{key} lives in {symbol}'s slot");
+        }
+    }
+    let markers: Vec<&String> = placed
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.contains("alert:sent:"))
+        .collect();
+    assert!(!markers.is_empty());
+    for m in markers {
+        assert_eq!(
+            slot_of(m),
+            slot_of("alerts:alerts:volume_surge"),
+            "{m} shares the alerts stream's slot"
+        );
+    }
+}
+
+async fn snapshot_cluster_keys(cluster: &RedisCluster) -> Vec<(String, String)> {
+    tickwire_testkit::snapshot_cluster(cluster).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_into_a_cluster_writes_what_one_redis_holds_inline_engine() {
+    replay_into_a_cluster_matches_one_redis("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_into_a_cluster_writes_what_one_redis_holds_lua_engine() {
+    replay_into_a_cluster_matches_one_redis("[indicators]\nengine = \"lua\"\n").await;
+}
