@@ -141,6 +141,15 @@ async fn replay_into_a_cluster_matches_one_redis(extra: &str) {
         }
     }
 
+    // Every key expires, as on one Redis.
+    let reader = cluster.client().await.unwrap();
+    for (key, _) in &placed {
+        let ttl: i64 = fred::prelude::KeysInterface::ttl(&reader, key.as_str())
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has TTL {ttl}");
+    }
+
     // The documented names, and every key of an instrument in its symbol's slot.
     let sym = "RELIANCE";
     for key in [
@@ -212,4 +221,96 @@ async fn a_replay_into_a_cluster_writes_what_one_redis_holds_inline_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_into_a_cluster_writes_what_one_redis_holds_lua_engine() {
     replay_into_a_cluster_matches_one_redis("[indicators]\nengine = \"lua\"\n").await;
+}
+
+/// Per symbol, the ticks of a tickwire JSON lines file.
+fn ticks_per_symbol(path: &std::path::Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *out.entry(v["symbol"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+/// The primary holding an instrument's slot is SIGKILLed mid-replay: its
+/// replica takes the slots over, the writes resume there, and every tick is
+/// in its stream once; the run ends as one without the failure would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_mid_replay_fails_over_and_every_tick_is_there_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec {
+        instruments: 3,
+        sessions: 1,
+        ticks_per_session: 40_000,
+        seed: 21,
+        start: jiff::civil::date(2024, 3, 4),
+    };
+    let path = dir.path().join("day.jsonl");
+    write_ticks(&spec, &mut std::fs::File::create(&path).unwrap()).unwrap();
+    let want = ticks_per_symbol(&path);
+    let total: u64 = want.values().sum();
+
+    let mut cluster = cluster();
+    let stream = "continuous_market:ticks:{RELIANCE}";
+    let slot = cluster.keyslot(stream).unwrap();
+    let victim = cluster
+        .primary_of_slot(slot)
+        .expect("a primary holds the slot");
+    let cfg = cluster_config(&cluster, "");
+    let reader = cluster.client().await.unwrap();
+
+    let replay = tokio::spawn({
+        let cfg = cfg.clone();
+        let path = path.clone();
+        async move { common::replay(&cfg, &[path]).await }
+    });
+    // Killed once a tenth of the instrument's ticks are in.
+    let started = std::time::Instant::now();
+    loop {
+        let len: u64 = fred::prelude::StreamsInterface::xlen(&reader, stream)
+            .await
+            .unwrap_or(0);
+        if len >= want["RELIANCE"] / 10 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the replay does not progress"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!replay.is_finished(), "killed mid-replay, not after it");
+    cluster.kill(victim);
+    let summary = replay.await.expect("the replay survives the failover");
+    let promoted = cluster
+        .primary_of_slot(slot)
+        .expect("the slot has a primary again");
+    assert_ne!(promoted, victim, "a replica took the slot over");
+
+    assert_eq!(summary.ingest.ticks, total);
+    assert_eq!(summary.stopped_by, None);
+    assert_eq!(summary.writer.ticks_failed, 0);
+    let w = &summary.writer;
+    assert!(
+        w.redis_wait_ms > 0 || w.retries > 0,
+        "the failover was waited for: waited {} ms, {} retries",
+        w.redis_wait_ms,
+        w.retries
+    );
+    // The promoted replica had none of the scripts (SCRIPT LOAD is not
+    // replicated): NOSCRIPT there loaded them again.
+    assert!(
+        w.script_reloads >= 1,
+        "scripts reloaded: {}",
+        w.script_reloads
+    );
+    for (symbol, n) in &want {
+        let key = format!("continuous_market:ticks:{{{symbol}}}");
+        let len: u64 = fred::prelude::StreamsInterface::xlen(&reader, key.as_str())
+            .await
+            .unwrap();
+        assert_eq!(len, *n, "{key}: every tick once");
+    }
 }

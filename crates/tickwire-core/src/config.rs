@@ -335,6 +335,15 @@ pub struct RedisConfig {
     /// A Redis Cluster at `url` (also selected by a `redis-cluster://` URL):
     /// the logical DBs become key namespaces (`prices:price:{BTCUSDT}`).
     pub cluster: bool,
+    /// Cluster only: a batch counts as written once this many replicas of
+    /// each primary it touched have it (WAIT), so a primary's failure loses
+    /// nothing acknowledged; a batch whose WAIT fails is sent again. 0: not
+    /// waited for.
+    pub wait_replicas: u32,
+    /// Cluster only: how long WAIT waits; a batch whose replicas did not
+    /// answer in time counts as written, with a warning. A primary without a
+    /// live replica (a promoted one) is not waited on.
+    pub wait_timeout_ms: u64,
     /// `[redis.tls]`: the CA and client certificate of a `rediss://` URL.
     /// Without it a `rediss://` URL verifies the server against the system's
     /// certificate store.
@@ -373,6 +382,8 @@ impl Default for RedisConfig {
             reconnect_max_delay_ms: 500,
             reconnect_max_attempts: 0,
             cluster: false,
+            wait_replicas: 1,
+            wait_timeout_ms: 1_000,
             tls: None,
         }
     }
@@ -1081,6 +1092,14 @@ impl Config {
                 "must be redis://host:port, rediss://host:port or \
                  redis-cluster://host:port?node=host:port (got {:?})",
                 redact_url(&r.url)
+            ),
+        );
+        check(
+            r.wait_replicas == 0 || (1..=60_000).contains(&r.wait_timeout_ms),
+            "redis.wait_timeout_ms",
+            format!(
+                "must be between 1 and 60000 while redis.wait_replicas is set (got {})",
+                r.wait_timeout_ms
             ),
         );
         check(

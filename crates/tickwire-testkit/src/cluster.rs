@@ -136,7 +136,7 @@ impl RedisCluster {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
-        cluster.wait_ok(Duration::from_secs(30))?;
+        cluster.wait_ok(3, Duration::from_secs(30))?;
         Ok(cluster)
     }
 
@@ -154,18 +154,25 @@ impl RedisCluster {
         (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
     }
 
-    /// Waits until every live node says `cluster_state:ok`, sees the same
-    /// number of primaries holding slots, and every live replica's link to
-    /// its primary is up.
-    pub fn wait_ok(&self, timeout: Duration) -> Result<(), RedisServerError> {
+    /// Waits until every live node says `cluster_state:ok`, every live
+    /// replica's link to its primary is up, and at least `replicas` are.
+    pub fn wait_ok(&self, replicas: usize, timeout: Duration) -> Result<(), RedisServerError> {
         let deadline = Instant::now() + timeout;
         loop {
+            // Every node sees the cluster ok, and every node meant to be a
+            // replica is one, synced (a replica still loading its primary's
+            // snapshot would lose what a primary killed now acknowledged).
+            let mut linked = 0;
             let ok = self.live_ports().iter().all(|&p| {
                 let info = self.cli(p, &["CLUSTER", "INFO"]).unwrap_or_default();
                 let repl = self.cli(p, &["INFO", "replication"]).unwrap_or_default();
+                if repl.contains("role:slave") && repl.contains("master_link_status:up") {
+                    linked += 1;
+                }
                 info.contains("cluster_state:ok")
                     && (repl.contains("role:master") || repl.contains("master_link_status:up"))
             });
+            let ok = ok && linked >= replicas;
             if ok {
                 return Ok(());
             }
@@ -267,10 +274,14 @@ impl RedisCluster {
         }
     }
 
-    /// A connected fred client on the cluster, for reading back.
+    /// A connected fred client on the cluster, for reading back: it
+    /// reconnects (and follows a failover), and every command times out.
     pub async fn client(&self) -> Result<fred::prelude::Client, fred::error::Error> {
         use fred::prelude::*;
-        let client = Builder::from_config(Config::from_url(&self.url())?).build()?;
+        let client = Builder::from_config(Config::from_url(&self.url())?)
+            .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(10))
+            .set_policy(ReconnectPolicy::new_constant(0, 100))
+            .build()?;
         client.init().await?;
         Ok(client)
     }

@@ -1,6 +1,8 @@
 //! `tickwire health`: one look at the Redis tickwire writes to. PING and
 //! version, memory, keys per DB, a TTL audit (SCAN samples, never KEYS), tick
-//! stream lengths and consumer-group lag, heartbeat age and feed status.
+//! stream lengths and consumer-group lag, every process's heartbeat age and
+//! feed status. On a Redis Cluster: every node (reachable, role, memory,
+//! keys), and keys per namespace by SCAN on every primary.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -93,6 +95,23 @@ pub struct StreamHealth {
     pub groups: Vec<GroupLag>,
 }
 
+/// One node of a Redis Cluster, as CLUSTER NODES lists it and as it answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeHealth {
+    /// `host:port`.
+    pub addr: String,
+    /// `primary` or `replica`.
+    pub role: String,
+    /// CLUSTER NODES' flags (`master`, `slave`, `fail`, ...).
+    pub flags: String,
+    pub reachable: bool,
+    pub used_memory: u64,
+    pub used_memory_human: String,
+    pub maxmemory: u64,
+    /// DBSIZE: keys held (a replica holds its primary's).
+    pub keys: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HeartbeatHealth {
     pub age_ms: i64,
@@ -110,8 +129,14 @@ pub struct HealthReport {
     pub streams: Vec<StreamHealth>,
     /// Tick streams found in all (more than `streams` lists when capped).
     pub tick_streams: u64,
+    /// This config's heartbeat (its `[process] instance`'s, if named).
     pub heartbeat: Option<HeartbeatHealth>,
+    /// Every process's heartbeat found, by key (`tickwire:heartbeat`,
+    /// `tickwire:heartbeat:{instance}`).
+    pub heartbeats: BTreeMap<String, HeartbeatHealth>,
     pub feeds: BTreeMap<String, String>,
+    /// A Redis Cluster's nodes (empty for one Redis).
+    pub nodes: Vec<NodeHealth>,
 }
 
 impl HealthReport {
@@ -134,7 +159,9 @@ impl HealthReport {
             streams: Vec::new(),
             tick_streams: 0,
             heartbeat: None,
+            heartbeats: BTreeMap::new(),
             feeds: BTreeMap::new(),
+            nodes: Vec::new(),
         }
     }
 }
@@ -196,20 +223,28 @@ async fn gather(
         ));
     }
 
-    // Every DB tickwire writes must expire what it holds.
+    let cluster = pools.is_cluster();
+    let nodes = if cluster {
+        cluster_nodes(config, system, &mut problems).await?
+    } else {
+        Vec::new()
+    };
+
+    // Every DB (a cluster: every namespace) tickwire writes must expire what
+    // it holds.
     let mut databases = Vec::with_capacity(dbs.len());
     for &db in dbs {
         let c = pools.client(db, 0)?;
-        let total: u64 = c.dbsize().await?;
-        let mut scan = c.scan_buffered("*", Some(1_000), None);
-        let mut sample = Vec::new();
-        while let Some(k) = scan.next().await {
-            sample.push(k?);
-            if sample.len() >= opts.ttl_sample {
-                break;
-            }
-        }
-        drop(scan);
+        let (total, sample) = if cluster {
+            // The namespace's keys on every primary.
+            let pattern = format!("{}*", glob_escape(keys.prefix(db)));
+            let all = scan(c, true, &pattern, None, usize::MAX).await?;
+            let total = all.len() as u64;
+            (total, all.into_iter().take(opts.ttl_sample).collect())
+        } else {
+            let total: u64 = c.dbsize().await?;
+            (total, scan(c, false, "*", None, opts.ttl_sample).await?)
+        };
         let p = c.pipeline();
         for k in &sample {
             let _: () = p.ttl(k.clone()).await?;
@@ -225,9 +260,14 @@ async fn gather(
             .filter(|(_, t)| **t == -1)
             .map(|(k, _)| k.as_str_lossy().into_owned())
             .collect();
+        let place = if cluster {
+            format!("namespace {}", keys.prefix(db))
+        } else {
+            format!("db {db}")
+        };
         if !no_ttl.is_empty() {
             problems.push(format!(
-                "db {db}: {} of {} sampled keys have no TTL (e.g. {})",
+                "{place}: {} of {} sampled keys have no TTL (e.g. {})",
                 no_ttl.len(),
                 sample.len(),
                 no_ttl[0]
@@ -235,7 +275,11 @@ async fn gather(
         }
         databases.push(DbHealth {
             db,
-            purpose: d.names_of(db).join(","),
+            purpose: if cluster {
+                tickwire_core::config::namespace_of(d, db)
+            } else {
+                d.names_of(db).join(",")
+            },
             keys: total,
             sampled: sample.len() as u64,
             without_ttl: no_ttl.len() as u64,
@@ -251,12 +295,7 @@ async fn gather(
     for db in stream_dbs {
         let c = pools.client(db, 0)?;
         let pattern = keys.tick_stream.render(keys.prefix(db), |_| Some("*"));
-        let mut scan = c.scan_buffered(pattern.as_str(), Some(1_000), Some(ScanType::Stream));
-        let mut found = Vec::new();
-        while let Some(k) = scan.next().await {
-            found.push(k?);
-        }
-        drop(scan);
+        let mut found = scan(c, cluster, &pattern, Some(ScanType::Stream), usize::MAX).await?;
         found.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         tick_streams += found.len() as u64;
         for key in found.into_iter().take(opts.max_streams) {
@@ -282,39 +321,68 @@ async fn gather(
         }
     }
 
-    // The heartbeat of a running tickwire.
-    let hb_key = keys.heartbeat.render(keys.prefix_of(Db::System), |_| None);
-    let fields: BTreeMap<String, String> = system.hgetall(hb_key.as_str()).await?;
+    // The heartbeat of every running tickwire: this config's, the unnamed
+    // process's and every named instance's.
+    let own = keys.heartbeat.render(keys.prefix_of(Db::System), |_| None);
+    let unnamed_cfg = Config {
+        process: Default::default(),
+        ..config.clone()
+    };
+    let unnamed = compile_keys(&unnamed_cfg)?;
+    let unnamed = unnamed
+        .heartbeat
+        .render(unnamed.prefix_of(Db::System), |_| None);
+    let any_cfg = Config {
+        process: tickwire_core::config::ProcessConfig {
+            instance: Some("*".into()),
+        },
+        ..config.clone()
+    };
+    let any = tickwire_core::config::KeysConfig::compile_for(&config.keys, any_cfg.placement())
+        .map_err(|e| format!("{e:?}"))?;
+    // The glob of every instance: the prefix is matched as written.
+    let keys_any = any
+        .heartbeat
+        .render(&glob_escape(any.prefix_of(Db::System)), |_| None);
+    let mut hb_keys: Vec<String> = scan(system, cluster, &keys_any, None, usize::MAX)
+        .await?
+        .iter()
+        .map(|k| k.as_str_lossy().into_owned())
+        .collect();
+    hb_keys.extend([own.clone(), unnamed]);
+    hb_keys.sort();
+    hb_keys.dedup();
     let now_ms = jiff::Timestamp::now().as_millisecond();
-    let heartbeat = if fields.is_empty() {
-        problems.push(format!(
-            "no heartbeat ({hb_key}): tickwire is not running against this Redis"
-        ));
-        None
-    } else {
+    let stale_after = Duration::from_millis(3 * config.heartbeat.interval_ms.max(1_000));
+    let mut heartbeats = BTreeMap::new();
+    for key in hb_keys {
+        let fields: BTreeMap<String, String> = system.hgetall(key.as_str()).await?;
+        if fields.is_empty() {
+            continue;
+        }
         let updated: i64 = fields
             .get("updated_at")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let age_ms = now_ms - updated;
-        let stale_after = Duration::from_millis(3 * config.heartbeat.interval_ms.max(1_000));
         if age_ms > stale_after.as_millis() as i64 {
-            problems.push(format!("heartbeat is {age_ms} ms old"));
+            problems.push(format!("heartbeat {key} is {age_ms} ms old"));
         }
-        Some(HeartbeatHealth { age_ms, fields })
-    };
+        heartbeats.insert(key, HeartbeatHealth { age_ms, fields });
+    }
+    let heartbeat = heartbeats.get(&own).cloned();
+    if heartbeat.is_none() && (config.process.instance.is_some() || heartbeats.is_empty()) {
+        problems.push(format!(
+            "no heartbeat ({own}): tickwire is not running against this Redis"
+        ));
+    }
 
     // Feed status keys.
     let status_pattern = keys
         .feed_status
         .render(keys.prefix_of(Db::System), |_| Some("*"));
     let mut feeds = BTreeMap::new();
-    let mut scan = system.scan_buffered(status_pattern.as_str(), Some(1_000), None);
-    let mut status_keys = Vec::new();
-    while let Some(k) = scan.next().await {
-        status_keys.push(k?);
-    }
-    drop(scan);
+    let status_keys = scan(system, cluster, &status_pattern, None, usize::MAX).await?;
     let (before, after) = status_pattern
         .split_once('*')
         .unwrap_or((&status_pattern, ""));
@@ -345,8 +413,160 @@ async fn gather(
         streams,
         tick_streams,
         heartbeat,
+        heartbeats,
         feeds,
+        nodes,
     })
+}
+
+/// `text` with the glob's special characters escaped, for a SCAN MATCH.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The keys matching `pattern` (SCAN, never KEYS; on every primary of a
+/// cluster), at most `limit`.
+async fn scan(
+    c: &Client,
+    cluster: bool,
+    pattern: &str,
+    kind: Option<ScanType>,
+    limit: usize,
+) -> Result<Vec<Key>, Error> {
+    async fn collect(
+        s: impl futures_util::Stream<Item = Result<Key, Error>>,
+        limit: usize,
+    ) -> Result<Vec<Key>, Error> {
+        let mut s = std::pin::pin!(s);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match s.next().await {
+                Some(k) => out.push(k?),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+    let pattern = pattern.to_string();
+    if cluster {
+        collect(c.scan_cluster_buffered(pattern, Some(1_000), kind), limit).await
+    } else {
+        collect(c.scan_buffered(pattern, Some(1_000), kind), limit).await
+    }
+}
+
+/// A Redis Cluster's nodes (CLUSTER NODES), each asked on a connection of
+/// its own (INFO, DBSIZE): one that does not answer, one the cluster marks
+/// failed and a cluster not `ok` are problems, named.
+async fn cluster_nodes(
+    config: &Config,
+    any: &Client,
+    problems: &mut Vec<String>,
+) -> Result<Vec<NodeHealth>, Box<dyn std::error::Error + Send + Sync>> {
+    let random = fred::types::ClusterHash::Random;
+    let state: String = any
+        .custom(fred::cmd!("CLUSTER", hash: random.clone()), vec!["INFO"])
+        .await?;
+    if let Some(s) = state
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cluster_state:"))
+        .filter(|s| *s != "ok")
+    {
+        problems.push(format!("cluster_state is {s}"));
+    }
+    let listing: String = any
+        .custom(fred::cmd!("CLUSTER", hash: random), vec!["NODES"])
+        .await?;
+    let base = crate::pools::client_config(&config.redis)?;
+    let mut nodes = Vec::new();
+    for line in listing.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (f.get(1), f.get(2)) else {
+            continue;
+        };
+        let addr = addr.split('@').next().unwrap_or(addr).to_string();
+        let role = if flags.contains("master") {
+            "primary"
+        } else {
+            "replica"
+        };
+        let mut node = NodeHealth {
+            addr: addr.clone(),
+            role: role.into(),
+            flags: flags.to_string(),
+            reachable: false,
+            used_memory: 0,
+            used_memory_human: String::new(),
+            maxmemory: 0,
+            keys: 0,
+        };
+        if flags.contains("fail") {
+            problems.push(format!(
+                "node {addr} ({role}) is marked failed by the cluster ({flags})"
+            ));
+        }
+        match node_info(&base, &addr).await {
+            Ok((memory, keys)) => {
+                let field = |name: &str| -> String {
+                    memory
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                };
+                node.reachable = true;
+                node.used_memory = field("used_memory").parse().unwrap_or(0);
+                node.used_memory_human = field("used_memory_human");
+                node.maxmemory = field("maxmemory").parse().unwrap_or(0);
+                node.keys = keys;
+                if node.maxmemory > 0 && node.used_memory * 10 > node.maxmemory * 9 {
+                    problems.push(format!(
+                        "node {addr}: memory at {} of maxmemory {}",
+                        node.used_memory, node.maxmemory
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("node {addr} ({role}) is unreachable: {e}")),
+        }
+        nodes.push(node);
+    }
+    nodes.sort_by(|a, b| a.addr.cmp(&b.addr));
+    Ok(nodes)
+}
+
+/// INFO memory and DBSIZE of one node, on a connection to it alone.
+async fn node_info(base: &fred::prelude::Config, addr: &str) -> Result<(String, u64), Error> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| Error::new(ErrorKind::Config, format!("bad node address {addr}")))?;
+    let mut config = base.clone();
+    config.server = fred::types::config::ServerConfig::new_centralized(host, port);
+    config.fail_fast = true;
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.internal_command_timeout = Duration::from_secs(2);
+        })
+        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(3))
+        .build()?;
+    client.init().await?;
+    let answer = async {
+        let memory: String = client.info(Some(fred::types::InfoKind::Memory)).await?;
+        let keys: u64 = client.dbsize().await?;
+        Ok((memory, keys))
+    }
+    .await;
+    let _ = client.quit().await;
+    answer
 }
 
 /// XINFO GROUPS: a list of maps (RESP2: flat key/value arrays).

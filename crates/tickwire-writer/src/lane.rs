@@ -1495,6 +1495,23 @@ fn command_name(call: &Call) -> &'static str {
     }
 }
 
+/// The cluster slot a call's (first) key is in.
+fn call_slot(call: &Call) -> Option<u16> {
+    let key: &[u8] = match call {
+        Call::Xadd { key, .. }
+        | Call::Hset { key, .. }
+        | Call::Expire { key, .. }
+        | Call::SetEx { key, .. } => key.as_bytes(),
+        Call::Evalsha { keys, .. } => keys.first()?.as_bytes(),
+        Call::Custom { args, .. } => match args.first()? {
+            Value::Bytes(b) => b,
+            Value::String(s) => s.as_bytes(),
+            _ => return None,
+        },
+    };
+    Some(fred::util::redis_keyslot(key))
+}
+
 /// Worth sending again: the command may not have reached Redis.
 pub(crate) fn is_transient(e: &Error) -> bool {
     matches!(
@@ -1525,13 +1542,26 @@ async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
         Call::Hset { key, fields } => p.hset::<(), _, _>(key, fields).await,
         Call::Expire { key, secs } => p.expire::<(), _>(key, secs, None).await,
         Call::Evalsha { sha, keys, args } => {
-            // fred 10.1's Pipeline has no LuaInterface: EVALSHA as a custom command.
+            // fred 10.1's Pipeline has no LuaInterface: EVALSHA as a custom
+            // command. In a cluster it goes to its first key's slot, named
+            // explicitly: fred routes a custom command by its first string
+            // (the SHA; a `hash:` given to `cmd!` other than a slot is not
+            // used), so the call reached a random node, came back MOVED and
+            // was resent after the commands queued behind it (an EXPIRE then
+            // reached a tick stream before the script had made it).
+            let cmd = match keys.first() {
+                Some(k) => fred::cmd!(
+                    "EVALSHA",
+                    hash: fred::types::ClusterHash::Custom(fred::util::redis_keyslot(k.as_bytes()))
+                ),
+                None => fred::cmd!("EVALSHA"),
+            };
             let mut all = Vec::with_capacity(2 + keys.len() + args.len());
             all.push(Value::String(sha));
             all.push(Value::Integer(keys.len() as i64));
             all.extend(keys.into_iter().map(|k| Value::Bytes(k.into_bytes())));
             all.extend(args);
-            p.custom::<(), _>(fred::cmd!("EVALSHA"), all).await
+            p.custom::<(), _>(cmd, all).await
         }
         Call::SetEx { key, value, secs } => {
             p.set::<(), _, _>(key, value, Some(Expiration::EX(secs)), None, false)
@@ -1567,6 +1597,37 @@ async fn attempt(
     let mut sends = Vec::with_capacity(by_db.len());
     for (db, idx) in &by_db {
         let pipeline = pools.client(*db, lane)?.pipeline();
+        // Cluster: the primaries this pipeline writes to, each with a slot it
+        // holds (the WAIT after its commands goes there) and the replicas to
+        // wait for, and the primary of each command: (command, primary).
+        let mut primaries: Vec<(String, u16, i64)> = Vec::new();
+        let mut primary_of: Vec<(usize, usize)> = Vec::new();
+        let wait = pools.replica_wait();
+        if let Some(wait) = wait {
+            wait.refresh(pools.client(*db, lane)?).await;
+        }
+        let routing = wait.and_then(|_| {
+            fred::interfaces::ClusterInterface::cached_cluster_state(pools.client(*db, lane).ok()?)
+        });
+        if let (Some(wait), Some(routing)) = (wait, &routing) {
+            for &i in idx {
+                let Some(slot) = calls[i].as_ref().and_then(call_slot) else {
+                    continue;
+                };
+                let Some(server) = routing.get_server(slot).map(|s| s.to_string()) else {
+                    continue;
+                };
+                let p = match primaries.iter().position(|(s, _, _)| *s == server) {
+                    Some(p) => p,
+                    None => {
+                        let wanted = wait.wanted(&server);
+                        primaries.push((server, slot, wanted));
+                        primaries.len() - 1
+                    }
+                };
+                primary_of.push((i, p));
+            }
+        }
         for &i in idx {
             let Some(call) = calls[i].take() else {
                 continue;
@@ -1584,6 +1645,20 @@ async fn attempt(
             .copied()
             .filter(|i| outcomes[*i] == Outcome::Pending)
             .collect();
+        // A primary without replicas is not waited on.
+        primary_of.retain(|(_, p)| primaries[*p].2 > 0);
+        if let Some(wait) = wait {
+            for (_, slot, wanted) in primaries.iter().filter(|p| p.2 > 0) {
+                let cmd = fred::cmd!("WAIT", hash: fred::types::ClusterHash::Custom(*slot));
+                let args = vec![Value::Integer(*wanted), Value::Integer(wait.timeout_ms)];
+                if let Err(e) = pipeline.custom::<(), _>(cmd, args).await {
+                    // Not encodable: unreachable for two integers.
+                    tracing::warn!(db, error = %e, "WAIT could not be queued");
+                }
+            }
+            primaries.retain(|p| p.2 > 0);
+            stats.commands += primaries.len() as u64;
+        }
         let client = pools.client(*db, lane)?;
         // fred 10.1 writes a pipeline as one router command and flushes the
         // socket after each of its commands while nothing else is queued on
@@ -1602,15 +1677,56 @@ async fn attempt(
                     let _ = client.ping::<Value>(None).await;
                 }
             });
-            (*db, idx, results)
+            (*db, idx, results, primaries, primary_of)
         });
     }
     stats.pipelines += sends.len() as u64;
     let mut transient = None;
-    for (db, idx, results) in join_all(sends).await {
+    for (db, idx, mut results, primaries, primary_of) in join_all(sends).await {
+        // The WAITs' replies come last; a pipeline that failed as a whole
+        // (fewer replies) is settled as such, every command pending.
+        let waited = if !primaries.is_empty() && results.len() == idx.len() + primaries.len() {
+            results.split_off(idx.len())
+        } else {
+            Vec::new()
+        };
         let settled = settle(
             db, &idx, &names, results, outcomes, replies, stats, refusals,
         );
+        if !matches!(settled, Settled::NoPerm(..)) {
+            for (p, reply) in waited.into_iter().enumerate() {
+                match reply {
+                    Ok(Value::Integer(acked)) => {
+                        let (primary, _, wanted) = &primaries[p];
+                        if let Some(wait) = pools.replica_wait().filter(|_| acked < *wanted) {
+                            wait.fell_short(primary, acked, *wanted);
+                        }
+                    }
+                    Ok(_) => {}
+                    // Whether the replicas had them is unknown: that
+                    // primary's commands go again (each idempotent), to
+                    // the replica that took its slots over if it failed.
+                    Err(e) => {
+                        for &(i, _) in primary_of.iter().filter(|(_, q)| *q == p) {
+                            if outcomes[i] != Outcome::Failed {
+                                outcomes[i] = Outcome::Pending;
+                                replies[i] = None;
+                            }
+                        }
+                        if let Some(wait) = pools.replica_wait() {
+                            wait.fell_short(&primaries[p].0, -1, primaries[p].2);
+                        }
+                        tracing::warn!(
+                            db,
+                            primary = %primaries[p].0,
+                            error = %e,
+                            "WAIT failed: the primary's writes go again"
+                        );
+                        transient = Some(e);
+                    }
+                }
+            }
+        }
         match settled {
             Settled::Done => {}
             Settled::Transient(e) => transient = Some(e),

@@ -10,6 +10,116 @@ use tickwire_core::config::{redact_url, RedisConfig, RedisTlsConfig};
 
 use crate::WriterError;
 
+/// A cluster batch is written once `replicas` replicas of every primary it
+/// touched acknowledged it (WAIT after that primary's commands, on the same
+/// connection): Redis replicates asynchronously, and a primary that dies
+/// takes what it acknowledged but had not yet passed on with it. A WAIT
+/// that fails (the primary died) sends the primary's commands again. A
+/// primary is asked for at most the replicas it has (CLUSTER NODES, read
+/// again after a WAIT failed or came back short): a promoted replica has
+/// none until its old primary returns, and is written to without waiting.
+#[derive(Debug)]
+pub(crate) struct ReplicaWait {
+    pub replicas: i64,
+    pub timeout_ms: i64,
+    /// Live replicas per primary (`host:port`), and whether to read them again.
+    known: std::sync::Mutex<(HashMap<String, i64>, bool, Option<std::time::Instant>)>,
+    warned: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// Warnings of replicas falling behind come at most this often.
+const REPLICA_WARN_EVERY: Duration = Duration::from_secs(5);
+
+impl ReplicaWait {
+    fn new(replicas: i64, timeout_ms: i64) -> Self {
+        ReplicaWait {
+            replicas,
+            timeout_ms,
+            known: std::sync::Mutex::new((HashMap::new(), true, None)),
+            warned: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Reads the replicas of every primary again when asked to (at most once
+    /// a second); a failed read keeps what was known.
+    pub async fn refresh(&self, client: &Client) {
+        {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            let recent = known
+                .2
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+            if !known.1 || recent {
+                return;
+            }
+        }
+        let cmd = fred::cmd!("CLUSTER", hash: fred::types::ClusterHash::Random);
+        let listing: Result<String, Error> = client.custom(cmd, vec!["NODES"]).await;
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.2 = Some(std::time::Instant::now());
+        let Ok(listing) = listing else { return };
+        known.0 = live_replicas(&listing);
+        known.1 = false;
+    }
+
+    /// How many replicas to wait for on `primary`: at most those it has.
+    pub fn wanted(&self, primary: &str) -> i64 {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .0
+            .get(primary)
+            .map_or(self.replicas, |n| (*n).min(self.replicas))
+    }
+
+    /// A WAIT failed or came back with `acked` of `wanted`: the replicas are
+    /// read again before the next batch.
+    pub fn fell_short(&self, primary: &str, acked: i64, wanted: i64) {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        if acked < 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.is_none_or(|at| now.duration_since(at) >= REPLICA_WARN_EVERY) {
+            *warned = Some(now);
+            tracing::warn!(
+                primary,
+                acked,
+                wanted,
+                timeout_ms = self.timeout_ms,
+                "a primary's replicas did not acknowledge a batch within redis.wait_timeout_ms: \
+                 it is written but not yet on a replica"
+            );
+        }
+    }
+}
+
+/// Live replicas per primary address in a CLUSTER NODES listing.
+fn live_replicas(listing: &str) -> HashMap<String, i64> {
+    let mut addr_of = HashMap::new();
+    let mut count: HashMap<String, i64> = HashMap::new();
+    for line in listing.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(id), Some(addr), Some(flags), Some(master)) =
+            (f.first(), f.get(1), f.get(2), f.get(3))
+        else {
+            continue;
+        };
+        let addr = addr.split('@').next().unwrap_or(addr);
+        if flags.contains("master") {
+            addr_of.insert(id.to_string(), addr.to_string());
+        } else if flags.contains("slave")
+            && !flags.contains("fail")
+            && f.get(7) == Some(&"connected")
+        {
+            *count.entry(master.to_string()).or_default() += 1;
+        }
+    }
+    addr_of
+        .into_iter()
+        .map(|(id, addr)| (addr, count.get(&id).copied().unwrap_or(0)))
+        .collect()
+}
+
 /// Connected pools, one per logical DB number, each of `size` connections.
 pub struct RedisPools {
     pools: BTreeMap<u8, Pool>,
@@ -18,6 +128,8 @@ pub struct RedisPools {
     url: String,
     /// A Redis Cluster: every pool reaches every primary.
     cluster: bool,
+    /// Cluster: the replicas each batch waits for (`redis.wait_replicas`).
+    replica_wait: Option<ReplicaWait>,
     /// Restarts of the Redis server noticed (see [`RedisPools::watch_restarts`]).
     restarts: std::sync::Arc<RestartWatch>,
 }
@@ -156,6 +268,12 @@ impl RedisPools {
             size: cfg.pool_size,
             url: redact_url(&cfg.url),
             cluster: base.server.is_clustered(),
+            replica_wait: (base.server.is_clustered() && cfg.wait_replicas > 0).then(|| {
+                ReplicaWait::new(
+                    i64::from(cfg.wait_replicas),
+                    i64::try_from(cfg.wait_timeout_ms).unwrap_or(i64::MAX),
+                )
+            }),
             restarts: std::sync::Arc::default(),
         })
     }
@@ -318,6 +436,11 @@ impl RedisPools {
     /// Connections per DB (the number of writer lanes).
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// Cluster: the replicas a batch waits for on each primary it wrote to.
+    pub(crate) fn replica_wait(&self) -> Option<&ReplicaWait> {
+        self.replica_wait.as_ref()
     }
 
     /// Whether the pools reach a Redis Cluster.

@@ -241,6 +241,7 @@ pub async fn replay_shown(
         state,
         elapsed: started.elapsed(),
         databases: config.databases.clone(),
+        cluster: config.redis.is_cluster(),
         mode: "replay",
         feeds: Vec::new(),
         record: None,

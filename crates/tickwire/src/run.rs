@@ -152,6 +152,7 @@ pub async fn run(
         state,
         elapsed: started.elapsed(),
         databases: config.databases.clone(),
+        cluster: config.redis.is_cluster(),
         mode: "run",
         feeds: read.feeds,
         record: read.record,

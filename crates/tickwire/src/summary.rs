@@ -19,6 +19,8 @@ pub struct RunSummary {
     pub state: StateCounts,
     pub elapsed: Duration,
     pub databases: DbMap,
+    /// Written to a Redis Cluster: the DBs are namespaces there.
+    pub cluster: bool,
     /// `replay` or `run`.
     pub mode: &'static str,
     /// Live feeds (`run`): per feed, frames and connection history.
@@ -123,7 +125,12 @@ impl RunSummary {
         let _ = writeln!(
             s,
             "  {:>3}  {:<28}{:>8}{:>16}{:>15}{:>13}",
-            "db", "purpose", "keys", "stream entries", "already there", "hash writes"
+            "db",
+            if self.cluster { "namespace" } else { "purpose" },
+            "keys",
+            "stream entries",
+            "already there",
+            "hash writes"
         );
         for (db, d) in &w.per_db {
             // Past the cap of distinct keys counted: "at least".
@@ -135,7 +142,11 @@ impl RunSummary {
             let _ = writeln!(
                 s,
                 "  {db:>3}  {:<28}{:>8}{:>16}{:>15}{:>13}",
-                self.databases.names_of(*db).join(","),
+                if self.cluster {
+                    tickwire_core::config::namespace_of(&self.databases, *db)
+                } else {
+                    self.databases.names_of(*db).join(",")
+                },
                 keys,
                 d.stream_entries,
                 d.stream_entries_there,
@@ -313,10 +324,22 @@ pub fn render_health(r: &tickwire_writer::health::HealthReport) -> String {
                 redis.maxmemory.to_string()
             }
         );
+        for n in &r.nodes {
+            let state = if n.reachable {
+                format!("memory {}, {} keys", n.used_memory_human, n.keys)
+            } else {
+                "UNREACHABLE".to_string()
+            };
+            let _ = writeln!(s, "  node {} {} ({}): {state}", n.addr, n.role, n.flags);
+        }
+        let cluster = !r.nodes.is_empty();
         let _ = writeln!(
             s,
             "  {:>3}  {:<28}{:>10}{:>16}",
-            "db", "purpose", "keys", "no TTL/sampled"
+            "db",
+            if cluster { "namespace" } else { "purpose" },
+            "keys",
+            "no TTL/sampled"
         );
         for d in &r.databases {
             let _ = writeln!(
@@ -344,21 +367,19 @@ pub fn render_health(r: &tickwire_writer::health::HealthReport) -> String {
                 );
             }
         }
-        match &r.heartbeat {
-            Some(hb) => {
-                let get = |k: &str| hb.fields.get(k).map_or("?", String::as_str);
-                let _ = writeln!(
-                    s,
-                    "  heartbeat: {:.1} s old (pid {}, version {}, ticks {})",
-                    hb.age_ms as f64 / 1000.0,
-                    get("pid"),
-                    get("version"),
-                    get("ticks_total")
-                );
-            }
-            None => {
-                let _ = writeln!(s, "  heartbeat: none");
-            }
+        if r.heartbeats.is_empty() {
+            let _ = writeln!(s, "  heartbeat: none");
+        }
+        for (key, hb) in &r.heartbeats {
+            let get = |k: &str| hb.fields.get(k).map_or("?", String::as_str);
+            let _ = writeln!(
+                s,
+                "  heartbeat {key}: {:.1} s old (pid {}, version {}, ticks {})",
+                hb.age_ms as f64 / 1000.0,
+                get("pid"),
+                get("version"),
+                get("ticks_total")
+            );
         }
         for (feed, status) in &r.feeds {
             let _ = writeln!(s, "  feed {feed}: {status}");
@@ -381,6 +402,7 @@ mod tests {
             state: StateCounts::default(),
             elapsed: Duration::from_secs(1),
             databases: DbMap::default(),
+            cluster: false,
             mode,
             feeds: Vec::new(),
             record: None,

@@ -1,0 +1,172 @@
+//! The binary on a real Redis Cluster: two named processes with disjoint
+//! instruments replay side by side, each with its own heartbeat; `health`
+//! lists both and every node, exits 0 while the cluster is whole and 1 with
+//! a dead node named.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::process::Stdio;
+
+fn cluster() -> tickwire_testkit::RedisCluster {
+    tickwire_testkit::RedisCluster::start()
+        .unwrap_or_else(|e| panic!("these tests need redis-server and redis-cli: {e}"))
+}
+
+fn health_json(url: &str, config: Option<&std::path::Path>) -> (Option<i32>, serde_json::Value) {
+    let mut c = tickwire();
+    if let Some(cfg) = config {
+        c.arg("--config").arg(cfg);
+    }
+    let (out, stdout, _) = run(c.args(["--redis", url, "health", "--json"]));
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("health --json printed no JSON ({e}): {stdout}"));
+    (out.status.code(), v)
+}
+
+/// `n` trades of `symbol` a second apart from 10:00 IST on 2024-01-02.
+fn trades(symbol: &str, n: i64, price: f64) -> String {
+    let t0 = 1_704_169_800_000i64;
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"exchange\":\"NSE\",\"symbol\":\"{symbol}\",\"ts\":{},\"ltp\":{},\"qty\":{}}}\n",
+                t0 + i * 1_000,
+                price + (i % 7) as f64 * 0.05,
+                1 + i % 3
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
+    let mut cluster = cluster();
+    let url = cluster.url();
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    for (instance, symbol) in [("east", "SBIN"), ("west", "TCS")] {
+        let cfg = dir.path().join(format!("{instance}.toml"));
+        std::fs::write(&cfg, format!("[process]\ninstance = \"{instance}\"\n")).unwrap();
+        let file = dir.path().join(format!("{instance}.jsonl"));
+        std::fs::write(&file, trades(symbol, 400, 600.0)).unwrap();
+        let child = tickwire()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--redis", &url, "replay"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push((instance, symbol, cfg, child));
+    }
+    let mut configs = Vec::new();
+    for (instance, symbol, cfg, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{instance}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(summary_value(&stdout, "ticks written"), 400, "{stdout}");
+        // The summary names the cluster's namespaces.
+        assert!(stdout.contains("namespace"), "{stdout}");
+        assert!(stdout.contains("continuous_market"), "{stdout}");
+        configs.push((instance, symbol, cfg));
+    }
+
+    // Side by side: each instrument's stream whole, each process's own heartbeat.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use fred::prelude::*;
+        let c = cluster.client().await.unwrap();
+        for (instance, symbol, _) in &configs {
+            let len: u64 = c
+                .xlen(format!("continuous_market:ticks:{{{symbol}}}"))
+                .await
+                .unwrap();
+            assert_eq!(len, 400, "{symbol}");
+            let hb: std::collections::HashMap<String, String> = c
+                .hgetall(format!("system:tickwire:heartbeat:{{{instance}}}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                hb.get("ticks_total").map(String::as_str),
+                Some("400"),
+                "{instance}: {hb:?}"
+            );
+        }
+        let unnamed: u64 = c.exists("system:tickwire:heartbeat").await.unwrap();
+        assert_eq!(unnamed, 0, "no process wrote the unnamed heartbeat");
+    });
+
+    // Healthy: every node answers, both heartbeats are listed (fresh: the
+    // replays have just ended).
+    let (code, v) = health_json(&url, Some(&configs[0].2));
+    assert_eq!(code, Some(0), "{v:#}");
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 6, "{v:#}");
+    let roles: Vec<&str> = nodes.iter().map(|n| n["role"].as_str().unwrap()).collect();
+    assert_eq!(roles.iter().filter(|r| **r == "primary").count(), 3);
+    assert!(nodes.iter().all(|n| n["reachable"] == true));
+    let beats: BTreeSet<&str> = v["heartbeats"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        beats,
+        BTreeSet::from([
+            "system:tickwire:heartbeat:{east}",
+            "system:tickwire:heartbeat:{west}"
+        ])
+    );
+    assert_eq!(v["heartbeat"]["fields"]["ticks_total"], "400");
+    let ns = v["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["purpose"] == "continuous_market")
+        .unwrap();
+    assert!(ns["keys"].as_u64().unwrap() >= 4, "{ns}");
+    assert_eq!(ns["without_ttl"], 0);
+    let streams: BTreeSet<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        streams.contains("continuous_market:ticks:{SBIN}"),
+        "{streams:?}"
+    );
+
+    // A replica dies: the cluster still serves, health names the node and says 1.
+    let replica = cluster
+        .live_ports()
+        .into_iter()
+        .find(|p| !cluster.primaries().contains(p))
+        .unwrap();
+    cluster.kill(replica);
+    let (code, v) = health_json(&url, Some(&configs[0].2));
+    assert_eq!(code, Some(1), "{v:#}");
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains(&format!("127.0.0.1:{replica}")),
+        "the dead node is named: {problems}"
+    );
+    let (out, text, _) = run(tickwire()
+        .arg("--config")
+        .arg(&configs[0].2)
+        .args(["--redis", &url, "health"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains(&format!("node 127.0.0.1:{replica}")),
+        "{text}"
+    );
+    assert!(text.contains("UNREACHABLE"), "{text}");
+}
