@@ -33,12 +33,18 @@ fn cluster_config(cluster: &RedisCluster, extra_toml: &str) -> Config {
 /// without the hash tag's braces). The alert marker's leading tag (the
 /// alerts stream's name) goes with its braces.
 fn unplaced(key: &str) -> (String, String) {
+    unplaced_after(key, "")
+}
+
+/// [`unplaced`] for keys after `prefix` (`--prefix`), which stays on the key.
+fn unplaced_after(key: &str, prefix: &str) -> (String, String) {
+    let key = key.strip_prefix(prefix).expect("the prefix first");
     let (ns, rest) = key.split_once(':').expect("a namespace");
     let plain = match rest.strip_prefix('{') {
         Some(tagged) => tagged.split_once("}:").expect("a closed tag").1.to_string(),
         None => rest.replacen('{', "", 1).replacen('}', "", 1),
     };
-    (ns.to_string(), plain)
+    (ns.to_string(), format!("{prefix}{plain}"))
 }
 
 /// History of `instruments` over three sessions, then a fourth session
@@ -313,4 +319,76 @@ async fn a_primary_killed_mid_replay_fails_over_and_every_tick_is_there_once() {
             .unwrap();
         assert_eq!(len, *n, "{key}: every tick once");
     }
+}
+
+/// Every built-in profile at once, with `--prefix`: the cluster holds what
+/// one Redis holds, each profile key in its namespace with the instrument as
+/// its tag (Dhan's layout: the security id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_profile_and_the_prefix_render_alike_on_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec {
+        instruments: 4,
+        sessions: 1,
+        ticks_per_session: 600,
+        seed: 8,
+        start: jiff::civil::date(2024, 3, 5),
+    };
+    let path = dir.path().join("day.jsonl");
+    write_ticks(&spec, &mut std::fs::File::create(&path).unwrap()).unwrap();
+    let overrides = |url: String| Overrides {
+        redis_url: Some(url),
+        prefix: Some("bt:".into()),
+        profiles: ["default", "trading-system", "tradingboost", "dhanscalper"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let single = redis();
+    let cfg = Config::from_toml("", &overrides(single.url())).unwrap();
+    replay(&cfg, std::slice::from_ref(&path)).await;
+    let cluster = cluster();
+    let ccfg = Config::from_toml("", &overrides(cluster.url())).unwrap();
+    let s = replay(&ccfg, std::slice::from_ref(&path)).await;
+    assert_eq!(s.writer.ticks_written, 2_400);
+
+    let dbs: Vec<u8> = (0..16).collect();
+    let mut expected: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (db, key, content) in snapshot(&single, &dbs).await {
+        expected.insert((namespace_of(&DbMap::default(), db), key), content);
+    }
+    let placed = snapshot_cluster_keys(&cluster).await;
+    let found: BTreeMap<(String, String), String> = placed
+        .iter()
+        .map(|(k, c)| (unplaced_after(k, "bt:"), c.clone()))
+        .collect();
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the same keys, namespaced"
+    );
+    for (k, want) in &expected {
+        // A profile's heartbeat says when each process beat.
+        if want.contains("started_at") {
+            continue;
+        }
+        assert!(
+            tickwire_testkit::equal_within(&found[k], want, 1e-9),
+            "{k:?}: {} against {want}",
+            found[k]
+        );
+    }
+    // Each profile's keys are there, tagged by the instrument.
+    let names: Vec<&str> = placed.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        names.contains(&"bt:system:dhan_scalper:v1:ticks:NSE_EQ:{2885}"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|k| k.ends_with("price:NSE:{RELIANCE}")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|k| k.ends_with("stocks:price:{RELIANCE}")),
+        "{names:?}"
+    );
 }

@@ -145,6 +145,19 @@ fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
         "{streams:?}"
     );
 
+    // `redis.cluster = true` with one node's plain URL finds the same cluster.
+    let flag = dir.path().join("flag.toml");
+    std::fs::write(
+        &flag,
+        "[redis]\ncluster = true\n[process]\ninstance = \"west\"\n",
+    )
+    .unwrap();
+    let one_node = format!("redis://127.0.0.1:{}", cluster.ports()[0]);
+    let (code, v) = health_json(&one_node, Some(&flag));
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 6);
+    assert_eq!(v["heartbeat"]["fields"]["ticks_total"], "400");
+
     // A replica dies: the cluster still serves, health names the node and says 1.
     let replica = cluster
         .live_ports()
@@ -169,4 +182,72 @@ fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
         "{text}"
     );
     assert!(text.contains("UNREACHABLE"), "{text}");
+}
+
+/// The same two named processes on one Redis: each its own heartbeat in the
+/// system DB, both listed by health.
+#[test]
+fn two_instances_share_one_redis() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    for (instance, symbol) in [("east", "SBIN"), ("west", "TCS")] {
+        let cfg = dir.path().join(format!("{instance}.toml"));
+        std::fs::write(&cfg, format!("[process]\ninstance = \"{instance}\"\n")).unwrap();
+        let file = dir.path().join(format!("{instance}.jsonl"));
+        std::fs::write(&file, trades(symbol, 300, 600.0)).unwrap();
+        let child = tickwire()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--redis", &server.url(), "replay"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use fred::prelude::*;
+        let db0 = server.client(0).await.unwrap();
+        for instance in ["east", "west"] {
+            let hb: std::collections::HashMap<String, String> = db0
+                .hgetall(format!("tickwire:heartbeat:{instance}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                hb.get("ticks_total").map(String::as_str),
+                Some("300"),
+                "{instance}"
+            );
+        }
+        let db4 = server.client(4).await.unwrap();
+        for symbol in ["SBIN", "TCS"] {
+            let len: u64 = db4.xlen(format!("ticks:{symbol}")).await.unwrap();
+            assert_eq!(len, 300);
+        }
+    });
+    // A config without an instance sees both and no unnamed process.
+    let (code, v) = health_json(&server.url(), None);
+    assert_eq!(code, Some(0), "{v:#}");
+    let beats: BTreeSet<&str> = v["heartbeats"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        beats,
+        BTreeSet::from(["tickwire:heartbeat:east", "tickwire:heartbeat:west"])
+    );
+    assert!(v["nodes"].as_array().unwrap().is_empty());
 }
