@@ -30,13 +30,9 @@ fn cluster_config(cluster: &RedisCluster, extra_toml: &str) -> Config {
 }
 
 /// A cluster key as the single-Redis key it stands for: (namespace, key
-/// without the hash tag's braces). The alert marker's leading tag (the
-/// alerts stream's name) goes with its braces.
-fn unplaced(key: &str) -> (String, String) {
-    unplaced_after(key, "")
-}
-
-/// [`unplaced`] for keys after `prefix` (`--prefix`), which stays on the key.
+/// without the hash tag's braces), `prefix` (`--prefix`) staying in front.
+/// The alert marker's leading tag (the alerts stream's name) goes with its
+/// braces.
 fn unplaced_after(key: &str, prefix: &str) -> (String, String) {
     let key = key.strip_prefix(prefix).expect("the prefix first");
     let (ns, rest) = key.split_once(':').expect("a namespace");
@@ -45,6 +41,27 @@ fn unplaced_after(key: &str, prefix: &str) -> (String, String) {
         None => rest.replacen('{', "", 1).replacen('}', "", 1),
     };
     (ns.to_string(), format!("{prefix}{plain}"))
+}
+
+/// Every key of one Redis by (namespace of its DB, key): what a cluster's
+/// keys stand for.
+async fn by_namespace(
+    single: &tickwire_testkit::RedisServer,
+) -> BTreeMap<(String, String), String> {
+    let dbs: Vec<u8> = (0..16).collect();
+    snapshot(single, &dbs)
+        .await
+        .into_iter()
+        .map(|(db, key, content)| ((namespace_of(&DbMap::default(), db), key), content))
+        .collect()
+}
+
+/// The cluster's keys (after `prefix`) as the single-Redis keys they stand for.
+fn unplaced_all(placed: &[(String, String)], prefix: &str) -> BTreeMap<(String, String), String> {
+    placed
+        .iter()
+        .map(|(k, c)| (unplaced_after(k, prefix), c.clone()))
+        .collect()
 }
 
 /// History of `instruments` over three sessions, then a fourth session
@@ -119,16 +136,9 @@ async fn replay_into_a_cluster_matches_one_redis(extra: &str) {
     );
     assert!(cluster_day4.writer.ticks_written > 3_000);
 
-    let dbs: Vec<u8> = (0..16).collect();
-    let mut expected: BTreeMap<(String, String), String> = BTreeMap::new();
-    for (db, key, content) in snapshot(&single, &dbs).await {
-        expected.insert((namespace_of(&DbMap::default(), db), key), content);
-    }
-    let mut found: BTreeMap<(String, String), String> = BTreeMap::new();
+    let expected = by_namespace(&single).await;
     let placed = snapshot_cluster_keys(&cluster).await;
-    for (key, content) in &placed {
-        found.insert(unplaced(key), content.clone());
-    }
+    let found = unplaced_all(&placed, "");
     let names = |m: &BTreeMap<(String, String), String>| -> Vec<(String, String)> {
         m.keys().cloned().collect()
     };
@@ -351,16 +361,9 @@ async fn every_profile_and_the_prefix_render_alike_on_a_cluster() {
     let s = replay(&ccfg, std::slice::from_ref(&path)).await;
     assert_eq!(s.writer.ticks_written, 2_400);
 
-    let dbs: Vec<u8> = (0..16).collect();
-    let mut expected: BTreeMap<(String, String), String> = BTreeMap::new();
-    for (db, key, content) in snapshot(&single, &dbs).await {
-        expected.insert((namespace_of(&DbMap::default(), db), key), content);
-    }
+    let expected = by_namespace(&single).await;
     let placed = snapshot_cluster_keys(&cluster).await;
-    let found: BTreeMap<(String, String), String> = placed
-        .iter()
-        .map(|(k, c)| (unplaced_after(k, "bt:"), c.clone()))
-        .collect();
+    let found = unplaced_all(&placed, "bt:");
     assert_eq!(
         found.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>(),

@@ -323,7 +323,9 @@ impl RedisServer {
     }
 }
 
-fn log_tail(dir: &Path) -> String {
+/// The last lines of `dir`'s redis.log, for a message saying why a server
+/// did not come up.
+pub fn log_tail(dir: &Path) -> String {
     let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
     let lines: Vec<&str> = log.lines().rev().take(5).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tickwire_sandbox::redis_server::find_redis_server;
+use tickwire_sandbox::redis_server::{find_redis_server, log_tail};
 use tickwire_sandbox::RedisServerError;
 
 /// One node of a [`RedisCluster`].
@@ -285,12 +285,6 @@ impl RedisCluster {
         client.init().await?;
         Ok(client)
     }
-}
-
-fn log_tail(dir: &Path) -> String {
-    let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().rev().take(5).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
 impl Drop for RedisCluster {

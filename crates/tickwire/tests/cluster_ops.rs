@@ -40,6 +40,31 @@ fn trades(symbol: &str, n: i64, price: f64) -> String {
         .collect()
 }
 
+/// `tickwire replay` as process `instance` of `n` trades of `symbol` into
+/// `url`, started (its config file beside the input in `dir`).
+fn replay_as(
+    dir: &std::path::Path,
+    url: &str,
+    instance: &str,
+    symbol: &str,
+    n: i64,
+) -> (std::path::PathBuf, std::process::Child) {
+    let cfg = dir.join(format!("{instance}.toml"));
+    std::fs::write(&cfg, format!("[process]\ninstance = \"{instance}\"\n")).unwrap();
+    let file = dir.join(format!("{instance}.jsonl"));
+    std::fs::write(&file, trades(symbol, n, 600.0)).unwrap();
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", url, "replay"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (cfg, child)
+}
+
 #[test]
 fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
     let mut cluster = cluster();
@@ -47,19 +72,7 @@ fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     for (instance, symbol) in [("east", "SBIN"), ("west", "TCS")] {
-        let cfg = dir.path().join(format!("{instance}.toml"));
-        std::fs::write(&cfg, format!("[process]\ninstance = \"{instance}\"\n")).unwrap();
-        let file = dir.path().join(format!("{instance}.jsonl"));
-        std::fs::write(&file, trades(symbol, 400, 600.0)).unwrap();
-        let child = tickwire()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--redis", &url, "replay"])
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let (cfg, child) = replay_as(dir.path(), &url, instance, symbol, 400);
         children.push((instance, symbol, cfg, child));
     }
     let mut configs = Vec::new();
@@ -192,20 +205,7 @@ fn two_instances_share_one_redis() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     for (instance, symbol) in [("east", "SBIN"), ("west", "TCS")] {
-        let cfg = dir.path().join(format!("{instance}.toml"));
-        std::fs::write(&cfg, format!("[process]\ninstance = \"{instance}\"\n")).unwrap();
-        let file = dir.path().join(format!("{instance}.jsonl"));
-        std::fs::write(&file, trades(symbol, 300, 600.0)).unwrap();
-        let child = tickwire()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--redis", &server.url(), "replay"])
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        children.push(child);
+        children.push(replay_as(dir.path(), &server.url(), instance, symbol, 300).1);
     }
     for child in children {
         let out = child.wait_with_output().unwrap();
