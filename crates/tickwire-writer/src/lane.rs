@@ -1645,10 +1645,22 @@ async fn attempt(
             .copied()
             .filter(|i| outcomes[*i] == Outcome::Pending)
             .collect();
-        // A primary without replicas is not waited on.
-        primary_of.retain(|(_, p)| primaries[*p].2 > 0);
+        // A primary without replicas is not waited on: the others renumbered.
+        let mut renumbered = Vec::with_capacity(primaries.len());
+        let mut kept = 0;
+        for p in &primaries {
+            renumbered.push((p.2 > 0).then(|| {
+                kept += 1;
+                kept - 1
+            }));
+        }
+        primary_of = primary_of
+            .into_iter()
+            .filter_map(|(i, p)| Some((i, renumbered[p]?)))
+            .collect();
+        primaries.retain(|p| p.2 > 0);
         if let Some(wait) = wait {
-            for (_, slot, wanted) in primaries.iter().filter(|p| p.2 > 0) {
+            for (_, slot, wanted) in &primaries {
                 let cmd = fred::cmd!("WAIT", hash: fred::types::ClusterHash::Custom(*slot));
                 let args = vec![Value::Integer(*wanted), Value::Integer(wait.timeout_ms)];
                 if let Err(e) = pipeline.custom::<(), _>(cmd, args).await {
@@ -1656,7 +1668,6 @@ async fn attempt(
                     tracing::warn!(db, error = %e, "WAIT could not be queued");
                 }
             }
-            primaries.retain(|p| p.2 > 0);
             stats.commands += primaries.len() as u64;
         }
         let client = pools.client(*db, lane)?;
