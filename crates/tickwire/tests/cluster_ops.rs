@@ -251,3 +251,76 @@ fn two_instances_share_one_redis() {
     );
     assert!(v["nodes"].as_array().unwrap().is_empty());
 }
+
+/// `tickwire run` on a cluster: a live Binance feed's trades all land in
+/// their namespaced streams once, the feed's status key says connected, and
+/// SIGTERM drains and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_writes_a_feed_into_a_cluster() {
+    use fred::prelude::*;
+    use tickwire_testkit::ws_server::{TradeFeed, WsServer};
+    let cluster = cluster();
+    let feed = WsServer::trades(TradeFeed {
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        trades: 1_000,
+        every: std::time::Duration::from_millis(2),
+        resend: 0,
+        lead: std::time::Duration::ZERO,
+        last_ahead: std::time::Duration::ZERO,
+        first_id: 1_000,
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("live.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
+             symbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
+            feed.url("/stream")
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("run.log");
+    let child = tickwire()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--redis", &cluster.url(), "run"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let c = cluster.client().await.unwrap();
+    let started = std::time::Instant::now();
+    let lens = || async {
+        let mut n = 0u64;
+        for s in ["BTCUSDT", "ETHUSDT"] {
+            let len: u64 = c
+                .xlen(format!("continuous_market:ticks:{{{s}}}"))
+                .await
+                .unwrap_or(0);
+            n += len;
+        }
+        n
+    };
+    while lens().await < 2_000 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "not every trade landed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status: Option<String> = c.get("system:feed:{binance}:status").await.unwrap();
+    assert_eq!(status.as_deref(), Some("connected"));
+    let (code, stdout, _) = terminate(child);
+    assert_eq!(
+        code,
+        Some(0),
+        "{stdout}{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(lens().await, 2_000, "every trade once");
+    assert!(stdout.contains("namespace"), "{stdout}");
+}
