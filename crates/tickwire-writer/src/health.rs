@@ -486,13 +486,9 @@ async fn cluster_nodes(
         .await?;
     let base = crate::pools::client_config(&config.redis)?;
     let mut nodes = Vec::new();
-    for line in listing.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(addr), Some(flags)) = (f.get(1), f.get(2)) else {
-            continue;
-        };
-        let addr = addr.split('@').next().unwrap_or(addr).to_string();
-        let role = if flags.contains("master") {
+    for line in crate::pools::cluster_nodes(&listing) {
+        let (addr, flags) = (line.addr.to_string(), line.flags);
+        let role = if line.is_primary() {
             "primary"
         } else {
             "replica"

@@ -93,30 +93,55 @@ impl ReplicaWait {
     }
 }
 
+/// One line of CLUSTER NODES.
+pub(crate) struct NodeLine<'a> {
+    pub id: &'a str,
+    /// `host:port` (the bus port dropped).
+    pub addr: &'a str,
+    /// `master`, `slave`, `myself`, `fail`, ... comma-separated.
+    pub flags: &'a str,
+    /// A replica's primary's id (`-` for a primary).
+    pub master: &'a str,
+    /// The link state: `connected` or `disconnected`.
+    pub link: &'a str,
+}
+
+impl NodeLine<'_> {
+    pub fn is_primary(&self) -> bool {
+        self.flags.contains("master")
+    }
+}
+
+/// The nodes of a CLUSTER NODES listing (lines too short are skipped).
+pub(crate) fn cluster_nodes(listing: &str) -> Vec<NodeLine<'_>> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Some(NodeLine {
+                id: f.first()?,
+                addr: f.get(1)?.split('@').next()?,
+                flags: f.get(2)?,
+                master: f.get(3)?,
+                link: f.get(7)?,
+            })
+        })
+        .collect()
+}
+
 /// Live replicas per primary address in a CLUSTER NODES listing.
 fn live_replicas(listing: &str) -> HashMap<String, i64> {
-    let mut addr_of = HashMap::new();
-    let mut count: HashMap<String, i64> = HashMap::new();
-    for line in listing.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(id), Some(addr), Some(flags), Some(master)) =
-            (f.first(), f.get(1), f.get(2), f.get(3))
-        else {
-            continue;
-        };
-        let addr = addr.split('@').next().unwrap_or(addr);
-        if flags.contains("master") {
-            addr_of.insert(id.to_string(), addr.to_string());
-        } else if flags.contains("slave")
-            && !flags.contains("fail")
-            && f.get(7) == Some(&"connected")
-        {
-            *count.entry(master.to_string()).or_default() += 1;
+    let nodes = cluster_nodes(listing);
+    let mut count: HashMap<&str, i64> = HashMap::new();
+    for n in nodes.iter().filter(|n| !n.is_primary()) {
+        if n.flags.contains("slave") && !n.flags.contains("fail") && n.link == "connected" {
+            *count.entry(n.master).or_default() += 1;
         }
     }
-    addr_of
-        .into_iter()
-        .map(|(id, addr)| (addr, count.get(&id).copied().unwrap_or(0)))
+    nodes
+        .iter()
+        .filter(|n| n.is_primary())
+        .map(|n| (n.addr.to_string(), count.get(n.id).copied().unwrap_or(0)))
         .collect()
 }
 
@@ -836,5 +861,22 @@ mod tests {
         assert!(text.contains("redis.tls.ca_file"), "{text}");
         assert!(text.contains("rediss://:***@h:6380"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn live_replicas_count_connected_replicas_not_failed_ones() {
+        let listing = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7003@17003 master,fail - 0 0 3 disconnected
+d4 127.0.0.1:7004@17004 slave a1 0 0 1 connected
+e5 127.0.0.1:7005@17005 slave,fail b2 0 0 2 disconnected
+f6 127.0.0.1:7006@17006 slave b2 0 0 2 connected
+";
+        let n = live_replicas(listing);
+        assert_eq!(n.get("127.0.0.1:7001"), Some(&1));
+        assert_eq!(n.get("127.0.0.1:7002"), Some(&1));
+        assert_eq!(n.get("127.0.0.1:7003"), Some(&0));
+        assert_eq!(n.len(), 3);
     }
 }
