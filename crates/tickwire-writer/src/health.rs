@@ -236,11 +236,9 @@ async fn gather(
     for &db in dbs {
         let c = pools.client(db, 0)?;
         let (total, sample) = if cluster {
-            // The namespace's keys on every primary.
+            // The namespace's keys on every primary, counted to the end.
             let pattern = format!("{}*", glob_escape(keys.prefix(db)));
-            let all = scan(c, true, &pattern, None, usize::MAX).await?;
-            let total = all.len() as u64;
-            (total, all.into_iter().take(opts.ttl_sample).collect())
+            scan_counting(c, &pattern, opts.ttl_sample).await?
         } else {
             let total: u64 = c.dbsize().await?;
             (total, scan(c, false, "*", None, opts.ttl_sample).await?)
@@ -324,22 +322,23 @@ async fn gather(
     // The heartbeat of every running tickwire: this config's, the unnamed
     // process's and every named instance's.
     let own = keys.heartbeat.render(keys.prefix_of(Db::System), |_| None);
-    let unnamed_cfg = Config {
-        process: Default::default(),
-        ..config.clone()
+    let placed = |instance| {
+        let place = tickwire_core::config::Placement {
+            instance,
+            ..config.placement()
+        };
+        config.keys.compile_for(place).map_err(|e| {
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     };
-    let unnamed = compile_keys(&unnamed_cfg)?;
+    let unnamed = placed(None)?;
     let unnamed = unnamed
         .heartbeat
         .render(unnamed.prefix_of(Db::System), |_| None);
-    let any_cfg = Config {
-        process: tickwire_core::config::ProcessConfig {
-            instance: Some("*".into()),
-        },
-        ..config.clone()
-    };
-    let any = tickwire_core::config::KeysConfig::compile_for(&config.keys, any_cfg.placement())
-        .map_err(|e| format!("{e:?}"))?;
+    let any = placed(Some("*"))?;
     // The glob of every instance: the prefix is matched as written.
     let keys_any = any
         .heartbeat
@@ -460,6 +459,21 @@ async fn scan(
     } else {
         collect(c.scan_buffered(pattern, Some(1_000), kind), limit).await
     }
+}
+
+/// A cluster's keys matching `pattern` on every primary: how many, and the
+/// first `keep` of them (the rest are counted, not held).
+async fn scan_counting(c: &Client, pattern: &str, keep: usize) -> Result<(u64, Vec<Key>), Error> {
+    let mut s = std::pin::pin!(c.scan_cluster_buffered(pattern.to_string(), Some(1_000), None));
+    let (mut total, mut kept) = (0u64, Vec::new());
+    while let Some(k) = s.next().await {
+        let k = k?;
+        total += 1;
+        if kept.len() < keep {
+            kept.push(k);
+        }
+    }
+    Ok((total, kept))
 }
 
 /// A Redis Cluster's nodes (CLUSTER NODES), each asked on a connection of
