@@ -1495,6 +1495,54 @@ fn command_name(call: &Call) -> &'static str {
     }
 }
 
+/// The primaries to WAIT on, (`host:port`, a slot, replicas wanted), and the
+/// primary of each command, (command, index into the primaries).
+type WaitPlan = (Vec<(String, u16, i64)>, Vec<(usize, usize)>);
+
+/// Cluster: the primaries a pipeline of commands `idx` writes to that have
+/// replicas to wait for, each with a slot it holds (its WAIT goes there) and
+/// the replicas wanted; and the primary of each of those commands:
+/// (command, index into the primaries).
+fn plan_waits(
+    wait: &crate::pools::ReplicaWait,
+    client: &Client,
+    idx: &[usize],
+    calls: &[Option<Call>],
+) -> WaitPlan {
+    let mut primaries: Vec<(String, u16, i64)> = Vec::new();
+    let mut primary_of = Vec::new();
+    // Primaries without a replica: not waited on.
+    let mut unwaited: Vec<String> = Vec::new();
+    let Some(routing) = fred::interfaces::ClusterInterface::cached_cluster_state(client) else {
+        return (primaries, primary_of);
+    };
+    for &i in idx {
+        let Some(slot) = calls[i].as_ref().and_then(call_slot) else {
+            continue;
+        };
+        let Some(server) = routing.get_server(slot).map(|s| s.to_string()) else {
+            continue;
+        };
+        if unwaited.contains(&server) {
+            continue;
+        }
+        let p = match primaries.iter().position(|(s, _, _)| *s == server) {
+            Some(p) => p,
+            None => {
+                let wanted = wait.wanted(&server);
+                if wanted == 0 {
+                    unwaited.push(server);
+                    continue;
+                }
+                primaries.push((server, slot, wanted));
+                primaries.len() - 1
+            }
+        };
+        primary_of.push((i, p));
+    }
+    (primaries, primary_of)
+}
+
 /// The cluster slot a call's (first) key is in.
 fn call_slot(call: &Call) -> Option<u16> {
     let key: &[u8] = match call {
@@ -1596,38 +1644,16 @@ async fn attempt(
     let mut calls: Vec<Option<Call>> = cmds.into_iter().map(|c| Some(c.call)).collect();
     let mut sends = Vec::with_capacity(by_db.len());
     for (db, idx) in &by_db {
-        let pipeline = pools.client(*db, lane)?.pipeline();
-        // Cluster: the primaries this pipeline writes to, each with a slot it
-        // holds (the WAIT after its commands goes there) and the replicas to
-        // wait for, and the primary of each command: (command, primary).
-        let mut primaries: Vec<(String, u16, i64)> = Vec::new();
-        let mut primary_of: Vec<(usize, usize)> = Vec::new();
+        let client = pools.client(*db, lane)?;
+        let pipeline = client.pipeline();
         let wait = pools.replica_wait();
         if let Some(wait) = wait {
-            wait.refresh(pools.client(*db, lane)?).await;
+            wait.refresh(client).await;
         }
-        let routing = wait.and_then(|_| {
-            fred::interfaces::ClusterInterface::cached_cluster_state(pools.client(*db, lane).ok()?)
-        });
-        if let (Some(wait), Some(routing)) = (wait, &routing) {
-            for &i in idx {
-                let Some(slot) = calls[i].as_ref().and_then(call_slot) else {
-                    continue;
-                };
-                let Some(server) = routing.get_server(slot).map(|s| s.to_string()) else {
-                    continue;
-                };
-                let p = match primaries.iter().position(|(s, _, _)| *s == server) {
-                    Some(p) => p,
-                    None => {
-                        let wanted = wait.wanted(&server);
-                        primaries.push((server, slot, wanted));
-                        primaries.len() - 1
-                    }
-                };
-                primary_of.push((i, p));
-            }
-        }
+        let (primaries, primary_of) = match wait {
+            Some(wait) => plan_waits(wait, client, idx, &calls),
+            None => (Vec::new(), Vec::new()),
+        };
         for &i in idx {
             let Some(call) = calls[i].take() else {
                 continue;
@@ -1645,20 +1671,6 @@ async fn attempt(
             .copied()
             .filter(|i| outcomes[*i] == Outcome::Pending)
             .collect();
-        // A primary without replicas is not waited on: the others renumbered.
-        let mut renumbered = Vec::with_capacity(primaries.len());
-        let mut kept = 0;
-        for p in &primaries {
-            renumbered.push((p.2 > 0).then(|| {
-                kept += 1;
-                kept - 1
-            }));
-        }
-        primary_of = primary_of
-            .into_iter()
-            .filter_map(|(i, p)| Some((i, renumbered[p]?)))
-            .collect();
-        primaries.retain(|p| p.2 > 0);
         if let Some(wait) = wait {
             for (_, slot, wanted) in &primaries {
                 let cmd = fred::cmd!("WAIT", hash: fred::types::ClusterHash::Custom(*slot));
@@ -1670,7 +1682,6 @@ async fn attempt(
             }
             stats.commands += primaries.len() as u64;
         }
-        let client = pools.client(*db, lane)?;
         // fred 10.1 writes a pipeline as one router command and flushes the
         // socket after each of its commands while nothing else is queued on
         // the client (one writev per command). A PING queued right behind
