@@ -389,32 +389,37 @@ impl Default for RedisConfig {
     }
 }
 
+/// The URL schemes fred takes: (scheme, TLS, cluster).
+const URL_SCHEMES: [(&str, bool, bool); 8] = [
+    ("redis://", false, false),
+    ("rediss://", true, false),
+    ("valkey://", false, false),
+    ("valkeys://", true, false),
+    ("redis-cluster://", false, true),
+    ("rediss-cluster://", true, true),
+    ("valkey-cluster://", false, true),
+    ("valkeys-cluster://", true, true),
+];
+
 impl RedisConfig {
+    /// The URL's scheme: (TLS, cluster); `None` for one fred does not take.
+    fn scheme(&self) -> Option<(bool, bool)> {
+        URL_SCHEMES
+            .iter()
+            .find(|(s, _, _)| self.url.starts_with(s))
+            .map(|(_, tls, cluster)| (*tls, *cluster))
+    }
+
     /// Whether the URL asks for TLS (`rediss://`, `valkeys://`, and their
     /// `-cluster` forms).
     pub fn uses_tls(&self) -> bool {
-        [
-            "rediss://",
-            "valkeys://",
-            "rediss-cluster://",
-            "valkeys-cluster://",
-        ]
-        .iter()
-        .any(|s| self.url.starts_with(s))
+        self.scheme().is_some_and(|(tls, _)| tls)
     }
 
     /// Whether the writes go to a Redis Cluster: `redis.cluster = true` or a
     /// `redis-cluster://` URL (fred's scheme; `rediss-cluster://` with TLS).
     pub fn is_cluster(&self) -> bool {
-        self.cluster
-            || [
-                "redis-cluster://",
-                "rediss-cluster://",
-                "valkey-cluster://",
-                "valkeys-cluster://",
-            ]
-            .iter()
-            .any(|s| self.url.starts_with(s))
+        self.cluster || self.scheme().is_some_and(|(_, cluster)| cluster)
     }
 }
 
@@ -1073,18 +1078,9 @@ impl Config {
             }
         };
         let r = &self.redis;
-        let scheme_ok = [
-            "redis://",
-            "rediss://",
-            "valkey://",
-            "valkeys://",
-            "redis-cluster://",
-            "rediss-cluster://",
-            "valkey-cluster://",
-            "valkeys-cluster://",
-        ]
-        .iter()
-        .any(|s| r.url.starts_with(s) && r.url.len() > s.len());
+        let scheme_ok = URL_SCHEMES
+            .iter()
+            .any(|(s, _, _)| r.url.starts_with(s) && r.url.len() > s.len());
         check(
             scheme_ok,
             "redis.url",
