@@ -1,4 +1,4 @@
--- tickwire bar_indicators v2
+-- tickwire bar_indicators v3
 --
 -- RSI and ATR with Wilder smoothing on closed bars, exactly as TA-Lib and
 -- tickwire's inline engine compute them (same operations, same order, same
@@ -18,19 +18,84 @@
 -- skipped, so a resent batch or a second replay changes nothing.
 -- Returns the number of bars applied.
 
+-- fmt begin: the same in bar_indicators.lua and vwap.lua; a test runs it
+-- against Rust's f64 Display over many doubles.
+--
+-- A value's text exactly as the inline engine writes it (Rust's f64
+-- Display): the shortest digits that read back as v (of two as near, the
+-- one away from zero), in plain notation, never an exponent
+-- (0.0000013275169386783574, 1000000000000000).
+
+-- The digits one unit up in their last place (a carry may add a place to
+-- the exponent).
+local function fmt_up(digits, exp)
+  local i = #digits
+  while i > 0 and string.sub(digits, i, i) == '9' do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #digits - 1), exp + 1 end
+  return string.sub(digits, 1, i - 1) .. string.char(string.byte(digits, i) + 1)
+    .. string.rep('0', #digits - i), exp
+end
+
 local function fmt(v)
+  if v ~= v then return 'NaN' end
+  if v == math.huge then return 'inf' end
+  if v == -math.huge then return '-inf' end
+  if v == 0 then
+    if 1 / v < 0 then return '-0' end
+    return '0'
+  end
   if v == math.floor(v) and math.abs(v) < 1e15 then
     return string.format('%d', v)
   end
-  -- The shortest text that reads back as v: %g strips trailing zeros, so
-  -- %.15g is it whenever 15 digits or fewer do (the first of p = 1..15 that
-  -- reads back would print the same), else 16 or 17 digits.
-  local s = string.format('%.15g', v)
-  if tonumber(s) == v then return s end
-  s = string.format('%.16g', v)
-  if tonumber(s) == v then return s end
-  return string.format('%.17g', v)
+  local sign = ''
+  if v < 0 then sign = '-' end
+  -- The shortest digits. %.{p}e rounds to p + 1 digits and keeps their
+  -- trailing zeros; for a normal double the first of 15, 16, 17 digits
+  -- that reads back holds its shortest text (a shorter text that reads
+  -- back is what 15 digits round to). A subnormal has fewer significant
+  -- bits, so its digits are counted up from one.
+  local first = 14
+  if math.abs(v) < 2.2250738585072014e-308 then first = 0 end
+  local digits, exp
+  for p = first, 16 do
+    local s = string.format('%.' .. p .. 'e', v)
+    local lead, rest, e = string.match(s, '^-?(%d)%.?(%d*)e([-+]%d+)$')
+    digits, exp = lead .. rest, tonumber(e)
+    if tonumber(s) == v then
+      -- Exactly halfway between two texts of p + 1 digits (its exact
+      -- digits go on with a 5, then zeros): %e rounds to the even one,
+      -- Rust away from zero. Of two 15-digit texts that far apart, neither
+      -- reads back as a normal double.
+      if p >= 15 or first == 0 then
+        local lead2, x = string.match(string.format('%.' .. (p + 41) .. 'e', v), '^-?(%d)%.(%d+)e')
+        if lead2 .. string.sub(x, 1, p) == digits and string.sub(x, p + 1, p + 1) == '5'
+            and not string.find(string.sub(x, p + 2), '[1-9]') then
+          digits, exp = fmt_up(digits, exp)
+        end
+      end
+      break
+    end
+    -- A power of two has half the gap below it than above: the digits
+    -- rounded to may lie just below its range while those one up read back.
+    if math.abs(tonumber(s)) < math.abs(v) then
+      local up, upexp = fmt_up(digits, exp)
+      if tonumber(sign .. string.sub(up, 1, 1) .. '.' .. string.sub(up, 2) .. 'e' .. upexp) == v then
+        digits, exp = up, upexp
+        break
+      end
+    end
+  end
+  digits = (string.gsub(digits, '0+$', ''))
+  local n = #digits
+  if exp < 0 then
+    return sign .. '0.' .. string.rep('0', -exp - 1) .. digits
+  end
+  if n <= exp + 1 then
+    return sign .. digits .. string.rep('0', exp + 1 - n)
+  end
+  return sign .. string.sub(digits, 1, exp + 1) .. '.' .. string.sub(digits, exp + 2)
 end
+-- fmt end
 
 local function exact(v)
   return string.format('%.17g', v)

@@ -278,7 +278,8 @@ async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
 }
 
 /// Every key of DB 4 but the Lua engine's own state, with its content: a
-/// stream as its entries, a hash as its fields with numbers parsed.
+/// stream as its entries, a hash as its fields, text as Redis holds it (one
+/// value has one text, whichever engine wrote it).
 async fn db4_content(server: &tickwire_testkit::RedisServer) -> BTreeMap<String, String> {
     let db4 = server.client(4).await.unwrap();
     let mut out = BTreeMap::new();
@@ -290,11 +291,7 @@ async fn db4_content(server: &tickwire_testkit::RedisServer) -> BTreeMap<String,
             .await
             .unwrap();
         let content = if kind == "hash" {
-            let h: BTreeMap<String, f64> = hgetall(&db4, &k)
-                .await
-                .into_iter()
-                .map(|(f, v)| (f, v.parse::<f64>().unwrap()))
-                .collect();
+            let h: BTreeMap<String, String> = hgetall(&db4, &k).await.into_iter().collect();
             format!("{h:?}")
         } else {
             let entries: Vec<(String, BTreeMap<String, String>)> = xrange(&db4, &k)
@@ -577,5 +574,160 @@ fn macd_and_bollinger_of_the_indicator_set_match_the_ta_lib_fixture() {
             assert_eq!(t, wt);
             assert_close(&format!("{symbol} rsi at {t}"), *g, *w);
         }
+    }
+}
+
+/// The Lua engine's `fmt` (the same block in both indicator scripts), run
+/// in Redis on `values`: the text each becomes.
+async fn lua_fmt(client: &fred::prelude::Client, values: &[f64]) -> Vec<String> {
+    use fred::prelude::LuaInterface;
+    let block = |src: &str| -> String {
+        let from = src.find("-- fmt begin").expect("a fmt block");
+        let to = src.find("-- fmt end").expect("the end of the fmt block");
+        src[from..to].to_string()
+    };
+    let bars = block(tickwire_writer::LUA_BAR_INDICATORS);
+    assert_eq!(
+        bars,
+        block(tickwire_writer::LUA_VWAP),
+        "both scripts print numbers alike"
+    );
+    let script = format!(
+        "{bars}\nlocal out = {{}}\nfor i = 1, #ARGV do out[i] = fmt(struct.unpack('<d', ARGV[i])) end\nreturn out"
+    );
+    let mut out = Vec::with_capacity(values.len());
+    for chunk in values.chunks(2_000) {
+        let args: Vec<fred::types::Value> = chunk
+            .iter()
+            .map(|v| fred::types::Value::Bytes(fred::bytes::Bytes::from(v.to_le_bytes().to_vec())))
+            .collect();
+        let got: Vec<String> = client.eval(script.as_str(), (), args).await.unwrap();
+        out.extend(got);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_lua_engine_writes_a_number_as_the_inline_engine_does() {
+    // The inline engine writes a float with Rust's Display: the shortest
+    // digits that read back, no exponent. Doubles of every kind: random
+    // bits, every power of two (where the gap below is half the gap above),
+    // integers around 1e15 and 2^53, few-digit decimals, tiny and huge.
+    let mut values: Vec<f64> = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    while values.len() < 30_000 {
+        let v = f64::from_bits(next());
+        if v.is_finite() {
+            values.push(v);
+        }
+    }
+    for k in -1074..=1023 {
+        let p = 2f64.powi(k);
+        values.extend([p, -p, p * 1.5]);
+    }
+    for i in 0..2_000u64 {
+        let r = next();
+        values.push(1e15 + (r % 10_000) as f64 - 5_000.0);
+        values.push(9_007_199_254_740_992.0 + (r % 64) as f64 * 2.0);
+        values.push((r % 100_000) as f64 / 10f64.powi((i % 12) as i32));
+        values.push((r % 1_000_000_007) as f64 * 1e-13);
+        values.push((r % 1_000_000_007) as f64 * 1e9);
+        values.push(f64::from(u32::try_from(r % 1_000).unwrap()) / 7.0);
+        // Exactly halfway between two 17-digit texts (spacing 0.25, 0.125).
+        values.push((1u64 << 50) as f64 + (r % 1_000_000) as f64 + 0.25 * (r % 4) as f64);
+        values.push((1u64 << 49) as f64 + (r % 1_000_000) as f64 + 0.125 * (r % 8) as f64);
+    }
+    values.extend([
+        0.0,
+        -0.0,
+        1.3275169386783574e-06,
+        1e15,
+        1e16,
+        1e-5,
+        50.0,
+        100.0,
+    ]);
+    let server = redis();
+    let client = server.client(0).await.unwrap();
+    let got = lua_fmt(&client, &values).await;
+    assert_eq!(got.len(), values.len());
+    let wrong: Vec<String> = values
+        .iter()
+        .zip(&got)
+        .filter(|(v, t)| format!("{v}") != **t)
+        .take(10)
+        .map(|(v, t)| format!("{v:e}: Rust {v}, Lua {t}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} differ, first: {wrong:#?}",
+        wrong.len()
+    );
+}
+
+/// Trades of a penny coin (ATR and VWAP under 1e-4) and of a coin priced
+/// above 1e16 (ATR and VWAP above 1e15), 40 minutes of them.
+fn extreme_ticks() -> String {
+    let t0: i64 = 1_704_067_200_000; // 2024-01-01 00:00 UTC
+    let mut lines = String::new();
+    for m in 0..40i64 {
+        for k in 0..5i64 {
+            let ts = t0 + m * 60_000 + k * 9_000;
+            let step = (m * 7 + k * 3) % 11 - 5;
+            let tiny = format!("0.0000{}", 12_340 + step * 3 + k);
+            let huge = format!(
+                "{}",
+                31_234_567_890_123_456i64 + step * 512_345_678_901_234 + k * 97
+            );
+            for (symbol, price) in [("PENNY", tiny), ("WHALE", huge)] {
+                lines.push_str(&format!(
+                    "{{\"exchange\":\"binance\",\"symbol\":\"{symbol}\",\"ts\":{ts},\"ltp\":{price},\"qty\":{}}}\n",
+                    1 + (m + k) % 4
+                ));
+            }
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_engines_write_one_text_for_tiny_and_huge_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "extreme.jsonl", &extreme_ticks());
+    let inline = redis();
+    let lua = redis();
+    replay(&config(&inline, ""), std::slice::from_ref(&file)).await;
+    replay(
+        &config(&lua, "[indicators]\nengine = \"lua\"\n"),
+        std::slice::from_ref(&file),
+    )
+    .await;
+    let (a, b) = (db4_content(&inline).await, db4_content(&lua).await);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert_eq!(v, &b[k], "{k} differs between the engines");
+    }
+    // The values are of the sizes meant: tiny and huge, in plain notation.
+    let db4 = inline.client(4).await.unwrap();
+    let value = |h: std::collections::HashMap<String, String>| h["value"].clone();
+    let penny_atr = value(hgetall(&db4, "indicator:atr:PENNY").await);
+    let whale_atr = value(hgetall(&db4, "indicator:atr:WHALE").await);
+    let penny_vwap = value(hgetall(&db4, "indicator:vwap:PENNY").await);
+    let whale_vwap = value(hgetall(&db4, "indicator:vwap:WHALE").await);
+    for (text, small) in [
+        (&penny_atr, true),
+        (&penny_vwap, true),
+        (&whale_atr, false),
+        (&whale_vwap, false),
+    ] {
+        let v: f64 = text.parse().unwrap();
+        assert!(if small { v < 1e-4 } else { v > 1e15 }, "{text}");
+        assert!(!text.contains('e'), "{text} is in plain notation");
     }
 }
