@@ -121,3 +121,100 @@ async fn a_trade_from_the_future_is_dead_lettered_and_the_symbol_goes_on() {
     assert_eq!(again.writer.ticks_written, 0);
     assert_eq!(xrange(&db4, "ticks:BTCUSDT").await.len(), 2);
 }
+
+/// Epoch ms now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The entry IDs of a stream as (ms, seq).
+fn ids_of(entries: &Entries) -> Vec<(u64, u64)> {
+    entries
+        .iter()
+        .map(|(id, _)| {
+            let (ms, seq) = id.split_once('-').unwrap();
+            (ms.parse().unwrap(), seq.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_time_never_numbers_the_dead_letter_stream() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let y2051 = 2_570_785_609_579u64;
+    // A Binance dump (no receive times) with a row timed in 2051 between
+    // good rows, then a row that is no trade at all.
+    let dump = write(
+        dir.path(),
+        "BTCUSDT-trades-2024-01-01.csv",
+        &format!(
+            "1,42000.1,0.5,21000.05,1704067200000,true,true\n\
+             2,42000.2,0.5,21000.10,{y2051},true,true\n\
+             3,not-a-price,0.5,0,1704067200100,true,true\n\
+             4,42000.3,0.5,21000.15,1704067200200,true,true\n"
+        ),
+    );
+    let s = replay(&config(&server, ""), std::slice::from_ref(&dump)).await;
+    assert_eq!((s.writer.ticks_written, s.writer.deadlettered), (2, 2));
+    let db0 = server.client(0).await.unwrap();
+    let dead = xrange(&db0, "deadletter:binance").await;
+    assert_eq!(
+        dead.iter()
+            .map(|e| field(e, "error").split(':').next().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        ["implausible_time", "bad_number"]
+    );
+    // Numbered as every line without a receive time is, in order; no
+    // receive time claimed.
+    assert_eq!(ids_of(&dead), [(0, 1), (0, 2)]);
+    assert!(
+        dead.iter().all(|e| !e.1.contains_key("recv_ts")),
+        "{dead:?}"
+    );
+
+    // A recording of a later process: frames received in 2024, one of a
+    // trade timed in 2051, one that does not decode. Their dead letters are
+    // numbered by their receive times, after the earlier ones.
+    let recv_ns = 1_704_067_260_000_000_000i64;
+    let frame = |t: u64| {
+        format!(
+            r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{t},"s":"BTCUSDT","t":9,"p":"42000.4","q":"0.5","T":{t},"m":false}}}}"#
+        )
+    };
+    let record = |recv: i64, data: &str| {
+        serde_json::json!({"recv_ns": recv, "feed": "binance", "data": data}).to_string()
+    };
+    let rec = write(
+        dir.path(),
+        "rec.jsonl",
+        &[
+            record(recv_ns, &frame(y2051)),
+            record(recv_ns + 5_000_000, "{not json"),
+            // A receive time itself in 2051 numbers nothing either.
+            record((y2051 * 1_000_000) as i64, "{not json either"),
+        ]
+        .join("\n"),
+    );
+    replay(&config(&server, ""), &[rec]).await;
+    let dead = xrange(&db0, "deadletter:binance").await;
+    let ids = ids_of(&dead);
+    assert_eq!(ids.len(), 5, "{dead:?}");
+    assert_eq!(ids[2], (1_704_067_260_000, 0));
+    assert_eq!(ids[3], (1_704_067_260_005, 0));
+    assert_eq!(field(&dead[2], "recv_ts"), "1704067260000");
+    // The one without a plausible receive time goes after the last entry.
+    assert_eq!(ids[4], (1_704_067_260_005, 1));
+    assert!(!dead[4].1.contains_key("recv_ts"));
+    assert!(ids.iter().all(|(ms, _)| *ms < now_ms()), "{ids:?}");
+
+    // A later live-like dead letter (received now) still lands after them,
+    // and a second replay of the dump adds nothing.
+    let again = replay(&config(&server, ""), &[dump]).await;
+    assert_eq!(again.writer.deadlettered, 0);
+    assert_eq!(again.writer.deadletter_duplicates, 2);
+    assert_eq!(xrange(&db0, "deadletter:binance").await.len(), 5);
+}

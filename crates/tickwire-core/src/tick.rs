@@ -158,7 +158,10 @@ impl Tick {
     /// 2000-01-01, and not more than `max_skew_ns` after the time the tick was
     /// received (`now_ns` when the input does not say: its receive time equals
     /// its exchange time). A trade stamped in the future would give later
-    /// ticks stream IDs after it, and bars and sessions dated there.
+    /// ticks stream IDs after it, and bars and sessions dated there. A
+    /// receive time that is itself ahead of the clock by more than the skew
+    /// (a file's `recv_ts` or `local_timestamp`, a recording's `recv_ns`)
+    /// vouches for nothing: the tick is refused too.
     pub fn check_time(&self, max_skew_ns: i64, now_ns: i64) -> Result<(), String> {
         let ts = self.exchange_ts_ns;
         if ts < EARLIEST_TRADE_NS {
@@ -167,17 +170,31 @@ impl Tick {
                 self.exchange_ts_ms()
             ));
         }
-        let (received, what) = if self.recv_ts_ns != ts {
-            (self.recv_ts_ns, "its receive time")
-        } else {
-            (now_ns, "the clock")
-        };
-        if ts.saturating_sub(received) > max_skew_ns {
+        // The messages name no reading of the clock: a line refused again
+        // (a second replay) must be dead-lettered with the same text, so
+        // that it is known as the dead letter already there.
+        if self.recv_ts_ns != ts && self.recv_ts_ns.saturating_sub(now_ns) > max_skew_ns {
             return Err(format!(
-                "exchange time {} ms is {} ms after {what} ({} ms): more than the {} ms [ingest] max_clock_skew_ms allows",
+                "receive time {} ms is ahead of the clock by more than the {} ms [ingest] max_clock_skew_ms allows",
+                self.recv_ts_ns.div_euclid(1_000_000),
+                max_skew_ns / 1_000_000
+            ));
+        }
+        if self.recv_ts_ns != ts {
+            let received = self.recv_ts_ns;
+            if ts.saturating_sub(received) > max_skew_ns {
+                return Err(format!(
+                    "exchange time {} ms is {} ms after its receive time ({} ms): more than the {} ms [ingest] max_clock_skew_ms allows",
+                    self.exchange_ts_ms(),
+                    ts.saturating_sub(received) / 1_000_000,
+                    received.div_euclid(1_000_000),
+                    max_skew_ns / 1_000_000
+                ));
+            }
+        } else if ts.saturating_sub(now_ns) > max_skew_ns {
+            return Err(format!(
+                "exchange time {} ms is ahead of the clock by more than the {} ms [ingest] max_clock_skew_ms allows",
                 self.exchange_ts_ms(),
-                ts.saturating_sub(received) / 1_000_000,
-                received.div_euclid(1_000_000),
                 max_skew_ns / 1_000_000
             ));
         }
@@ -316,10 +333,16 @@ mod tests {
         let recv = 1_609_459_200_000_000_000;
         let at =
             |ts: i64, recv: i64| Tick::trade(Arc::clone(&inst), ts, recv, Dec::ZERO, Dec::ZERO);
+        let later = recv + 3_600_000_000_000;
         assert!(at(4_102_444_800_000_000_000, recv)
-            .check_time(minute, 0)
+            .check_time(minute, later)
             .is_err());
-        assert!(at(recv + 1_000_000_000, recv).check_time(minute, 0).is_ok());
+        assert!(at(recv + 1_000_000_000, recv)
+            .check_time(minute, later)
+            .is_ok());
+        // A receive time ahead of the clock vouches for nothing.
+        let ahead = at(recv + 1_000_000_000, recv).check_time(minute, recv - 2 * minute);
+        assert!(ahead.is_err_and(|e| e.contains("receive time")));
         // No receive time (equal to the exchange time): the clock decides.
         let ts = 1_700_000_000_000_000_000;
         assert!(at(ts, ts).check_time(minute, ts - 2 * minute).is_err());

@@ -83,14 +83,35 @@ impl LineDecoder {
             let Event::Tick(t) = e else { continue };
             let now = *now.get_or_insert_with(now_ns);
             if let Err(reason) = t.check_time(max_skew_ns, now) {
+                // Dead-lettered at the time it was received, when the input
+                // says (a tick's receive time equal to its exchange time
+                // means it does not): never at the time it was refused for.
+                let received = (t.recv_ts_ns != t.exchange_ts_ns).then_some(t.recv_ts_ns);
                 *e = Event::Rejected(Rejected::new(
                     feed,
                     "implausible_time",
                     reason,
                     &raw(),
                     max_raw,
-                    recv_ns.or(Some(t.recv_ts_ns)),
+                    recv_ns.or(received),
                 ));
+            }
+        }
+    }
+
+    /// A rejection's receive time numbers its dead letter (`{ms}-{seq}`),
+    /// and every later dead letter of the stream follows it: one from
+    /// before 2000 or ahead of the clock by more than the skew (a bad
+    /// recording's `recv_ns`, a file's receive-time column) is dropped, and
+    /// the rejection is numbered as a line without one.
+    fn plausible_receive_times(max_skew_ns: i64, out: &mut [Event], first: usize) {
+        let mut now = None;
+        for e in out.iter_mut().skip(first) {
+            let Event::Rejected(r) = e else { continue };
+            let Some(at) = r.recv_ts_ns else { continue };
+            let now = *now.get_or_insert_with(now_ns);
+            if at < tickwire_core::tick::EARLIEST_TRADE_NS || at.saturating_sub(now) > max_skew_ns {
+                r.recv_ts_ns = None;
             }
         }
     }
@@ -132,6 +153,7 @@ impl LineDecoder {
             )));
         }
         skip_if_nothing(out, first, feed);
+        Self::plausible_receive_times(self.max_skew_ns, out, first);
     }
 
     /// Decodes one line (without its line ending) and pushes what it holds to
@@ -160,6 +182,7 @@ impl LineDecoder {
                 None,
             );
         }
+        Self::plausible_receive_times(self.max_skew_ns, out, first);
     }
 
     fn decode_line(&mut self, meta: &SourceMeta, line: &[u8], out: &mut Vec<Event>) {
@@ -460,6 +483,85 @@ mod tests {
             &mut out,
         );
         assert!(matches!(&out[0], Event::Rejected(r) if r.error_type == "implausible_time"));
+    }
+
+    #[test]
+    fn a_rejection_is_never_timed_by_the_time_it_was_refused_for() {
+        let mut d = LineDecoder::new(256);
+        let recv_of = |e: &Event| match e {
+            Event::Rejected(r) => (r.error_type, r.recv_ts_ns),
+            other => panic!("not a rejection: {other:?}"),
+        };
+        let y2051_ms: i64 = 2_570_785_609_579;
+        let mut out = Vec::new();
+        // A Binance dump has no receive time: none for its dead letter.
+        let binance = SourceMeta {
+            format: Format::BinanceCsv,
+            symbol: Some("BTCUSDT".into()),
+            exchange: "binance".into(),
+        };
+        d.decode(
+            &binance,
+            format!("7,42000.1,0.5,21000.05,{y2051_ms},true,true").as_bytes(),
+            &mut out,
+        );
+        assert_eq!(recv_of(&out[0]), ("implausible_time", None));
+        // Tardis' local_timestamp is one: the dead letter takes it.
+        let tardis = SourceMeta {
+            format: Format::TardisCsv,
+            symbol: None,
+            exchange: String::new(),
+        };
+        let local_us: i64 = 1_582_329_602_418_379;
+        out.clear();
+        d.decode(
+            &tardis,
+            format!(
+                "binance-futures,BTCUSDT,{},{local_us},9,buy,9680.1,0.5",
+                y2051_ms * 1_000
+            )
+            .as_bytes(),
+            &mut out,
+        );
+        assert_eq!(
+            recv_of(&out[0]),
+            ("implausible_time", Some(local_us * 1_000))
+        );
+        // A receive time as far ahead as the trade vouches for nothing: the
+        // trade is refused, and its dead letter has no time.
+        out.clear();
+        d.decode(
+            &tardis,
+            format!(
+                "binance-futures,BTCUSDT,{},{},9,buy,9680.1,0.5",
+                y2051_ms * 1_000,
+                y2051_ms * 1_000 + 300
+            )
+            .as_bytes(),
+            &mut out,
+        );
+        assert_eq!(recv_of(&out[0]), ("implausible_time", None));
+        let Event::Rejected(r) = &out[0] else {
+            unreachable!()
+        };
+        assert!(r.error.contains("receive time"), "{}", r.error);
+        // A recording whose recv_ns lies in 2051: its trade, and a frame
+        // that does not decode, are dead-lettered without that time.
+        out.clear();
+        let frame = format!(
+            r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{y2051_ms},"s":"BTCUSDT","t":1,"p":"29000","q":"1","T":{y2051_ms},"m":false}}}}"#
+        );
+        for data in [frame.as_str(), "{not json"] {
+            let line = serde_json::json!({"recv_ns": y2051_ms * 1_000_000, "feed": "binance", "data": data}).to_string();
+            d.decode(&frames_meta(), line.as_bytes(), &mut out);
+        }
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|e| recv_of(e).1.is_none()), "{out:?}");
+        // A live frame's receive time is the clock: kept.
+        out.clear();
+        let now = now_ns();
+        d.decode_frame("binance", feeds::Frame::Text(b"{not json"), now, &mut out);
+        assert_eq!(recv_of(&out[0]).1, Some(now));
     }
 
     #[test]
