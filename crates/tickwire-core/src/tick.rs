@@ -26,6 +26,35 @@ impl Instrument {
     }
 }
 
+/// The longest exchange name a line may carry (Tardis' longest id,
+/// `binance-european-options`, has 24 characters).
+pub const MAX_EXCHANGE_NAME: usize = 32;
+
+/// Whether an exchange name read from a line (tick JSON's `exchange`,
+/// Tardis' `exchange` column) can be one: 1 to [`MAX_EXCHANGE_NAME`] ASCII
+/// letters, digits, `-` and `_`, starting with a letter or digit, as the
+/// calendar's (`NSE`), the venues' (`binance-futures`) and Tardis' ids are.
+/// Anything else is a damaged line, not a trade of another exchange (whose
+/// keys could collide with a real one's and stop the run).
+pub fn is_exchange_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=MAX_EXCHANGE_NAME).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+}
+
+/// An exchange name as an error message shows it: quoted, its first 40
+/// characters at most.
+pub fn shown_exchange_name(name: &str) -> String {
+    let cut: String = name.chars().take(40).collect();
+    if cut.len() < name.len() {
+        format!("{cut:?}… ({} bytes)", name.len())
+    } else {
+        format!("{cut:?}")
+    }
+}
+
 /// An instrument handle that compares and hashes by address. Parsers intern
 /// instruments ([`InstrumentCache`]), so within a run the address is the
 /// identity, and hashing it is cheaper than hashing the names.
@@ -323,6 +352,34 @@ mod tests {
         assert!(t.validate().is_err());
         t.qty = Dec::parse("1000000000000000001").unwrap();
         assert!(t.validate().is_err());
+    }
+
+    #[test]
+    fn exchange_names_are_short_identifiers() {
+        for good in [
+            "NSE",
+            "binance",
+            "binance-futures",
+            "okex_swap",
+            "CME2",
+            "x",
+        ] {
+            assert!(is_exchange_name(good), "{good}");
+        }
+        let long = "x".repeat(1_000);
+        for bad in [
+            "",
+            "-nse",
+            "bin ance",
+            "nse\n",
+            "b\u{e9}",
+            "a,b",
+            long.as_str(),
+        ] {
+            assert!(!is_exchange_name(bad), "{bad:?}");
+        }
+        assert_eq!(shown_exchange_name("ab"), "\"ab\"");
+        assert!(shown_exchange_name(&long).ends_with("(1000 bytes)"));
     }
 
     #[test]

@@ -633,7 +633,17 @@ fn parse_chunks(
         },
         origin: None,
     };
-    let send = |batch: Vec<Event>| -> Result<(), IngestError> {
+    // Lines are counted with their items, as they are handed on: a replay
+    // the writer stops has read exactly the lines whose items it handed on,
+    // and `lines + extra = ticks + quotes + rejected + skipped` holds then too.
+    let (mut lines, mut extra) = (0u64, 0u64);
+    let send = |batch: Vec<Event>, lines: &mut u64, extra: &mut u64| -> Result<(), IngestError> {
+        progress
+            .lines
+            .fetch_add(std::mem::take(lines), Ordering::Relaxed);
+        progress
+            .extra
+            .fetch_add(std::mem::take(extra), Ordering::Relaxed);
         let (mut t, mut q, mut r, mut s) = (0, 0, 0, 0);
         for e in &batch {
             match e {
@@ -652,20 +662,15 @@ fn parse_chunks(
         tx.blocking_send(batch).map_err(|_| IngestError::WriterGone)
     };
     for chunk in input {
-        let mut lines = 0u64;
-        let mut extra = 0u64;
         // Whole lines, each ending in `\n` but perhaps a file's last: the
         // piece after the last `\n` is a line only when it holds something.
         // A blank line in between is a line read (and skipped).
         let body = chunk.lines.strip_suffix(b"\n").unwrap_or(&chunk.lines);
         let pieces = (!chunk.lines.is_empty()).then(|| body.split(|b| *b == b'\n'));
         for line in pieces.into_iter().flatten() {
-            lines += 1;
             let first_new = out.len();
             decoder.decode(&chunk.meta, line, &mut out);
             let n_new = out.len() - first_new;
-            // The decoder gives each line at least one item.
-            extra += (tickwire_parse::items(&out[first_new..]) as u64).saturating_sub(1);
             if pacer.speed.is_some() && !stop.load(Ordering::Relaxed) {
                 let due = out[first_new..]
                     .iter()
@@ -675,7 +680,7 @@ fn parse_chunks(
                     // request ends the wait at once.
                     let held: Vec<Event> = out.drain(..first_new).collect();
                     if !held.is_empty() {
-                        send(held)?;
+                        send(held, &mut lines, &mut extra)?;
                     }
                     // The metrics say what was read before this wait, not
                     // the line that waits for its time.
@@ -701,23 +706,25 @@ fn parse_chunks(
                     }
                 }
             }
+            // The decoder gives each line at least one item.
+            lines += 1;
+            extra += (tickwire_parse::items(&out[out.len() - n_new..]) as u64).saturating_sub(1);
             metrics.tally(&out[out.len() - n_new..]);
             if out.len() >= chunk_events {
-                send(std::mem::replace(
-                    &mut out,
-                    Vec::with_capacity(chunk_events),
-                ))?;
+                send(
+                    std::mem::replace(&mut out, Vec::with_capacity(chunk_events)),
+                    &mut lines,
+                    &mut extra,
+                )?;
             }
         }
-        progress.lines.fetch_add(lines, Ordering::Relaxed);
-        progress.extra.fetch_add(extra, Ordering::Relaxed);
         metrics.flush(chunk.meta.format.default_feed());
         if chunk.last_of_file {
             progress.files_done.fetch_add(1, Ordering::Relaxed);
         }
     }
     if !out.is_empty() {
-        send(out)?;
+        send(out, &mut lines, &mut extra)?;
     }
     Ok(())
 }

@@ -300,6 +300,9 @@ struct Dispatcher {
     by_symbol: FastMap<Box<str>, Vec<Arc<Instrument>>>,
     /// Checkpoint keys per instrument.
     checkpoint_keys: FastMap<ByAddress, Key>,
+    /// Instruments whose last-price hash an earlier run wrote for another
+    /// exchange, with why: refused at their first tick.
+    owned_elsewhere: FastMap<ByAddress, String>,
 }
 
 /// How long to wait before attempt `tries` + 1 of a Redis call that failed
@@ -778,15 +781,20 @@ impl Dispatcher {
                 .filter(|o| !o.eq_ignore_ascii_case(&inst.exchange))
             {
                 let earlier = Instrument::new(&owner, &inst.symbol);
-                return Err(WriterError::VenueCollision(format!(
-                    "an earlier run wrote {} for {owner}; {}",
-                    String::from_utf8_lossy(key.as_bytes()),
-                    tickwire_core::venues::collision_message(
-                        &earlier,
-                        inst,
-                        &[String::from_utf8_lossy(key.as_bytes()).into_owned()]
-                    )
-                )));
+                // Refused where its first tick comes (see `route`): what
+                // the chunk holds before it is written.
+                self.owned_elsewhere.insert(
+                    ByAddress(Arc::clone(inst)),
+                    format!(
+                        "an earlier run wrote {} for {owner}; {}",
+                        String::from_utf8_lossy(key.as_bytes()),
+                        tickwire_core::venues::collision_message(
+                            &earlier,
+                            inst,
+                            &[String::from_utf8_lossy(key.as_bytes()).into_owned()]
+                        )
+                    ),
+                );
             }
         }
         Ok(())
@@ -797,6 +805,9 @@ impl Dispatcher {
             &event
         {
             if !self.routes.contains_key(&ByAddress(Arc::clone(instrument))) {
+                if let Some(why) = self.owned_elsewhere.get(&ByAddress(Arc::clone(instrument))) {
+                    return Err(WriterError::VenueCollision(why.clone()));
+                }
                 self.claim(instrument)?;
             }
         }
@@ -1343,6 +1354,7 @@ pub async fn run_with(
         profile_streams: FastMap::default(),
         by_symbol: FastMap::default(),
         checkpoint_keys: FastMap::default(),
+        owned_elsewhere: FastMap::default(),
     };
     let batch_size = config.writer.batch_size.max(1);
     let system_db = d.get(Db::System);
@@ -1350,17 +1362,35 @@ pub async fn run_with(
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let sent: Result<(), WriterError> = async {
+        // A refusal (two exchanges' instruments on one key) stops the run,
+        // but not at once: what was routed before it is written, and the
+        // rejections already read are dead-lettered, the chunks already in
+        // the channel included (which is closed, so no more come).
+        let mut refused: Option<WriterError> = None;
         loop {
             tokio::select! {
                 chunk = rx.recv() => {
                     let Some(events) = chunk else { break };
-                    dispatcher.check_owners(&events, &pools).await?;
+                    if refused.is_none() {
+                        dispatcher.check_owners(&events, &pools).await?;
+                    }
                     for event in events {
                         let lane = match event {
                             Event::Rejected(r) => {
                                 Some(dispatcher.route_rejected(r, &pools, system_db).await?)
                             }
-                            event => dispatcher.route(event)?,
+                            // Read, not written: the summary counts it so.
+                            _ if refused.is_some() => None,
+                            event => match dispatcher.route(event) {
+                                Ok(lane) => lane,
+                                Err(e @ WriterError::VenueCollision(_)) => {
+                                    tracing::error!(error = %e, "refused: the run stops once what was read before is written");
+                                    refused = Some(e);
+                                    rx.close();
+                                    None
+                                }
+                                Err(e) => return Err(e),
+                            },
                         };
                         if let Some(lane) = lane {
                             if dispatcher.pending[lane].len() >= batch_size {
@@ -1377,7 +1407,8 @@ pub async fn run_with(
             }
         }
         // Input ended: flush what is left.
-        flush_all(&mut dispatcher.pending, &senders).await
+        flush_all(&mut dispatcher.pending, &senders).await?;
+        refused.map_or(Ok(()), Err)
     }
     .await;
     drop(senders);

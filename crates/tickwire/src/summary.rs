@@ -178,6 +178,19 @@ impl RunSummary {
         )
     }
 
+    /// Of a run a failed stage stopped: rejections read that reached no
+    /// dead-letter stream (written, already there or refused). 0 for a run
+    /// that was not stopped by a failure.
+    pub fn rejected_not_dead_lettered(&self) -> u64 {
+        if self.stopped_by.is_none() {
+            return 0;
+        }
+        let w = &self.writer;
+        self.ingest
+            .rejected
+            .saturating_sub(w.deadlettered + w.deadletter_duplicates + w.deadletters_failed)
+    }
+
     /// Frames the live feeds dropped (their backlog full): read, never written.
     pub fn frames_dropped(&self) -> u64 {
         self.feeds.iter().map(|f| f.dropped).sum()
@@ -212,6 +225,13 @@ impl RunSummary {
             out.push(format!(
                 "up to {} ticks read not written (the run stopped before they landed)",
                 thousands(unwritten)
+            ));
+        }
+        let undead = self.rejected_not_dead_lettered();
+        if undead > 0 {
+            out.push(format!(
+                "up to {} rejected lines or frames not dead-lettered (the run stopped before they landed)",
+                thousands(undead)
             ));
         }
         if w.redis_restarts_lost > 0 && self.mode == "replay" {
