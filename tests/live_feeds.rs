@@ -704,6 +704,13 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
             closed_at - end
         );
     }
+    // ETH's closed bar is no longer its forming bar: the hash went with the
+    // close (the same batch), within the grace and a second of the minute.
+    eventually(1, "ETH's forming hash gone after its close", || async {
+        hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty()
+    })
+    .await;
+    assert!(wall_ms() <= end + grace + 1_000);
     let bars = xrange(&db4, "bars:1m:ETHUSDT").await;
     assert_eq!(bars[0].0, format!("{}-0", end - 60_000));
     assert_eq!(
@@ -799,4 +806,12 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
         ),
         ("2", "0.75", "2301")
     );
+    // The closed bar is not left as the forming one, and a third run (a
+    // restart across the close) brings nothing back.
+    assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
+    let run = Running::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
+    tokio::time::sleep(ms(1_500)).await;
+    run.finish().await;
+    assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
+    assert_eq!(xlen(&db4, "bars:1m:ETHUSDT").await, 1);
 }

@@ -52,6 +52,17 @@ pub struct BarUpdate {
     pub closed: bool,
 }
 
+/// No bar of one instrument and interval is forming any more: the last one
+/// closed (and went on as closed) and no trade of a later interval has come
+/// since. Its forming hash is deleted, so that no consumer reads a closed
+/// bar as the forming one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormingGone {
+    pub instrument: Arc<Instrument>,
+    /// The interval's label, as in the key (`1m`, `5m`).
+    pub interval: Arc<str>,
+}
+
 /// A new value of an indicator of one instrument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndicatorUpdate {

@@ -1,7 +1,8 @@
 //! What the parse stage hands to the writer.
 
 use crate::bar::{
-    BarUpdate, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, StateCheckpoint, VolumeUpdate,
+    BarUpdate, FormingGone, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, StateCheckpoint,
+    VolumeUpdate,
 };
 use crate::num::Dec;
 use crate::tick::{Instrument, Tick};
@@ -21,6 +22,9 @@ pub enum Event {
     Rejected(Rejected),
     /// A closed or forming bar (from the state stage).
     Bar(BarUpdate),
+    /// An interval's forming bar closed and none formed since (from the
+    /// state stage): its forming hash goes.
+    FormingGone(FormingGone),
     /// A new indicator value (from the state stage's inline engine).
     Indicator(IndicatorUpdate),
     /// A trade for the Lua engine's VWAP (from the state stage, Lua engine).

@@ -19,8 +19,8 @@ pub mod tick;
 pub mod venues;
 
 pub use bar::{
-    Bar, BarUpdate, Day, IndicatorSet, IndicatorUpdate, Quote, SessionTrade, StateCheckpoint,
-    VolumeUpdate,
+    Bar, BarUpdate, Day, FormingGone, IndicatorSet, IndicatorUpdate, Quote, SessionTrade,
+    StateCheckpoint, VolumeUpdate,
 };
 pub use config::{Config, ConfigError, Db, FieldError};
 pub use event::{Depth, DepthLevel, Event, FeedEvent, FeedStatus, Rejected};

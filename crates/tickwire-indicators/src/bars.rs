@@ -29,6 +29,15 @@ impl Interval {
     }
 }
 
+/// What an interval's forming hash is to say ([`BarBuilder::hand_on`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Forming {
+    /// This bar is forming.
+    Bar(Bar),
+    /// None is: the last one closed, and no trade of a later interval came.
+    Gone,
+}
+
 /// Builds the bars of one instrument and interval. Bars with no trades are
 /// never invented; a closed bar is never reopened: a trade stamped before
 /// the forming bar's open (a clock step back), or in a bar already closed,
@@ -40,6 +49,10 @@ pub struct BarBuilder {
     /// The end of the interval of the last bar closed (`i64::MIN`: none):
     /// no later trade opens a bar before it.
     closed_until: i64,
+    /// Whether the forming hash may hold a bar: one was handed on as
+    /// forming (or a checkpoint was restored) and no news that none is
+    /// forming went out since ([`BarBuilder::hand_on`]).
+    shown: bool,
 }
 
 impl BarBuilder {
@@ -48,6 +61,7 @@ impl BarBuilder {
             interval,
             forming: None,
             closed_until: i64::MIN,
+            shown: false,
         }
     }
 
@@ -92,10 +106,13 @@ impl BarBuilder {
     }
 
     /// Continues from a bar that was forming when a checkpoint was taken,
-    /// and the end of the last one closed.
+    /// and the end of the last one closed. The forming hash is taken to
+    /// hold a bar (the checkpoint's, or one an older build left there after
+    /// it closed), so that the next hand-on clears it if none is forming.
     pub fn resume(&mut self, forming: Option<Bar>, closed_until: i64) {
         self.forming = forming;
         self.closed_until = closed_until;
+        self.shown = true;
     }
 
     /// Closes the forming bar (its time is up, or the input ended).
@@ -105,6 +122,29 @@ impl BarBuilder {
             self.closed_until = c.open_ms.saturating_add(self.interval.ms);
         }
         closed
+    }
+
+    /// What the forming hash is to say now: the forming bar, or (once)
+    /// that none is forming since the last one closed; `None` when nothing
+    /// is to be said.
+    pub fn hand_on(&mut self) -> Option<Forming> {
+        match (self.forming, self.shown) {
+            (Some(bar), _) => {
+                self.shown = true;
+                Some(Forming::Bar(bar))
+            }
+            (None, true) => {
+                self.shown = false;
+                Some(Forming::Gone)
+            }
+            (None, false) => None,
+        }
+    }
+
+    /// Whether a hand-on would say something though no trade came: the
+    /// forming bar closed after it was handed on.
+    pub fn gone(&self) -> bool {
+        self.shown && self.forming.is_none()
     }
 }
 

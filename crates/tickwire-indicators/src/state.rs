@@ -13,14 +13,15 @@ use std::sync::Arc;
 use ta::Next;
 use tickwire_core::config::{Config, Engine};
 use tickwire_core::{
-    Bar, BarUpdate, ByAddress, Dec, Event, IndicatorUpdate, Instrument, SessionTrade, StreamIdSeq,
-    Tick,
+    Bar, BarUpdate, ByAddress, Dec, Event, FormingGone, IndicatorUpdate, Instrument, SessionTrade,
+    StreamIdSeq, Tick,
 };
 
 use tickwire_core::config::Db;
 use tickwire_core::session::{Calendar, SessionClock};
 use tickwire_core::VolumeUpdate;
 
+use crate::bars::Forming;
 use crate::{Atr, BarBuilder, Interval, Macd, Rsi, Vwap};
 use tickwire_core::{Day, IndicatorSet};
 
@@ -112,6 +113,10 @@ struct InstrumentState {
     seq: StreamIdSeq,
     last_ts_ms: i64,
     dirty: bool,
+    /// A forming bar of it closed after it was handed on (by the clock, a
+    /// phase's end or the input's): its hash is cleared at the next hand-on
+    /// unless a trade opened the next bar by then.
+    gone: bool,
     /// Changed since its checkpoint was last handed on.
     unsaved: bool,
     /// The length of its last checkpoint's JSON: the next one is written
@@ -363,6 +368,7 @@ impl StateStage {
             seq: StreamIdSeq::default(),
             last_ts_ms: 0,
             dirty: false,
+            gone: false,
             unsaved: false,
             checkpoint_len: 0,
             resume: None,
@@ -439,6 +445,9 @@ impl StateStage {
         if c.extended.len() == s.extended.len() {
             s.extended = c.extended;
         }
+        // An interval with nothing forming: its hash may still hold a bar an
+        // older build left there after it closed; the next hand-on clears it.
+        s.gone = s.bars.iter().any(BarBuilder::gone);
         self.watch(i);
         true
     }
@@ -476,6 +485,7 @@ impl StateStage {
         }
         if closed {
             s.unsaved = true;
+            s.gone = s.bars.iter().any(BarBuilder::gone);
         }
         self.watch(i);
     }
@@ -682,21 +692,35 @@ impl StateStage {
         let most: usize = self
             .states
             .iter()
-            .filter(|s| s.dirty)
+            .filter(|s| s.dirty || s.gone)
             .map(|s| s.bars.len() + 3)
             .sum();
         out.reserve(most);
-        for s in self.states.iter_mut().filter(|s| s.dirty) {
-            s.dirty = false;
-            for b in &s.bars {
-                if let Some(bar) = b.forming() {
-                    out.push(Event::Bar(BarUpdate {
+        for s in self.states.iter_mut().filter(|s| s.dirty || s.gone) {
+            let dirty = std::mem::replace(&mut s.dirty, false);
+            s.gone = false;
+            for b in &mut s.bars {
+                // No trade since the last hand-on: only a bar that closed
+                // since has news (its hash goes).
+                if !dirty && !b.gone() {
+                    continue;
+                }
+                match b.hand_on() {
+                    Some(Forming::Bar(bar)) => out.push(Event::Bar(BarUpdate {
                         instrument: Arc::clone(&s.instrument),
                         interval: Arc::clone(&b.interval().label),
-                        bar: *bar,
+                        bar,
                         closed: false,
-                    }));
+                    })),
+                    Some(Forming::Gone) => out.push(Event::FormingGone(FormingGone {
+                        instrument: Arc::clone(&s.instrument),
+                        interval: Arc::clone(&b.interval().label),
+                    })),
+                    None => {}
                 }
+            }
+            if !dirty {
+                continue;
             }
             for v in [&s.bucket, &s.session_volume].into_iter().flatten() {
                 out.push(Event::Volume(v.clone()));
@@ -718,7 +742,6 @@ impl StateStage {
     /// forming bar stays forming (in its hash and the checkpoint) unless
     /// `close_at_end` says to close it.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
-        self.emit_forming(out);
         if self.cfg.close_at_end {
             let cfg = &self.cfg;
             for s in &mut self.states {
@@ -726,10 +749,14 @@ impl StateStage {
                     if let Some(closed) = s.bars[k].close() {
                         s.on_close(k, closed, cfg, out);
                         s.unsaved = true;
+                        s.gone = true;
                     }
                 }
             }
         }
+        // After the closes: a bar closed at the end leaves no forming hash
+        // (one never handed on as forming is not written as forming first).
+        self.emit_forming(out);
         self.emit_checkpoints(out);
     }
 }
@@ -1157,6 +1184,85 @@ mod tests {
         assert_eq!(wake, Some(received + 59_000 + 500));
         s.close_due(received + 59_500, &mut out);
         assert_eq!(closed_bars(&out), [("BTC-USDT".into(), "1m".into(), t0, 1)]);
+    }
+
+    /// The forming-hash news of `out`: (interval, bar open) of a forming
+    /// bar, or (interval, None) when none is forming.
+    fn forming_news(out: &[Event]) -> Vec<(String, Option<i64>)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Bar(b) if !b.closed => Some((b.interval.to_string(), Some(b.bar.open_ms))),
+                Event::FormingGone(g) => Some((g.interval.to_string(), None)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_closed_bar_leaves_no_forming_bar_behind_unless_the_next_one_formed() {
+        let inst = Arc::new(Instrument::new("BINANCE", "BTCUSDT"));
+        let cfg = |close_at_end| StateConfig {
+            close_grace_ms: 500,
+            close_at_end,
+            intervals: vec![
+                Interval::parse("1m").unwrap(),
+                Interval::parse("5m").unwrap(),
+            ],
+            ..StateConfig::default()
+        };
+        let t0 = 1_704_067_200_000; // 00:00 UTC
+        let mut s = StateStage::new(cfg(false));
+        let mut out = Vec::new();
+        s.process(tick(&inst, t0 + 20_000, 100.0, 1.0), &mut out);
+        s.emit_dirty(&mut out);
+        let one = Some(t0);
+        assert_eq!(forming_news(&out), [("1m".into(), one), ("5m".into(), one)]);
+        // A trade of the next minute closes the first and forms the next:
+        // the forming hash gets the new bar, no news of none in between.
+        out.clear();
+        s.process(tick(&inst, t0 + 61_000, 101.0, 1.0), &mut out);
+        s.emit_dirty(&mut out);
+        assert_eq!(
+            forming_news(&out),
+            [("1m".into(), Some(t0 + 60_000)), ("5m".into(), one)]
+        );
+        // The clock closes the quiet minute: its hash goes, the 5m's stays.
+        out.clear();
+        s.close_due(t0 + 120_500, &mut out);
+        s.emit_dirty(&mut out);
+        assert_eq!(closed_bars(&out).len(), 1);
+        assert_eq!(forming_news(&out), [("1m".into(), None)]);
+        // Said once: nothing more to say until a trade comes.
+        out.clear();
+        s.emit_dirty(&mut out);
+        assert!(forming_news(&out).is_empty());
+        // The checkpoint agrees: nothing forming of 1m.
+        let cp = s.checkpoint(&inst).unwrap();
+        assert_eq!(cp.bars[0].1, None);
+        assert!(cp.bars[1].1.is_some());
+        // A restart from it says (again) that none is forming, so a hash an
+        // older build left holding the closed bar goes too.
+        let mut again = StateStage::new(cfg(true));
+        let json = serde_json::to_string(&cp).unwrap();
+        assert!(again.restore(&inst, serde_json::from_str(&json).unwrap()));
+        out.clear();
+        again.emit_dirty(&mut out);
+        assert_eq!(forming_news(&out), [("1m".into(), None)]);
+        // At the end of a backtest every bar closes: none left forming (the
+        // new minute's was never handed on as forming, the 5m's was).
+        out.clear();
+        again.process(tick(&inst, t0 + 130_000, 102.0, 1.0), &mut out);
+        again.finish(&mut out);
+        assert_eq!(closed_bars(&out).len(), 2);
+        assert_eq!(forming_news(&out), [("5m".into(), None)]);
+        // A bar opened and closed before any hand-on was never shown as
+        // forming: nothing to take back.
+        let mut fresh = StateStage::new(cfg(true));
+        out.clear();
+        fresh.process(tick(&inst, t0, 100.0, 1.0), &mut out);
+        fresh.finish(&mut out);
+        assert_eq!(closed_bars(&out).len(), 2);
+        assert!(forming_news(&out).is_empty());
     }
 
     #[test]

@@ -46,10 +46,11 @@ pub(crate) struct RejectWrite {
     pub rejected: Rejected,
 }
 
-/// A closed bar (to its stream) or a forming one (to the hash beside it).
+/// A closed bar (to its stream) or a forming one (to the hash beside it),
+/// or (`None`) the news that none is forming: the hash goes.
 pub(crate) struct BarWrite {
     pub key: Key,
-    pub update: BarUpdate,
+    pub update: Option<BarUpdate>,
 }
 
 /// An indicator value, to `indicator:{name}:{symbol}`.
@@ -354,6 +355,9 @@ enum Kind {
     Lua,
     Alert,
     Expire,
+    /// A forming-bar hash deleted: its TTL is forgotten once applied, so
+    /// the hash made again by the next bar gets its EXPIRE.
+    Delete,
     /// A SET ... EX: the key is counted by its reply (it sets its own TTL).
     SetEx,
     /// A volume index write (ZADD, SADD), remembered by this hash of its key
@@ -375,6 +379,12 @@ enum Call {
     Expire {
         key: Key,
         secs: i64,
+    },
+    /// The key goes: `EXPIRE key 0`, which Redis documents as deleting it
+    /// (replicated as a DEL), so the ACL line that lets tickwire write its
+    /// keys needs nothing more.
+    Del {
+        key: Key,
     },
     Evalsha {
         sha: Str,
@@ -1223,35 +1233,50 @@ fn plan_bars_and_indicators(
     let mut latest: HashMap<&Key, usize> = HashMap::new();
     let mut order: Vec<&Key> = Vec::new();
     for (i, w) in batch.bars.iter().enumerate() {
-        if !keys.contains(&&w.key) {
-            keys.push(&w.key);
-        }
-        if w.update.closed {
-            let b = &w.update.bar;
-            cmds.push(Cmd {
-                db: s.ticks_db,
-                kind: Kind::Bar,
-                call: Call::Xadd {
-                    key: w.key.clone(),
-                    id: Str::from(format!("{}-0", b.open_ms)),
-                    cap: s.maxlen,
-                    fields: bar_fields(buf, b),
-                },
-            });
-        } else if latest.insert(&w.key, i).is_none() {
-            order.push(&w.key);
+        match &w.update {
+            Some(u) if u.closed => {
+                if !keys.contains(&&w.key) {
+                    keys.push(&w.key);
+                }
+                let b = &u.bar;
+                cmds.push(Cmd {
+                    db: s.ticks_db,
+                    kind: Kind::Bar,
+                    call: Call::Xadd {
+                        key: w.key.clone(),
+                        id: Str::from(format!("{}-0", b.open_ms)),
+                        cap: s.maxlen,
+                        fields: bar_fields(buf, b),
+                    },
+                });
+            }
+            // The forming hash says what the batch's last news of it says.
+            _ => {
+                if latest.insert(&w.key, i).is_none() {
+                    order.push(&w.key);
+                }
+            }
         }
     }
     for key in order {
-        let b = &batch.bars[latest[key]].update.bar;
-        cmds.push(Cmd {
-            db: s.ticks_db,
-            kind: Kind::Hash,
-            call: Call::Hset {
-                key: key.clone(),
-                fields: bar_fields(buf, b),
-            },
-        });
+        match &batch.bars[latest[key]].update {
+            Some(u) => {
+                keys.push(key);
+                cmds.push(Cmd {
+                    db: s.ticks_db,
+                    kind: Kind::Hash,
+                    call: Call::Hset {
+                        key: key.clone(),
+                        fields: bar_fields(buf, &u.bar),
+                    },
+                });
+            }
+            None => cmds.push(Cmd {
+                db: s.ticks_db,
+                kind: Kind::Delete,
+                call: Call::Del { key: key.clone() },
+            }),
+        }
     }
     let mut latest: HashMap<&Key, usize> = HashMap::new();
     let mut order: Vec<&Key> = Vec::new();
@@ -1489,6 +1514,7 @@ fn command_name(call: &Call) -> &'static str {
         Call::Xadd { .. } => "XADD",
         Call::Hset { .. } => "HSET",
         Call::Expire { .. } => "EXPIRE",
+        Call::Del { .. } => "EXPIRE",
         Call::Evalsha { .. } => "EVALSHA",
         Call::SetEx { .. } => "SET",
         Call::Custom { cmd, .. } => cmd,
@@ -1549,6 +1575,7 @@ fn call_slot(call: &Call) -> Option<u16> {
         Call::Xadd { key, .. }
         | Call::Hset { key, .. }
         | Call::Expire { key, .. }
+        | Call::Del { key }
         | Call::SetEx { key, .. } => key.as_bytes(),
         Call::Evalsha { keys, .. } => keys.first()?.as_bytes(),
         Call::Custom { args, .. } => match args.first()? {
@@ -1589,6 +1616,7 @@ async fn queue(p: &Pipeline<Client>, call: Call) -> Result<(), Error> {
         }
         Call::Hset { key, fields } => p.hset::<(), _, _>(key, fields).await,
         Call::Expire { key, secs } => p.expire::<(), _>(key, secs, None).await,
+        Call::Del { key } => p.expire::<(), _>(key, 0, None).await,
         Call::Evalsha { sha, keys, args } => {
             // fred 10.1's Pipeline has no LuaInterface: EVALSHA as a custom
             // command. In a cluster it goes to its first key's slot, named
@@ -1874,7 +1902,7 @@ async fn write_batch(
     let meta: Vec<(u8, Kind, Option<Key>)> = cmds
         .iter()
         .map(|c| match &c.call {
-            Call::Expire { key, .. } => (c.db, c.kind, Some(key.clone())),
+            Call::Expire { key, .. } | Call::Del { key } => (c.db, c.kind, Some(key.clone())),
             Call::Evalsha { keys, .. } if matches!(c.kind, Kind::Alert | Kind::Profile) => {
                 (c.db, c.kind, keys.first().cloned())
             }
@@ -1997,6 +2025,11 @@ async fn write_batch(
                     if steady {
                         state.memo.ttl_was_set(db_no, key.as_bytes());
                     }
+                }
+            }
+            (Kind::Delete, Outcome::Applied | Outcome::Absent) => {
+                if let Some(key) = key {
+                    state.memo.ttl_forget(db_no, key.as_bytes());
                 }
             }
             (Kind::SetEx, Outcome::Applied) => {

@@ -924,27 +924,15 @@ impl Dispatcher {
                 self.skipped += 1;
                 None
             }
+            Event::FormingGone(gone) => {
+                let (_, forming) = self.bar_keys_of(&gone.instrument, &gone.interval);
+                let key = forming.clone();
+                let lane = lane_of(&gone.instrument.symbol, self.lanes);
+                self.pending[lane].bars.push(BarWrite { key, update: None });
+                Some(lane)
+            }
             Event::Bar(update) => {
-                let id = (
-                    ByAddress(Arc::clone(&update.instrument)),
-                    Arc::clone(&update.interval),
-                );
-                let (stream, forming) = match self.bar_keys.get(&id) {
-                    Some(k) => k,
-                    None => {
-                        let render = |t: &tickwire_core::KeyTemplate| {
-                            Key::from(t.render(self.keys.prefix_of(Db::ContinuousMarket), |n| {
-                                instrument_value(&update.instrument, n)
-                                    .or((n == "interval").then_some(&*update.interval))
-                            }))
-                        };
-                        let keys = (
-                            render(&self.keys.bar_stream),
-                            render(&self.keys.bar_forming),
-                        );
-                        self.bar_keys.entry(id).or_insert(keys)
-                    }
-                };
+                let (stream, forming) = self.bar_keys_of(&update.instrument, &update.interval);
                 let key = if update.closed {
                     stream.clone()
                 } else {
@@ -960,7 +948,10 @@ impl Dispatcher {
                         bar: update.bar,
                     });
                 }
-                self.pending[lane].bars.push(BarWrite { key, update });
+                self.pending[lane].bars.push(BarWrite {
+                    key,
+                    update: Some(update),
+                });
                 Some(lane)
             }
             Event::Indicator(update) => {
@@ -1177,6 +1168,20 @@ impl Dispatcher {
             rejected,
         });
         Ok(lane)
+    }
+
+    /// The keys of `inst`'s bar stream and forming-bar hash of `interval`.
+    fn bar_keys_of(&mut self, inst: &Arc<Instrument>, interval: &Arc<str>) -> &(Key, Key) {
+        let id = (ByAddress(Arc::clone(inst)), Arc::clone(interval));
+        let (keys, prefix) = (&self.keys, self.keys.prefix_of(Db::ContinuousMarket));
+        self.bar_keys.entry(id).or_insert_with(|| {
+            let render = |t: &tickwire_core::KeyTemplate| {
+                Key::from(t.render(prefix, |n| {
+                    instrument_value(inst, n).or((n == "interval").then_some(&**interval))
+                }))
+            };
+            (render(&keys.bar_stream), render(&keys.bar_forming))
+        })
     }
 
     fn lua_keys_of(&mut self, inst: &Arc<Instrument>) -> LuaKeys {

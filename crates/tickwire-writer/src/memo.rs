@@ -84,6 +84,11 @@ impl<V: Copy> Generations<V> {
         self.current.insert(k, v);
     }
 
+    fn remove(&mut self, k: u128) {
+        self.current.remove(&k);
+        self.previous.remove(&k);
+    }
+
     fn clear(&mut self) {
         self.current.clear();
         self.previous.clear();
@@ -156,6 +161,12 @@ impl Memo {
     /// An EXPIRE of `key` answered 1 in this batch.
     pub(crate) fn ttl_was_set(&mut self, db: u8, key: &[u8]) {
         self.ttl_set.insert(hash128(db, &[key]), self.now);
+    }
+
+    /// `key` was deleted: the next write that makes it again is due its
+    /// EXPIRE.
+    pub(crate) fn ttl_forget(&mut self, db: u8, key: &[u8]) {
+        self.ttl_set.remove(hash128(db, &[key]));
     }
 
     /// Whether `member` of index `key` is to be written (not yet done).

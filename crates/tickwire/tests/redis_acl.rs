@@ -87,8 +87,9 @@ fn users_with_exactly_the_documented_lines_replay_check_health_and_average_basel
     refusals(&server);
 
     set_user(&server, "tw", REPLAY_INLINE);
+    // --close-at-end: the forming hashes of the closed bars go (EXPIRE 0).
     let (out, stdout, stderr) = run(as_user("tw", &server)
-        .args(["replay", "--max"])
+        .args(["replay", "--max", "--close-at-end"])
         .arg(sample()));
     assert!(out.status.success(), "{stderr}");
     assert_eq!(summary_value(&stdout, "ticks written"), 2400);
@@ -137,7 +138,7 @@ fn the_lua_engine_and_a_publishing_profile_need_only_their_documented_extras() {
     let (out, stdout, stderr) = run(as_user("twl", &server)
         .arg("--config")
         .arg(&lua)
-        .args(["replay", "--max"])
+        .args(["replay", "--max", "--close-at-end"])
         .arg(sample()));
     assert!(out.status.success(), "{stderr}");
     assert_eq!(summary_value(&stdout, "ticks written"), 2400);
