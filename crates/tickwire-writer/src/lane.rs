@@ -2030,6 +2030,10 @@ async fn write_batch(
             (Kind::Delete, Outcome::Applied | Outcome::Absent) => {
                 if let Some(key) = key {
                     state.memo.ttl_forget(db_no, key.as_bytes());
+                    db.forget_key(key.as_bytes());
+                }
+                if *outcome == Outcome::Applied {
+                    stats.forming_cleared += 1;
                 }
             }
             (Kind::SetEx, Outcome::Applied) => {

@@ -56,6 +56,8 @@ pub struct WriterStats {
     pub bar_duplicates: u64,
     /// Indicator hash writes (one per key per batch, the latest value).
     pub indicator_writes: u64,
+    /// Forming-bar hashes deleted: their bar closed and no next one formed.
+    pub forming_cleared: u64,
     /// EVALSHA calls of the Lua engine that ran.
     pub lua_calls: u64,
     /// Volume-surge alert calls (the script appends only a bucket's first).
@@ -94,6 +96,14 @@ impl DbStats {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
         self.note_hash(h.finish());
+    }
+
+    /// `key` is no longer held (it was deleted): not counted, unless
+    /// written again.
+    pub fn forget_key(&mut self, key: &[u8]) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.keys.remove(&h.finish());
     }
 
     fn note_hash(&mut self, hash: u64) {
@@ -144,6 +154,7 @@ impl WriterStats {
         self.bars_written += other.bars_written;
         self.bar_duplicates += other.bar_duplicates;
         self.indicator_writes += other.indicator_writes;
+        self.forming_cleared += other.forming_cleared;
         self.lua_calls += other.lua_calls;
         self.alert_calls += other.alert_calls;
         self.script_reloads += other.script_reloads;
