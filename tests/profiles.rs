@@ -414,3 +414,64 @@ fields = ["price=ltp", "size=qty", "t=ts"]
     let t = ttl(&db1, "md:NSE:SBIN").await;
     assert!((590..=600).contains(&t), "{t}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_engines_write_the_profiles_byte_for_byte_alike() {
+    // The profiles take the session VWAP (dhanscalper's `atp`) and the
+    // indicator set from the state stage, whichever engine writes the
+    // default layout's indicator hashes.
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = session_file(dir.path());
+    let names = ["default", "dhanscalper", "trading-system"];
+    let inline = redis();
+    replay(
+        &with_profiles(config(&inline, ""), &names),
+        std::slice::from_ref(&file),
+    )
+    .await;
+    let lua = redis();
+    replay(
+        &with_profiles(config(&lua, "[indicators]\nengine = \"lua\"\n"), &names),
+        std::slice::from_ref(&file),
+    )
+    .await;
+    let tick = hgetall(
+        &lua.client(0).await.unwrap(),
+        "dhan_scalper:v1:ticks:NSE_EQ:2885",
+    )
+    .await;
+    assert!(
+        tick.contains_key("atp"),
+        "the Lua engine's ticks carry the VWAP: {tick:?}"
+    );
+    // The Lua engine's own state, the checkpoints (whose indicator state
+    // the Lua engine keeps in Redis) and the heartbeats aside.
+    let compared = |snap: Vec<(u8, String, String)>| -> Vec<(u8, String, String)> {
+        snap.into_iter()
+            .filter(|(_, k, _)| {
+                !k.starts_with("indicator:state:")
+                    && !k.starts_with("tickwire:checkpoint:")
+                    && !k.ends_with(":hb")
+            })
+            .collect()
+    };
+    let dbs = [0u8, 2, 4];
+    let (a, b) = (
+        compared(snapshot(&inline, &dbs).await),
+        compared(snapshot(&lua, &dbs).await),
+    );
+    let names = |s: &[(u8, String, String)]| -> Vec<(u8, String)> {
+        s.iter().map(|(db, k, _)| (*db, k.clone())).collect()
+    };
+    assert_eq!(names(&a), names(&b));
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "db {} {}: inline {:.300} lua {:.300}",
+            x.0,
+            x.1,
+            x.2,
+            y.2
+        );
+    }
+}

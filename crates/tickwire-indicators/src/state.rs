@@ -620,13 +620,15 @@ impl StateStage {
             s.phase_end_ms = phase_end_ms(&mut s.clock, ts);
         }
         let local = s.clock.at(ts);
-        if inline {
-            s.vwap
-                .update(local.date, tick.price.to_f64(), tick.qty.to_f64());
-            if tick.atp.is_none() {
-                tick.atp = s.vwap.value();
-            }
-        } else {
+        // Kept in both engines: a tick without the venue's average price
+        // carries the session VWAP (a key profile's `atp`), the same value
+        // whichever engine writes the indicator hash.
+        s.vwap
+            .update(local.date, tick.price.to_f64(), tick.qty.to_f64());
+        if tick.atp.is_none() {
+            tick.atp = s.vwap.value();
+        }
+        if !inline {
             let session = Arc::clone(&local.session);
             let (ts_ms, seq) = tick.stream_id.unwrap_or_else(|| s.seq.next(ts));
             out.push(Event::SessionTrade(SessionTrade {

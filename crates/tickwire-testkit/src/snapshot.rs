@@ -8,8 +8,8 @@ use futures_util::StreamExt;
 use crate::RedisServer;
 
 /// Every key of `dbs` (in that order) with its content: hashes, sets and
-/// sorted sets sorted, streams with their IDs and sorted fields, strings as
-/// they are. The heartbeat is left out: it says when the process last beat,
+/// sorted sets sorted, streams with their IDs and sorted fields, strings and
+/// lists as they are. The heartbeat is left out: it says when the process last beat,
 /// not what it wrote.
 pub async fn snapshot(server: &RedisServer, dbs: &[u8]) -> Vec<(u8, String, String)> {
     let mut out = Vec::new();
@@ -83,6 +83,10 @@ async fn read(c: &Client, k: &str) -> Result<String, fred::error::Error> {
             let mut m: Vec<String> = c.smembers(k).await?;
             m.sort();
             format!("{m:?}")
+        }
+        "list" => {
+            let l: Vec<String> = c.lrange(k, 0, -1).await?;
+            format!("{l:?}")
         }
         _ => {
             let e: Vec<(String, HashMap<String, String>)> = c.xrange(k, "-", "+", None).await?;
