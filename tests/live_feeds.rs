@@ -815,3 +815,157 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
     assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
     assert_eq!(xlen(&db4, "bars:1m:ETHUSDT").await, 1);
 }
+
+/// Every key of DBs 2 to 5 with its content, the feed status keys aside.
+async fn outputs(redis: &tickwire_testkit::RedisServer) -> Vec<(u8, String, String)> {
+    snapshot(redis, &[2, 3, 4, 5])
+        .await
+        .into_iter()
+        .filter(|(_, k, _)| !k.starts_with("feed:"))
+        .collect()
+}
+
+/// `name` from the environment, else `default` (benches/stall_bars.sh runs
+/// the stall test at full size through these).
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_whose_redis_stalls_across_a_minute_closes_every_bar_as_its_recording_does() {
+    use tickwire_testkit::ws_server::Flood;
+    const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
+    // The suite's size; benches/stall_bars.sh runs 5,000 frames/s and 15 s.
+    let rate = env_or("TICKWIRE_STALL_RATE", 2_000) as u32;
+    let stall_ms = env_or("TICKWIRE_STALL_S", 4) * 1_000;
+    for engine in ["inline", "lua"] {
+        // The venue's clock runs behind the wall clock so that one of its
+        // minutes ends 3 s into the flood; Redis stops taking writes 1.5 s
+        // before that, for 4 s: the minute's last trades are received in
+        // time and wait (in the parser's channel, the feed's backlog) behind
+        // the stalled writer while the wall clock passes the minute's end
+        // and its grace.
+        let start = wall_ms() + 300;
+        let boundary_at = start + 3_000;
+        let boundary = boundary_at - boundary_at.rem_euclid(60_000);
+        let behind = Duration::from_millis((boundary_at - boundary).unsigned_abs());
+        let total = rate as usize * (5 + stall_ms as usize / 1_000);
+        let (venue, flood) = WsServer::flood(Flood {
+            symbols: SYMBOLS.map(String::from).to_vec(),
+            rate,
+            total,
+            every: ms(2),
+            behind,
+        })
+        .await
+        .unwrap();
+        let redis = redis();
+        let toml = format!(
+            "{LIVE}[bars]\nclose_grace_ms = 200\n[indicators]\nengine = \"{engine}\"\n\
+             [writer]\nbatch_size = 100\nchannel_capacity = 2\n{}",
+            feed_toml(
+                "bn",
+                "binance",
+                &venue.url("/stream"),
+                r#"["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]"#,
+                r#"["trade"]"#
+            )
+        );
+        let config = config(&redis, &toml);
+        let dir = tempfile::tempdir().unwrap();
+        let run = Running::start(&config, Some(dir.path().to_path_buf()));
+        let admin = redis.client(0).await.unwrap();
+        let pause_at = boundary_at - 1_500;
+        tokio::time::sleep(ms((pause_at - wall_ms()).max(0).unsigned_abs())).await;
+        let _: Value = admin
+            .custom(
+                fred::cmd!("CLIENT"),
+                vec!["PAUSE".to_string(), stall_ms.to_string(), "WRITE".into()],
+            )
+            .await
+            .unwrap();
+        let db4 = redis.client(4).await.unwrap();
+        // How long after the last frame was sent every trade was in Redis.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40 + 3 * stall_ms / 1_000);
+        let mut sent_all = None;
+        while ticks_in(&db4, &SYMBOLS).await < total as u64 {
+            if sent_all.is_none() && flood.sent.load(Ordering::Relaxed) >= total {
+                sent_all = Some(tokio::time::Instant::now());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{engine}: not every trade landed"
+            );
+            tokio::time::sleep(ms(20)).await;
+        }
+        let caught_up = sent_all.map_or(Duration::ZERO, |t| t.elapsed());
+        let live = run.finish().await;
+        assert_eq!(live.writer.ticks_written, total as u64, "{engine}");
+        let recorded = live.record.clone().expect("the run recorded");
+        let from_live = outputs(&redis).await;
+        // Every symbol's minute closed, the next one forming.
+        for s in SYMBOLS {
+            let bars = xrange(&db4, &format!("bars:1m:{s}")).await;
+            assert_eq!(
+                bars.last().map(|b| b.0.clone()),
+                Some(format!("{}-0", boundary - 60_000)),
+                "{engine} {s}"
+            );
+            let forming = hgetall(&db4, &format!("bars:1m:{s}:forming")).await;
+            assert_eq!(
+                forming.get("ts"),
+                Some(&boundary.to_string()),
+                "{engine} {s}"
+            );
+        }
+
+        let _: () = admin.flushall(false).await.unwrap();
+        let replayed = replay_open(&config, &recorded.files).await;
+        assert_eq!(replayed.ingest.ticks, total as u64);
+        let from_replay = outputs(&redis).await;
+        let names = |s: &[(u8, String, String)]| -> Vec<(u8, String)> {
+            s.iter().map(|(db, k, _)| (*db, k.clone())).collect()
+        };
+        assert_eq!(names(&from_live), names(&from_replay), "{engine}");
+        for (a, b) in from_live.iter().zip(&from_replay) {
+            assert_eq!(
+                a, b,
+                "{engine}: db {} key {} differs from the replay",
+                a.0, a.1
+            );
+        }
+        let mut in_minute = Vec::new();
+        for s in SYMBOLS {
+            let bars = xrange(&db4, &format!("bars:1m:{s}")).await;
+            in_minute.push(
+                bars.last()
+                    .map(|b| field(b, "n").to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        let feed = &live.feeds[0];
+        println!(
+            "stall figures ({engine}): {rate} frames/s, Redis paused {} s across the minute; \
+             trades in the closed minute per symbol {in_minute:?}, equal to the replay's; \
+             frames behind the parser at most {} (backpressure {}, spooled {}); every trade \
+             in Redis {:.1} s after the last was sent",
+            stall_ms / 1_000,
+            feed.max_backlog,
+            feed.backpressure,
+            feed.spooled,
+            caught_up.as_secs_f64()
+        );
+    }
+}
+
+/// Entries of the tick streams of `symbols`.
+async fn ticks_in(db4: &Client, symbols: &[&str]) -> u64 {
+    let mut n = 0;
+    for s in symbols {
+        n += xlen(db4, &format!("ticks:{s}")).await;
+    }
+    n
+}

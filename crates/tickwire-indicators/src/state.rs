@@ -492,13 +492,15 @@ impl StateStage {
 
     /// Closes what the clock says is over: every forming bar whose interval
     /// (or exchange phase) ended at least `close_grace_ms` before its
-    /// instrument's clock at wall time `now_ms` (live runs call this on a
-    /// timer, so a quiet instrument's bar still closes). An instrument's
-    /// clock is the exchange time of its latest tick advanced by the wall
-    /// time since it was received (so a venue's clock offset, or a feed of old
-    /// trades, does not close bars early); the wall clock before its first
-    /// tick (a bar a pause left forming closes at start). Returns the wall
-    /// time to call again, if any bar is forming.
+    /// instrument's clock at `now_ms` (live runs call this on a timer, so a
+    /// quiet instrument's bar still closes, with the pipeline's watermark:
+    /// the receive time before which every frame received has been applied,
+    /// the wall clock when nothing waits). An instrument's clock is the
+    /// exchange time of its latest tick advanced by the time from its receipt
+    /// to `now_ms` (so a venue's clock offset, or a feed of old trades, does
+    /// not close bars early); `now_ms` itself before its first tick (a bar a
+    /// pause left forming closes at start). Returns the time to call again
+    /// (on the clock `now_ms` is read from), if any bar is forming.
     pub fn close_due(&mut self, now_ms: i64, out: &mut Vec<Event>) -> Option<i64> {
         let grace = self.cfg.close_grace_ms;
         let mut wake = i64::MAX;

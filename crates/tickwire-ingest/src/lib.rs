@@ -8,6 +8,8 @@
 //! - [`live`]: every configured feed at once -> (tokio mpsc) -> one parser
 //!   thread, with the [`record`]er beside it. A feed whose in-memory
 //!   backlog is full spills to its disk [`spool`] and drains it in order.
+//!   The [`watermark`] says up to which receive time everything the feeds
+//!   read has been taken (the live bar timer closes nothing past it).
 //!
 //! Either way the parser thread hands chunks of events on through a bounded
 //! tokio mpsc (`blocking_send`) to the state stage and the writer.
@@ -17,6 +19,7 @@ pub mod live;
 pub mod record;
 pub mod spool;
 mod telemetry;
+pub mod watermark;
 pub mod ws;
 
 pub use file::{

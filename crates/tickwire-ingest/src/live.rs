@@ -13,6 +13,7 @@ use tickwire_parse::LineDecoder;
 use tokio::sync::{mpsc, watch};
 
 use crate::record::{RecordSummary, Recorder};
+use crate::watermark::{FeedFlow, Flows, Taken};
 use crate::ws::{run_feed, FeedCounters, FeedError, FeedMsg, FeedPlan};
 use crate::IngestProgress;
 
@@ -243,9 +244,9 @@ pub fn install_tls_provider() {
 /// thread, or a stage that runs on the parser thread itself (a live run's
 /// state stage: one hand-off less for every chunk).
 pub trait Downstream: Send + 'static {
-    /// Before the first frame, on the parser thread. False: the pipeline
-    /// after it is gone.
-    fn start(&mut self) -> bool {
+    /// Before the first frame, on the parser thread, with the watermark
+    /// (see [`Downstream::chunk`]). False: the pipeline after it is gone.
+    fn start(&mut self, _received_before_ns: i64) -> bool {
         true
     }
 
@@ -256,13 +257,15 @@ pub trait Downstream: Send + 'static {
     }
 
     /// The events of the frames read, in order (none: [`Downstream::wait`]
-    /// passed without a frame); `more` when frames wait already. False: the
-    /// pipeline after it is gone.
-    fn chunk(&mut self, events: Vec<Event>, more: bool) -> bool;
+    /// passed without a frame); `more` when frames wait already;
+    /// `received_before_ns` the [`crate::watermark`]: every frame the feeds
+    /// received before it is in these events or an earlier chunk's (the
+    /// clock when none waits). False: the pipeline after it is gone.
+    fn chunk(&mut self, events: Vec<Event>, more: bool, received_before_ns: i64) -> bool;
 }
 
 impl Downstream for mpsc::Sender<Vec<Event>> {
-    fn chunk(&mut self, events: Vec<Event>, _more: bool) -> bool {
+    fn chunk(&mut self, events: Vec<Event>, _more: bool, _received_before_ns: i64) -> bool {
         events.is_empty() || self.blocking_send(events).is_ok()
     }
 }
@@ -304,6 +307,23 @@ pub fn start_live<D: Downstream>(
         None => None,
     };
     let recorder_failed = recorder.as_ref().map(Recorder::failure);
+    // What each feed accepted, for the watermark; a spool an earlier
+    // process left holds it from the start.
+    let flows = Arc::new(Flows(
+        plans
+            .iter()
+            .zip(&spools)
+            .map(|(plan, spool)| {
+                let flow = FeedFlow::new(Arc::clone(&plan.name));
+                let left = spool
+                    .as_ref()
+                    .and_then(|s| s.peek())
+                    .is_some_and(|s| !s.is_empty());
+                flow.set_spool_waiting(left);
+                Arc::new(flow)
+            })
+            .collect(),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (frames_tx, frames_rx) = mpsc::channel::<FeedMsg>(4096);
     let progress = Arc::new(IngestProgress::default());
@@ -313,12 +333,14 @@ pub fn start_live<D: Downstream>(
         let feeds = opts.feeds.clone();
         let (max_raw, chunk, decode) = (opts.max_raw, opts.chunk_events.max(1), opts.decode);
         let max_skew_ms = opts.max_clock_skew_ms;
+        let taken = Taken::new(Arc::clone(&flows));
         thread::Builder::new()
             .name("tickwire-live-parser".into())
             .spawn(move || {
                 parse_frames(
                     frames_rx,
                     Box::new(downstream),
+                    taken,
                     &runtime,
                     &feeds,
                     (max_raw, max_skew_ms),
@@ -347,7 +369,7 @@ pub fn start_live<D: Downstream>(
     }
     let mut tasks = Vec::with_capacity(plans.len());
     let mut counters = Vec::with_capacity(plans.len());
-    for (plan, spool) in plans.into_iter().zip(spools) {
+    for ((plan, spool), flow) in plans.into_iter().zip(spools).zip(&flows.0) {
         let c = Arc::new(FeedCounters::default());
         counters.push((plan.name.to_string(), Arc::clone(&c)));
         tasks.push(tokio::spawn(run_feed(
@@ -356,6 +378,7 @@ pub fn start_live<D: Downstream>(
             spool,
             frames_tx.clone(),
             c,
+            Arc::clone(flow),
             stop_rx.clone(),
         )));
     }
@@ -374,6 +397,7 @@ pub fn start_live<D: Downstream>(
 fn parse_frames(
     mut rx: mpsc::Receiver<FeedMsg>,
     mut downstream: Box<dyn Downstream>,
+    mut taken: Taken,
     runtime: &tokio::runtime::Handle,
     feeds: &[FeedConfig],
     (max_raw, max_skew_ms): (usize, u64),
@@ -386,9 +410,12 @@ fn parse_frames(
     decoder.set_max_clock_skew_ms(max_skew_ms);
     let mut metrics = crate::telemetry::EventMetrics::default();
     let mut out: Vec<Event> = Vec::with_capacity(chunk);
-    let mut handle = |msg: FeedMsg, out: &mut Vec<Event>, recorder: &mut Option<Recorder>| match msg
-    {
+    let mut handle = |msg: FeedMsg,
+                      out: &mut Vec<Event>,
+                      recorder: &mut Option<Recorder>,
+                      taken: &mut Taken| match msg {
         FeedMsg::Frame(f) => {
+            taken.took(&f.feed, f.recv_ns);
             if let Some(r) = recorder.as_mut() {
                 r.write(&f);
             }
@@ -411,8 +438,10 @@ fn parse_frames(
             }
         }
     };
+    // The clock is read before the feeds' counts (see `watermark`).
+    let mark = |taken: &Taken| taken.watermark(crate::ws::now_ns());
     // Once the pipeline after it is gone, frames are only recorded.
-    let mut gone = !downstream.start();
+    let mut gone = !downstream.start(mark(&taken));
     loop {
         // Blocks this (dedicated) thread until a feed sends, all are gone,
         // or the downstream's wait passed.
@@ -424,7 +453,7 @@ fn parse_frames(
                 match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                     Ok(msg) => msg,
                     Err(_) => {
-                        gone = !downstream.chunk(Vec::new(), false);
+                        gone = !downstream.chunk(Vec::new(), false, mark(&taken));
                         if gone && recorder.is_none() {
                             break;
                         }
@@ -437,12 +466,12 @@ fn parse_frames(
         if gone && recorder.is_none() {
             break;
         }
-        handle(msg, &mut out, &mut recorder);
+        handle(msg, &mut out, &mut recorder, &mut taken);
         // Take what is already waiting, then hand on: a quiet feed's tick is
         // not held back to fill a chunk.
         while out.len() < chunk {
             match rx.try_recv() {
-                Ok(msg) => handle(msg, &mut out, &mut recorder),
+                Ok(msg) => handle(msg, &mut out, &mut recorder, &mut taken),
                 Err(_) => break,
             }
         }
@@ -451,7 +480,7 @@ fn parse_frames(
             if gone {
                 continue;
             }
-            if !downstream.chunk(batch, !rx.is_empty()) {
+            if !downstream.chunk(batch, !rx.is_empty(), mark(&taken)) {
                 // The writer is gone (or the stage after): it reports why.
                 // Keep recording what comes.
                 gone = true;

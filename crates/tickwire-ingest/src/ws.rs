@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::spool::{Spool, SpoolSlot};
+use crate::watermark::FeedFlow;
 
 /// Environment variables holding Dhan's credentials (never logged).
 pub const DHAN_TOKEN_ENV: &str = "DHAN_ACCESS_TOKEN";
@@ -375,6 +376,11 @@ struct Outbox {
     counters: Arc<FeedCounters>,
     metrics: FeedMetrics,
     feed: Arc<str>,
+    /// What the feed accepted, for the parser's watermark.
+    flow: Arc<FeedFlow>,
+    /// Frames of this process in the spool (those of an earlier one are
+    /// counted as accepted when handed on).
+    own_spooled: u64,
 }
 
 /// Frames (and bytes) moved from the spool into the backlog at a time.
@@ -388,7 +394,7 @@ impl Outbox {
         spool: Option<SpoolSlot>,
         counters: Arc<FeedCounters>,
         metrics: FeedMetrics,
-        feed: Arc<str>,
+        flow: Arc<FeedFlow>,
     ) -> Self {
         Self {
             tx,
@@ -401,7 +407,9 @@ impl Outbox {
             drops_unlogged: 0,
             counters,
             metrics,
-            feed,
+            feed: Arc::clone(flow.name()),
+            flow,
+            own_spooled: 0,
         }
     }
 
@@ -424,6 +432,7 @@ impl Outbox {
     }
 
     fn show_backlog(&self) {
+        self.flow.set_spool_waiting(self.spooling());
         self.metrics.backlog.set(self.backlog.len() as f64);
         self.metrics.backlog_bytes.set(self.backlog_bytes as f64);
         if let Some(spool) = self.spool.as_ref().and_then(SpoolSlot::peek) {
@@ -443,6 +452,7 @@ impl Outbox {
 
     /// A frame that cannot be kept: counted, and logged once a minute.
     fn drop_frame(&mut self, why: &'static str) {
+        self.flow.lost(1);
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         self.metrics.dropped.increment(1);
         self.drops_unlogged += 1;
@@ -474,6 +484,7 @@ impl Outbox {
         };
         match spool.append(&frame) {
             Ok(true) => {
+                self.own_spooled += 1;
                 self.counters.spooled.fetch_add(1, Ordering::Relaxed);
                 self.metrics.spooled.increment(1);
                 self.counters
@@ -536,9 +547,14 @@ impl Outbox {
         match spool.take(room, bytes) {
             Ok(frames) => {
                 let n = frames.len() as u64;
+                let inherited = spool.inherited_frames - inherited;
+                // An earlier process's frames are accepted now, before the
+                // parser can take them; this one's were when read.
+                self.flow.accept_inherited(inherited);
+                self.own_spooled = self.own_spooled.saturating_sub(n - inherited);
                 self.counters
                     .inherited
-                    .fetch_add(spool.inherited_frames - inherited, Ordering::Relaxed);
+                    .fetch_add(inherited, Ordering::Relaxed);
                 for f in frames {
                     self.backlog_bytes += f.data.len() as u64;
                     self.backlog.push_back(FeedMsg::Frame(f));
@@ -557,6 +573,8 @@ impl Outbox {
                 if let Some(slot) = self.spool.as_mut() {
                     slot.close();
                 }
+                // What this process spooled will not reach the parser now.
+                self.flow.lost(std::mem::take(&mut self.own_spooled));
                 false
             }
         }
@@ -649,6 +667,7 @@ pub async fn run_feed(
     spool: Option<SpoolSlot>,
     tx: mpsc::Sender<FeedMsg>,
     counters: Arc<FeedCounters>,
+    flow: Arc<FeedFlow>,
     stop: watch::Receiver<bool>,
 ) -> Option<Spool> {
     let mut out = Outbox::new(
@@ -657,7 +676,7 @@ pub async fn run_feed(
         spool,
         Arc::clone(&counters),
         FeedMetrics::new(&plan.name),
-        Arc::clone(&plan.name),
+        flow,
     );
     feed_loop(&plan, &live, &mut out, &counters, stop).await;
     out.spool.take().and_then(SpoolSlot::take)
@@ -861,6 +880,8 @@ async fn read_loop(
                     }
                 };
                 got_data = true;
+                // Counted for the watermark before its receive time is read.
+                out.flow.accept();
                 counters.frames.fetch_add(1, Ordering::Relaxed);
                 out.metrics.frames.increment(1);
                 counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -1020,7 +1041,7 @@ mod tests {
             None,
             Arc::clone(&counters),
             FeedMetrics::new("f"),
-            "f".into(),
+            Arc::new(FeedFlow::new("f".into())),
         );
         assert!(out.push(raw(10)));
         // 400 + 400 fit in 1000 bytes; the next 400 do not, though 97 more
@@ -1058,7 +1079,7 @@ mod tests {
             None,
             Arc::clone(&counters),
             FeedMetrics::new("f"),
-            "f".into(),
+            Arc::new(FeedFlow::new("f".into())),
         );
         for _ in 0..5 {
             assert!(out.push(raw(1)));

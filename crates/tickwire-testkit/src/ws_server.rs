@@ -159,6 +159,10 @@ pub struct Flood {
     /// of 100 at 50,000 frames a second, 200 µs (about 300 µs once the
     /// sleeping thread wakes) bursts of about 15, a feed's frames spread out.
     pub every: Duration,
+    /// How far the venue's clock runs behind the wall clock (its trades are
+    /// stamped this much before they are sent): a test can put the end of
+    /// an exchange minute where it likes.
+    pub behind: Duration,
 }
 
 /// What a [`Flood`] did so far.
@@ -397,9 +401,13 @@ pub fn flood_frame(spec: &Flood, k: usize, t_ms: i64) -> (String, u64) {
     let n = spec.symbols.len().max(1);
     let symbol = spec.symbols.get(k % n).map_or("BTCUSDT", String::as_str);
     let id = (k / n) as u64 + 1;
+    // A walk between 100.00 and 101.00, so bars and indicators move.
+    let cents = 10_000 + (id * 37) % 101;
     let text = format!(
-        r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{t_ms},"s":"{symbol}","t":{id},"p":"100.5","q":"0.{id:08}","T":{t_ms},"m":false,"M":true}}}}"#,
-        symbol.to_ascii_lowercase()
+        r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{t_ms},"s":"{symbol}","t":{id},"p":"{}.{:02}","q":"0.{id:08}","T":{t_ms},"m":false,"M":true}}}}"#,
+        symbol.to_ascii_lowercase(),
+        cents / 100,
+        cents % 100
     );
     (text, id)
 }
@@ -459,8 +467,9 @@ async fn flood_feed(
                 pinged = std::time::Instant::now();
             }
             // The runtime's workers drive the socket; this thread waits.
+            let behind = i64::try_from(spec.behind.as_millis()).unwrap_or(0);
             let written = handle.block_on(async {
-                let t_ms = now_ns() / 1_000_000;
+                let t_ms = now_ns() / 1_000_000 - behind;
                 for k in sent..due {
                     let (text, _) = flood_frame(&spec, k, t_ms);
                     sink.feed(Message::text(text)).await?;

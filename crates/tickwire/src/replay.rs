@@ -272,6 +272,10 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The least a live state stage waits for input while frames wait upstream
+/// (see [`StateRunner::wait`]).
+const LAGGING_WAIT_MS: i64 = 10;
+
 /// Input chunks the state stage may take without handing on checkpoints
 /// while more input waits (see [`spawn_state_stage`]).
 const MAX_DEFERRED: u32 = 8;
@@ -322,6 +326,12 @@ pub(crate) struct StateRunner {
     resent: metrics::Counter,
     /// When the next forming bar is due (live).
     due: Option<i64>,
+    /// Live: the watermark, epoch ms: every frame received before it has
+    /// been applied (`tickwire_ingest::watermark`). The clock that closes
+    /// quiet bars runs from it, not from the wall clock, so a minute whose
+    /// trades still wait upstream (Redis stalled, the pipeline behind) is
+    /// not closed before they are applied.
+    received_before_ms: i64,
     /// Chunks taken in a row without handing on checkpoints.
     deferred: u32,
 }
@@ -340,33 +350,51 @@ impl StateRunner {
             output,
             resent: metrics::counter!(tickwire_core::telemetry::TRADES_RESENT),
             due: None,
+            received_before_ms: i64::MIN,
             deferred: 0,
         }
+    }
+
+    /// Live: the watermark before the next chunk (epoch ns).
+    pub(crate) fn received_before(&mut self, ns: i64) {
+        self.received_before_ms = ns.div_euclid(1_000_000);
     }
 
     /// Live: continues the configured instruments from their checkpoints
     /// and hands on what that closed or changed. Runs off the runtime (it
     /// reads Redis by blocking on the runtime's handle).
-    pub(crate) fn start(&mut self) -> Result<(), Stop> {
+    pub(crate) fn start(&mut self, received_before_ns: i64) -> Result<(), Stop> {
         let Some(clock) = &self.live else {
             return Ok(());
         };
         self.checkpoints
             .load(&mut self.stage, clock.instruments.clone())
             .map_err(Stop::Failed)?;
+        self.received_before(received_before_ns);
         let mut out = Vec::new();
-        self.due = self.stage.close_due(wall_ms(), &mut out);
+        self.due = self.stage.close_due(self.received_before_ms, &mut out);
         self.stage.emit_dirty(&mut out);
         self.send(out)
     }
 
     /// How long input may be waited for: live, until the next forming bar
-    /// is due (at least once a second); otherwise until it comes.
+    /// is due (at least once a second); otherwise until it comes. While the
+    /// watermark lags the clock (frames wait upstream), at least
+    /// [`LAGGING_WAIT_MS`]: the bars are due by a clock that moves only as
+    /// those frames come, so asking sooner would spin.
     pub(crate) fn wait(&self) -> Option<std::time::Duration> {
         match (&self.live, self.due) {
-            (Some(_), Some(at)) => Some(std::time::Duration::from_millis(
-                (at - wall_ms()).clamp(0, 1_000).unsigned_abs(),
-            )),
+            (Some(_), Some(at)) => {
+                let now = wall_ms();
+                let least = if self.received_before_ms < now - LAGGING_WAIT_MS {
+                    LAGGING_WAIT_MS
+                } else {
+                    0
+                };
+                Some(std::time::Duration::from_millis(
+                    (at - now).clamp(least, 1_000).unsigned_abs(),
+                ))
+            }
             _ => None,
         }
     }
@@ -389,7 +417,7 @@ impl StateRunner {
         }
         self.resent.increment(self.stage.duplicate_trades - before);
         if self.live.is_some() {
-            self.due = self.stage.close_due(wall_ms(), &mut out);
+            self.due = self.stage.close_due(self.received_before_ms, &mut out);
         }
         // While more input waits (a replay at full speed, a burst), the
         // checkpoints wait for it, up to MAX_DEFERRED chunks: a checkpoint

@@ -219,11 +219,11 @@ impl LiveState {
 }
 
 impl tickwire_ingest::live::Downstream for LiveState {
-    fn start(&mut self) -> bool {
+    fn start(&mut self, received_before_ns: i64) -> bool {
         let Some(runner) = self.runner.as_mut() else {
             return false;
         };
-        match runner.start() {
+        match runner.start(received_before_ns) {
             Ok(()) => true,
             Err(stop) => {
                 self.stop(stop);
@@ -236,10 +236,16 @@ impl tickwire_ingest::live::Downstream for LiveState {
         self.runner.as_ref().and_then(StateRunner::wait)
     }
 
-    fn chunk(&mut self, events: Vec<tickwire_core::Event>, more: bool) -> bool {
+    fn chunk(
+        &mut self,
+        events: Vec<tickwire_core::Event>,
+        more: bool,
+        received_before_ns: i64,
+    ) -> bool {
         let Some(runner) = self.runner.as_mut() else {
             return false;
         };
+        runner.received_before(received_before_ns);
         match runner.chunk(events, more) {
             Ok(()) => true,
             Err(stop) => {

@@ -150,6 +150,7 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
         rate: rate as u32,
         total: total as usize,
         every: Duration::from_millis(2),
+        behind: Duration::ZERO,
     })
     .await
     .unwrap();
@@ -271,6 +272,7 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
         rate: rate as u32,
         total: total as usize,
         every: Duration::from_millis(2),
+        behind: Duration::ZERO,
     })
     .await
     .unwrap();
