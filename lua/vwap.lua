@@ -35,7 +35,13 @@ local function fmt_up(digits, exp)
     .. string.rep('0', #digits - i), exp
 end
 
-local function fmt(v)
+-- The digits and exponent of an %e text.
+local function fmt_split(s)
+  local lead, rest, e = string.match(s, '^-?(%d)%.?(%d*)e([-+]?%d+)$')
+  return lead .. rest, tonumber(e)
+end
+
+local function fmt_full(v)
   if v ~= v then return 'NaN' end
   if v == math.huge then return 'inf' end
   if v == -math.huge then return '-inf' end
@@ -55,33 +61,36 @@ local function fmt(v)
   -- bits, so its digits are counted up from one.
   local first = 14
   if math.abs(v) < 2.2250738585072014e-308 then first = 0 end
-  local digits, exp
-  for p = first, 16 do
-    local s = string.format('%.' .. p .. 'e', v)
-    local lead, rest, e = string.match(s, '^-?(%d)%.?(%d*)e([-+]%d+)$')
-    digits, exp = lead .. rest, tonumber(e)
-    if tonumber(s) == v then
-      -- Exactly halfway between two texts of p + 1 digits (its exact
-      -- digits go on with a 5, then zeros): %e rounds to the even one,
-      -- Rust away from zero. Of two 15-digit texts that far apart, neither
-      -- reads back as a normal double.
-      if p >= 15 or first == 0 then
-        local lead2, x = string.match(string.format('%.' .. (p + 41) .. 'e', v), '^-?(%d)%.(%d+)e')
-        if lead2 .. string.sub(x, 1, p) == digits and string.sub(x, p + 1, p + 1) == '5'
-            and not string.find(string.sub(x, p + 2), '[1-9]') then
-          digits, exp = fmt_up(digits, exp)
-        end
-      end
-      break
-    end
-    -- A power of two has half the gap below it than above: the digits
-    -- rounded to may lie just below its range while those one up read back.
-    if math.abs(tonumber(s)) < math.abs(v) then
-      local up, upexp = fmt_up(digits, exp)
-      if tonumber(sign .. string.sub(up, 1, 1) .. '.' .. string.sub(up, 2) .. 'e' .. upexp) == v then
-        digits, exp = up, upexp
+  -- A power of two has half the gap below it than above: the digits
+  -- rounded to may lie just below its range while those one up read back.
+  local m = math.frexp(v)
+  local pow2 = m == 0.5 or m == -0.5
+  local s, p, digits, exp
+  for q = first, 16 do
+    p = q
+    s = string.format('%.' .. q .. 'e', v)
+    if tonumber(s) == v then break end
+    if pow2 and math.abs(tonumber(s)) < math.abs(v) then
+      local up, upexp = fmt_up(fmt_split(s))
+      local t = sign .. string.sub(up, 1, 1) .. '.' .. string.sub(up, 2) .. 'e' .. upexp
+      if tonumber(t) == v then
+        s = t
         break
       end
+    end
+  end
+  digits, exp = fmt_split(s)
+  -- Exactly halfway between two texts of p + 1 digits (its exact digits
+  -- go on with a 5, then zeros): %e rounds to the even one, Rust away from
+  -- zero. Two 15-digit texts that far apart cannot both read back as a
+  -- normal double; and a double whose exact digits end within 18 has at
+  -- most 25 bits after its binary point.
+  local w = v * 33554432
+  if (p >= 15 or first == 0) and w == math.floor(w) then
+    local lead, x = string.match(string.format('%.' .. (p + 41) .. 'e', v), '^-?(%d)%.(%d+)e')
+    if lead .. string.sub(x, 1, p) == digits and string.sub(x, p + 1, p + 1) == '5'
+        and not string.find(string.sub(x, p + 2), '[1-9]') then
+      digits, exp = fmt_up(digits, exp)
     end
   end
   digits = (string.gsub(digits, '0+$', ''))
@@ -93,6 +102,26 @@ local function fmt(v)
     return sign .. digits .. string.rep('0', exp + 1 - n)
   end
   return sign .. string.sub(digits, 1, exp + 1) .. '.' .. string.sub(digits, exp + 2)
+end
+
+local function fmt(v)
+  -- Most values: %g is plain notation between 1e-4 and 1e15, and the first
+  -- of 15, 16, 17 digits that reads back is the text, unless v is a power
+  -- of two or could lie halfway between two texts (at most 25 bits after
+  -- its binary point): those, and the rest, take the long way.
+  local a = math.abs(v)
+  if a >= 1e-4 and a < 1e15 and v ~= math.floor(v) then
+    local m = math.frexp(v)
+    local w = v * 33554432
+    if m ~= 0.5 and m ~= -0.5 and w ~= math.floor(w) then
+      local s = string.format('%.15g', v)
+      if tonumber(s) == v then return s end
+      s = string.format('%.16g', v)
+      if tonumber(s) == v then return s end
+      return string.format('%.17g', v)
+    end
+  end
+  return fmt_full(v)
 end
 -- fmt end
 
