@@ -44,15 +44,22 @@ pub fn is_exchange_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
-/// An exchange name as an error message shows it: quoted, its first 40
-/// characters at most.
-pub fn shown_exchange_name(name: &str) -> String {
+/// Why `name` is no exchange's name ([`is_exchange_name`]), as a parser's
+/// rejection says it after the field's name; the name quoted, its first 40
+/// characters at most. `None` for a name.
+pub fn exchange_name_problem(name: &str) -> Option<String> {
+    if is_exchange_name(name) {
+        return None;
+    }
     let cut: String = name.chars().take(40).collect();
-    if cut.len() < name.len() {
+    let shown = if cut.len() < name.len() {
         format!("{cut:?}… ({} bytes)", name.len())
     } else {
         format!("{cut:?}")
-    }
+    };
+    Some(format!(
+        "is not an exchange's name (letters, digits, - and _, at most {MAX_EXCHANGE_NAME}): {shown}"
+    ))
 }
 
 /// An instrument handle that compares and hashes by address. Parsers intern
@@ -378,8 +385,9 @@ mod tests {
         ] {
             assert!(!is_exchange_name(bad), "{bad:?}");
         }
-        assert_eq!(shown_exchange_name("ab"), "\"ab\"");
-        assert!(shown_exchange_name(&long).ends_with("(1000 bytes)"));
+        assert_eq!(exchange_name_problem("NSE"), None);
+        assert!(exchange_name_problem("a b").is_some_and(|p| p.ends_with(": \"a b\"")));
+        assert!(exchange_name_problem(&long).is_some_and(|p| p.ends_with("(1000 bytes)")));
     }
 
     #[test]

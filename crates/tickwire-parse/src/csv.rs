@@ -68,15 +68,8 @@ pub fn decode_tardis(
             "exchange and symbol must not be empty".into(),
         );
     }
-    if !tickwire_core::tick::is_exchange_name(f[0]) {
-        return reject(
-            "bad_value",
-            format!(
-                "exchange is not an exchange's name (letters, digits, - and _, at most {}): {}",
-                tickwire_core::tick::MAX_EXCHANGE_NAME,
-                tickwire_core::tick::shown_exchange_name(f[0])
-            ),
-        );
+    if let Some(why) = tickwire_core::tick::exchange_name_problem(f[0]) {
+        return reject("bad_value", format!("exchange {why}"));
     }
     let micros = |s: &str| {
         s.trim()

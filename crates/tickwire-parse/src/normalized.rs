@@ -91,15 +91,8 @@ pub(crate) fn decode(
     let Some(exchange_ts_ns) = line.ts.checked_mul(1_000_000) else {
         return reject("bad_value", format!("`ts` out of range: {}", line.ts));
     };
-    if !tickwire_core::tick::is_exchange_name(&line.exchange) {
-        return reject(
-            "bad_value",
-            format!(
-                "`exchange` is not an exchange's name (letters, digits, - and _, at most {}): {}",
-                tickwire_core::tick::MAX_EXCHANGE_NAME,
-                tickwire_core::tick::shown_exchange_name(&line.exchange)
-            ),
-        );
+    if let Some(why) = tickwire_core::tick::exchange_name_problem(&line.exchange) {
+        return reject("bad_value", format!("`exchange` {why}"));
     }
     let security_id = match &line.security_id {
         Some(SecurityId::Text(s)) => Some(Cow::Borrowed(&**s)),
