@@ -40,15 +40,11 @@ impl FeedFlow {
         &self.name
     }
 
-    /// A frame is being read: counted before its receive time is taken, so
-    /// that a parser that does not see it yet reads the clock before it was
-    /// received.
-    pub fn accept(&self) {
-        self.accepted.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Frames from a spool an earlier process left, about to be handed on.
-    pub fn accept_inherited(&self, n: u64) {
+    /// `n` frames join the pipeline: one being read from the socket (counted
+    /// before its receive time is taken, so that a parser that does not see
+    /// it yet reads the clock before it was received), or frames of a spool
+    /// an earlier process left, before they are handed on.
+    pub fn accept(&self, n: u64) {
         self.accepted.fetch_add(n, Ordering::SeqCst);
     }
 
@@ -123,8 +119,8 @@ mod tests {
         let fb = Arc::new(FeedFlow::new(Arc::clone(&b)));
         let mut t = Taken::new(Arc::new(Flows(vec![Arc::clone(&fa), Arc::clone(&fb)])));
         assert_eq!(t.watermark(1_000), 1_000, "nothing read: the clock");
-        fa.accept();
-        fa.accept();
+        fa.accept(1);
+        fa.accept(1);
         assert_eq!(t.watermark(1_000), i64::MIN, "waiting, none taken");
         t.took(&a, 100);
         assert_eq!(t.watermark(1_000), 100);
@@ -132,13 +128,13 @@ mod tests {
         t.took(&"a".into(), 200);
         assert_eq!(t.watermark(1_000), 1_000, "all taken: the clock");
         // A dropped frame never comes: it holds nothing.
-        fb.accept();
+        fb.accept(1);
         fb.lost(1);
         assert_eq!(t.watermark(1_000), 1_000);
         // A spool an earlier process left holds the mark from the start.
         fb.set_spool_waiting(true);
         assert_eq!(t.watermark(1_000), i64::MIN);
-        fb.accept_inherited(1);
+        fb.accept(1);
         fb.set_spool_waiting(false);
         t.took(&b, 50);
         assert_eq!(t.watermark(1_000), 1_000);

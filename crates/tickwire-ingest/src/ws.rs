@@ -375,8 +375,7 @@ struct Outbox {
     drops_unlogged: u64,
     counters: Arc<FeedCounters>,
     metrics: FeedMetrics,
-    feed: Arc<str>,
-    /// What the feed accepted, for the parser's watermark.
+    /// What the feed accepted, for the parser's watermark; its name.
     flow: Arc<FeedFlow>,
     /// Frames of this process in the spool (those of an earlier one are
     /// counted as accepted when handed on).
@@ -407,7 +406,6 @@ impl Outbox {
             drops_unlogged: 0,
             counters,
             metrics,
-            feed: Arc::clone(flow.name()),
             flow,
             own_spooled: 0,
         }
@@ -461,7 +459,7 @@ impl Outbox {
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
         {
             tracing::error!(
-                feed = %self.feed,
+                feed = %self.flow.name(),
                 dropped = self.drops_unlogged,
                 total = self.counters.dropped.load(Ordering::Relaxed),
                 why,
@@ -493,7 +491,7 @@ impl Outbox {
             }
             Ok(false) => self.drop_frame("the spool is at spool.max_bytes"),
             Err(e) => {
-                tracing::error!(feed = %self.feed, error = %e, "cannot spool a frame");
+                tracing::error!(feed = %self.flow.name(), error = %e, "cannot spool a frame");
                 self.drop_frame("the spool cannot be written");
             }
         }
@@ -550,7 +548,7 @@ impl Outbox {
                 let inherited = spool.inherited_frames - inherited;
                 // An earlier process's frames are accepted now, before the
                 // parser can take them; this one's were when read.
-                self.flow.accept_inherited(inherited);
+                self.flow.accept(inherited);
                 self.own_spooled = self.own_spooled.saturating_sub(n - inherited);
                 self.counters
                     .inherited
@@ -566,7 +564,7 @@ impl Outbox {
                 // The spool cannot be read: what is in it stays on disk for
                 // the next process (`tickwire health` reports it).
                 tracing::error!(
-                    feed = %self.feed,
+                    feed = %self.flow.name(),
                     error = %e,
                     "cannot read the spool: its frames stay on disk for the next process"
                 );
@@ -585,7 +583,7 @@ impl Outbox {
     fn flush(&mut self) -> bool {
         if let Some(spool) = self.spool.as_mut().and_then(SpoolSlot::get) {
             if let Err(e) = spool.tick() {
-                tracing::error!(feed = %self.feed, error = %e, "spool upkeep failed");
+                tracing::error!(feed = %self.flow.name(), error = %e, "spool upkeep failed");
             }
         }
         loop {
@@ -628,7 +626,7 @@ impl Outbox {
             }
             if let Some(spool) = self.spool.as_mut().and_then(SpoolSlot::get) {
                 if let Err(e) = spool.tick() {
-                    tracing::error!(feed = %self.feed, error = %e, "spool upkeep failed");
+                    tracing::error!(feed = %self.flow.name(), error = %e, "spool upkeep failed");
                 }
             }
         }
@@ -881,7 +879,7 @@ async fn read_loop(
                 };
                 got_data = true;
                 // Counted for the watermark before its receive time is read.
-                out.flow.accept();
+                out.flow.accept(1);
                 counters.frames.fetch_add(1, Ordering::Relaxed);
                 out.metrics.frames.increment(1);
                 counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
