@@ -705,7 +705,8 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
         );
     }
     // ETH's closed bar is no longer its forming bar: the hash went with the
-    // close (the same batch), within the grace and a second of the minute.
+    // close (right after it, by the same lane), within the grace and a
+    // second of the minute.
     eventually(1, "ETH's forming hash gone after its close", || async {
         hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty()
     })
