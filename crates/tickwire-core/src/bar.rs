@@ -5,6 +5,21 @@ use std::sync::Arc;
 use crate::num::Dec;
 use crate::tick::Instrument;
 
+/// Length of a bar interval label in ms: `<n>s`, `<n>m`, `<n>h`, `<n>d` with
+/// n > 0; `None` for anything else.
+pub fn interval_ms(label: &str) -> Option<i64> {
+    let unit = label.chars().last()?;
+    let n: i64 = label[..label.len() - unit.len_utf8()].parse().ok()?;
+    let per = match unit {
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
+        _ => return None,
+    };
+    (n > 0).then(|| n.checked_mul(per)).flatten()
+}
+
 /// One OHLCV bar, keyed by its open time (epoch ms, exchange time).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bar {
@@ -122,16 +137,6 @@ pub struct Quote {
     pub recv_ts_ns: i64,
     pub bid: Option<Dec>,
     pub ask: Option<Dec>,
-}
-
-/// The trading day so far of one instrument (its exchange's session date):
-/// first, highest and lowest trade price and the quantity traded.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Day {
-    pub open: Dec,
-    pub high: Dec,
-    pub low: Dec,
-    pub volume: Dec,
 }
 
 /// Every indicator of one closed bar (for key profiles that write them

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::FieldError;
+use crate::error::FieldError;
 
 /// The venues tickwire can connect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -403,7 +403,7 @@ pub(crate) fn validate(
                     field("url"),
                     format!(
                         "must be ws:// or wss:// (got {:?})",
-                        crate::config::redact_url(url)
+                        crate::redact::redact_url(url)
                     ),
                 ))
             }

@@ -7,25 +7,30 @@
 
 pub mod bar;
 pub mod config;
+pub mod db;
+pub mod error;
 pub mod event;
 pub mod feeds;
 pub mod ids;
 pub mod keys;
 pub mod num;
 pub mod profiles;
+pub mod redact;
 pub mod session;
 pub mod telemetry;
 pub mod tick;
 pub mod venues;
 
 pub use bar::{
-    Bar, BarUpdate, Day, FormingGone, IndicatorSet, IndicatorUpdate, Quote, SessionTrade,
+    Bar, BarUpdate, FormingGone, IndicatorSet, IndicatorUpdate, Quote, SessionTrade,
     StateCheckpoint, VolumeUpdate,
 };
-pub use config::{Config, ConfigError, Db, FieldError};
+pub use config::Config;
+pub use db::Db;
+pub use error::{ConfigError, FieldError};
 pub use event::{Depth, DepthLevel, Event, FeedEvent, FeedStatus, Rejected};
 pub use feeds::{FeedConfig, FeedVenue};
 pub use ids::StreamIdSeq;
 pub use keys::{KeyTemplate, TemplateError};
 pub use num::Dec;
-pub use tick::{ByAddress, IdSequence, Instrument, InstrumentCache, Tick, TradeId};
+pub use tick::{ByAddress, Day, IdSequence, Instrument, InstrumentCache, Tick, TradeId};

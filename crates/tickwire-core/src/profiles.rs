@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::FieldError;
+use crate::error::FieldError;
 use crate::keys::KeyTemplate;
 
 /// The profiles built into the binary: (name, TOML).
@@ -296,7 +296,7 @@ impl Profiles {
     /// The profiles' keys as `place` renders them: in cluster mode the
     /// symbol (or feed) is the hash tag; with an instance, the heartbeat and
     /// feed status keys carry its name.
-    pub fn placed(mut self, place: crate::config::Placement<'_>) -> Profiles {
+    pub fn placed(mut self, place: crate::config::keys::Placement<'_>) -> Profiles {
         for p in &mut self.others {
             for (instrument, out) in [
                 (true, &mut p.tick_stream),
@@ -487,7 +487,7 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
                 }
             });
         if let Some(i) = &o.interval {
-            if crate::config::interval_ms(i).is_none() {
+            if crate::bar::interval_ms(i).is_none() {
                 errors.push(FieldError::new(
                     at("interval"),
                     format!("{i:?} is not an interval like 1m, 5m"),

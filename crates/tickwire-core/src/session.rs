@@ -10,7 +10,8 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Db, FieldError};
+use crate::db::Db;
+use crate::error::FieldError;
 
 /// `[exchanges.NAME]`: an exchange's zone and phases.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -103,10 +103,10 @@ pub struct Tick {
     /// session VWAP the state stage keeps (inline engine).
     pub atp: Option<f64>,
     /// The instrument's trading day so far, set by the state stage.
-    pub day: Option<crate::bar::Day>,
+    pub day: Option<Day>,
     /// The DB purpose of the phase the tick traded in, set by the state stage
     /// (`None`: the continuous market).
-    pub db: Option<crate::config::Db>,
+    pub db: Option<crate::db::Db>,
     /// The venue's identity of the trade where it has one (Binance `t`/`a`,
     /// OKX `tradeId`, the Tardis and Binance-dump `id`, tick JSON `id`; Dhan:
     /// its trading date and day volume, [`TradeId::day_volume`]):
@@ -315,6 +315,16 @@ impl InstrumentCache {
     pub fn is_empty(&self) -> bool {
         self.by_symbol.is_empty()
     }
+}
+
+/// The trading day so far of one instrument (its exchange's session date):
+/// first, highest and lowest trade price and the quantity traded.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Day {
+    pub open: Dec,
+    pub high: Dec,
+    pub low: Dec,
+    pub volume: Dec,
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! write, so that a config whose feeds would mix them is refused at start, and
 //! the writer can refuse a tick whose key already belongs to another exchange.
 
-use crate::config::{FieldError, Keys};
+use crate::config::keys::Keys;
+use crate::error::FieldError;
 use crate::feeds::{FeedConfig, FeedVenue};
 use crate::keys::KeyTemplate;
 use crate::tick::Instrument;
@@ -168,7 +169,7 @@ pub fn feed_collisions(feeds: &[FeedConfig], keys: &Keys) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeysConfig;
+    use crate::config::keys::KeysConfig;
 
     fn feed(name: &str, venue: &str, symbols: &[&str]) -> FeedConfig {
         FeedConfig {

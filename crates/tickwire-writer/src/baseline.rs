@@ -50,7 +50,7 @@ pub async fn compute(
     pools: &RedisPools,
     opts: &BaselineOptions,
 ) -> Result<BaselineSummary, WriterError> {
-    let keys: Keys = crate::compile_keys(config)?;
+    let keys: &Keys = config.key_templates();
     let db = config.databases.get(Db::CumulativeVolume);
     let ttl = i64::try_from(config.ttl.secs(Db::CumulativeVolume)).unwrap_or(i64::MAX);
     let client = pools.client(db, 0)?;

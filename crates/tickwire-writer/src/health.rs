@@ -14,7 +14,7 @@ use serde::Serialize;
 use tickwire_core::config::redact_url;
 use tickwire_core::{Config, Db};
 
-use crate::{compile_keys, writer_dbs, RedisPools};
+use crate::{writer_dbs, RedisPools};
 
 /// What to check and how strictly.
 #[derive(Debug, Clone)]
@@ -191,7 +191,7 @@ async fn gather(
     pools: &RedisPools,
     dbs: &[u8],
 ) -> Result<HealthReport, Box<dyn std::error::Error + Send + Sync>> {
-    let keys = compile_keys(config)?;
+    let keys = config.key_templates().clone();
     let d = &config.databases;
     let system = pools.client(d.get(Db::System), 0)?;
     let mut problems = Vec::new();

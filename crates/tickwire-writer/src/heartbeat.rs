@@ -11,7 +11,7 @@ use tickwire_core::{Config, Db};
 use tokio::sync::watch;
 
 use crate::profile::ProfileValue;
-use crate::{compile_keys, RedisPools, WriterError, WriterProgress};
+use crate::{RedisPools, WriterError, WriterProgress};
 
 /// The heartbeat task; stops (after one last beat) when `stop` turns true.
 pub struct Heartbeat {
@@ -27,7 +27,7 @@ impl Heartbeat {
         progress: Arc<WriterProgress>,
         started_at_ms: i64,
     ) -> Result<Heartbeat, WriterError> {
-        let keys = compile_keys(config)?;
+        let keys = config.key_templates().clone();
         // (db, key, the profile output shaping it; None: the default layout's hash)
         let mut targets: Vec<(u8, String, Option<tickwire_core::profiles::Output>)> = Vec::new();
         if config.profiles.default_layout {

@@ -108,8 +108,6 @@ pub enum WriterError {
         command: String,
         detail: String,
     },
-    #[error("invalid key templates: {0}")]
-    Keys(String),
     #[error("cannot load the Lua scripts into Redis: {0}")]
     Script(fred::error::Error),
     #[error("a writer lane stopped: {0}")]
@@ -171,18 +169,6 @@ impl From<WriterError> for WriterFailure {
             stats: WriterStats::default(),
         }
     }
-}
-
-/// The key templates of `config`, parsed (validated config: they parse).
-pub fn compile_keys(config: &Config) -> Result<Keys, WriterError> {
-    config.compile_keys().map_err(|e| {
-        WriterError::Keys(
-            e.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
 }
 
 /// The logical DBs the writer writes to under `config` (connect these).
@@ -1258,7 +1244,7 @@ pub async fn run_with(
     mut rx: mpsc::Receiver<Vec<Event>>,
     opts: WriterOptions,
 ) -> Result<WriterStats, WriterFailure> {
-    let keys = compile_keys(config)?;
+    let keys = config.key_templates().clone();
     let lanes = pools.size().max(1);
     let d = &config.databases;
     let ttl = |db| i64::try_from(config.ttl.secs(db)).unwrap_or(i64::MAX);

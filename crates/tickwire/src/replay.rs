@@ -11,7 +11,7 @@ use tickwire_ingest::{start_replay, IngestError, IngestSummary, ReplayOptions};
 use tickwire_writer::{writer_dbs, RedisPools, WriterError, WriterFailure, WriterStats};
 use tokio::sync::mpsc;
 
-use crate::summary::RunSummary;
+use crate::summary::{RunSummary, StateCounts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -99,7 +99,7 @@ impl Checkpoints {
             handle: tokio::runtime::Handle::current(),
             pools: Arc::clone(pools),
             config: config.clone(),
-            keys: tickwire_writer::compile_keys(config)?,
+            keys: config.key_templates().clone(),
         })
     }
 
@@ -459,30 +459,6 @@ impl StateRunner {
             counts.failed = Some(e);
         }
         counts
-    }
-}
-
-/// What the state stage counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StateCounts {
-    /// Why the stage stopped early, if it did.
-    pub failed: Option<String>,
-    /// Ticks outside every phase of their exchange, dropped by policy.
-    pub dropped_outside: u64,
-    /// Ticks without quantity: written, but no bar, VWAP or volume.
-    pub without_qty: u64,
-    /// Trades whose venue id was already applied: resent, applied to nothing.
-    pub resent: u64,
-}
-
-impl StateCounts {
-    fn of(stage: &StateStage) -> Self {
-        Self {
-            dropped_outside: stage.dropped_outside,
-            without_qty: stage.ticks_without_qty,
-            resent: stage.duplicate_trades,
-            failed: None,
-        }
     }
 }
 

@@ -15,8 +15,8 @@ use tickwire_ingest::{start_live, IngestSummary, LiveOptions};
 use tickwire_writer::{writer_dbs, RedisPools};
 use tokio::sync::mpsc;
 
-use crate::replay::{AppError, StateCounts, StateRunner, Stop, WriterTask};
-use crate::summary::RunSummary;
+use crate::replay::{AppError, StateRunner, Stop, WriterTask};
+use crate::summary::{RunSummary, StateCounts};
 
 fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveOptions {
     LiveOptions {
@@ -268,9 +268,7 @@ impl Drop for LiveState {
 /// Writes `disconnected` for every feed of `read` (the default layout's
 /// `feed:{feed}:status`), for a parser that died before handing it on.
 async fn write_disconnected(config: &Config, pools: &RedisPools, read: &LiveSummary) {
-    let Ok(keys) = tickwire_writer::compile_keys(config) else {
-        return;
-    };
+    let keys = config.key_templates();
     let db = config.databases.get(tickwire_core::Db::System);
     let Ok(client) = pools.client(db, 0) else {
         return;
