@@ -698,7 +698,7 @@ fn parse_chunks(
                 // measured from here, as a live run's is from the socket
                 // read (the receive time only feeds latency and the live
                 // bar timer once a line is decoded and checked).
-                let released = crate::ws::now_ns();
+                let released = crate::frame::now_ns();
                 let start = out.len() - n_new;
                 for e in &mut out[start..] {
                     if let Event::Tick(t) = e {

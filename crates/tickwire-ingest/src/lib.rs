@@ -15,6 +15,7 @@
 //! tokio mpsc (`blocking_send`) to the state stage and the writer.
 
 pub mod file;
+pub mod frame;
 pub mod live;
 pub mod record;
 pub mod spool;

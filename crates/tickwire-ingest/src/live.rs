@@ -12,9 +12,10 @@ use tickwire_parse::feeds::Frame;
 use tickwire_parse::LineDecoder;
 use tokio::sync::{mpsc, watch};
 
+use crate::frame::FeedMsg;
 use crate::record::{RecordSummary, Recorder};
 use crate::watermark::{FeedFlow, Flows, Taken};
-use crate::ws::{run_feed, FeedCounters, FeedError, FeedMsg, FeedPlan};
+use crate::ws::{run_feed, FeedCounters, FeedError, FeedPlan};
 use crate::IngestProgress;
 
 /// What the live run needs to start.
@@ -439,7 +440,7 @@ fn parse_frames(
         }
     };
     // The clock is read before the feeds' counts (see `watermark`).
-    let mark = |taken: &Taken| taken.watermark(crate::ws::now_ns());
+    let mark = |taken: &Taken| taken.watermark(crate::frame::now_ns());
     // Once the pipeline after it is gone, frames are only recorded.
     let mut gone = !downstream.start(mark(&taken));
     loop {

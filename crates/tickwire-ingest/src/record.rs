@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use tickwire_core::feeds::RecordConfig;
 
-use crate::ws::RawFrame;
+use crate::frame::RawFrame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

@@ -29,7 +29,7 @@ use tickwire_core::feeds::{SpoolConfig, SPOOL_DONE_EXT, SPOOL_SEGMENT_EXT};
 use tickwire_core::FeedVenue;
 use tokio_tungstenite::tungstenite::Bytes;
 
-use crate::ws::RawFrame;
+use crate::frame::RawFrame;
 
 /// The first bytes of every segment file.
 const MAGIC: &[u8; 8] = b"TWSPOOL1";

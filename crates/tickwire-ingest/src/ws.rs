@@ -19,30 +19,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
+use crate::frame::{now_ns, FeedMsg, RawFrame};
 use crate::spool::{Spool, SpoolSlot};
 use crate::watermark::FeedFlow;
 
 /// Environment variables holding Dhan's credentials (never logged).
 pub const DHAN_TOKEN_ENV: &str = "DHAN_ACCESS_TOKEN";
 pub const DHAN_CLIENT_ENV: &str = "DHAN_CLIENT_ID";
-
-/// A frame as received, with its receive time.
-#[derive(Debug, Clone)]
-pub struct RawFrame {
-    pub feed: Arc<str>,
-    pub venue: FeedVenue,
-    /// Epoch ns, local clock, taken when the frame was read.
-    pub recv_ns: i64,
-    pub binary: bool,
-    pub data: Bytes,
-}
-
-/// What a feed task hands to the parser.
-#[derive(Debug, Clone)]
-pub enum FeedMsg {
-    Frame(RawFrame),
-    Status(FeedEvent),
-}
 
 /// A feed's counters, readable while it runs.
 #[derive(Debug, Default)]
@@ -262,11 +245,6 @@ pub fn subscribe_messages(feed: &FeedConfig, venue: FeedVenue) -> Vec<String> {
             vec![serde_json::json!({"op": "subscribe", "symbols": feed.symbols}).to_string()]
         }
     }
-}
-
-/// Epoch nanoseconds now.
-pub fn now_ns() -> i64 {
-    jiff::Timestamp::now().as_nanosecond() as i64
 }
 
 /// Why a connection ended (low-cardinality, for the status event and logs).
