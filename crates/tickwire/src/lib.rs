@@ -9,5 +9,5 @@ pub mod replay;
 pub mod run;
 pub mod summary;
 
-pub use replay::{replay, AppError, StateCounts};
-pub use summary::RunSummary;
+pub use replay::{replay, AppError};
+pub use summary::{RunSummary, StateCounts};

@@ -9,8 +9,6 @@ use tickwire_ingest::record::RecordSummary;
 use tickwire_ingest::IngestSummary;
 use tickwire_writer::WriterStats;
 
-use crate::replay::StateCounts;
-
 /// What a run read and wrote.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -409,6 +407,31 @@ pub fn render_health(r: &tickwire_writer::health::HealthReport) -> String {
         let _ = writeln!(s, "  ! {p}");
     }
     s
+}
+
+/// What the state stage counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Why the stage stopped early, if it did.
+    pub failed: Option<String>,
+    /// Ticks outside every phase of their exchange, dropped by policy.
+    pub dropped_outside: u64,
+    /// Ticks without quantity: written, but no bar, VWAP or volume.
+    pub without_qty: u64,
+    /// Trades whose venue id was already applied: resent, applied to nothing.
+    pub resent: u64,
+}
+
+impl StateCounts {
+    /// The counts `stage` keeps.
+    pub(crate) fn of(stage: &tickwire_indicators::StateStage) -> Self {
+        Self {
+            dropped_outside: stage.dropped_outside,
+            without_qty: stage.ticks_without_qty,
+            resent: stage.duplicate_trades,
+            failed: None,
+        }
+    }
 }
 
 #[cfg(test)]
