@@ -1,4 +1,4 @@
-//! The Grafana dashboard and the README's metrics table against the metrics
+//! The Grafana dashboard and the metrics table of docs/operating.md against the metrics
 //! the binary exports (`tickwire_core::telemetry::METRICS`).
 
 use std::collections::BTreeSet;
@@ -82,23 +82,23 @@ fn the_dashboard_queries_only_exported_metrics() {
 }
 
 #[test]
-fn the_readme_lists_every_metric() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_operating_page_lists_every_metric() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).unwrap();
     for m in METRICS {
         let row = format!("| `{}` |", m.name);
         assert!(
-            readme.contains(&row),
-            "README has no table row for {}",
+            page.contains(&row),
+            "docs/operating.md has no table row for {}",
             m.name
         );
     }
     // And names nothing the binary does not export.
-    for line in readme.lines().filter(|l| l.starts_with("| `tickwire_")) {
+    for line in page.lines().filter(|l| l.starts_with("| `tickwire_")) {
         for n in names_in(line) {
             assert!(
                 exported(&n).is_some(),
-                "README lists {n}, which is not exported"
+                "docs/operating.md lists {n}, which is not exported"
             );
         }
     }

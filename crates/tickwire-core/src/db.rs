@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check, FieldError};
 
-/// The logical databases tickwire knows by purpose (the operations guide's DB map).
+/// The logical databases tickwire knows by purpose (the DB map of docs/redis-layout.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Db {
     System,

@@ -1,6 +1,6 @@
 //! The metrics tickwire exports: one catalogue of names, kinds, labels and
-//! help texts, used by every stage that records them, by the README's
-//! reference table and by the test that checks the Grafana dashboard names
+//! help texts, used by every stage that records them, by the metrics
+//! table of docs/operating.md and by the test that checks the Grafana dashboard names
 //! only these. Names follow `tickwire_<name>_<unit>`, counters end in
 //! `_total`; labels are low-cardinality (feed, db, stage, error_type).
 

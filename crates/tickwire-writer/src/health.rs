@@ -144,8 +144,8 @@ impl HealthReport {
         // Reached, but the ACL refused a check: say so, not "unreachable".
         let problem = if why.contains("NOPERM") {
             format!(
-                "Redis at {} refused a check (the user needs the README's ACL line for \
-                 health): {why}",
+                "Redis at {} refused a check (the user needs the ACL line for health in \
+                 docs/operating.md, \"Least privilege\"): {why}",
                 redact_url(url)
             )
         } else {

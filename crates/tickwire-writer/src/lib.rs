@@ -100,8 +100,8 @@ pub enum WriterError {
     },
     /// Redis' ACL refused a command (NOPERM): final, not retried.
     #[error(
-        "Redis at {url} refused {command}: {detail} (the user needs the ACL line of the \
-         README's \"Least privilege\" section)"
+        "Redis at {url} refused {command}: {detail} (the user needs the ACL line of \
+         docs/operating.md, \"Least privilege\")"
     )]
     Permission {
         url: String,

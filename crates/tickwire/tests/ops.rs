@@ -142,7 +142,7 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
         assert!(get(&format!("{h}_count")) >= 1.0);
     }
     assert!(get("tickwire_process_start_time_seconds") > 1.7e9);
-    // Every series scraped belongs to a metric of the catalogue (the README
+    // Every series scraped belongs to a metric of the catalogue (docs/operating.md
     // table and the dashboard are checked against the same list).
     for series in m.keys() {
         let base = series.split('{').next().unwrap_or(series);

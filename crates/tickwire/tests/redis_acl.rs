@@ -1,5 +1,5 @@
-//! Least privilege: an ACL user holding exactly the README's line for a use
-//! does that use with Redis refusing nothing (its ACL LOG stays empty), and a
+//! Least privilege: an ACL user holding exactly the line of
+//! docs/operating.md ("Least privilege") for a use does that use with Redis refusing nothing (its ACL LOG stays empty), and a
 //! user without `xadd` stops the replay with one error naming NOPERM and XADD.
 
 mod common;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use fred::prelude::*;
 
-/// The README's ACL lines (keep them equal).
+/// The ACL lines of docs/operating.md, "Least privilege" (keep them equal).
 const REPLAY_INLINE: &str = "-@all +select +ping +info +client|id +get +set +hget +hset +expire \
      +xadd +xtrim +xrange +xrevrange +zadd +sadd +script|load +evalsha ~* resetchannels";
 /// The Lua engine: the inline line and what the scripts call.
