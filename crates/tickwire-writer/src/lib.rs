@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod inspect;
 mod lane;
 mod memo;
+mod plan;
 pub mod pools;
 pub mod profile;
 pub mod stats;
@@ -41,11 +42,15 @@ pub use stats::{DbStats, WriterProgress, WriterStats};
 pub use tickwire_core::ids::{self, StreamIdSeq};
 
 use fred::types::scripts::Script;
-use lane::{
-    AlertSettings, BarWrite, IndicatorWrite, LaneBatch, LaneSettings, LuaBar, LuaKeys, LuaScripts,
-    LuaTrade, RatioKeys, RejectWrite, TickWrite, VolumeWrite,
-};
-use lane::{QuoteWrite, Snapshot, SnapshotWrite};
+use lane::{AlertSettings, LaneSettings, LuaScripts};
+use plan::bars::{BarWrite, IndicatorWrite};
+use plan::dead_letters::RejectWrite;
+use plan::lua::{LuaBar, LuaKeys, LuaTrade};
+use plan::prices::QuoteWrite;
+use plan::snapshots::{Snapshot, SnapshotWrite};
+use plan::ticks::TickWrite;
+use plan::volume::{RatioKeys, VolumeWrite};
+use plan::LaneBatch;
 use tickwire_core::config::Engine;
 
 /// The Lua engine's scripts, as in `lua/`.
@@ -492,7 +497,7 @@ async fn entry_is(
     })?;
     Ok(found
         .first()
-        .is_some_and(|(_, fields)| lane::is_dead_letter_of(fields, r)))
+        .is_some_and(|(_, fields)| plan::dead_letters::is_dead_letter_of(fields, r)))
 }
 
 /// (profile index, output kind, instrument, bar interval).
