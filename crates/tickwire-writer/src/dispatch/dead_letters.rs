@@ -1,0 +1,137 @@
+//! Routing of dead letters: each rejected frame's ID in its feed's
+//! dead-letter stream, read against what an earlier process left there.
+//! Planned in `plan::dead_letters`.
+
+use std::collections::HashMap;
+
+use fred::types::Key;
+
+use crate::checkpoints::read_retrying;
+use crate::dispatch::{lane_of, DeadLetters, Dispatcher};
+use crate::plan::dead_letters::RejectWrite;
+use crate::pools::RedisPools;
+use crate::WriterError;
+use tickwire_core::ids::{self, StreamIdSeq};
+
+impl Dispatcher {
+    /// A dead letter: its ID (see [`DeadLetters`]) and lane. Dead letters are
+    /// the process's own bookkeeping, written whatever the profiles.
+    pub(crate) async fn route_rejected(
+        &mut self,
+        rejected: tickwire_core::Rejected,
+        pools: &RedisPools,
+        system_db: u8,
+    ) -> Result<usize, WriterError> {
+        if !self.deadletters.contains_key(&*rejected.feed) {
+            let key = Key::from(self.keys.deadletter.render_one(
+                self.keys.prefix(system_db),
+                "feed",
+                &rejected.feed,
+            ));
+            let before = last_entry_id(pools, system_db, &key).await?;
+            let mut top = StreamIdSeq::default();
+            if let Some(id) = before {
+                top.follow(id);
+            }
+            let lane = lane_of(&rejected.feed, self.lanes);
+            self.deadletters.insert(
+                rejected.feed.clone(),
+                DeadLetters {
+                    key,
+                    lane,
+                    natural: StreamIdSeq::default(),
+                    before,
+                    top,
+                },
+            );
+        }
+        // Without a receive time (a file's line), no time at all: the time of
+        // a tick near it would differ between a first run and a second one
+        // whose ticks are resends (dropped before the writer), and with it
+        // the ID that recognises the line as dead-lettered already.
+        let ms = rejected.recv_ts_ns.map_or(0, |ns| ns.div_euclid(1_000_000));
+        // Inserted just above when it was missing.
+        let Some(dl) = self.deadletters.get_mut(&*rejected.feed) else {
+            return Err(WriterError::Lane("dead-letter stream missing".into()));
+        };
+        let natural = dl.natural.next(ms);
+        let id = if dl.before.is_some_and(|b| natural <= b)
+            && entry_is(pools, system_db, &dl.key, natural, &rejected).await?
+        {
+            // Dead-lettered before: it lands on its entry, a duplicate.
+            natural
+        } else if dl.top.last().is_some_and(|top| natural <= top) {
+            // Another frame holds that ID: this one goes after the last.
+            dl.top.next(ms)
+        } else {
+            natural
+        };
+        dl.top.follow(id);
+        let lane = dl.lane;
+        self.pending[lane].rejects.push(RejectWrite {
+            key: dl.key.clone(),
+            id,
+            rejected,
+        });
+        Ok(lane)
+    }
+}
+
+/// Reads a stream ID as Redis writes it (`{ms}-{seq}`).
+pub(crate) fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The ID of the last entry of stream `key` (none: empty or missing).
+pub(crate) async fn last_entry_id(
+    pools: &RedisPools,
+    db: u8,
+    key: &Key,
+) -> Result<Option<(u64, u64)>, WriterError> {
+    use fred::prelude::StreamsInterface;
+    let client = pools.client(db, 0)?;
+    let last: Vec<(String, HashMap<String, String>)> = read_retrying(client, || {
+        client.xrevrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
+            key.clone(),
+            "+",
+            "-",
+            Some(1),
+        )
+    })
+    .await
+    .map_err(|source| WriterError::DeadLetters {
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        source,
+    })?;
+    Ok(last.first().and_then(|(id, _)| parse_id(id)))
+}
+
+/// Whether the entry of stream `key` at `id` is the dead letter of `r`.
+pub(crate) async fn entry_is(
+    pools: &RedisPools,
+    db: u8,
+    key: &Key,
+    id: (u64, u64),
+    r: &tickwire_core::Rejected,
+) -> Result<bool, WriterError> {
+    use fred::prelude::StreamsInterface;
+    let client = pools.client(db, 0)?;
+    let id = ids::format_id(id);
+    let found: Vec<(String, HashMap<String, String>)> = read_retrying(client, || {
+        client.xrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
+            key.clone(),
+            id.as_str(),
+            id.as_str(),
+            Some(1),
+        )
+    })
+    .await
+    .map_err(|source| WriterError::DeadLetters {
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        source,
+    })?;
+    Ok(found
+        .first()
+        .is_some_and(|(_, fields)| crate::plan::dead_letters::is_dead_letter_of(fields, r)))
+}
