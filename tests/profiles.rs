@@ -347,8 +347,10 @@ async fn a_prefixed_backtest_publishes_on_the_prefixed_channel() {
     let subscriber = server.client(0).await.unwrap();
     let mut messages = subscriber.message_rx();
     let _: () = subscriber.psubscribe("*").await.unwrap();
-    let mut config = with_profiles(config(&server, ""), &["trading-system"]);
-    config.keys.prefix = "bt:".into();
+    let config = with_profiles(
+        config(&server, "[keys]\nprefix = \"bt:\""),
+        &["trading-system"],
+    );
     replay(&config, &[file]).await;
 
     let db2 = server.client(2).await.unwrap();

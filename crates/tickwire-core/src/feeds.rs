@@ -373,103 +373,121 @@ pub(crate) fn validate(
     let mut errors = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, f) in feeds.iter().enumerate() {
-        let field = |name: &str| format!("feeds[{i}].{name}");
-        let name_ok = !f.name.is_empty()
-            && f.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !name_ok {
+        errors.extend(validate_feed(i, f, &mut names));
+    }
+    errors.extend(validate_live_and_record(live, record));
+    errors
+}
+
+/// The problems of `feeds[i]`; `names` holds the names of the feeds before it.
+fn validate_feed<'a>(
+    i: usize,
+    f: &'a FeedConfig,
+    names: &mut std::collections::HashSet<&'a str>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let field = |name: &str| format!("feeds[{i}].{name}");
+    let name_ok = !f.name.is_empty()
+        && f.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !name_ok {
+        errors.push(FieldError::new(
+            field("name"),
+            format!("{:?} must be letters, digits, '-', '_' or '.'", f.name),
+        ));
+    } else if !names.insert(f.name.as_str()) {
+        errors.push(FieldError::new(
+            field("name"),
+            format!("{:?} names two feeds", f.name),
+        ));
+    }
+    let Some(venue) = f.venue() else {
+        let known: Vec<_> = FeedVenue::ALL.iter().map(|v| v.name()).collect();
+        errors.push(FieldError::new(
+            field("venue"),
+            format!("unknown venue {:?} (known: {})", f.venue, known.join(", ")),
+        ));
+        return errors;
+    };
+    match &f.url {
+        Some(url) if !(url.starts_with("ws://") || url.starts_with("wss://")) => {
             errors.push(FieldError::new(
-                field("name"),
-                format!("{:?} must be letters, digits, '-', '_' or '.'", f.name),
-            ));
-        } else if !names.insert(f.name.as_str()) {
-            errors.push(FieldError::new(
-                field("name"),
-                format!("{:?} names two feeds", f.name),
-            ));
-        }
-        let Some(venue) = f.venue() else {
-            let known: Vec<_> = FeedVenue::ALL.iter().map(|v| v.name()).collect();
-            errors.push(FieldError::new(
-                field("venue"),
-                format!("unknown venue {:?} (known: {})", f.venue, known.join(", ")),
-            ));
-            continue;
-        };
-        match &f.url {
-            Some(url) if !(url.starts_with("ws://") || url.starts_with("wss://")) => {
-                errors.push(FieldError::new(
-                    field("url"),
-                    format!(
-                        "must be ws:// or wss:// (got {:?})",
-                        crate::redact::redact_url(url)
-                    ),
-                ))
-            }
-            None if venue.default_url().is_none() => errors.push(FieldError::new(
                 field("url"),
-                format!("venue {} has no public endpoint: set url", venue.name()),
-            )),
-            _ => {}
+                format!(
+                    "must be ws:// or wss:// (got {:?})",
+                    crate::redact::redact_url(url)
+                ),
+            ))
         }
-        if f.symbols.is_empty() && venue != FeedVenue::Tickwire {
+        None if venue.default_url().is_none() => errors.push(FieldError::new(
+            field("url"),
+            format!("venue {} has no public endpoint: set url", venue.name()),
+        )),
+        _ => {}
+    }
+    if f.symbols.is_empty() && venue != FeedVenue::Tickwire {
+        errors.push(FieldError::new(
+            field("symbols"),
+            "must name at least one instrument",
+        ));
+    }
+    if let Some(basis) = &f.ltt_basis {
+        if venue != FeedVenue::Dhan {
             errors.push(FieldError::new(
-                field("symbols"),
-                "must name at least one instrument",
+                field("ltt_basis"),
+                format!(
+                    "only Dhan feeds take ltt_basis (this feed's venue is {})",
+                    venue.name()
+                ),
+            ));
+        } else if LttBasis::from_name(basis).is_none() {
+            let known: Vec<_> = LttBasis::ALL.iter().map(|b| b.name()).collect();
+            errors.push(FieldError::new(
+                field("ltt_basis"),
+                format!("unknown ltt_basis {basis:?} (known: {})", known.join(", ")),
             ));
         }
-        if let Some(basis) = &f.ltt_basis {
-            if venue != FeedVenue::Dhan {
-                errors.push(FieldError::new(
-                    field("ltt_basis"),
-                    format!(
-                        "only Dhan feeds take ltt_basis (this feed's venue is {})",
-                        venue.name()
-                    ),
-                ));
-            } else if LttBasis::from_name(basis).is_none() {
-                let known: Vec<_> = LttBasis::ALL.iter().map(|b| b.name()).collect();
-                errors.push(FieldError::new(
-                    field("ltt_basis"),
-                    format!("unknown ltt_basis {basis:?} (known: {})", known.join(", ")),
-                ));
-            }
-        }
-        if venue == FeedVenue::Dhan {
-            for (j, s) in f.symbols.iter().enumerate() {
-                if let Err(e) = DhanInstrument::parse(s) {
-                    errors.push(FieldError::new(format!("feeds[{i}].symbols[{j}]"), e));
-                }
-            }
-        }
-        // A repeated entry would subscribe twice to one stream.
-        for (list, entries) in [("symbols", &f.symbols), ("channels", &f.channels)] {
-            for (j, e) in entries.iter().enumerate() {
-                if let Some(k) = entries[..j].iter().position(|o| o == e) {
-                    errors.push(FieldError::new(
-                        format!("feeds[{i}].{list}[{j}]"),
-                        format!("{e:?} repeats {list}[{k}]"),
-                    ));
-                }
-            }
-        }
-        let known = venue.known_channels();
-        for (j, c) in f.channels.iter().enumerate() {
-            if !known.contains(&c.as_str()) {
-                let msg = if known.is_empty() {
-                    format!("venue {} takes no channels (got {c:?})", venue.name())
-                } else {
-                    format!(
-                        "unknown channel {c:?} for {} (known: {})",
-                        venue.name(),
-                        known.join(", ")
-                    )
-                };
-                errors.push(FieldError::new(format!("feeds[{i}].channels[{j}]"), msg));
+    }
+    if venue == FeedVenue::Dhan {
+        for (j, s) in f.symbols.iter().enumerate() {
+            if let Err(e) = DhanInstrument::parse(s) {
+                errors.push(FieldError::new(format!("feeds[{i}].symbols[{j}]"), e));
             }
         }
     }
+    // A repeated entry would subscribe twice to one stream.
+    for (list, entries) in [("symbols", &f.symbols), ("channels", &f.channels)] {
+        for (j, e) in entries.iter().enumerate() {
+            if let Some(k) = entries[..j].iter().position(|o| o == e) {
+                errors.push(FieldError::new(
+                    format!("feeds[{i}].{list}[{j}]"),
+                    format!("{e:?} repeats {list}[{k}]"),
+                ));
+            }
+        }
+    }
+    let known = venue.known_channels();
+    for (j, c) in f.channels.iter().enumerate() {
+        if !known.contains(&c.as_str()) {
+            let msg = if known.is_empty() {
+                format!("venue {} takes no channels (got {c:?})", venue.name())
+            } else {
+                format!(
+                    "unknown channel {c:?} for {} (known: {})",
+                    venue.name(),
+                    known.join(", ")
+                )
+            };
+            errors.push(FieldError::new(format!("feeds[{i}].channels[{j}]"), msg));
+        }
+    }
+    errors
+}
+
+/// `[live]` and `[record]`: timeouts, backoff, backlog and file settings.
+fn validate_live_and_record(live: &LiveConfig, record: &RecordConfig) -> Vec<FieldError> {
+    let mut errors = Vec::new();
     let mut check = |ok: bool, field: &str, msg: String| {
         if !ok {
             errors.push(FieldError::new(field, msg));

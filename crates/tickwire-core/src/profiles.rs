@@ -382,145 +382,152 @@ pub fn parse(name: &str, text: &str) -> Result<Option<Profile>, ProfileError> {
         )]));
     }
     let mut errors = Vec::new();
-    let mut one = |kind: OutputKind, o: &Option<OutputConfig>| -> Option<Output> {
-        let o = o.as_ref()?;
-        let at = |f: &str| format!("{}.{f}", kind.name());
-        let key = match KeyTemplate::parse(&o.key, &[]) {
-            Ok(k) => k,
-            Err(e) => {
-                errors.push(FieldError::new(at("key"), e.to_string()));
-                return None;
-            }
-        };
-        for p in key.placeholders() {
-            if !kind.placeholders().contains(&p) {
-                errors.push(FieldError::new(
-                    at("key"),
-                    format!(
-                        "{{{p}}} is not available for {} (use {})",
-                        kind.name(),
-                        kind.placeholders().join(", ")
-                    ),
-                ));
-            }
-        }
-        if o.db > 15 {
-            errors.push(FieldError::new(at("db"), format!("{} is not 0-15", o.db)));
-        }
-        if o.ttl == 0 {
-            errors.push(FieldError::new(
-                at("ttl"),
-                "must be greater than 0: every key tickwire writes expires",
-            ));
-        }
-        if (kind == OutputKind::TickStream) != (o.redis_type == RedisType::Stream) {
-            errors.push(FieldError::new(
-                at("type"),
-                "tick_stream and only tick_stream is a stream",
-            ));
-        }
-        match (o.redis_type, o.encoding) {
-            (RedisType::Hash | RedisType::Stream, Encoding::Fields)
-            | (RedisType::String, Encoding::Json | Encoding::Value)
-            | (RedisType::List, Encoding::Json) => {}
-            (t @ (RedisType::Hash | RedisType::Stream), e) => errors.push(FieldError::new(
-                at("encoding"),
-                format!("a {t:?} takes encoding = \"fields\" (got {e:?})"),
-            )),
-            (t, _) => errors.push(FieldError::new(
-                at("encoding"),
-                format!("a {t:?} holds JSON: use encoding = \"json\""),
-            )),
-        }
-        if o.encoding == Encoding::Value && o.fields.len() != 1 {
-            errors.push(FieldError::new(
-                at("fields"),
-                "encoding = \"value\" writes exactly one field",
-            ));
-        }
-        if matches!(o.redis_type, RedisType::List | RedisType::Stream) && o.cap == 0 {
-            errors.push(FieldError::new(
-                at("cap"),
-                "a list or stream needs a cap (entries kept)",
-            ));
-        }
-        let mut fields = Vec::with_capacity(o.fields.len());
-        for (i, f) in o.fields.iter().enumerate() {
-            let (out, src) = f.split_once('=').unwrap_or((f.as_str(), f.as_str()));
-            if !kind.sources().contains(&src) {
-                errors.push(FieldError::new(
-                    format!("{}.fields[{i}]", kind.name()),
-                    format!(
-                        "unknown source {src:?} (known: {})",
-                        kind.sources().join(", ")
-                    ),
-                ));
-            }
-            fields.push((out.to_string(), src.to_string()));
-        }
-        if fields.is_empty() {
-            errors.push(FieldError::new(
-                at("fields"),
-                "must name at least one field",
-            ));
-        }
-        // A list skips entries at or before its newest by this field, which
-        // keeps resends and replays from adding them twice.
-        if o.redis_type == RedisType::List
-            && !fields
-                .iter()
-                .any(|(name, src)| src == "open_ms" && !name.contains('.'))
-        {
-            errors.push(FieldError::new(
-                at("fields"),
-                "a list needs a top-level field from open_ms (its entries' order)",
-            ));
-        }
-        let publish = o
-            .publish
-            .as_ref()
-            .and_then(|p| match KeyTemplate::parse(p, &[]) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    errors.push(FieldError::new(at("publish"), e.to_string()));
-                    None
-                }
-            });
-        if let Some(i) = &o.interval {
-            if crate::bar::interval_ms(i).is_none() {
-                errors.push(FieldError::new(
-                    at("interval"),
-                    format!("{i:?} is not an interval like 1m, 5m"),
-                ));
-            }
-        }
-        Some(Output {
-            interval: o.interval.clone(),
-            key,
-            redis_type: o.redis_type,
-            encoding: o.encoding,
-            db: o.db,
-            ttl: o.ttl,
-            cap: o.cap,
-            fields,
-            publish,
-        })
-    };
     let profile = Profile {
         name: name.to_string(),
         namespace: cfg.namespace.clone(),
-        tick_stream: one(OutputKind::TickStream, &cfg.tick_stream),
-        last_price: one(OutputKind::LastPrice, &cfg.last_price),
-        bars: one(OutputKind::Bars, &cfg.bars),
-        indicators: one(OutputKind::Indicators, &cfg.indicators),
-        heartbeat: one(OutputKind::Heartbeat, &cfg.heartbeat),
-        feed_status: one(OutputKind::FeedStatus, &cfg.feed_status),
+        tick_stream: parse_output(&mut errors, OutputKind::TickStream, &cfg.tick_stream),
+        last_price: parse_output(&mut errors, OutputKind::LastPrice, &cfg.last_price),
+        bars: parse_output(&mut errors, OutputKind::Bars, &cfg.bars),
+        indicators: parse_output(&mut errors, OutputKind::Indicators, &cfg.indicators),
+        heartbeat: parse_output(&mut errors, OutputKind::Heartbeat, &cfg.heartbeat),
+        feed_status: parse_output(&mut errors, OutputKind::FeedStatus, &cfg.feed_status),
     };
     if errors.is_empty() {
         Ok(Some(profile))
     } else {
         Err(invalid(errors))
     }
+}
+
+/// One output table of a profile (`[bars]`, ...), if present; its problems
+/// go into `errors`.
+fn parse_output(
+    errors: &mut Vec<FieldError>,
+    kind: OutputKind,
+    o: &Option<OutputConfig>,
+) -> Option<Output> {
+    let o = o.as_ref()?;
+    let at = |f: &str| format!("{}.{f}", kind.name());
+    let key = match KeyTemplate::parse(&o.key, &[]) {
+        Ok(k) => k,
+        Err(e) => {
+            errors.push(FieldError::new(at("key"), e.to_string()));
+            return None;
+        }
+    };
+    for p in key.placeholders() {
+        if !kind.placeholders().contains(&p) {
+            errors.push(FieldError::new(
+                at("key"),
+                format!(
+                    "{{{p}}} is not available for {} (use {})",
+                    kind.name(),
+                    kind.placeholders().join(", ")
+                ),
+            ));
+        }
+    }
+    if o.db > 15 {
+        errors.push(FieldError::new(at("db"), format!("{} is not 0-15", o.db)));
+    }
+    if o.ttl == 0 {
+        errors.push(FieldError::new(
+            at("ttl"),
+            "must be greater than 0: every key tickwire writes expires",
+        ));
+    }
+    if (kind == OutputKind::TickStream) != (o.redis_type == RedisType::Stream) {
+        errors.push(FieldError::new(
+            at("type"),
+            "tick_stream and only tick_stream is a stream",
+        ));
+    }
+    match (o.redis_type, o.encoding) {
+        (RedisType::Hash | RedisType::Stream, Encoding::Fields)
+        | (RedisType::String, Encoding::Json | Encoding::Value)
+        | (RedisType::List, Encoding::Json) => {}
+        (t @ (RedisType::Hash | RedisType::Stream), e) => errors.push(FieldError::new(
+            at("encoding"),
+            format!("a {t:?} takes encoding = \"fields\" (got {e:?})"),
+        )),
+        (t, _) => errors.push(FieldError::new(
+            at("encoding"),
+            format!("a {t:?} holds JSON: use encoding = \"json\""),
+        )),
+    }
+    if o.encoding == Encoding::Value && o.fields.len() != 1 {
+        errors.push(FieldError::new(
+            at("fields"),
+            "encoding = \"value\" writes exactly one field",
+        ));
+    }
+    if matches!(o.redis_type, RedisType::List | RedisType::Stream) && o.cap == 0 {
+        errors.push(FieldError::new(
+            at("cap"),
+            "a list or stream needs a cap (entries kept)",
+        ));
+    }
+    let mut fields = Vec::with_capacity(o.fields.len());
+    for (i, f) in o.fields.iter().enumerate() {
+        let (out, src) = f.split_once('=').unwrap_or((f.as_str(), f.as_str()));
+        if !kind.sources().contains(&src) {
+            errors.push(FieldError::new(
+                format!("{}.fields[{i}]", kind.name()),
+                format!(
+                    "unknown source {src:?} (known: {})",
+                    kind.sources().join(", ")
+                ),
+            ));
+        }
+        fields.push((out.to_string(), src.to_string()));
+    }
+    if fields.is_empty() {
+        errors.push(FieldError::new(
+            at("fields"),
+            "must name at least one field",
+        ));
+    }
+    // A list skips entries at or before its newest by this field, which
+    // keeps resends and replays from adding them twice.
+    if o.redis_type == RedisType::List
+        && !fields
+            .iter()
+            .any(|(name, src)| src == "open_ms" && !name.contains('.'))
+    {
+        errors.push(FieldError::new(
+            at("fields"),
+            "a list needs a top-level field from open_ms (its entries' order)",
+        ));
+    }
+    let publish = o
+        .publish
+        .as_ref()
+        .and_then(|p| match KeyTemplate::parse(p, &[]) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(FieldError::new(at("publish"), e.to_string()));
+                None
+            }
+        });
+    if let Some(i) = &o.interval {
+        if crate::bar::interval_ms(i).is_none() {
+            errors.push(FieldError::new(
+                at("interval"),
+                format!("{i:?} is not an interval like 1m, 5m"),
+            ));
+        }
+    }
+    Some(Output {
+        interval: o.interval.clone(),
+        key,
+        redis_type: o.redis_type,
+        encoding: o.encoding,
+        db: o.db,
+        ttl: o.ttl,
+        cap: o.cap,
+        fields,
+        publish,
+    })
 }
 
 #[cfg(test)]

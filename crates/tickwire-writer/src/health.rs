@@ -191,11 +191,44 @@ async fn gather(
     pools: &RedisPools,
     dbs: &[u8],
 ) -> Result<HealthReport, Box<dyn std::error::Error + Send + Sync>> {
-    let keys = config.key_templates().clone();
-    let d = &config.databases;
-    let system = pools.client(d.get(Db::System), 0)?;
+    let keys = config.key_templates();
+    let system = pools.client(config.databases.get(Db::System), 0)?;
     let mut problems = Vec::new();
+    let redis = redis_info(config, system, &mut problems).await?;
+    let cluster = pools.is_cluster();
+    let nodes = if cluster {
+        cluster_nodes(config, system, &mut problems).await?
+    } else {
+        Vec::new()
+    };
+    let databases = db_health(config, opts, pools, dbs, &mut problems).await?;
+    let (streams, tick_streams) = stream_health(config, opts, pools, &mut problems).await?;
+    let (heartbeat, heartbeats) = heartbeat_health(config, system, cluster, &mut problems).await?;
+    let feeds = feed_health(keys, system, cluster, &mut problems).await?;
+    Ok(HealthReport {
+        status: if problems.is_empty() {
+            Status::Healthy
+        } else {
+            Status::Degraded
+        },
+        problems,
+        redis: Some(redis),
+        databases,
+        streams,
+        tick_streams,
+        heartbeat,
+        heartbeats,
+        feeds,
+        nodes,
+    })
+}
 
+/// The server's version, memory and round trip; memory near maxmemory is a problem.
+async fn redis_info(
+    config: &Config,
+    system: &Client,
+    problems: &mut Vec<String>,
+) -> Result<RedisInfo, Box<dyn std::error::Error + Send + Sync>> {
     let started = Instant::now();
     let _: String = system.ping(None).await?;
     let ping_ms = started.elapsed().as_secs_f64() * 1_000.0;
@@ -223,13 +256,21 @@ async fn gather(
         ));
     }
 
-    let cluster = pools.is_cluster();
-    let nodes = if cluster {
-        cluster_nodes(config, system, &mut problems).await?
-    } else {
-        Vec::new()
-    };
+    Ok(redis)
+}
 
+/// Every DB (a cluster: every namespace) tickwire writes: its keys, and a
+/// sample of their TTLs.
+async fn db_health(
+    config: &Config,
+    opts: &HealthOptions,
+    pools: &RedisPools,
+    dbs: &[u8],
+    problems: &mut Vec<String>,
+) -> Result<Vec<DbHealth>, Box<dyn std::error::Error + Send + Sync>> {
+    let keys = config.key_templates();
+    let d = &config.databases;
+    let cluster = pools.is_cluster();
     // Every DB (a cluster: every namespace) tickwire writes must expire what
     // it holds.
     let mut databases = Vec::with_capacity(dbs.len());
@@ -285,6 +326,19 @@ async fn gather(
         });
     }
 
+    Ok(databases)
+}
+
+/// The tick streams (at most `opts.max_streams` looked at) and how many there are.
+async fn stream_health(
+    config: &Config,
+    opts: &HealthOptions,
+    pools: &RedisPools,
+    problems: &mut Vec<String>,
+) -> Result<(Vec<StreamHealth>, u64), Box<dyn std::error::Error + Send + Sync>> {
+    let keys = config.key_templates();
+    let d = &config.databases;
+    let cluster = pools.is_cluster();
     // Tick streams: length and consumer-group lag.
     let mut streams = Vec::new();
     let mut tick_streams = 0;
@@ -319,6 +373,20 @@ async fn gather(
         }
     }
 
+    Ok((streams, tick_streams))
+}
+
+/// This config's heartbeat and every running tickwire's.
+async fn heartbeat_health(
+    config: &Config,
+    system: &Client,
+    cluster: bool,
+    problems: &mut Vec<String>,
+) -> Result<
+    (Option<HeartbeatHealth>, BTreeMap<String, HeartbeatHealth>),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let keys = config.key_templates();
     // The heartbeat of every running tickwire: this config's, the unnamed
     // process's and every named instance's.
     let own = keys.heartbeat.render(keys.prefix_of(Db::System), |_| None);
@@ -376,6 +444,16 @@ async fn gather(
         ));
     }
 
+    Ok((heartbeat, heartbeats))
+}
+
+/// Every feed's status.
+async fn feed_health(
+    keys: &tickwire_core::config::Keys,
+    system: &Client,
+    cluster: bool,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<String, String>, Box<dyn std::error::Error + Send + Sync>> {
     // Feed status keys.
     let status_pattern = keys
         .feed_status
@@ -400,22 +478,7 @@ async fn gather(
         feeds.insert(feed, v);
     }
 
-    Ok(HealthReport {
-        status: if problems.is_empty() {
-            Status::Healthy
-        } else {
-            Status::Degraded
-        },
-        problems,
-        redis: Some(redis),
-        databases,
-        streams,
-        tick_streams,
-        heartbeat,
-        heartbeats,
-        feeds,
-        nodes,
-    })
+    Ok(feeds)
 }
 
 /// `text` with the glob's special characters escaped, for a SCAN MATCH.

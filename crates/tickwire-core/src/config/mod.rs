@@ -191,7 +191,9 @@ impl Config {
     }
 
     /// The key templates, parsed and placed (see [`KeysConfig::compile_for`])
-    /// when this config was loaded.
+    /// when this config was loaded. They follow `[keys]`, `[redis]`,
+    /// `[databases]` and `[process]` as loaded: a config with other keys is
+    /// loaded anew (`--prefix` is an [`Overrides`] field), not edited.
     pub fn key_templates(&self) -> &Keys {
         &self.compiled_keys
     }

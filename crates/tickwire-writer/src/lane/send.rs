@@ -456,95 +456,8 @@ pub(crate) async fn write_batch(
     if steady {
         state.owed.clear();
     }
-    for ((db_no, kind, key), outcome) in meta.into_iter().zip(&outcomes) {
-        let db = stats.db(db_no);
-        match (kind, outcome) {
-            // A key gets its EXPIRE at its first write of the lane (and when
-            // due again): count the keys it found there (none where the write
-            // before it was refused), and remember when their TTL was set.
-            (Kind::Expire, Outcome::Applied) => {
-                if let Some(key) = key {
-                    db.note_key(key.as_bytes());
-                    if steady {
-                        state.memo.ttl_was_set(db_no, key.as_bytes());
-                    }
-                }
-            }
-            (Kind::Delete, Outcome::Applied | Outcome::Absent) => {
-                if let Some(key) = key {
-                    state.memo.ttl_forget(db_no, key.as_bytes());
-                    db.forget_key(key.as_bytes());
-                }
-                if *outcome == Outcome::Applied {
-                    stats.forming_cleared += 1;
-                }
-            }
-            (Kind::SetEx, Outcome::Applied) => {
-                db.hash_writes += 1;
-                if let Some(key) = key {
-                    db.note_key(key.as_bytes());
-                }
-            }
-            (Kind::Index(memo), Outcome::Applied) => {
-                db.hash_writes += 1;
-                if steady {
-                    state.memo.indexed(memo);
-                }
-            }
-            (Kind::DeadLetter, Outcome::Applied) => {
-                db.stream_entries += 1;
-                stats.deadlettered += 1;
-            }
-            (Kind::DeadLetter, Outcome::AlreadyThere) => {
-                db.stream_entries_there += 1;
-                stats.deadletter_duplicates += 1;
-            }
-            (Kind::Hash, Outcome::Applied) => db.hash_writes += 1,
-            (Kind::Bar, Outcome::Applied) => {
-                db.stream_entries += 1;
-                stats.bars_written += 1;
-            }
-            (Kind::Bar, Outcome::AlreadyThere) => {
-                db.stream_entries_there += 1;
-                stats.bar_duplicates += 1;
-            }
-            // Refused for good (counted in write_errors): what is missing.
-            (Kind::Bar, Outcome::Failed) => stats.bars_failed += 1,
-            (Kind::DeadLetter, Outcome::Failed) => stats.deadletters_failed += 1,
-            (Kind::Indicator, Outcome::Applied) => {
-                db.hash_writes += 1;
-                stats.indicator_writes += 1;
-            }
-            (Kind::Lua, Outcome::Applied) => stats.lua_calls += 1,
-            (Kind::Profile, Outcome::Applied) => {
-                db.hash_writes += 1;
-                if let Some(key) = key {
-                    db.note_key(key.as_bytes());
-                }
-            }
-            (Kind::Alert, Outcome::Applied) => {
-                if let Some(marker) = key {
-                    state.alerted.insert(db_no, marker.as_bytes());
-                }
-                stats.alert_calls += 1;
-            }
-            _ => {}
-        }
-    }
-    for (w, outcome) in batch.ticks.iter().zip(&ticks) {
-        match outcome {
-            Outcome::Applied => {
-                stats.db(w.db).stream_entries += 1;
-                stats.ticks_written += 1;
-            }
-            Outcome::AlreadyThere => {
-                stats.db(w.db).stream_entries_there += 1;
-                stats.duplicates += 1;
-            }
-            Outcome::Failed => stats.ticks_failed += 1,
-            _ => {}
-        }
-    }
+    account(meta, &outcomes, steady, state, stats);
+    account_ticks(&batch, &ticks, stats);
     if !steady {
         owe_expires(&batch, s, state);
     }
@@ -710,6 +623,111 @@ pub(crate) fn record_metrics(
         let h = metrics::histogram!(t::TICK_TO_REDIS_LATENCY);
         for w in &batch.ticks {
             h.record((now_ns - w.tick.recv_ts_ns).max(0) as f64 / 1e9);
+        }
+    }
+}
+
+/// Counts what each settled command did into `stats`, and remembers in
+/// `state` the TTLs set, indexes written and alerts sent (only when no
+/// connection dropped while the batch was out: `steady`).
+fn account(
+    meta: Vec<(u8, Kind, Option<Key>)>,
+    outcomes: &[Outcome],
+    steady: bool,
+    state: &mut LaneState,
+    stats: &mut WriterStats,
+) {
+    for ((db_no, kind, key), outcome) in meta.into_iter().zip(outcomes) {
+        let db = stats.db(db_no);
+        match (kind, outcome) {
+            // A key gets its EXPIRE at its first write of the lane (and when
+            // due again): count the keys it found there (none where the write
+            // before it was refused), and remember when their TTL was set.
+            (Kind::Expire, Outcome::Applied) => {
+                if let Some(key) = key {
+                    db.note_key(key.as_bytes());
+                    if steady {
+                        state.memo.ttl_was_set(db_no, key.as_bytes());
+                    }
+                }
+            }
+            (Kind::Delete, Outcome::Applied | Outcome::Absent) => {
+                if let Some(key) = key {
+                    state.memo.ttl_forget(db_no, key.as_bytes());
+                    db.forget_key(key.as_bytes());
+                }
+                if *outcome == Outcome::Applied {
+                    stats.forming_cleared += 1;
+                }
+            }
+            (Kind::SetEx, Outcome::Applied) => {
+                db.hash_writes += 1;
+                if let Some(key) = key {
+                    db.note_key(key.as_bytes());
+                }
+            }
+            (Kind::Index(memo), Outcome::Applied) => {
+                db.hash_writes += 1;
+                if steady {
+                    state.memo.indexed(memo);
+                }
+            }
+            (Kind::DeadLetter, Outcome::Applied) => {
+                db.stream_entries += 1;
+                stats.deadlettered += 1;
+            }
+            (Kind::DeadLetter, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.deadletter_duplicates += 1;
+            }
+            (Kind::Hash, Outcome::Applied) => db.hash_writes += 1,
+            (Kind::Bar, Outcome::Applied) => {
+                db.stream_entries += 1;
+                stats.bars_written += 1;
+            }
+            (Kind::Bar, Outcome::AlreadyThere) => {
+                db.stream_entries_there += 1;
+                stats.bar_duplicates += 1;
+            }
+            // Refused for good (counted in write_errors): what is missing.
+            (Kind::Bar, Outcome::Failed) => stats.bars_failed += 1,
+            (Kind::DeadLetter, Outcome::Failed) => stats.deadletters_failed += 1,
+            (Kind::Indicator, Outcome::Applied) => {
+                db.hash_writes += 1;
+                stats.indicator_writes += 1;
+            }
+            (Kind::Lua, Outcome::Applied) => stats.lua_calls += 1,
+            (Kind::Profile, Outcome::Applied) => {
+                db.hash_writes += 1;
+                if let Some(key) = key {
+                    db.note_key(key.as_bytes());
+                }
+            }
+            (Kind::Alert, Outcome::Applied) => {
+                if let Some(marker) = key {
+                    state.alerted.insert(db_no, marker.as_bytes());
+                }
+                stats.alert_calls += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Counts each tick's outcome into `stats`.
+fn account_ticks(batch: &LaneBatch, ticks: &[Outcome], stats: &mut WriterStats) {
+    for (w, outcome) in batch.ticks.iter().zip(ticks) {
+        match outcome {
+            Outcome::Applied => {
+                stats.db(w.db).stream_entries += 1;
+                stats.ticks_written += 1;
+            }
+            Outcome::AlreadyThere => {
+                stats.db(w.db).stream_entries_there += 1;
+                stats.duplicates += 1;
+            }
+            Outcome::Failed => stats.ticks_failed += 1,
+            _ => {}
         }
     }
 }
