@@ -21,7 +21,7 @@ pub fn checkpoint_key(keys: &Keys, inst: &Instrument) -> String {
 
 /// Reads the checkpoints of `insts` (one pipelined GET each) from the
 /// system DB: what a process continues each instrument from. A Redis still
-/// loading its data set is waited for (see [`wait_loaded`]), then read.
+/// loading its data set is waited for (see `wait_loaded`), then read.
 pub async fn load_checkpoints(
     pools: &RedisPools,
     config: &Config,

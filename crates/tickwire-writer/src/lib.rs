@@ -6,6 +6,18 @@
 //! routes it to a lane by symbol; each lane owns one connection per DB and
 //! writes its batches in order, so the IDs of a stream always reach Redis in
 //! increasing order while the lanes run side by side.
+//!
+//! The rooms, in the order an event passes them:
+//! - `task`: the writer task: feeds the dispatcher, spawns and joins the lanes.
+//! - `dispatch/`: routing; one file per output kind gives its events keys,
+//!   stream IDs and a lane (`dispatch/mod.rs` holds the match over events).
+//! - `plan/`: planning; one file per output kind turns a lane's writes of
+//!   that kind into commands (`plan/mod.rs` lists the kinds in send order).
+//! - `lane/`: transport: pipelines per DB, retry and resend, settling the
+//!   replies, WAIT and cluster routing; `memo` remembers the TTLs set.
+//!
+//! Beside them: [`pools`] (connections), `checkpoints` (reading them back),
+//! [`health`], [`heartbeat`], [`baseline`] and [`profile`] (key profiles).
 
 pub mod baseline;
 mod checkpoints;
