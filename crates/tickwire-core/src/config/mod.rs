@@ -167,10 +167,9 @@ impl Config {
             Err(e) => errors.push(FieldError::new("--profile", e.to_string())),
         }
         let keys = config.keys.compile_for(config.placement());
-        errors.extend(config.validate(keys.as_ref().ok()));
-        match keys {
-            Ok(keys) => config.compiled_keys = keys,
-            Err(bad) => errors.extend(bad),
+        errors.extend(config.validate(&keys));
+        if let Ok(keys) = keys {
+            config.compiled_keys = keys;
         }
         if errors.is_empty() {
             let profiles = std::mem::take(&mut config.profiles);
@@ -199,8 +198,8 @@ impl Config {
     }
 
     /// Range and consistency checks, section by section; returns every
-    /// problem found. `keys` are the compiled templates, when they compile.
-    fn validate(&self, keys: Option<&Keys>) -> Vec<FieldError> {
+    /// problem found. `keys`: the templates compiled, or their problems.
+    fn validate(&self, keys: &Result<Keys, Vec<FieldError>>) -> Vec<FieldError> {
         let mut errors = self.process.validate();
         if self.redis.is_cluster() {
             errors.extend(self.profiles.cluster_errors());
@@ -218,8 +217,9 @@ impl Config {
         if let Err(bad) = crate::session::Calendar::from_config(&self.exchanges) {
             errors.extend(bad);
         }
-        if let Some(keys) = keys {
-            errors.extend(crate::venues::feed_collisions(&self.feeds, keys));
+        match keys {
+            Ok(keys) => errors.extend(crate::venues::feed_collisions(&self.feeds, keys)),
+            Err(bad) => errors.extend(bad.iter().cloned()),
         }
         errors.extend(crate::feeds::validate(
             &self.feeds,

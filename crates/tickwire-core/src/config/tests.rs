@@ -392,3 +392,14 @@ fn a_cluster_refuses_braces_in_the_prefix_and_profile_keys_naming_no_instrument(
         "ticks:NSE_EQ:{2885}"
     );
 }
+
+#[test]
+fn problems_come_in_the_order_of_the_sections() {
+    let text =
+        "[keys]\ntick_stream = \"t:{sym}\"\n[metrics]\nlisten = \"x\"\n[alerts]\nmaxlen = 0\n";
+    let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+    assert_eq!(
+        fields(err),
+        ["alerts.maxlen", "keys.tick_stream", "metrics.listen"]
+    );
+}
