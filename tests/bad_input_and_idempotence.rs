@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use tickwire_testkit::prelude::*;
 
 fn mixed_file(dir: &std::path::Path) -> std::path::PathBuf {
     write(

@@ -15,6 +15,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::*;
 use fred::prelude::*;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::ws_server::{Step, WsServer};
 
 /// A small deterministic generator (xorshift64*): the same mix every run.
@@ -393,19 +394,12 @@ async fn a_fuzzed_live_feed_counts_every_frame_once_and_writes_without_errors() 
         tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
     };
     let db4 = server.client(4).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: u64 = db4.xlen("ticks:BTC-USDT").await.unwrap();
-        if n == expect.ticks {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{n} of {} ticks after 30 s",
-            expect.ticks
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let landed = poll_until(Duration::from_secs(30), || async {
+        db4.xlen::<u64, _>("ticks:BTC-USDT").await.unwrap() == expect.ticks
+    })
+    .await;
+    let n: u64 = db4.xlen("ticks:BTC-USDT").await.unwrap();
+    assert!(landed, "{n} of {} ticks after 30 s", expect.ticks);
     stop.store(true, Ordering::Relaxed);
     let s = tokio::time::timeout(Duration::from_secs(20), task)
         .await

@@ -13,6 +13,7 @@ use fred::prelude::*;
 use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::prelude::*;
 
 /// Integer thousandths (or cents) as the shortest decimal text: 19069, 3 -> "19.069".
 fn shortest(units: i64, scale: u32) -> String {

@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use tickwire_core::Event;
 use tickwire_indicators::{StateConfig, StateStage};
 use tickwire_parse::{Format, LineDecoder, SourceMeta};
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 
 const FIXTURE: &str = include_str!("fixtures/talib/fixture.json");

@@ -11,6 +11,7 @@ use common::*;
 use fred::prelude::*;
 use tickwire_core::profiles::Profiles;
 use tickwire_core::Config;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::ws_server::{Step, WsServer};
 
 fn with_profiles(mut config: Config, names: &[&str]) -> Config {
@@ -160,17 +161,17 @@ async fn tradingboost_beside_the_default_layout() {
         tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
     };
     let db0 = server.client(0).await.unwrap();
-    let mut price = serde_json::Value::Null;
-    for _ in 0..500 {
+    let price_now = || async {
         let v: Option<String> = db0.get("price:okx:BTC-USDT").await.unwrap();
-        if let Some(v) = v {
-            price = serde_json::from_str(&v).unwrap();
-            if price["timestamp"] == 1_704_067_200_002i64 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        v.map_or(serde_json::Value::Null, |v| {
+            serde_json::from_str(&v).unwrap()
+        })
+    };
+    poll_until(Duration::from_secs(10), || async {
+        price_now().await["timestamp"] == 1_704_067_200_002i64
+    })
+    .await;
+    let price = price_now().await;
     // GET + JSON parse, as TradingBoost reads it.
     assert_eq!(
         price,
@@ -371,9 +372,9 @@ async fn a_prefixed_backtest_publishes_on_the_prefixed_channel() {
 async fn a_profile_file_with_its_own_tick_stream() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("md.toml");
-    std::fs::write(
-        &profile,
+    let profile = config_file(
+        dir.path(),
+        "md.toml",
         r#"
 namespace = "md:"
 [tick_stream]
@@ -385,8 +386,7 @@ ttl = 600
 cap = 1000
 fields = ["price=ltp", "size=qty", "t=ts"]
 "#,
-    )
-    .unwrap();
+    );
     let body = "{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169800100,\"ltp\":612.35,\"qty\":10}\n\
                 {\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169800100,\"ltp\":612.4,\"qty\":5}\n\
                 {\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169801000,\"ltp\":612.5,\"qty\":1}\n";

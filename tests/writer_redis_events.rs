@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fred::prelude::*;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::RedisServer;
 
 /// SCRIPT EXISTS of each: whether the server's script cache holds it.
@@ -126,7 +127,14 @@ async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
     let run = tokio::spawn(async move {
         tickwire::replay(&cfg, paced(file), Arc::new(AtomicBool::new(false))).await
     });
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Mid-replay: once its first ticks are in.
+    let db4 = server.client(4).await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the first ticks in Redis",
+        || async { ticks_of(&db4, &["RELIANCE", "TCS", "HDFCBANK", "INFY"]).await > 0 },
+    )
+    .await;
     let admin = server.client(0).await.unwrap();
     let pause = Duration::from_millis(2_000);
     let _: Value = admin
