@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
-use tickwire::RunSummary;
-use tickwire_core::Config;
 use tickwire_testkit::prelude::*;
 use tickwire_testkit::ws_server::{Seen, Step, WsServer};
 
@@ -37,32 +34,6 @@ fn ms(n: u64) -> Duration {
 /// A Binance combined-stream trade (the `trade` event of the API docs).
 fn binance_trade(id: u64, price: &str, qty: &str, t_ms: i64) -> String {
     binance_trade_of("BTCUSDT", id, price, qty, t_ms)
-}
-
-struct Running {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Result<RunSummary, tickwire::AppError>>,
-}
-
-impl Running {
-    fn start(config: &Config, record: Option<std::path::PathBuf>) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = {
-            let config = config.clone();
-            let stop = Arc::clone(&stop);
-            tokio::spawn(async move { tickwire::run::run(&config, record, stop).await })
-        };
-        Running { stop, task }
-    }
-
-    async fn finish(self) -> RunSummary {
-        self.stop.store(true, Ordering::Relaxed);
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("the run stops within 20 s")
-            .expect("run task")
-            .expect("run succeeds")
-    }
 }
 
 async fn xlen(c: &Client, key: &str) -> u64 {
@@ -120,7 +91,7 @@ async fn binance_feed_rides_through_a_drop_a_stall_and_garbage() {
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
     let db2 = redis.client(2).await.unwrap();
     let db0 = redis.client(0).await.unwrap();
@@ -248,7 +219,7 @@ async fn okx_keepalive_is_the_text_ping_and_quotes_update_only_the_price_hash() 
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
     wait_until(Duration::from_secs(15), "both OKX trades", || async {
         xlen(&db4, "ticks:BTC-USDT").await == 2
@@ -322,7 +293,7 @@ async fn dhan_binary_feed_names_symbols_and_keeps_depth_in_the_microstructure_db
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
     let db8 = redis.client(8).await.unwrap();
     wait_until(
@@ -458,7 +429,7 @@ async fn a_recording_replays_to_the_state_of_the_live_run() {
     );
     let config = config(&redis, &toml);
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(&config, Some(dir.path().to_path_buf()));
+    let run = LiveRun::start(&config, Some(dir.path().to_path_buf()));
     let db4 = redis.client(4).await.unwrap();
     wait_until(Duration::from_secs(20), "every feed's ticks", || async {
         xlen(&db4, "ticks:BTCUSDT").await == 180
@@ -540,7 +511,7 @@ batch_size = 500
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     wait_until(Duration::from_secs(10), "the subscription", || async {
         server.connections() == 1 && !server.texts(0).is_empty()
     })
@@ -643,7 +614,7 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
     wait_until(
         Duration::from_secs(10),
@@ -764,7 +735,7 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
             feed_toml("bn", "binance", url, &["ETHUSDT"], &["trade"])
         )
     };
-    let run = Running::start(&config(&redis, &toml(&first.url("/stream"))), None);
+    let run = LiveRun::start(&config(&redis, &toml(&first.url("/stream"))), None);
     let db4 = redis.client(4).await.unwrap();
     wait_until(
         Duration::from_secs(10),
@@ -787,7 +758,7 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
     let quiet = WsServer::start(vec![vec![Step::ExpectText, Step::Hold]], false)
         .await
         .unwrap();
-    let run = Running::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
+    let run = LiveRun::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
     wait_until(
         Duration::from_secs(10),
         "the paused bar closed by the second run",
@@ -809,7 +780,7 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
     // The closed bar is not left as the forming one, and a third run (a
     // restart across the close) brings nothing back.
     assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
-    let run = Running::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
+    let run = LiveRun::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
     tokio::time::sleep(ms(1_500)).await;
     run.finish().await;
     assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
@@ -867,7 +838,7 @@ async fn a_live_run_whose_redis_stalls_across_a_minute_closes_every_bar_as_its_r
         );
         let config = config(&redis, &toml);
         let dir = tempfile::tempdir().unwrap();
-        let run = Running::start(&config, Some(dir.path().to_path_buf()));
+        let run = LiveRun::start(&config, Some(dir.path().to_path_buf()));
         let admin = redis.client(0).await.unwrap();
         let pause_at = boundary_at - 1_500;
         tokio::time::sleep(ms((pause_at - wall_ms()).max(0).unsigned_abs())).await;

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -155,11 +153,7 @@ async fn tradingboost_beside_the_default_layout() {
         ws.url("/ws/v5/public")
     );
     let config = with_profiles(config(&server, &toml), &["default", "tradingboost"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let run = {
-        let (config, stop) = (config.clone(), Arc::clone(&stop));
-        tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
-    };
+    let run = LiveRun::start(&config, None);
     let db0 = server.client(0).await.unwrap();
     let price_now = || async {
         let v: Option<String> = db0.get("price:okx:BTC-USDT").await.unwrap();
@@ -182,8 +176,7 @@ async fn tradingboost_beside_the_default_layout() {
     assert!((50..=60).contains(&t), "price TTL {t}");
     let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
     assert_eq!(status.as_deref(), Some("connected"));
-    stop.store(true, Ordering::Relaxed);
-    run.await.unwrap().unwrap();
+    run.finish().await;
     let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
     assert_eq!(
         status.as_deref(),

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -63,9 +61,7 @@ async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
     );
     let run = {
         let cfg = cfg.clone();
-        tokio::spawn(async move {
-            tickwire::replay(&cfg, opts(file), Arc::new(AtomicBool::new(false))).await
-        })
+        tokio::spawn(async move { replay_to_end(&cfg, opts(file)).await })
     };
     first_ticks_in(&server).await;
     // Writes from every client block for 1.5 s: five command timeouts' worth.
@@ -120,9 +116,7 @@ async fn a_redis_restart_mid_replay_is_reconnected_and_the_rest_lands() {
     let run = {
         let cfg = cfg.clone();
         let file = file.clone();
-        tokio::spawn(async move {
-            tickwire::replay(&cfg, opts(file), Arc::new(AtomicBool::new(false))).await
-        })
+        tokio::spawn(async move { replay_to_end(&cfg, opts(file)).await })
     };
     first_ticks_in(&server).await;
     // Persistence is off: what was written before the restart is gone with it.

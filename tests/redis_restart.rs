@@ -8,8 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -179,9 +177,7 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
     );
     let run = {
         let (cfg, all) = (cfg.clone(), all.clone());
-        tokio::spawn(async move {
-            tickwire::replay(&cfg, paced(all), Arc::new(AtomicBool::new(false))).await
-        })
+        tokio::spawn(async move { replay_to_end(&cfg, paced(all)).await })
     };
     let db4 = server.client(4).await.unwrap();
     wait_until(
@@ -524,9 +520,7 @@ fn slow_replay(
         pace: Pace::Speed(50.0),
         ..paced(all)
     };
-    tokio::spawn(
-        async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
-    )
+    tokio::spawn(async move { replay_to_end(&cfg, opts).await })
 }
 
 /// `server` SIGKILLed, kept down `down`, and started again on its AOF

@@ -99,21 +99,15 @@ fn paced(file: std::path::PathBuf) -> tickwire_ingest::ReplayOptions {
 /// from a replay that never waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let (file, n) = paced_file(dir.path());
     let toml = "[redis]\ncommand_timeout_ms = 300\n[writer]\nbatch_size = 100\n";
 
     // Without an outage: no wait.
-    let calm = tickwire::replay(
-        &config(&server, toml),
-        paced(file.clone()),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let calm = replay_to_end(&config(&server, toml), paced(file.clone()))
+        .await
+        .unwrap();
     assert_eq!(calm.writer.redis_wait_ms, 0);
     assert!(
         !calm.render().contains("waited for redis"),
@@ -124,9 +118,7 @@ async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
     // Into a fresh server (nothing there yet), Redis holds writes for 2 s.
     let server = redis();
     let cfg = config(&server, toml);
-    let run = tokio::spawn(async move {
-        tickwire::replay(&cfg, paced(file), Arc::new(AtomicBool::new(false))).await
-    });
+    let run = tokio::spawn(async move { replay_to_end(&cfg, paced(file)).await });
     // Mid-replay: once its first ticks are in.
     let db4 = server.client(4).await.unwrap();
     wait_until(

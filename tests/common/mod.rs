@@ -1,5 +1,7 @@
 //! The pipeline run in-process for the cross-crate tests: a config from
-//! TOML against a test's Redis, and a replay through the `tickwire` library.
+//! TOML against a test's Redis, a replay through the `tickwire` library,
+//! and a live run started and stopped. How a run is asked to stop is known
+//! here only.
 //! Everything else these tests share is in the test kit
 //! (`tickwire_testkit::prelude`); this stays here because the test kit
 //! cannot depend on the `tickwire` library (`tickwire`'s own tests depend on
@@ -8,10 +10,11 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tickwire::RunSummary;
+use tickwire::{AppError, RunSummary};
 use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
@@ -61,7 +64,40 @@ async fn replay_opts(
         // Most tests read each replay as a backtest on its own.
         close_at_end,
     };
-    tickwire::replay(config, opts, Arc::new(AtomicBool::new(false)))
-        .await
-        .expect("replay succeeds")
+    replay_to_end(config, opts).await.expect("replay succeeds")
+}
+
+/// `tickwire::replay` of `opts`, never asked to stop: the whole input.
+pub async fn replay_to_end(config: &Config, opts: ReplayOptions) -> Result<RunSummary, AppError> {
+    tickwire::replay(config, opts, Arc::new(AtomicBool::new(false))).await
+}
+
+/// A live run (`tickwire::run::run`) on its own task.
+pub struct LiveRun {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<RunSummary, AppError>>,
+}
+
+impl LiveRun {
+    /// Starts a live run of `config`, recording into `record` if given.
+    pub fn start(config: &Config, record: Option<PathBuf>) -> LiveRun {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let config = config.clone();
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move { tickwire::run::run(&config, record, stop).await })
+        };
+        LiveRun { stop, task }
+    }
+
+    /// Asks the run to stop and waits for it: its summary. The test fails
+    /// when it does not stop within 20 s or ends in an error.
+    pub async fn finish(self) -> RunSummary {
+        self.stop.store(true, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the run stops within 20 s")
+            .expect("run task")
+            .expect("run succeeds")
+    }
 }
