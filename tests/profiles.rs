@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
+use tickwire_core::config::Overrides;
 use tickwire_core::profiles::Profiles;
 use tickwire_core::Config;
 use tickwire_testkit::prelude::*;
@@ -341,8 +342,19 @@ async fn a_prefixed_backtest_publishes_on_the_prefixed_channel() {
     let subscriber = server.client(0).await.unwrap();
     let mut messages = subscriber.message_rx();
     let _: () = subscriber.psubscribe("*").await.unwrap();
-    let mut config = with_profiles(config(&server, ""), &["trading-system"]);
-    config.keys.prefix = "bt:".into();
+    // The prefix as `--prefix` gives it, at load: the key templates are
+    // compiled then, so setting `keys.prefix` afterwards no longer changes
+    // a key.
+    let prefixed = Config::from_toml(
+        "",
+        &Overrides {
+            redis_url: Some(server.url()),
+            prefix: Some("bt:".into()),
+            ..Default::default()
+        },
+    )
+    .expect("test config is valid");
+    let config = with_profiles(prefixed, &["trading-system"]);
     replay(&config, &[file]).await;
 
     let db2 = server.client(2).await.unwrap();
