@@ -10,13 +10,9 @@ use std::path::PathBuf;
 use common::*;
 use tickwire_core::config::{namespace_of, DbMap, Overrides};
 use tickwire_core::Config;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 use tickwire_testkit::RedisCluster;
-
-fn cluster() -> RedisCluster {
-    RedisCluster::start()
-        .unwrap_or_else(|e| panic!("these tests need redis-server and redis-cli: {e}"))
-}
 
 fn cluster_config(cluster: &RedisCluster, extra_toml: &str) -> Config {
     Config::from_toml(
@@ -283,20 +279,17 @@ async fn a_primary_killed_mid_replay_fails_over_and_every_tick_is_there_once() {
         async move { common::replay(&cfg, &[path]).await }
     });
     // Killed once a tenth of the instrument's ticks are in.
-    let started = std::time::Instant::now();
-    loop {
-        let len: u64 = fred::prelude::StreamsInterface::xlen(&reader, stream)
-            .await
-            .unwrap_or(0);
-        if len >= want["RELIANCE"] / 10 {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the replay does not progress"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "a tenth of the instrument's ticks (the replay does not progress)",
+        || async {
+            let len: u64 = fred::prelude::StreamsInterface::xlen(&reader, stream)
+                .await
+                .unwrap_or(0);
+            len >= want["RELIANCE"] / 10
+        },
+    )
+    .await;
     assert!(!replay.is_finished(), "killed mid-replay, not after it");
     cluster.kill(victim);
     let summary = replay.await.expect("the replay survives the failover");

@@ -8,13 +8,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
 use fred::prelude::*;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::ws_server::{Step, WsServer};
 
 /// A small deterministic generator (xorshift64*): the same mix every run.
@@ -387,31 +387,15 @@ async fn a_fuzzed_live_feed_counts_every_frame_once_and_writes_without_errors() 
         ws.url("/ws/v5/public")
     );
     let config = config(&server, &toml);
-    let stop = Arc::new(AtomicBool::new(false));
-    let task = {
-        let (config, stop) = (config.clone(), Arc::clone(&stop));
-        tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
-    };
+    let run = LiveRun::start(&config, None);
     let db4 = server.client(4).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: u64 = db4.xlen("ticks:BTC-USDT").await.unwrap();
-        if n == expect.ticks {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{n} of {} ticks after 30 s",
-            expect.ticks
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    let s = tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("stops")
-        .unwrap()
-        .expect("run succeeds");
+    let landed = poll_until(Duration::from_secs(30), || async {
+        db4.xlen::<u64, _>("ticks:BTC-USDT").await.unwrap() == expect.ticks
+    })
+    .await;
+    let n: u64 = db4.xlen("ticks:BTC-USDT").await.unwrap();
+    assert!(landed, "{n} of {} ticks after 30 s", expect.ticks);
+    let s = run.finish().await;
     assert_eq!(ws.connections(), 1, "no reconnect in this test");
     let i = &s.ingest;
     let got = Expect {

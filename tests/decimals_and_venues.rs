@@ -5,14 +5,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use common::*;
 use fred::prelude::*;
 use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::prelude::*;
 
 /// Integer thousandths (or cents) as the shortest decimal text: 19069, 3 -> "19.069".
 fn shortest(units: i64, scale: u32) -> String {
@@ -191,8 +190,7 @@ async fn spot_after_futures_in_a_later_run_is_refused_naming_both() {
     let spot = write(dir.path(), "BTCUSDT-trades-2020-02-22.csv", SPOT);
     let config = config(&server, "");
     replay(&config, &[futures]).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let err = tickwire::replay(&config, opts(&config, vec![spot]), stop)
+    let err = replay_to_end(&config, opts(&config, vec![spot]))
         .await
         .expect_err("a spot tick on a futures key must be refused");
     let msg = format!("{err:#}");
@@ -222,14 +220,9 @@ async fn two_exchanges_in_one_run_are_refused_and_exchange_templates_separate_th
     let futures = write(dir.path(), "futures.csv", FUTURES);
     let spot = write(dir.path(), "BTCUSDT-trades-2020-02-22.csv", SPOT);
     let config = config(&server, "");
-    let stop = Arc::new(AtomicBool::new(false));
-    let err = tickwire::replay(
-        &config,
-        opts(&config, vec![futures.clone(), spot.clone()]),
-        stop,
-    )
-    .await
-    .expect_err("two exchanges on one key in one run must be refused");
+    let err = replay_to_end(&config, opts(&config, vec![futures.clone(), spot.clone()]))
+        .await
+        .expect_err("two exchanges on one key in one run must be refused");
     let msg = format!("{err:#}");
     assert!(
         msg.contains("BTCUSDT of binance-futures and BTCUSDT of binance "),

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 use tickwire_testkit::RedisServer;
 

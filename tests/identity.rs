@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use tickwire_testkit::prelude::*;
 
 /// Tardis-shaped trades of one instrument with ids, several per millisecond.
 fn tardis_lines() -> Vec<String> {

@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use tickwire_core::Event;
 use tickwire_indicators::{StateConfig, StateStage};
 use tickwire_parse::{Format, LineDecoder, SourceMeta};
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 
 const FIXTURE: &str = include_str!("fixtures/talib/fixture.json");
@@ -236,8 +237,6 @@ async fn replayed_bars_and_indicator_hashes_in_redis_match_the_fixture() {
 
 #[tokio::test]
 async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
     use tickwire_ingest::{Pace, ReplayOptions};
 
     let server = redis();
@@ -259,9 +258,7 @@ async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
             max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
             close_at_end: true,
         };
-        tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false)))
-            .await
-            .unwrap();
+        replay_to_end(&cfg, opts).await.unwrap();
     }
     let db4 = server.client(4).await.unwrap();
     let all = keys(&db4).await;
@@ -325,9 +322,6 @@ fn lua_opts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ticks.jsonl");
     std::fs::write(&file, ticks()).unwrap();
@@ -335,13 +329,9 @@ async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
     let lua = redis();
     replay(&config(&inline, ""), std::slice::from_ref(&file)).await;
     let cfg = config(&lua, "[indicators]\nengine = \"lua\"\n");
-    let s = tickwire::replay(
-        &cfg,
-        lua_opts(file.clone(), tickwire_ingest::Pace::Max),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let s = replay_to_end(&cfg, lua_opts(file.clone(), tickwire_ingest::Pace::Max))
+        .await
+        .unwrap();
     assert!(s.writer.lua_calls > 0);
     let (a, b) = (db4_content(&inline).await, db4_content(&lua).await);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
@@ -366,22 +356,15 @@ async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
         assert_ttl(&db4, &format!("indicator:state:{symbol}")).await;
     }
     // A second replay applies nothing: the scripts skip what they have seen.
-    let again = tickwire::replay(
-        &cfg,
-        lua_opts(file, tickwire_ingest::Pace::Max),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let again = replay_to_end(&cfg, lua_opts(file, tickwire_ingest::Pace::Max))
+        .await
+        .unwrap();
     assert_eq!(again.writer.bars_written, 0);
     assert_eq!(db4_content(&lua).await, b);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_flush_mid_replay_changes_nothing_in_the_final_state() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ticks.jsonl");
     std::fs::write(&file, ticks()).unwrap();
@@ -398,12 +381,7 @@ async fn a_script_flush_mid_replay_changes_nothing_in_the_final_state() {
         let cfg = cfg.clone();
         let file = file.clone();
         tokio::spawn(async move {
-            tickwire::replay(
-                &cfg,
-                lua_opts(file, tickwire_ingest::Pace::Speed(50_000.0)),
-                Arc::new(AtomicBool::new(false)),
-            )
-            .await
+            replay_to_end(&cfg, lua_opts(file, tickwire_ingest::Pace::Speed(50_000.0))).await
         })
     };
     use fred::prelude::ClientLike;

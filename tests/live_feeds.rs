@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
-use tickwire::RunSummary;
-use tickwire_core::Config;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::ws_server::{Seen, Step, WsServer};
 
 const LIVE: &str = "
@@ -38,60 +36,12 @@ fn binance_trade(id: u64, price: &str, qty: &str, t_ms: i64) -> String {
     binance_trade_of("BTCUSDT", id, price, qty, t_ms)
 }
 
-struct Running {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Result<RunSummary, tickwire::AppError>>,
-}
-
-impl Running {
-    fn start(config: &Config, record: Option<std::path::PathBuf>) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = {
-            let config = config.clone();
-            let stop = Arc::clone(&stop);
-            tokio::spawn(async move { tickwire::run::run(&config, record, stop).await })
-        };
-        Running { stop, task }
-    }
-
-    async fn finish(self) -> RunSummary {
-        self.stop.store(true, Ordering::Relaxed);
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("the run stops within 20 s")
-            .expect("run task")
-            .expect("run succeeds")
-    }
-}
-
-/// Polls `check` until it holds, or fails the test after `secs`.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for: {what}"
-        );
-        tokio::time::sleep(ms(20)).await;
-    }
-}
-
 async fn xlen(c: &Client, key: &str) -> u64 {
     c.xlen(key).await.unwrap()
 }
 
 async fn get(c: &Client, key: &str) -> Option<String> {
     c.get(key).await.unwrap()
-}
-
-fn feed_toml(name: &str, venue: &str, url: &str, symbols: &str, channels: &str) -> String {
-    format!(
-        "[[feeds]]\nname = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{url}\"\nsymbols = {symbols}\nchannels = {channels}\n"
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,19 +86,23 @@ async fn binance_feed_rides_through_a_drop_a_stall_and_garbage() {
             "bn",
             "binance",
             &server.url("/stream"),
-            r#"["BTCUSDT"]"#,
-            r#"["trade", "bookTicker"]"#
+            &["BTCUSDT"],
+            &["trade", "bookTicker"]
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
     let db2 = redis.client(2).await.unwrap();
     let db0 = redis.client(0).await.unwrap();
-    eventually(15, "4 ticks and the book in Redis", || async {
-        xlen(&db4, "ticks:BTCUSDT").await == 4
-            && hgetall(&db2, "price:BTCUSDT").await.contains_key("bid")
-    })
+    wait_until(
+        Duration::from_secs(15),
+        "4 ticks and the book in Redis",
+        || async {
+            xlen(&db4, "ticks:BTCUSDT").await == 4
+                && hgetall(&db2, "price:BTCUSDT").await.contains_key("bid")
+        },
+    )
     .await;
     assert_eq!(
         get(&db0, "feed:bn:status").await.as_deref(),
@@ -260,14 +214,14 @@ async fn okx_keepalive_is_the_text_ping_and_quotes_update_only_the_price_hash() 
             "okx-main",
             "okx",
             &server.url("/ws/v5/public"),
-            r#"["BTC-USDT"]"#,
-            r#"["trades", "tickers"]"#
+            &["BTC-USDT"],
+            &["trades", "tickers"]
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
-    eventually(15, "both OKX trades", || async {
+    wait_until(Duration::from_secs(15), "both OKX trades", || async {
         xlen(&db4, "ticks:BTC-USDT").await == 2
     })
     .await;
@@ -334,22 +288,26 @@ async fn dhan_binary_feed_names_symbols_and_keeps_depth_in_the_microstructure_db
             "dhan",
             "dhan",
             &server.url("/"),
-            r#"["NSE_EQ:2885=RELIANCE"]"#,
-            r#"["full"]"#
+            &["NSE_EQ:2885=RELIANCE"],
+            &["full"]
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
     let db8 = redis.client(8).await.unwrap();
-    eventually(15, "two Dhan trades and the depth", || async {
-        xlen(&db4, "ticks:RELIANCE").await == 2
-            && hgetall(&db8, "depth:RELIANCE")
-                .await
-                .get("ts")
-                .map(String::as_str)
-                == Some("1704169801000")
-    })
+    wait_until(
+        Duration::from_secs(15),
+        "two Dhan trades and the depth",
+        || async {
+            xlen(&db4, "ticks:RELIANCE").await == 2
+                && hgetall(&db8, "depth:RELIANCE")
+                    .await
+                    .get("ts")
+                    .map(String::as_str)
+                    == Some("1704169801000")
+        },
+    )
     .await;
     let summary = run.finish().await;
     let sub: serde_json::Value = serde_json::from_str(&server.texts(0)[0]).unwrap();
@@ -457,29 +415,23 @@ async fn a_recording_replays_to_the_state_of_the_live_run() {
             "spot",
             "binance",
             &binance.url("/stream"),
-            r#"["BTCUSDT"]"#,
-            r#"["trade"]"#
+            &["BTCUSDT"],
+            &["trade"]
         ),
         feed_toml(
             "nse",
             "dhan",
             &dhan.url("/"),
-            r#"["NSE_EQ:2885=RELIANCE"]"#,
-            "[]"
+            &["NSE_EQ:2885=RELIANCE"],
+            &[]
         ),
-        feed_toml(
-            "inhouse",
-            "tickwire",
-            &own.url("/ticks"),
-            r#"["SBIN"]"#,
-            "[]"
-        ),
+        feed_toml("inhouse", "tickwire", &own.url("/ticks"), &["SBIN"], &[]),
     );
     let config = config(&redis, &toml);
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(&config, Some(dir.path().to_path_buf()));
+    let run = LiveRun::start(&config, Some(dir.path().to_path_buf()));
     let db4 = redis.client(4).await.unwrap();
-    eventually(20, "every feed's ticks", || async {
+    wait_until(Duration::from_secs(20), "every feed's ticks", || async {
         xlen(&db4, "ticks:BTCUSDT").await == 180
             && xlen(&db4, "ticks:RELIANCE").await == 20
             && xlen(&db4, "ticks:SBIN").await == 2
@@ -554,13 +506,13 @@ batch_size = 500
             "bn",
             "binance",
             &server.url("/stream"),
-            r#"["BTCUSDT"]"#,
-            r#"["trade"]"#
+            &["BTCUSDT"],
+            &["trade"]
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
-    eventually(10, "the subscription", || async {
+    let run = LiveRun::start(&config, None);
+    wait_until(Duration::from_secs(10), "the subscription", || async {
         server.connections() == 1 && !server.texts(0).is_empty()
     })
     .await;
@@ -570,9 +522,11 @@ batch_size = 500
         .await
         .unwrap();
     let db4 = redis.client(4).await.unwrap();
-    eventually(30, "every tick after Redis resumes", || async {
-        xlen(&db4, "ticks:BTCUSDT").await == n as u64
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "every tick after Redis resumes",
+        || async { xlen(&db4, "ticks:BTCUSDT").await == n as u64 },
+    )
     .await;
     let summary = run.finish().await;
     let feed = &summary.feeds[0];
@@ -655,19 +609,23 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
             "bn",
             "binance",
             &server.url("/stream"),
-            r#"["BTCUSDT", "ETHUSDT"]"#,
-            r#"["trade"]"#
+            &["BTCUSDT", "ETHUSDT"],
+            &["trade"]
         )
     );
     let config = config(&redis, &toml);
-    let run = Running::start(&config, None);
+    let run = LiveRun::start(&config, None);
     let db4 = redis.client(4).await.unwrap();
-    eventually(10, "ETH's two trades forming a bar", || async {
-        hgetall(&db4, "bars:1m:ETHUSDT:forming")
-            .await
-            .get("n")
-            .is_some_and(|n| n == "2")
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "ETH's two trades forming a bar",
+        || async {
+            hgetall(&db4, "bars:1m:ETHUSDT:forming")
+                .await
+                .get("n")
+                .is_some_and(|n| n == "2")
+        },
+    )
     .await;
     assert!(
         wall_ms() < end,
@@ -707,9 +665,11 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
     // ETH's closed bar is no longer its forming bar: the hash went with the
     // close (right after it, by the same lane), within the grace and a
     // second of the minute.
-    eventually(1, "ETH's forming hash gone after its close", || async {
-        hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty()
-    })
+    wait_until(
+        Duration::from_secs(1),
+        "ETH's forming hash gone after its close",
+        || async { hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty() },
+    )
     .await;
     assert!(wall_ms() <= end + grace + 1_000);
     let bars = xrange(&db4, "bars:1m:ETHUSDT").await;
@@ -724,12 +684,16 @@ async fn a_quiet_instruments_minute_bar_closes_within_the_grace_after_the_minute
         ("2300.5", "2301", "1", "2")
     );
     // BTC's next trade opens the new minute.
-    eventually(5, "BTC's next trade forming the new minute", || async {
-        hgetall(&db4, "bars:1m:BTCUSDT:forming")
-            .await
-            .get("ts")
-            .is_some_and(|ts| *ts == end.to_string())
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "BTC's next trade forming the new minute",
+        || async {
+            hgetall(&db4, "bars:1m:BTCUSDT:forming")
+                .await
+                .get("ts")
+                .is_some_and(|ts| *ts == end.to_string())
+        },
+    )
     .await;
     let summary = run.finish().await;
     assert_eq!(summary.writer.ticks_written, 4);
@@ -768,17 +732,21 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
     let toml = |url: &str| {
         format!(
             "{LIVE}{}",
-            feed_toml("bn", "binance", url, r#"["ETHUSDT"]"#, r#"["trade"]"#)
+            feed_toml("bn", "binance", url, &["ETHUSDT"], &["trade"])
         )
     };
-    let run = Running::start(&config(&redis, &toml(&first.url("/stream"))), None);
+    let run = LiveRun::start(&config(&redis, &toml(&first.url("/stream"))), None);
     let db4 = redis.client(4).await.unwrap();
-    eventually(10, "two trades forming a bar", || async {
-        hgetall(&db4, "bars:1m:ETHUSDT:forming")
-            .await
-            .get("n")
-            .is_some_and(|n| n == "2")
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "two trades forming a bar",
+        || async {
+            hgetall(&db4, "bars:1m:ETHUSDT:forming")
+                .await
+                .get("n")
+                .is_some_and(|n| n == "2")
+        },
+    )
     .await;
     run.finish().await;
     assert_eq!(
@@ -790,10 +758,12 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
     let quiet = WsServer::start(vec![vec![Step::ExpectText, Step::Hold]], false)
         .await
         .unwrap();
-    let run = Running::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
-    eventually(10, "the paused bar closed by the second run", || async {
-        xlen(&db4, "bars:1m:ETHUSDT").await == 1
-    })
+    let run = LiveRun::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
+    wait_until(
+        Duration::from_secs(10),
+        "the paused bar closed by the second run",
+        || async { xlen(&db4, "bars:1m:ETHUSDT").await == 1 },
+    )
     .await;
     let summary = run.finish().await;
     assert_eq!(summary.ingest.ticks, 0);
@@ -810,7 +780,7 @@ async fn a_run_started_after_a_pause_closes_the_bar_the_pause_left_forming() {
     // The closed bar is not left as the forming one, and a third run (a
     // restart across the close) brings nothing back.
     assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
-    let run = Running::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
+    let run = LiveRun::start(&config(&redis, &toml(&quiet.url("/stream"))), None);
     tokio::time::sleep(ms(1_500)).await;
     run.finish().await;
     assert!(hgetall(&db4, "bars:1m:ETHUSDT:forming").await.is_empty());
@@ -824,15 +794,6 @@ async fn outputs(redis: &tickwire_testkit::RedisServer) -> Vec<(u8, String, Stri
         .into_iter()
         .filter(|(_, k, _)| !k.starts_with("feed:"))
         .collect()
-}
-
-/// `name` from the environment, else `default` (benches/stall_bars.sh runs
-/// the stall test at full size through these).
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,13 +832,13 @@ async fn a_live_run_whose_redis_stalls_across_a_minute_closes_every_bar_as_its_r
                 "bn",
                 "binance",
                 &venue.url("/stream"),
-                r#"["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]"#,
-                r#"["trade"]"#
+                &["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"],
+                &["trade"]
             )
         );
         let config = config(&redis, &toml);
         let dir = tempfile::tempdir().unwrap();
-        let run = Running::start(&config, Some(dir.path().to_path_buf()));
+        let run = LiveRun::start(&config, Some(dir.path().to_path_buf()));
         let admin = redis.client(0).await.unwrap();
         let pause_at = boundary_at - 1_500;
         tokio::time::sleep(ms((pause_at - wall_ms()).max(0).unsigned_abs())).await;
@@ -892,7 +853,7 @@ async fn a_live_run_whose_redis_stalls_across_a_minute_closes_every_bar_as_its_r
         // How long after the last frame was sent every trade was in Redis.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(40 + 3 * stall_ms / 1_000);
         let mut sent_all = None;
-        while ticks_in(&db4, &SYMBOLS).await < total as u64 {
+        while ticks_of(&db4, &SYMBOLS).await < total as u64 {
             if sent_all.is_none() && flood.sent.load(Ordering::Relaxed) >= total {
                 sent_all = Some(tokio::time::Instant::now());
             }
@@ -967,13 +928,4 @@ async fn a_live_run_whose_redis_stalls_across_a_minute_closes_every_bar_as_its_r
             caught_up.as_secs_f64()
         );
     }
-}
-
-/// Entries of the tick streams of `symbols`.
-async fn ticks_in(db4: &Client, symbols: &[&str]) -> u64 {
-    let mut n = 0;
-    for s in symbols {
-        n += xlen(db4, &format!("ticks:{s}")).await;
-    }
-    n
 }

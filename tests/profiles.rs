@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
 use tickwire_core::profiles::Profiles;
 use tickwire_core::Config;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::ws_server::{Step, WsServer};
 
 fn with_profiles(mut config: Config, names: &[&str]) -> Config {
@@ -154,23 +153,19 @@ async fn tradingboost_beside_the_default_layout() {
         ws.url("/ws/v5/public")
     );
     let config = with_profiles(config(&server, &toml), &["default", "tradingboost"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let run = {
-        let (config, stop) = (config.clone(), Arc::clone(&stop));
-        tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
-    };
+    let run = LiveRun::start(&config, None);
     let db0 = server.client(0).await.unwrap();
-    let mut price = serde_json::Value::Null;
-    for _ in 0..500 {
+    let price_now = || async {
         let v: Option<String> = db0.get("price:okx:BTC-USDT").await.unwrap();
-        if let Some(v) = v {
-            price = serde_json::from_str(&v).unwrap();
-            if price["timestamp"] == 1_704_067_200_002i64 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        v.map_or(serde_json::Value::Null, |v| {
+            serde_json::from_str(&v).unwrap()
+        })
+    };
+    poll_until(Duration::from_secs(10), || async {
+        price_now().await["timestamp"] == 1_704_067_200_002i64
+    })
+    .await;
+    let price = price_now().await;
     // GET + JSON parse, as TradingBoost reads it.
     assert_eq!(
         price,
@@ -181,8 +176,7 @@ async fn tradingboost_beside_the_default_layout() {
     assert!((50..=60).contains(&t), "price TTL {t}");
     let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
     assert_eq!(status.as_deref(), Some("connected"));
-    stop.store(true, Ordering::Relaxed);
-    run.await.unwrap().unwrap();
+    run.finish().await;
     let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
     assert_eq!(
         status.as_deref(),
@@ -373,9 +367,9 @@ async fn a_prefixed_backtest_publishes_on_the_prefixed_channel() {
 async fn a_profile_file_with_its_own_tick_stream() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("md.toml");
-    std::fs::write(
-        &profile,
+    let profile = config_file(
+        dir.path(),
+        "md.toml",
         r#"
 namespace = "md:"
 [tick_stream]
@@ -387,8 +381,7 @@ ttl = 600
 cap = 1000
 fields = ["price=ltp", "size=qty", "t=ts"]
 "#,
-    )
-    .unwrap();
+    );
     let body = "{\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169800100,\"ltp\":612.35,\"qty\":10}\n\
                 {\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169800100,\"ltp\":612.4,\"qty\":5}\n\
                 {\"exchange\":\"NSE\",\"symbol\":\"SBIN\",\"ts\":1704169801000,\"ltp\":612.5,\"qty\":1}\n";

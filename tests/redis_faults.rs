@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
 use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::synth::{write_ticks, SynthSpec};
 
 fn paced_file(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
@@ -40,6 +39,17 @@ fn opts(file: std::path::PathBuf) -> ReplayOptions {
     }
 }
 
+/// Waits until the replay is under way: its first ticks are in Redis.
+async fn first_ticks_in(server: &tickwire_testkit::RedisServer) {
+    let db4 = server.client(4).await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the first ticks in Redis",
+        || async { ticks_of(&db4, &["RELIANCE", "TCS", "HDFCBANK", "INFY"]).await > 0 },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
     let server = redis();
@@ -51,11 +61,9 @@ async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
     );
     let run = {
         let cfg = cfg.clone();
-        tokio::spawn(async move {
-            tickwire::replay(&cfg, opts(file), Arc::new(AtomicBool::new(false))).await
-        })
+        tokio::spawn(async move { replay_to_end(&cfg, opts(file)).await })
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    first_ticks_in(&server).await;
     // Writes from every client block for 1.5 s: five command timeouts' worth.
     let admin = server.client(0).await.unwrap();
     let _: Value = admin
@@ -108,11 +116,9 @@ async fn a_redis_restart_mid_replay_is_reconnected_and_the_rest_lands() {
     let run = {
         let cfg = cfg.clone();
         let file = file.clone();
-        tokio::spawn(async move {
-            tickwire::replay(&cfg, opts(file), Arc::new(AtomicBool::new(false))).await
-        })
+        tokio::spawn(async move { replay_to_end(&cfg, opts(file)).await })
     };
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    first_ticks_in(&server).await;
     // Persistence is off: what was written before the restart is gone with it.
     tokio::task::block_in_place(|| server.restart()).unwrap();
     let s = run

@@ -8,13 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
 use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::RedisServer;
 
 /// Tardis-shaped trades of two instruments with ids: bursts of four trades
@@ -47,28 +46,6 @@ fn file(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
 fn persistent() -> RedisServer {
     RedisServer::start_persistent()
         .unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
-}
-
-// Consumer-facing DBs first, then the system DB with the checkpoints.
-const DBS: [u8; 6] = [2, 3, 4, 5, 6, 0];
-
-async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
-    let (g, w) = (snapshot(got, &DBS).await, snapshot(want, &DBS).await);
-    assert_eq!(
-        g.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
-        w.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
-        "{what}: the keys"
-    );
-    for (a, b) in g.iter().zip(&w) {
-        assert!(
-            a == b,
-            "{what}: db {} key {} differs\n got {:.400}\nwant {:.400}",
-            b.0,
-            b.1,
-            a.2,
-            b.2
-        );
-    }
 }
 
 /// The SHA-1s of the scripts the writer loads under `toml`'s engine.
@@ -126,11 +103,15 @@ async fn a_recovered_redis_between_two_processes_changes_nothing(lua: bool) {
     )
     .await;
     assert_eq!(first.writer.ticks_written, cut as u64);
-    let before = snapshot(&server, &DBS).await;
+    let before = snapshot(&server, &RUN_DBS).await;
     tokio::task::block_in_place(|| server.crash_and_recover()).unwrap();
     // Everything acknowledged came back from the AOF; the script cache did
     // not (it is never persisted).
-    assert_eq!(snapshot(&server, &DBS).await, before, "the AOF reloaded");
+    assert_eq!(
+        snapshot(&server, &RUN_DBS).await,
+        before,
+        "the AOF reloaded"
+    );
     assert!(
         cached(&server, &scripts(lua)).await.iter().all(|c| !c),
         "the script cache is empty after the restart"
@@ -142,7 +123,13 @@ async fn a_recovered_redis_between_two_processes_changes_nothing(lua: bool) {
     .await;
     assert_eq!(second.writer.ticks_written, (lines.len() - cut) as u64);
     assert_eq!((second.state.resent, second.writer.duplicates), (0, 0));
-    assert_same(&server, &reference, "a Redis crash between two processes").await;
+    assert_same(
+        &server,
+        &reference,
+        &RUN_DBS,
+        "a Redis crash between two processes",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,12 +177,15 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
     );
     let run = {
         let (cfg, all) = (cfg.clone(), all.clone());
-        tokio::spawn(async move {
-            tickwire::replay(&cfg, paced(all), Arc::new(AtomicBool::new(false))).await
-        })
+        tokio::spawn(async move { replay_to_end(&cfg, paced(all)).await })
     };
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
     let db4 = server.client(4).await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the first ticks in Redis",
+        || async { db4.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap_or(0) > 0 },
+    )
+    .await;
     let landed: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap();
     assert!(
         landed > 0 && landed < n / 2,
@@ -223,7 +213,13 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
                     "the Lua engine met NOSCRIPT and loaded its scripts again"
                 );
             }
-            assert_same(&server, &reference, "a run that rode through the crash").await;
+            assert_same(
+                &server,
+                &reference,
+                &RUN_DBS,
+                "a run that rode through the crash",
+            )
+            .await;
         }
         Err(e) => {
             // It stopped: its error says why (the CLI exits non-zero).
@@ -234,7 +230,13 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
     // The default command timeout: the short one above is for the crash.
     let again = replay_open(&config(&server, toml), std::slice::from_ref(&all)).await;
     assert_eq!(again.writer.write_errors, 0);
-    assert_same(&server, &reference, "the whole input after the crash").await;
+    assert_same(
+        &server,
+        &reference,
+        &RUN_DBS,
+        "the whole input after the crash",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,9 +361,9 @@ async fn dead_letters_of_two_processes_in_one_millisecond_are_both_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_tick_stream_continues_in_a_new_process() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("md.toml");
-    std::fs::write(
-        &profile,
+    let profile = config_file(
+        dir.path(),
+        "md.toml",
         r#"
 namespace = "md:"
 [tick_stream]
@@ -373,8 +375,7 @@ ttl = 600
 cap = 1000
 fields = ["price=ltp", "size=qty", "t=ts"]
 "#,
-    )
-    .unwrap();
+    );
     let with_profile = |server: &RedisServer| {
         let mut c = config(server, "");
         c.profiles =
@@ -519,9 +520,7 @@ fn slow_replay(
         pace: Pace::Speed(50.0),
         ..paced(all)
     };
-    tokio::spawn(
-        async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
-    )
+    tokio::spawn(async move { replay_to_end(&cfg, opts).await })
 }
 
 /// `server` SIGKILLed, kept down `down`, and started again on its AOF
@@ -542,17 +541,21 @@ async fn outage(server: &mut RedisServer, down: Duration) -> (u64, Duration) {
 /// Polls until Redis has written more ticks than `before`; how long it took.
 async fn resumed_after(client: &Client, before: u64) -> Duration {
     let t0 = std::time::Instant::now();
-    loop {
-        let now: u64 = client.xlen("ticks:BTCUSDT").await.unwrap_or(0);
-        if now > before {
-            return t0.elapsed();
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "writing never resumed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(Duration::from_secs(30), "writing to resume", || async {
+        client.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap_or(0) > before
+    })
+    .await;
+    t0.elapsed()
+}
+
+/// Waits until the slow replay is under way: its first ticks are in Redis.
+async fn first_ticks_in(client: &Client) {
+    wait_until(
+        Duration::from_secs(30),
+        "the first ticks in Redis",
+        || async { client.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap_or(0) > 0 },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,7 +570,7 @@ async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
     let mut server = persistent();
     let cfg = config(&server, "[writer]\nbatch_size = 50\n");
     let run = slow_replay(&cfg, &all);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    first_ticks_in(&server.client(4).await.unwrap()).await;
     for down in [Duration::from_secs(7), Duration::from_secs(1)] {
         let (before, after) = outage(&mut server, down).await;
         assert!(
@@ -619,7 +622,7 @@ async fn writing_resumes_within_two_seconds_of_each_of_three_sigkills_in_a_row()
     let mut server = persistent();
     let cfg = config(&server, "[writer]\nbatch_size = 50\n");
     let run = slow_replay(&cfg, &all);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    first_ticks_in(&server.client(4).await.unwrap()).await;
     let mut resumed = Vec::new();
     for down in [
         Duration::ZERO,
@@ -649,7 +652,13 @@ async fn writing_resumes_within_two_seconds_of_each_of_three_sigkills_in_a_row()
         "{:?}",
         s.writer
     );
-    assert_same(&server, &reference, "a run through three kills in a row").await;
+    assert_same(
+        &server,
+        &reference,
+        &RUN_DBS,
+        "a run through three kills in a row",
+    )
+    .await;
 }
 
 /// A redis-server of the test's own: a password (so that fred connects to
@@ -768,23 +777,25 @@ async fn a_redis_loading_its_data_after_a_restart_is_waited_for_not_given_up_on(
     )
     .unwrap();
     let run = slow_replay(&cfg, &all);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    first_ticks_in(&server.client(4).await).await;
     // Everything so far into the AOF's RDB base, where the load is slowed
     // per key (commands appended after it are slowed per command: few).
     let _: Value = filler
         .custom(fred::cmd!("BGREWRITEAOF"), Vec::<Value>::new())
         .await
         .unwrap();
-    loop {
-        let info: String = filler
-            .info(Some(fred::types::InfoKind::Persistence))
-            .await
-            .unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(60),
+        "the AOF rewrite to end",
+        || async {
+            let info: String = filler
+                .info(Some(fred::types::InfoKind::Persistence))
+                .await
+                .unwrap();
+            info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
+        },
+    )
+    .await;
     let before: u64 = server.client(4).await.xlen("ticks:BTCUSDT").await.unwrap();
     assert!(before > 0, "ticks were written before the kill");
     server.crash_and_start();

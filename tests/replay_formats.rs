@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use fred::prelude::*;
+use tickwire_testkit::prelude::*;
 
 #[tokio::test]
 async fn tick_json_lines_land_with_deterministic_ids_and_last_prices() {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::RedisServer;
 
 /// Tardis-shaped trades of two instruments with ids: three trades in each
@@ -34,28 +35,10 @@ fn file(dir: &std::path::Path, name: &str, lines: &[String]) -> std::path::PathB
     write(dir, name, &format!("{HEADER}\n{}\n", lines.join("\n")))
 }
 
-// Consumer-facing DBs first, then the system DB with the checkpoints.
-const DBS: [u8; 6] = [2, 3, 4, 5, 6, 0];
-
 /// Replays each file in its own process-like run, one after the other.
 async fn runs(server: &RedisServer, toml: &str, files: &[std::path::PathBuf]) {
     for f in files {
         replay_open(&config(server, toml), std::slice::from_ref(f)).await;
-    }
-}
-
-async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
-    let (g, w) = (snapshot(got, &DBS).await, snapshot(want, &DBS).await);
-    assert_eq!(g.len(), w.len(), "{what}: key count");
-    for (a, b) in g.iter().zip(&w) {
-        assert!(
-            a == b,
-            "{what}: db {} key {} differs\n got {:.400}\nwant {:.400}",
-            b.0,
-            b.1,
-            a.2,
-            b.2
-        );
     }
 }
 
@@ -73,7 +56,7 @@ async fn restarts_change_nothing(toml: &str) {
         file(dir.path(), "b.csv", &lines[cut..]),
     ];
     runs(&server, toml, &parts).await;
-    assert_same(&server, &reference, "cut inside a millisecond").await;
+    assert_same(&server, &reference, &RUN_DBS, "cut inside a millisecond").await;
 
     // Three processes, cut inside minutes, the later ones overlapping the
     // earlier ones' input.
@@ -84,7 +67,7 @@ async fn restarts_change_nothing(toml: &str) {
         file(dir.path(), "e.csv", &lines[2_000..]),
     ];
     runs(&server, toml, &parts).await;
-    assert_same(&server, &reference, "overlapping cuts").await;
+    assert_same(&server, &reference, &RUN_DBS, "overlapping cuts").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,10 +110,10 @@ async fn ticks_without_ids_continue_by_their_place_in_the_millisecond() {
         ],
     )
     .await;
-    assert_same(&server, &reference, "id-less ticks cut in two").await;
+    assert_same(&server, &reference, &RUN_DBS, "id-less ticks cut in two").await;
     // And the whole file again after both: nothing new.
     let s = replay_open(&config(&server, ""), &[whole("again.jsonl", &lines)]).await;
     assert_eq!(s.writer.ticks_written, 0);
     assert_eq!(s.state.resent, lines.len() as u64);
-    assert_same(&server, &reference, "a third run of everything").await;
+    assert_same(&server, &reference, &RUN_DBS, "a third run of everything").await;
 }

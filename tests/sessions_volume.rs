@@ -6,6 +6,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
+use tickwire_testkit::prelude::*;
 
 fn line(exchange: &str, symbol: &str, ts: i64, ltp: f64, qty: f64) -> String {
     format!("{{\"exchange\":\"{exchange}\",\"symbol\":\"{symbol}\",\"ts\":{ts},\"ltp\":{ltp},\"qty\":{qty}}}\n")

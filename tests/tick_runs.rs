@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use common::*;
 use fred::prelude::*;
+use tickwire_testkit::prelude::*;
 
 /// Tick `i` of `symbol`: two ticks per millisecond (the second has the next
 /// sequence number of its millisecond), bid and ask on ticks 200-259, a day

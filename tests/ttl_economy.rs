@@ -6,13 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use fred::prelude::*;
 use tickwire_ingest::{Pace, ReplayOptions};
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::RedisServer;
 
 async fn reset_stats(client: &Client) {
@@ -175,19 +174,17 @@ async fn keys_deleted_after_a_redis_restart_get_their_ttl_back() {
         max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
         close_at_end: false,
     };
-    let run = tokio::spawn(async move {
-        tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await
-    });
+    let run = tokio::spawn(async move { replay_to_end(&cfg, opts).await });
     // The first two minutes landed.
     let t = std::time::Instant::now();
-    loop {
+    {
         let db4 = server.client(4).await.unwrap();
+        let landed = poll_until(Duration::from_secs(5), || async {
+            db4.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap_or(0) == first
+        })
+        .await;
         let n: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap_or(0);
-        if n == first {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(5), "{n} of {first} ticks");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(landed, "{n} of {first} ticks");
     }
     tokio::task::block_in_place(|| server.crash_and_recover()).unwrap();
     for db in [2u8, 4] {

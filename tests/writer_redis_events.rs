@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fred::prelude::*;
+use tickwire_testkit::prelude::*;
 use tickwire_testkit::RedisServer;
 
 /// SCRIPT EXISTS of each: whether the server's script cache holds it.
@@ -98,21 +99,15 @@ fn paced(file: std::path::PathBuf) -> tickwire_ingest::ReplayOptions {
 /// from a replay that never waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let (file, n) = paced_file(dir.path());
     let toml = "[redis]\ncommand_timeout_ms = 300\n[writer]\nbatch_size = 100\n";
 
     // Without an outage: no wait.
-    let calm = tickwire::replay(
-        &config(&server, toml),
-        paced(file.clone()),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let calm = replay_to_end(&config(&server, toml), paced(file.clone()))
+        .await
+        .unwrap();
     assert_eq!(calm.writer.redis_wait_ms, 0);
     assert!(
         !calm.render().contains("waited for redis"),
@@ -123,10 +118,15 @@ async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
     // Into a fresh server (nothing there yet), Redis holds writes for 2 s.
     let server = redis();
     let cfg = config(&server, toml);
-    let run = tokio::spawn(async move {
-        tickwire::replay(&cfg, paced(file), Arc::new(AtomicBool::new(false))).await
-    });
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let run = tokio::spawn(async move { replay_to_end(&cfg, paced(file)).await });
+    // Mid-replay: once its first ticks are in.
+    let db4 = server.client(4).await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the first ticks in Redis",
+        || async { ticks_of(&db4, &["RELIANCE", "TCS", "HDFCBANK", "INFY"]).await > 0 },
+    )
+    .await;
     let admin = server.client(0).await.unwrap();
     let pause = Duration::from_millis(2_000);
     let _: Value = admin

@@ -28,3 +28,11 @@ pub fn scrape(port: u16) -> HashMap<String, f64> {
         })
         .collect()
 }
+
+/// [`scrape`], or nothing while the endpoint does not listen yet.
+pub fn try_scrape(port: u16) -> HashMap<String, f64> {
+    match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(_) => scrape(port),
+        Err(_) => HashMap::new(),
+    }
+}

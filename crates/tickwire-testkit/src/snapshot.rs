@@ -34,6 +34,32 @@ pub async fn snapshot(server: &RedisServer, dbs: &[u8]) -> Vec<(u8, String, Stri
     out
 }
 
+/// The DBs a run leaves something in: the outputs (2 to 6), then its own
+/// checkpoints (0).
+pub const RUN_DBS: [u8; 6] = [2, 3, 4, 5, 6, 0];
+
+/// Asserts that `got` holds what `want` holds in `dbs` (as [`snapshot()`]
+/// reads them): the same keys, each with the same content. `what` names the
+/// case in the failure.
+pub async fn assert_same(got: &RedisServer, want: &RedisServer, dbs: &[u8], what: &str) {
+    let (g, w) = (snapshot(got, dbs).await, snapshot(want, dbs).await);
+    assert_eq!(
+        g.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        w.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        "{what}: the keys"
+    );
+    for (a, b) in g.iter().zip(&w) {
+        assert!(
+            a == b,
+            "{what}: db {} key {} differs\n got {:.400}\nwant {:.400}",
+            b.0,
+            b.1,
+            a.2,
+            b.2
+        );
+    }
+}
+
 /// Every key of a cluster (SCAN on every primary) with its content, as
 /// [`snapshot()`] reads it, sorted by key; heartbeats left out.
 pub async fn snapshot_cluster(cluster: &crate::RedisCluster) -> Vec<(String, String)> {

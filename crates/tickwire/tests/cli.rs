@@ -1,8 +1,6 @@
 //! The command line as a user runs it: exit codes, what it prints, what lands.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -21,14 +19,9 @@ fn sample_file(dir: &Path, name: &str) -> std::path::PathBuf {
 #[test]
 fn bad_config_is_rejected_naming_every_bad_field() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
-        "[redis]\npool_size = 0\nurll = \"redis://x\"\n[databases]\nprices = 99\n[writer]\nflush_interval_ms = \"soon\"\n",
-    )
-    .unwrap();
+    let cfg = config_file(dir.path(), "bad.toml", "[redis]\npool_size = 0\nurll = \"redis://x\"\n[databases]\nprices = 99\n[writer]\nflush_interval_ms = \"soon\"\n");
     let input = sample_file(dir.path(), "t.jsonl");
-    let (out, _, stderr) = run(tickwire()
+    let (out, _, stderr) = run(tickwire!()
         .arg("--config")
         .arg(&cfg)
         .arg("replay")
@@ -59,7 +52,7 @@ fn shipped_config_file_is_valid_and_equals_the_defaults() {
 
 #[test]
 fn missing_files_are_clear_errors_not_panics() {
-    let (out, _, stderr) = run(tickwire().args([
+    let (out, _, stderr) = run(tickwire!().args([
         "--config",
         "/nonexistent/tickwire.toml",
         "replay",
@@ -71,7 +64,7 @@ fn missing_files_are_clear_errors_not_panics() {
         "{stderr}"
     );
 
-    let (out, _, stderr) = run(tickwire().args([
+    let (out, _, stderr) = run(tickwire!().args([
         "--redis",
         "redis://127.0.0.1:1",
         "replay",
@@ -90,9 +83,12 @@ fn unreachable_redis_is_a_clear_error_without_the_password() {
     let input = sample_file(dir.path(), "t.jsonl");
     let started = Instant::now();
     // A startup waits for Redis; three attempts, then it says so.
-    let cfg = dir.path().join("tickwire.toml");
-    std::fs::write(&cfg, "[redis]\nreconnect_max_attempts = 3\n").unwrap();
-    let (out, _, stderr) = run(tickwire()
+    let cfg = config_file(
+        dir.path(),
+        "tickwire.toml",
+        "[redis]\nreconnect_max_attempts = 3\n",
+    );
+    let (out, _, stderr) = run(tickwire!()
         .args(["--redis", "redis://:s3cret@127.0.0.1:1", "--config"])
         .arg(&cfg)
         .arg("replay")
@@ -116,7 +112,7 @@ fn a_replay_started_before_redis_waits_for_it_and_writes_everything() {
     let input = sample_file(dir.path(), "t.jsonl");
     let mut server = tickwire_testkit::RedisServer::start_persistent().unwrap();
     server.crash().unwrap();
-    let child = tickwire()
+    let child = tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .arg(&input)
         .stdout(Stdio::piped())
@@ -140,7 +136,7 @@ fn replay_takes_the_url_from_the_environment_and_prefixes_keys() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let input = sample_file(dir.path(), "t.jsonl");
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .env("TICKWIRE_REDIS_URL", server.url())
         .args(["--prefix", "bt:", "replay", "--max"])
         .arg(&input));
@@ -160,7 +156,7 @@ fn synth_reproduces_the_bundled_sample_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("again.jsonl");
     let (m, d, n, seed, start) = tickwire::demo::SAMPLE_SPEC;
-    let (out, _, stderr) = run(tickwire()
+    let (out, _, stderr) = run(tickwire!()
         .args([
             "synth",
             "--instruments",
@@ -191,7 +187,7 @@ fn synth_reproduces_the_bundled_sample_byte_for_byte() {
 
 #[test]
 fn demo_starts_its_own_redis_replays_the_sample_and_shows_it() {
-    let (out, stdout, stderr) = run(tickwire().arg("demo"));
+    let (out, stdout, stderr) = run(tickwire!().arg("demo"));
     assert!(out.status.success(), "{stderr}");
     assert_eq!(summary_value(&stdout, "ticks read"), 2400);
     assert_eq!(summary_value(&stdout, "ticks written"), 2400);
@@ -224,6 +220,18 @@ fn demo_starts_its_own_redis_replays_the_sample_and_shows_it() {
 }
 
 /// One synthetic session of three instruments (6,000 ticks over 6 h 15 min).
+/// Entries in the tick streams of [`trading_day`]'s instruments (DB 4).
+fn ticks_in_redis(server: &RedisServer) -> u64 {
+    ["RELIANCE", "TCS", "HDFCBANK"]
+        .iter()
+        .map(|s| {
+            redis_cli(server, 4, &["XLEN", &format!("ticks:{s}")])
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 fn trading_day(dir: &Path) -> std::path::PathBuf {
     let file = dir.join("day.jsonl");
     let spec = tickwire_testkit::synth::SynthSpec {
@@ -244,14 +252,16 @@ fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let file = trading_day(dir.path());
     // At 100x a 6 h 15 min session takes ~4 minutes: it is still running when stopped.
-    let child = tickwire()
+    let child = tickwire!()
         .args(["--redis", &server.url(), "replay", "--speed", "100"])
         .arg(&file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1_500));
+    wait_for(Duration::from_secs(30), "the first ticks in Redis", || {
+        ticks_in_redis(&server) > 0
+    });
     let (code, stdout, _) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("stopped early"), "{stdout}");
@@ -275,7 +285,7 @@ fn sigterm_stops_reading_drains_flushes_and_exits_zero() {
 #[test]
 fn demo_without_redis_server_names_the_package_to_install() {
     let empty = tempfile::tempdir().unwrap();
-    let (out, _, stderr) = run(tickwire()
+    let (out, _, stderr) = run(tickwire!()
         .arg("demo")
         .env("PATH", empty.path())
         .env_remove("TICKWIRE_REDIS_SERVER"));
@@ -298,16 +308,19 @@ fn baseline_command_reports_what_it_wrote() {
     };
     tickwire_testkit::synth::write_ticks(&spec, &mut std::fs::File::create(&file).unwrap())
         .unwrap();
-    let cfg = dir.path().join("keep.toml");
-    std::fs::write(&cfg, "[ttl.override]\ncumulative_volume = 2592000\n").unwrap();
+    let cfg = config_file(
+        dir.path(),
+        "keep.toml",
+        "[ttl.override]\ncumulative_volume = 2592000\n",
+    );
     let url = server.url();
-    let (out, _, stderr) = run(tickwire()
+    let (out, _, stderr) = run(tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &url, "replay"])
         .arg(&file));
     assert!(out.status.success(), "{stderr}");
-    let (out, stdout, stderr) = run(tickwire().arg("--config").arg(&cfg).args([
+    let (out, stdout, stderr) = run(tickwire!().arg("--config").arg(&cfg).args([
         "--redis",
         &url,
         "baseline",
@@ -321,20 +334,9 @@ fn baseline_command_reports_what_it_wrote() {
         stdout.starts_with("baseline: 2 symbols, 4 sessions read, "),
         "{stdout}"
     );
-    let (out, _, stderr) = run(tickwire().args(["--redis", &url, "baseline", "--lookback", "0"]));
+    let (out, _, stderr) = run(tickwire!().args(["--redis", &url, "baseline", "--lookback", "0"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--lookback must be at least 1"), "{stderr}");
-}
-
-fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -355,17 +357,16 @@ fn record_then_replay_then_run_from_the_command_line() {
     ];
     let ws = rt.block_on(WsServer::start(vec![script], true)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("feeds.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = config_file(
+        dir.path(),
+        "feeds.toml",
+        &format!(
             "[[feeds]]\nname = \"okx\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"ETH-USDT\"]\n",
             ws.url("/ws/v5/public")
         ),
-    )
-    .unwrap();
+    );
     let rec = dir.path().join("rec");
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["record", "--out"])
@@ -374,7 +375,11 @@ fn record_then_replay_then_run_from_the_command_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the recorder's subscription", || !ws.texts(0).is_empty());
+    wait_for(
+        Duration::from_secs(15),
+        "the recorder's subscription",
+        || !ws.texts(0).is_empty(),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let (code, stdout, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
@@ -387,7 +392,7 @@ fn record_then_replay_then_run_from_the_command_line() {
     assert!(files[0].to_string_lossy().ends_with(".frames.jsonl.zst"));
 
     let server = redis();
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "replay"])
@@ -411,7 +416,7 @@ fn record_then_replay_then_run_from_the_command_line() {
         ),
     )
     .unwrap();
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "run"])
@@ -422,7 +427,9 @@ fn record_then_replay_then_run_from_the_command_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the run's subscription", || !dhan.texts(0).is_empty());
+    wait_for(Duration::from_secs(15), "the run's subscription", || {
+        !dhan.texts(0).is_empty()
+    });
     let (code, stdout, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.starts_with("run finished"), "{stdout}");
@@ -443,7 +450,7 @@ fn profiles_are_chosen_with_the_profile_flag() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let file = sample_file(dir.path(), "one.jsonl");
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .args([
             "--redis",
             &server.url(),
@@ -454,20 +461,11 @@ fn profiles_are_chosen_with_the_profile_flag() {
         .arg(&file));
     assert!(out.status.success(), "{stderr}");
     assert_eq!(summary_value(&stdout, "ticks read"), 1);
-    let got = Command::new("redis-cli")
-        .args([
-            "-u",
-            &format!("{}/0", server.url()),
-            "GET",
-            "price:NSE:SBIN",
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&got.stdout).trim(),
+        redis_cli(&server, 0, &["GET", "price:NSE:SBIN"]),
         r#"{"price":612.35,"timestamp":1704080700100}"#
     );
-    let (out, _, stderr) = run(tickwire()
+    let (out, _, stderr) = run(tickwire!()
         .args(["--redis", &server.url(), "--profile", "nope", "replay"])
         .arg(&file));
     assert_eq!(out.status.code(), Some(1));
@@ -482,14 +480,16 @@ fn a_second_sigterm_abandons_a_drain_that_redis_holds_up() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let file = trading_day(dir.path());
-    let mut child = tickwire()
+    let mut child = tickwire!()
         .args(["--redis", &server.url(), "replay", "--speed", "100"])
         .arg(&file)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1_500));
+    wait_for(Duration::from_secs(30), "the first ticks in Redis", || {
+        ticks_in_redis(&server) > 0
+    });
     // Redis takes no writes for longer than the test: the drain cannot end.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -514,16 +514,9 @@ fn a_second_sigterm_abandons_a_drain_that_redis_holds_up() {
         "the first SIGTERM drains"
     );
     term(child.id());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            panic!("still draining 5 s after the second SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_exit(&mut child, Duration::from_secs(5)) else {
+        let _ = child.kill();
+        panic!("still draining 5 s after the second SIGTERM");
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();

@@ -3,27 +3,10 @@
 //! lists both and every node, exits 0 while the cluster is whole and 1 with
 //! a dead node named.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeSet;
 use std::process::Stdio;
-
-fn cluster() -> tickwire_testkit::RedisCluster {
-    tickwire_testkit::RedisCluster::start()
-        .unwrap_or_else(|e| panic!("these tests need redis-server and redis-cli: {e}"))
-}
-
-fn health_json(url: &str, config: Option<&std::path::Path>) -> (Option<i32>, serde_json::Value) {
-    let mut c = tickwire();
-    if let Some(cfg) = config {
-        c.arg("--config").arg(cfg);
-    }
-    let (out, stdout, _) = run(c.args(["--redis", url, "health", "--json"]));
-    let v = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("health --json printed no JSON ({e}): {stdout}"));
-    (out.status.code(), v)
-}
+use std::time::Duration;
+use tickwire_testkit::prelude::*;
 
 /// `n` trades of `symbol` a second apart from 10:00 IST on 2024-01-02.
 fn trades(symbol: &str, n: i64, price: f64) -> String {
@@ -49,11 +32,14 @@ fn replay_as(
     symbol: &str,
     n: i64,
 ) -> (std::path::PathBuf, std::process::Child) {
-    let cfg = dir.join(format!("{instance}.toml"));
-    std::fs::write(&cfg, format!("[process]\ninstance = \"{instance}\"\n")).unwrap();
+    let cfg = config_file(
+        dir,
+        &format!("{instance}.toml"),
+        &format!("[process]\ninstance = \"{instance}\"\n"),
+    );
     let file = dir.join(format!("{instance}.jsonl"));
     std::fs::write(&file, trades(symbol, n, 600.0)).unwrap();
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", url, "replay"])
@@ -118,7 +104,12 @@ fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
 
     // Healthy: every node answers, both heartbeats are listed (fresh: the
     // replays have just ended).
-    let (code, v) = health_json(&url, Some(&configs[0].2));
+    let (code, v) = health_json(
+        tickwire!()
+            .arg("--config")
+            .arg(&configs[0].2)
+            .args(["--redis", &url]),
+    );
     assert_eq!(code, Some(0), "{v:#}");
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 6, "{v:#}");
@@ -159,14 +150,18 @@ fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
     );
 
     // `redis.cluster = true` with one node's plain URL finds the same cluster.
-    let flag = dir.path().join("flag.toml");
-    std::fs::write(
-        &flag,
+    let flag = config_file(
+        dir.path(),
+        "flag.toml",
         "[redis]\ncluster = true\n[process]\ninstance = \"west\"\n",
-    )
-    .unwrap();
+    );
     let one_node = format!("redis://127.0.0.1:{}", cluster.ports()[0]);
-    let (code, v) = health_json(&one_node, Some(&flag));
+    let (code, v) = health_json(
+        tickwire!()
+            .arg("--config")
+            .arg(&flag)
+            .args(["--redis", &one_node]),
+    );
     assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["nodes"].as_array().unwrap().len(), 6);
     assert_eq!(v["heartbeat"]["fields"]["ticks_total"], "400");
@@ -178,14 +173,19 @@ fn two_instances_share_a_cluster_and_health_sees_both_and_every_node() {
         .find(|p| !cluster.primaries().contains(p))
         .unwrap();
     cluster.kill(replica);
-    let (code, v) = health_json(&url, Some(&configs[0].2));
+    let (code, v) = health_json(
+        tickwire!()
+            .arg("--config")
+            .arg(&configs[0].2)
+            .args(["--redis", &url]),
+    );
     assert_eq!(code, Some(1), "{v:#}");
     let problems = v["problems"].to_string();
     assert!(
         problems.contains(&format!("127.0.0.1:{replica}")),
         "the dead node is named: {problems}"
     );
-    let (out, text, _) = run(tickwire()
+    let (out, text, _) = run(tickwire!()
         .arg("--config")
         .arg(&configs[0].2)
         .args(["--redis", &url, "health"]));
@@ -237,7 +237,7 @@ fn two_instances_share_one_redis() {
         }
     });
     // A config without an instance sees both and no unnamed process.
-    let (code, v) = health_json(&server.url(), None);
+    let (code, v) = health_json(tickwire!().args(["--redis", &server.url()]));
     assert_eq!(code, Some(0), "{v:#}");
     let beats: BTreeSet<&str> = v["heartbeats"]
         .as_object()
@@ -272,27 +272,20 @@ async fn a_live_run_writes_a_feed_into_a_cluster() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
-             symbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
-            feed.url("/stream")
+    let cfg = config_file(
+        dir.path(),
+        "live.toml",
+        &feed_toml(
+            "binance",
+            "binance",
+            &feed.url("/stream"),
+            &["BTCUSDT", "ETHUSDT"],
+            &["trade"],
         ),
-    )
-    .unwrap();
+    );
     let log = dir.path().join("run.log");
-    let child = tickwire()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--redis", &cluster.url(), "run"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = start_run(tickwire!(), &cfg, &cluster.url(), &log);
     let c = cluster.client().await.unwrap();
-    let started = std::time::Instant::now();
     let lens = || async {
         let mut n = 0u64;
         for s in ["BTCUSDT", "ETHUSDT"] {
@@ -304,14 +297,11 @@ async fn a_live_run_writes_a_feed_into_a_cluster() {
         }
         n
     };
-    while lens().await < 2_000 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "not every trade landed: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    assert!(
+        poll_until(Duration::from_secs(30), || async { lens().await >= 2_000 }).await,
+        "not every trade landed: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let status: Option<String> = c.get("system:feed:{binance}:status").await.unwrap();
     assert_eq!(status.as_deref(), Some("connected"));
     let (code, stdout, _) = terminate(child);

@@ -2,21 +2,10 @@
 //! that refuses writes (out of memory) ends non-zero with a line naming
 //! what is missing; a replay of what Redis already holds ends 0.
 
-mod common;
-
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
-use common::*;
-
-fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &server.url()])
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use tickwire_testkit::prelude::*;
 
 /// 300 ticks of 3 instruments over 5 minutes of 2024-01-02 from 10:00 IST.
 fn ticks_file(dir: &Path) -> std::path::PathBuf {
@@ -54,11 +43,11 @@ fn entries_by_db(stdout: &str) -> Vec<(String, u64, u64)> {
 
 /// The entries of every stream in `db`, as Redis holds them.
 fn stream_entries_in(server: &RedisServer, db: &str) -> u64 {
-    redis_cli(server, &["-n", db, "--scan"])
+    redis_cli(server, db.parse().unwrap(), &["--scan"])
         .lines()
-        .filter(|k| redis_cli(server, &["-n", db, "TYPE", k]) == "stream")
+        .filter(|k| redis_cli(server, db.parse().unwrap(), &["TYPE", k]) == "stream")
         .map(|k| {
-            redis_cli(server, &["-n", db, "XLEN", k])
+            redis_cli(server, db.parse().unwrap(), &["XLEN", k])
                 .parse::<u64>()
                 .unwrap()
         })
@@ -72,17 +61,18 @@ fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
     assert_eq!(
         redis_cli(
             &server,
+            0,
             &["CONFIG", "SET", "maxmemory-policy", "noeviction"]
         ),
         "OK"
     );
     assert_eq!(
-        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "1"]),
+        redis_cli(&server, 0, &["CONFIG", "SET", "maxmemory", "1"]),
         "OK"
     );
     let dir = tempfile::tempdir().unwrap();
     let input = ticks_file(dir.path());
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .arg(&input));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -98,15 +88,15 @@ fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
         "the error says what is missing:\n{stderr}"
     );
     // Nothing of it is in Redis.
-    assert_eq!(redis_cli(&server, &["-n", "4", "DBSIZE"]), "0");
+    assert_eq!(redis_cli(&server, 4, &["DBSIZE"]), "0");
 
     // Once Redis takes writes, the same replay lands all of it and ends 0;
     // a second one finds it all there and ends 0 too, counting it so.
     assert_eq!(
-        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "0"]),
+        redis_cli(&server, 0, &["CONFIG", "SET", "maxmemory", "0"]),
         "OK"
     );
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .arg(&input));
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -120,16 +110,16 @@ fn a_replay_whose_writes_redis_refuses_exits_non_zero_saying_what_is_missing() {
     // Without the checkpoints, the state stage does not know the trades:
     // the writer finds every tick and bar already there.
     for db in 0..16 {
-        let db = db.to_string();
         let keys = redis_cli(
             &server,
-            &["-n", &db, "--scan", "--pattern", "tickwire:checkpoint:*"],
+            db,
+            &["--scan", "--pattern", "tickwire:checkpoint:*"],
         );
         for key in keys.lines().filter(|k| !k.is_empty()) {
-            redis_cli(&server, &["-n", &db, "DEL", key]);
+            redis_cli(&server, db, &["DEL", key]);
         }
     }
-    let (out, again, stderr) = run(tickwire()
+    let (out, again, stderr) = run(tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .arg(&input));
     assert!(out.status.success(), "{again}\n{stderr}");
@@ -168,12 +158,13 @@ async fn a_live_run_whose_writes_redis_refuses_exits_non_zero_saying_what_is_mis
     assert_eq!(
         redis_cli(
             &server,
+            0,
             &["CONFIG", "SET", "maxmemory-policy", "noeviction"]
         ),
         "OK"
     );
     assert_eq!(
-        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "1"]),
+        redis_cli(&server, 0, &["CONFIG", "SET", "maxmemory", "1"]),
         "OK"
     );
     let feed = TradeFeed {
@@ -187,18 +178,15 @@ async fn a_live_run_whose_writes_redis_refuses_exits_non_zero_saying_what_is_mis
     };
     let ws = WsServer::trades(feed.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[live]\nconnect_timeout_ms = 2000\nidle_timeout_ms = 5000\nping_interval_ms = 1000\n\
-             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
-             symbols = [\"BTCUSDT\"]\nchannels = [\"trade\"]\n",
-            ws.url("/ws")
+    let cfg = config_file(
+        dir.path(),
+        "live.toml",
+        &format!(
+            "[live]\nconnect_timeout_ms = 2000\nidle_timeout_ms = 5000\nping_interval_ms = 1000\n{}",
+            feed_toml("binance", "binance", &ws.url("/ws"), &["BTCUSDT"], &["trade"])
         ),
-    )
-    .unwrap();
-    let child = tickwire()
+    );
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "run"])
@@ -206,14 +194,12 @@ async fn a_live_run_whose_writes_redis_refuses_exits_non_zero_saying_what_is_mis
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !ws.all_sent(&feed) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the feed sent its trades"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(20),
+        "the feed sent its trades",
+        || async { ws.all_sent(&feed) },
+    )
+    .await;
     // What was sent is read and its writes refused before the stop.
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     let (code, stdout, stderr) = tokio::task::block_in_place(|| terminate(child));
@@ -256,17 +242,18 @@ fn refused_writes_count_no_keys_and_are_logged_once_per_kind() {
     assert_eq!(
         redis_cli(
             &server,
+            0,
             &["CONFIG", "SET", "maxmemory-policy", "noeviction"]
         ),
         "OK"
     );
     assert_eq!(
-        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "1"]),
+        redis_cli(&server, 0, &["CONFIG", "SET", "maxmemory", "1"]),
         "OK"
     );
     let dir = tempfile::tempdir().unwrap();
     let input = ticks_file(dir.path());
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .arg(&input));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -275,7 +262,7 @@ fn refused_writes_count_no_keys_and_are_logged_once_per_kind() {
     assert!(!rows.is_empty(), "{stdout}");
     for (db, keys) in &rows {
         assert_eq!(keys, "0", "db {db}: Redis holds no key:\n{stdout}");
-        assert_eq!(redis_cli(&server, &["-n", db, "DBSIZE"]), "0");
+        assert_eq!(redis_cli(&server, db.parse().unwrap(), &["DBSIZE"]), "0");
     }
     let logged = stderr.matches("Redis refused a write").count();
     assert!(
@@ -287,10 +274,10 @@ fn refused_writes_count_no_keys_and_are_logged_once_per_kind() {
 
     // Once Redis takes writes, the same table counts the keys it holds.
     assert_eq!(
-        redis_cli(&server, &["CONFIG", "SET", "maxmemory", "0"]),
+        redis_cli(&server, 0, &["CONFIG", "SET", "maxmemory", "0"]),
         "OK"
     );
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .arg(&input));
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -300,7 +287,7 @@ fn refused_writes_count_no_keys_and_are_logged_once_per_kind() {
         .map(|(_, k)| k);
     assert_eq!(
         db4.as_deref(),
-        Some(redis_cli(&server, &["-n", "4", "DBSIZE"]).as_str()),
+        Some(redis_cli(&server, 4, &["DBSIZE"]).as_str()),
         "{stdout}"
     );
 }

@@ -1,14 +1,12 @@
 //! Input files as people download them, through the command line: what it
 //! prints and how it exits.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::process::Output;
 
 fn replay(server: &RedisServer, files: &[&std::path::Path]) -> (Output, String, String) {
-    run(tickwire()
+    run(tickwire!()
         .args(["--redis", &server.url(), "replay", "--max"])
         .args(files))
 }

@@ -2,9 +2,7 @@
 //! stopped with SIGTERM, and started again on the whole input, tickwire leaves
 //! every key equal to one uninterrupted run.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,7 +42,7 @@ fn replay(server: &RedisServer, file: &Path, pace: &[&str]) -> Command {
     // stopped early has really written only part of the input.
     let cfg = file.with_file_name("queue.toml");
     std::fs::write(&cfg, "[writer]\nchannel_capacity = 2\n").unwrap();
-    let mut c = tickwire();
+    let mut c = tickwire!();
     c.arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "replay"])
@@ -60,31 +58,6 @@ fn run_to_end(server: &RedisServer, file: &Path) {
     assert!(status.success(), "replay exited {status}");
 }
 
-/// Every key of the DBs tickwire writes (the heartbeat aside), with its
-/// content: consumer-facing DBs first, then the system DB with the checkpoints.
-async fn snapshot(server: &RedisServer) -> Vec<(u8, String, String)> {
-    tickwire_testkit::snapshot(server, &[2, 3, 4, 5, 6, 0]).await
-}
-
-async fn assert_same(got: &RedisServer, want: &RedisServer, what: &str) {
-    let (g, w) = (snapshot(got).await, snapshot(want).await);
-    assert_eq!(
-        g.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
-        w.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
-        "{what}: the keys"
-    );
-    for (a, b) in g.iter().zip(&w) {
-        assert!(
-            a == b,
-            "{what}: db {} key {} differs\n got {:.300}\nwant {:.300}",
-            b.0,
-            b.1,
-            a.2,
-            b.2
-        );
-    }
-}
-
 /// Starts a paced replay and stops it after `after`, with `signal`; returns
 /// what it printed.
 fn interrupt(server: &RedisServer, file: &Path, after: Duration, signal: &str) -> String {
@@ -94,7 +67,7 @@ fn interrupt(server: &RedisServer, file: &Path, after: Duration, signal: &str) -
         .spawn()
         .unwrap();
     std::thread::sleep(after);
-    let (status, stdout, _) = common::signal(child, signal);
+    let (status, stdout, _) = tickwire_testkit::process::signal(child, signal);
     if signal == "-TERM" {
         assert!(
             status.success(),
@@ -123,7 +96,7 @@ async fn sigkill_at_several_points_then_the_whole_input_equals_one_run() {
         "{landed} ticks before the restart"
     );
     run_to_end(&server, &file);
-    assert_same(&server, &reference, "after SIGKILLs").await;
+    assert_same(&server, &reference, &RUN_DBS, "after SIGKILLs").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +119,7 @@ async fn sigterm_mid_run_then_the_rest_of_the_input_equals_one_run() {
     let rest_file = dir.path().join("rest.csv");
     std::fs::write(&rest_file, format!("{header}\n{}\n", rest.join("\n"))).unwrap();
     run_to_end(&server, &rest_file);
-    assert_same(&server, &reference, "SIGTERM, then the rest").await;
+    assert_same(&server, &reference, &RUN_DBS, "SIGTERM, then the rest").await;
 
     // And, as after a crash, the whole input again changes nothing.
     let server = redis();
@@ -158,5 +131,5 @@ async fn sigterm_mid_run_then_the_rest_of_the_input_equals_one_run() {
         "{landed} ticks before the restart"
     );
     run_to_end(&server, &file);
-    assert_same(&server, &reference, "after SIGTERM").await;
+    assert_same(&server, &reference, &RUN_DBS, "after SIGTERM").await;
 }

@@ -15,9 +15,7 @@
 //! second through `TICKWIRE_LATENCY_RATE` and `TICKWIRE_LATENCY_SECONDS` and
 //! prints them.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,28 +28,20 @@ use tickwire_testkit::ws_server::{Flood, WsServer};
 const HISTOGRAM: &str = "tickwire_tick_to_redis_latency_seconds";
 const SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn config_file(dir: &Path, url: &str, metrics_port: u16) -> PathBuf {
-    let path = dir.join("tickwire.toml");
-    std::fs::write(
-        &path,
-        format!(
+/// A Binance feed of [`SYMBOLS`] at `url`, the metrics endpoint on
+/// `metrics_port`, the spool in `dir`.
+fn live_config(dir: &Path, url: &str, metrics_port: u16) -> PathBuf {
+    config_file(
+        dir,
+        "tickwire.toml",
+        &format!(
             "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
              [spool]\ndir = \"{}\"\n\
-             [streams]\nmaxlen = 100000000\n\
-             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{url}\"\n\
-             symbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
-            dir.join("spool").display()
+             [streams]\nmaxlen = 100000000\n{}",
+            dir.join("spool").display(),
+            feed_toml("binance", "binance", url, &SYMBOLS, &["trade"])
         ),
     )
-    .unwrap();
-    path
 }
 
 /// Histogram `name`'s cumulative buckets, `(upper bound, count)` by bound
@@ -143,9 +133,9 @@ async fn the_tick_to_redis_histogram_of_a_live_run_has_every_tick_in_fine_bucket
     .await
     .unwrap();
     let port = free_port();
-    let cfg = config_file(dir.path(), &venue.url("/stream"), port);
+    let cfg = live_config(dir.path(), &venue.url("/stream"), port);
     let log = dir.path().join("run.log");
-    let run = start_run(&cfg, &redis, &log);
+    let run = start_run(tickwire!(), &cfg, &redis.url(), &log);
 
     let deadline = Instant::now() + Duration::from_secs(30 + 2 * seconds);
     let mut sent_all = None;
@@ -174,18 +164,16 @@ async fn the_tick_to_redis_histogram_of_a_live_run_has_every_tick_in_fine_bucket
     let behind = sent_all.map_or(Duration::ZERO, |t| t.elapsed());
     // The histogram is recorded after the acknowledgement: scrape until it
     // has every tick (a moment after the last XLEN saw them).
-    let mut m = HashMap::new();
-    let t0 = Instant::now();
-    while m.get(&format!("{HISTOGRAM}_count")).copied().unwrap_or(0.0) < total as f64 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "histogram: {m:?}");
-        m = try_scrape(port);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (status, stdout, _) = tokio::task::spawn_blocking(move || signal(run, "-TERM"))
-        .await
-        .unwrap();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!text.contains("panicked"), "{text}");
+    let count =
+        |m: &HashMap<String, f64>| m.get(&format!("{HISTOGRAM}_count")).copied().unwrap_or(0.0);
+    let every_tick = poll_until(Duration::from_secs(10), || async {
+        count(&try_scrape(port)) >= total as f64
+    })
+    .await;
+    let m = try_scrape(port);
+    assert!(every_tick, "histogram: {m:?}");
+    let (status, stdout) = stop(run, "-TERM").await;
+    let text = log_of(&log);
     assert!(status.success(), "{status}\n{stdout}\n{text}");
     assert_eq!(flood.lost.load(Ordering::Relaxed), 0);
 

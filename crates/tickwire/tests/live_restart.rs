@@ -5,13 +5,10 @@
 //! applies no trade twice, and what it leaves in Redis equals a replay of
 //! the distinct frames.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -44,49 +41,18 @@ fn feed() -> TradeFeed {
     }
 }
 
-fn config_file(dir: &Path, url: &str, engine: &str) -> PathBuf {
-    let path = dir.join(format!("{engine}.toml"));
-    std::fs::write(
-        &path,
-        format!(
+fn live_config(dir: &Path, url: &str, engine: &str) -> PathBuf {
+    config_file(
+        dir,
+        &format!("{engine}.toml"),
+        &format!(
             "[live]\nconnect_timeout_ms = 2000\nidle_timeout_ms = 2000\nping_interval_ms = 300\n\
              backoff_initial_ms = 20\nbackoff_max_ms = 100\n\
              [bars]\nintervals = [\"1s\", \"1m\"]\n\
-             [indicators]\nengine = \"{engine}\"\ninterval = \"1s\"\nrsi_period = 2\natr_period = 2\n\
-             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{url}\"\n\
-             symbols = [\"BTCUSDT\", \"ETHUSDT\", \"SOLUSDT\"]\nchannels = [\"trade\"]\n"
+             [indicators]\nengine = \"{engine}\"\ninterval = \"1s\"\nrsi_period = 2\natr_period = 2\n{}",
+            feed_toml("binance", "binance", url, &SYMBOLS, &["trade"])
         ),
     )
-    .unwrap();
-    path
-}
-
-/// Polls `check` every 10 ms until it holds (`Ok`), for `secs` at most.
-async fn wait_until<F, Fut>(secs: u64, mut check: F) -> Result<(), ()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
-}
-
-async fn stop(child: Child, signal: &'static str) -> (std::process::ExitStatus, String) {
-    let (status, stdout, _) = tokio::task::spawn_blocking(move || common::signal(child, signal))
-        .await
-        .unwrap();
-    (status, stdout)
-}
-
-fn assert_no_panic(log: &Path) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    assert!(!text.contains("panicked"), "tickwire panicked: {text}");
 }
 
 /// The distinct frames in the order first sent, as a recording `tickwire
@@ -127,16 +93,24 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
     let live = redis();
     let db4 = live.client(4).await.unwrap();
     let venue = WsServer::trades(spec.clone()).await.unwrap();
-    let cfg = config_file(dir.path(), &venue.url("/stream"), engine);
+    let cfg = live_config(dir.path(), &venue.url("/stream"), engine);
 
     // Killed once a third of the trades are in Redis.
-    let first = start_run(&cfg, &live, &dir.path().join("first.log"));
-    wait_until(20, || async { ticks_of(&db4, &SYMBOLS).await >= total / 3 })
-        .await
-        .unwrap_or_else(|()| panic!("timed out waiting for a third of the trades in Redis"));
+    let first = start_run(
+        tickwire!(),
+        &cfg,
+        &live.url(),
+        &dir.path().join("first.log"),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "a third of the trades in Redis",
+        || async { ticks_of(&db4, &SYMBOLS).await >= total / 3 },
+    )
+    .await;
     let (status, _) = stop(first, "-KILL").await;
     assert!(!status.success(), "SIGKILL: {status}");
-    assert_no_panic(&dir.path().join("first.log"));
+    log_of(&dir.path().join("first.log"));
     let landed = ticks_of(&db4, &SYMBOLS).await;
     assert!(
         !venue.all_sent(&spec) && landed < total,
@@ -144,21 +118,24 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
     );
 
     // Started again: the venue resends, then goes on to the end.
-    let second = start_run(&cfg, &live, &dir.path().join("second.log"));
-    wait_until(30, || async {
-        venue.all_sent(&spec) && ticks_of(&db4, &SYMBOLS).await >= total
-    })
-    .await
-    .unwrap_or_else(|()| {
-        panic!(
-            "{} of {total} trades sent: a trade the killed process had not written, \
-             further back than the {} frames resent, is lost",
-            venue.sent_trades().len(),
-            spec.resend
-        )
-    });
+    let second = start_run(
+        tickwire!(),
+        &cfg,
+        &live.url(),
+        &dir.path().join("second.log"),
+    );
+    assert!(
+        poll_until(Duration::from_secs(30), || async {
+            venue.all_sent(&spec) && ticks_of(&db4, &SYMBOLS).await >= total
+        })
+        .await,
+        "{} of {total} trades sent: a trade the killed process had not written, \
+         further back than the {} frames resent, is lost",
+        venue.sent_trades().len(),
+        spec.resend
+    );
     let (status, stdout) = stop(second, "-TERM").await;
-    assert_no_panic(&dir.path().join("second.log"));
+    log_of(&dir.path().join("second.log"));
     assert!(
         status.success(),
         "SIGTERM: drain, flush, exit 0 (got {status})\n{stdout}"
@@ -213,7 +190,7 @@ async fn restarted_under_resends_equals_a_replay_of_the_distinct_frames(engine: 
     // at the end as a live run that stops leaves them.
     let file = recording(dir.path(), &sent);
     let reference = redis();
-    let (out, stdout, _) = run(tickwire()
+    let (out, stdout, _) = run(tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &reference.url(), "replay", "--max"])

@@ -2,34 +2,12 @@
 //! during a replay and checked against what landed in Redis, the heartbeat,
 //! `tickwire health`, and log lines free of credentials.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn redis_cli(server: &RedisServer, db: u8, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &format!("{}/{db}", server.url())])
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use std::process::Stdio;
+use std::time::Duration;
 
 /// 50 ticks within a second (one of them malformed), then one two minutes
 /// later: paced at 1x, the replay writes the 50 and then waits.
@@ -61,13 +39,12 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("ops.toml");
-    std::fs::write(
-        &cfg,
-        format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n[writer]\nflush_interval_ms = 5\n"),
-    )
-    .unwrap();
-    let child = tickwire()
+    let cfg = config_file(
+        dir.path(),
+        "ops.toml",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n[writer]\nflush_interval_ms = 5\n"),
+    );
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "replay", "--speed", "1"])
@@ -77,7 +54,7 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
-    wait_for("50 ticks in Redis", 20, || {
+    wait_for(Duration::from_secs(20), "50 ticks in Redis", || {
         let n: u64 = ["SBIN", "TCS"]
             .iter()
             .map(|s| {
@@ -89,7 +66,7 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
         n == 50
     });
     // The heartbeat has caught up with the writer once a beat has passed.
-    wait_for("the heartbeat's totals", 5, || {
+    wait_for(Duration::from_secs(5), "the heartbeat's totals", || {
         redis_cli(&server, 0, &["HGET", "tickwire:heartbeat", "ticks_total"]) == "50"
     });
     let m = scrape(port);
@@ -174,18 +151,6 @@ fn metrics_during_a_replay_match_what_landed_and_the_heartbeat_beats() {
     assert!((1..=5).contains(&ttl), "heartbeat TTL {ttl}");
 }
 
-fn health_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = tickwire()
-        .args(args)
-        .args(["health", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("health --json printed no JSON ({e}): {stdout}"));
-    (out.status.code(), v)
-}
-
 #[test]
 fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
     let server = redis();
@@ -200,7 +165,7 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
         );
     }
     std::fs::write(&file, body).unwrap();
-    let replay = tickwire()
+    let replay = tickwire!()
         .args(["--redis", &url, "replay"])
         .arg(&file)
         .output()
@@ -214,7 +179,7 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
     );
 
     // Healthy: right after the replay its heartbeat is fresh.
-    let (code, v) = health_json(&["--redis", &url]);
+    let (code, v) = health_json(tickwire!().args(["--redis", &url]));
     assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["status"], "healthy");
     assert_eq!(
@@ -240,7 +205,7 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
 
     // Degraded: a key without a TTL where every key must expire, and a lagging group.
     redis_cli(&server, 2, &["SET", "stray", "1"]);
-    let (code, v) = health_json(&["--redis", &url]);
+    let (code, v) = health_json(tickwire!().args(["--redis", &url]));
     assert_eq!(code, Some(1), "{v:#}");
     assert_eq!(v["status"], "degraded");
     let db2 = v["databases"]
@@ -252,7 +217,7 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
     assert_eq!(db2["examples"], serde_json::json!(["stray"]));
     let problems = v["problems"].to_string();
     assert!(problems.contains("stray"), "{problems}");
-    let out = tickwire()
+    let out = tickwire!()
         .args(["--redis", &url, "health", "--max-lag", "10"])
         .output()
         .unwrap();
@@ -266,7 +231,7 @@ fn health_says_healthy_degraded_or_unreachable_with_its_exit_code() {
 
     // Unreachable: nothing listens there.
     let nowhere = format!("redis://user:hunter2@127.0.0.1:{}", free_port());
-    let (code, v) = health_json(&["--redis", &nowhere]);
+    let (code, v) = health_json(tickwire!().args(["--redis", &nowhere]));
     assert_eq!(code, Some(2), "{v:#}");
     assert_eq!(v["status"], "unreachable");
     assert!(!v.to_string().contains("hunter2"), "{v}");
@@ -278,22 +243,21 @@ fn no_log_line_carries_the_redis_password() {
     let password = "pw-Zq81-secret";
     redis_cli(&server, 0, &["CONFIG", "SET", "requirepass", password]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("log.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = config_file(
+        dir.path(),
+        "log.toml",
         "[log]\nformat = \"json\"\nlevel = \"debug\"\n[metrics]\nenabled = false\n",
-    )
-    .unwrap();
+    );
     let file = paced_file(dir.path());
     let with_password = format!("redis://:{password}@127.0.0.1:{}", server.port());
-    let ok = tickwire()
+    let ok = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &with_password, "replay"])
         .arg(&file)
         .output()
         .unwrap();
-    let wrong = tickwire()
+    let wrong = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args([
@@ -334,14 +298,13 @@ fn no_log_line_carries_the_redis_password() {
 fn replay_prints_progress_lines_when_stderr_is_not_a_terminal() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("p.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = config_file(
+        dir.path(),
+        "p.toml",
         "[log]\nprogress_interval_ms = 200\n[metrics]\nenabled = false\n",
-    )
-    .unwrap();
+    );
     // Two minutes of recorded time at 80x: about 1.5 s.
-    let out = tickwire()
+    let out = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "replay", "--speed", "80"])
@@ -394,17 +357,12 @@ fn a_live_run_exports_feed_state_and_tick_latency() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = config_file(dir.path(), "live.toml", &format!(
             "[metrics]\nlisten = \"127.0.0.1:{port}\"\n[live]\nbackoff_initial_ms = 20\nbackoff_max_ms = 50\n\
              [[feeds]]\nname = \"okx\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"BTC-USDT\"]\n",
             ws.url("/ws/v5/public")
-        ),
-    )
-    .unwrap();
-    let child = tickwire()
+        ));
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "run"])
@@ -412,13 +370,13 @@ fn a_live_run_exports_feed_state_and_tick_latency() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("3 ticks in Redis", 15, || {
+    wait_for(Duration::from_secs(15), "3 ticks in Redis", || {
         redis_cli(&server, 4, &["XLEN", "ticks:BTC-USDT"]) == "3"
     });
     let mut m = HashMap::new();
     wait_for(
+        Duration::from_secs(5),
         "the metrics to show all 3 ticks written and the bad frame",
-        5,
         || {
             m = scrape(port);
             m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&3.0)
@@ -513,12 +471,11 @@ fn a_healthy_replay_exports_every_error_counter_at_zero() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("zero.toml");
-    std::fs::write(
-        &cfg,
-        format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n[writer]\nflush_interval_ms = 5\n"),
-    )
-    .unwrap();
+    let cfg = config_file(
+        dir.path(),
+        "zero.toml",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n[writer]\nflush_interval_ms = 5\n"),
+    );
     // Two good ticks now, one two minutes later: at 1x the replay waits.
     let t0 = 1_704_169_800_000i64;
     let line = |ts: i64| {
@@ -528,7 +485,7 @@ fn a_healthy_replay_exports_every_error_counter_at_zero() {
     };
     let file = dir.path().join("healthy.jsonl");
     std::fs::write(&file, line(t0) + &line(t0 + 10) + &line(t0 + 120_000)).unwrap();
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "replay", "--speed", "1"])
@@ -538,11 +495,15 @@ fn a_healthy_replay_exports_every_error_counter_at_zero() {
         .spawn()
         .unwrap();
     let mut m = HashMap::new();
-    wait_for("2 ticks written and their latency recorded", 20, || {
-        m = try_scrape(port);
-        m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&2.0)
-            && m.get("tickwire_tick_to_redis_latency_seconds_count") == Some(&2.0)
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "2 ticks written and their latency recorded",
+        || {
+            m = try_scrape(port);
+            m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&2.0)
+                && m.get("tickwire_tick_to_redis_latency_seconds_count") == Some(&2.0)
+        },
+    );
     let (code, stdout, stderr) = terminate(child);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     // A paced replay measures each tick from its release by the pacer (the
@@ -612,17 +573,16 @@ fn a_healthy_live_run_gives_every_dashboard_query_a_series() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = config_file(
+        dir.path(),
+        "live.toml",
+        &format!(
             "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\
              [[feeds]]\nname = \"okx\"\nvenue = \"okx\"\nurl = \"{}\"\nsymbols = [\"BTC-USDT\"]\n",
             ws.url("/ws/v5/public")
         ),
-    )
-    .unwrap();
-    let child = tickwire()
+    );
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "run"])
@@ -631,7 +591,7 @@ fn a_healthy_live_run_gives_every_dashboard_query_a_series() {
         .spawn()
         .unwrap();
     let mut m = HashMap::new();
-    wait_for("the trade written", 15, || {
+    wait_for(Duration::from_secs(15), "the trade written", || {
         m = try_scrape(port);
         m.get("tickwire_ticks_written_total{db=\"4\"}") == Some(&1.0)
     });

@@ -2,9 +2,7 @@
 //! docs/operating.md ("Least privilege") for a use does that use with Redis refusing nothing (its ACL LOG stays empty), and a
 //! user without `xadd` stops the replay with one error naming NOPERM and XADD.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::path::{Path, PathBuf};
 
@@ -73,7 +71,7 @@ fn xlen(server: &RedisServer, db: u8, key: &str) -> u64 {
 }
 
 fn as_user(user: &str, server: &RedisServer) -> std::process::Command {
-    let mut c = tickwire();
+    let mut c = tickwire!();
     c.env(
         "TICKWIRE_REDIS_URL",
         format!("redis://{user}:pw@127.0.0.1:{}", server.port()),
@@ -131,8 +129,7 @@ fn the_lua_engine_and_a_publishing_profile_need_only_their_documented_extras() {
     let server = redis();
     refusals(&server);
     let dir = tempfile::tempdir().unwrap();
-    let lua = dir.path().join("lua.toml");
-    std::fs::write(&lua, "[indicators]\nengine = \"lua\"\n").unwrap();
+    let lua = config_file(dir.path(), "lua.toml", "[indicators]\nengine = \"lua\"\n");
 
     set_user(&server, "twl", &format!("{REPLAY_INLINE} {LUA_EXTRA}"));
     let (out, stdout, stderr) = run(as_user("twl", &server)

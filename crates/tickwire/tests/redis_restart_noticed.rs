@@ -3,12 +3,10 @@
 //! it again; with AOF it keeps everything, and the restart is counted but is
 //! not an error.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use tickwire_testkit::prelude::*;
 
 /// 4 instruments × 2,000 ticks of one session.
 fn day(dir: &std::path::Path) -> std::path::PathBuf {
@@ -25,21 +23,29 @@ fn day(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// Replays `file` paced over about 4 s, kills Redis with SIGKILL 1.5 s in
-/// and starts it again on the same port: the exit code, stdout and stderr.
+/// Replays `file` paced over about 4 s, kills Redis with SIGKILL once the
+/// first ticks are in and starts it again on the same port: the exit code, stdout and stderr.
 fn replay_through_a_restart(
     server: &mut RedisServer,
     file: &std::path::Path,
     persistent: bool,
 ) -> (Option<i32>, String, String) {
-    let child = tickwire()
+    let child = tickwire!()
         .args(["--redis", &server.url(), "replay", "--speed", "5600"])
         .arg(file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Mid-replay: once its first ticks are in.
+    wait_for(Duration::from_secs(30), "the first ticks in Redis", || {
+        ["RELIANCE", "TCS", "HDFCBANK", "INFY"].iter().any(|s| {
+            redis_cli(server, 4, &["XLEN", &format!("ticks:{s}")])
+                .parse::<u64>()
+                .unwrap_or(0)
+                > 0
+        })
+    });
     if persistent {
         server.crash_and_recover().unwrap();
     } else {

@@ -4,9 +4,7 @@
 //! are refused with exit 1 and a message naming the URL and the cause; mutual
 //! TLS works with a client certificate and is refused without one.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,19 +148,17 @@ fn tls_redis(pki: &Pki) -> RedisServer {
 
 /// A config file with `[redis.tls]` `tls_toml` (and one reconnect attempt,
 /// so a refused connection is not retried for ever).
-fn config_file(pki: &Pki, name: &str, tls_toml: &str) -> PathBuf {
-    config_file_with(pki, name, "", tls_toml)
+fn tls_config(pki: &Pki, name: &str, tls_toml: &str) -> PathBuf {
+    tls_config_with(pki, name, "", tls_toml)
 }
 
-/// [`config_file`] with more `[redis]` keys.
-fn config_file_with(pki: &Pki, name: &str, redis_toml: &str, tls_toml: &str) -> PathBuf {
-    let path = pki.dir.path().join(name);
-    std::fs::write(
-        &path,
-        format!("[redis]\nreconnect_max_attempts = 1\n{redis_toml}[redis.tls]\n{tls_toml}"),
+/// [`tls_config`] with more `[redis]` keys.
+fn tls_config_with(pki: &Pki, name: &str, redis_toml: &str, tls_toml: &str) -> PathBuf {
+    config_file(
+        pki.dir.path(),
+        name,
+        &format!("[redis]\nreconnect_max_attempts = 1\n{redis_toml}[redis.tls]\n{tls_toml}"),
     )
-    .unwrap();
-    path
 }
 
 fn sample(dir: &Path) -> PathBuf {
@@ -178,7 +174,7 @@ fn sample(dir: &Path) -> PathBuf {
 
 /// Replays the sample over `url` with config `cfg`: exit code and stderr.
 fn replay(cfg: &Path, url: &str, input: &Path) -> (Option<i32>, String, String) {
-    let (out, stdout, stderr) = run(tickwire()
+    let (out, stdout, stderr) = run(tickwire!()
         .arg("--config")
         .arg(cfg)
         .args(["--redis", url, "replay", "--max"])
@@ -206,7 +202,7 @@ fn rediss_with_the_right_ca_writes_and_the_server_name_is_checked() {
     let server = tls_redis(&pki);
     let url = server.tls_url().unwrap();
     let input = sample(pki.dir.path());
-    let cfg = config_file(
+    let cfg = tls_config(
         &pki,
         "ok.toml",
         &format!("ca_file = {}\n", toml_path(&pki.ca)),
@@ -217,7 +213,7 @@ fn rediss_with_the_right_ca_writes_and_the_server_name_is_checked() {
     assert_eq!(ticks_in_redis(&server), 2);
 
     // The certificate is for localhost and 127.0.0.1: another name is refused.
-    let cfg = config_file(
+    let cfg = tls_config(
         &pki,
         "name.toml",
         &format!(
@@ -240,7 +236,7 @@ fn a_certificate_from_another_ca_is_refused_and_nothing_is_written() {
     let server = tls_redis(&pki);
     let url = server.tls_url().unwrap();
     let input = sample(pki.dir.path());
-    let cfg = config_file(
+    let cfg = tls_config(
         &pki,
         "wrong.toml",
         &format!("ca_file = {}\n", toml_path(&pki.other_ca)),
@@ -266,7 +262,7 @@ fn rediss_to_a_plaintext_port_is_refused_never_sent_in_cleartext() {
     let input = sample(pki.dir.path());
     // Redis waits for more of what it takes for a command: the handshake
     // times out (after 1 s here).
-    let cfg = config_file_with(
+    let cfg = tls_config_with(
         &pki,
         "plain.toml",
         "connect_timeout_ms = 1000\n",
@@ -293,7 +289,7 @@ fn mutual_tls_writes_with_a_client_certificate_and_is_refused_without() {
     let url = server.tls_url().unwrap();
     let input = sample(pki.dir.path());
 
-    let cfg = config_file(
+    let cfg = tls_config(
         &pki,
         "anon.toml",
         &format!("ca_file = {}\n", toml_path(&pki.ca)),
@@ -307,7 +303,7 @@ fn mutual_tls_writes_with_a_client_certificate_and_is_refused_without() {
     );
     assert_eq!(ticks_in_redis(&server), 0);
 
-    let cfg = config_file(
+    let cfg = tls_config(
         &pki,
         "mtls.toml",
         &format!(
@@ -326,7 +322,7 @@ fn mutual_tls_writes_with_a_client_certificate_and_is_refused_without() {
 #[test]
 fn bad_tls_config_names_every_bad_field() {
     let pki = pki(false);
-    let cfg = config_file(
+    let cfg = tls_config(
         &pki,
         "bad.toml",
         &format!(

@@ -10,12 +10,9 @@
 //! variables `TICKWIRE_SPOOL_RATE`, `TICKWIRE_SPOOL_DOWN_S` and
 //! `TICKWIRE_SPOOL_BEFORE_S`.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -24,35 +21,25 @@ use tickwire_testkit::ws_server::{trade_id_of_qty, Flood, WsServer};
 
 const SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Small writer batches and channels: the frames of the outage must be more
 /// than the stages between the feed and Redis hold (with the defaults, 2,000
 /// events per lane batch and 64 chunks per channel, they held all 12,000 of
 /// a 4 s outage at 3,000 frames/s on a quiet machine, and nothing spooled).
-fn config_file(dir: &Path, url: &str) -> PathBuf {
-    let path = dir.join("tickwire.toml");
-    std::fs::write(
-        &path,
-        format!(
+fn live_config(dir: &Path, url: &str) -> PathBuf {
+    config_file(
+        dir,
+        "tickwire.toml",
+        &format!(
             "[live]\nping_interval_ms = 1000\nidle_timeout_ms = 5000\n\
              max_backlog_frames = 2000\n\
              [writer]\nbatch_size = 200\nchannel_capacity = 4\n\
              [spool]\ndir = \"{}\"\nsegment_bytes = 262144\n\
              [metrics]\nenabled = false\n\
-             [streams]\nmaxlen = 100000000\n\
-             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{url}\"\n\
-             symbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
-            dir.join("spool").display()
+             [streams]\nmaxlen = 100000000\n{}",
+            dir.join("spool").display(),
+            feed_toml("binance", "binance", url, &SYMBOLS, &["trade"])
         ),
     )
-    .unwrap();
-    path
 }
 
 /// The trade ids of `symbol`'s stream, in stream order.
@@ -91,34 +78,6 @@ fn spool_files(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn stop(child: Child, signal: &'static str) -> (std::process::ExitStatus, String) {
-    let (status, stdout, _) = tokio::task::spawn_blocking(move || common::signal(child, signal))
-        .await
-        .unwrap();
-    (status, stdout)
-}
-
-fn log_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(!text.contains("panicked"), "tickwire panicked: {text}");
-    text
-}
-
 /// Each symbol's ids rise one by one from 1: every trade once, in order.
 fn assert_every_trade_once_in_order(ids: &[u64], symbol: &str, sent: u64) {
     assert_eq!(
@@ -154,12 +113,14 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
     })
     .await
     .unwrap();
-    let cfg = config_file(dir.path(), &venue.url("/stream"));
+    let cfg = live_config(dir.path(), &venue.url("/stream"));
     let log = dir.path().join("run.log");
-    let run = start_run(&cfg, &redis, &log);
-    wait_until(30, "the first trades in Redis", || async {
-        ticks_of(&db4, &SYMBOLS).await > 0
-    })
+    let run = start_run(tickwire!(), &cfg, &redis.url(), &log);
+    wait_until(
+        Duration::from_secs(30),
+        "the first trades in Redis",
+        || async { ticks_of(&db4, &SYMBOLS).await > 0 },
+    )
     .await;
     tokio::time::sleep(before).await;
 
@@ -185,27 +146,25 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
         "the feed answered the venue's pings while Redis was down ({pongs_while_down})"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(60 + 2 * down.as_secs());
-    loop {
+    let drained_all = poll_until(Duration::from_secs(60 + 2 * down.as_secs()), || async {
+        flood.sent.load(Ordering::Relaxed) as u64 >= total
+            && ticks_of(&db4, &SYMBOLS).await >= total
+    })
+    .await;
+    if !drained_all {
         let sent = flood.sent.load(Ordering::Relaxed) as u64;
         let landed = ticks_of(&db4, &SYMBOLS).await;
-        if sent >= total && landed >= total {
-            break;
+        if let Ok(keep) = std::env::var("TICKWIRE_SPOOL_LOG") {
+            let _ = std::fs::copy(&log, keep);
         }
-        if Instant::now() >= deadline {
-            if let Ok(keep) = std::env::var("TICKWIRE_SPOOL_LOG") {
-                let _ = std::fs::copy(&log, keep);
-            }
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            panic!(
-                "timed out: {sent} of {total} sent, {landed} in Redis, {} bytes spooled; \
-                 the log's end:\n{}",
-                spooled_bytes(dir.path()),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        panic!(
+            "timed out: {sent} of {total} sent, {landed} in Redis, {} bytes spooled; \
+             the log's end:\n{}",
+            spooled_bytes(dir.path()),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
     let drained = went.elapsed();
     let (status, stdout) = stop(run, "-TERM").await;
@@ -276,15 +235,22 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
     })
     .await
     .unwrap();
-    let cfg = config_file(dir.path(), &venue.url("/stream"));
-    let first = start_run(&cfg, &redis, &dir.path().join("first.log"));
-    wait_until(30, "the first trades in Redis", || async {
-        ticks_of(&db4, &SYMBOLS).await > 0
-    })
+    let cfg = live_config(dir.path(), &venue.url("/stream"));
+    let first = start_run(
+        tickwire!(),
+        &cfg,
+        &redis.url(),
+        &dir.path().join("first.log"),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the first trades in Redis",
+        || async { ticks_of(&db4, &SYMBOLS).await > 0 },
+    )
     .await;
     redis.crash().unwrap();
     // Killed once a good part of a second's frames are in the spool.
-    wait_until(20, "frames in the spool", || async {
+    wait_until(Duration::from_secs(20), "frames in the spool", || async {
         spooled_bytes(dir.path()) > 100 * 1000
     })
     .await;
@@ -338,16 +304,21 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
     let db4 = redis.client(4).await.unwrap();
     // Health sees frames that are not in Redis yet.
     let (out, stdout, _) =
-        run(tickwire()
+        run(tickwire!()
             .arg("--config")
             .arg(&cfg)
             .args(["--redis", &redis.url(), "health"]));
     assert_eq!(out.status.code(), Some(1), "degraded:\n{stdout}");
     assert!(stdout.contains("spool of feed binance holds"), "{stdout}");
-    let second = start_run(&cfg, &redis, &dir.path().join("second.log"));
+    let second = start_run(
+        tickwire!(),
+        &cfg,
+        &redis.url(),
+        &dir.path().join("second.log"),
+    );
     let mut last = std::collections::HashMap::new();
     wait_until(
-        60,
+        Duration::from_secs(60),
         "the spooled trades and the rest of the feed in Redis",
         || async {
             if (flood.sent.load(Ordering::Relaxed) as u64) < total {
@@ -397,7 +368,7 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
         spool_files(dir.path())
     );
     let (_, stdout, _) =
-        run(tickwire()
+        run(tickwire!()
             .arg("--config")
             .arg(&cfg)
             .args(["--redis", &redis.url(), "health"]));

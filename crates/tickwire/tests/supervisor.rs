@@ -3,9 +3,7 @@
 //! ends the run within seconds, non-zero, with the summary and an error
 //! naming the stage and the cause; the heartbeat stops and its key expires.
 
-mod common;
-
-use common::*;
+use tickwire_testkit::prelude::*;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -39,15 +37,15 @@ fn config(dir: &Path, feed: Option<&WsServer>, extra: &str) -> PathBuf {
     );
     text.push_str(extra);
     if let Some(feed) = feed {
-        text.push_str(&format!(
-            "[[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
-             symbols = [\"BTCUSDT\"]\nchannels = [\"trade\"]\n",
-            feed.url("/stream")
+        text.push_str(&feed_toml(
+            "binance",
+            "binance",
+            &feed.url("/stream"),
+            &["BTCUSDT"],
+            &["trade"],
         ));
     }
-    let cfg = dir.join("tickwire.toml");
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    config_file(dir, "tickwire.toml", &text)
 }
 
 /// Waits for `child` to exit on its own, `within` at most: its status, how
@@ -58,18 +56,12 @@ fn exit_within(
     within: Duration,
     log: &Path,
 ) -> (ExitStatus, Duration, String, String) {
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if from.elapsed() > within {
-            let _ = child.kill();
-            panic!(
-                "still running {within:?} after a stage failed:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_exit(&mut child, within.saturating_sub(from.elapsed())) else {
+        let _ = child.kill();
+        panic!(
+            "still running {within:?} after a stage failed:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
     };
     let took = from.elapsed();
     let mut stdout = String::new();
@@ -83,29 +75,22 @@ fn exit_within(
 
 /// Waits until the heartbeat has written a tick to Redis.
 async fn wait_for_ticks(db0: &Client) {
-    let t0 = Instant::now();
-    loop {
+    wait_until(Duration::from_secs(15), "a tick to land", || async {
         let n: Option<u64> = db0.hget("tickwire:heartbeat", "ticks_total").await.unwrap();
-        if n.unwrap_or(0) > 0 {
-            return;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(15), "no tick landed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        n.unwrap_or(0) > 0
+    })
+    .await;
 }
 
 /// The heartbeat key is gone within its TTL (1 s) and a little after the
 /// process stopped: no last beat refreshed it, nothing beats any more.
 async fn heartbeat_expires(db0: &Client) {
-    let t0 = Instant::now();
-    while db0.exists::<u64, _>("tickwire:heartbeat").await.unwrap() > 0 {
-        assert!(
-            t0.elapsed() < Duration::from_millis(2_500),
-            "the heartbeat key is still there {:?} after the process stopped",
-            t0.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_millis(2_500),
+        "the heartbeat key to go after the process stopped",
+        || async { db0.exists::<u64, _>("tickwire:heartbeat").await.unwrap() == 0 },
+    )
+    .await;
 }
 
 /// Redis stops taking writes (CLIENT PAUSE WRITE) for longer than the
@@ -161,7 +146,7 @@ async fn a_live_run_whose_writer_gave_up_exits_non_zero_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), Some(&feed), "");
     let log = dir.path().join("run.log");
-    let child = start_run(&cfg, &server, &log);
+    let child = start_run(tickwire!(), &cfg, &server.url(), &log);
     let db0 = server.client(0).await.unwrap();
     wait_for_ticks(&db0).await;
     let paused = pause_writes(&db0).await;
@@ -199,7 +184,7 @@ async fn a_replay_whose_writer_gave_up_prints_its_summary_and_names_redis() {
     let cfg = config(dir.path(), None, "");
     let log = dir.path().join("replay.log");
     // At 100x the 6 h 15 min session takes minutes: still running when Redis pauses.
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "replay", "--speed", "100"])
@@ -225,11 +210,9 @@ async fn a_replay_whose_writer_gave_up_prints_its_summary_and_names_redis() {
 /// the recorder's next file (its size rotation comes every few frames)
 /// cannot be created. (Permission bits would not do: tests may run as root.)
 fn break_recording_dir(out: &Path) {
-    let t0 = Instant::now();
-    while std::fs::read_dir(out).map_or(0, |d| d.count()) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(15), "nothing recorded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(Duration::from_secs(15), "a recorded file", || {
+        std::fs::read_dir(out).map_or(0, |d| d.count()) > 0
+    });
     std::fs::rename(out, out.with_extension("moved")).unwrap();
     std::fs::write(out, b"not a directory").unwrap();
 }
@@ -245,7 +228,7 @@ async fn a_run_whose_recorder_cannot_write_stops_naming_the_recorder() {
     let cfg = config(dir.path(), Some(&feed), ROTATE_OFTEN);
     let out = dir.path().join("rec");
     let log = dir.path().join("run.log");
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["--redis", &server.url(), "run", "--record"])
@@ -298,7 +281,7 @@ async fn a_recording_whose_directory_goes_stops_and_says_how_many_frames_are_mis
     let cfg = config(dir.path(), Some(&feed), ROTATE_OFTEN);
     let out = dir.path().join("rec");
     let log = dir.path().join("record.log");
-    let child = tickwire()
+    let child = tickwire!()
         .arg("--config")
         .arg(&cfg)
         .args(["record", "--out"])
@@ -358,7 +341,7 @@ async fn a_live_run_whose_state_stage_cannot_read_a_checkpoint_stops_naming_it()
     let cfg = config(dir.path(), Some(&feed), "");
     let log = dir.path().join("run.log");
     let started = Instant::now();
-    let child = start_run(&cfg, &server, &log);
+    let child = start_run(tickwire!(), &cfg, &server.url(), &log);
     let (status, took, stdout, stderr) = exit_within(child, started, Duration::from_secs(20), &log);
     assert!(
         !status.success(),
