@@ -196,9 +196,6 @@ async fn a_garbage_exchange_is_a_malformed_line_and_the_backtest_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_by_a_real_collision_dead_letters_what_it_rejected_and_its_counts_add_up() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     // 2,000 futures trades with a damaged line every tenth, then a trade of
@@ -229,7 +226,7 @@ async fn a_run_stopped_by_a_real_collision_dead_letters_what_it_rejected_and_its
         max_clock_skew_ms: config.ingest.max_clock_skew_ms,
         close_at_end: false,
     };
-    let err = tickwire::replay(&config, opts, Arc::new(AtomicBool::new(false)))
+    let err = tickwire::replay(&config, opts, tickwire::CancellationToken::new())
         .await
         .expect_err("two exchanges on one key stop the run");
     let s = err

@@ -8,8 +8,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -387,9 +386,9 @@ async fn a_fuzzed_live_feed_counts_every_frame_once_and_writes_without_errors() 
         ws.url("/ws/v5/public")
     );
     let config = config(&server, &toml);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tickwire::CancellationToken::new();
     let task = {
-        let (config, stop) = (config.clone(), Arc::clone(&stop));
+        let (config, stop) = (config.clone(), stop.clone());
         tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
     };
     let db4 = server.client(4).await.unwrap();
@@ -406,7 +405,7 @@ async fn a_fuzzed_live_feed_counts_every_frame_once_and_writes_without_errors() 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     let s = tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .expect("stops")

@@ -5,8 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use common::*;
 use fred::prelude::*;
@@ -191,7 +189,7 @@ async fn spot_after_futures_in_a_later_run_is_refused_naming_both() {
     let spot = write(dir.path(), "BTCUSDT-trades-2020-02-22.csv", SPOT);
     let config = config(&server, "");
     replay(&config, &[futures]).await;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tickwire::CancellationToken::new();
     let err = tickwire::replay(&config, opts(&config, vec![spot]), stop)
         .await
         .expect_err("a spot tick on a futures key must be refused");
@@ -222,7 +220,7 @@ async fn two_exchanges_in_one_run_are_refused_and_exchange_templates_separate_th
     let futures = write(dir.path(), "futures.csv", FUTURES);
     let spot = write(dir.path(), "BTCUSDT-trades-2020-02-22.csv", SPOT);
     let config = config(&server, "");
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tickwire::CancellationToken::new();
     let err = tickwire::replay(
         &config,
         opts(&config, vec![futures.clone(), spot.clone()]),

@@ -236,8 +236,6 @@ async fn replayed_bars_and_indicator_hashes_in_redis_match_the_fixture() {
 
 #[tokio::test]
 async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
     use tickwire_ingest::{Pace, ReplayOptions};
 
     let server = redis();
@@ -259,7 +257,7 @@ async fn replay_at_recorded_pace_gives_the_same_bars_and_indicators_as_max() {
             max_clock_skew_ms: tickwire_parse::DEFAULT_MAX_CLOCK_SKEW_MS,
             close_at_end: true,
         };
-        tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false)))
+        tickwire::replay(&cfg, opts, tickwire::CancellationToken::new())
             .await
             .unwrap();
     }
@@ -325,9 +323,6 @@ fn lua_opts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ticks.jsonl");
     std::fs::write(&file, ticks()).unwrap();
@@ -338,7 +333,7 @@ async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
     let s = tickwire::replay(
         &cfg,
         lua_opts(file.clone(), tickwire_ingest::Pace::Max),
-        Arc::new(AtomicBool::new(false)),
+        tickwire::CancellationToken::new(),
     )
     .await
     .unwrap();
@@ -369,7 +364,7 @@ async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
     let again = tickwire::replay(
         &cfg,
         lua_opts(file, tickwire_ingest::Pace::Max),
-        Arc::new(AtomicBool::new(false)),
+        tickwire::CancellationToken::new(),
     )
     .await
     .unwrap();
@@ -379,9 +374,6 @@ async fn lua_engine_writes_exactly_what_the_inline_engine_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_flush_mid_replay_changes_nothing_in_the_final_state() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ticks.jsonl");
     std::fs::write(&file, ticks()).unwrap();
@@ -401,7 +393,7 @@ async fn a_script_flush_mid_replay_changes_nothing_in_the_final_state() {
             tickwire::replay(
                 &cfg,
                 lua_opts(file, tickwire_ingest::Pace::Speed(50_000.0)),
-                Arc::new(AtomicBool::new(false)),
+                tickwire::CancellationToken::new(),
             )
             .await
         })

@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -39,23 +38,23 @@ fn binance_trade(id: u64, price: &str, qty: &str, t_ms: i64) -> String {
 }
 
 struct Running {
-    stop: Arc<AtomicBool>,
+    stop: tickwire::CancellationToken,
     task: tokio::task::JoinHandle<Result<RunSummary, tickwire::AppError>>,
 }
 
 impl Running {
     fn start(config: &Config, record: Option<std::path::PathBuf>) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = tickwire::CancellationToken::new();
         let task = {
             let config = config.clone();
-            let stop = Arc::clone(&stop);
+            let stop = stop.clone();
             tokio::spawn(async move { tickwire::run::run(&config, record, stop).await })
         };
         Running { stop, task }
     }
 
     async fn finish(self) -> RunSummary {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
             .expect("the run stops within 20 s")

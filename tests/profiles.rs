@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -154,9 +152,9 @@ async fn tradingboost_beside_the_default_layout() {
         ws.url("/ws/v5/public")
     );
     let config = with_profiles(config(&server, &toml), &["default", "tradingboost"]);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tickwire::CancellationToken::new();
     let run = {
-        let (config, stop) = (config.clone(), Arc::clone(&stop));
+        let (config, stop) = (config.clone(), stop.clone());
         tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
     };
     let db0 = server.client(0).await.unwrap();
@@ -181,7 +179,7 @@ async fn tradingboost_beside_the_default_layout() {
     assert!((50..=60).contains(&t), "price TTL {t}");
     let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
     assert_eq!(status.as_deref(), Some("connected"));
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     run.await.unwrap().unwrap();
     let status: Option<String> = db0.get("websocket:tickwire:okx:status").await.unwrap();
     assert_eq!(

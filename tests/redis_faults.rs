@@ -2,9 +2,6 @@
 //! resends what did not apply, and nothing accepted is lost or doubled.
 
 mod common;
-
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -52,7 +49,7 @@ async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
     let run = {
         let cfg = cfg.clone();
         tokio::spawn(async move {
-            tickwire::replay(&cfg, opts(file), Arc::new(AtomicBool::new(false))).await
+            tickwire::replay(&cfg, opts(file), tickwire::CancellationToken::new()).await
         })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -109,7 +106,7 @@ async fn a_redis_restart_mid_replay_is_reconnected_and_the_rest_lands() {
         let cfg = cfg.clone();
         let file = file.clone();
         tokio::spawn(async move {
-            tickwire::replay(&cfg, opts(file), Arc::new(AtomicBool::new(false))).await
+            tickwire::replay(&cfg, opts(file), tickwire::CancellationToken::new()).await
         })
     };
     tokio::time::sleep(Duration::from_millis(1_000)).await;

@@ -8,8 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -191,7 +189,7 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
     let run = {
         let (cfg, all) = (cfg.clone(), all.clone());
         tokio::spawn(async move {
-            tickwire::replay(&cfg, paced(all), Arc::new(AtomicBool::new(false))).await
+            tickwire::replay(&cfg, paced(all), tickwire::CancellationToken::new()).await
         })
     };
     tokio::time::sleep(Duration::from_millis(1_000)).await;
@@ -520,7 +518,7 @@ fn slow_replay(
         ..paced(all)
     };
     tokio::spawn(
-        async move { tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await },
+        async move { tickwire::replay(&cfg, opts, tickwire::CancellationToken::new()).await },
     )
 }
 

@@ -6,8 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -176,7 +174,7 @@ async fn keys_deleted_after_a_redis_restart_get_their_ttl_back() {
         close_at_end: false,
     };
     let run = tokio::spawn(async move {
-        tickwire::replay(&cfg, opts, Arc::new(AtomicBool::new(false))).await
+        tickwire::replay(&cfg, opts, tickwire::CancellationToken::new()).await
     });
     // The first two minutes landed.
     let t = std::time::Instant::now();

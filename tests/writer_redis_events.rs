@@ -98,8 +98,6 @@ fn paced(file: std::path::PathBuf) -> tickwire_ingest::ReplayOptions {
 /// from a replay that never waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let (file, n) = paced_file(dir.path());
@@ -109,7 +107,7 @@ async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
     let calm = tickwire::replay(
         &config(&server, toml),
         paced(file.clone()),
-        Arc::new(AtomicBool::new(false)),
+        tickwire::CancellationToken::new(),
     )
     .await
     .unwrap();
@@ -124,7 +122,7 @@ async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
     let server = redis();
     let cfg = config(&server, toml);
     let run = tokio::spawn(async move {
-        tickwire::replay(&cfg, paced(file), Arc::new(AtomicBool::new(false))).await
+        tickwire::replay(&cfg, paced(file), tickwire::CancellationToken::new()).await
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
     let admin = server.client(0).await.unwrap();

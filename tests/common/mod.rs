@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use fred::prelude::*;
 use tickwire::RunSummary;
@@ -63,7 +61,7 @@ async fn replay_opts(
         // Most tests read each replay as a backtest on its own.
         close_at_end,
     };
-    tickwire::replay(config, opts, Arc::new(AtomicBool::new(false)))
+    tickwire::replay(config, opts, tickwire::CancellationToken::new())
         .await
         .expect("replay succeeds")
 }
