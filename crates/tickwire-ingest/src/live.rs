@@ -127,8 +127,8 @@ pub struct LiveHandle {
     ended: CancellationToken,
     /// Set by the recorder thread the moment it fails.
     recorder_failed: Option<Arc<OnceLock<String>>>,
-    /// The channel-depth gauge of the frames waiting for the parser.
-    depth: tokio::task::JoinHandle<()>,
+    /// The frames waiting for the parser (for its channel-depth gauge).
+    frames: mpsc::WeakSender<FeedMsg>,
 }
 
 impl LiveHandle {
@@ -139,6 +139,12 @@ impl LiveHandle {
 
     pub fn progress(&self) -> Arc<IngestProgress> {
         Arc::clone(&self.progress)
+    }
+
+    /// The channel of frames waiting for the parser, without keeping it
+    /// open (for the `parser` channel-depth gauge).
+    pub fn frames(&self) -> mpsc::WeakSender<FeedMsg> {
+        self.frames.clone()
     }
 
     /// The feeds' spools, there once [`LiveHandle::finish`] returned: when
@@ -189,7 +195,6 @@ impl LiveHandle {
                 }
             }
         }
-        self.depth.abort();
         let parser = self.parser;
         let joined = tokio::task::spawn_blocking(move || parser.join())
             .await
@@ -382,22 +387,7 @@ pub fn start_live<D: Downstream>(
             })
             .map_err(LiveError::Thread)?
     };
-    // How many frames wait for the parser, sampled without keeping the
-    // channel open; the handle stops it.
-    let depth = {
-        let weak = frames_tx.downgrade();
-        let gauge = metrics::gauge!(
-            tickwire_core::telemetry::CHANNEL_DEPTH,
-            "stage" => "parser"
-        );
-        tokio::spawn(async move {
-            while let Some(tx) = weak.upgrade() {
-                gauge.set((tx.max_capacity() - tx.capacity()) as f64);
-                drop(tx);
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        })
-    };
+    let frames = frames_tx.downgrade();
     let mut tasks = Vec::with_capacity(plans.len());
     let mut counters = Vec::with_capacity(plans.len());
     for ((plan, spool), flow) in plans.into_iter().zip(spools).zip(&flows.0) {
@@ -423,7 +413,7 @@ pub fn start_live<D: Downstream>(
         stop,
         ended,
         recorder_failed,
-        depth,
+        frames,
     })
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AppError;
+use crate::ops::{depth, ChannelGauges};
 use crate::pipeline::{live_options, Source};
 use crate::summary::RunSummary;
 
@@ -35,6 +36,7 @@ pub async fn record(
     // Nothing reads events: frames are only recorded.
     let (tx, _rx) = mpsc::channel(1);
     let live = start_live(live_options(config, Some(dir), false), tx, &stop)?;
+    let _gauges = ChannelGauges::start(vec![("parser", depth(live.frames()))]);
     // Until stopped, or until the recorder or the parser fails: recording on
     // would only count frames not recorded.
     tokio::select! {

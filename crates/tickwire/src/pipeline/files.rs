@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::connect_waiting;
 use super::end::{conclude, first_cause, Ended};
 use crate::error::AppError;
+use crate::ops::depth;
 use crate::progress::ProgressMode;
 use crate::state::{spawn_state_stage, Checkpoints};
 use crate::supervisor::Supervisor;
@@ -50,7 +51,10 @@ pub(super) async fn run(
     let supervisor = Supervisor::new(stop);
     let (tx, parsed) = mpsc::channel(config.writer.channel_capacity);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
-    let _gauges = crate::ops::ChannelGauges::start(vec![("state", &tx), ("writer", &state_tx)]);
+    let _gauges = crate::ops::ChannelGauges::start(vec![
+        ("state", depth(tx.downgrade())),
+        ("writer", depth(state_tx.downgrade())),
+    ]);
     // Files first: a missing file fails before Redis is even asked.
     let close_at_end = opts.close_at_end;
     // A paced replay stamps each tick when its pacer releases it: its

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::connect_waiting;
 use super::end::{conclude, first_cause, Ended};
 use crate::error::AppError;
+use crate::ops::{depth, ChannelGauges};
 use crate::state::{Checkpoints, LiveClock, StateRunner, Stop};
 use crate::summary::{RunSummary, StateCounts};
 use crate::supervisor::Supervisor;
@@ -63,7 +64,7 @@ pub(super) async fn run(
         Arc::new(connect_waiting(&config.redis, writer_dbs(config), supervisor.token()).await?);
     let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
     // The state stage runs on the parser thread: nothing waits to go into it.
-    let _gauges = crate::ops::ChannelGauges::start(vec![("writer", &state_tx)]);
+    let writer_depth = depth(state_tx.downgrade());
     let state = Arc::new(StateSlot::default());
     let runner = StateRunner::new(
         StateConfig::from_config(config),
@@ -94,6 +95,10 @@ pub(super) async fn run(
             return Err(e.into());
         }
     };
+    let _gauges = ChannelGauges::start(vec![
+        ("writer", writer_depth),
+        ("parser", depth(live.frames())),
+    ]);
     // Until stopped, or until a stage stops on its own: a writer that gave
     // up, a state stage that failed, a recorder that cannot write or a
     // parser thread that died ends the run (heartbeat stopped, feeds
