@@ -11,8 +11,6 @@
 //!
 //! `cargo bench --bench live`
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -103,7 +101,7 @@ fn live(c: &mut Criterion) {
                     .block_on(tickwire::replay(
                         &config,
                         opts,
-                        Arc::new(AtomicBool::new(false)),
+                        tickwire::CancellationToken::new(),
                     ))
                     .expect("replay");
                 total += started.elapsed();
@@ -146,9 +144,9 @@ async fn one_run(redis: &RedisServer, db4: &Client, n: usize) -> Duration {
         .expect("ws server");
     let prefix = format!("l{n}:");
     let config = config(redis, &ws.url("/stream"), &prefix);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tickwire::CancellationToken::new();
     let task = {
-        let stop = Arc::clone(&stop);
+        let stop = stop.clone();
         tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
     };
     while ws.texts(0).is_empty() {
@@ -157,7 +155,7 @@ async fn one_run(redis: &RedisServer, db4: &Client, n: usize) -> Duration {
     let started = Instant::now();
     wait_xlen(db4, &format!("{prefix}ticks:BTCUSDT"), FRAMES as u64).await;
     let took = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     let _ = task.await;
     took
 }
@@ -175,13 +173,13 @@ async fn reconnect(redis: &RedisServer, db4: &Client, n: usize) -> Duration {
     .expect("ws server");
     let prefix = format!("c{n}:");
     let config = config(redis, &ws.url("/stream"), &prefix);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tickwire::CancellationToken::new();
     let task = {
-        let stop = Arc::clone(&stop);
+        let stop = stop.clone();
         tokio::spawn(async move { tickwire::run::run(&config, None, stop).await })
     };
     wait_xlen(db4, &format!("{prefix}ticks:BTCUSDT"), 2).await;
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     let summary = task.await.expect("task").expect("run");
     Duration::from_micros(summary.feeds[0].last_reconnect_us)
 }

@@ -6,9 +6,6 @@
 //!   everything afresh.
 //!
 //! `cargo bench --bench replay`
-
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -120,7 +117,7 @@ fn e2e(c: &mut Criterion) {
                     .block_on(tickwire::replay(
                         &config,
                         opts,
-                        Arc::new(AtomicBool::new(false)),
+                        tickwire::CancellationToken::new(),
                     ))
                     .unwrap();
                 total += started.elapsed();

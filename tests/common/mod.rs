@@ -10,11 +10,9 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tickwire::{AppError, RunSummary};
+use tickwire::{AppError, CancellationToken, RunSummary};
 use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
@@ -69,22 +67,22 @@ async fn replay_opts(
 
 /// `tickwire::replay` of `opts`, never asked to stop: the whole input.
 pub async fn replay_to_end(config: &Config, opts: ReplayOptions) -> Result<RunSummary, AppError> {
-    tickwire::replay(config, opts, Arc::new(AtomicBool::new(false))).await
+    tickwire::replay(config, opts, CancellationToken::new()).await
 }
 
 /// A live run (`tickwire::run::run`) on its own task.
 pub struct LiveRun {
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<RunSummary, AppError>>,
 }
 
 impl LiveRun {
     /// Starts a live run of `config`, recording into `record` if given.
     pub fn start(config: &Config, record: Option<PathBuf>) -> LiveRun {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
         let task = {
             let config = config.clone();
-            let stop = Arc::clone(&stop);
+            let stop = stop.clone();
             tokio::spawn(async move { tickwire::run::run(&config, record, stop).await })
         };
         LiveRun { stop, task }
@@ -93,7 +91,7 @@ impl LiveRun {
     /// Asks the run to stop and waits for it: its summary. The test fails
     /// when it does not stop within 20 s or ends in an error.
     pub async fn finish(self) -> RunSummary {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
             .expect("the run stops within 20 s")

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tickwire_core::Event;
 use tickwire_parse::{detect, DetectError, Format, LineDecoder, SourceMeta};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How fast to replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,7 +120,7 @@ pub struct ReplayHandle {
     reader: thread::JoinHandle<Result<(), IngestError>>,
     parser: thread::JoinHandle<Result<(), IngestError>>,
     progress: Arc<IngestProgress>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 }
 
 impl ReplayHandle {
@@ -152,7 +153,7 @@ impl ReplayHandle {
             extra: p.extra.load(Ordering::Relaxed),
             truncated: p.truncated.load(Ordering::Relaxed),
             empty: p.empty.load(Ordering::Relaxed),
-            stopped_early: self.stop.load(Ordering::Relaxed),
+            stopped_early: self.stop.is_cancelled(),
         })
     }
 }
@@ -177,11 +178,12 @@ const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Opens every file (so a missing or unreadable one fails before anything is
 /// written), tells each one's format, then starts the reader and parser threads.
-/// Setting `stop` makes the reader stop; what was read is still parsed and sent.
+/// Cancelling `stop` makes the reader stop (and a paced wait end at once);
+/// what was read is still parsed and sent.
 pub fn start_replay(
     opts: ReplayOptions,
     tx: mpsc::Sender<Vec<Event>>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<ReplayHandle, IngestError> {
     if let Pace::Speed(x) = opts.pace {
         if !(x.is_finite() && x > 0.0) {
@@ -198,27 +200,39 @@ pub fn start_replay(
         .store(files.len() as u64, Ordering::Relaxed);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(8);
 
+    let thread_error = |e| IngestError::Read {
+        path: PathBuf::from("<thread>"),
+        source: e,
+    };
+    // A paced replay's parser waits for each line's time on a timer of its
+    // own, ended at once by `stop`.
+    let pacer_clock = match opts.pace {
+        Pace::Speed(_) => Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(thread_error)?,
+        ),
+        Pace::Max => None,
+    };
     let reader = {
-        let stop = Arc::clone(&stop);
+        let stop = stop.clone();
         let progress = Arc::clone(&progress);
         thread::Builder::new()
             .name("tickwire-reader".into())
             .spawn(move || read_files(files, chunk_tx, &stop, &progress))
-            .map_err(|e| IngestError::Read {
-                path: PathBuf::from("<thread>"),
-                source: e,
-            })?
+            .map_err(thread_error)?
     };
     let parser = {
-        let stop = Arc::clone(&stop);
+        let stop = Pacing {
+            stop: stop.clone(),
+            clock: pacer_clock,
+        };
         let progress = Arc::clone(&progress);
         thread::Builder::new()
             .name("tickwire-parser".into())
             .spawn(move || parse_chunks(chunk_rx, tx, &opts, &stop, &progress))
-            .map_err(|e| IngestError::Read {
-                path: PathBuf::from("<thread>"),
-                source: e,
-            })?
+            .map_err(thread_error)?
     };
     Ok(ReplayHandle {
         reader,
@@ -537,13 +551,13 @@ impl<R: Read> Read for CrcChecked<R> {
 fn read_files(
     files: Vec<OpenFile>,
     out: crossbeam_channel::Sender<Chunk>,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
     progress: &IngestProgress,
 ) -> Result<(), IngestError> {
     for mut f in files {
         let mut lines = std::mem::take(&mut f.first_line);
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_cancelled() {
                 return Ok(());
             }
             let n = match f.reader.read_until(b'\n', &mut lines) {
@@ -614,11 +628,29 @@ fn event_time(meta: &SourceMeta, e: &Event) -> Option<i64> {
     }
 }
 
+/// The stop a paced replay's parser waits on, with the timer it waits by.
+struct Pacing {
+    stop: CancellationToken,
+    /// A current-thread runtime for the timer (paced replays only).
+    clock: Option<tokio::runtime::Runtime>,
+}
+
+impl Pacing {
+    /// Waits `wait`, or until stopped.
+    fn wait(&self, wait: Duration) {
+        if let Some(clock) = &self.clock {
+            // The timer is made inside the clock's context.
+            let _ =
+                clock.block_on(async { tokio::time::timeout(wait, self.stop.cancelled()).await });
+        }
+    }
+}
+
 fn parse_chunks(
     input: crossbeam_channel::Receiver<Chunk>,
     tx: mpsc::Sender<Vec<Event>>,
     opts: &ReplayOptions,
-    stop: &AtomicBool,
+    stop: &Pacing,
     progress: &IngestProgress,
 ) -> Result<(), IngestError> {
     let mut decoder = LineDecoder::with_feeds(opts.max_raw, &opts.feeds);
@@ -671,13 +703,13 @@ fn parse_chunks(
             let first_new = out.len();
             decoder.decode(&chunk.meta, line, &mut out);
             let n_new = out.len() - first_new;
-            if pacer.speed.is_some() && !stop.load(Ordering::Relaxed) {
+            if pacer.speed.is_some() && !stop.stop.is_cancelled() {
                 let due = out[first_new..]
                     .iter()
                     .find_map(|e| event_time(&chunk.meta, e));
                 if let Some(wait) = due.and_then(|ts| pacer.wait_for(ts)) {
-                    // Hand over what is due now, then wait in slices so a stop
-                    // request ends the wait at once.
+                    // Hand over what is due now, then wait; a stop ends the
+                    // wait at once.
                     let held: Vec<Event> = out.drain(..first_new).collect();
                     if !held.is_empty() {
                         send(held, &mut lines, &mut extra)?;
@@ -685,14 +717,7 @@ fn parse_chunks(
                     // The metrics say what was read before this wait, not
                     // the line that waits for its time.
                     metrics.flush(chunk.meta.format.default_feed());
-                    let until = Instant::now() + wait;
-                    while !stop.load(Ordering::Relaxed) {
-                        let now = Instant::now();
-                        if now >= until {
-                            break;
-                        }
-                        thread::sleep((until - now).min(Duration::from_millis(50)));
-                    }
+                    stop.wait(wait);
                 }
                 // Released now: a paced replay's tick-to-Redis latency is
                 // measured from here, as a live run's is from the socket
@@ -754,8 +779,7 @@ mod tests {
 
     fn collect(o: ReplayOptions) -> (Result<IngestSummary, IngestError>, Vec<Event>) {
         let (tx, mut rx) = mpsc::channel(4);
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = match start_replay(o, tx, stop) {
+        let h = match start_replay(o, tx, CancellationToken::new()) {
             Ok(h) => h,
             Err(e) => return (Err(e), vec![]),
         };

@@ -10,7 +10,8 @@ use tickwire_core::feeds::{LiveConfig, RecordConfig};
 use tickwire_core::{Event, FeedConfig};
 use tickwire_parse::feeds::Frame;
 use tickwire_parse::LineDecoder;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::frame::FeedMsg;
 use crate::record::{RecordSummary, Recorder};
@@ -117,9 +118,17 @@ pub struct LiveHandle {
     parser: thread::JoinHandle<Result<Option<RecordSummary>, LiveError>>,
     counters: Vec<(String, Arc<FeedCounters>)>,
     progress: Arc<IngestProgress>,
-    stop: watch::Sender<bool>,
+    /// Closes the feeds: cancelled by the caller's stop, by
+    /// [`LiveHandle::finish`], or when the handle is dropped.
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
+    /// Cancelled when the parser thread ends (on its own, or once the
+    /// feeds closed) or sees that the recorder failed.
+    ended: CancellationToken,
     /// Set by the recorder thread the moment it fails.
     recorder_failed: Option<Arc<OnceLock<String>>>,
+    /// The frames waiting for the parser (for its channel-depth gauge).
+    frames: mpsc::WeakSender<FeedMsg>,
 }
 
 impl LiveHandle {
@@ -132,6 +141,12 @@ impl LiveHandle {
         Arc::clone(&self.progress)
     }
 
+    /// The channel of frames waiting for the parser, without keeping it
+    /// open (for the `parser` channel-depth gauge).
+    pub fn frames(&self) -> mpsc::WeakSender<FeedMsg> {
+        self.frames.clone()
+    }
+
     /// The feeds' spools, there once [`LiveHandle::finish`] returned: when
     /// everything handed on was written, [`crate::spool::Spool::forget_done`]
     /// deletes the segments kept in case it was not.
@@ -141,7 +156,14 @@ impl LiveHandle {
 
     /// Asks every feed to close and the parser to finish.
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
+    }
+
+    /// Waits until a stage of the live side fails (see
+    /// [`LiveHandle::failure`]); pending while they all run.
+    pub async fn failed(&self) -> StageFailure {
+        self.ended.cancelled().await;
+        self.failure().unwrap_or_else(parser_ended)
     }
 
     /// A stage that failed while the feeds run: the recorder could not
@@ -158,17 +180,14 @@ impl LiveHandle {
         }
         // The parser ends on its own only when it panicked, or when the
         // pipeline after it is gone (whose stage reports that itself).
-        self.parser.is_finished().then(|| StageFailure {
-            stage: "parser",
-            cause: "the parser thread ended early".into(),
-        })
+        self.ended.is_cancelled().then(parser_ended)
     }
 
     /// Stops (if not yet), waits for the feeds and the parser, and sums up:
     /// a parser that failed is in [`LiveSummary::parser_failed`], with the
     /// counts it got to.
     pub async fn finish(self) -> Result<LiveSummary, LiveError> {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         for t in self.tasks {
             if let Ok(Some(spool)) = t.await {
                 if let Ok(mut spools) = self.spools.lock() {
@@ -225,6 +244,13 @@ impl LiveHandle {
     }
 }
 
+fn parser_ended() -> StageFailure {
+    StageFailure {
+        stage: "parser",
+        cause: "the parser thread ended early".into(),
+    }
+}
+
 /// What a panic said, when it said it as text.
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
@@ -273,10 +299,13 @@ impl Downstream for mpsc::Sender<Vec<Event>> {
 
 /// Starts every feed and the parser thread. Events go to `downstream` in
 /// chunks; it is dropped (a channel closes) after [`LiveHandle::finish`],
-/// once everything read is handed on. Must be called inside a Tokio runtime.
+/// once everything read is handed on. The feeds close when `stop` is
+/// cancelled (or the handle finishes or is dropped). Must be called inside
+/// a Tokio runtime.
 pub fn start_live<D: Downstream>(
     opts: LiveOptions,
     downstream: D,
+    stop: &CancellationToken,
 ) -> Result<LiveHandle, LiveError> {
     if opts.feeds.is_empty() {
         return Err(LiveError::NoFeeds);
@@ -325,49 +354,40 @@ pub fn start_live<D: Downstream>(
             })
             .collect(),
     ));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = stop.child_token();
+    let ended = CancellationToken::new();
     let (frames_tx, frames_rx) = mpsc::channel::<FeedMsg>(4096);
     let progress = Arc::new(IngestProgress::default());
     let runtime = tokio::runtime::Handle::current();
     let parser = {
         let progress = Arc::clone(&progress);
-        let feeds = opts.feeds.clone();
-        let (max_raw, chunk, decode) = (opts.max_raw, opts.chunk_events.max(1), opts.decode);
-        let max_skew_ms = opts.max_clock_skew_ms;
+        let setup = ParserSetup {
+            runtime,
+            feeds: opts.feeds.clone(),
+            max_raw: opts.max_raw,
+            max_skew_ms: opts.max_clock_skew_ms,
+            chunk: opts.chunk_events.max(1),
+            decode: opts.decode,
+            ended: ended.clone(),
+        };
         let taken = Taken::new(Arc::clone(&flows));
         thread::Builder::new()
             .name("tickwire-live-parser".into())
             .spawn(move || {
+                // However the thread ends (a panic too), the handle hears it.
+                let _ended = setup.ended.clone().drop_guard();
                 parse_frames(
                     frames_rx,
                     Box::new(downstream),
                     taken,
-                    &runtime,
-                    &feeds,
-                    (max_raw, max_skew_ms),
-                    chunk,
-                    decode,
+                    &setup,
                     recorder,
                     &progress,
                 )
             })
             .map_err(LiveError::Thread)?
     };
-    // How many frames wait for the parser, sampled without keeping the channel open.
-    {
-        let weak = frames_tx.downgrade();
-        let gauge = metrics::gauge!(
-            tickwire_core::telemetry::CHANNEL_DEPTH,
-            "stage" => "parser"
-        );
-        tokio::spawn(async move {
-            while let Some(tx) = weak.upgrade() {
-                gauge.set((tx.max_capacity() - tx.capacity()) as f64);
-                drop(tx);
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        });
-    }
+    let frames = frames_tx.downgrade();
     let mut tasks = Vec::with_capacity(plans.len());
     let mut counters = Vec::with_capacity(plans.len());
     for ((plan, spool), flow) in plans.into_iter().zip(spools).zip(&flows.0) {
@@ -380,7 +400,7 @@ pub fn start_live<D: Downstream>(
             frames_tx.clone(),
             c,
             Arc::clone(flow),
-            stop_rx.clone(),
+            stop.clone(),
         )));
     }
     Ok(LiveHandle {
@@ -389,26 +409,48 @@ pub fn start_live<D: Downstream>(
         parser,
         counters,
         progress,
-        stop: stop_tx,
+        _stop_on_drop: stop.clone().drop_guard(),
+        stop,
+        ended,
         recorder_failed,
+        frames,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the live parser thread works with.
+struct ParserSetup {
+    /// The runtime its timed waits are made in.
+    runtime: tokio::runtime::Handle,
+    feeds: Vec<FeedConfig>,
+    /// Raw bytes kept with a rejected frame.
+    max_raw: usize,
+    max_skew_ms: u64,
+    /// Events per chunk at most.
+    chunk: usize,
+    decode: bool,
+    /// Cancelled when the thread ends or sees the recorder failed.
+    ended: CancellationToken,
+}
+
 fn parse_frames(
     mut rx: mpsc::Receiver<FeedMsg>,
     mut downstream: Box<dyn Downstream>,
     mut taken: Taken,
-    runtime: &tokio::runtime::Handle,
-    feeds: &[FeedConfig],
-    (max_raw, max_skew_ms): (usize, u64),
-    chunk: usize,
-    decode: bool,
+    setup: &ParserSetup,
     mut recorder: Option<Recorder>,
     progress: &IngestProgress,
 ) -> Result<Option<RecordSummary>, LiveError> {
-    let mut decoder = LineDecoder::with_feeds(max_raw, feeds);
-    decoder.set_max_clock_skew_ms(max_skew_ms);
+    let (runtime, chunk, decode) = (&setup.runtime, setup.chunk, setup.decode);
+    // A recorder that failed stops the run: whoever supervises it hears it
+    // with the next frame it was given (or the next timed wake).
+    let recorder_failed = recorder.as_ref().map(Recorder::failure);
+    let seen_failed = || {
+        if recorder_failed.as_ref().is_some_and(|f| f.get().is_some()) {
+            setup.ended.cancel();
+        }
+    };
+    let mut decoder = LineDecoder::with_feeds(setup.max_raw, &setup.feeds);
+    decoder.set_max_clock_skew_ms(setup.max_skew_ms);
     let mut metrics = crate::telemetry::EventMetrics::default();
     let mut out: Vec<Event> = Vec::with_capacity(chunk);
     let mut handle = |msg: FeedMsg,
@@ -454,6 +496,7 @@ fn parse_frames(
                 match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                     Ok(msg) => msg,
                     Err(_) => {
+                        seen_failed();
                         gone = !downstream.chunk(Vec::new(), false, mark(&taken));
                         if gone && recorder.is_none() {
                             break;
@@ -476,6 +519,7 @@ fn parse_frames(
                 Err(_) => break,
             }
         }
+        seen_failed();
         if !out.is_empty() {
             let batch = std::mem::replace(&mut out, Vec::with_capacity(chunk));
             if gone {

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tickwire_core::feeds::{DhanInstrument, LiveConfig};
 use tickwire_core::{FeedConfig, FeedEvent, FeedStatus, FeedVenue};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_util::sync::CancellationToken;
 
 use crate::frame::{now_ns, FeedMsg, RawFrame};
 use crate::spool::{Spool, SpoolSlot};
@@ -613,7 +614,7 @@ impl Outbox {
 
     /// Sleeps `delay` (or until `stop`), handing on what waits meanwhile.
     /// False when stopped.
-    async fn sleep(&mut self, delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    async fn sleep(&mut self, delay: Duration, stop: &CancellationToken) -> bool {
         let until = tokio::time::Instant::now() + delay;
         loop {
             let step = if self.waiting() {
@@ -623,7 +624,7 @@ impl Outbox {
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(step) => {}
-                _ = stop.changed() => return false,
+                _ = stop.cancelled() => return false,
             }
             self.flush();
             if tokio::time::Instant::now() >= until {
@@ -633,7 +634,7 @@ impl Outbox {
     }
 }
 
-/// Runs one feed until `stop` turns true: connects, subscribes, reads, and
+/// Runs one feed until `stop` is cancelled: connects, subscribes, reads, and
 /// reconnects on every loss. Status changes go downstream as events.
 /// Gives back the feed's spool at the end (its kept segments are deleted
 /// once the caller knows everything handed on was written).
@@ -644,7 +645,7 @@ pub async fn run_feed(
     tx: mpsc::Sender<FeedMsg>,
     counters: Arc<FeedCounters>,
     flow: Arc<FeedFlow>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Option<Spool> {
     let mut out = Outbox::new(
         tx,
@@ -654,7 +655,7 @@ pub async fn run_feed(
         FeedMetrics::new(&plan.name),
         flow,
     );
-    feed_loop(&plan, &live, &mut out, &counters, stop).await;
+    feed_loop(&plan, &live, &mut out, &counters, &stop).await;
     out.spool.take().and_then(SpoolSlot::take)
 }
 
@@ -663,7 +664,7 @@ async fn feed_loop(
     live: &LiveConfig,
     out: &mut Outbox,
     counters: &Arc<FeedCounters>,
-    mut stop: watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) {
     let status = |status, reconnects, gap_ns, reason| {
         FeedMsg::Status(FeedEvent {
@@ -684,13 +685,13 @@ async fn feed_loop(
         .write_buffer_size(0)
         .max_message_size(Some(tickwire_core::feeds::MAX_FRAME_BYTES as usize));
     loop {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             break;
         }
         if lost.is_some() {
             let delay = backoff_delay(live, attempt);
             attempt = attempt.saturating_add(1);
-            if !out.sleep(delay, &mut stop).await {
+            if !out.sleep(delay, stop).await {
                 break;
             }
         }
@@ -699,7 +700,7 @@ async fn feed_loop(
             tokio_tungstenite::connect_async_with_config(plan.url.as_str(), Some(ws_config), true);
         let ws = tokio::select! {
             r = tokio::time::timeout(Duration::from_millis(live.connect_timeout_ms), connect) => r,
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
         };
         let failure = match ws {
             Ok(Ok((ws, _response))) => Ok(ws),
@@ -748,7 +749,7 @@ async fn feed_loop(
         if !out.push(status(FeedStatus::Connected, reconnects, gap_ns, None)) {
             return;
         }
-        let (loss, got_data) = read_loop(plan, live, &mut ws, out, counters, &mut stop).await;
+        let (loss, got_data) = read_loop(plan, live, &mut ws, out, counters, stop).await;
         if got_data {
             attempt = 0;
         }
@@ -809,7 +810,7 @@ async fn read_loop(
     ws: &mut Ws,
     out: &mut Outbox,
     counters: &FeedCounters,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> (Loss, bool) {
     let idle = Duration::from_millis(live.idle_timeout_ms);
     let ping_every = Duration::from_millis(live.ping_interval_ms);
@@ -832,7 +833,7 @@ async fn read_loop(
         };
         tokio::select! {
             biased;
-            _ = stop.changed() => return (Loss::Stopped, got_data),
+            _ = stop.cancelled() => return (Loss::Stopped, got_data),
             msg = ws.next() => {
                 let now = tokio::time::Instant::now();
                 let msg = match msg {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use tickwire_core::{Config, Db};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::profile::ProfileValue;
 use crate::{RedisPools, WriterError, WriterProgress};
 
-/// The heartbeat task; stops (after one last beat) when `stop` turns true.
+/// The heartbeat task; stops (after one last beat) when `stop` is cancelled.
 pub struct Heartbeat {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -45,14 +45,15 @@ impl Heartbeat {
         }
         let every = Duration::from_millis(config.heartbeat.interval_ms);
         let ttl = i64::try_from(config.heartbeat.ttl_secs).unwrap_or(i64::MAX);
-        let (stop, mut stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let task = tokio::spawn(async move {
             let pid = std::process::id().to_string();
             loop {
                 // Read before the totals: a stop that comes while this beat is
                 // being written gets a beat of its own, with the final totals
                 // (a short replay can end during the first beat).
-                let last = *stopped.borrow_and_update();
+                let last = stopped.is_cancelled();
                 let now_ms = jiff::Timestamp::now().as_millisecond();
                 let fields: Vec<(&str, String)> = vec![
                     ("pid", pid.clone()),
@@ -113,7 +114,7 @@ impl Heartbeat {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
-                    _ = stopped.changed() => {}
+                    _ = stopped.cancelled() => {}
                 }
             }
         });
@@ -122,7 +123,7 @@ impl Heartbeat {
 
     /// Writes one last beat (with the final totals) and stops.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let _ = self.task.await;
     }
 

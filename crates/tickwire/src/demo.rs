@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use fred::prelude::*;
 use futures_util::StreamExt;
@@ -14,7 +12,8 @@ use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_sandbox::RedisServer;
 use tickwire_writer::inspect::db_report;
 
-use crate::replay::{replay, AppError};
+use crate::error::AppError;
+use crate::replay::replay;
 
 /// The bundled sample: `tickwire synth --instruments 6 --sessions 2
 /// --ticks-per-session 200 --seed 42 --start 2024-01-01`, zstd-compressed.
@@ -54,7 +53,7 @@ pub async fn run(out: &mut (impl Write + Send)) -> Result<(), AppError> {
         max_clock_skew_ms: config.ingest.max_clock_skew_ms,
         close_at_end: false,
     };
-    let summary = replay(&config, opts, Arc::new(AtomicBool::new(false))).await?;
+    let summary = replay(&config, opts, tokio_util::sync::CancellationToken::new()).await?;
     write!(out, "{}", summary.render())?;
 
     writeln!(out, "\nWhat is in Redis now (SCAN of each configured DB):")?;

@@ -3,11 +3,12 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use tickwire::supervisor::Signals;
+use tickwire::CancellationToken;
 use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
@@ -180,48 +181,6 @@ fn load_config(cli: &Cli) -> Result<Config> {
     })
 }
 
-/// Ctrl-C or SIGTERM: stop reading, drain, flush, exit 0. A second one
-/// abandons the drain (a Redis that takes nothing would hold it for its
-/// retries): exit 1 at once, saying that what was not written is lost.
-fn stop_on_signal(stop: Arc<AtomicBool>) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            let mut first = true;
-            loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-                if !first {
-                    break;
-                }
-                first = false;
-                eprintln!(
-                    "tickwire: stopping: draining and flushing what was read (again to abandon)"
-                );
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("tickwire: stopping: draining and flushing what was read (again to abandon)");
-            stop.store(true, Ordering::Relaxed);
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        eprintln!(
-            "tickwire: second signal: the drain is abandoned; what was read and not yet \
-             written to Redis is not in it (replay the input again: nothing is applied twice)"
-        );
-        std::process::exit(1);
-    });
-}
-
 fn synth(args: &SynthArgs) -> Result<()> {
     let spec = SynthSpec {
         instruments: args.instruments,
@@ -301,82 +260,105 @@ fn stopped(e: tickwire::AppError) -> anyhow::Error {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(command(&cli));
+    // What an abandoned drain left running (a writer retrying, threads
+    // blocked on it) is not waited for.
+    runtime.shutdown_background();
+    code
+}
+
+/// Runs the command; its exit code (an error is printed as `Error: ...`,
+/// exit 1).
+async fn command(cli: &Cli) -> ExitCode {
     tickwire::ops::process_start_ms();
     // Logging as the config says; a config that does not load is reported
     // by the command itself, with the default log settings meanwhile.
-    let log = load_config(&cli).map(|c| c.log).unwrap_or_default();
+    let log = load_config(cli).map(|c| c.log).unwrap_or_default();
     tickwire::ops::init_logging(&log);
-    match &cli.command {
-        Command::Synth(args) => synth(args),
+    let done = match &cli.command {
+        Command::Synth(args) => synth(args).map(|()| ExitCode::SUCCESS),
         Command::Demo => {
             let mut out = io::stdout();
-            tickwire::demo::run(&mut out).await?;
-            Ok(())
-        }
-        Command::Baseline(args) => {
-            let config = load_config(&cli)?;
-            if args.lookback == 0 {
-                bail!("--lookback must be at least 1");
+            match tickwire::demo::run(&mut out).await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(e.into()),
             }
-            let started = std::time::Instant::now();
-            let db = config.databases.get(tickwire_core::Db::CumulativeVolume);
-            let stop = Arc::new(AtomicBool::new(false));
-            stop_on_signal(Arc::clone(&stop));
-            let pools =
-                tickwire_writer::RedisPools::connect_waiting(&config.redis, [db], &stop).await?;
-            let opts = tickwire_writer::baseline::BaselineOptions {
-                lookback: args.lookback,
-                date: args.date.map(|d| d.to_string()),
-            };
-            let s = tickwire_writer::baseline::compute(&config, &pools, &opts).await?;
-            pools.quit().await;
-            println!(
-                "baseline: {} symbols, {} sessions read, {} buckets written in {:.2} s",
-                s.symbols,
-                s.sessions,
-                s.baselines,
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
         }
-        Command::Health(args) => {
-            let config = load_config(&cli)?;
-            let opts = tickwire_writer::health::HealthOptions {
-                ttl_sample: args.ttl_sample.max(1),
-                max_lag: args.max_lag,
-                ..Default::default()
-            };
-            let mut report = tickwire_writer::health::check(&config, &opts).await;
-            // Frames waiting in a spool are not in Redis yet (a process is
-            // behind, or one died and left them for the next).
-            for (feed, bytes, segments) in tickwire_ingest::spool::pending(&config.spool) {
-                report.problems.push(format!(
-                    "spool of feed {feed} holds {bytes} bytes of frames not yet in Redis \
-                     ({segments} segment(s) in {})",
-                    config.spool.dir.display()
-                ));
-                if report.status == tickwire_writer::health::Status::Healthy {
-                    report.status = tickwire_writer::health::Status::Degraded;
-                }
+        Command::Health(args) => health(cli, args).await,
+        // Ctrl-C or SIGTERM: stop reading, drain, flush, exit 0. A second
+        // one abandons the drain (a Redis that takes nothing would hold it
+        // for its retries): exit 1 at once, saying that what was not
+        // written is lost.
+        _ => {
+            let signals = Signals::listen();
+            match signals
+                .unless_abandoned(stoppable(cli, signals.stop()))
+                .await
+            {
+                Some(done) => done.map(|()| ExitCode::SUCCESS),
+                None => Ok(ExitCode::FAILURE),
             }
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", tickwire::summary::render_health(&report));
-            }
-            std::process::exit(report.status.exit_code());
         }
+    };
+    match done {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tickwire health`: exit 0 healthy, 1 degraded, 2 unreachable.
+async fn health(cli: &Cli, args: &HealthArgs) -> Result<ExitCode> {
+    let config = load_config(cli)?;
+    let opts = tickwire_writer::health::HealthOptions {
+        ttl_sample: args.ttl_sample.max(1),
+        max_lag: args.max_lag,
+        ..Default::default()
+    };
+    let mut report = tickwire_writer::health::check(&config, &opts).await;
+    // Frames waiting in a spool are not in Redis yet (a process is
+    // behind, or one died and left them for the next).
+    for (feed, bytes, segments) in tickwire_ingest::spool::pending(&config.spool) {
+        report.problems.push(format!(
+            "spool of feed {feed} holds {bytes} bytes of frames not yet in Redis \
+             ({segments} segment(s) in {})",
+            config.spool.dir.display()
+        ));
+        if report.status == tickwire_writer::health::Status::Healthy {
+            report.status = tickwire_writer::health::Status::Degraded;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tickwire::summary::render_health(&report));
+    }
+    Ok(ExitCode::from(
+        u8::try_from(report.status.exit_code()).unwrap_or(1),
+    ))
+}
+
+/// The commands a signal stops: they end on `stop`.
+async fn stoppable(cli: &Cli, stop: CancellationToken) -> Result<()> {
+    match &cli.command {
+        Command::Baseline(args) => baseline(cli, args, stop).await,
         Command::Run(args) => {
-            let config = load_config(&cli)?;
+            let config = load_config(cli)?;
             if tickwire::ops::start_metrics(&config.metrics) {
                 tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Live);
             }
-            let stop = Arc::new(AtomicBool::new(false));
-            stop_on_signal(Arc::clone(&stop));
             let summary = tickwire::run::run(&config, args.record.clone(), stop)
                 .await
                 .map_err(stopped)?;
@@ -385,9 +367,7 @@ async fn main() -> Result<()> {
             everything_written(&summary)
         }
         Command::Record(args) => {
-            let config = load_config(&cli)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            stop_on_signal(Arc::clone(&stop));
+            let config = load_config(cli)?;
             let (read, recorded) = tickwire::run::record(&config, args.out.clone(), stop).await?;
             let status = if recorded.error.is_some() {
                 "STOPPED: the recorder failed"
@@ -401,35 +381,59 @@ async fn main() -> Result<()> {
             );
             recording_ok(Some(&recorded))
         }
-        Command::Replay(args) => {
-            let config = load_config(&cli)?;
-            if tickwire::ops::start_metrics(&config.metrics) {
-                tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Replay);
-            }
-            let pace = match args.speed {
-                Some(x) => Pace::Speed(x),
-                None => Pace::Max,
-            };
-            let opts = ReplayOptions {
-                feeds: config.feeds.clone(),
-                files: args.files.clone(),
-                format: args.format,
-                symbol: args.symbol.clone(),
-                pace,
-                max_raw: config.streams.deadletter_raw_bytes,
-                chunk_events: 1024,
-                max_clock_skew_ms: config.ingest.max_clock_skew_ms,
-                close_at_end: args.close_at_end,
-            };
-            let stop = Arc::new(AtomicBool::new(false));
-            stop_on_signal(Arc::clone(&stop));
-            let mode =
-                tickwire::progress::ProgressMode::for_stderr(config.log.progress_interval_ms);
-            let summary = tickwire::replay::replay_shown(&config, opts, stop, mode)
-                .await
-                .map_err(stopped)?;
-            print!("{}", summary.render());
-            everything_written(&summary)
-        }
+        Command::Replay(args) => replay(cli, args, stop).await,
+        Command::Synth(_) | Command::Demo | Command::Health(_) => Ok(()),
     }
+}
+
+async fn baseline(cli: &Cli, args: &BaselineArgs, stop: CancellationToken) -> Result<()> {
+    let config = load_config(cli)?;
+    if args.lookback == 0 {
+        bail!("--lookback must be at least 1");
+    }
+    let started = std::time::Instant::now();
+    let db = config.databases.get(tickwire_core::Db::CumulativeVolume);
+    let pools = tickwire::pipeline::connect_waiting(&config.redis, [db], &stop).await?;
+    let opts = tickwire_writer::baseline::BaselineOptions {
+        lookback: args.lookback,
+        date: args.date.map(|d| d.to_string()),
+    };
+    let s = tickwire_writer::baseline::compute(&config, &pools, &opts).await?;
+    pools.quit().await;
+    println!(
+        "baseline: {} symbols, {} sessions read, {} buckets written in {:.2} s",
+        s.symbols,
+        s.sessions,
+        s.baselines,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn replay(cli: &Cli, args: &ReplayArgs, stop: CancellationToken) -> Result<()> {
+    let config = load_config(cli)?;
+    if tickwire::ops::start_metrics(&config.metrics) {
+        tickwire::ops::export_at_zero(&config, tickwire::ops::RunKind::Replay);
+    }
+    let pace = match args.speed {
+        Some(x) => Pace::Speed(x),
+        None => Pace::Max,
+    };
+    let opts = ReplayOptions {
+        feeds: config.feeds.clone(),
+        files: args.files.clone(),
+        format: args.format,
+        symbol: args.symbol.clone(),
+        pace,
+        max_raw: config.streams.deadletter_raw_bytes,
+        chunk_events: 1024,
+        max_clock_skew_ms: config.ingest.max_clock_skew_ms,
+        close_at_end: args.close_at_end,
+    };
+    let mode = tickwire::progress::ProgressMode::for_stderr(config.log.progress_interval_ms);
+    let summary = tickwire::replay::replay_shown(&config, opts, stop, mode)
+        .await
+        .map_err(stopped)?;
+    print!("{}", summary.render());
+    everything_written(&summary)
 }

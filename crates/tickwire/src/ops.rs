@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tickwire_core::config::{LogConfig, MetricsConfig};
 use tickwire_core::telemetry as t;
-use tickwire_core::{Config, Event};
+use tickwire_core::Config;
 use tickwire_writer::heartbeat::Heartbeat;
 use tickwire_writer::{RedisPools, WriterProgress};
 use tokio::sync::mpsc;
@@ -159,29 +159,32 @@ pub fn export_at_zero(config: &Config, kind: RunKind) {
     }
 }
 
-/// Samples how many chunks wait in each stage's input channel, every 500 ms,
-/// without keeping the channels open.
+/// How many items wait in a stage's input channel; None once it closed.
+pub type Depth = Box<dyn Fn() -> Option<usize> + Send>;
+
+/// The [`Depth`] of the channel `weak` sends into (it is not kept open).
+pub fn depth<T: Send + 'static>(weak: mpsc::WeakSender<T>) -> Depth {
+    Box::new(move || weak.upgrade().map(|tx| tx.max_capacity() - tx.capacity()))
+}
+
+/// Samples how many items wait in each stage's input channel, every 500 ms,
+/// until they all closed or this is dropped.
 pub struct ChannelGauges {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ChannelGauges {
-    pub fn start(stages: Vec<(&'static str, &mpsc::Sender<Vec<Event>>)>) -> ChannelGauges {
+    pub fn start(stages: Vec<(&'static str, Depth)>) -> ChannelGauges {
         let stages: Vec<_> = stages
             .into_iter()
-            .map(|(stage, tx)| {
-                (
-                    metrics::gauge!(t::CHANNEL_DEPTH, "stage" => stage),
-                    tx.downgrade(),
-                )
-            })
+            .map(|(stage, depth)| (metrics::gauge!(t::CHANNEL_DEPTH, "stage" => stage), depth))
             .collect();
         let task = tokio::spawn(async move {
             loop {
                 let mut open = 0;
-                for (gauge, weak) in &stages {
-                    if let Some(tx) = weak.upgrade() {
-                        gauge.set((tx.max_capacity() - tx.capacity()) as f64);
+                for (gauge, depth) in &stages {
+                    if let Some(n) = depth() {
+                        gauge.set(n as f64);
                         open += 1;
                     }
                 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tickwire_ingest::IngestProgress;
+use tokio_util::sync::CancellationToken;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +34,9 @@ impl ProgressMode {
 /// A running progress display; [`Shown::finish`] clears the bar.
 pub struct Shown {
     task: Option<tokio::task::JoinHandle<()>>,
-    /// Turns true when the run is done; the display wakes at once (it never
+    /// Cancelled when the run is done; the display wakes at once (it never
     /// sleeps out its interval before the summary can print).
-    done: tokio::sync::watch::Sender<bool>,
+    done: CancellationToken,
 }
 
 struct Snapshot {
@@ -73,34 +74,31 @@ fn mb(b: u64) -> f64 {
 
 /// Starts showing `progress` as `mode` says.
 pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
-    let (done, finished) = tokio::sync::watch::channel(false);
+    let done = CancellationToken::new();
+    let finished = done.clone();
     let started = Instant::now();
     let task = match mode {
         ProgressMode::Off => None,
-        ProgressMode::Lines(every) => {
-            let mut finished = finished;
-            Some(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
-                        _ = finished.wait_for(|done| *done) => return,
-                    }
-                    let s = snapshot(&progress, started);
-                    let eta = s.eta.map_or("?".into(), |d| format!("{} s", d.as_secs()));
-                    eprintln!(
-                        "replay: files {}/{}, {:.1} of {:.1} MB, {} ticks, {:.0} ticks/s, ETA {eta}",
-                        s.files.0,
-                        s.files.1,
-                        mb(s.bytes.0),
-                        mb(s.bytes.1),
-                        s.ticks,
-                        s.rate
-                    );
+        ProgressMode::Lines(every) => Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = finished.cancelled() => return,
                 }
-            }))
-        }
+                let s = snapshot(&progress, started);
+                let eta = s.eta.map_or("?".into(), |d| format!("{} s", d.as_secs()));
+                eprintln!(
+                    "replay: files {}/{}, {:.1} of {:.1} MB, {} ticks, {:.0} ticks/s, ETA {eta}",
+                    s.files.0,
+                    s.files.1,
+                    mb(s.bytes.0),
+                    mb(s.bytes.1),
+                    s.ticks,
+                    s.rate
+                );
+            }
+        })),
         ProgressMode::Bar => {
-            let mut finished = finished;
             let bar =
                 indicatif::ProgressBar::new(progress.disk_bytes_total.load(Ordering::Relaxed));
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -109,7 +107,7 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
                 bar.set_style(style);
             }
             Some(tokio::spawn(async move {
-                while !*finished.borrow() {
+                while !finished.is_cancelled() {
                     let s = snapshot(&progress, started);
                     bar.set_length(s.bytes.1);
                     bar.set_position(s.bytes.0);
@@ -119,7 +117,7 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
                     ));
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                        _ = finished.wait_for(|done| *done) => {}
+                        _ = finished.cancelled() => {}
                     }
                 }
                 bar.finish_and_clear();
@@ -132,12 +130,19 @@ pub fn show(mode: ProgressMode, progress: Arc<IngestProgress>) -> Shown {
 impl Shown {
     /// Stops the display (the bar is cleared before the summary prints).
     pub async fn finish(mut self) {
-        let _ = self.done.send(true);
+        self.done.cancel();
         if let Some(t) = self.task.take() {
             match tokio::time::timeout(Duration::from_secs(1), t).await {
                 Ok(_) => {}
                 Err(_) => tracing::debug!("progress display did not stop in time"),
             }
         }
+    }
+}
+
+impl Drop for Shown {
+    /// A display nobody finished (the run ended another way) stops too.
+    fn drop(&mut self) {
+        self.done.cancel();
     }
 }

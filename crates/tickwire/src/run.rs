@@ -2,332 +2,46 @@
 //! recording) and `tickwire record` (live feeds to files only).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use fred::prelude::*;
 use tickwire_core::Config;
-use tickwire_indicators::StateConfig;
 use tickwire_ingest::live::LiveSummary;
 use tickwire_ingest::record::RecordSummary;
-use tickwire_ingest::{start_live, IngestSummary, LiveOptions};
-use tickwire_writer::{writer_dbs, RedisPools};
+use tickwire_ingest::start_live;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::replay::{AppError, StateRunner, Stop, WriterTask};
-use crate::summary::{RunSummary, StateCounts};
-
-fn live_options(config: &Config, record: Option<PathBuf>, decode: bool) -> LiveOptions {
-    LiveOptions {
-        feeds: config.feeds.clone(),
-        live: config.live.clone(),
-        max_raw: config.streams.deadletter_raw_bytes,
-        chunk_events: 1024,
-        record: record.map(|dir| (dir, config.record.clone())),
-        decode,
-        max_clock_skew_ms: config.ingest.max_clock_skew_ms,
-        // `tickwire record` writes frames to disk anyway: no spool beside it
-        // (and none to share with a `run` of the same feeds).
-        spool: if decode {
-            config.spool.clone()
-        } else {
-            tickwire_core::feeds::SpoolConfig {
-                max_bytes: 0,
-                ..config.spool.clone()
-            }
-        },
-    }
-}
+use crate::error::AppError;
+use crate::ops::{depth, ChannelGauges};
+use crate::pipeline::{live_options, Source};
+use crate::summary::RunSummary;
 
 /// Runs every configured feed into the Redis of `config` until `stop` is
-/// set; then closes the feeds, writes everything read, and sums up. With
-/// `record`, every raw frame also goes to files in that directory.
+/// cancelled; then closes the feeds, writes everything read, and sums up.
+/// With `record`, every raw frame also goes to files in that directory.
 pub async fn run(
     config: &Config,
     record: Option<PathBuf>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<RunSummary, AppError> {
-    let started = Instant::now();
-    // Redis first: a live run that cannot write should say so at once.
-    let pools =
-        Arc::new(RedisPools::connect_waiting(&config.redis, writer_dbs(config), &stop).await?);
-    let (state_tx, rx) = mpsc::channel(config.writer.channel_capacity);
-    // The state stage runs on the parser thread: nothing waits to go into it.
-    let _gauges = crate::ops::ChannelGauges::start(vec![("writer", &state_tx)]);
-    let state = Arc::new(StateSlot::default());
-    let runner = StateRunner::new(
-        StateConfig::from_config(config),
-        crate::replay::Checkpoints::new(&pools, config)?,
-        Some(crate::replay::LiveClock {
-            instruments: tickwire_core::venues::feed_instruments(&config.feeds)
-                .into_iter()
-                .map(Arc::new)
-                .collect(),
-        }),
-        state_tx,
-    );
-    let mut writer = WriterTask::start(config, &pools, rx, true);
-    let downstream = LiveState {
-        runner: Some(runner),
-        slot: Arc::clone(&state),
-    };
-    let live = match start_live(live_options(config, record, true), downstream) {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = writer.finish().await;
-            pools.quit().await;
-            return Err(e.into());
-        }
-    };
-    // The one place every stage's end comes to: until stopped, or until a
-    // stage stops on its own. A writer that gave up, a state stage that
-    // failed, a recorder that cannot write or a parser thread that died
-    // ends the run (heartbeat stopped, feeds closed, the summary and the
-    // cause reported) rather than leaving it reading into a pipeline that
-    // writes or records nothing.
-    let failed = loop {
-        if stop.load(Ordering::Relaxed) {
-            break None;
-        }
-        if writer.stopped() {
-            break Some("writer");
-        }
-        if state.stopped() {
-            break Some("state stage");
-        }
-        if let Some(f) = live.failure() {
-            break Some(f.stage);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let recorder_failure = live.failure().filter(|f| f.stage == "recorder");
-    if let Some(stage) = failed {
-        tracing::error!(stage, "a stage of the pipeline stopped: stopping the run");
-        // No more beats: the key expires, and health says the process is gone.
-        writer.stop_heartbeat().await;
-    }
-    tracing::info!("stopping: closing feeds, writing what was read");
-    let spools = live.spools();
-    // A parser that still runs hands on each feed's `disconnected`; the
-    // writer writes it if it still can.
-    let read = live.finish().await?;
-    if read.parser_failed.is_some() && !writer.stopped() {
-        // Its feeds' `disconnected` died with it: say it here.
-        write_disconnected(config, &pools, &read).await;
-    }
-    let written = writer.finish().await?;
-    // The parser thread has ended, and the state stage with it.
-    let state = state.counts();
-    pools.quit().await;
-    // The first cause wins: a writer that gave up explains a state stage
-    // and a parser whose output closed.
-    let (writer, cause) = match written {
-        Ok(stats) => (stats, None),
-        Err(f) => (f.stats, Some(AppError::Writer(f.error))),
-    };
-    let cause = cause
-        .or_else(|| state.failed.clone().map(AppError::State))
-        .or_else(|| recorder_failure.map(AppError::Stage))
-        .or_else(|| {
-            read.parser_failed.clone().map(|cause| {
-                AppError::Stage(tickwire_ingest::live::StageFailure {
-                    stage: "parser",
-                    cause,
-                })
-            })
-        });
-    if cause.is_none() {
-        // Everything the spools handed on is written: what they kept in
-        // case it was not can go.
-        for spool in spools.lock().iter_mut().flat_map(|s| s.iter_mut()) {
-            if let Err(e) = spool.forget_done() {
-                tracing::warn!(error = %e, "cannot delete a drained spool segment");
-            }
-        }
-    }
-    let summary = RunSummary {
-        ingest: ingest_of(&read),
-        writer,
-        state,
-        elapsed: started.elapsed(),
-        databases: config.databases.clone(),
-        cluster: config.redis.is_cluster(),
-        mode: "run",
-        feeds: read.feeds,
-        record: read.record,
-        stopped_by: cause.as_ref().map(AppError::stage),
-    };
-    match cause {
-        None => Ok(summary),
-        Some(cause) => Err(AppError::Stopped {
-            summary: Box::new(summary),
-            cause: Box::new(cause),
-        }),
-    }
+    crate::pipeline::run(config, Source::Live { record }, &stop).await
 }
 
-/// The state stage of a live run, on the parser thread: what it counted
-/// once it ended, and whether it stopped before the feeds closed.
-#[derive(Default)]
-struct StateSlot {
-    stopped: AtomicBool,
-    counts: std::sync::Mutex<Option<StateCounts>>,
-}
-
-impl StateSlot {
-    fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-    }
-
-    fn put(&self, counts: StateCounts) {
-        if let Ok(mut c) = self.counts.lock() {
-            *c = Some(counts);
-        }
-    }
-
-    fn counts(&self) -> StateCounts {
-        self.counts
-            .lock()
-            .ok()
-            .and_then(|mut c| c.take())
-            .unwrap_or_default()
-    }
-}
-
-/// The live run's [`tickwire_ingest::live::Downstream`]: the state stage,
-/// run on the parser thread, its outputs to the writer.
-struct LiveState {
-    /// None once it stopped or finished.
-    runner: Option<StateRunner>,
-    slot: Arc<StateSlot>,
-}
-
-impl LiveState {
-    fn stop(&mut self, stop: Stop) {
-        if let Some(runner) = self.runner.take() {
-            self.slot.put(runner.stopped(stop));
-        }
-        self.slot.stopped.store(true, Ordering::Release);
-    }
-
-    fn finish(&mut self) {
-        if let Some(runner) = self.runner.take() {
-            self.slot.put(runner.finish());
-        }
-    }
-}
-
-impl tickwire_ingest::live::Downstream for LiveState {
-    fn start(&mut self, received_before_ns: i64) -> bool {
-        let Some(runner) = self.runner.as_mut() else {
-            return false;
-        };
-        match runner.start(received_before_ns) {
-            Ok(()) => true,
-            Err(stop) => {
-                self.stop(stop);
-                false
-            }
-        }
-    }
-
-    fn wait(&self) -> Option<Duration> {
-        self.runner.as_ref().and_then(StateRunner::wait)
-    }
-
-    fn chunk(
-        &mut self,
-        events: Vec<tickwire_core::Event>,
-        more: bool,
-        received_before_ns: i64,
-    ) -> bool {
-        let Some(runner) = self.runner.as_mut() else {
-            return false;
-        };
-        runner.received_before(received_before_ns);
-        match runner.chunk(events, more) {
-            Ok(()) => true,
-            Err(stop) => {
-                self.stop(stop);
-                false
-            }
-        }
-    }
-}
-
-impl Drop for LiveState {
-    /// The parser thread is done with it (its feeds closed, or it panicked):
-    /// the stage hands on what changed, as a state thread of its own did
-    /// when its input closed.
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// Writes `disconnected` for every feed of `read` (the default layout's
-/// `feed:{feed}:status`), for a parser that died before handing it on.
-async fn write_disconnected(config: &Config, pools: &RedisPools, read: &LiveSummary) {
-    let keys = config.key_templates();
-    let db = config.databases.get(tickwire_core::Db::System);
-    let Ok(client) = pools.client(db, 0) else {
-        return;
-    };
-    let ttl = i64::try_from(config.ttl.secs(tickwire_core::Db::System)).unwrap_or(i64::MAX);
-    for f in &read.feeds {
-        let key = keys
-            .feed_status
-            .render_one(keys.prefix(db), "feed", &f.name);
-        let set: Result<(), _> = client
-            .set(
-                key.as_str(),
-                "disconnected",
-                Some(fred::types::Expiration::EX(ttl)),
-                None,
-                false,
-            )
-            .await;
-        if let Err(e) = set {
-            tracing::warn!(feed = %f.name, error = %e, "feed status not written");
-        }
-    }
-}
-
-fn ingest_of(read: &LiveSummary) -> IngestSummary {
-    IngestSummary {
-        files: 0,
-        bytes: read.feeds.iter().map(|f| f.bytes).sum(),
-        // Frames a killed process read and spooled are read by this one.
-        lines: read.feeds.iter().map(|f| f.frames + f.inherited).sum(),
-        ticks: read.ticks,
-        quotes: read.quotes,
-        rejected: read.rejected,
-        skipped: read.skipped,
-        extra: read.extra,
-        truncated: 0,
-        empty: 0,
-        stopped_early: false,
-    }
-}
-
-/// Records every configured feed's raw frames to `dir` until `stop` is set.
-/// Nothing is decoded and Redis is not used.
+/// Records every configured feed's raw frames to `dir` until `stop` is
+/// cancelled. Nothing is decoded and Redis is not used.
 pub async fn record(
     config: &Config,
     dir: PathBuf,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<(LiveSummary, RecordSummary), AppError> {
     // Nothing reads events: frames are only recorded.
     let (tx, _rx) = mpsc::channel(1);
-    let live = start_live(live_options(config, Some(dir), false), tx)?;
+    let live = start_live(live_options(config, Some(dir), false), tx, &stop)?;
+    let _gauges = ChannelGauges::start(vec![("parser", depth(live.frames()))]);
     // Until stopped, or until the recorder or the parser fails: recording on
     // would only count frames not recorded.
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(f) = live.failure() {
-            tracing::error!(stage = f.stage, "{f}: stopping");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::select! {
+        () = stop.cancelled() => {}
+        f = live.failed() => tracing::error!(stage = f.stage, "{f}: stopping"),
     }
     let mut read = live.finish().await?;
     if let Some(cause) = read.parser_failed.take() {
