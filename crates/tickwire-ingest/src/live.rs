@@ -127,6 +127,8 @@ pub struct LiveHandle {
     ended: CancellationToken,
     /// Set by the recorder thread the moment it fails.
     recorder_failed: Option<Arc<OnceLock<String>>>,
+    /// Cancelled by the recorder thread the moment it fails.
+    recorder_signal: Option<CancellationToken>,
     /// The frames waiting for the parser (for its channel-depth gauge).
     frames: mpsc::WeakSender<FeedMsg>,
 }
@@ -162,7 +164,13 @@ impl LiveHandle {
     /// Waits until a stage of the live side fails (see
     /// [`LiveHandle::failure`]); pending while they all run.
     pub async fn failed(&self) -> StageFailure {
-        self.ended.cancelled().await;
+        match &self.recorder_signal {
+            Some(recorder) => tokio::select! {
+                () = self.ended.cancelled() => {}
+                () = recorder.cancelled() => {}
+            },
+            None => self.ended.cancelled().await,
+        }
         self.failure().unwrap_or_else(parser_ended)
     }
 
@@ -337,6 +345,7 @@ pub fn start_live<D: Downstream>(
         None => None,
     };
     let recorder_failed = recorder.as_ref().map(Recorder::failure);
+    let recorder_signal = recorder.as_ref().map(Recorder::failed_signal);
     // What each feed accepted, for the watermark; a spool an earlier
     // process left holds it from the start.
     let flows = Arc::new(Flows(
@@ -413,6 +422,7 @@ pub fn start_live<D: Downstream>(
         stop,
         ended,
         recorder_failed,
+        recorder_signal,
         frames,
     })
 }
@@ -442,7 +452,8 @@ fn parse_frames(
 ) -> Result<Option<RecordSummary>, LiveError> {
     let (runtime, chunk, decode) = (&setup.runtime, setup.chunk, setup.decode);
     // A recorder that failed stops the run: whoever supervises it hears it
-    // with the next frame it was given (or the next timed wake).
+    // from the recorder at once ([`LiveHandle::failed`]); the parser says
+    // so too, with the next frame it was given (or the next timed wake).
     let recorder_failed = recorder.as_ref().map(Recorder::failure);
     let seen_failed = || {
         if recorder_failed.as_ref().is_some_and(|f| f.get().is_some()) {

@@ -78,6 +78,8 @@ pub struct Recorder {
     metric: metrics::Counter,
     /// Set by the recorder thread when it fails (why), at once.
     failed: Arc<OnceLock<String>>,
+    /// Cancelled by the recorder thread right after it sets `failed`.
+    failed_signal: tokio_util::sync::CancellationToken,
 }
 
 impl Recorder {
@@ -106,9 +108,11 @@ impl Recorder {
         let queued = Arc::new(AtomicU64::new(0));
         let metric = metrics::counter!(tickwire_core::telemetry::RECORD_DROPPED);
         let failed = Arc::new(OnceLock::new());
+        let failed_signal = tokio_util::sync::CancellationToken::new();
         let thread = {
             let (queued, metric) = (Arc::clone(&queued), metric.clone());
             let failed = Arc::clone(&failed);
+            let signal = failed_signal.clone();
             thread::Builder::new()
                 .name("tickwire-recorder".into())
                 .spawn(move || {
@@ -121,6 +125,7 @@ impl Recorder {
                         summary.error = Some(e.to_string());
                         // Seen by whoever supervises the run: it stops at once.
                         let _ = failed.set(e.to_string());
+                        signal.cancel();
                         // Count every frame that still comes, until the feeds stop.
                         for f in rx.iter() {
                             queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
@@ -140,6 +145,7 @@ impl Recorder {
             dropped: 0,
             metric,
             failed,
+            failed_signal,
         })
     }
 
@@ -147,6 +153,12 @@ impl Recorder {
     /// it runs (the run stops on it rather than reading on unrecorded).
     pub fn failure(&self) -> Arc<OnceLock<String>> {
         Arc::clone(&self.failed)
+    }
+
+    /// Cancelled the moment the recorder fails (after [`Recorder::failure`]
+    /// holds why): a supervisor awaits it rather than polling.
+    pub fn failed_signal(&self) -> tokio_util::sync::CancellationToken {
+        self.failed_signal.clone()
     }
 
     /// Queues `frame` for the recorder; drops (and counts) it when the queue
