@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use tickwire_core::{Config, Db};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::profile::ProfileValue;
 use crate::{RedisPools, WriterError, WriterProgress};
@@ -17,6 +17,9 @@ use crate::{RedisPools, WriterError, WriterProgress};
 pub struct Heartbeat {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// A heartbeat dropped without [`Heartbeat::stop`] or
+    /// [`Heartbeat::abort`] stops too, as if stopped.
+    _stop_on_drop: DropGuard,
 }
 
 impl Heartbeat {
@@ -118,7 +121,11 @@ impl Heartbeat {
                 }
             }
         });
-        Ok(Heartbeat { stop, task })
+        Ok(Heartbeat {
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+            task,
+        })
     }
 
     /// Writes one last beat (with the final totals) and stops.
