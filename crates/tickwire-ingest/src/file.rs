@@ -94,6 +94,26 @@ pub struct IngestProgress {
     pub empty: AtomicU64,
 }
 
+impl IngestProgress {
+    /// The counts so far, as a summary (`stopped_early`: the reading was
+    /// stopped before the input ended).
+    pub fn summary(&self, stopped_early: bool) -> IngestSummary {
+        IngestSummary {
+            files: self.files_done.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            lines: self.lines.load(Ordering::Relaxed),
+            ticks: self.ticks.load(Ordering::Relaxed),
+            quotes: self.quotes.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            extra: self.extra.load(Ordering::Relaxed),
+            truncated: self.truncated.load(Ordering::Relaxed),
+            empty: self.empty.load(Ordering::Relaxed),
+            stopped_early,
+        }
+    }
+}
+
 /// What a finished replay read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestSummary {
@@ -141,20 +161,7 @@ impl ReplayHandle {
         // The parser's error (writer gone) explains a reader stop; report it first.
         parser?;
         reader?;
-        let p = &self.progress;
-        Ok(IngestSummary {
-            files: p.files_done.load(Ordering::Relaxed),
-            bytes: p.bytes.load(Ordering::Relaxed),
-            lines: p.lines.load(Ordering::Relaxed),
-            ticks: p.ticks.load(Ordering::Relaxed),
-            quotes: p.quotes.load(Ordering::Relaxed),
-            rejected: p.rejected.load(Ordering::Relaxed),
-            skipped: p.skipped.load(Ordering::Relaxed),
-            extra: p.extra.load(Ordering::Relaxed),
-            truncated: p.truncated.load(Ordering::Relaxed),
-            empty: p.empty.load(Ordering::Relaxed),
-            stopped_early: self.stop.is_cancelled(),
-        })
+        Ok(self.progress.summary(self.stop.is_cancelled()))
     }
 }
 

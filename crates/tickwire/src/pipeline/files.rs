@@ -1,13 +1,12 @@
 //! The pipeline from files: reader and parser threads -> the state stage's
 //! thread -> the writer task.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tickwire_core::Config;
 use tickwire_indicators::StateConfig;
-use tickwire_ingest::{start_replay, IngestSummary, ReplayOptions};
+use tickwire_ingest::{start_replay, ReplayOptions};
 use tickwire_writer::writer_dbs;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,24 +19,6 @@ use crate::progress::ProgressMode;
 use crate::state::{spawn_state_stage, Checkpoints};
 use crate::supervisor::Supervisor;
 use crate::writer::WriterTask;
-
-/// The summary of a replay that read through `p` (its reader did not get to
-/// sum up: the writer stopped it).
-fn ingest_so_far(p: &tickwire_ingest::IngestProgress) -> IngestSummary {
-    IngestSummary {
-        files: p.files_done.load(Ordering::Relaxed),
-        bytes: p.bytes.load(Ordering::Relaxed),
-        lines: p.lines.load(Ordering::Relaxed),
-        ticks: p.ticks.load(Ordering::Relaxed),
-        quotes: p.quotes.load(Ordering::Relaxed),
-        rejected: p.rejected.load(Ordering::Relaxed),
-        skipped: p.skipped.load(Ordering::Relaxed),
-        extra: p.extra.load(Ordering::Relaxed),
-        truncated: p.truncated.load(Ordering::Relaxed),
-        empty: p.empty.load(Ordering::Relaxed),
-        stopped_early: true,
-    }
-}
 
 /// Replays `opts.files`; `stop` (Ctrl-C) stops reading, and everything read
 /// is still written before this returns.
@@ -99,7 +80,7 @@ pub(super) async fn run(
     let (writer, cause) = first_cause(written, &state, []);
     let ingest = match (read, cause.is_some()) {
         (Ok(i), _) => i,
-        (Err(_), true) => ingest_so_far(&progress),
+        (Err(_), true) => progress.summary(true),
         (Err(e), false) => return Err(e.into()),
     };
     let ended = Ended {
