@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use fred::prelude::*;
 use tickwire_ingest::{Pace, ReplayOptions};
@@ -39,16 +37,8 @@ fn opts(file: std::path::PathBuf) -> ReplayOptions {
     }
 }
 
-/// Waits until the replay is under way: its first ticks are in Redis.
-async fn first_ticks_in(server: &tickwire_testkit::RedisServer) {
-    let db4 = server.client(4).await.unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "the first ticks in Redis",
-        || async { ticks_of(&db4, &["RELIANCE", "TCS", "HDFCBANK", "INFY"]).await > 0 },
-    )
-    .await;
-}
+/// The instruments of the replays here.
+const SYMBOLS: &[&str] = &["RELIANCE", "TCS", "HDFCBANK", "INFY"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
@@ -63,7 +53,7 @@ async fn a_stalled_redis_times_writes_out_and_every_tick_still_lands_once() {
         let cfg = cfg.clone();
         tokio::spawn(async move { replay_to_end(&cfg, opts(file)).await })
     };
-    first_ticks_in(&server).await;
+    first_ticks_in(&server.client(4).await.unwrap(), SYMBOLS).await;
     // Writes from every client block for 1.5 s: five command timeouts' worth.
     let admin = server.client(0).await.unwrap();
     let _: Value = admin
@@ -118,7 +108,7 @@ async fn a_redis_restart_mid_replay_is_reconnected_and_the_rest_lands() {
         let file = file.clone();
         tokio::spawn(async move { replay_to_end(&cfg, opts(file)).await })
     };
-    first_ticks_in(&server).await;
+    first_ticks_in(&server.client(4).await.unwrap(), SYMBOLS).await;
     // Persistence is off: what was written before the restart is gone with it.
     tokio::task::block_in_place(|| server.restart()).unwrap();
     let s = run

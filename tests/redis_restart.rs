@@ -180,12 +180,7 @@ async fn a_redis_crash_mid_replay_then_the_whole_input_equals_one_run(lua: bool,
         tokio::spawn(async move { replay_to_end(&cfg, paced(all)).await })
     };
     let db4 = server.client(4).await.unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "the first ticks in Redis",
-        || async { db4.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap_or(0) > 0 },
-    )
-    .await;
+    first_ticks_in(&db4, &["BTCUSDT"]).await;
     let landed: u64 = db4.xlen("ticks:BTCUSDT").await.unwrap();
     assert!(
         landed > 0 && landed < n / 2,
@@ -548,16 +543,6 @@ async fn resumed_after(client: &Client, before: u64) -> Duration {
     t0.elapsed()
 }
 
-/// Waits until the slow replay is under way: its first ticks are in Redis.
-async fn first_ticks_in(client: &Client) {
-    wait_until(
-        Duration::from_secs(30),
-        "the first ticks in Redis",
-        || async { client.xlen::<u64, _>("ticks:BTCUSDT").await.unwrap_or(0) > 0 },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
     // Default reconnect and command timeouts. A 7 s outage is where a
@@ -570,7 +555,7 @@ async fn writing_resumes_within_two_seconds_of_each_redis_restart() {
     let mut server = persistent();
     let cfg = config(&server, "[writer]\nbatch_size = 50\n");
     let run = slow_replay(&cfg, &all);
-    first_ticks_in(&server.client(4).await.unwrap()).await;
+    first_ticks_in(&server.client(4).await.unwrap(), &["BTCUSDT"]).await;
     for down in [Duration::from_secs(7), Duration::from_secs(1)] {
         let (before, after) = outage(&mut server, down).await;
         assert!(
@@ -622,7 +607,7 @@ async fn writing_resumes_within_two_seconds_of_each_of_three_sigkills_in_a_row()
     let mut server = persistent();
     let cfg = config(&server, "[writer]\nbatch_size = 50\n");
     let run = slow_replay(&cfg, &all);
-    first_ticks_in(&server.client(4).await.unwrap()).await;
+    first_ticks_in(&server.client(4).await.unwrap(), &["BTCUSDT"]).await;
     let mut resumed = Vec::new();
     for down in [
         Duration::ZERO,
@@ -777,7 +762,7 @@ async fn a_redis_loading_its_data_after_a_restart_is_waited_for_not_given_up_on(
     )
     .unwrap();
     let run = slow_replay(&cfg, &all);
-    first_ticks_in(&server.client(4).await).await;
+    first_ticks_in(&server.client(4).await, &["BTCUSDT"]).await;
     // Everything so far into the AOF's RDB base, where the load is slowed
     // per key (commands appended after it are slowed per command: few).
     let _: Value = filler

@@ -121,12 +121,7 @@ async fn waited_for_redis_shows_how_long_redis_held_the_writes() {
     let run = tokio::spawn(async move { replay_to_end(&cfg, paced(file)).await });
     // Mid-replay: once its first ticks are in.
     let db4 = server.client(4).await.unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "the first ticks in Redis",
-        || async { ticks_of(&db4, &["RELIANCE", "TCS", "HDFCBANK", "INFY"]).await > 0 },
-    )
-    .await;
+    first_ticks_in(&db4, &["RELIANCE", "TCS", "HDFCBANK", "INFY"]).await;
     let admin = server.client(0).await.unwrap();
     let pause = Duration::from_millis(2_000);
     let _: Value = admin

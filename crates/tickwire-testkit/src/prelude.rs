@@ -10,7 +10,7 @@ pub use crate::process::{
     wait_exit,
 };
 pub use crate::read::{
-    assert_ttl, command_calls, field, hgetall, keys, ticks_of, ttl, xrange, Entries,
+    assert_ttl, command_calls, field, first_ticks_in, hgetall, keys, ticks_of, ttl, xrange, Entries,
 };
 pub use crate::redis::{cluster, redis, redis_cli};
 pub use crate::snapshot::{assert_same, snapshot, RUN_DBS};

@@ -71,3 +71,14 @@ pub async fn ticks_of(db4: &Client, symbols: &[&str]) -> u64 {
     }
     n
 }
+
+/// Waits (30 s at most) until a run is under way: the first ticks of
+/// `symbols` are in their streams in `db4`.
+pub async fn first_ticks_in(db4: &Client, symbols: &[&str]) {
+    crate::poll::wait_until(
+        std::time::Duration::from_secs(30),
+        "the first ticks in Redis",
+        || async { ticks_of(db4, symbols).await > 0 },
+    )
+    .await;
+}
