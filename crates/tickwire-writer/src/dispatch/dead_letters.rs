@@ -83,28 +83,43 @@ pub(crate) fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-/// The ID of the last entry of stream `key` (none: empty or missing).
-pub(crate) async fn last_entry_id(
+/// An entry of a dead-letter stream with its fields.
+type Entry = (String, HashMap<String, String>);
+
+/// The first entry of stream `key` in `range` (`newest`: counting from the
+/// end), read again while Redis is away; none where there is none.
+async fn one_entry(
     pools: &RedisPools,
     db: u8,
     key: &Key,
-) -> Result<Option<(u64, u64)>, WriterError> {
+    range: (&str, &str),
+    newest: bool,
+) -> Result<Option<Entry>, WriterError> {
     use fred::prelude::StreamsInterface;
     let client = pools.client(db, 0)?;
-    let last: Vec<(String, HashMap<String, String>)> = read_retrying(client, || {
-        client.xrevrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
-            key.clone(),
-            "+",
-            "-",
-            Some(1),
-        )
+    let (from, to) = range;
+    let found: Vec<Entry> = read_retrying(client, || async {
+        match newest {
+            true => client.xrevrange(key.clone(), from, to, Some(1)).await,
+            false => client.xrange(key.clone(), from, to, Some(1)).await,
+        }
     })
     .await
     .map_err(|source| WriterError::DeadLetters {
         key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
         source,
     })?;
-    Ok(last.first().and_then(|(id, _)| parse_id(id)))
+    Ok(found.into_iter().next())
+}
+
+/// The ID of the last entry of stream `key` (none: empty or missing).
+pub(crate) async fn last_entry_id(
+    pools: &RedisPools,
+    db: u8,
+    key: &Key,
+) -> Result<Option<(u64, u64)>, WriterError> {
+    let last = one_entry(pools, db, key, ("+", "-"), true).await?;
+    Ok(last.and_then(|(id, _)| parse_id(&id)))
 }
 
 /// Whether the entry of stream `key` at `id` is the dead letter of `r`.
@@ -115,23 +130,7 @@ pub(crate) async fn entry_is(
     id: (u64, u64),
     r: &tickwire_core::Rejected,
 ) -> Result<bool, WriterError> {
-    use fred::prelude::StreamsInterface;
-    let client = pools.client(db, 0)?;
     let id = ids::format_id(id);
-    let found: Vec<(String, HashMap<String, String>)> = read_retrying(client, || {
-        client.xrange::<Vec<(String, HashMap<String, String>)>, _, _, _>(
-            key.clone(),
-            id.as_str(),
-            id.as_str(),
-            Some(1),
-        )
-    })
-    .await
-    .map_err(|source| WriterError::DeadLetters {
-        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
-        source,
-    })?;
-    Ok(found
-        .first()
-        .is_some_and(|(_, fields)| crate::plan::dead_letters::is_dead_letter_of(fields, r)))
+    let found = one_entry(pools, db, key, (id.as_str(), id.as_str()), false).await?;
+    Ok(found.is_some_and(|(_, fields)| crate::plan::dead_letters::is_dead_letter_of(&fields, r)))
 }
