@@ -45,6 +45,7 @@ fn config(server: &RedisServer, url: &str, prefix: &str) -> Config {
             prefix: Some(prefix.into()),
             ..Default::default()
         },
+        tickwire_parse::VENUES,
     )
     .expect("bench config is valid")
 }

@@ -21,6 +21,7 @@ fn cluster_config(cluster: &RedisCluster, extra_toml: &str) -> Config {
             redis_url: Some(cluster.url()),
             ..Default::default()
         },
+        tickwire_parse::VENUES,
     )
     .expect("test config is valid")
 }
@@ -347,10 +348,10 @@ async fn every_profile_and_the_prefix_render_alike_on_a_cluster() {
             .to_vec(),
     };
     let single = redis();
-    let cfg = Config::from_toml("", &overrides(single.url())).unwrap();
+    let cfg = Config::from_toml("", &overrides(single.url()), tickwire_parse::VENUES).unwrap();
     replay(&cfg, std::slice::from_ref(&path)).await;
     let cluster = cluster();
-    let ccfg = Config::from_toml("", &overrides(cluster.url())).unwrap();
+    let ccfg = Config::from_toml("", &overrides(cluster.url()), tickwire_parse::VENUES).unwrap();
     let s = replay(&ccfg, std::slice::from_ref(&path)).await;
     assert_eq!(s.writer.ticks_written, 2_400);
 

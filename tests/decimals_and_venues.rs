@@ -268,7 +268,7 @@ fn two_feeds_that_would_share_a_key_are_refused_at_start() {
         venue = "binance-futures"
         symbols = ["btcusdt"]
     "#;
-    let err = Config::from_toml(toml, &Overrides::default())
+    let err = Config::from_toml(toml, &Overrides::default(), tickwire_parse::VENUES)
         .expect_err("spot and futures BTCUSDT on ticks:{symbol} must be refused");
     let msg = err.to_string();
     for needle in [

@@ -141,6 +141,8 @@ fn every_error_type_the_parser_emits_is_in_the_catalogue() {
     use tickwire_core::telemetry::error_types;
     let known: BTreeSet<&str> = error_types::ALL
         .iter()
+        .copied()
+        .chain(tickwire_parse::VENUES.iter().map(|v| v.error_types()))
         .flat_map(|l| l.iter().copied())
         .collect();
     // Feed names passed first to the CSV decoders' `reject(feed, type, ..)`.

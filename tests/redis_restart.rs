@@ -759,6 +759,7 @@ async fn a_redis_loading_its_data_after_a_restart_is_waited_for_not_given_up_on(
             redis_url: Some(server.url()),
             ..Default::default()
         },
+        tickwire_parse::VENUES,
     )
     .unwrap();
     let run = slow_replay(&cfg, &all);

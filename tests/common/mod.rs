@@ -26,6 +26,7 @@ pub fn config(server: &RedisServer, extra_toml: &str) -> Config {
             prefix: None,
             ..Default::default()
         },
+        tickwire_parse::VENUES,
     )
     .expect("test config is valid")
 }

@@ -4,78 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
-
-/// The venues tickwire can connect to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeedVenue {
-    /// Binance spot combined streams.
-    Binance,
-    /// Binance USD-M futures combined streams.
-    BinanceFutures,
-    /// OKX v5 public channels.
-    Okx,
-    /// Dhan HQ v2 binary live market feed.
-    Dhan,
-    /// tickwire's normalized tick JSON, one tick per text frame.
-    Tickwire,
-}
-
-impl FeedVenue {
-    pub const ALL: [FeedVenue; 5] = [
-        FeedVenue::Binance,
-        FeedVenue::BinanceFutures,
-        FeedVenue::Okx,
-        FeedVenue::Dhan,
-        FeedVenue::Tickwire,
-    ];
-
-    /// The name in config and in recordings; also the exchange name of its ticks.
-    pub fn name(self) -> &'static str {
-        match self {
-            FeedVenue::Binance => "binance",
-            FeedVenue::BinanceFutures => "binance-futures",
-            FeedVenue::Okx => "okx",
-            FeedVenue::Dhan => "dhan",
-            FeedVenue::Tickwire => "tickwire",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<FeedVenue> {
-        FeedVenue::ALL.into_iter().find(|v| v.name() == name)
-    }
-
-    /// The venue's public endpoint (Dhan's needs the credentials appended;
-    /// tickwire's own has none: its producers are in-house).
-    pub fn default_url(self) -> Option<&'static str> {
-        match self {
-            FeedVenue::Binance => Some("wss://stream.binance.com:9443/stream"),
-            FeedVenue::BinanceFutures => Some("wss://fstream.binance.com/stream"),
-            FeedVenue::Okx => Some("wss://ws.okx.com:8443/ws/v5/public"),
-            FeedVenue::Dhan => Some("wss://api-feed.dhan.co?version=2&authType=2"),
-            FeedVenue::Tickwire => None,
-        }
-    }
-
-    /// The channels subscribed when a feed names none.
-    pub fn default_channels(self) -> &'static [&'static str] {
-        match self {
-            FeedVenue::Binance | FeedVenue::BinanceFutures => &["trade"],
-            FeedVenue::Okx => &["trades"],
-            FeedVenue::Dhan => &["full"],
-            FeedVenue::Tickwire => &[],
-        }
-    }
-
-    /// The channels a venue knows.
-    pub fn known_channels(self) -> &'static [&'static str] {
-        match self {
-            FeedVenue::Binance | FeedVenue::BinanceFutures => &["trade", "aggTrade", "bookTicker"],
-            FeedVenue::Okx => &["trades", "tickers"],
-            FeedVenue::Dhan => &["ticker", "quote", "full"],
-            FeedVenue::Tickwire => &[],
-        }
-    }
-}
+use crate::venue::Venues;
 
 /// One `[[feeds]]` table: a WebSocket connection and what it subscribes to.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -102,141 +31,6 @@ pub struct FeedConfig {
     /// same name, so it must match the live feed that recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ltt_basis: Option<String>,
-}
-
-/// What Dhan's LTT (last trade time, seconds) counts from.
-///
-/// Dhan's documentation calls it epoch seconds, but its values are the Indian
-/// wall clock: Dhan's official Python SDK (dhanhq 2.3.0, `marketfeed.py`)
-/// shows LTT by formatting it as a UTC time of day to print the market's
-/// clock, and a third-party client found the value 19,800 s (05:30) ahead of
-/// UTC. Read as a true epoch, every NSE trade after 10:00 IST would land
-/// after 15:30 IST, outside the continuous phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LttBasis {
-    /// IST wall-clock seconds: UTC epoch ms = (LTT - 19,800) * 1000.
-    #[default]
-    IstWallClock,
-    /// A true UTC epoch: UTC epoch ms = LTT * 1000.
-    Utc,
-}
-
-impl LttBasis {
-    pub const ALL: [LttBasis; 2] = [LttBasis::IstWallClock, LttBasis::Utc];
-
-    /// The name `ltt_basis` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            LttBasis::IstWallClock => "ist",
-            LttBasis::Utc => "utc",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<LttBasis> {
-        LttBasis::ALL.into_iter().find(|b| b.name() == name)
-    }
-
-    /// Seconds to subtract from an LTT to get UTC epoch seconds.
-    pub fn offset_secs(self) -> i64 {
-        match self {
-            LttBasis::IstWallClock => 19_800,
-            LttBasis::Utc => 0,
-        }
-    }
-}
-
-impl FeedConfig {
-    /// The venue (validated config: it parses).
-    pub fn venue(&self) -> Option<FeedVenue> {
-        FeedVenue::from_name(&self.venue)
-    }
-
-    /// The LTT basis of a Dhan feed: as configured, else IST wall clock.
-    pub fn ltt_basis(&self) -> LttBasis {
-        self.ltt_basis
-            .as_deref()
-            .and_then(LttBasis::from_name)
-            .unwrap_or_default()
-    }
-
-    /// The channels to subscribe: as configured, or the venue's default.
-    pub fn channels(&self) -> Vec<String> {
-        match (self.channels.is_empty(), self.venue()) {
-            (false, _) => self.channels.clone(),
-            (true, Some(v)) => v.default_channels().iter().map(|c| c.to_string()).collect(),
-            (true, None) => Vec::new(),
-        }
-    }
-
-    /// Dhan instruments: (segment name, security id, symbol for the keys).
-    pub fn dhan_instruments(&self) -> Vec<DhanInstrument> {
-        self.symbols
-            .iter()
-            .filter_map(|s| DhanInstrument::parse(s).ok())
-            .collect()
-    }
-}
-
-/// One Dhan subscription entry: `NSE_EQ:1333` or `NSE_EQ:1333=RELIANCE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DhanInstrument {
-    pub segment: String,
-    pub security_id: u32,
-    /// The symbol its keys use; the security id when the entry names none.
-    pub symbol: String,
-}
-
-/// Dhan's exchange segments, by header code.
-pub const DHAN_SEGMENTS: [(u8, &str); 8] = [
-    (0, "IDX_I"),
-    (1, "NSE_EQ"),
-    (2, "NSE_FNO"),
-    (3, "NSE_CURRENCY"),
-    (4, "BSE_EQ"),
-    (5, "MCX_COMM"),
-    (7, "BSE_CURRENCY"),
-    (8, "BSE_FNO"),
-];
-
-impl DhanInstrument {
-    pub fn parse(entry: &str) -> Result<Self, String> {
-        let (instrument, symbol) = match entry.split_once('=') {
-            Some((i, s)) => (i, Some(s.trim())),
-            None => (entry, None),
-        };
-        let Some((segment, id)) = instrument.split_once(':') else {
-            return Err(format!(
-                "{entry:?} is not SEGMENT:SECURITY_ID[=SYMBOL] (like NSE_EQ:1333=RELIANCE)"
-            ));
-        };
-        if !DHAN_SEGMENTS.iter().any(|(_, s)| *s == segment) {
-            let known: Vec<_> = DHAN_SEGMENTS.iter().map(|(_, s)| *s).collect();
-            return Err(format!(
-                "{entry:?}: unknown segment {segment:?} (known: {})",
-                known.join(", ")
-            ));
-        }
-        let security_id: u32 = id
-            .trim()
-            .parse()
-            .map_err(|_| format!("{entry:?}: security id {id:?} is not a number"))?;
-        if symbol.is_some_and(str::is_empty) {
-            return Err(format!("{entry:?}: empty symbol after `=`"));
-        }
-        Ok(Self {
-            segment: segment.to_string(),
-            security_id,
-            symbol: symbol.map_or_else(|| security_id.to_string(), str::to_string),
-        })
-    }
-
-    /// The header code of the segment (parsed: it is known).
-    pub fn segment_code(&self) -> u8 {
-        DHAN_SEGMENTS
-            .iter()
-            .find(|(_, s)| *s == self.segment)
-            .map_or(u8::MAX, |(c, _)| *c)
-    }
 }
 
 /// `[live]`: how feed connections are kept up.
@@ -364,16 +158,18 @@ impl Default for RecordConfig {
     }
 }
 
-/// Every problem of the feed, live and record sections.
+/// Every problem of the feed, live and record sections; `venues` are the
+/// registered venues a feed may name.
 pub(crate) fn validate(
     feeds: &[FeedConfig],
     live: &LiveConfig,
     record: &RecordConfig,
+    venues: Venues,
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, f) in feeds.iter().enumerate() {
-        errors.extend(validate_feed(i, f, &mut names));
+        errors.extend(validate_feed(i, f, &mut names, venues));
     }
     errors.extend(validate_live_and_record(live, record));
     errors
@@ -384,6 +180,7 @@ fn validate_feed<'a>(
     i: usize,
     f: &'a FeedConfig,
     names: &mut std::collections::HashSet<&'a str>,
+    venues: Venues,
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let field = |name: &str| format!("feeds[{i}].{name}");
@@ -402,11 +199,14 @@ fn validate_feed<'a>(
             format!("{:?} names two feeds", f.name),
         ));
     }
-    let Some(venue) = f.venue() else {
-        let known: Vec<_> = FeedVenue::ALL.iter().map(|v| v.name()).collect();
+    let Some(venue) = venues.of(f) else {
         errors.push(FieldError::new(
             field("venue"),
-            format!("unknown venue {:?} (known: {})", f.venue, known.join(", ")),
+            format!(
+                "unknown venue {:?} (known: {})",
+                f.venue,
+                venues.names().join(", ")
+            ),
         ));
         return errors;
     };
@@ -426,35 +226,32 @@ fn validate_feed<'a>(
         )),
         _ => {}
     }
-    if f.symbols.is_empty() && venue != FeedVenue::Tickwire {
+    if f.symbols.is_empty() && venue.needs_symbols() {
         errors.push(FieldError::new(
             field("symbols"),
             "must name at least one instrument",
         ));
     }
-    if let Some(basis) = &f.ltt_basis {
-        if venue != FeedVenue::Dhan {
+    // The venue-only fields: refused on another venue's feed.
+    for (option, set) in [("ltt_basis", f.ltt_basis.is_some())] {
+        if set && !venue.feed_options().contains(&option) {
+            let takers: Vec<_> = venues
+                .iter()
+                .filter(|v| v.feed_options().contains(&option))
+                .map(|v| v.name())
+                .collect();
             errors.push(FieldError::new(
-                field("ltt_basis"),
+                field(option),
                 format!(
-                    "only Dhan feeds take ltt_basis (this feed's venue is {})",
+                    "only {} feeds take {option} (this feed's venue is {})",
+                    takers.join(" or "),
                     venue.name()
                 ),
             ));
-        } else if LttBasis::from_name(basis).is_none() {
-            let known: Vec<_> = LttBasis::ALL.iter().map(|b| b.name()).collect();
-            errors.push(FieldError::new(
-                field("ltt_basis"),
-                format!("unknown ltt_basis {basis:?} (known: {})", known.join(", ")),
-            ));
         }
     }
-    if venue == FeedVenue::Dhan {
-        for (j, s) in f.symbols.iter().enumerate() {
-            if let Err(e) = DhanInstrument::parse(s) {
-                errors.push(FieldError::new(format!("feeds[{i}].symbols[{j}]"), e));
-            }
-        }
+    for (sub, message) in venue.check_feed(f) {
+        errors.push(FieldError::new(field(&sub), message));
     }
     // A repeated entry would subscribe twice to one stream.
     for (list, entries) in [("symbols", &f.symbols), ("channels", &f.channels)] {
@@ -550,27 +347,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dhan_entries() {
-        let i = DhanInstrument::parse("NSE_EQ:1333=RELIANCE").unwrap();
-        assert_eq!(
-            (i.segment.as_str(), i.security_id, i.symbol.as_str()),
-            ("NSE_EQ", 1333, "RELIANCE")
-        );
-        assert_eq!(i.segment_code(), 1);
-        assert_eq!(DhanInstrument::parse("NSE_FNO:42").unwrap().symbol, "42");
-        for bad in ["1333", "NSE:1333", "NSE_EQ:x", "NSE_EQ:1="] {
-            assert!(DhanInstrument::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn the_backlog_bounds_are_validated() {
         let live = LiveConfig {
             max_backlog_frames: 0,
             max_backlog_bytes: 1 << 20,
             ..LiveConfig::default()
         };
-        let errors: Vec<String> = validate(&[], &live, &RecordConfig::default())
+        let errors: Vec<String> = validate(&[], &live, &RecordConfig::default(), Venues::new(&[]))
             .iter()
             .map(ToString::to_string)
             .collect();

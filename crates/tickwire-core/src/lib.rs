@@ -2,10 +2,12 @@
 //! with its [`Instrument`] identity, the [`Event`]s that flow from the parsers
 //! through the state stage to the writer (ticks, bars, indicator values, skipped
 //! and rejected frames), the Redis key templates and
-//! the validated [`Config`]. It depends on no other tickwire crate, and knows
-//! neither a venue's wire format nor Redis.
+//! the validated [`Config`], and the [`Venue`] trait every venue implements.
+//! It depends on no other tickwire crate, and knows neither a venue's wire
+//! format nor Redis.
 
 pub mod bar;
+pub mod collisions;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -19,7 +21,7 @@ pub mod redact;
 pub mod session;
 pub mod telemetry;
 pub mod tick;
-pub mod venues;
+pub mod venue;
 
 pub use bar::{
     Bar, BarUpdate, FormingGone, IndicatorSet, IndicatorUpdate, Quote, SessionTrade,
@@ -29,8 +31,12 @@ pub use config::Config;
 pub use db::Db;
 pub use error::{ConfigError, FieldError};
 pub use event::{Depth, DepthLevel, Event, FeedEvent, FeedStatus, Rejected};
-pub use feeds::{FeedConfig, FeedVenue};
+pub use feeds::FeedConfig;
 pub use ids::StreamIdSeq;
 pub use keys::{KeyTemplate, TemplateError};
 pub use num::Dec;
 pub use tick::{ByAddress, Day, IdSequence, Instrument, InstrumentCache, Tick, TradeId};
+pub use venue::{
+    FeedVenue, Frame, FrameDecoder, FrameError, Keepalive, SubscriptionOp, TradeIdentity, Venue,
+    Venues,
+};

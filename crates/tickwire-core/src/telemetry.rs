@@ -232,12 +232,12 @@ pub const METRICS: &[MetricDef] = &[
 
 /// The `error_type`s a rejection can carry, by what was decoded: each list
 /// is every class that source's decoder emits (tests/metrics_reference.rs
-/// checks the parser emits no other). `tickwire_frames_rejected_total` is
-/// exported at 0 from the start for each feed and each type of its source.
+/// checks the parser emits no other); a venue's own are its
+/// [`Venue::error_types`](crate::Venue::error_types).
+/// `tickwire_frames_rejected_total` is exported at 0 from the start for each
+/// feed and each type of its source.
 pub mod error_types {
-    use crate::FeedVenue;
-
-    /// tickwire tick JSON lines (`--format ticks`) and `tickwire` frames.
+    /// tickwire tick JSON lines (`--format ticks`).
     pub const TICKS_JSON: &[&str] = &["json", "bad_value", "invalid_tick", "implausible_time"];
     /// Binance trade dumps and Tardis trade CSVs.
     pub const CSV: &[&str] = &[
@@ -252,48 +252,9 @@ pub mod error_types {
     /// A recorded frame's own line (`--format frames`), before its venue
     /// decoder sees the frame.
     pub const RECORDED: &[&str] = &["json", "encoding", "unknown_feed"];
-    pub const BINANCE: &[&str] = &[
-        "json",
-        "missing_field",
-        "bad_number",
-        "invalid_tick",
-        "unknown_message",
-        "unexpected_binary",
-        "implausible_time",
-    ];
-    pub const OKX: &[&str] = &[
-        "json",
-        "missing_field",
-        "bad_number",
-        "bad_value",
-        "invalid_tick",
-        "unknown_message",
-        "venue_error",
-        "unexpected_binary",
-        "implausible_time",
-    ];
-    pub const DHAN: &[&str] = &[
-        "bad_length",
-        "bad_value",
-        "invalid_tick",
-        "unknown_message",
-        "unexpected_text",
-        "implausible_time",
-    ];
-    pub const TICKWIRE: &[&str] = &["json", "bad_value", "invalid_tick", "unexpected_binary"];
 
-    /// Every list, for the checks.
-    pub const ALL: &[&[&str]] = &[TICKS_JSON, CSV, RECORDED, BINANCE, OKX, DHAN, TICKWIRE];
-
-    /// What a live feed of `venue` (or its recording) can be rejected for.
-    pub fn of_venue(venue: FeedVenue) -> &'static [&'static str] {
-        match venue {
-            FeedVenue::Binance | FeedVenue::BinanceFutures => BINANCE,
-            FeedVenue::Okx => OKX,
-            FeedVenue::Dhan => DHAN,
-            FeedVenue::Tickwire => TICKWIRE,
-        }
-    }
+    /// Every list of the file formats, for the checks.
+    pub const ALL: &[&[&str]] = &[TICKS_JSON, CSV, RECORDED];
 
     /// What a line of the file format named `format` (`--format` names) can
     /// be rejected for; recorded frames add their venue's types.

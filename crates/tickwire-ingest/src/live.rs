@@ -8,7 +8,7 @@ use std::thread;
 
 use tickwire_core::feeds::{LiveConfig, RecordConfig};
 use tickwire_core::{Event, FeedConfig};
-use tickwire_parse::feeds::Frame;
+use tickwire_parse::venues::Frame;
 use tickwire_parse::LineDecoder;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};

@@ -352,18 +352,19 @@ pub fn frame_line(f: &RawFrame, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn venue(name: &str) -> tickwire_core::FeedVenue {
+        tickwire_parse::VENUES
+            .get(name)
+            .expect("a registered venue")
+    }
     use std::io::Read;
-    use tickwire_core::FeedVenue;
     use tokio_tungstenite::tungstenite::Bytes;
 
     fn frame(recv_ns: i64, binary: bool, data: &[u8]) -> RawFrame {
         RawFrame {
             feed: "f1".into(),
-            venue: if binary {
-                FeedVenue::Dhan
-            } else {
-                FeedVenue::Okx
-            },
+            venue: if binary { venue("dhan") } else { venue("okx") },
             recv_ns,
             binary,
             data: Bytes::copy_from_slice(data),

@@ -734,6 +734,12 @@ pub fn pending(cfg: &SpoolConfig) -> Vec<(String, u64, usize)> {
 mod tests {
     use super::*;
 
+    fn venue(name: &str) -> tickwire_core::FeedVenue {
+        tickwire_parse::VENUES
+            .get(name)
+            .expect("a registered venue")
+    }
+
     fn cfg(dir: &Path, max_bytes: u64) -> SpoolConfig {
         SpoolConfig {
             dir: dir.to_path_buf(),
@@ -745,7 +751,7 @@ mod tests {
     fn frame(i: usize) -> RawFrame {
         RawFrame {
             feed: "bn".into(),
-            venue: FeedVenue::Binance,
+            venue: venue("binance"),
             recv_ns: 1_700_000_000_000_000_000 + i as i64,
             binary: i.is_multiple_of(7),
             data: Bytes::from(format!(
@@ -756,7 +762,7 @@ mod tests {
     }
 
     fn open(c: &SpoolConfig) -> Spool {
-        Spool::open(c, "bn".into(), FeedVenue::Binance, Arc::default()).unwrap()
+        Spool::open(c, "bn".into(), venue("binance"), Arc::default()).unwrap()
     }
 
     fn take_all(s: &mut Spool) -> Vec<RawFrame> {
@@ -907,8 +913,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let c = cfg(tmp.path(), 4096);
         let budget = Arc::new(SpoolBudget::default());
-        let mut a = Spool::open(&c, "a".into(), FeedVenue::Binance, Arc::clone(&budget)).unwrap();
-        let mut b = Spool::open(&c, "b".into(), FeedVenue::Okx, Arc::clone(&budget)).unwrap();
+        let mut a = Spool::open(&c, "a".into(), venue("binance"), Arc::clone(&budget)).unwrap();
+        let mut b = Spool::open(&c, "b".into(), venue("okx"), Arc::clone(&budget)).unwrap();
         let f = frame(100);
         let (mut kept, mut refused) = (0, 0);
         for i in 0..40 {
@@ -921,7 +927,7 @@ mod tests {
         }
         assert!(kept > 0 && refused > 0);
         assert!(budget.bytes.load(Ordering::Relaxed) <= 4096);
-        match Spool::open(&c, "a".into(), FeedVenue::Binance, Arc::default()) {
+        match Spool::open(&c, "a".into(), venue("binance"), Arc::default()) {
             Err(SpoolError::Locked(dir)) => assert!(dir.ends_with("a")),
             other => panic!("a second owner: {other:?}"),
         }
@@ -931,17 +937,17 @@ mod tests {
     async fn a_slot_touches_no_disk_until_a_frame_must_be_spooled() {
         let tmp = tempfile::tempdir().unwrap();
         let c = cfg(&tmp.path().join("spool"), 1 << 30);
-        let mut slot = SpoolSlot::new(&c, "bn".into(), FeedVenue::Binance, Arc::default()).unwrap();
+        let mut slot = SpoolSlot::new(&c, "bn".into(), venue("binance"), Arc::default()).unwrap();
         assert!(slot.get().is_none());
         assert!(!c.dir.exists(), "nothing created before it is needed");
         assert!(slot.open().unwrap().append(&frame(1)).unwrap());
         drop(slot);
         // What it left is opened (and locked) at once by the next one.
-        let mut next = SpoolSlot::new(&c, "bn".into(), FeedVenue::Binance, Arc::default()).unwrap();
+        let mut next = SpoolSlot::new(&c, "bn".into(), venue("binance"), Arc::default()).unwrap();
         let spool = next.get().expect("opened at start: frames were left");
         assert!(same(&take_all(spool)[0], &frame(1)));
         assert!(matches!(
-            SpoolSlot::new(&c, "bn".into(), FeedVenue::Binance, Arc::default()),
+            SpoolSlot::new(&c, "bn".into(), venue("binance"), Arc::default()),
             Err(SpoolError::Locked(_))
         ));
     }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tickwire_core::feeds::{DhanInstrument, LiveConfig};
-use tickwire_core::{FeedConfig, FeedEvent, FeedStatus, FeedVenue};
+use tickwire_core::feeds::LiveConfig;
+use tickwire_core::{FeedConfig, FeedEvent, FeedStatus, FeedVenue, Keepalive};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -23,10 +23,6 @@ use tokio_util::sync::CancellationToken;
 use crate::frame::{now_ns, FeedMsg, RawFrame};
 use crate::spool::{Spool, SpoolSlot};
 use crate::watermark::FeedFlow;
-
-/// Environment variables holding Dhan's credentials (never logged).
-pub const DHAN_TOKEN_ENV: &str = "DHAN_ACCESS_TOKEN";
-pub const DHAN_CLIENT_ENV: &str = "DHAN_CLIENT_ID";
 
 /// A feed's counters, readable while it runs.
 #[derive(Debug, Default)]
@@ -64,8 +60,10 @@ pub struct FeedCounters {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
-    #[error("feed {feed}: set {DHAN_TOKEN_ENV} and {DHAN_CLIENT_ENV} for Dhan's live feed")]
-    DhanCredentials { feed: String },
+    /// The venue cannot be dialled as configured (Dhan without its
+    /// credentials in the environment).
+    #[error("feed {feed}: {reason}")]
+    Connect { feed: String, reason: String },
     #[error("feed {feed}: bad url {url}: {reason}")]
     Url {
         feed: String,
@@ -88,18 +86,20 @@ pub struct FeedPlan {
 }
 
 impl FeedPlan {
-    /// The connection plan of a configured feed (validated config). Dhan's
-    /// credentials come from the environment when its public endpoint is used,
-    /// and are added to a custom URL when they are set.
+    /// The connection plan of a configured feed (validated config): the
+    /// venue's endpoint unless one is configured, with what the venue adds
+    /// to it (credentials), and its subscription.
     pub fn of(feed: &FeedConfig) -> Result<FeedPlan, FeedError> {
-        let venue = feed.venue().ok_or_else(|| FeedError::Url {
-            feed: feed.name.clone(),
-            url: String::new(),
-            reason: format!("unknown venue {:?}", feed.venue),
-        })?;
-        let mut url = match (&feed.url, venue.default_url()) {
-            (Some(u), _) => u.clone(),
-            (None, Some(u)) => u.to_string(),
+        let venue = tickwire_parse::VENUES
+            .of(feed)
+            .ok_or_else(|| FeedError::Url {
+                feed: feed.name.clone(),
+                url: String::new(),
+                reason: format!("unknown venue {:?}", feed.venue),
+            })?;
+        let base = match (&feed.url, venue.default_url()) {
+            (Some(u), _) => u.as_str(),
+            (None, Some(u)) => u,
             (None, None) => {
                 return Err(FeedError::Url {
                     feed: feed.name.clone(),
@@ -108,30 +108,18 @@ impl FeedPlan {
                 })
             }
         };
-        if venue == FeedVenue::Dhan {
-            let token = std::env::var(DHAN_TOKEN_ENV).ok().filter(|s| !s.is_empty());
-            let client = std::env::var(DHAN_CLIENT_ENV)
-                .ok()
-                .filter(|s| !s.is_empty());
-            match (token, client) {
-                (Some(token), Some(client)) => {
-                    let sep = if url.contains('?') { '&' } else { '?' };
-                    url = format!("{url}{sep}token={token}&clientId={client}");
-                }
-                _ if feed.url.is_none() => {
-                    return Err(FeedError::DhanCredentials {
-                        feed: feed.name.clone(),
-                    })
-                }
-                _ => {}
-            }
-        }
+        let url = venue
+            .connect_url(feed, base)
+            .map_err(|reason| FeedError::Connect {
+                feed: feed.name.clone(),
+                reason,
+            })?;
         Ok(FeedPlan {
             name: feed.name.as_str().into(),
             venue,
             url_redacted: redact_query(&url),
             url,
-            subscribe: subscribe_messages(feed, venue),
+            subscribe: venue.subscribe_messages(feed),
         })
     }
 }
@@ -167,85 +155,6 @@ fn is_secret_param(name: &str) -> bool {
     .iter()
     .any(|s| n.contains(s))
         && n != "authtype"
-}
-
-/// The subscription messages of a feed, sent after every connect.
-pub fn subscribe_messages(feed: &FeedConfig, venue: FeedVenue) -> Vec<String> {
-    let channels = feed.channels();
-    match venue {
-        FeedVenue::Binance | FeedVenue::BinanceFutures => {
-            let streams: Vec<String> = feed
-                .symbols
-                .iter()
-                .flat_map(|s| {
-                    let s = s.to_ascii_lowercase();
-                    channels.iter().map(move |c| format!("{s}@{c}"))
-                })
-                .collect();
-            // Binance takes up to 1024 streams a connection; keep messages small.
-            streams
-                .chunks(200)
-                .enumerate()
-                .map(|(i, chunk)| {
-                    serde_json::json!({"method": "SUBSCRIBE", "params": chunk, "id": i + 1})
-                        .to_string()
-                })
-                .collect()
-        }
-        FeedVenue::Okx => {
-            let args: Vec<serde_json::Value> = channels
-                .iter()
-                .flat_map(|c| {
-                    feed.symbols
-                        .iter()
-                        .map(move |s| serde_json::json!({"channel": c, "instId": s}))
-                })
-                .collect();
-            args.chunks(100)
-                .map(|chunk| serde_json::json!({"op": "subscribe", "args": chunk}).to_string())
-                .collect()
-        }
-        FeedVenue::Dhan => {
-            let instruments: Vec<serde_json::Value> = feed
-                .symbols
-                .iter()
-                .filter_map(|s| DhanInstrument::parse(s).ok())
-                .map(|i| {
-                    serde_json::json!({
-                        "ExchangeSegment": i.segment,
-                        "SecurityId": i.security_id.to_string(),
-                    })
-                })
-                .collect();
-            channels
-                .iter()
-                .filter_map(|c| match c.as_str() {
-                    "ticker" => Some(15),
-                    "quote" => Some(17),
-                    "full" => Some(21),
-                    _ => None,
-                })
-                .flat_map(|code| {
-                    // At most 100 instruments a message.
-                    instruments
-                        .chunks(100)
-                        .map(move |chunk| {
-                            serde_json::json!({
-                                "RequestCode": code,
-                                "InstrumentCount": chunk.len(),
-                                "InstrumentList": chunk,
-                            })
-                            .to_string()
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        }
-        FeedVenue::Tickwire if feed.symbols.is_empty() => Vec::new(),
-        FeedVenue::Tickwire => {
-            vec![serde_json::json!({"op": "subscribe", "symbols": feed.symbols}).to_string()]
-        }
-    }
 }
 
 /// Why a connection ended (low-cardinality, for the status event and logs).
@@ -885,10 +794,9 @@ async fn read_loop(
                 if !pinged && now >= ping_at {
                     pinged = true;
                     counters.pings_sent.fetch_add(1, Ordering::Relaxed);
-                    let ping = match plan.venue {
-                        // OKX wants the text `ping`; it answers the text `pong`.
-                        FeedVenue::Okx => Message::text("ping"),
-                        _ => Message::Ping(Bytes::new()),
+                    let ping = match plan.venue.keepalive() {
+                        Keepalive::Text(text) => Message::text(text),
+                        Keepalive::Ping => Message::Ping(Bytes::new()),
                     };
                     if let Err(e) = ws.send(ping).await {
                         tracing::warn!(feed = %plan.name, error = %e, "ping failed");
@@ -904,48 +812,10 @@ async fn read_loop(
 mod tests {
     use super::*;
 
-    fn feed(venue: &str, symbols: &[&str], channels: &[&str]) -> FeedConfig {
-        FeedConfig {
-            name: "f".into(),
-            venue: venue.into(),
-            url: Some("ws://127.0.0.1:1/".into()),
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            ltt_basis: None,
-        }
-    }
-
-    #[test]
-    fn subscriptions_per_venue() {
-        let b = feed("binance", &["BTCUSDT", "ETHUSDT"], &["trade", "bookTicker"]);
-        assert_eq!(
-            subscribe_messages(&b, FeedVenue::Binance),
-            [
-                r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@bookTicker","ethusdt@trade","ethusdt@bookTicker"]}"#
-            ]
-        );
-        let o = feed("okx", &["BTC-USDT"], &[]);
-        assert_eq!(
-            subscribe_messages(&o, FeedVenue::Okx),
-            [r#"{"args":[{"channel":"trades","instId":"BTC-USDT"}],"op":"subscribe"}"#]
-        );
-        let d = feed(
-            "dhan",
-            &["NSE_EQ:1333=RELIANCE", "NSE_FNO:35001"],
-            &["quote"],
-        );
-        assert_eq!(
-            subscribe_messages(&d, FeedVenue::Dhan),
-            [
-                r#"{"InstrumentCount":2,"InstrumentList":[{"ExchangeSegment":"NSE_EQ","SecurityId":"1333"},{"ExchangeSegment":"NSE_FNO","SecurityId":"35001"}],"RequestCode":17}"#
-            ]
-        );
-        let many: Vec<String> = (0..250).map(|i| format!("NSE_EQ:{i}")).collect();
-        let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-        let d = feed("dhan", &many, &["full"]);
-        let msgs = subscribe_messages(&d, FeedVenue::Dhan);
-        assert_eq!(msgs.len(), 3, "100 instruments a message");
-        assert!(msgs[2].contains(r#""InstrumentCount":50"#));
+    fn okx() -> FeedVenue {
+        tickwire_parse::VENUES
+            .get("okx")
+            .expect("okx is registered")
     }
 
     #[test]
@@ -983,7 +853,7 @@ mod tests {
     fn raw(n: usize) -> FeedMsg {
         FeedMsg::Frame(RawFrame {
             feed: "f".into(),
-            venue: FeedVenue::Okx,
+            venue: okx(),
             recv_ns: 0,
             binary: false,
             data: Bytes::from(vec![b'x'; n]),

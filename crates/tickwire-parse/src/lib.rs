@@ -1,21 +1,24 @@
-//! tickwire-parse turns bytes into events: one line of a tick file, or one frame
-//! of a venue's WebSocket feed, becomes [`Event`]s (ticks, skipped frames,
-//! rejected frames). It knows wire formats and file layouts; it knows nothing of
-//! files on disk, sockets or Redis.
+//! tickwire-parse owns what comes from outside and how it is read: the
+//! venues (one module each under [`venues`]: endpoints, subscription,
+//! keepalive, wire types and decoder, registered in [`VENUES`]) and the file
+//! formats. One line of a tick file, or one frame of a venue's WebSocket
+//! feed, becomes [`Event`]s (ticks, skipped frames, rejected frames). It
+//! knows nothing of files on disk, sockets or Redis.
 //!
+//! - [`venues`]: one module per venue (simd-json for text frames).
 //! - [`format`]: the file formats and their detection.
-//! - [`feeds`]: one decoder per venue's frames (simd-json for text frames).
 //! - [`LineDecoder`]: the entry point, one per parser thread.
 
 pub mod csv;
-pub mod feeds;
 pub mod format;
 mod normalized;
 mod num;
+pub mod venues;
 
 use tickwire_core::{Event, InstrumentCache, Rejected};
 
 pub use format::{detect, symbol_from_binance_file_name, DetectError, Format, SourceMeta};
+pub use venues::VENUES;
 
 /// Decodes lines of any supported file format into events. Holds the reusable
 /// buffers and the instrument cache of one parser thread.
@@ -23,7 +26,7 @@ pub struct LineDecoder {
     instruments: InstrumentCache,
     buffers: simd_json::Buffers,
     line: Vec<u8>,
-    feeds: feeds::FeedDecoders,
+    feeds: venues::FeedDecoders,
     max_raw: usize,
     /// `[ingest] max_clock_skew_ms`, in ns.
     max_skew_ns: i64,
@@ -51,7 +54,7 @@ impl LineDecoder {
             instruments: InstrumentCache::default(),
             buffers: simd_json::Buffers::new(512),
             line: Vec::with_capacity(512),
-            feeds: feeds::FeedDecoders::new(feeds),
+            feeds: venues::FeedDecoders::new(feeds),
             max_raw,
             max_skew_ns: DEFAULT_MAX_CLOCK_SKEW_MS as i64 * 1_000_000,
         }
@@ -121,14 +124,14 @@ impl LineDecoder {
     pub fn decode_frame(
         &mut self,
         feed: &str,
-        frame: feeds::Frame<'_>,
+        frame: venues::Frame<'_>,
         recv_ns: i64,
         out: &mut Vec<Event>,
     ) {
         let first = out.len();
         let raw = || match frame {
-            feeds::Frame::Text(t) => std::borrow::Cow::Borrowed(t),
-            feeds::Frame::Binary(b) => {
+            venues::Frame::Text(t) => std::borrow::Cow::Borrowed(t),
+            venues::Frame::Binary(b) => {
                 use base64::Engine as _;
                 std::borrow::Cow::Owned(
                     base64::engine::general_purpose::STANDARD
@@ -254,13 +257,13 @@ impl LineDecoder {
         };
         let decoded;
         let frame = match record.enc {
-            None | Some("text") => feeds::Frame::Text(record.data.as_bytes()),
+            None | Some("text") => venues::Frame::Text(record.data.as_bytes()),
             Some("base64") => {
                 use base64::Engine as _;
                 match base64::engine::general_purpose::STANDARD.decode(record.data.as_bytes()) {
                     Ok(bytes) => {
                         decoded = bytes;
-                        feeds::Frame::Binary(&decoded)
+                        venues::Frame::Binary(&decoded)
                     }
                     Err(e) => {
                         out.push(reject(
@@ -421,7 +424,7 @@ mod tests {
         ] {
             d.decode_frame(
                 "binance",
-                feeds::Frame::Text(trade(t, id).as_bytes()),
+                venues::Frame::Text(trade(t, id).as_bytes()),
                 recv,
                 &mut out,
             );
@@ -478,7 +481,7 @@ mod tests {
         out.clear();
         d.decode_frame(
             "binance",
-            feeds::Frame::Text(trade(1_609_459_200_101, 5).as_bytes()),
+            venues::Frame::Text(trade(1_609_459_200_101, 5).as_bytes()),
             recv,
             &mut out,
         );
@@ -560,7 +563,7 @@ mod tests {
         // A live frame's receive time is the clock: kept.
         out.clear();
         let now = now_ns();
-        d.decode_frame("binance", feeds::Frame::Text(b"{not json"), now, &mut out);
+        d.decode_frame("binance", venues::Frame::Text(b"{not json"), now, &mut out);
         assert_eq!(recv_of(&out[0]).1, Some(now));
     }
 
@@ -666,7 +669,7 @@ mod tests {
             ["skipped", "tick", "skipped", "skipped", "skipped", "tick"]
         );
 
-        let frame = |d: &mut LineDecoder, feed: &str, f: feeds::Frame<'_>| {
+        let frame = |d: &mut LineDecoder, feed: &str, f: venues::Frame<'_>| {
             let mut out = Vec::new();
             d.decode_frame(feed, f, 1_700_000_000_000_000_000, &mut out);
             out
@@ -679,14 +682,14 @@ mod tests {
             // An illiquid instrument: both sides empty.
             r#"{"arg":{"channel":"tickers","instId":"X-USDT"},"data":[{"instId":"X-USDT","bidPx":"","askPx":"","ts":"1597026383085"}]}"#,
         ] {
-            let out = frame(&mut d, "okx", feeds::Frame::Text(text.as_bytes()));
+            let out = frame(&mut d, "okx", venues::Frame::Text(text.as_bytes()));
             assert!(skipped_of(&out, "okx"), "{text}: {out:?}");
         }
         // One side is still a quote.
         let out = frame(
             &mut d,
             "okx",
-            feeds::Frame::Text(
+            venues::Frame::Text(
                 br#"{"arg":{"channel":"tickers","instId":"X-USDT"},"data":[{"instId":"X-USDT","bidPx":"1.5","askPx":"","ts":"1597026383085"}]}"#,
             ),
         );
@@ -698,10 +701,10 @@ mod tests {
             r#"{"u":1,"s":"BNBUSDT","b":null,"B":null,"a":null,"A":null}"#,
             r#"{"e":"bookTicker","u":1,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":null,"B":null,"a":null,"A":null}"#,
         ] {
-            let out = frame(&mut d, "binance", feeds::Frame::Text(text.as_bytes()));
+            let out = frame(&mut d, "binance", venues::Frame::Text(text.as_bytes()));
             assert!(skipped_of(&out, "binance"), "{text}: {out:?}");
         }
-        let out = frame(&mut d, "dhan", feeds::Frame::Binary(b""));
+        let out = frame(&mut d, "dhan", venues::Frame::Binary(b""));
         assert!(skipped_of(&out, "dhan"), "{out:?}");
         // A recorded empty push is skipped under its feed, not as `recorded`.
         let line = serde_json::json!({"recv_ns": 1_700_000_000_000_000_000i64, "feed": "okx",

@@ -176,7 +176,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
         profiles: cli.profiles.clone(),
     };
     Ok(match &cli.config {
-        Some(path) => Config::load(path, &overrides)?,
+        Some(path) => Config::load(path, &overrides, tickwire_parse::VENUES)?,
         None => Config::defaults(&overrides)?,
     })
 }

@@ -110,8 +110,10 @@ pub fn export_at_zero(config: &Config, kind: RunKind) {
     // (feed, the error types of its source, whether it is a live connection)
     let mut feeds: Vec<(String, Vec<&'static str>, bool)> = Vec::new();
     for f in &config.feeds {
-        let Some(venue) = f.venue() else { continue };
-        let mut types = t::error_types::of_venue(venue).to_vec();
+        let Some(venue) = tickwire_parse::VENUES.of(f) else {
+            continue;
+        };
+        let mut types = venue.error_types().to_vec();
         if kind == RunKind::Replay {
             types.extend(t::error_types::RECORDED);
         }

@@ -45,8 +45,8 @@ fn bad_config_is_rejected_naming_every_bad_field() {
 fn shipped_config_file_is_valid_and_equals_the_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tickwire.toml");
     let overrides = tickwire_core::config::Overrides::default();
-    let loaded =
-        tickwire_core::Config::load(&path, &overrides).expect("config/tickwire.toml is valid");
+    let loaded = tickwire_core::Config::load(&path, &overrides, tickwire_parse::VENUES)
+        .expect("config/tickwire.toml is valid");
     assert_eq!(loaded, tickwire_core::Config::defaults(&overrides).unwrap());
 }
 

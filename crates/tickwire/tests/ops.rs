@@ -615,7 +615,10 @@ fn a_healthy_live_run_gives_every_dashboard_query_a_series() {
             assert_eq!(v, 0.0, "{s} on a healthy live run");
         }
     }
-    for error_type in tickwire_core::telemetry::error_types::OKX {
+    let okx = tickwire_parse::VENUES
+        .get("okx")
+        .expect("okx is registered");
+    for error_type in okx.error_types() {
         let s =
             format!("tickwire_frames_rejected_total{{feed=\"okx\",error_type=\"{error_type}\"}}");
         assert_eq!(m.get(&s), Some(&0.0), "{s}");

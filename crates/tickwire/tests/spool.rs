@@ -277,7 +277,7 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
             ..Default::default()
         },
         "binance".into(),
-        tickwire_core::FeedVenue::Binance,
+        tickwire_parse::VENUES.get("binance").unwrap(),
         Default::default(),
     )
     .unwrap();

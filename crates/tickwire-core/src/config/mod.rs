@@ -16,6 +16,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::venue::Venues;
+
 pub use crate::bar::interval_ms;
 pub use crate::db::{Db, DbMap};
 pub use crate::error::{ConfigError, FieldError};
@@ -113,21 +115,28 @@ pub struct Overrides {
 
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    /// `venues`: the registered venues its feeds may name
+    /// (`tickwire_parse::VENUES`).
+    pub fn load(path: &Path, overrides: &Overrides, venues: Venues) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text, overrides)
+        Self::from_toml(&text, overrides, venues)
     }
 
     /// The built-in defaults (equal to `config/tickwire.toml`) with overrides applied.
     pub fn defaults(overrides: &Overrides) -> Result<Config, ConfigError> {
-        Self::from_toml("", overrides)
+        // No feeds, so no venue to know.
+        Self::from_toml("", overrides, Venues::new(&[]))
     }
 
     /// Parses, applies overrides, validates; every bad field is reported at once.
-    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        overrides: &Overrides,
+        venues: Venues,
+    ) -> Result<Config, ConfigError> {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
@@ -167,7 +176,7 @@ impl Config {
             Err(e) => errors.push(FieldError::new("--profile", e.to_string())),
         }
         let keys = config.keys.compile_for(config.placement());
-        errors.extend(config.validate(&keys));
+        errors.extend(config.validate(&keys, venues));
         if let Ok(keys) = keys {
             config.compiled_keys = keys;
         }
@@ -199,7 +208,7 @@ impl Config {
 
     /// Range and consistency checks, section by section; returns every
     /// problem found. `keys`: the templates compiled, or their problems.
-    fn validate(&self, keys: &Result<Keys, Vec<FieldError>>) -> Vec<FieldError> {
+    fn validate(&self, keys: &Result<Keys, Vec<FieldError>>, venues: Venues) -> Vec<FieldError> {
         let mut errors = self.process.validate();
         if self.redis.is_cluster() {
             errors.extend(self.profiles.cluster_errors());
@@ -218,13 +227,18 @@ impl Config {
             errors.extend(bad);
         }
         match keys {
-            Ok(keys) => errors.extend(crate::venues::feed_collisions(&self.feeds, keys)),
+            Ok(keys) => errors.extend(crate::collisions::feed_collisions(
+                &self.feeds,
+                keys,
+                venues,
+            )),
             Err(bad) => errors.extend(bad.iter().cloned()),
         }
         errors.extend(crate::feeds::validate(
             &self.feeds,
             &self.live,
             &self.record,
+            venues,
         ));
         errors.extend(crate::feeds::validate_spool(&self.spool));
         errors.extend(self.metrics.validate());

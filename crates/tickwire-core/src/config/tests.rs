@@ -1,5 +1,8 @@
 use super::*;
 
+/// These tests name no feed, so no venue need be known.
+const NO_VENUES: Venues = Venues::new(&[]);
+
 fn fields(e: ConfigError) -> Vec<String> {
     e.fields().iter().map(|f| f.field.clone()).collect()
 }
@@ -44,7 +47,7 @@ fn every_bad_field_is_named_at_once() {
             { name = "continuous", start = "09:05", end = "15:30", db = "continuous_market" },
         ]
     "#;
-    let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+    let err = Config::from_toml(text, &Overrides::default(), NO_VENUES).unwrap_err();
     let overlap = err
         .fields()
         .iter()
@@ -80,98 +83,13 @@ fn every_bad_field_is_named_at_once() {
 }
 
 #[test]
-fn every_bad_feed_field_is_named_at_once() {
-    let text = r#"
-        [live]
-        idle_timeout_ms = 100
-        ping_interval_ms = 500
-        [record]
-        zstd_level = 40
-        [[feeds]]
-        name = "a"
-        venue = "binance"
-        symbols = ["BTCUSDT"]
-        channels = ["trade", "depth"]
-        colour = "red"
-        ltt_basis = "ist"
-        [[feeds]]
-        name = "a"
-        venue = "kraken"
-        [[feeds]]
-        name = "d"
-        venue = "dhan"
-        url = "http://x"
-        symbols = ["NSE_EQ:1333", "BSE:1", "NSE_EQ:x"]
-        ltt_basis = "gmt"
-        [[feeds]]
-        name = "own"
-        venue = "tickwire"
-        [[feeds]]
-        name = "ok"
-        venue = "okx"
-        symbols = ["BTC-USDT", "ETH-USDT", "BTC-USDT"]
-        channels = ["tickers"]
-    "#;
-    let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
-    let mut got = fields(err);
-    got.sort();
-    assert_eq!(
-        got,
-        vec![
-            "feeds[0].channels[1]",
-            "feeds[0].colour",
-            "feeds[0].ltt_basis",
-            "feeds[1].name",
-            "feeds[1].venue",
-            "feeds[2].ltt_basis",
-            "feeds[2].symbols[1]",
-            "feeds[2].symbols[2]",
-            "feeds[2].url",
-            "feeds[3].url",
-            "feeds[4].symbols[2]",
-            "live.ping_interval_ms",
-            "record.zstd_level",
-        ]
-    );
-}
-
-#[test]
-fn dhan_ltt_basis_defaults_to_ist_wall_clock() {
-    use crate::feeds::LttBasis;
-    let text = r#"
-        [[feeds]]
-        name = "a"
-        venue = "dhan"
-        symbols = ["NSE_EQ:1333"]
-        [[feeds]]
-        name = "b"
-        venue = "dhan"
-        symbols = ["NSE_EQ:1333"]
-        ltt_basis = "utc"
-    "#;
-    let c = Config::from_toml(text, &Overrides::default()).unwrap();
-    assert_eq!(c.feeds[0].ltt_basis(), LttBasis::IstWallClock);
-    assert_eq!(c.feeds[1].ltt_basis(), LttBasis::Utc);
-    let err = Config::from_toml(&text.replace("\"utc\"", "\"UTC+5\""), &Overrides::default())
-        .unwrap_err();
-    assert_eq!(err.fields().len(), 1);
-    assert_eq!(err.fields()[0].field, "feeds[1].ltt_basis");
-    assert!(
-        err.fields()[0].message.contains("\"UTC+5\"")
-            && err.fields()[0].message.contains("ist, utc"),
-        "{}",
-        err.fields()[0].message
-    );
-}
-
-#[test]
 fn overrides_win_and_are_validated() {
     let o = Overrides {
         redis_url: Some("redis://10.0.0.1:7000".into()),
         prefix: Some("bt:".into()),
         ..Default::default()
     };
-    let c = Config::from_toml("[redis]\nurl = \"redis://x:1\"\n", &o).unwrap();
+    let c = Config::from_toml("[redis]\nurl = \"redis://x:1\"\n", &o, NO_VENUES).unwrap();
     assert_eq!(c.redis.url, "redis://10.0.0.1:7000");
     assert_eq!(c.keys.prefix, "bt:");
     let bad = Overrides {
@@ -180,14 +98,19 @@ fn overrides_win_and_are_validated() {
         ..Default::default()
     };
     assert_eq!(
-        fields(Config::from_toml("", &bad).unwrap_err()),
+        fields(Config::from_toml("", &bad, NO_VENUES).unwrap_err()),
         vec!["redis.url"]
     );
 }
 
 #[test]
 fn ttl_override_applies_per_db() {
-    let c = Config::from_toml("[ttl.override]\nprices = 60\n", &Overrides::default()).unwrap();
+    let c = Config::from_toml(
+        "[ttl.override]\nprices = 60\n",
+        &Overrides::default(),
+        NO_VENUES,
+    )
+    .unwrap();
     assert_eq!(c.ttl.secs(Db::Prices), 60);
     assert_eq!(c.ttl.secs(Db::System), 57_600);
 }
@@ -195,7 +118,7 @@ fn ttl_override_applies_per_db() {
 #[test]
 fn syntax_errors_are_reported() {
     assert!(matches!(
-        Config::from_toml("[redis\n", &Overrides::default()),
+        Config::from_toml("[redis\n", &Overrides::default(), NO_VENUES),
         Err(ConfigError::Syntax(_))
     ));
 }
@@ -226,7 +149,7 @@ fn redis_tls_names_every_bad_field_at_once() {
         dir.path().join("missing.pem"),
         ca,
     );
-    let err = Config::from_toml(&text, &Overrides::default()).unwrap_err();
+    let err = Config::from_toml(&text, &Overrides::default(), NO_VENUES).unwrap_err();
     let mut got = fields(err);
     got.sort();
     assert_eq!(
@@ -240,13 +163,13 @@ fn redis_tls_names_every_bad_field_at_once() {
     );
     // A key without its certificate names the certificate.
     let text = format!("[redis]\nurl = \"rediss://h:6379\"\n[redis.tls]\nkey_file = {ca:?}\n");
-    let err = Config::from_toml(&text, &Overrides::default()).unwrap_err();
+    let err = Config::from_toml(&text, &Overrides::default(), NO_VENUES).unwrap_err();
     assert_eq!(fields(err), vec!["redis.tls.cert_file"]);
     // A complete section over rediss:// loads.
     let text = format!(
         "[redis]\nurl = \"rediss://h:6379\"\n[redis.tls]\nca_file = {ca:?}\ncert_file = {ca:?}\nkey_file = {ca:?}\nserver_name = \"redis.internal\"\n"
     );
-    let c = Config::from_toml(&text, &Overrides::default()).unwrap();
+    let c = Config::from_toml(&text, &Overrides::default(), NO_VENUES).unwrap();
     let tls = c.redis.tls.expect("[redis.tls]");
     assert_eq!(tls.ca_file.as_deref(), Some(ca.as_path()));
     assert_eq!(tls.server_name.as_deref(), Some("redis.internal"));
@@ -260,6 +183,7 @@ fn placed(toml: &str, profiles: &[&str]) -> Result<Config, ConfigError> {
             profiles: profiles.iter().map(|p| p.to_string()).collect(),
             prefix: Some("bt:".into()),
         },
+        NO_VENUES,
     )
 }
 
@@ -308,7 +232,7 @@ fn cluster_keys_carry_their_namespace_and_the_symbol_as_hash_tag() {
         "the alert script's two keys share the stream's slot"
     );
     // One Redis: the same templates as written.
-    let one = Config::from_toml("", &Overrides::default()).unwrap();
+    let one = Config::from_toml("", &Overrides::default(), NO_VENUES).unwrap();
     let keys = one.key_templates().clone();
     assert_eq!(
         keys.tick_stream.render(keys.prefix_of(Db::Premarket), inst),
@@ -318,7 +242,12 @@ fn cluster_keys_carry_their_namespace_and_the_symbol_as_hash_tag() {
 
 #[test]
 fn an_instance_names_the_process_keys() {
-    let c = Config::from_toml("[process]\ninstance = \"a-1\"\n", &Overrides::default()).unwrap();
+    let c = Config::from_toml(
+        "[process]\ninstance = \"a-1\"\n",
+        &Overrides::default(),
+        NO_VENUES,
+    )
+    .unwrap();
     let keys = c.key_templates().clone();
     let p = keys.prefix_of(Db::System);
     assert_eq!(keys.heartbeat.render(p, |_| None), "tickwire:heartbeat:a-1");
@@ -341,7 +270,11 @@ fn an_instance_names_the_process_keys() {
         keys.feed_status.render_one(p, "feed", "okx"),
         "bt:system:feed:{okx}:status:{a-1}"
     );
-    let bad = Config::from_toml("[process]\ninstance = \"a b\"\n", &Overrides::default());
+    let bad = Config::from_toml(
+        "[process]\ninstance = \"a b\"\n",
+        &Overrides::default(),
+        NO_VENUES,
+    );
     let Err(ConfigError::Invalid(errors)) = bad else {
         panic!("a blank in the instance is refused")
     };
@@ -373,6 +306,7 @@ fn a_cluster_refuses_braces_in_the_prefix_and_profile_keys_naming_no_instrument(
     let Err(ConfigError::Invalid(errors)) = Config::from_toml(
         "[redis]\ncluster = true\n[keys]\nprefix = \"{bt}:\"\n",
         &Overrides::default(),
+        NO_VENUES,
     ) else {
         panic!("braces in the prefix are refused on a cluster")
     };
@@ -397,7 +331,7 @@ fn a_cluster_refuses_braces_in_the_prefix_and_profile_keys_naming_no_instrument(
 fn problems_come_in_the_order_of_the_sections() {
     let text =
         "[keys]\ntick_stream = \"t:{sym}\"\n[metrics]\nlisten = \"x\"\n[alerts]\nmaxlen = 0\n";
-    let err = Config::from_toml(text, &Overrides::default()).unwrap_err();
+    let err = Config::from_toml(text, &Overrides::default(), NO_VENUES).unwrap_err();
     assert_eq!(
         fields(err),
         ["alerts.maxlen", "keys.tick_stream", "metrics.listen"]

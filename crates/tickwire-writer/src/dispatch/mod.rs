@@ -199,10 +199,10 @@ impl Dispatcher {
             return Ok(());
         }
         for other in others.iter() {
-            let shared = tickwire_core::venues::shared_keys(&self.keys, other, inst);
+            let shared = tickwire_core::collisions::shared_keys(&self.keys, other, inst);
             if !shared.is_empty() {
                 return Err(WriterError::VenueCollision(
-                    tickwire_core::venues::collision_message(other, inst, &shared),
+                    tickwire_core::collisions::collision_message(other, inst, &shared),
                 ));
             }
         }
@@ -257,7 +257,7 @@ impl Dispatcher {
                     format!(
                         "an earlier run wrote {} for {owner}; {}",
                         String::from_utf8_lossy(key.as_bytes()),
-                        tickwire_core::venues::collision_message(
+                        tickwire_core::collisions::collision_message(
                             &earlier,
                             inst,
                             &[String::from_utf8_lossy(key.as_bytes()).into_owned()]

@@ -70,10 +70,13 @@ pub(super) async fn run(
         StateConfig::from_config(config),
         Checkpoints::new(&pools, config)?,
         Some(LiveClock {
-            instruments: tickwire_core::venues::feed_instruments(&config.feeds)
-                .into_iter()
-                .map(Arc::new)
-                .collect(),
+            instruments: tickwire_core::collisions::feed_instruments(
+                &config.feeds,
+                tickwire_parse::VENUES,
+            )
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
         }),
         state_tx,
     );

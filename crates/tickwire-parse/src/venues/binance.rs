@@ -8,9 +8,134 @@
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
-use tickwire_core::{Dec, Event, InstrumentCache, Quote, Tick};
+use tickwire_core::{
+    Dec, Event, FeedConfig, Frame, FrameDecoder, Instrument, InstrumentCache, Quote,
+    SubscriptionOp, Tick, TradeIdentity, Venue,
+};
 
-use super::{optional_price, FrameError, JsonScratch};
+use super::{optional_price, unexpected_binary, FrameError, JsonScratch};
+
+/// Binance spot (`binance`) or USD-M futures (`binance-futures`): one wire
+/// format, two endpoints, two exchanges.
+pub struct Binance {
+    name: &'static str,
+    url: &'static str,
+}
+
+/// Binance spot combined streams.
+pub const SPOT: Binance = Binance {
+    name: "binance",
+    url: "wss://stream.binance.com:9443/stream",
+};
+
+/// Binance USD-M futures combined streams.
+pub const FUTURES: Binance = Binance {
+    name: "binance-futures",
+    url: "wss://fstream.binance.com/stream",
+};
+
+/// Binance takes up to 1024 streams a connection; messages stay small.
+const STREAMS_PER_MESSAGE: usize = 200;
+
+impl Venue for Binance {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn default_url(&self) -> Option<&'static str> {
+        Some(self.url)
+    }
+
+    fn default_channels(&self) -> &'static [&'static str] {
+        &["trade"]
+    }
+
+    fn known_channels(&self) -> &'static [&'static str] {
+        &["trade", "aggTrade", "bookTicker"]
+    }
+
+    fn instruments(&self, feed: &FeedConfig) -> Vec<Instrument> {
+        feed.symbols
+            .iter()
+            .map(|s| Instrument::new(self.name, &s.trim().to_ascii_uppercase()))
+            .collect()
+    }
+
+    /// `{"method":"SUBSCRIBE","params":["btcusdt@trade",..],"id":1}`.
+    fn subscription(
+        &self,
+        feed: &FeedConfig,
+        channels: &[String],
+        op: SubscriptionOp,
+    ) -> Vec<String> {
+        let method = match op {
+            SubscriptionOp::Subscribe => "SUBSCRIBE",
+            SubscriptionOp::Unsubscribe => "UNSUBSCRIBE",
+        };
+        let streams: Vec<String> = feed
+            .symbols
+            .iter()
+            .flat_map(|s| {
+                let s = s.to_ascii_lowercase();
+                channels.iter().map(move |c| format!("{s}@{c}"))
+            })
+            .collect();
+        streams
+            .chunks(STREAMS_PER_MESSAGE)
+            .enumerate()
+            .map(|(i, chunk)| {
+                serde_json::json!({"method": method, "params": chunk, "id": i + 1}).to_string()
+            })
+            .collect()
+    }
+
+    fn trade_identity(&self) -> TradeIdentity {
+        TradeIdentity::Consecutive
+    }
+
+    fn error_types(&self) -> &'static [&'static str] {
+        &[
+            "json",
+            "missing_field",
+            "bad_number",
+            "invalid_tick",
+            "unknown_message",
+            "unexpected_binary",
+            "implausible_time",
+        ]
+    }
+
+    fn decoder(&self, _feed: Option<&FeedConfig>, _feeds: &[FeedConfig]) -> Box<dyn FrameDecoder> {
+        Box::new(BinanceFrames {
+            exchange: self.name,
+            decoder: BinanceDecoder::default(),
+        })
+    }
+}
+
+/// One feed's decoder: its exchange and buffers.
+struct BinanceFrames {
+    exchange: &'static str,
+    decoder: BinanceDecoder,
+}
+
+impl FrameDecoder for BinanceFrames {
+    fn decode(
+        &mut self,
+        frame: Frame<'_>,
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        match frame {
+            Frame::Text(text) => {
+                self.decoder
+                    .decode(self.exchange, text, recv_ns, instruments, out)
+            }
+            Frame::Binary(_) => Err(unexpected_binary(self.exchange)),
+        }
+    }
+}
 use crate::num::decimal;
 
 /// A `trade` or `aggTrade` event, as Binance sends it.
@@ -199,6 +324,38 @@ impl BinanceDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickwire_core::FeedVenue;
+
+    fn feed(symbols: &[&str], channels: &[&str]) -> FeedConfig {
+        FeedConfig {
+            name: "f".into(),
+            venue: "binance".into(),
+            url: None,
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            ltt_basis: None,
+        }
+    }
+
+    #[test]
+    fn subscriptions_name_each_symbol_and_channel() {
+        let b = feed(&["BTCUSDT", "ETHUSDT"], &["trade", "bookTicker"]);
+        let streams = r#""params":["btcusdt@trade","btcusdt@bookTicker","ethusdt@trade","ethusdt@bookTicker"]"#;
+        assert_eq!(
+            FeedVenue::new(&SPOT).subscribe_messages(&b),
+            [format!(r#"{{"id":1,"method":"SUBSCRIBE",{streams}}}"#)]
+        );
+        assert_eq!(
+            SPOT.subscription(&b, &b.channels, SubscriptionOp::Unsubscribe),
+            [format!(r#"{{"id":1,"method":"UNSUBSCRIBE",{streams}}}"#)]
+        );
+        // No channels named: the venue's default (trade); 200 streams a message.
+        let many: Vec<String> = (0..450).map(|i| format!("S{i}USDT")).collect();
+        let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+        let msgs = FeedVenue::new(&FUTURES).subscribe_messages(&feed(&many, &[]));
+        assert_eq!(msgs.len(), 3);
+        assert!(msgs[0].contains(r#""s0usdt@trade""#) && msgs[2].contains(r#""id":3"#));
+    }
 
     fn d(v: f64) -> Dec {
         Dec::from_f64(v).unwrap()

@@ -8,9 +8,112 @@
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
-use tickwire_core::{Dec, Event, InstrumentCache, Quote, Tick};
+use tickwire_core::{
+    Dec, Event, FeedConfig, Frame, FrameDecoder, Instrument, InstrumentCache, Keepalive, Quote,
+    SubscriptionOp, Tick, TradeIdentity, Venue,
+};
 
-use super::{optional_price, FrameError, JsonScratch};
+use super::{optional_price, unexpected_binary, FrameError, JsonScratch};
+
+/// OKX v5 public channels.
+pub struct Okx;
+
+/// Arguments (channel and instrument pairs) a message carries at most.
+const ARGS_PER_MESSAGE: usize = 100;
+
+impl Venue for Okx {
+    fn name(&self) -> &'static str {
+        "okx"
+    }
+
+    fn default_url(&self) -> Option<&'static str> {
+        Some("wss://ws.okx.com:8443/ws/v5/public")
+    }
+
+    fn default_channels(&self) -> &'static [&'static str] {
+        &["trades"]
+    }
+
+    fn known_channels(&self) -> &'static [&'static str] {
+        &["trades", "tickers"]
+    }
+
+    fn instruments(&self, feed: &FeedConfig) -> Vec<Instrument> {
+        feed.symbols
+            .iter()
+            .map(|s| Instrument::new(self.name(), s.trim()))
+            .collect()
+    }
+
+    /// `{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"},..]}`.
+    fn subscription(
+        &self,
+        feed: &FeedConfig,
+        channels: &[String],
+        op: SubscriptionOp,
+    ) -> Vec<String> {
+        let op = match op {
+            SubscriptionOp::Subscribe => "subscribe",
+            SubscriptionOp::Unsubscribe => "unsubscribe",
+        };
+        let args: Vec<serde_json::Value> = channels
+            .iter()
+            .flat_map(|c| {
+                feed.symbols
+                    .iter()
+                    .map(move |s| serde_json::json!({"channel": c, "instId": s}))
+            })
+            .collect();
+        args.chunks(ARGS_PER_MESSAGE)
+            .map(|chunk| serde_json::json!({"op": op, "args": chunk}).to_string())
+            .collect()
+    }
+
+    /// OKX wants the text `ping`; it answers the text `pong`.
+    fn keepalive(&self) -> Keepalive {
+        Keepalive::Text("ping")
+    }
+
+    fn trade_identity(&self) -> TradeIdentity {
+        TradeIdentity::Increasing
+    }
+
+    fn error_types(&self) -> &'static [&'static str] {
+        &[
+            "json",
+            "missing_field",
+            "bad_number",
+            "bad_value",
+            "invalid_tick",
+            "unknown_message",
+            "venue_error",
+            "unexpected_binary",
+            "implausible_time",
+        ]
+    }
+
+    fn decoder(&self, _feed: Option<&FeedConfig>, _feeds: &[FeedConfig]) -> Box<dyn FrameDecoder> {
+        Box::new(OkxFrames(OkxDecoder::default()))
+    }
+}
+
+/// One feed's decoder.
+struct OkxFrames(OkxDecoder);
+
+impl FrameDecoder for OkxFrames {
+    fn decode(
+        &mut self,
+        frame: Frame<'_>,
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        match frame {
+            Frame::Text(text) => self.0.decode("okx", text, recv_ns, instruments, out),
+            Frame::Binary(_) => Err(unexpected_binary("okx")),
+        }
+    }
+}
 use crate::num::decimal;
 
 /// One element of a `trades` push, as OKX sends it:
@@ -190,6 +293,32 @@ impl OkxDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickwire_core::FeedVenue;
+
+    fn feed(symbols: &[&str], channels: &[&str]) -> FeedConfig {
+        FeedConfig {
+            name: "f".into(),
+            venue: "okx".into(),
+            url: None,
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            ltt_basis: None,
+        }
+    }
+
+    #[test]
+    fn subscriptions_default_to_trades() {
+        let o = feed(&["BTC-USDT"], &[]);
+        assert_eq!(
+            FeedVenue::new(&Okx).subscribe_messages(&o),
+            [r#"{"args":[{"channel":"trades","instId":"BTC-USDT"}],"op":"subscribe"}"#]
+        );
+        assert_eq!(
+            Okx.subscription(&o, &["tickers".into()], SubscriptionOp::Unsubscribe),
+            [r#"{"args":[{"channel":"tickers","instId":"BTC-USDT"}],"op":"unsubscribe"}"#]
+        );
+        assert_eq!(Okx.keepalive(), Keepalive::Text("ping"));
+    }
 
     fn d(v: f64) -> Dec {
         Dec::from_f64(v).unwrap()

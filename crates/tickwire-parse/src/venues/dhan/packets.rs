@@ -1,4 +1,4 @@
-//! Dhan HQ v2 live market feed: binary, little-endian, unpadded packets.
+//! Dhan's packets: binary, little-endian, unpadded.
 //!
 //! Every packet starts with an 8-byte header: response code u8, message
 //! length u16, exchange segment u8, security id u32. The bodies (per Dhan's
@@ -36,24 +36,8 @@ use jiff::civil::Date;
 use tickwire_core::session::{default_exchanges, Calendar, SessionClock};
 use tickwire_core::{Dec, Depth, DepthLevel, Event, InstrumentCache, Tick, TradeId};
 
-use super::FrameError;
-
-pub use tickwire_core::feeds::LttBasis;
-
-/// Exchange segment codes of the header.
-pub fn segment_name(code: u8) -> Option<(&'static str, &'static str)> {
-    Some(match code {
-        0 => ("IDX", "IDX_I"),
-        1 => ("NSE", "NSE_EQ"),
-        2 => ("NSE", "NSE_FNO"),
-        3 => ("NSE", "NSE_CURRENCY"),
-        4 => ("BSE", "BSE_EQ"),
-        5 => ("MCX", "MCX_COMM"),
-        7 => ("BSE", "BSE_CURRENCY"),
-        8 => ("BSE", "BSE_FNO"),
-        _ => return None,
-    })
-}
+use super::{segment_name, LttBasis};
+use crate::venues::FrameError;
 
 /// Total packet size of each response code.
 fn packet_len(code: u8) -> Option<usize> {

@@ -1,0 +1,252 @@
+//! What a venue is, as one trait: its endpoints and channels, how a feed of
+//! it is checked, subscribed and kept alive, how its frames are decoded and
+//! what identifies its trades.
+//!
+//! The venues themselves live one module each in `tickwire-parse`'s
+//! `venues/` (Binance, OKX, Dhan, tickwire's own JSON), registered in one
+//! list there. Everything else — config validation, the feed connections,
+//! the parser, the metrics — asks a [`FeedVenue`] handle and never names a
+//! venue.
+
+use std::fmt;
+
+use crate::event::Event;
+use crate::feeds::FeedConfig;
+use crate::tick::{Instrument, InstrumentCache};
+
+/// One WebSocket frame's payload.
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    Text(&'a [u8]),
+    Binary(&'a [u8]),
+}
+
+/// Why a frame was rejected: a low-cardinality class and a readable reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl FrameError {
+    pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            error_type,
+            message: message.into(),
+        }
+    }
+}
+
+/// What is sent on a quiet socket so that a healthy one answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keepalive {
+    /// A WebSocket ping frame.
+    Ping,
+    /// A text message the venue answers (OKX: `ping`, answered `pong`).
+    Text(&'static str),
+}
+
+/// Whether a subscription message starts or ends the streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionOp {
+    Subscribe,
+    Unsubscribe,
+}
+
+/// What a venue's trade ids say (see [`crate::TradeId`]): what a resend, a
+/// missed trade and a fill from its history can be told by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeIdentity {
+    /// Consecutive per instrument within their sequence (Binance `t`, `a`):
+    /// a jump is a trade the venue sent and tickwire did not get.
+    Consecutive,
+    /// Increasing per instrument, not consecutive (OKX `tradeId`).
+    Increasing,
+    /// Derived from the day's cumulative volume (Dhan): increasing per
+    /// instrument and trading date.
+    DayVolume,
+    /// As the producer sent it (tickwire JSON's optional `id`).
+    AsSent,
+}
+
+/// One frame decoder of one feed, with its reusable buffers and state.
+pub trait FrameDecoder: Send {
+    /// Decodes one frame, pushing its events (ticks on the venue's exchange,
+    /// quotes, depth, skips) to `out`.
+    fn decode(
+        &mut self,
+        frame: Frame<'_>,
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError>;
+}
+
+/// Everything tickwire knows of one venue. A new venue is a module that
+/// implements this and one line in the registry (`tickwire_parse::VENUES`).
+pub trait Venue: Sync {
+    /// Its name in config and recordings; also the exchange of its ticks
+    /// (Dhan's ticks are on their segment's exchange).
+    fn name(&self) -> &'static str;
+
+    /// The public WebSocket endpoint, if it has one (credentials are added
+    /// by [`Venue::connect_url`]).
+    fn default_url(&self) -> Option<&'static str>;
+
+    /// The channels subscribed when a feed names none.
+    fn default_channels(&self) -> &'static [&'static str];
+
+    /// The channels it knows; a feed naming another is refused.
+    fn known_channels(&self) -> &'static [&'static str];
+
+    /// Whether a feed must name its instruments (tickwire's own producers
+    /// may send every instrument unasked).
+    fn needs_symbols(&self) -> bool {
+        true
+    }
+
+    /// The venue-only `[[feeds]]` fields it takes (Dhan: `ltt_basis`); a
+    /// feed of another venue setting one is refused.
+    fn feed_options(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Its own checks of a feed's entries (the syntax of its instruments,
+    /// its options): (the field under `feeds[i].`, what is wrong), every one.
+    fn check_feed(&self, _feed: &FeedConfig) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// The instruments a feed of it will produce, where its config says;
+    /// empty when only the frames will tell (tickwire JSON).
+    fn instruments(&self, feed: &FeedConfig) -> Vec<Instrument>;
+
+    /// The URL to dial for a feed whose endpoint is `url` (the configured
+    /// or the public one): credentials from the environment added where the
+    /// venue needs them. The error says what is missing.
+    fn connect_url(&self, _feed: &FeedConfig, url: &str) -> Result<String, String> {
+        Ok(url.to_string())
+    }
+
+    /// The text messages that start (or end) a feed's streams of `channels`
+    /// (the feed's, or the venue's default), sent after every connect.
+    fn subscription(
+        &self,
+        feed: &FeedConfig,
+        channels: &[String],
+        op: SubscriptionOp,
+    ) -> Vec<String>;
+
+    /// What keeps a quiet connection alive.
+    fn keepalive(&self) -> Keepalive {
+        Keepalive::Ping
+    }
+
+    /// What its trade ids say.
+    fn trade_identity(&self) -> TradeIdentity;
+
+    /// Every `error_type` its decoder can reject a frame for
+    /// (`tickwire_frames_rejected_total`, exported at 0 from the start).
+    fn error_types(&self) -> &'static [&'static str];
+
+    /// A decoder for `feed` (`None`: a recording's feed the config does not
+    /// name); `feeds` is every configured feed, for what a decoder learns
+    /// from them (Dhan's symbols).
+    fn decoder(&self, feed: Option<&FeedConfig>, feeds: &[FeedConfig]) -> Box<dyn FrameDecoder>;
+}
+
+/// A handle on a registered venue: copied freely, compared by name.
+#[derive(Clone, Copy)]
+pub struct FeedVenue(&'static dyn Venue);
+
+impl FeedVenue {
+    pub const fn new(venue: &'static dyn Venue) -> Self {
+        Self(venue)
+    }
+
+    /// The channels a feed subscribes: as configured, or the venue's default.
+    pub fn channels(self, feed: &FeedConfig) -> Vec<String> {
+        if feed.channels.is_empty() {
+            self.default_channels()
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        } else {
+            feed.channels.clone()
+        }
+    }
+
+    /// The messages that subscribe `feed` to its channels.
+    pub fn subscribe_messages(self, feed: &FeedConfig) -> Vec<String> {
+        self.subscription(feed, &self.channels(feed), SubscriptionOp::Subscribe)
+    }
+}
+
+impl std::ops::Deref for FeedVenue {
+    type Target = dyn Venue;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl PartialEq for FeedVenue {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for FeedVenue {}
+
+impl std::hash::Hash for FeedVenue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl fmt::Debug for FeedVenue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for FeedVenue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The registered venues, found by name.
+#[derive(Clone, Copy)]
+pub struct Venues(&'static [FeedVenue]);
+
+impl Venues {
+    pub const fn new(venues: &'static [FeedVenue]) -> Self {
+        Self(venues)
+    }
+
+    /// The venue named `name`.
+    pub fn get(self, name: &str) -> Option<FeedVenue> {
+        self.0.iter().copied().find(|v| v.name() == name)
+    }
+
+    /// The venue of a configured feed (validated config: it is known).
+    pub fn of(self, feed: &FeedConfig) -> Option<FeedVenue> {
+        self.get(&feed.venue)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = FeedVenue> {
+        self.0.iter().copied()
+    }
+
+    /// Every name, for the messages that list what is known.
+    pub fn names(self) -> Vec<&'static str> {
+        self.0.iter().map(|v| v.name()).collect()
+    }
+}
+
+impl fmt::Debug for Venues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0).finish()
+    }
+}
