@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
-use crate::venue::Venues;
 
 /// One `[[feeds]]` table: a WebSocket connection and what it subscribes to.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -158,132 +157,11 @@ impl Default for RecordConfig {
     }
 }
 
-/// Every problem of the feed, live and record sections; `venues` are the
-/// registered venues a feed may name.
-pub(crate) fn validate(
-    feeds: &[FeedConfig],
+/// `[live]` and `[record]`: timeouts, backoff, backlog and file settings.
+pub(crate) fn validate_live_and_record(
     live: &LiveConfig,
     record: &RecordConfig,
-    venues: Venues,
 ) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (i, f) in feeds.iter().enumerate() {
-        errors.extend(validate_feed(i, f, &mut names, venues));
-    }
-    errors.extend(validate_live_and_record(live, record));
-    errors
-}
-
-/// The problems of `feeds[i]`; `names` holds the names of the feeds before it.
-fn validate_feed<'a>(
-    i: usize,
-    f: &'a FeedConfig,
-    names: &mut std::collections::HashSet<&'a str>,
-    venues: Venues,
-) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let field = |name: &str| format!("feeds[{i}].{name}");
-    let name_ok = !f.name.is_empty()
-        && f.name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !name_ok {
-        errors.push(FieldError::new(
-            field("name"),
-            format!("{:?} must be letters, digits, '-', '_' or '.'", f.name),
-        ));
-    } else if !names.insert(f.name.as_str()) {
-        errors.push(FieldError::new(
-            field("name"),
-            format!("{:?} names two feeds", f.name),
-        ));
-    }
-    let Some(venue) = venues.of(f) else {
-        errors.push(FieldError::new(
-            field("venue"),
-            format!(
-                "unknown venue {:?} (known: {})",
-                f.venue,
-                venues.names().join(", ")
-            ),
-        ));
-        return errors;
-    };
-    match &f.url {
-        Some(url) if !(url.starts_with("ws://") || url.starts_with("wss://")) => {
-            errors.push(FieldError::new(
-                field("url"),
-                format!(
-                    "must be ws:// or wss:// (got {:?})",
-                    crate::redact::redact_url(url)
-                ),
-            ))
-        }
-        None if venue.default_url().is_none() => errors.push(FieldError::new(
-            field("url"),
-            format!("venue {} has no public endpoint: set url", venue.name()),
-        )),
-        _ => {}
-    }
-    if f.symbols.is_empty() && venue.needs_symbols() {
-        errors.push(FieldError::new(
-            field("symbols"),
-            "must name at least one instrument",
-        ));
-    }
-    // The venue-only fields: refused on another venue's feed.
-    for (option, set) in [("ltt_basis", f.ltt_basis.is_some())] {
-        if set && !venue.feed_options().contains(&option) {
-            let takers: Vec<_> = venues
-                .iter()
-                .filter(|v| v.feed_options().contains(&option))
-                .map(|v| v.name())
-                .collect();
-            errors.push(FieldError::new(
-                field(option),
-                format!(
-                    "only {} feeds take {option} (this feed's venue is {})",
-                    takers.join(" or "),
-                    venue.name()
-                ),
-            ));
-        }
-    }
-    for (sub, message) in venue.check_feed(f) {
-        errors.push(FieldError::new(field(&sub), message));
-    }
-    // A repeated entry would subscribe twice to one stream.
-    for (list, entries) in [("symbols", &f.symbols), ("channels", &f.channels)] {
-        for (j, e) in entries.iter().enumerate() {
-            if let Some(k) = entries[..j].iter().position(|o| o == e) {
-                errors.push(FieldError::new(
-                    format!("feeds[{i}].{list}[{j}]"),
-                    format!("{e:?} repeats {list}[{k}]"),
-                ));
-            }
-        }
-    }
-    let known = venue.known_channels();
-    for (j, c) in f.channels.iter().enumerate() {
-        if !known.contains(&c.as_str()) {
-            let msg = if known.is_empty() {
-                format!("venue {} takes no channels (got {c:?})", venue.name())
-            } else {
-                format!(
-                    "unknown channel {c:?} for {} (known: {})",
-                    venue.name(),
-                    known.join(", ")
-                )
-            };
-            errors.push(FieldError::new(format!("feeds[{i}].channels[{j}]"), msg));
-        }
-    }
-    errors
-}
-
-/// `[live]` and `[record]`: timeouts, backoff, backlog and file settings.
-fn validate_live_and_record(live: &LiveConfig, record: &RecordConfig) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut check = |ok: bool, field: &str, msg: String| {
         if !ok {
@@ -353,7 +231,7 @@ mod tests {
             max_backlog_bytes: 1 << 20,
             ..LiveConfig::default()
         };
-        let errors: Vec<String> = validate(&[], &live, &RecordConfig::default(), Venues::new(&[]))
+        let errors: Vec<String> = validate_live_and_record(&live, &RecordConfig::default())
             .iter()
             .map(ToString::to_string)
             .collect();

@@ -234,11 +234,10 @@ impl Config {
             )),
             Err(bad) => errors.extend(bad.iter().cloned()),
         }
-        errors.extend(crate::feeds::validate(
-            &self.feeds,
+        errors.extend(venues.check_feeds(&self.feeds));
+        errors.extend(crate::feeds::validate_live_and_record(
             &self.live,
             &self.record,
-            venues,
         ));
         errors.extend(crate::feeds::validate_spool(&self.spool));
         errors.extend(self.metrics.validate());
