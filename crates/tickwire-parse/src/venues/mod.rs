@@ -169,3 +169,16 @@ impl FeedDecoders {
         decoder.decode(frame, recv_ns, instruments, out)
     }
 }
+
+/// A feed of `venue` as a test writes it (no url: the venue's own).
+#[cfg(test)]
+pub(crate) fn test_feed(venue: &str, symbols: &[&str], channels: &[&str]) -> FeedConfig {
+    FeedConfig {
+        name: "f".into(),
+        venue: venue.into(),
+        url: None,
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        channels: channels.iter().map(|s| s.to_string()).collect(),
+        ltt_basis: None,
+    }
+}

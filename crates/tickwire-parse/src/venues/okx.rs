@@ -296,14 +296,7 @@ mod tests {
     use tickwire_core::FeedVenue;
 
     fn feed(symbols: &[&str], channels: &[&str]) -> FeedConfig {
-        FeedConfig {
-            name: "f".into(),
-            venue: "okx".into(),
-            url: None,
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            ltt_basis: None,
-        }
+        crate::venues::test_feed("okx", symbols, channels)
     }
 
     #[test]

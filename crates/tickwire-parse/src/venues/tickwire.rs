@@ -114,14 +114,7 @@ mod tests {
 
     #[test]
     fn a_named_feed_asks_for_its_symbols_and_an_open_one_for_nothing() {
-        let mut feed = FeedConfig {
-            name: "own".into(),
-            venue: "tickwire".into(),
-            url: Some("ws://127.0.0.1:1/".into()),
-            symbols: vec!["AAA".into()],
-            channels: Vec::new(),
-            ltt_basis: None,
-        };
+        let mut feed = crate::venues::test_feed("tickwire", &["AAA"], &[]);
         assert_eq!(
             Tickwire.subscription(&feed, &[], SubscriptionOp::Subscribe),
             [r#"{"op":"subscribe","symbols":["AAA"]}"#]

@@ -322,14 +322,7 @@ mod tests {
     use super::*;
 
     fn feed(symbols: &[&str], channels: &[&str]) -> FeedConfig {
-        FeedConfig {
-            name: "nse".into(),
-            venue: "dhan".into(),
-            url: Some("ws://127.0.0.1:1/".into()),
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            ltt_basis: None,
-        }
+        crate::venues::test_feed("dhan", symbols, channels)
     }
 
     #[test]
