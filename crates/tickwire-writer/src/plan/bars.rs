@@ -2,6 +2,7 @@
 //! and indicator values to their hashes, a forming hash deleted once its
 //! bar closed.
 
+use crate::plan::{LaneBatch, PlanCx};
 use fred::bytes::BytesMut;
 use fred::prelude::*;
 use tickwire_core::{BarUpdate, IndicatorUpdate};
@@ -35,6 +36,18 @@ pub(crate) fn bar_fields(buf: &mut BytesMut, b: &tickwire_core::Bar) -> Vec<(Key
         Value::Bytes(int_bytes(buf, b.open_ms)),
     ];
     BAR_FIELDS.into_iter().zip(values).collect()
+}
+
+/// The batch's bars and indicator values (see [`plan_bars_and_indicators`]).
+pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
+    plan_bars_and_indicators(
+        &batch.bars,
+        &batch.indicators,
+        cx.s,
+        cx.state,
+        &mut cx.buf,
+        &mut cx.cmds,
+    );
 }
 
 /// Closed bars: XADD with the bar's open time as ID. Forming bars and

@@ -1,5 +1,6 @@
 //! Dead letters: each rejected frame to its feed's dead-letter stream.
 
+use crate::plan::{LaneBatch, PlanCx};
 use fred::bytes_utils::Str;
 use fred::prelude::*;
 use tickwire_core::Rejected;
@@ -44,6 +45,11 @@ pub(crate) fn is_dead_letter_of(
                 _ => false,
             }
         })
+}
+
+/// The batch's dead letters (see [`plan_dead_letters`]).
+pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
+    plan_dead_letters(&batch.rejects, cx.s, cx.state, &mut cx.cmds);
 }
 
 /// One XADD per dead letter, at its ID; each stream's EXPIRE when due.

@@ -2,6 +2,7 @@
 //! trades, computed by scripts in Redis, one EVALSHA per instrument and
 //! script per batch.
 
+use crate::plan::{LaneBatch, PlanCx};
 use fred::bytes::BytesMut;
 use fred::prelude::*;
 use tickwire_core::{Bar, SessionTrade};
@@ -29,6 +30,21 @@ pub(crate) struct LuaBar {
 pub(crate) struct LuaTrade {
     pub keys: LuaKeys,
     pub trade: SessionTrade,
+}
+
+/// The Lua engine's calls, when it is the engine (see [`plan_lua`]).
+pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
+    if let Some(lua) = &cx.s.lua {
+        plan_lua(
+            &batch.lua_bars,
+            &batch.lua_trades,
+            cx.s,
+            cx.state,
+            lua,
+            &mut cx.buf,
+            &mut cx.cmds,
+        );
+    }
 }
 
 /// One EVALSHA per instrument per batch and script, its inputs oldest first.

@@ -1,12 +1,18 @@
 //! Key profiles other than `default`: one `lua/profile_write.lua` call per
 //! profile key and batch.
 
+use crate::plan::{LaneBatch, PlanCx};
 use foldhash::{HashMap, HashMapExt};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
 use crate::plan::cmd::*;
 use crate::profile::ProfileWrite;
+
+/// The batch's key-profile writes (see [`plan_profiles`]).
+pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
+    plan_profiles(&batch.profile, cx.s.profile_script.as_ref(), &mut cx.cmds);
+}
 
 /// One EVALSHA of `profile_write.lua` per profile key: the batch's latest
 /// value (lists: every entry, oldest first).

@@ -1,6 +1,7 @@
 //! Snapshots: keys whose whole value each write replaces (depth, feed
 //! status, checkpoints); only a batch's latest is written, with its TTL.
 
+use crate::plan::{LaneBatch, PlanCx};
 use foldhash::{HashMap, HashMapExt};
 use fred::prelude::*;
 
@@ -20,6 +21,11 @@ pub(crate) enum Snapshot {
     Hash(Vec<(Key, Value)>),
     /// SET of a string.
     Text(Value),
+}
+
+/// The batch's snapshots (see [`plan_snapshots`]).
+pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
+    plan_snapshots(&batch.snapshots, cx.s, cx.state, &mut cx.cmds);
 }
 
 /// The latest snapshot of each key in the batch: one HSET (and its EXPIRE

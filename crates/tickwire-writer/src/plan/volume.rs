@@ -2,6 +2,7 @@
 //! session indexes the baseline job reads, a bucket's ratio to its
 //! baseline and its surge alert.
 
+use crate::plan::{LaneBatch, PlanCx};
 use foldhash::{HashMap, HashMapExt};
 use fred::bytes::BytesMut;
 use fred::prelude::*;
@@ -42,6 +43,11 @@ pub(crate) const VOLUME: Key = Key::from_static_str("volume");
 pub(crate) const TRADES: Key = Key::from_static_str("trades");
 pub(crate) const FIRST_TS: Key = Key::from_static_str("first_ts");
 pub(crate) const LAST_TS: Key = Key::from_static_str("last_ts");
+
+/// The batch's volume hashes (see [`plan_volumes`]).
+pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
+    plan_volumes(&batch.volumes, cx.s, cx.state, &mut cx.buf, &mut cx.cmds);
+}
 
 /// Bucket and session volume: one HSET of absolute values per key, the latest.
 pub(crate) fn plan_volumes(
