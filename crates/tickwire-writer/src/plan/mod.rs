@@ -71,7 +71,7 @@ macro_rules! output_kinds {
 output_kinds! {
     /// Ticks to their streams, then the last-price hashes they and the
     /// quotes leave (one pass: quotes fold in between the ticks).
-    ticks: TickWrite => ticks::plan,
+    ticks: TickWrite => prices::plan,
     /// Quotes for the last-price hashes (planned with the ticks).
     quotes: QuoteWrite,
     rejects: RejectWrite => dead_letters::plan,

@@ -7,12 +7,9 @@ use fred::prelude::*;
 use tickwire_core::Tick;
 
 use crate::lane::settings::LaneSettings;
-use crate::plan::cmd::{expire, EXCHANGE};
 use crate::plan::cmd::{Call, Cmd, Kind};
 use crate::plan::cmd::{ASK, BID, VOL};
 use crate::plan::cmd::{LTP, QTY, TS};
-use crate::plan::prices::{fold_quotes, LatestFields};
-use crate::plan::{LaneBatch, PlanCx};
 use foldhash::{HashMap, HashMapExt};
 
 /// One tick with its stream ID and keys.
@@ -164,80 +161,6 @@ pub(crate) fn tick_runs(ticks: &[TickWrite]) -> Vec<Vec<usize>> {
         }
     }
     runs
-}
-
-/// The ticks of a batch to their streams (with their EXPIREs when due), then
-/// the last-price hashes: per key, the latest value of each field its ticks
-/// and quotes gave (see `prices.rs`), in one HSET.
-pub(crate) fn plan(batch: &LaneBatch, cx: &mut PlanCx<'_>) {
-    let (s, state) = (cx.s, cx.state);
-    let cmds = &mut cx.cmds;
-    let mut text_buf = TickTexts::with_capacity(batch.ticks.len() * 48 + batch.quotes.len() * 24);
-    let mut texts = Vec::with_capacity(batch.ticks.len());
-    let mut stream_keys: Vec<(u8, &Key)> = Vec::new();
-    let mut seen: foldhash::HashSet<(u8, &Key)> = foldhash::HashSet::default();
-    // Per price key, the latest value of each field in this batch: the same
-    // hash as one HSET per tick would leave, whatever the batch boundaries
-    // (a tick without bid/ask keeps the bid/ask an earlier tick gave).
-    let mut last: foldhash::HashMap<(u8, &Key), LatestFields> = foldhash::HashMap::default();
-    let mut price_order: Vec<(u8, &Key)> = Vec::new();
-    let mut quotes = batch.quotes.iter().peekable();
-    for (i, w) in batch.ticks.iter().enumerate() {
-        fold_quotes(&mut quotes, i, &mut last, &mut price_order, &mut text_buf);
-        let text = TickText::new(&mut text_buf, w);
-        let latest = last.entry((w.price_db, &w.price_key)).or_insert_with(|| {
-            price_order.push((w.price_db, &w.price_key));
-            LatestFields::default()
-        });
-        latest.update(i, &text);
-        texts.push(text);
-        if seen.insert((w.db, &w.stream_key)) {
-            stream_keys.push((w.db, &w.stream_key));
-        }
-    }
-    fold_quotes(
-        &mut quotes,
-        usize::MAX,
-        &mut last,
-        &mut price_order,
-        &mut text_buf,
-    );
-    let text_buf = text_buf.freeze();
-    plan_ticks(&batch.ticks, cx.runs, s, &texts, &text_buf, cmds);
-    for (db, key) in stream_keys {
-        expire(state, db, key, s.ttl(db), cmds);
-    }
-    for (db, key) in price_order {
-        let latest = &last[&(db, key)];
-        let mut fields = Vec::with_capacity(7);
-        if let Some(i) = latest.tick {
-            fields.push((LTP, Value::Bytes(text_buf.bytes(texts[i].price))));
-            fields.push((TS, Value::Bytes(text_buf.bytes(texts[i].ts))));
-            fields.push((
-                EXCHANGE,
-                Value::from(&*batch.ticks[i].tick.instrument.exchange),
-            ));
-        }
-        for (k, v) in [(VOL, latest.vol), (BID, latest.bid), (ASK, latest.ask)] {
-            if let Some(v) = v {
-                fields.push((k, Value::Bytes(text_buf.bytes(v))));
-            }
-        }
-        if fields.is_empty() {
-            // Only quotes without bid or ask: an HSET of no fields is an
-            // error in Redis, and there is nothing to write.
-            continue;
-        }
-        cmds.push(Cmd {
-            db,
-            kind: Kind::Hash,
-            call: Call::Hset {
-                key: key.clone(),
-                fields,
-            },
-        });
-        expire(state, db, key, s.ttl(db), cmds);
-    }
 }
 
 /// The tick stream entries: a run of one stream's ticks is one call of
