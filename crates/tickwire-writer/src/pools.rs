@@ -332,26 +332,37 @@ impl RedisPools {
                 let mut events = client.reconnect_rx();
                 let mut errors = client.error_rx();
                 let w = std::sync::Arc::clone(&watch);
-                forwards.spawn(async move {
-                    while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
-                        errors.recv().await
-                    {
-                        w.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        w.dropped
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_or_insert_with(std::time::Instant::now);
-                    }
-                });
                 let tx = tx.clone();
-                let w = std::sync::Arc::clone(&watch);
+                // One task per connection, its errors first: fred sends a
+                // connection's error before its reconnect, and the drop
+                // must be known before the reconnect's check runs, or the
+                // witness could be an entry resent after the restart (found
+                // there, so a restart without data would pass as harmless).
                 forwards.spawn(async move {
-                    while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) =
-                        events.recv().await
-                    {
-                        w.reconnects
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let _ = tx.try_send(());
+                    use tokio::sync::broadcast::error::RecvError;
+                    let (mut errors_open, mut events_open) = (true, true);
+                    while errors_open || events_open {
+                        tokio::select! {
+                            biased;
+                            e = errors.recv(), if errors_open => match e {
+                                Ok(_) | Err(RecvError::Lagged(_)) => {
+                                    w.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    w.dropped
+                                        .lock()
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .get_or_insert_with(std::time::Instant::now);
+                                }
+                                Err(RecvError::Closed) => errors_open = false,
+                            },
+                            r = events.recv(), if events_open => match r {
+                                Ok(_) | Err(RecvError::Lagged(_)) => {
+                                    w.reconnects
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    let _ = tx.try_send(());
+                                }
+                                Err(RecvError::Closed) => events_open = false,
+                            },
+                        }
                     }
                 });
             }
@@ -665,6 +676,15 @@ impl RestartWatch {
             }
         };
         if now == old {
+            // No restart: the drop that led here (a network blip, a killed
+            // connection) is over. Kept, its time would stand for a later
+            // restart's and pick a witness from before it, or none at all
+            // when it came before the first write: a restart without data
+            // would then pass as harmless.
+            self.dropped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             return;
         }
         // The newest entry acknowledged before a connection first failed
@@ -813,5 +833,23 @@ f6 127.0.0.1:7006@17006 slave b2 0 0 2 connected
         assert_eq!(n.get("127.0.0.1:7002"), Some(&1));
         assert_eq!(n.get("127.0.0.1:7003"), Some(&0));
         assert_eq!(n.len(), 3);
+    }
+
+    /// A drop that was no restart is forgotten when its reconnect is
+    /// checked: the next restart's witness is chosen by that restart's own
+    /// drop, not by an earlier one that came before any write.
+    #[tokio::test]
+    async fn a_drop_without_a_restart_does_not_stand_for_the_next_one() {
+        let server = tickwire_sandbox::RedisServer::start()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        let client = Client::new(Config::from_url(&server.url()).unwrap(), None, None, None);
+        client.init().await.unwrap();
+        let watch = RestartWatch::default();
+        *watch.state.lock().await = Some(server_run_id(&client).await.unwrap());
+        // A connection failed before anything was written; Redis stayed up.
+        *watch.dropped.lock().unwrap() = Some(std::time::Instant::now());
+        watch.check(&client, &[(0, client.clone())], "test").await;
+        assert!(watch.dropped.lock().unwrap().is_none());
+        assert_eq!(watch.restarts.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 }
