@@ -12,7 +12,8 @@
 //! - Inputs: [`config_file`] writes config files (and their `[[feeds]]`
 //!   section); [`fixtures`] writes input files and builds Dhan packets;
 //!   [`synth`] is the deterministic tick generator; [`ws_server`] a
-//!   scripted WebSocket venue on loopback that misbehaves on cue.
+//!   scripted WebSocket venue on loopback that misbehaves on cue, and
+//!   [`rest_server`] the venues' trade-history REST endpoints, faults on cue.
 //! - Waiting: [`poll`] polls a condition until it holds, with a deadline,
 //!   instead of sleeping.
 //! - Reading back: [`read`] key by key, [`snapshot()`] everything a run
@@ -27,6 +28,7 @@ pub mod prelude;
 pub mod process;
 pub mod read;
 pub mod redis;
+pub mod rest_server;
 pub mod snapshot;
 pub mod ws_server;
 
