@@ -412,11 +412,28 @@ mod tests {
         let t0 = 1_763_000_000 * 1_000_000_000i64 / hour * hour;
         r.write(&frame(t0, false, b"first"));
         // Flushed within flush_ms while the recorder is still running: a
-        // crash now would keep this frame.
-        std::thread::sleep(Duration::from_millis(300));
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(files.len(), 1);
-        let first = files[0].as_ref().unwrap().path();
+        // crash now would keep this frame. Its thread flushes on the wall
+        // clock: polled, with a deadline far above flush_ms.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert!(files.len() <= 1, "{files:?}");
+            // Before the flush there may be no file, or no whole block in it.
+            if let Some(Ok(f)) = files.first() {
+                let mut bytes = Vec::new();
+                if let Ok(mut d) = zstd::Decoder::new(File::open(f.path()).unwrap()) {
+                    let _ = d.read_to_end(&mut bytes);
+                }
+                if String::from_utf8_lossy(&bytes).contains("first") {
+                    break f.path();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not flushed within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
         assert!(read_all(&first).contains("first"));
         // 30 lines of ~100 bytes: past 1024 bytes, a new file.
         for i in 0..30 {
