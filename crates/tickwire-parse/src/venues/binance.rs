@@ -14,6 +14,7 @@ use tickwire_core::{
 };
 
 use super::{optional_price, unexpected_binary, FrameError, JsonScratch};
+use crate::num::decimal;
 
 /// Binance spot (`binance`) or USD-M futures (`binance-futures`): one wire
 /// format, two endpoints, two exchanges.
@@ -136,7 +137,6 @@ impl FrameDecoder for BinanceFrames {
         }
     }
 }
-use crate::num::decimal;
 
 /// A `trade` or `aggTrade` event, as Binance sends it.
 ///

@@ -14,6 +14,7 @@ use tickwire_core::{
 };
 
 use super::{optional_price, unexpected_binary, FrameError, JsonScratch};
+use crate::num::decimal;
 
 /// OKX v5 public channels.
 pub struct Okx;
@@ -114,7 +115,6 @@ impl FrameDecoder for OkxFrames {
         }
     }
 }
-use crate::num::decimal;
 
 /// One element of a `trades` push, as OKX sends it:
 /// ```json
