@@ -197,21 +197,7 @@ impl PartialEq for FeedVenue {
     }
 }
 
-impl Eq for FeedVenue {}
-
-impl std::hash::Hash for FeedVenue {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
-    }
-}
-
 impl fmt::Debug for FeedVenue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl fmt::Display for FeedVenue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
