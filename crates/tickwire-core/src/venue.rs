@@ -54,6 +54,16 @@ pub enum SubscriptionOp {
     Unsubscribe,
 }
 
+impl SubscriptionOp {
+    /// `subscribe` or `unsubscribe`, as the venues' messages name it.
+    pub fn verb(self) -> &'static str {
+        match self {
+            SubscriptionOp::Subscribe => "subscribe",
+            SubscriptionOp::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
 /// What a venue's trade ids say (see [`crate::TradeId`]): what a resend, a
 /// missed trade and a fill from its history can be told by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -69,10 +69,7 @@ impl Venue for Binance {
         channels: &[String],
         op: SubscriptionOp,
     ) -> Vec<String> {
-        let method = match op {
-            SubscriptionOp::Subscribe => "SUBSCRIBE",
-            SubscriptionOp::Unsubscribe => "UNSUBSCRIBE",
-        };
+        let method = op.verb().to_ascii_uppercase();
         let streams: Vec<String> = feed
             .symbols
             .iter()

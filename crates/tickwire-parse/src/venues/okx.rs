@@ -53,10 +53,6 @@ impl Venue for Okx {
         channels: &[String],
         op: SubscriptionOp,
     ) -> Vec<String> {
-        let op = match op {
-            SubscriptionOp::Subscribe => "subscribe",
-            SubscriptionOp::Unsubscribe => "unsubscribe",
-        };
         let args: Vec<serde_json::Value> = channels
             .iter()
             .flat_map(|c| {
@@ -66,7 +62,7 @@ impl Venue for Okx {
             })
             .collect();
         args.chunks(ARGS_PER_MESSAGE)
-            .map(|chunk| serde_json::json!({"op": op, "args": chunk}).to_string())
+            .map(|chunk| serde_json::json!({"op": op.verb(), "args": chunk}).to_string())
             .collect()
     }
 

@@ -49,11 +49,7 @@ impl Venue for Tickwire {
         if feed.symbols.is_empty() {
             return Vec::new();
         }
-        let op = match op {
-            SubscriptionOp::Subscribe => "subscribe",
-            SubscriptionOp::Unsubscribe => "unsubscribe",
-        };
-        vec![serde_json::json!({"op": op, "symbols": feed.symbols}).to_string()]
+        vec![serde_json::json!({"op": op.verb(), "symbols": feed.symbols}).to_string()]
     }
 
     fn trade_identity(&self) -> TradeIdentity {
