@@ -166,7 +166,7 @@ pub trait Venue: Sync {
     fn decoder(&self, feed: Option<&FeedConfig>, feeds: &[FeedConfig]) -> Box<dyn FrameDecoder>;
 }
 
-/// A handle on a registered venue: copied freely, compared by name.
+/// A handle on a registered venue, copied freely.
 #[derive(Clone, Copy)]
 pub struct FeedVenue(&'static dyn Venue);
 
@@ -198,12 +198,6 @@ impl std::ops::Deref for FeedVenue {
 
     fn deref(&self) -> &Self::Target {
         self.0
-    }
-}
-
-impl PartialEq for FeedVenue {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
     }
 }
 

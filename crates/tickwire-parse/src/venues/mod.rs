@@ -124,21 +124,12 @@ impl FeedDecoders {
         self.own.contains_key(feed) || VENUES.get(feed).is_some()
     }
 
-    /// The venue of `feed`: as named (`venue`, from a recording line), else as
-    /// configured, else the feed's own name when that is a venue's.
-    pub fn venue_of(&self, feed: &str, venue: Option<&str>) -> Option<FeedVenue> {
-        match venue {
-            Some(v) => VENUES.get(v),
-            None => self
-                .own
-                .get(feed)
-                .map(|(v, _)| *v)
-                .or_else(|| VENUES.get(feed)),
-        }
-    }
-
     /// Decodes one frame of `feed`, pushing its events to `out`. Ticks are on
     /// the venue's exchange (`binance-futures`, `okx`; Dhan: the segment's).
+    /// The venue is as named (`venue`, from a recording line), else as
+    /// configured, else the feed's own name when that is a venue's; a
+    /// configured feed's frames of its own venue go to its own decoder (a
+    /// live frame: one lookup).
     pub fn decode(
         &mut self,
         feed: &str,
@@ -148,25 +139,23 @@ impl FeedDecoders {
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
-        let Some(v) = self.venue_of(feed, venue) else {
+        if let Some((own, d)) = self.own.get_mut(feed) {
+            if venue.is_none_or(|n| n == own.name()) {
+                return d.decode(frame, recv_ns, instruments, out);
+            }
+        }
+        let named = venue.unwrap_or(feed);
+        // Every registered venue has a decoder here (built in `new`).
+        let Some(d) = self.other.get_mut(named) else {
             return Err(FrameError::new(
                 "unknown_feed",
                 format!(
-                    "no decoder for feed {feed:?} (venue {:?}; known: {})",
-                    venue.unwrap_or(feed),
+                    "no decoder for feed {feed:?} (venue {named:?}; known: {})",
                     VENUES.names().join(", ")
                 ),
             ));
         };
-        let decoder = match self.own.get_mut(feed) {
-            Some((own, d)) if *own == v => d,
-            _ => match self.other.get_mut(v.name()) {
-                Some(d) => d,
-                // Every registered venue has one (built in `new`).
-                None => return Err(FrameError::new("unknown_feed", "no decoder")),
-            },
-        };
-        decoder.decode(frame, recv_ns, instruments, out)
+        d.decode(frame, recv_ns, instruments, out)
     }
 }
 
