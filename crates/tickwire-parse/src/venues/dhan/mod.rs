@@ -84,7 +84,7 @@ impl Venue for Dhan {
     }
 
     fn instruments(&self, feed: &FeedConfig) -> Vec<Instrument> {
-        instruments(feed)
+        entries(feed)
             .map(|d| {
                 // IDX_I, NSE_EQ, BSE_FNO, MCX_COMM: the exchange leads the segment.
                 let exchange = d.segment.split('_').next().unwrap_or(&d.segment);
@@ -123,7 +123,7 @@ impl Venue for Dhan {
         channels: &[String],
         op: SubscriptionOp,
     ) -> Vec<String> {
-        let listed: Vec<serde_json::Value> = instruments(feed)
+        let listed: Vec<serde_json::Value> = entries(feed)
             .map(|i| {
                 serde_json::json!({
                     "ExchangeSegment": i.segment,
@@ -183,7 +183,7 @@ impl Venue for Dhan {
             Some(f) => vec![f],
             None => feeds.iter().filter(|f| f.venue == self.name()).collect(),
         };
-        for i in named.into_iter().flat_map(instruments) {
+        for i in named.into_iter().flat_map(entries) {
             decoder.name(i.segment_code(), i.security_id, &i.symbol);
         }
         Box::new(DhanFrames(decoder))
@@ -212,7 +212,7 @@ impl FrameDecoder for DhanFrames {
 }
 
 /// A Dhan feed's instruments (validated config: every entry parses).
-fn instruments(feed: &FeedConfig) -> impl Iterator<Item = DhanInstrument> + '_ {
+fn entries(feed: &FeedConfig) -> impl Iterator<Item = DhanInstrument> + '_ {
     feed.symbols
         .iter()
         .filter_map(|s| DhanInstrument::parse(s).ok())
