@@ -40,6 +40,12 @@ pub enum Event {
     IndicatorSet(IndicatorSet),
     /// An instrument's state as of the events before it (from the state stage).
     Checkpoint(StateCheckpoint),
+    /// A fill from a venue's history ended (from the fill task, for the
+    /// state stage; never written).
+    FillEnd(crate::gap::FillEnd),
+    /// A gap in an instrument's trades, filled or not (from the state
+    /// stage): one entry of `gaps:{feed}`.
+    Gap(crate::gap::Gap),
 }
 
 /// Where a live feed stands, as written to `feed:{feed}:status`.

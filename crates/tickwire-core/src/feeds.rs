@@ -30,6 +30,68 @@ pub struct FeedConfig {
     /// same name, so it must match the live feed that recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ltt_basis: Option<String>,
+    /// The venue's public REST endpoint its gaps are filled from (`http://`
+    /// or `https://`); the venue's own when absent. Tests and proxies set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_url: Option<String>,
+    /// Whether gaps in its trades are filled from the venue's history: on by
+    /// default where the venue keeps one ([`crate::gap`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<bool>,
+}
+
+/// `[backfill]`: how gaps in a feed's trades are filled from the venue's
+/// history ([`crate::gap`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackfillConfig {
+    /// Trades fetched for one gap at most; the newest are fetched, the
+    /// older ones recorded missing.
+    pub max_trades: u64,
+    /// History older than this (seconds before now) is not asked for.
+    pub max_age_s: u64,
+    /// A fill ends after this long with what it fetched; the instrument's
+    /// live trades, held meanwhile, go on.
+    pub timeout_s: u64,
+    /// Bytes of live trades held per instrument while its gap is filled;
+    /// beyond it the fill is given up (what it fetched so far is applied).
+    pub max_waiting_bytes: u64,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> Self {
+        Self {
+            max_trades: 100_000,
+            max_age_s: 3_600,
+            timeout_s: 30,
+            max_waiting_bytes: 64 << 20,
+        }
+    }
+}
+
+impl BackfillConfig {
+    /// The fields out of range, every one.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut range = |name: &str, v: u64, lo: u64, hi: u64| {
+            if !(lo..=hi).contains(&v) {
+                errors.push(FieldError::new(
+                    format!("backfill.{name}"),
+                    format!("must be {lo} to {hi} (got {v})"),
+                ));
+            }
+        };
+        range("max_trades", self.max_trades, 1, 10_000_000);
+        range("max_age_s", self.max_age_s, 1, 7 * 86_400);
+        range("timeout_s", self.timeout_s, 1, 3_600);
+        range(
+            "max_waiting_bytes",
+            self.max_waiting_bytes,
+            1 << 16,
+            1 << 34,
+        );
+        errors
+    }
 }
 
 /// `[live]`: how feed connections are kept up.

@@ -51,6 +51,9 @@ pub const BATCH_SIZE: &str = "tickwire_writer_batch_size_events";
 pub const REDIS_WRITE_LATENCY: &str = "tickwire_redis_write_latency_seconds";
 pub const TICK_TO_REDIS_LATENCY: &str = "tickwire_tick_to_redis_latency_seconds";
 pub const START_TIME: &str = "tickwire_process_start_time_seconds";
+pub const BACKFILL_TRADES: &str = "tickwire_backfill_trades_total";
+pub const BACKFILL_REQUESTS: &str = "tickwire_backfill_requests_total";
+pub const GAP_MISSING: &str = "tickwire_gap_missing_trades_total";
 
 /// Every metric tickwire exports.
 pub const METRICS: &[MetricDef] = &[
@@ -227,6 +230,24 @@ pub const METRICS: &[MetricDef] = &[
         kind: Kind::Gauge,
         labels: &[],
         help: "When the process started, Unix seconds.",
+    },
+    MetricDef {
+        name: BACKFILL_TRADES,
+        kind: Kind::Counter,
+        labels: &["feed", "outcome"],
+        help: "Trades of gaps fetched from a venue's history: applied (outcome applied), or come after their gap was closed (late; applied to nothing).",
+    },
+    MetricDef {
+        name: BACKFILL_REQUESTS,
+        kind: Kind::Counter,
+        labels: &["feed", "status"],
+        help: "Requests to a venue's trade history, by answer: 200, 429, 418, 4xx, 5xx, error (no answer), timeout.",
+    },
+    MetricDef {
+        name: GAP_MISSING,
+        kind: Kind::Counter,
+        labels: &["feed"],
+        help: "Trades of gaps that were not filled (the venue keeps no history, a fill's bounds or time ran out): what gaps:{feed} records as missing.",
     },
 ];
 

@@ -116,6 +116,9 @@ pub struct Tick {
     /// Its stream entry ID `({ms}, {seq})`, given by the state stage from
     /// the instrument's checkpointed sequence (`None`: the writer numbers it).
     pub stream_id: Option<(u64, u64)>,
+    /// The gap it fills, for a trade from the venue's history
+    /// ([`crate::gap`]); `None` for a trade as it came.
+    pub fills_gap: Option<u64>,
 }
 
 /// A venue's number for a trade, increasing per instrument within its
@@ -187,6 +190,7 @@ impl Tick {
             db: None,
             trade_id: None,
             stream_id: None,
+            fills_gap: None,
         }
     }
 
@@ -359,6 +363,7 @@ mod tests {
             db: None,
             trade_id: None,
             stream_id: None,
+            fills_gap: None,
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);
         assert!(t.validate().is_ok());

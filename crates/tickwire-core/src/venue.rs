@@ -91,6 +91,23 @@ pub trait FrameDecoder: Send {
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError>;
+
+    /// Decodes one page of the venue's trade history (a [`History`] answer)
+    /// into the ticks of `key`'s ids, oldest first, each marked with its
+    /// gap ([`crate::Tick::fills_gap`]). A venue without history refuses it.
+    fn decode_history(
+        &mut self,
+        _key: &crate::gap::HistoryKey,
+        _body: &[u8],
+        _recv_ns: i64,
+        _instruments: &mut InstrumentCache,
+        _out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        Err(FrameError::new(
+            "unknown_message",
+            "the venue keeps no trade history",
+        ))
+    }
 }
 
 /// Everything tickwire knows of one venue. A new venue is a module that
@@ -156,6 +173,12 @@ pub trait Venue: Sync {
     /// What its trade ids say.
     fn trade_identity(&self) -> TradeIdentity;
 
+    /// Its public trade history, where it keeps one by trade id (a gap in
+    /// a feed of it is filled from there; otherwise recorded `unfillable`).
+    fn history(&self) -> Option<&dyn crate::gap::History> {
+        None
+    }
+
     /// Every `error_type` its decoder can reject a frame for
     /// (`tickwire_frames_rejected_total`, exported at 0 from the start).
     fn error_types(&self) -> &'static [&'static str];
@@ -173,6 +196,11 @@ pub struct FeedVenue(&'static dyn Venue);
 impl FeedVenue {
     pub const fn new(venue: &'static dyn Venue) -> Self {
         Self(venue)
+    }
+
+    /// The venue's trade history, for as long as the venue (the process).
+    pub fn history(self) -> Option<&'static dyn crate::gap::History> {
+        self.0.history()
     }
 
     /// The channels a feed subscribes: as configured, or the venue's default.
@@ -303,6 +331,31 @@ fn check_feed<'a>(
             format!("venue {} has no public endpoint: set url", venue.name()),
         )),
         _ => {}
+    }
+    match (&f.rest_url, venue.history()) {
+        (Some(url), Some(_)) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            errors.push(FieldError::new(
+                field("rest_url"),
+                format!(
+                    "must be http:// or https:// (got {:?})",
+                    crate::redact::redact_url(url)
+                ),
+            ))
+        }
+        (Some(_), None) => errors.push(FieldError::new(
+            field("rest_url"),
+            format!("venue {} keeps no trade history to ask", venue.name()),
+        )),
+        _ => {}
+    }
+    if f.backfill == Some(true) && venue.history().is_none() {
+        errors.push(FieldError::new(
+            field("backfill"),
+            format!(
+                "venue {} keeps no trade history: its gaps are recorded, not filled",
+                venue.name()
+            ),
+        ));
     }
     if f.symbols.is_empty() && venue.needs_symbols() {
         errors.push(FieldError::new(

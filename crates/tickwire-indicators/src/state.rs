@@ -400,6 +400,24 @@ impl StateStage {
     }
 
     /// Whether this stage has met `inst` (or restored it).
+    /// The venue id of the last trade of `inst` applied in `sequence`, and
+    /// the exchange time (epoch ms) of its last continuous trade; `None`
+    /// before any (here or in its checkpoint).
+    pub fn last_trade(
+        &self,
+        inst: &Arc<Instrument>,
+        sequence: tickwire_core::IdSequence,
+    ) -> Option<(u64, i64)> {
+        let i = match self.index.get(&ByAddress(Arc::clone(inst))) {
+            Some(&i) => i,
+            None => *self
+                .by_name
+                .get(&(inst.exchange.clone(), inst.symbol.clone()))?,
+        };
+        let s = &self.states[i];
+        Some((s.last_trade_id[sequence as usize]?, s.last_ts_ms))
+    }
+
     pub fn knows(&self, inst: &Arc<Instrument>) -> bool {
         self.index.contains_key(&ByAddress(Arc::clone(inst)))
             || self

@@ -92,6 +92,11 @@ pub struct IngestProgress {
     pub truncated: AtomicU64,
     /// Files that held nothing (warned about, replayed as nothing).
     pub empty: AtomicU64,
+    /// Trades of gaps from a venue's history (live): not items of the
+    /// frames read, so outside the identity above.
+    pub history_trades: AtomicU64,
+    /// History pages that could not be read (dead-lettered).
+    pub history_rejected: AtomicU64,
 }
 
 impl IngestProgress {

@@ -17,11 +17,27 @@ pub struct RawFrame {
     pub data: Bytes,
 }
 
-/// What a feed task hands to the parser.
+/// A page of a venue's trade history, fetched to fill a gap.
+#[derive(Debug, Clone)]
+pub struct HistoryFrame {
+    pub feed: Arc<str>,
+    pub venue: FeedVenue,
+    /// Epoch ns, local clock, when the page was received.
+    pub recv_ns: i64,
+    /// The gap and the ids of it the page gives.
+    pub key: tickwire_core::HistoryKey,
+    pub data: Bytes,
+}
+
+/// What a feed task (or the fill task) hands to the parser.
 #[derive(Debug, Clone)]
 pub enum FeedMsg {
     Frame(RawFrame),
     Status(FeedEvent),
+    /// A page of trades for a gap ([`crate::backfill`]).
+    History(HistoryFrame),
+    /// A gap's fill ended.
+    FillEnd(tickwire_core::FillEnd),
 }
 
 /// Epoch nanoseconds now.

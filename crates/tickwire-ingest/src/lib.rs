@@ -5,6 +5,8 @@
 //!   as possible: reader thread -> (crossbeam, bounded) -> parser thread.
 //! - [`ws`]: one live WebSocket feed (connect, subscribe, read, ping, idle
 //!   timeout, reconnect with jittered backoff).
+//! - [`backfill`]: the fill task: a gap's trades from the venue's REST
+//!   history, handed to the parser as history frames.
 //! - [`live`]: every configured feed at once -> (tokio mpsc) -> one parser
 //!   thread, with the [`record`]er beside it. A feed whose in-memory
 //!   backlog is full spills to its disk [`spool`] and drains it in order.
@@ -14,6 +16,7 @@
 //! Either way the parser thread hands chunks of events on through a bounded
 //! tokio mpsc (`blocking_send`) to the state stage and the writer.
 
+pub mod backfill;
 pub mod file;
 pub mod frame;
 pub mod live;
@@ -26,4 +29,4 @@ pub mod ws;
 pub use file::{
     start_replay, IngestError, IngestProgress, IngestSummary, Pace, ReplayHandle, ReplayOptions,
 };
-pub use live::{start_live, LiveError, LiveHandle, LiveOptions, LiveSummary};
+pub use live::{start_live, start_live_filling, LiveError, LiveHandle, LiveOptions, LiveSummary};

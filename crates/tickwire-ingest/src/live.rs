@@ -36,6 +36,8 @@ pub struct LiveOptions {
     pub max_clock_skew_ms: u64,
     /// `[spool]`: where frames go once a feed's backlog is full.
     pub spool: tickwire_core::feeds::SpoolConfig,
+    /// `[backfill]`: how gaps are filled from the venues' history.
+    pub backfill: tickwire_core::feeds::BackfillConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,8 @@ pub struct LiveSummary {
     /// is `ticks + quotes + rejected + skipped + dropped`.
     pub extra: u64,
     pub record: Option<RecordSummary>,
+    /// Trades of gaps fetched from the venues' history and decoded.
+    pub history_trades: u64,
     /// Why the parser thread ended on its own (it panicked, or its
     /// recorder could not be closed): the counts above are what it got to.
     pub parser_failed: Option<String>,
@@ -131,6 +135,8 @@ pub struct LiveHandle {
     recorder_signal: Option<CancellationToken>,
     /// The frames waiting for the parser (for its channel-depth gauge).
     frames: mpsc::WeakSender<FeedMsg>,
+    /// The fill task, where gaps are filled.
+    fills: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LiveHandle {
@@ -196,6 +202,9 @@ impl LiveHandle {
     /// counts it got to.
     pub async fn finish(self) -> Result<LiveSummary, LiveError> {
         self.stop.cancel();
+        if let Some(fills) = self.fills {
+            let _ = fills.await;
+        }
         for t in self.tasks {
             if let Ok(Some(spool)) = t.await {
                 if let Ok(mut spools) = self.spools.lock() {
@@ -246,6 +255,7 @@ impl LiveHandle {
             rejected: p.rejected.load(Ordering::Relaxed),
             skipped: p.skipped.load(Ordering::Relaxed),
             extra: p.extra.load(Ordering::Relaxed),
+            history_trades: p.history_trades.load(Ordering::Relaxed),
             record,
             parser_failed,
         })
@@ -313,6 +323,18 @@ impl Downstream for mpsc::Sender<Vec<Event>> {
 pub fn start_live<D: Downstream>(
     opts: LiveOptions,
     downstream: D,
+    stop: &CancellationToken,
+) -> Result<LiveHandle, LiveError> {
+    start_live_filling(opts, downstream, None, stop)
+}
+
+/// [`start_live`], and gaps filled as `fills` asks (the state stage's
+/// asks, [`crate::backfill`]): the fill task's pages and ends go to the
+/// parser with the frames.
+pub fn start_live_filling<D: Downstream>(
+    opts: LiveOptions,
+    downstream: D,
+    fills: Option<mpsc::UnboundedReceiver<crate::backfill::GapAsk>>,
     stop: &CancellationToken,
 ) -> Result<LiveHandle, LiveError> {
     if opts.feeds.is_empty() {
@@ -397,6 +419,18 @@ pub fn start_live<D: Downstream>(
             .map_err(LiveError::Thread)?
     };
     let frames = frames_tx.downgrade();
+    let fills = fills.and_then(|asks| {
+        let backfill = crate::backfill::Backfill::new(
+            &opts.feeds,
+            opts.backfill.clone(),
+            tickwire_parse::VENUES,
+        )?;
+        Some(tokio::spawn(backfill.run(
+            asks,
+            frames_tx.clone(),
+            stop.clone(),
+        )))
+    });
     let mut tasks = Vec::with_capacity(plans.len());
     let mut counters = Vec::with_capacity(plans.len());
     for ((plan, spool), flow) in plans.into_iter().zip(spools).zip(&flows.0) {
@@ -424,6 +458,7 @@ pub fn start_live<D: Downstream>(
         recorder_failed,
         recorder_signal,
         frames,
+        fills,
     })
 }
 
@@ -489,6 +524,24 @@ fn parse_frames(
         FeedMsg::Status(s) => {
             if decode {
                 out.push(Event::Feed(s));
+            }
+        }
+        FeedMsg::History(h) => {
+            if decode {
+                let first = out.len();
+                decoder.decode_history(&h.feed, &h.key, &h.data, h.recv_ns, out);
+                for e in &out[first..] {
+                    let c = match e {
+                        Event::Rejected(_) => &progress.history_rejected,
+                        _ => &progress.history_trades,
+                    };
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        FeedMsg::FillEnd(end) => {
+            if decode {
+                out.push(Event::FillEnd(end));
             }
         }
     };

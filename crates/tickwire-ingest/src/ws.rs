@@ -238,7 +238,8 @@ impl FeedMetrics {
 fn msg_bytes(msg: &FeedMsg) -> u64 {
     match msg {
         FeedMsg::Frame(f) => f.data.len() as u64,
-        FeedMsg::Status(_) => 0,
+        FeedMsg::History(h) => h.data.len() as u64,
+        FeedMsg::Status(_) | FeedMsg::FillEnd(_) => 0,
     }
 }
 

@@ -159,6 +159,37 @@ impl LineDecoder {
         Self::plausible_receive_times(self.max_skew_ns, out, first);
     }
 
+    /// Decodes one page of `feed`'s venue history, fetched for the gap `key`
+    /// names: its ticks of the gap, oldest first, each marked with the gap.
+    /// A page that cannot be read is dead-lettered under the feed, as a
+    /// frame would be. Implausible times are refused as a frame's are.
+    pub fn decode_history(
+        &mut self,
+        feed: &str,
+        key: &tickwire_core::HistoryKey,
+        body: &[u8],
+        recv_ns: i64,
+        out: &mut Vec<Event>,
+    ) {
+        let first = out.len();
+        let decoded =
+            self.feeds
+                .decode_history(feed, None, key, body, recv_ns, &mut self.instruments, out);
+        let raw = || std::borrow::Cow::Borrowed(body);
+        Self::reject_implausible(self.limits(), out, first, feed, &raw, Some(recv_ns));
+        if let Err(e) = decoded {
+            out.truncate(first);
+            out.push(Event::Rejected(Rejected::new(
+                feed,
+                e.error_type,
+                e.message,
+                body,
+                self.max_raw,
+                Some(recv_ns),
+            )));
+        }
+    }
+
     /// Decodes one line (without its line ending) and pushes what it holds to
     /// `out`: at least one tick, quote, rejection or skip ([`items`]), so
     /// that every line read is counted as one of them. Blank lines and header

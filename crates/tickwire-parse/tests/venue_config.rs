@@ -108,6 +108,8 @@ fn feed(name: &str, venue: &str, symbols: &[&str]) -> FeedConfig {
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
         channels: Vec::new(),
         ltt_basis: None,
+        rest_url: None,
+        backfill: None,
     }
 }
 

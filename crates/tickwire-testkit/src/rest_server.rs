@@ -133,6 +133,12 @@ impl RestServer {
         self.lock().log.clone()
     }
 
+    /// A handle that adds trades to the history as the venue makes them
+    /// (a [`crate::ws_server::TradeFeed`]'s `history`).
+    pub fn sink(&self) -> HistorySink {
+        HistorySink(Arc::clone(&self.state))
+    }
+
     /// Adds trades to a symbol's history (the venue traded on).
     pub fn extend(&self, symbol: &str, trades: impl IntoIterator<Item = HistTrade>) {
         let mut state = self.lock();
@@ -143,6 +149,28 @@ impl RestServer {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Adds trades to a [`RestServer`]'s history.
+#[derive(Clone)]
+pub struct HistorySink(Arc<Mutex<State>>);
+
+impl std::fmt::Debug for HistorySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HistorySink")
+    }
+}
+
+impl HistorySink {
+    /// Adds one trade of `symbol` (ids rise: it goes last).
+    pub fn add(&self, symbol: &str, trade: HistTrade) {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let list = state.trades.entry(symbol.to_string()).or_default();
+        list.push(trade);
+        if list.len() > 1 && list[list.len() - 2].id > list[list.len() - 1].id {
+            list.sort_by_key(|t| t.id);
+        }
     }
 }
 

@@ -85,12 +85,61 @@ pub struct TradeFeed {
     pub last_ahead: Duration,
     /// Below 10^8 less `trades` (the quantity's decimals).
     pub first_id: u64,
+    /// The venue's wire format.
+    pub format: TradeFormat,
+    /// Rounds of trades the venue makes while the client is away: before
+    /// each connection after the first goes on, this many rounds are made
+    /// and not sent (a dropped connection's or a stopped process's gap).
+    pub missed: usize,
+    /// The server drops each connection after sending this many new
+    /// trades on it (none: never), as a venue's connection breaks.
+    pub drop_after: Option<usize>,
+    /// Where every trade made also goes: the venue's trade history a
+    /// [`crate::rest_server::RestServer`] serves.
+    pub history: Option<crate::rest_server::HistorySink>,
 }
 
-/// One trade frame a [`TradeFeed`] sent, once however often it went out.
+/// How a [`TradeFeed`] writes its trades and answers a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeFormat {
+    /// Binance `@trade` events (`t` ids).
+    BinanceTrade,
+    /// Binance `@aggTrade` events (`a` ids; one trade each).
+    BinanceAggTrade,
+    /// OKX `trades` pushes (`tradeId`).
+    Okx,
+}
+
+impl TradeFeed {
+    /// The fields a Binance `@trade` feed without gaps leaves as they are
+    /// (for `..TradeFeed::binance()`); `symbols` empty and `trades` 0.
+    pub fn binance() -> TradeFeed {
+        TradeFeed {
+            symbols: Vec::new(),
+            trades: 0,
+            every: Duration::from_millis(5),
+            resend: 0,
+            lead: Duration::ZERO,
+            last_ahead: Duration::ZERO,
+            first_id: 1_000,
+            format: TradeFormat::BinanceTrade,
+            missed: 0,
+            drop_after: None,
+            history: None,
+        }
+    }
+}
+
+/// One trade a [`TradeFeed`] made: sent (once however often it went out),
+/// or made while the client was away (`live` false).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentTrade {
+    /// Sent on a connection (false: made while none was up).
+    pub live: bool,
     pub symbol: String,
+    /// The symbol's place in the feed's list, and the feed's first id.
+    symbol_index: usize,
+    first_id: u64,
     pub id: u64,
     /// The exchange time `T`, epoch ms.
     pub ts_ms: i64,
@@ -494,7 +543,9 @@ async fn flood_feed(
     drop(sink);
 }
 
-/// One connection of a [`TradeFeed`]: subscription, resend, new trades, hold.
+/// One connection of a [`TradeFeed`]: subscription, resend, the trades
+/// made while the client was away (not sent), new trades, then a hold (or
+/// a drop after `drop_after`).
 async fn trade_feed(
     i: usize,
     mut ws: ServerWs,
@@ -502,11 +553,12 @@ async fn trade_feed(
     feed: &Mutex<FeedLog>,
     log: &Mutex<Vec<Seen>>,
 ) {
+    let reply = match spec.format {
+        TradeFormat::Okx => r#"{"event":"subscribe","arg":{"channel":"trades"},"connId":"t"}"#,
+        _ => r#"{"result":null,"id":1}"#,
+    };
     if !read(i, &mut ws, false, log, None, true).await
-        || ws
-            .send(Message::text(r#"{"result":null,"id":1}"#))
-            .await
-            .is_err()
+        || ws.send(Message::text(reply)).await.is_err()
     {
         return;
     }
@@ -533,7 +585,30 @@ async fn trade_feed(
         f.resent += 1;
         f.per_connection[i].push(k);
     }
+    if i > 0 {
+        // What the venue traded while the client was away.
+        let mut f = lock(feed);
+        for _ in 0..spec.missed {
+            if f.finished(spec) {
+                break;
+            }
+            let burst = next_burst(spec, &mut f);
+            let now = now_ns();
+            let burst_ms = burst.first().map_or(0, |p| burst_time(spec, &f, p, now));
+            for trade in burst {
+                if let Some(mut trade) = trade.stamp(spec, burst_ms, now) {
+                    trade.live = false;
+                    made(spec, &mut f, trade);
+                }
+            }
+        }
+    }
+    let mut sent_here = 0usize;
     loop {
+        if spec.drop_after.is_some_and(|n| sent_here >= n) {
+            // The connection breaks, as a venue's does.
+            return;
+        }
         let burst = {
             let mut f = lock(feed);
             if f.finished(spec) {
@@ -545,11 +620,9 @@ async fn trade_feed(
         // does not go out was never sent (its id is skipped, as a venue's
         // ids may be).
         let sent_ns = now_ns();
-        let burst_ms = burst.first().map_or(0, |p| {
-            let last = lock(feed).progress[p.symbol].1;
-            let lead = i64::try_from(spec.lead.as_millis()).unwrap_or(0);
-            (sent_ns / 1_000_000 + lead).max(last)
-        });
+        let burst_ms = burst
+            .first()
+            .map_or(0, |p| burst_time(spec, &lock(feed), p, sent_ns));
         for trade in burst {
             let Some(trade) = trade.stamp(spec, burst_ms, sent_ns) else {
                 continue;
@@ -557,13 +630,9 @@ async fn trade_feed(
             if ws.send(Message::text(trade.text.clone())).await.is_err() {
                 return;
             }
+            sent_here += 1;
             let mut f = lock(feed);
-            let s = spec.symbols.iter().position(|s| *s == trade.symbol);
-            if let Some(s) = s {
-                f.progress[s].0 += 1;
-                f.progress[s].1 = trade.ts_ms;
-            }
-            f.sent.push(trade);
+            made(spec, &mut f, trade);
             let k = f.sent.len() - 1;
             f.per_connection[i].push(k);
         }
@@ -572,6 +641,40 @@ async fn trade_feed(
         }
     }
     read(i, &mut ws, false, log, None, false).await;
+}
+
+/// A burst's exchange time: the wall clock's millisecond plus the lead,
+/// never before its symbol's last trade.
+fn burst_time(spec: &TradeFeed, f: &FeedLog, p: &Pending, now_ns: i64) -> i64 {
+    let last = f.progress[p.symbol].1;
+    let lead = i64::try_from(spec.lead.as_millis()).unwrap_or(0);
+    (now_ns / 1_000_000 + lead).max(last)
+}
+
+/// Logs a trade made (sent or not) and adds it to the venue's history.
+fn made(spec: &TradeFeed, f: &mut FeedLog, trade: SentTrade) {
+    if let Some(s) = spec.symbols.iter().position(|s| *s == trade.symbol) {
+        f.progress[s].0 += 1;
+        f.progress[s].1 = trade.ts_ms;
+    }
+    if let Some(history) = &spec.history {
+        history.add(&trade.symbol, trade.hist());
+    }
+    f.sent.push(trade);
+}
+
+impl SentTrade {
+    /// The trade as the venue's REST history serves it.
+    pub fn hist(&self) -> crate::rest_server::HistTrade {
+        let (price, qty) = trade_numbers(self.id, self.symbol_index, self.first_id);
+        crate::rest_server::HistTrade {
+            id: self.id,
+            price,
+            qty,
+            ts_ms: self.ts_ms,
+            buyer_maker: self.id.is_multiple_of(2),
+        }
+    }
 }
 
 /// A trade to be sent: its symbol's index and id.
@@ -615,25 +718,49 @@ impl Pending {
         if n + 1 == spec.trades as u64 {
             ts_ms += i64::try_from(spec.last_ahead.as_millis()).unwrap_or(0);
         }
-        // A walk around 100 (4 + symbol decimals), quantities 1.x to 7.x.
-        let cents = 10_000 + (n * 37 + self.symbol as u64 * 11) % 101;
-        let price = format!("{}.{:02}", cents / 100, cents % 100);
-        let qty = format!("{}.{:08}", 1 + self.id % 7, self.id);
-        let text = format!(
-            r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{},"s":"{symbol}","t":{},"p":"{price}","q":"{qty}","T":{ts_ms},"m":{},"M":true}}}}"#,
-            symbol.to_ascii_lowercase(),
-            ts_ms + 1,
-            self.id,
-            self.id.is_multiple_of(2),
-        );
+        let (price, qty) = trade_numbers(self.id, self.symbol, spec.first_id);
+        let maker = self.id.is_multiple_of(2);
+        let text = match spec.format {
+            TradeFormat::BinanceTrade => format!(
+                r#"{{"stream":"{}@trade","data":{{"e":"trade","E":{},"s":"{symbol}","t":{},"p":"{price}","q":"{qty}","T":{ts_ms},"m":{maker},"M":true}}}}"#,
+                symbol.to_ascii_lowercase(),
+                ts_ms + 1,
+                self.id,
+            ),
+            TradeFormat::BinanceAggTrade => format!(
+                r#"{{"stream":"{}@aggTrade","data":{{"e":"aggTrade","E":{},"s":"{symbol}","a":{id},"p":"{price}","q":"{qty}","f":{id},"l":{id},"T":{ts_ms},"m":{maker},"M":true}}}}"#,
+                symbol.to_ascii_lowercase(),
+                ts_ms + 1,
+                id = self.id,
+            ),
+            TradeFormat::Okx => format!(
+                r#"{{"arg":{{"channel":"trades","instId":"{symbol}"}},"data":[{{"instId":"{symbol}","tradeId":"{}","px":"{price}","sz":"{qty}","side":"{}","ts":"{ts_ms}","count":"1"}}]}}"#,
+                self.id,
+                if maker { "sell" } else { "buy" },
+            ),
+        };
         Some(SentTrade {
+            live: true,
             symbol: symbol.clone(),
+            symbol_index: self.symbol,
+            first_id: spec.first_id,
             id: self.id,
             ts_ms,
             sent_ns,
             text,
         })
     }
+}
+
+/// A trade's price and quantity: a walk around 100 (4 + symbol decimals),
+/// quantities 1.x to 7.x whose eight decimals are the id.
+fn trade_numbers(id: u64, symbol: usize, first_id: u64) -> (String, String) {
+    let n = id - first_id;
+    let cents = 10_000 + (n * 37 + symbol as u64 * 11) % 101;
+    (
+        format!("{}.{:02}", cents / 100, cents % 100),
+        format!("{}.{:08}", 1 + id % 7, id),
+    )
 }
 
 #[cfg(test)]
@@ -686,6 +813,7 @@ mod tests {
             lead: Duration::ZERO,
             last_ahead: Duration::from_secs(30),
             first_id: 1_000,
+            ..TradeFeed::binance()
         };
         let server = WsServer::trades(spec.clone()).await.unwrap();
         let mut first = subscribed(&server).await;

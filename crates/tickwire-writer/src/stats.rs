@@ -48,6 +48,8 @@ pub struct WriterStats {
     pub deadlettered: u64,
     /// Dead letters already in their stream.
     pub deadletter_duplicates: u64,
+    /// Gap records appended to `gaps:{feed}`.
+    pub gaps_written: u64,
     /// Frames skipped by the parser (valid but of unused kinds).
     pub skipped: u64,
     /// Closed bars appended to their stream.
@@ -143,6 +145,7 @@ impl WriterStats {
         self.duplicates += other.duplicates;
         self.deadlettered += other.deadlettered;
         self.deadletter_duplicates += other.deadletter_duplicates;
+        self.gaps_written += other.gaps_written;
         self.skipped += other.skipped;
         self.write_errors += other.write_errors;
         self.ticks_failed += other.ticks_failed;

@@ -218,6 +218,7 @@ async fn feed_lanes(
                         Event::Rejected(r) => {
                             Some(dispatcher.route_rejected(r, pools, system_db).await?)
                         }
+                        Event::Gap(g) => Some(dispatcher.route_gap(g, pools, system_db).await?),
                         // Read, not written: the summary counts it so.
                         _ if refused.is_some() => None,
                         event => match dispatcher.route(event) {

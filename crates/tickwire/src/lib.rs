@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod error;
+mod gaps;
 pub mod ops;
 pub mod pipeline;
 pub mod progress;

@@ -190,6 +190,10 @@ pub(crate) struct StateRunner {
     received_before_ms: i64,
     /// Chunks taken in a row without handing on checkpoints.
     deferred: u32,
+    /// Live: the gaps found in the feeds' trades and their fills.
+    gaps: Option<crate::gaps::GapKeeper>,
+    /// What the gap keeper lets through, reused.
+    apply: Vec<Event>,
 }
 
 impl StateRunner {
@@ -208,7 +212,15 @@ impl StateRunner {
             due: None,
             received_before_ms: i64::MIN,
             deferred: 0,
+            gaps: None,
+            apply: Vec::new(),
         }
+    }
+
+    /// Live: finds gaps in the feeds' trades and fills them with `keeper`.
+    pub(crate) fn with_gaps(mut self, keeper: crate::gaps::GapKeeper) -> Self {
+        self.gaps = Some(keeper);
+        self
     }
 
     /// Live: the watermark before the next chunk (epoch ns).
@@ -268,8 +280,26 @@ impl StateRunner {
         // reserve their own room.
         let mut out = Vec::with_capacity(events.len() * 2 + 16);
         let before = self.stage.duplicate_trades;
-        for e in events {
-            self.stage.process(e, &mut out);
+        match &mut self.gaps {
+            // Event by event: whether a trade opens a gap depends on the
+            // trades applied before it.
+            Some(keeper) => {
+                for e in events {
+                    keeper.take(e, &self.stage, &mut self.apply);
+                    for a in self.apply.drain(..) {
+                        self.stage.process(a, &mut out);
+                    }
+                }
+                keeper.expire(&mut self.apply);
+                for a in self.apply.drain(..) {
+                    self.stage.process(a, &mut out);
+                }
+            }
+            None => {
+                for e in events {
+                    self.stage.process(e, &mut out);
+                }
+            }
         }
         self.resent.increment(self.stage.duplicate_trades - before);
         if self.live.is_some() {
@@ -300,6 +330,12 @@ impl StateRunner {
     /// forming bars), and counts.
     pub(crate) fn finish(mut self) -> StateCounts {
         let mut out = Vec::new();
+        if let Some(keeper) = &mut self.gaps {
+            keeper.finish(&mut self.apply);
+            for a in self.apply.drain(..) {
+                self.stage.process(a, &mut out);
+            }
+        }
         self.stage.finish(&mut out);
         if !out.is_empty() {
             let _ = self.output.blocking_send(out);

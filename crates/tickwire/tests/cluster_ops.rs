@@ -268,6 +268,7 @@ async fn a_live_run_writes_a_feed_into_a_cluster() {
         lead: std::time::Duration::ZERO,
         last_ahead: std::time::Duration::ZERO,
         first_id: 1_000,
+        ..TradeFeed::binance()
     })
     .await
     .unwrap();

@@ -175,6 +175,7 @@ async fn a_live_run_whose_writes_redis_refuses_exits_non_zero_saying_what_is_mis
         lead: std::time::Duration::ZERO,
         last_ahead: std::time::Duration::ZERO,
         first_id: 1_000,
+        ..TradeFeed::binance()
     };
     let ws = WsServer::trades(feed.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

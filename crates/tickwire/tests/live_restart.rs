@@ -38,6 +38,7 @@ fn feed() -> TradeFeed {
         // --close-at-end never does), and closes every earlier one in both.
         last_ahead: Duration::from_secs(30),
         first_id: 10_000_000,
+        ..TradeFeed::binance()
     }
 }
 

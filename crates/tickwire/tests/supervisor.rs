@@ -23,6 +23,7 @@ async fn long_feed() -> WsServer {
         lead: Duration::ZERO,
         last_ahead: Duration::ZERO,
         first_id: 1_000,
+        ..TradeFeed::binance()
     })
     .await
     .unwrap()

@@ -43,6 +43,8 @@ pub struct KeysConfig {
     /// Reconnects of a feed since the process started.
     pub feed_reconnects: String,
     pub deadletter: String,
+    /// A feed's gaps: one entry per run of trades it did not get live.
+    pub gaps: String,
     /// tickwire's own per-instrument checkpoint (not for consumers).
     pub checkpoint: String,
 }
@@ -70,6 +72,7 @@ impl Default for KeysConfig {
             feed_status: "feed:{feed}:status".into(),
             feed_reconnects: "feed:{feed}:reconnects".into(),
             deadletter: "deadletter:{feed}".into(),
+            gaps: "gaps:{feed}".into(),
             checkpoint: "tickwire:checkpoint:{exchange}:{symbol}".into(),
         }
     }
@@ -104,6 +107,7 @@ pub struct Keys {
     pub feed_status: KeyTemplate,
     pub feed_reconnects: KeyTemplate,
     pub deadletter: KeyTemplate,
+    pub gaps: KeyTemplate,
     pub checkpoint: KeyTemplate,
 }
 
@@ -226,6 +230,7 @@ impl KeysConfig {
             feed_status: one("feed_status", &self.feed_status, &["feed"]),
             feed_reconnects: one("feed_reconnects", &self.feed_reconnects, &["feed"]),
             deadletter: one("deadletter", &self.deadletter, &["feed"]),
+            gaps: one("gaps", &self.gaps, &["feed"]),
             checkpoint: one("checkpoint", &self.checkpoint, &["symbol"]),
         };
         if place.cluster && (self.prefix.contains('{') || self.prefix.contains('}')) {
@@ -251,6 +256,7 @@ impl Keys {
                 &mut self.feed_status,
                 &mut self.feed_reconnects,
                 &mut self.deadletter,
+                &mut self.gaps,
             ] {
                 *t = std::mem::take(t).for_instance(instance, place.cluster);
             }
@@ -284,6 +290,7 @@ impl Keys {
             &mut self.feed_status,
             &mut self.feed_reconnects,
             &mut self.deadletter,
+            &mut self.gaps,
         ] {
             *t = std::mem::take(t).hash_tagged("feed");
         }

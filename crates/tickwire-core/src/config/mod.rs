@@ -54,6 +54,8 @@ pub struct Config {
     pub spool: crate::feeds::SpoolConfig,
     /// `[[feeds]]`: the WebSocket feeds `tickwire run` connects to.
     pub feeds: Vec<crate::feeds::FeedConfig>,
+    /// `[backfill]`: how gaps in the feeds' trades are filled.
+    pub backfill: crate::feeds::BackfillConfig,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// `[log]`: log format and level.
@@ -93,6 +95,7 @@ impl Default for Config {
             record: Default::default(),
             spool: Default::default(),
             feeds: Vec::new(),
+            backfill: Default::default(),
             metrics: Default::default(),
             log: Default::default(),
             heartbeat: Default::default(),
@@ -240,6 +243,7 @@ impl Config {
             &self.record,
         ));
         errors.extend(crate::feeds::validate_spool(&self.spool));
+        errors.extend(self.backfill.validate());
         errors.extend(self.metrics.validate());
         errors.extend(self.log.validate());
         errors.extend(self.heartbeat.validate());

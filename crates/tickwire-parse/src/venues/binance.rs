@@ -9,8 +9,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use tickwire_core::{
-    Dec, Event, FeedConfig, Frame, FrameDecoder, Instrument, InstrumentCache, Quote,
-    SubscriptionOp, Tick, TradeIdentity, Venue,
+    Dec, Event, FeedConfig, Frame, FrameDecoder, History, HistoryKey, IdSequence, Instrument,
+    InstrumentCache, PageAsk, PageRequest, Quote, SubscriptionOp, Tick, TradeIdentity, Venue,
 };
 
 use super::{optional_price, unexpected_binary, FrameError, JsonScratch};
@@ -21,19 +21,153 @@ use crate::num::decimal;
 pub struct Binance {
     name: &'static str,
     url: &'static str,
+    history: BinanceHistory,
 }
 
 /// Binance spot combined streams.
 pub const SPOT: Binance = Binance {
     name: "binance",
     url: "wss://stream.binance.com:9443/stream",
+    history: BinanceHistory {
+        rest_url: "https://api.binance.com",
+        weight_per_minute: 6_000,
+        aggregates: Endpoint {
+            path: "/api/v3/aggTrades",
+            weight: 4,
+            limit: 1000,
+            key: false,
+        },
+        trades: Endpoint {
+            path: "/api/v3/historicalTrades",
+            weight: 25,
+            limit: 1000,
+            key: false,
+        },
+    },
 };
 
 /// Binance USD-M futures combined streams.
 pub const FUTURES: Binance = Binance {
     name: "binance-futures",
     url: "wss://fstream.binance.com/stream",
+    history: BinanceHistory {
+        rest_url: "https://fapi.binance.com",
+        weight_per_minute: 2_400,
+        aggregates: Endpoint {
+            path: "/fapi/v1/aggTrades",
+            weight: 20,
+            limit: 1000,
+            key: false,
+        },
+        // Served only with an API key (`X-MBX-APIKEY`).
+        trades: Endpoint {
+            path: "/fapi/v1/historicalTrades",
+            weight: 20,
+            limit: 500,
+            key: true,
+        },
+    },
 };
+
+/// The trade history of one Binance market, by id (`fromId`, inclusive).
+pub struct BinanceHistory {
+    rest_url: &'static str,
+    /// The IP's request weight per minute (`REQUEST_WEIGHT` in exchangeInfo).
+    weight_per_minute: u32,
+    /// `aggTrades`, for the aggregate sequence (`a`).
+    aggregates: Endpoint,
+    /// `historicalTrades`, for the trade sequence (`t`).
+    trades: Endpoint,
+}
+
+struct Endpoint {
+    path: &'static str,
+    weight: u32,
+    /// The most trades one answer gives.
+    limit: u64,
+    /// Needs an API key.
+    key: bool,
+}
+
+impl History for BinanceHistory {
+    fn default_rest_url(&self) -> &'static str {
+        self.rest_url
+    }
+
+    /// `{path}?symbol=BTCUSDT&fromId={id}&limit={n}`: the `n` trades from
+    /// `fromId` on, `fromId` as far below `below` as one answer reaches.
+    fn page(&self, ask: &PageAsk<'_>) -> Result<PageRequest, &'static str> {
+        let e = match ask.sequence {
+            IdSequence::Aggregate => &self.aggregates,
+            IdSequence::Trade => &self.trades,
+        };
+        if e.key && !ask.api_key {
+            return Err("no_api_key");
+        }
+        let from = ask.below.saturating_sub(e.limit).max(ask.from_id);
+        let limit = ask.below.saturating_sub(from).clamp(1, e.limit);
+        Ok(PageRequest {
+            path_and_query: format!(
+                "{}?symbol={}&fromId={from}&limit={limit}",
+                e.path, ask.symbol
+            ),
+            weight: e.weight,
+            key_header: e.key.then_some("X-MBX-APIKEY"),
+        })
+    }
+
+    fn weight_per_minute(&self) -> u32 {
+        self.weight_per_minute
+    }
+
+    fn page_trades(&self, body: &[u8]) -> Result<Vec<(u64, i64)>, FrameError> {
+        Ok(rest_trades(body)?
+            .iter()
+            .filter_map(|t| Some((t.id()?, t.time()?)))
+            .collect())
+    }
+}
+
+/// One trade of a history answer: `aggTrades`
+/// `{"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,"T":1498793709153,"m":true,"M":true}`
+/// or `historicalTrades`
+/// `{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012","time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}`.
+#[derive(serde::Deserialize)]
+struct RestTrade<'a> {
+    a: Option<u64>,
+    id: Option<u64>,
+    #[serde(borrow)]
+    p: Option<&'a str>,
+    #[serde(borrow)]
+    price: Option<&'a str>,
+    #[serde(borrow)]
+    q: Option<&'a str>,
+    #[serde(borrow)]
+    qty: Option<&'a str>,
+    #[serde(rename = "T")]
+    t: Option<i64>,
+    time: Option<i64>,
+}
+
+impl RestTrade<'_> {
+    fn id(&self) -> Option<u64> {
+        self.a.or(self.id)
+    }
+
+    fn time(&self) -> Option<i64> {
+        self.t.or(self.time)
+    }
+}
+
+/// The trades of a history answer (a JSON array).
+fn rest_trades(body: &[u8]) -> Result<Vec<RestTrade<'_>>, FrameError> {
+    serde_json::from_slice(body).map_err(|e| {
+        FrameError::new(
+            "json",
+            format!("history answer is not a list of trades: {e}"),
+        )
+    })
+}
 
 /// Binance takes up to 1024 streams a connection; messages stay small.
 const STREAMS_PER_MESSAGE: usize = 200;
@@ -91,6 +225,10 @@ impl Venue for Binance {
         TradeIdentity::Consecutive
     }
 
+    fn history(&self) -> Option<&dyn History> {
+        Some(&self.history)
+    }
+
     fn error_types(&self) -> &'static [&'static str] {
         &[
             "json",
@@ -132,6 +270,50 @@ impl FrameDecoder for BinanceFrames {
             }
             Frame::Binary(_) => Err(unexpected_binary(self.exchange)),
         }
+    }
+
+    fn decode_history(
+        &mut self,
+        key: &HistoryKey,
+        body: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        let mut trades = rest_trades(body)?;
+        trades.retain(|t| {
+            t.id()
+                .is_some_and(|id| (key.from_id..=key.to_id).contains(&id))
+        });
+        trades.sort_by_key(RestTrade::id);
+        for t in trades {
+            let missing =
+                |name: &str| FrameError::new("missing_field", format!("missing `{name}`"));
+            let price = t.p.or(t.price).ok_or_else(|| missing("p"))?;
+            let qty = t.q.or(t.qty).ok_or_else(|| missing("q"))?;
+            let trade = BinanceTrade {
+                symbol: &key.symbol,
+                id: t.id().unwrap_or_default(),
+                aggregate: key.sequence == IdSequence::Aggregate,
+                price: decimal(price).ok_or_else(|| {
+                    FrameError::new("bad_number", format!("price is not a number: {price:?}"))
+                })?,
+                qty: decimal(qty).ok_or_else(|| {
+                    FrameError::new("bad_number", format!("quantity is not a number: {qty:?}"))
+                })?,
+                trade_time_ms: t
+                    .time()
+                    .ok_or_else(|| FrameError::new("missing_field", "missing `T`"))?,
+                event_time_ms: 0,
+                buyer_is_maker: false,
+            };
+            let mut tick = trade.to_tick(self.exchange, recv_ns, instruments);
+            tick.fills_gap = Some(key.gap);
+            tick.validate()
+                .map_err(|e| FrameError::new("invalid_tick", e))?;
+            out.push(Event::Tick(tick));
+        }
+        Ok(())
     }
 }
 

@@ -139,9 +139,37 @@ impl FeedDecoders {
         instruments: &mut InstrumentCache,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
+        self.with_decoder(feed, venue, |d| d.decode(frame, recv_ns, instruments, out))
+    }
+
+    /// Decodes one page of `feed`'s venue history for the gap `key` names
+    /// ([`FrameDecoder::decode_history`]), the decoder found as for a frame.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode_history(
+        &mut self,
+        feed: &str,
+        venue: Option<&str>,
+        key: &tickwire_core::HistoryKey,
+        body: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        self.with_decoder(feed, venue, |d| {
+            d.decode_history(key, body, recv_ns, instruments, out)
+        })
+    }
+
+    /// Runs `f` on the decoder of `feed` (see [`FeedDecoders::decode`]).
+    fn with_decoder(
+        &mut self,
+        feed: &str,
+        venue: Option<&str>,
+        f: impl FnOnce(&mut dyn FrameDecoder) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         if let Some((own, d)) = self.own.get_mut(feed) {
             if venue.is_none_or(|n| n == own.name()) {
-                return d.decode(frame, recv_ns, instruments, out);
+                return f(d.as_mut());
             }
         }
         let named = venue.unwrap_or(feed);
@@ -155,7 +183,7 @@ impl FeedDecoders {
                 ),
             ));
         };
-        d.decode(frame, recv_ns, instruments, out)
+        f(d.as_mut())
     }
 }
 
@@ -169,5 +197,7 @@ pub(crate) fn test_feed(venue: &str, symbols: &[&str], channels: &[&str]) -> Fee
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
         channels: channels.iter().map(|s| s.to_string()).collect(),
         ltt_basis: None,
+        rest_url: None,
+        backfill: None,
     }
 }

@@ -9,8 +9,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use tickwire_core::{
-    Dec, Event, FeedConfig, Frame, FrameDecoder, Instrument, InstrumentCache, Keepalive, Quote,
-    SubscriptionOp, Tick, TradeIdentity, Venue,
+    Dec, Event, FeedConfig, Frame, FrameDecoder, History, HistoryKey, Instrument, InstrumentCache,
+    Keepalive, PageAsk, PageRequest, Quote, SubscriptionOp, Tick, TradeIdentity, Venue,
 };
 
 use super::{optional_price, unexpected_binary, FrameError, JsonScratch};
@@ -92,6 +92,78 @@ impl Venue for Okx {
     fn decoder(&self, _feed: Option<&FeedConfig>, _feeds: &[FeedConfig]) -> Box<dyn FrameDecoder> {
         Box::new(OkxFrames(OkxDecoder::default()))
     }
+
+    fn history(&self) -> Option<&dyn History> {
+        Some(&OkxHistory)
+    }
+}
+
+/// OKX's trade history by trade id (`GET /api/v5/market/history-trades`,
+/// 20 requests per 2 s): paged backwards with `after` (older than that
+/// id), newest first, 100 a page.
+struct OkxHistory;
+
+/// Trades one history answer gives at most.
+const HISTORY_LIMIT: u64 = 100;
+
+impl History for OkxHistory {
+    fn default_rest_url(&self) -> &'static str {
+        "https://www.okx.com"
+    }
+
+    fn page(&self, ask: &PageAsk<'_>) -> Result<PageRequest, &'static str> {
+        let limit = ask
+            .below
+            .saturating_sub(ask.from_id)
+            .clamp(1, HISTORY_LIMIT);
+        Ok(PageRequest {
+            path_and_query: format!(
+                "/api/v5/market/history-trades?instId={}&type=1&after={}&limit={limit}",
+                ask.symbol, ask.below
+            ),
+            weight: 1,
+            key_header: None,
+        })
+    }
+
+    /// 20 requests per 2 s.
+    fn weight_per_minute(&self) -> u32 {
+        600
+    }
+
+    fn page_trades(&self, body: &[u8]) -> Result<Vec<(u64, i64)>, FrameError> {
+        let mut json = JsonScratch::default();
+        let root = json.object(body)?;
+        Ok(history_data(&root)?
+            .iter()
+            .filter_map(|t| {
+                let t = OkxTrade::from_value(t).ok()?;
+                Some((t.trade_id?, t.ts_ms))
+            })
+            .collect())
+    }
+}
+
+/// The trades of a history answer
+/// (`{"code":"0","msg":"","data":[{"instId":"BTC-USDT","side":"sell","sz":"0.00001","px":"29963.2","tradeId":"242720720","ts":"1654161646974"}]}`);
+/// a code other than `0` is the venue's refusal.
+fn history_data<'v>(root: &'v BorrowedValue<'v>) -> Result<&'v Vec<BorrowedValue<'v>>, FrameError> {
+    match root.get_str("code") {
+        Some("0") => {}
+        code => {
+            return Err(FrameError::new(
+                "venue_error",
+                format!(
+                    "OKX error {}: {}",
+                    code.unwrap_or("?"),
+                    root.get_str("msg").unwrap_or("")
+                ),
+            ))
+        }
+    }
+    root.get("data")
+        .and_then(|d| d.as_array())
+        .ok_or_else(|| FrameError::new("missing_field", "no `data` array"))
 }
 
 /// One feed's decoder.
@@ -109,6 +181,39 @@ impl FrameDecoder for OkxFrames {
             Frame::Text(text) => self.0.decode("okx", text, recv_ns, instruments, out),
             Frame::Binary(_) => Err(unexpected_binary("okx")),
         }
+    }
+
+    fn decode_history(
+        &mut self,
+        key: &HistoryKey,
+        body: &[u8],
+        recv_ns: i64,
+        instruments: &mut InstrumentCache,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        let root = self.0.json.object(body)?;
+        let mut ticks = Vec::new();
+        for element in history_data(&root)? {
+            let trade = OkxTrade::from_value(element)?;
+            let Some(id) = trade.trade_id else {
+                return Err(FrameError::new(
+                    "missing_field",
+                    "a trade without `tradeId`",
+                ));
+            };
+            if !(key.from_id..=key.to_id).contains(&id) || trade.inst_id != &*key.symbol {
+                continue;
+            }
+            let mut tick = trade.to_tick(recv_ns, instruments);
+            tick.fills_gap = Some(key.gap);
+            tick.validate()
+                .map_err(|e| FrameError::new("invalid_tick", e))?;
+            ticks.push((id, tick));
+        }
+        // Newest first as OKX answers: applied oldest first.
+        ticks.sort_by_key(|(id, _)| *id);
+        out.extend(ticks.into_iter().map(|(_, t)| Event::Tick(t)));
+        Ok(())
     }
 }
 

@@ -77,6 +77,44 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// A gap's entry: at its first live trade's time, after the last entry
+    /// of its feed's stream (read once per feed and process: a gap written
+    /// again after a retry lands on its own ID, refused as there already).
+    pub(crate) async fn route_gap(
+        &mut self,
+        gap: tickwire_core::Gap,
+        pools: &RedisPools,
+        system_db: u8,
+    ) -> Result<usize, WriterError> {
+        if !self.gaps.contains_key(&gap.feed) {
+            let key = Key::from(self.keys.gaps.render_one(
+                self.keys.prefix(system_db),
+                "feed",
+                &gap.feed,
+            ));
+            let mut top = StreamIdSeq::default();
+            if let Some(id) = last_entry_id(pools, system_db, &key).await? {
+                top.follow(id);
+            }
+            let lane = lane_of(&gap.feed, self.lanes);
+            self.gaps
+                .insert(std::sync::Arc::clone(&gap.feed), (key, lane, top));
+        }
+        let Some((key, lane, top)) = self.gaps.get_mut(&gap.feed) else {
+            return Err(WriterError::Lane("gap stream missing".into()));
+        };
+        let id = top.next(gap.to_ts_ms);
+        let lane = *lane;
+        self.pending[lane].gaps.push(crate::plan::gaps::GapWrite {
+            key: key.clone(),
+            id,
+            gap,
+        });
+        Ok(lane)
+    }
+}
+
 /// Reads a stream ID as Redis writes it (`{ms}-{seq}`).
 pub(crate) fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;

@@ -70,6 +70,8 @@ pub(crate) struct Dispatcher {
     pub(crate) stream_index: FastMap<(u8, Key), usize>,
     pub(crate) dbs: tickwire_core::config::DbMap,
     pub(crate) deadletters: FastMap<Box<str>, DeadLetters>,
+    /// Per feed: its `gaps:{feed}` key, lane and last entry ID.
+    pub(crate) gaps: FastMap<std::sync::Arc<str>, (Key, usize, tickwire_core::StreamIdSeq)>,
     pub(crate) skipped: u64,
     /// Keys of bar streams and forming-bar hashes per (instrument, interval).
     pub(crate) bar_keys: FastMap<(ByAddress, Arc<str>), (Key, Key)>,
@@ -175,6 +177,7 @@ impl Dispatcher {
             stream_index: FastMap::default(),
             dbs: config.databases.clone(),
             deadletters: FastMap::default(),
+            gaps: FastMap::default(),
             skipped: 0,
             bar_keys: FastMap::default(),
             indicator_keys: FastMap::default(),
@@ -290,7 +293,7 @@ impl Dispatcher {
         if !self.default_layout
             && !matches!(
                 event,
-                Event::Rejected(_) | Event::Skipped { .. } | Event::Checkpoint(_)
+                Event::Rejected(_) | Event::Skipped { .. } | Event::Checkpoint(_) | Event::Gap(_)
             )
         {
             return profiled;
@@ -314,6 +317,9 @@ impl Dispatcher {
             Event::IndicatorSet(_) => None,
             Event::Checkpoint(c) => self.route_checkpoint(c),
             Event::SessionTrade(trade) => self.route_session_trade(trade),
+            // Routed by `route_gap` (it reads the stream); a fill's end is
+            // the state stage's, never written.
+            Event::Gap(_) | Event::FillEnd(_) => None,
         }
     }
 }

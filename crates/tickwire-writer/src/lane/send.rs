@@ -681,6 +681,11 @@ fn account(
                 stats.deadletter_duplicates += 1;
             }
             (Kind::Hash, Outcome::Applied) => db.hash_writes += 1,
+            (Kind::Gap, Outcome::Applied) => {
+                db.stream_entries += 1;
+                stats.gaps_written += 1;
+            }
+            (Kind::Gap, Outcome::AlreadyThere) => db.stream_entries_there += 1,
             (Kind::Bar, Outcome::Applied) => {
                 db.stream_entries += 1;
                 stats.bars_written += 1;

@@ -16,6 +16,8 @@ pub(crate) enum Kind {
     /// The stream entries of run `.0` of the batch's ticks (see [`tick_runs`]).
     Ticks(usize),
     DeadLetter,
+    /// A gap's entry in `gaps:{feed}`.
+    Gap,
     Bar,
     Hash,
     Indicator,

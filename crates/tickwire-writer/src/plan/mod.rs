@@ -8,6 +8,7 @@
 pub(crate) mod bars;
 pub(crate) mod cmd;
 pub(crate) mod dead_letters;
+pub(crate) mod gaps;
 pub(crate) mod lua;
 pub(crate) mod prices;
 pub(crate) mod profiles;
@@ -75,6 +76,8 @@ output_kinds! {
     /// Quotes for the last-price hashes (planned with the ticks).
     quotes: QuoteWrite,
     rejects: RejectWrite => dead_letters::plan,
+    /// Gaps in the feeds' trades, to `gaps:{feed}`.
+    gaps: gaps::GapWrite => gaps::plan,
     /// Closed and forming bars, then the indicator hashes (one pass: they
     /// share the streams' EXPIREs).
     bars: BarWrite => bars::plan,

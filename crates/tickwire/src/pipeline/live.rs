@@ -10,7 +10,7 @@ use fred::prelude::*;
 use tickwire_core::Config;
 use tickwire_indicators::StateConfig;
 use tickwire_ingest::live::{LiveSummary, StageFailure};
-use tickwire_ingest::{start_live, IngestSummary, LiveOptions};
+use tickwire_ingest::{start_live_filling, IngestSummary, LiveOptions};
 use tickwire_writer::{writer_dbs, RedisPools};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,7 @@ pub(crate) fn live_options(config: &Config, record: Option<PathBuf>, decode: boo
                 ..config.spool.clone()
             }
         },
+        backfill: config.backfill.clone(),
     }
 }
 
@@ -80,15 +81,24 @@ pub(super) async fn run(
         }),
         state_tx,
     );
+    // Gaps in the feeds' trades: found by the state stage, filled by the
+    // fill task the live side starts.
+    let (asks, fills) = tokio::sync::mpsc::unbounded_channel();
+    let runner = runner.with_gaps(crate::gaps::GapKeeper::new(
+        config,
+        tickwire_parse::VENUES,
+        Some(asks),
+    ));
     let mut writer = WriterTask::start(config, &pools, rx, true, &supervisor);
     let downstream = LiveState {
         runner: Some(runner),
         slot: Arc::clone(&state),
         supervisor: supervisor.clone(),
     };
-    let live = match start_live(
+    let live = match start_live_filling(
         live_options(config, record, true),
         downstream,
+        Some(fills),
         supervisor.token(),
     ) {
         Ok(h) => h,

@@ -1,0 +1,372 @@
+//! Gaps found and their fills kept in order, in the state stage
+//! ([`tickwire_core::gap`]).
+//!
+//! A gap is found at an instrument's live trade whose id lies more than one
+//! above the last one applied: in mid-stream where the venue numbers trades
+//! consecutively (Binance), and at the first trade after a reconnect or
+//! after the process started for every venue that numbers them (OKX too).
+//! From then on the instrument's live trades wait here (its other trades
+//! flow), the fill task is asked for the trades between, and the trades it
+//! fetches go to the state stage as they come. When the fill ends (or its
+//! time runs out, or the waiting trades outgrow `max_waiting_bytes`) the
+//! waiting trades go on, and the gap's record goes to the writer.
+//!
+//! A feed whose venue keeps no history, or whose `backfill` is off, is not
+//! asked: its gaps are recorded at once (`unfillable`, `disabled`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tickwire_core::feeds::BackfillConfig;
+use tickwire_core::{
+    ByAddress, Config, Event, FeedStatus, FillEnd, Gap, GapOutcome, Instrument, Tick,
+    TradeIdentity, Venues,
+};
+use tickwire_indicators::StateStage;
+use tickwire_ingest::backfill::GapAsk;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What happens to a feed's gaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Asked of the fill task.
+    Ask,
+    Disabled,
+    Unfillable,
+}
+
+/// One configured feed.
+struct FeedGaps {
+    name: Arc<str>,
+    identity: TradeIdentity,
+    fill: Fill,
+}
+
+/// A gap being filled.
+struct Open {
+    feed: usize,
+    instrument: Arc<Instrument>,
+    from_id: u64,
+    to_id: u64,
+    from_ts_ms: i64,
+    to_ts_ms: i64,
+    /// Trades of it applied from the history.
+    filled: u64,
+    /// The instrument's live trades since, in order.
+    waiting: Vec<Event>,
+    waiting_bytes: u64,
+    asked_at: Instant,
+}
+
+/// The gap keeper of a live run's state stage.
+pub(crate) struct GapKeeper {
+    feeds: Vec<FeedGaps>,
+    /// The feed of each configured instrument, by exchange and symbol.
+    feed_of: HashMap<(Box<str>, Box<str>), usize>,
+    /// The same, by the address of the instruments met (`None`: no feed's).
+    met: HashMap<ByAddress, Option<usize>>,
+    /// Instruments whose next live trade is checked whatever their venue's
+    /// ids: after their feed reconnected, and at start.
+    check: HashSet<(Box<str>, Box<str>)>,
+    /// Open gaps by number; and which instrument has one.
+    open: HashMap<u64, Open>,
+    holding: HashMap<ByAddress, u64>,
+    next_gap: u64,
+    asks: Option<UnboundedSender<GapAsk>>,
+    config: BackfillConfig,
+}
+
+/// A live trade's bytes while it waits: the tick and its share of the
+/// instrument's strings (an estimate; what bounds the wait).
+const WAITING_TICK_BYTES: u64 = std::mem::size_of::<Tick>() as u64 + 32;
+
+impl GapKeeper {
+    /// The keeper of `config`'s feeds; `asks` reaches the fill task (none:
+    /// every gap of a feed with history is recorded, not filled).
+    pub(crate) fn new(
+        config: &Config,
+        venues: Venues,
+        asks: Option<UnboundedSender<GapAsk>>,
+    ) -> Self {
+        let mut feeds = Vec::new();
+        let mut feed_of = HashMap::new();
+        for f in &config.feeds {
+            let Some(venue) = venues.of(f) else { continue };
+            let fill = match (venue.history(), f.backfill) {
+                (None, _) => Fill::Unfillable,
+                (Some(_), Some(false)) => Fill::Disabled,
+                (Some(_), _) if asks.is_none() => Fill::Disabled,
+                (Some(_), _) => Fill::Ask,
+            };
+            let k = feeds.len();
+            feeds.push(FeedGaps {
+                name: Arc::from(f.name.as_str()),
+                identity: venue.trade_identity(),
+                fill,
+            });
+            for i in venue.instruments(f) {
+                feed_of.insert((i.exchange, i.symbol), k);
+            }
+        }
+        let check = feed_of.keys().cloned().collect();
+        Self {
+            feeds,
+            feed_of,
+            met: HashMap::new(),
+            check,
+            open: HashMap::new(),
+            holding: HashMap::new(),
+            next_gap: 1,
+            asks,
+            config: config.backfill.clone(),
+        }
+    }
+
+    /// Takes one event: what is to be applied now goes to `apply`, in order
+    /// (the event, or nothing while its instrument waits, or the waiting
+    /// trades and the gap's record when a fill ends).
+    pub(crate) fn take(&mut self, event: Event, stage: &StateStage, apply: &mut Vec<Event>) {
+        match event {
+            Event::Tick(t) if t.fills_gap.is_some() => self.filled(t, apply),
+            Event::Tick(t) if t.trade_id.is_some() => self.live(t, stage, apply),
+            Event::FillEnd(end) => self.ended(&end, apply),
+            Event::Feed(f) => {
+                if f.status == FeedStatus::Connected && f.gap_ns.is_some() {
+                    self.reconnected(&f.feed);
+                }
+                apply.push(Event::Feed(f));
+            }
+            other => apply.push(other),
+        }
+    }
+
+    /// Gaps whose fill outlived `timeout_s` (the fill task ends its own
+    /// then; this is in case it cannot say so) let their trades go.
+    pub(crate) fn expire(&mut self, apply: &mut Vec<Event>) {
+        if self.open.is_empty() {
+            return;
+        }
+        let limit = Duration::from_secs(self.config.timeout_s + 5);
+        let late: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.asked_at.elapsed() > limit)
+            .map(|(g, _)| *g)
+            .collect();
+        for gap in late {
+            self.close(gap, false, "timeout", apply);
+        }
+    }
+
+    /// Every gap still open ends with what it has (input ended).
+    pub(crate) fn finish(&mut self, apply: &mut Vec<Event>) {
+        let gaps: Vec<u64> = self.open.keys().copied().collect();
+        for gap in gaps {
+            self.close(gap, false, "stopped", apply);
+        }
+    }
+
+    fn reconnected(&mut self, feed: &str) {
+        let Some(k) = self.feeds.iter().position(|f| &*f.name == feed) else {
+            return;
+        };
+        self.check.extend(
+            self.feed_of
+                .iter()
+                .filter(|(_, v)| **v == k)
+                .map(|(key, _)| key.clone()),
+        );
+    }
+
+    fn feed_index(&mut self, inst: &Arc<Instrument>) -> Option<usize> {
+        let key = ByAddress(Arc::clone(inst));
+        if let Some(k) = self.met.get(&key) {
+            return *k;
+        }
+        let k = self
+            .feed_of
+            .get(&(inst.exchange.clone(), inst.symbol.clone()))
+            .copied();
+        self.met.insert(key, k);
+        k
+    }
+
+    fn live(&mut self, t: Tick, stage: &StateStage, apply: &mut Vec<Event>) {
+        let key = ByAddress(Arc::clone(&t.instrument));
+        if let Some(gap) = self.holding.get(&key).copied() {
+            self.wait(gap, t, apply);
+            return;
+        }
+        let Some(k) = self.feed_index(&t.instrument) else {
+            apply.push(Event::Tick(t));
+            return;
+        };
+        let Some(id) = t.trade_id else {
+            apply.push(Event::Tick(t));
+            return;
+        };
+        let checking = !self.check.is_empty()
+            && self
+                .check
+                .remove(&(t.instrument.exchange.clone(), t.instrument.symbol.clone()));
+        let watch = match self.feeds[k].identity {
+            TradeIdentity::Consecutive => true,
+            TradeIdentity::Increasing => checking,
+            // Dhan's ids are day volumes, tickwire JSON's as sent: a jump
+            // says nothing of trades missed.
+            TradeIdentity::DayVolume | TradeIdentity::AsSent => false,
+        };
+        let last = if watch {
+            stage.last_trade(&t.instrument, id.sequence)
+        } else {
+            None
+        };
+        let Some((last_id, last_ts_ms)) = last.filter(|(l, _)| id.value > l + 1) else {
+            apply.push(Event::Tick(t));
+            return;
+        };
+        let gap = self.next_gap;
+        self.next_gap += 1;
+        let open = Open {
+            feed: k,
+            instrument: Arc::clone(&t.instrument),
+            from_id: last_id + 1,
+            to_id: id.value - 1,
+            from_ts_ms: last_ts_ms,
+            to_ts_ms: t.exchange_ts_ms(),
+            filled: 0,
+            waiting: Vec::new(),
+            waiting_bytes: 0,
+            asked_at: Instant::now(),
+        };
+        let fill = self.feeds[k].fill;
+        let asked = fill == Fill::Ask
+            && self.asks.as_ref().is_some_and(|tx| {
+                tx.send(GapAsk {
+                    gap,
+                    feed: Arc::clone(&self.feeds[k].name),
+                    symbol: t.instrument.symbol.clone(),
+                    sequence: id.sequence,
+                    from_id: open.from_id,
+                    below: id.value,
+                })
+                .is_ok()
+            });
+        tracing::info!(
+            feed = %self.feeds[k].name,
+            symbol = %t.instrument.symbol,
+            from_id = open.from_id,
+            to_id = open.to_id,
+            filling = asked,
+            "gap in the trades"
+        );
+        self.open.insert(gap, open);
+        if asked {
+            self.holding.insert(key, gap);
+            self.wait(gap, t, apply);
+        } else {
+            let reason = match fill {
+                Fill::Unfillable => "no_history",
+                Fill::Disabled => "backfill_off",
+                Fill::Ask => "fill_task_gone",
+            };
+            self.close(gap, false, reason, apply);
+            apply.push(Event::Tick(t));
+        }
+    }
+
+    fn wait(&mut self, gap: u64, t: Tick, apply: &mut Vec<Event>) {
+        let Some(open) = self.open.get_mut(&gap) else {
+            apply.push(Event::Tick(t));
+            return;
+        };
+        open.waiting.push(Event::Tick(t));
+        open.waiting_bytes += WAITING_TICK_BYTES;
+        if open.waiting_bytes > self.config.max_waiting_bytes {
+            self.close(gap, false, "max_waiting_bytes", apply);
+        }
+    }
+
+    fn filled(&mut self, t: Tick, apply: &mut Vec<Event>) {
+        let gap = t.fills_gap.unwrap_or_default();
+        match self.open.get_mut(&gap) {
+            Some(open) => {
+                open.filled += 1;
+                apply.push(Event::Tick(t));
+            }
+            // Its gap closed before it came: its place is taken.
+            None => {
+                let feed = self
+                    .feed_index(&t.instrument)
+                    .map(|k| self.feeds[k].name.to_string())
+                    .unwrap_or_default();
+                metrics::counter!(
+                    tickwire_core::telemetry::BACKFILL_TRADES,
+                    "feed" => feed,
+                    "outcome" => "late"
+                )
+                .increment(1);
+            }
+        }
+    }
+
+    fn ended(&mut self, end: &FillEnd, apply: &mut Vec<Event>) {
+        self.close(end.gap, end.complete, end.reason, apply);
+    }
+
+    /// Ends gap `gap`: its waiting trades go on, after its record.
+    fn close(&mut self, gap: u64, complete: bool, reason: &'static str, apply: &mut Vec<Event>) {
+        let Some(open) = self.open.remove(&gap) else {
+            return;
+        };
+        self.holding
+            .remove(&ByAddress(Arc::clone(&open.instrument)));
+        let feed = &self.feeds[open.feed];
+        let span = open.to_id - open.from_id + 1;
+        let missing = if complete {
+            0
+        } else {
+            span.saturating_sub(open.filled)
+        };
+        let outcome = match (feed.fill, missing) {
+            (_, 0) => GapOutcome::Filled,
+            (Fill::Unfillable, _) => GapOutcome::Unfillable,
+            (Fill::Disabled, _) => GapOutcome::Disabled,
+            (Fill::Ask, _) => GapOutcome::Partial,
+        };
+        let labels = [("feed", feed.name.to_string())];
+        if open.filled > 0 {
+            metrics::counter!(
+                tickwire_core::telemetry::BACKFILL_TRADES,
+                "feed" => feed.name.to_string(),
+                "outcome" => "applied"
+            )
+            .increment(open.filled);
+        }
+        metrics::counter!(tickwire_core::telemetry::GAP_MISSING, &labels).increment(missing);
+        if missing > 0 {
+            tracing::warn!(
+                feed = %feed.name,
+                symbol = %open.instrument.symbol,
+                filled = open.filled,
+                missing,
+                reason,
+                "gap not wholly filled"
+            );
+        }
+        apply.push(Event::Gap(Gap {
+            feed: Arc::clone(&feed.name),
+            instrument: open.instrument,
+            from_id: open.from_id,
+            to_id: open.to_id,
+            from_ts_ms: open.from_ts_ms,
+            to_ts_ms: open.to_ts_ms,
+            filled: open.filled,
+            missing,
+            outcome,
+            reason: if missing == 0 { "" } else { reason },
+        }));
+        apply.extend(open.waiting);
+    }
+}
