@@ -319,7 +319,9 @@ mod tests {
 
     #[test]
     fn names_follow_the_convention() {
-        let allowed_labels = ["feed", "db", "stage", "error_type"];
+        // Each a small fixed set: `outcome` and `status` are the backfill's
+        // (applied/late; 200, 429, 418, 4xx, 5xx, error, timeout).
+        let allowed_labels = ["feed", "db", "stage", "error_type", "outcome", "status"];
         for m in METRICS {
             assert!(m.name.starts_with("tickwire_"), "{}", m.name);
             assert_eq!(

@@ -145,6 +145,9 @@ struct InstrumentState {
     /// Its clock less the wall clock, from its latest tick (exchange time
     /// less receive time); `None` before any tick in this process.
     offset: Option<i64>,
+    /// A fill of a gap in its trades is pending: the clock closes none of
+    /// its bars (the fill may still add trades to them).
+    held: bool,
 }
 
 /// The instruments of one exchange and its clock, for closing bars on time.
@@ -387,6 +390,7 @@ impl StateStage {
             next_due: i64::MAX,
             venue,
             offset: None,
+            held: false,
         });
         self.index
             .insert(ByAddress(Arc::clone(inst)), self.states.len() - 1);
@@ -400,6 +404,14 @@ impl StateStage {
     }
 
     /// Whether this stage has met `inst` (or restored it).
+    /// Holds (or releases) the bars of `inst` from the clock while a fill
+    /// of a gap in its trades is pending: a bar the fill may add trades to
+    /// is not closed by the timer or a phase end meanwhile.
+    pub fn hold(&mut self, inst: &Arc<Instrument>, held: bool) {
+        let i = self.state_of(inst);
+        self.states[i].held = held;
+    }
+
     /// The venue id of the last trade of `inst` applied in `sequence`, and
     /// the exchange time (epoch ms) of its last continuous trade; `None`
     /// before any (here or in its checkpoint).
@@ -524,7 +536,9 @@ impl StateStage {
         let mut wake = i64::MAX;
         for i in 0..self.states.len() {
             let (due, offset) = (self.states[i].next_due, self.states[i].offset.unwrap_or(0));
-            if due == i64::MAX {
+            // A held instrument is looked at again once released (the
+            // next call).
+            if due == i64::MAX || self.states[i].held {
                 continue;
             }
             let clock = now_ms.saturating_add(offset);

@@ -97,6 +97,9 @@ pub struct TradeFeed {
     /// Where every trade made also goes: the venue's trade history a
     /// [`crate::rest_server::RestServer`] serves.
     pub history: Option<crate::rest_server::HistorySink>,
+    /// Every this many new trades, one is made and not sent, on a
+    /// connection that stays up (a frame the venue never delivered).
+    pub unsent_every: Option<usize>,
 }
 
 /// How a [`TradeFeed`] writes its trades and answers a subscription.
@@ -126,6 +129,7 @@ impl TradeFeed {
             missed: 0,
             drop_after: None,
             history: None,
+            unsent_every: None,
         }
     }
 }
@@ -593,6 +597,11 @@ async fn trade_feed(
                 break;
             }
             let burst = next_burst(spec, &mut f);
+            // A symbol's last trade goes out live: a gap is seen at the
+            // live trade after it, and there would be none.
+            if burst.iter().any(|p| p.is_last(spec)) {
+                break;
+            }
             let now = now_ns();
             let burst_ms = burst.first().map_or(0, |p| burst_time(spec, &f, p, now));
             for trade in burst {
@@ -624,9 +633,18 @@ async fn trade_feed(
             .first()
             .map_or(0, |p| burst_time(spec, &lock(feed), p, sent_ns));
         for trade in burst {
-            let Some(trade) = trade.stamp(spec, burst_ms, sent_ns) else {
+            let Some(mut trade) = trade.stamp(spec, burst_ms, sent_ns) else {
                 continue;
             };
+            let made_here = sent_here + 1;
+            let last = trade.id + 1 - spec.first_id == spec.trades as u64;
+            if !last && spec.unsent_every.is_some_and(|n| made_here.is_multiple_of(n)) {
+                // Made, never delivered.
+                sent_here += 1;
+                trade.live = false;
+                made(spec, &mut lock(feed), trade);
+                continue;
+            }
             if ws.send(Message::text(trade.text.clone())).await.is_err() {
                 return;
             }
@@ -711,6 +729,11 @@ fn next_burst(spec: &TradeFeed, f: &mut FeedLog) -> Vec<Pending> {
 }
 
 impl Pending {
+    /// Whether it is its symbol's last trade.
+    fn is_last(&self, spec: &TradeFeed) -> bool {
+        self.id + 1 - spec.first_id == spec.trades as u64
+    }
+
     /// The frame, stamped `ts_ms` (the last of its symbol later still).
     fn stamp(self, spec: &TradeFeed, mut ts_ms: i64, sent_ns: i64) -> Option<SentTrade> {
         let symbol = spec.symbols.get(self.symbol)?;

@@ -75,6 +75,17 @@ pub(crate) struct GapKeeper {
     next_gap: u64,
     asks: Option<UnboundedSender<GapAsk>>,
     config: BackfillConfig,
+    /// Per instrument, the first trade after its last closed gap.
+    recorded: HashMap<ByAddress, u64>,
+    /// The trades of closed gaps, waiting to be taken again.
+    requeued: std::collections::VecDeque<Event>,
+    /// Instruments whose fill ended, for the stage to release
+    /// ([`GapKeeper::release`]).
+    released: Vec<Arc<Instrument>>,
+    /// Gaps closed, their trades applied from history and those missing.
+    pub(crate) closed: u64,
+    pub(crate) filled: u64,
+    pub(crate) missing: u64,
 }
 
 /// A live trade's bytes while it waits: the tick and its share of the
@@ -120,13 +131,20 @@ impl GapKeeper {
             next_gap: 1,
             asks,
             config: config.backfill.clone(),
+            released: Vec::new(),
+            recorded: HashMap::new(),
+            requeued: Default::default(),
+            closed: 0,
+            filled: 0,
+            missing: 0,
         }
     }
 
     /// Takes one event: what is to be applied now goes to `apply`, in order
-    /// (the event, or nothing while its instrument waits, or the waiting
-    /// trades and the gap's record when a fill ends).
-    pub(crate) fn take(&mut self, event: Event, stage: &StateStage, apply: &mut Vec<Event>) {
+    /// (the event, or nothing while its instrument waits, or the gap's
+    /// record when a fill ends; its waiting trades are then
+    /// [`GapKeeper::requeued`]).
+    pub(crate) fn take(&mut self, event: Event, stage: &mut StateStage, apply: &mut Vec<Event>) {
         match event {
             Event::Tick(t) if t.fills_gap.is_some() => self.filled(t, apply),
             Event::Tick(t) if t.trade_id.is_some() => self.live(t, stage, apply),
@@ -138,6 +156,14 @@ impl GapKeeper {
                 apply.push(Event::Feed(f));
             }
             other => apply.push(other),
+        }
+    }
+
+    /// Lets the stage's clock close the bars of the instruments whose fill
+    /// ended since the last call.
+    pub(crate) fn release(&mut self, stage: &mut StateStage) {
+        for inst in self.released.drain(..) {
+            stage.hold(&inst, false);
         }
     }
 
@@ -157,6 +183,11 @@ impl GapKeeper {
         for gap in late {
             self.close(gap, false, "timeout", apply);
         }
+    }
+
+    /// Whether a gap is being filled.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.open.is_empty()
     }
 
     /// Every gap still open ends with what it has (input ended).
@@ -192,7 +223,7 @@ impl GapKeeper {
         k
     }
 
-    fn live(&mut self, t: Tick, stage: &StateStage, apply: &mut Vec<Event>) {
+    fn live(&mut self, t: Tick, stage: &mut StateStage, apply: &mut Vec<Event>) {
         let key = ByAddress(Arc::clone(&t.instrument));
         if let Some(gap) = self.holding.get(&key).copied() {
             self.wait(gap, t, apply);
@@ -226,6 +257,12 @@ impl GapKeeper {
             apply.push(Event::Tick(t));
             return;
         };
+        // The trade a closed gap ended at: that gap is recorded already.
+        if self.recorded.get(&key) == Some(&id.value) {
+            self.recorded.remove(&key);
+            apply.push(Event::Tick(t));
+            return;
+        }
         let gap = self.next_gap;
         self.next_gap += 1;
         let open = Open {
@@ -263,6 +300,7 @@ impl GapKeeper {
         );
         self.open.insert(gap, open);
         if asked {
+            stage.hold(&t.instrument, true);
             self.holding.insert(key, gap);
             self.wait(gap, t, apply);
         } else {
@@ -320,8 +358,12 @@ impl GapKeeper {
         let Some(open) = self.open.remove(&gap) else {
             return;
         };
-        self.holding
-            .remove(&ByAddress(Arc::clone(&open.instrument)));
+        let key = ByAddress(Arc::clone(&open.instrument));
+        self.holding.remove(&key);
+        // Taken again, the trade after the gap shows the same jump where
+        // trades are missing: it is not a gap of its own.
+        self.recorded.insert(key, open.to_id + 1);
+        self.released.push(Arc::clone(&open.instrument));
         let feed = &self.feeds[open.feed];
         let span = open.to_id - open.from_id + 1;
         let missing = if complete {
@@ -335,6 +377,9 @@ impl GapKeeper {
             (Fill::Disabled, _) => GapOutcome::Disabled,
             (Fill::Ask, _) => GapOutcome::Partial,
         };
+        self.closed += 1;
+        self.filled += open.filled;
+        self.missing += missing;
         let labels = [("feed", feed.name.to_string())];
         if open.filled > 0 {
             metrics::counter!(
@@ -367,6 +412,14 @@ impl GapKeeper {
             outcome,
             reason: if missing == 0 { "" } else { reason },
         }));
-        apply.extend(open.waiting);
+        // Looked at again, each in turn: a later jump among them is a gap
+        // of its own.
+        self.requeued.extend(open.waiting);
+    }
+
+    /// The next of the trades a closed gap held, to be taken again
+    /// ([`GapKeeper::take`]) before any later event.
+    pub(crate) fn requeued(&mut self) -> Option<Event> {
+        self.requeued.pop_front()
     }
 }

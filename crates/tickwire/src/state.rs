@@ -163,6 +163,26 @@ pub(crate) fn spawn_state_stage(
         })
 }
 
+/// Applies what the gap keeper let through (`apply`), then takes again,
+/// one at a time, the trades of the gaps that closed, applying what each
+/// lets through before the next is looked at.
+fn apply_kept(
+    keeper: &mut crate::gaps::GapKeeper,
+    stage: &mut StateStage,
+    apply: &mut Vec<Event>,
+    out: &mut Vec<Event>,
+) {
+    loop {
+        for a in apply.drain(..) {
+            stage.process(a, out);
+        }
+        let Some(again) = keeper.requeued() else {
+            return;
+        };
+        keeper.take(again, stage, apply);
+    }
+}
+
 /// Why a [`StateRunner`] stopped before its input ended.
 pub(crate) enum Stop {
     /// The writer is gone; it reports why.
@@ -284,16 +304,14 @@ impl StateRunner {
             // Event by event: whether a trade opens a gap depends on the
             // trades applied before it.
             Some(keeper) => {
+                let (stage, apply) = (&mut self.stage, &mut self.apply);
                 for e in events {
-                    keeper.take(e, &self.stage, &mut self.apply);
-                    for a in self.apply.drain(..) {
-                        self.stage.process(a, &mut out);
-                    }
+                    keeper.take(e, stage, apply);
+                    apply_kept(keeper, stage, apply, &mut out);
                 }
-                keeper.expire(&mut self.apply);
-                for a in self.apply.drain(..) {
-                    self.stage.process(a, &mut out);
-                }
+                keeper.expire(apply);
+                apply_kept(keeper, stage, apply, &mut out);
+                keeper.release(stage);
             }
             None => {
                 for e in events {
@@ -331,21 +349,31 @@ impl StateRunner {
     pub(crate) fn finish(mut self) -> StateCounts {
         let mut out = Vec::new();
         if let Some(keeper) = &mut self.gaps {
-            keeper.finish(&mut self.apply);
-            for a in self.apply.drain(..) {
-                self.stage.process(a, &mut out);
+            // A held trade taken again may open a gap of its own: until none is open.
+            while keeper.is_open() {
+                keeper.finish(&mut self.apply);
+                apply_kept(keeper, &mut self.stage, &mut self.apply, &mut out);
             }
         }
         self.stage.finish(&mut out);
         if !out.is_empty() {
             let _ = self.output.blocking_send(out);
         }
-        StateCounts::of(&self.stage)
+        self.counts()
+    }
+
+    /// What the stage and the gap keeper counted.
+    fn counts(&self) -> StateCounts {
+        let mut counts = StateCounts::of(&self.stage);
+        if let Some(k) = &self.gaps {
+            (counts.gaps, counts.gap_filled, counts.gap_missing) = (k.closed, k.filled, k.missing);
+        }
+        counts
     }
 
     /// The counts of a runner that stopped early, and why.
     pub(crate) fn stopped(self, stop: Stop) -> StateCounts {
-        let mut counts = StateCounts::of(&self.stage);
+        let mut counts = self.counts();
         if let Stop::Failed(e) = stop {
             tracing::error!(error = %e, "cannot read checkpoints: the state stage stops");
             counts.failed = Some(e);

@@ -87,7 +87,11 @@ impl RunSummary {
         for (name, v) in rows {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
-        let optional: [(&str, u64); 8] = [
+        let optional: [(&str, u64); 11] = [
+            // Gaps in the feeds' trades, and what filled them.
+            ("gaps", self.state.gaps),
+            ("gap trades filled", self.state.gap_filled),
+            ("gap trades missing", self.state.gap_missing),
             // Lines that held several items (an OKX push of three trades):
             // lines read + these = ticks + quotes + rejected + skipped.
             ("more per line", i.extra),
@@ -420,6 +424,11 @@ pub struct StateCounts {
     pub without_qty: u64,
     /// Trades whose venue id was already applied: resent, applied to nothing.
     pub resent: u64,
+    /// Gaps found in the feeds' trades (live), the trades of them applied
+    /// from the venues' history, and those that were not.
+    pub gaps: u64,
+    pub gap_filled: u64,
+    pub gap_missing: u64,
 }
 
 impl StateCounts {
@@ -430,6 +439,9 @@ impl StateCounts {
             without_qty: stage.ticks_without_qty,
             resent: stage.duplicate_trades,
             failed: None,
+            gaps: 0,
+            gap_filled: 0,
+            gap_missing: 0,
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Gaps filled from the venue's history: the scripted venue drops each
-//! connection after a while and trades on while the client is away; its
-//! REST server serves the same trades. What `tickwire run` leaves in Redis
-//! equals a replay of every trade the venue made, and `gaps:{feed}` says
-//! each gap was filled.
+//! Gaps filled from the venue's history: the scripted venue trades on
+//! while the client is away (a dropped connection, a killed process) or
+//! leaves a frame out, and its REST server serves every trade it made.
+//! What `tickwire run` leaves in Redis equals a replay of every trade the
+//! venue made (or of those applied, where a fill could not get them all),
+//! and `gaps:{feed}` says what each gap was.
 
 use tickwire_testkit::prelude::*;
 
@@ -11,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fred::prelude::*;
-use tickwire_testkit::rest_server::RestServer;
+use tickwire_testkit::rest_server::{Fault, RestServer};
 use tickwire_testkit::ws_server::{trade_id_of_qty, SentTrade, TradeFeed, TradeFormat, WsServer};
 
-/// The venue: `symbols` traded in rounds, each connection dropped after
-/// `drop_after` trades, `missed` rounds made while the client is away.
+const BINANCE: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
+
+/// The venue: `symbols` traded in rounds, trades made while the client is
+/// away going to the REST history as well.
 fn feed(format: TradeFormat, symbols: &[&str], rest: &RestServer) -> TradeFeed {
     TradeFeed {
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
@@ -30,19 +33,24 @@ fn feed(format: TradeFormat, symbols: &[&str], rest: &RestServer) -> TradeFeed {
         first_id: 10_000_000,
         format,
         missed: 12,
-        drop_after: Some(150),
+        drop_after: None,
         history: Some(rest.sink()),
+        unsent_every: None,
     }
 }
 
-fn config(
-    dir: &Path,
-    venue: &str,
-    ws: &str,
-    rest: &str,
-    symbols: &[&str],
-    channel: &str,
-) -> PathBuf {
+/// A run's config: one feed of `venue` named after it, its REST history
+/// at `rest`; `extra` TOML before the feed. The bar timer's grace is a
+/// minute: the last trade of each symbol opens a bar that a replay leaves
+/// forming, and the timer would close it about a second after that trade
+/// came (its clock runs from the trade's time), while a fill still runs
+/// for another symbol.
+fn config(dir: &Path, venue: &str, ws: &str, rest: &str, symbols: &[&str], extra: &str) -> PathBuf {
+    let channel = match venue {
+        "okx" => "trades",
+        _ if ws.ends_with("agg") => "aggTrade",
+        _ => "trade",
+    };
     let quoted: Vec<String> = symbols.iter().map(|s| format!("\"{s}\"")).collect();
     config_file(
         dir,
@@ -50,8 +58,8 @@ fn config(
         &format!(
             "[live]\nconnect_timeout_ms = 2000\nidle_timeout_ms = 2000\nping_interval_ms = 300\n\
              backoff_initial_ms = 20\nbackoff_max_ms = 100\n\
-             [bars]\nintervals = [\"1s\", \"1m\"]\n\
-             [indicators]\ninterval = \"1s\"\nrsi_period = 2\natr_period = 2\n\
+             [bars]\nintervals = [\"1s\", \"1m\"]\nclose_grace_ms = 60000\n\
+             [indicators]\ninterval = \"1s\"\nrsi_period = 2\natr_period = 2\n{extra}\n\
              [[feeds]]\nname = \"{venue}\"\nvenue = \"{venue}\"\nurl = \"{ws}\"\n\
              rest_url = \"{rest}\"\nsymbols = [{}]\nchannels = [\"{channel}\"]\n",
             quoted.join(", ")
@@ -59,16 +67,15 @@ fn config(
     )
 }
 
-/// Every trade the venue made, in the order made, as a recording `tickwire
-/// replay` reads.
-fn recording(dir: &Path, feed: &str, made: &[SentTrade]) -> PathBuf {
+/// `trades` as a recording `tickwire replay` reads, in the order given.
+fn recording(dir: &Path, feed: &str, trades: &[&SentTrade]) -> PathBuf {
     let mut body = String::new();
-    for t in made {
+    for t in trades {
         body +=
             &serde_json::json!({"recv_ns": t.sent_ns, "feed": feed, "data": t.text}).to_string();
         body.push('\n');
     }
-    let path = dir.join("complete.jsonl");
+    let path = dir.join("reference.jsonl");
     std::fs::write(&path, body).unwrap();
     path
 }
@@ -83,119 +90,81 @@ async fn state(server: &RedisServer) -> Vec<(u8, String, String)> {
         .collect()
 }
 
-async fn dropped_connections_are_filled(
-    format: TradeFormat,
-    venue: &str,
-    channel: &str,
-    symbols: &[&str],
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = RestServer::start(HashMap::new()).await.unwrap();
-    let spec = feed(format, symbols, &rest);
-    let total = (spec.trades * symbols.len()) as u64;
-    let ws = WsServer::trades(spec.clone()).await.unwrap();
-    let cfg = config(
-        dir.path(),
-        venue,
-        &ws.url("/ws"),
-        &rest.url(),
-        symbols,
-        channel,
-    );
-    let live = redis();
-    let db4 = live.client(4).await.unwrap();
-    let log = dir.path().join("run.log");
-    let child = start_run(tickwire!(), &cfg, &live.url(), &log);
-    let done = poll_until(Duration::from_secs(60), || async {
-        ws.all_sent(&spec) && ticks_of(&db4, symbols).await >= total
-    })
-    .await;
-    let (status, stdout) = stop(child, "-TERM").await;
-    let text = log_of(&log);
-    let made = ws.sent_trades();
-    let missed = made.iter().filter(|t| !t.live).count() as u64;
-    assert!(
-        done,
-        "{} of {total} trades in Redis ({} made, {missed} while away)\n{text}",
-        ticks_of(&db4, symbols).await,
-        made.len()
-    );
-    assert!(status.success(), "SIGTERM: exit 0 (got {status})\n{stdout}");
-    assert!(ws.connections() >= 2, "the venue dropped no connection");
-    assert!(missed > 0, "nothing was traded while away");
-    assert_eq!(made.len() as u64, total);
+/// The ids in `ticks:{symbol}`, in stream order.
+async fn stream_ids(db4: &Client, symbol: &str) -> Vec<u64> {
+    let entries: Vec<(String, HashMap<String, String>)> = db4
+        .xrange(format!("ticks:{symbol}"), "-", "+", None)
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .map(|(_, f)| trade_id_of_qty(&f["qty"]).unwrap())
+        .collect()
+}
 
-    // Each stream: every trade once, in the venue's order.
+/// The entries of `gaps:{feed}`.
+async fn gaps_of(live: &RedisServer, feed: &str) -> Vec<HashMap<String, String>> {
+    let db0 = live.client(0).await.unwrap();
+    let entries: Vec<(String, HashMap<String, String>)> = db0
+        .xrange(format!("gaps:{feed}"), "-", "+", None)
+        .await
+        .unwrap();
+    entries.into_iter().map(|(_, g)| g).collect()
+}
+
+fn num(g: &HashMap<String, String>, field: &str) -> u64 {
+    g[field]
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} of {g:?}"))
+}
+
+/// Asserts that every stream holds exactly the `want` trades of its symbol,
+/// in order, and that the live state equals a replay of `want`.
+async fn assert_applied(
+    live: &RedisServer,
+    cfg: &Path,
+    dir: &Path,
+    feed: &str,
+    symbols: &[&str],
+    want: &[&SentTrade],
+) {
+    let db4 = live.client(4).await.unwrap();
     for symbol in symbols {
-        let entries: Vec<(String, HashMap<String, String>)> = db4
-            .xrange(format!("ticks:{symbol}"), "-", "+", None)
-            .await
-            .unwrap();
-        let got: Vec<u64> = entries
-            .iter()
-            .map(|(_, f)| trade_id_of_qty(&f["qty"]).unwrap())
-            .collect();
-        let want: Vec<u64> = made
+        let wanted: Vec<u64> = want
             .iter()
             .filter(|t| t.symbol == *symbol)
             .map(|t| t.id)
             .collect();
         assert_eq!(
-            got, want,
-            "ticks:{symbol}: every trade made, once, in order"
+            stream_ids(&db4, symbol).await,
+            wanted,
+            "ticks:{symbol}: the trades, once, in order"
         );
     }
-
-    // The gaps: each filled, their trades the ones made while away.
-    let db0 = live.client(0).await.unwrap();
-    let gaps: Vec<(String, HashMap<String, String>)> = db0
-        .xrange(format!("gaps:{venue}"), "-", "+", None)
-        .await
-        .unwrap();
-    assert!(!gaps.is_empty(), "no gap recorded\n{text}");
-    let mut filled = 0;
-    for (id, g) in &gaps {
-        assert_eq!(g["outcome"], "filled", "gap {id}: {g:?}");
-        assert_eq!(g["missing"], "0", "gap {id}: {g:?}");
-        let span = g["to_id"].parse::<u64>().unwrap() - g["from_id"].parse::<u64>().unwrap() + 1;
-        assert_eq!(g["filled"].parse::<u64>().unwrap(), span, "gap {id}: {g:?}");
-        filled += span;
-        assert!(symbols.contains(&g["symbol"].as_str()), "{g:?}");
-    }
-    assert_eq!(
-        filled, missed,
-        "the gaps' trades are those made while away: {gaps:?}"
-    );
-    assert!(
-        ttl(&db0, &format!("gaps:{venue}")).await > 0,
-        "gaps:{venue} has the system DB's TTL"
-    );
-
-    // A replay of every trade made, into a fresh Redis.
-    let file = recording(dir.path(), venue, &made);
+    let file = recording(dir, feed, want);
     let reference = redis();
     let (out, replayed, _) = run(tickwire!()
         .arg("--config")
-        .arg(&cfg)
+        .arg(cfg)
         .args(["--redis", &reference.url(), "replay", "--max"])
         .arg(&file));
     assert!(out.status.success(), "replay: {replayed}");
     assert_eq!(
         summary_value(&replayed, "ticks written"),
-        total,
+        want.len() as u64,
         "{replayed}"
     );
-    let (got, want) = (state(&live).await, state(&reference).await);
+    let (got, wanted) = (state(live).await, state(&reference).await);
     assert!(
         !got.iter().any(|(_, k, _)| k.starts_with("deadletter:")),
         "{got:?}"
     );
     assert_eq!(
         got.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
-        want.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        wanted.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
         "the keys"
     );
-    for (a, b) in got.iter().zip(&want) {
+    for (a, b) in got.iter().zip(&wanted) {
         assert!(
             tickwire_testkit::equal_within(&a.2, &b.2, 1e-12),
             "db {} key {} differs from the replay\nlive   {:.600}\nreplay {:.600}",
@@ -207,30 +176,411 @@ async fn dropped_connections_are_filled(
     }
 }
 
+/// A venue, its REST history, a Redis and a config, for one test.
+struct Setup {
+    dir: tempfile::TempDir,
+    rest: RestServer,
+    spec: TradeFeed,
+    ws: WsServer,
+    live: RedisServer,
+    cfg: PathBuf,
+    venue: &'static str,
+    symbols: Vec<&'static str>,
+    metrics: u16,
+}
+
+impl Setup {
+    async fn new(
+        format: TradeFormat,
+        symbols: &[&'static str],
+        change: impl FnOnce(&mut TradeFeed),
+        extra: &str,
+    ) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let rest = RestServer::start(HashMap::new()).await.unwrap();
+        let mut spec = feed(format, symbols, &rest);
+        change(&mut spec);
+        let ws = WsServer::trades(spec.clone()).await.unwrap();
+        let venue = if format == TradeFormat::Okx {
+            "okx"
+        } else {
+            "binance"
+        };
+        let path = if format == TradeFormat::BinanceAggTrade {
+            "/agg"
+        } else {
+            "/ws"
+        };
+        let metrics = free_port();
+        let extra = format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{extra}");
+        let cfg = config(
+            dir.path(),
+            venue,
+            &ws.url(path),
+            &rest.url(),
+            symbols,
+            &extra,
+        );
+        Setup {
+            dir,
+            rest,
+            spec,
+            ws,
+            live: redis(),
+            cfg,
+            venue,
+            symbols: symbols.to_vec(),
+            metrics,
+        }
+    }
+
+    fn start(&self, name: &str) -> std::process::Child {
+        start_run(
+            tickwire!(),
+            &self.cfg,
+            &self.live.url(),
+            &self.dir.path().join(name),
+        )
+    }
+
+    fn log(&self, name: &str) -> String {
+        log_of(&self.dir.path().join(name))
+    }
+
+    /// Waits until the venue sent everything and `n` ticks are in Redis.
+    async fn until_written(&self, n: u64) -> bool {
+        let db4 = self.live.client(4).await.unwrap();
+        poll_until(Duration::from_secs(60), || async {
+            self.ws.all_sent(&self.spec) && ticks_of(&db4, &self.symbols).await >= n
+        })
+        .await
+    }
+
+    fn made(&self) -> Vec<SentTrade> {
+        self.ws.sent_trades()
+    }
+}
+
+async fn dropped_connections_are_filled(format: TradeFormat, symbols: &[&'static str]) {
+    let s = Setup::new(format, symbols, |f| f.drop_after = Some(150), "").await;
+    let total = (s.spec.trades * symbols.len()) as u64;
+    let child = s.start("run.log");
+    let done = s.until_written(total).await;
+    let m = try_scrape(s.metrics);
+    let (status, stdout) = stop(child, "-TERM").await;
+    let text = s.log("run.log");
+    let made = s.made();
+    let missed = made.iter().filter(|t| !t.live).count() as u64;
+    assert!(
+        done,
+        "not every trade in Redis ({} made, {missed} while away)\n{text}",
+        made.len()
+    );
+    assert!(status.success(), "SIGTERM: exit 0 (got {status})\n{stdout}");
+    assert!(s.ws.connections() >= 2, "the venue dropped no connection");
+    assert!(missed > 0, "nothing was traded while away");
+    assert_eq!(made.len() as u64, total);
+
+    // Each gap filled; their trades those made while away.
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert!(!gaps.is_empty(), "no gap recorded\n{text}");
+    let mut filled = 0;
+    for g in &gaps {
+        assert_eq!(
+            (g["outcome"].as_str(), num(g, "missing")),
+            ("filled", 0),
+            "{g:?}"
+        );
+        let span = num(g, "to_id") - num(g, "from_id") + 1;
+        assert_eq!(num(g, "filled"), span, "{g:?}");
+        assert!(num(g, "from_ts") <= num(g, "to_ts"), "{g:?}");
+        assert!(symbols.contains(&g["symbol"].as_str()), "{g:?}");
+        filled += span;
+    }
+    assert_eq!(
+        filled, missed,
+        "the gaps' trades are those made while away: {gaps:?}"
+    );
+    let db0 = s.live.client(0).await.unwrap();
+    assert!(
+        ttl(&db0, &format!("gaps:{}", s.venue)).await > 0,
+        "gaps:{{feed}} has the system DB's TTL"
+    );
+    assert_eq!(
+        summary_value(&stdout, "gaps"),
+        gaps.len() as u64,
+        "{stdout}"
+    );
+    assert_eq!(
+        summary_value(&stdout, "gap trades filled"),
+        missed,
+        "{stdout}"
+    );
+    let metric = |name: &str| {
+        m.get(&format!(
+            "{name}{{feed=\"{}\",outcome=\"applied\"}}",
+            s.venue
+        ))
+        .copied()
+    };
+    assert_eq!(
+        metric("tickwire_backfill_trades_total"),
+        Some(missed as f64),
+        "{m:?}"
+    );
+    let all: Vec<&SentTrade> = made.iter().collect();
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, symbols, &all).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_trades_missed_while_dropped_are_filled_from_historical_trades() {
-    dropped_connections_are_filled(
-        TradeFormat::BinanceTrade,
-        "binance",
-        "trade",
-        &["BTCUSDT", "ETHUSDT"],
-    )
-    .await;
+    dropped_connections_are_filled(TradeFormat::BinanceTrade, &BINANCE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_agg_trades_missed_while_dropped_are_filled_from_agg_trades() {
-    dropped_connections_are_filled(
-        TradeFormat::BinanceAggTrade,
-        "binance",
-        "aggTrade",
-        &["BTCUSDT", "ETHUSDT"],
-    )
-    .await;
+    dropped_connections_are_filled(TradeFormat::BinanceAggTrade, &BINANCE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okx_trades_missed_while_dropped_are_filled_from_history_trades() {
-    dropped_connections_are_filled(TradeFormat::Okx, "okx", "trades", &["BTC-USDT", "ETH-USDT"])
-        .await;
+    dropped_connections_are_filled(TradeFormat::Okx, &["BTC-USDT", "ETH-USDT"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_started_3_s_later_the_trades_made_meanwhile_are_filled() {
+    let s = Setup::new(TradeFormat::BinanceTrade, &BINANCE, |f| f.missed = 40, "").await;
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let db4 = s.live.client(4).await.unwrap();
+    let first = s.start("first.log");
+    wait_until(
+        Duration::from_secs(20),
+        "a third of the trades in Redis",
+        || async { ticks_of(&db4, &BINANCE).await >= total / 3 },
+    )
+    .await;
+    let (status, _) = stop(first, "-KILL").await;
+    assert!(!status.success(), "SIGKILL: {status}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = s.start("second.log");
+    let done = s.until_written(total).await;
+    let (status, stdout) = stop(second, "-TERM").await;
+    let text = s.log("second.log");
+    assert!(done, "not every trade in Redis\n{text}");
+    assert!(status.success(), "{stdout}");
+    let made = s.made();
+    let missed = made.iter().filter(|t| !t.live).count() as u64;
+    assert!(missed > 0);
+    let gaps = gaps_of(&s.live, s.venue).await;
+    // One gap per symbol: from the killed process's checkpoint to the
+    // second connection's first trade; it holds the trades made while no
+    // process ran, and those the killed one read but had not checkpointed.
+    assert_eq!(gaps.len(), BINANCE.len(), "{gaps:?}\n{text}");
+    let filled: u64 = gaps.iter().map(|g| num(g, "filled")).sum();
+    assert!(gaps.iter().all(|g| g["outcome"] == "filled"), "{gaps:?}");
+    assert!(
+        filled >= missed,
+        "{filled} filled, {missed} made while away: {gaps:?}"
+    );
+    let all: Vec<&SentTrade> = made.iter().collect();
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_the_venue_never_sent_is_filled_without_a_drop() {
+    let s = Setup::new(
+        TradeFormat::BinanceTrade,
+        &BINANCE,
+        |f| f.unsent_every = Some(37),
+        "",
+    )
+    .await;
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let child = s.start("run.log");
+    let done = s.until_written(total).await;
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(done, "{}\n{stdout}", s.log("run.log"));
+    assert!(status.success(), "{stdout}");
+    assert_eq!(s.ws.connections(), 1, "no drop");
+    let made = s.made();
+    let unsent = made.iter().filter(|t| !t.live).count();
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert_eq!(gaps.len(), unsent, "one gap per frame left out: {gaps:?}");
+    for g in &gaps {
+        assert_eq!(
+            (num(g, "from_id"), num(g, "filled"), num(g, "missing")),
+            (num(g, "to_id"), 1, 0),
+            "{g:?}"
+        );
+    }
+    let all: Vec<&SentTrade> = made.iter().collect();
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_that_answers_429_twice_is_waited_for_then_fills() {
+    let s = Setup::new(
+        TradeFormat::BinanceAggTrade,
+        &BINANCE,
+        |f| f.drop_after = Some(200),
+        "",
+    )
+    .await;
+    for _ in 0..2 {
+        s.rest.fault(Fault::TooManyRequests { retry_after_s: 1 });
+    }
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let child = s.start("run.log");
+    let done = s.until_written(total).await;
+    let m = try_scrape(s.metrics);
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(done, "{}", s.log("run.log"));
+    assert!(status.success(), "{stdout}");
+    let requests = s.rest.requests();
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..3], &[429, 429, 200], "{requests:?}");
+    assert_eq!(
+        m.get("tickwire_backfill_requests_total{feed=\"binance\",status=\"429\"}"),
+        Some(&2.0),
+        "{m:?}"
+    );
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert!(
+        !gaps.is_empty() && gaps.iter().all(|g| g["outcome"] == "filled"),
+        "{gaps:?}"
+    );
+    let made = s.made();
+    let all: Vec<&SentTrade> = made.iter().collect();
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &all).await;
+}
+
+/// The trades a run applied when some of the gaps' were not fetched: all
+/// but those the gap records say are missing (the oldest of each gap).
+fn applied_but_missing<'a>(
+    made: &'a [SentTrade],
+    gaps: &[HashMap<String, String>],
+) -> Vec<&'a SentTrade> {
+    made.iter()
+        .filter(|t| {
+            !gaps.iter().any(|g| {
+                g["symbol"] == t.symbol
+                    && t.id >= num(g, "from_id")
+                    && t.id < num(g, "from_id") + num(g, "missing")
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_history_down_live_trades_go_on_after_timeout_s_and_the_gap_is_partial() {
+    let s = Setup::new(
+        TradeFormat::BinanceTrade,
+        &BINANCE,
+        |f| f.drop_after = Some(300),
+        "[backfill]\ntimeout_s = 2\n",
+    )
+    .await;
+    for _ in 0..1000 {
+        s.rest.fault(Fault::Unavailable);
+    }
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let child = s.start("run.log");
+    let db4 = s.live.client(4).await.unwrap();
+    let made_now = || s.made();
+    let done = poll_until(Duration::from_secs(60), || async {
+        let made = made_now();
+        let missed = made.iter().filter(|t| !t.live).count() as u64;
+        s.ws.all_sent(&s.spec) && ticks_of(&db4, &BINANCE).await >= total - missed
+    })
+    .await;
+    let m = try_scrape(s.metrics);
+    let (status, stdout) = stop(child, "-TERM").await;
+    let text = s.log("run.log");
+    assert!(done, "{text}");
+    assert!(status.success(), "{stdout}");
+    let made = s.made();
+    let missed = made.iter().filter(|t| !t.live).count() as u64;
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert!(!gaps.is_empty(), "{text}");
+    for g in &gaps {
+        let span = num(g, "to_id") - num(g, "from_id") + 1;
+        assert_eq!(
+            (
+                g["outcome"].as_str(),
+                g["reason"].as_str(),
+                num(g, "filled"),
+                num(g, "missing")
+            ),
+            ("partial", "timeout", 0, span),
+            "{g:?}"
+        );
+    }
+    let missing: u64 = gaps.iter().map(|g| num(g, "missing")).sum();
+    assert_eq!(missing, missed, "{gaps:?}");
+    assert_eq!(
+        summary_value(&stdout, "gap trades missing"),
+        missed,
+        "{stdout}"
+    );
+    assert_eq!(
+        m.get("tickwire_gap_missing_trades_total{feed=\"binance\"}"),
+        Some(&(missed as f64)),
+        "{m:?}"
+    );
+    assert!(
+        m.get("tickwire_backfill_requests_total{feed=\"binance\",status=\"5xx\"}")
+            .is_some_and(|n| *n >= 2.0),
+        "{m:?}"
+    );
+    let want = applied_but_missing(&made, &gaps);
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &want).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_larger_than_max_trades_gets_its_newest_and_records_the_rest() {
+    let s = Setup::new(
+        TradeFormat::BinanceAggTrade,
+        &BINANCE,
+        |f| {
+            f.drop_after = Some(300);
+            f.missed = 30;
+        },
+        "[backfill]\nmax_trades = 5\n",
+    )
+    .await;
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let child = s.start("run.log");
+    let db4 = s.live.client(4).await.unwrap();
+    let done = poll_until(Duration::from_secs(60), || async {
+        let made = s.made();
+        s.ws.all_sent(&s.spec) && {
+            let gaps = gaps_of(&s.live, s.venue).await;
+            let missing: u64 = gaps.iter().map(|g| num(g, "missing")).sum();
+            ticks_of(&db4, &BINANCE).await + missing >= made.len() as u64
+        }
+    })
+    .await;
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(done, "{}", s.log("run.log"));
+    assert!(status.success(), "{stdout}");
+    let made = s.made();
+    assert_eq!(made.len() as u64, total);
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert!(!gaps.is_empty());
+    for g in &gaps {
+        let span = num(g, "to_id") - num(g, "from_id") + 1;
+        assert!(span > 5, "each gap larger than max_trades: {g:?}");
+        assert_eq!(
+            (
+                g["outcome"].as_str(),
+                g["reason"].as_str(),
+                num(g, "filled"),
+                num(g, "missing")
+            ),
+            ("partial", "max_trades", 5, span - 5),
+            "{g:?}"
+        );
+    }
+    let want = applied_but_missing(&made, &gaps);
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &want).await;
 }
