@@ -638,7 +638,11 @@ async fn trade_feed(
             };
             let made_here = sent_here + 1;
             let last = trade.id + 1 - spec.first_id == spec.trades as u64;
-            if !last && spec.unsent_every.is_some_and(|n| made_here.is_multiple_of(n)) {
+            if !last
+                && spec
+                    .unsent_every
+                    .is_some_and(|n| made_here.is_multiple_of(n))
+            {
                 // Made, never delivered.
                 sent_here += 1;
                 trade.live = false;

@@ -163,7 +163,10 @@ impl GapKeeper {
     /// ended since the last call.
     pub(crate) fn release(&mut self, stage: &mut StateStage) {
         for inst in self.released.drain(..) {
-            stage.hold(&inst, false);
+            // Held again by a later gap among its waiting trades: not yet.
+            if !self.holding.contains_key(&ByAddress(Arc::clone(&inst))) {
+                stage.hold(&inst, false);
+            }
         }
     }
 

@@ -102,6 +102,20 @@ async fn stream_ids(db4: &Client, symbol: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The closed 1 s bars of each Binance symbol.
+async fn closed_1s_bars(server: &RedisServer) -> Vec<Vec<(String, HashMap<String, String>)>> {
+    let c = server.client(4).await.unwrap();
+    let mut all = Vec::new();
+    for sym in BINANCE {
+        all.push(
+            c.xrange(format!("bars:1s:{sym}"), "-", "+", None)
+                .await
+                .unwrap(),
+        );
+    }
+    all
+}
+
 /// The entries of `gaps:{feed}`.
 async fn gaps_of(live: &RedisServer, feed: &str) -> Vec<HashMap<String, String>> {
     let db0 = live.client(0).await.unwrap();
@@ -212,7 +226,8 @@ impl Setup {
             "/ws"
         };
         let metrics = free_port();
-        let extra = format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{extra}");
+        // `extra` first: a line of it before any table is `[indicators]`'s.
+        let extra = format!("{extra}\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n");
         let cfg = config(
             dir.path(),
             venue,
@@ -261,8 +276,12 @@ impl Setup {
     }
 }
 
-async fn dropped_connections_are_filled(format: TradeFormat, symbols: &[&'static str]) {
-    let s = Setup::new(format, symbols, |f| f.drop_after = Some(150), "").await;
+async fn dropped_connections_are_filled(
+    format: TradeFormat,
+    symbols: &[&'static str],
+    extra: &str,
+) {
+    let s = Setup::new(format, symbols, |f| f.drop_after = Some(150), extra).await;
     let total = (s.spec.trades * symbols.len()) as u64;
     let child = s.start("run.log");
     let done = s.until_written(total).await;
@@ -334,17 +353,23 @@ async fn dropped_connections_are_filled(format: TradeFormat, symbols: &[&'static
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_trades_missed_while_dropped_are_filled_from_historical_trades() {
-    dropped_connections_are_filled(TradeFormat::BinanceTrade, &BINANCE).await;
+    dropped_connections_are_filled(TradeFormat::BinanceTrade, &BINANCE, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_agg_trades_missed_while_dropped_are_filled_from_agg_trades() {
-    dropped_connections_are_filled(TradeFormat::BinanceAggTrade, &BINANCE).await;
+    dropped_connections_are_filled(TradeFormat::BinanceAggTrade, &BINANCE, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okx_trades_missed_while_dropped_are_filled_from_history_trades() {
-    dropped_connections_are_filled(TradeFormat::Okx, &["BTC-USDT", "ETH-USDT"]).await;
+    dropped_connections_are_filled(TradeFormat::Okx, &["BTC-USDT", "ETH-USDT"], "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_lua_engine_the_filled_trades_reach_its_scripts_as_live_ones_do() {
+    dropped_connections_are_filled(TradeFormat::BinanceAggTrade, &BINANCE, "engine = \"lua\"\n")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,4 +608,79 @@ async fn a_gap_larger_than_max_trades_gets_its_newest_and_records_the_rest() {
     }
     let want = applied_but_missing(&made, &gaps);
     assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &want).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bar_whose_second_ends_during_a_fill_closes_only_after_it() {
+    // The venue's clock is ours and the bar timer closes a 1 s bar 200 ms
+    // after its end; the history answers its first page after 2 s. A bar
+    // the drop left forming would close by the timer during the fill,
+    // without the trades the fill brings (a replay puts them in it).
+    let s = Setup::new(
+        TradeFormat::BinanceTrade,
+        &BINANCE,
+        |f| {
+            f.drop_after = Some(200);
+            f.lead = Duration::ZERO;
+            f.last_ahead = Duration::ZERO;
+        },
+        "",
+    )
+    .await;
+    let cfg = std::fs::read_to_string(&s.cfg)
+        .unwrap()
+        .replace("close_grace_ms = 60000", "close_grace_ms = 200");
+    std::fs::write(&s.cfg, cfg).unwrap();
+    s.rest.fault(Fault::Slow(Duration::from_secs(2)));
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let child = s.start("run.log");
+    let done = s.until_written(total).await;
+    // Every bar closed by the timer, the last ones too.
+    let db4 = s.live.client(4).await.unwrap();
+    let closed_all = poll_until(Duration::from_secs(10), || async {
+        let mut forming = 0;
+        for sym in BINANCE {
+            let n: u64 = db4.exists(format!("bars:1s:{sym}:forming")).await.unwrap();
+            forming += n;
+        }
+        forming == 0
+    })
+    .await;
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(done && closed_all, "{}\n{stdout}", s.log("run.log"));
+    assert!(status.success(), "{stdout}");
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert!(
+        !gaps.is_empty() && gaps.iter().all(|g| g["outcome"] == "filled"),
+        "{gaps:?}"
+    );
+    // The closed 1 s bars equal those of a replay of every trade made that
+    // closes the last bars at its end.
+    let made = s.made();
+    let all: Vec<&SentTrade> = made.iter().collect();
+    let file = recording(s.dir.path(), s.venue, &all);
+    let reference = redis();
+    let (out, replayed, _) = run(tickwire!()
+        .arg("--config")
+        .arg(&s.cfg)
+        .args([
+            "--redis",
+            &reference.url(),
+            "replay",
+            "--max",
+            "--close-at-end",
+        ])
+        .arg(&file));
+    assert!(out.status.success(), "replay: {replayed}");
+    let (got, want) = (
+        closed_1s_bars(&s.live).await,
+        closed_1s_bars(&reference).await,
+    );
+    assert!(want.iter().all(|b| b.len() >= 2), "{want:?}");
+    assert_eq!(
+        got,
+        want,
+        "the 1 s bars of the live run and of the replay; gaps {gaps:?}\n{}",
+        s.log("run.log")
+    );
 }
