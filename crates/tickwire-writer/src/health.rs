@@ -112,6 +112,14 @@ pub struct NodeHealth {
     pub keys: u64,
 }
 
+/// A feed's gaps of the last hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GapHealth {
+    pub gaps: u64,
+    /// Trades of them not filled.
+    pub missing: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HeartbeatHealth {
     pub age_ms: i64,
@@ -135,6 +143,8 @@ pub struct HealthReport {
     /// `tickwire:heartbeat:{instance}`).
     pub heartbeats: BTreeMap<String, HeartbeatHealth>,
     pub feeds: BTreeMap<String, String>,
+    /// Per feed, its gaps of the last hour (`gaps:{feed}`).
+    pub gaps: BTreeMap<String, GapHealth>,
     /// A Redis Cluster's nodes (empty for one Redis).
     pub nodes: Vec<NodeHealth>,
 }
@@ -161,6 +171,7 @@ impl HealthReport {
             heartbeat: None,
             heartbeats: BTreeMap::new(),
             feeds: BTreeMap::new(),
+            gaps: BTreeMap::new(),
             nodes: Vec::new(),
         }
     }
@@ -205,6 +216,7 @@ async fn gather(
     let (streams, tick_streams) = stream_health(config, opts, pools, &mut problems).await?;
     let (heartbeat, heartbeats) = heartbeat_health(config, system, cluster, &mut problems).await?;
     let feeds = feed_health(keys, system, cluster, &mut problems).await?;
+    let gaps = gap_health(keys, system, cluster, &mut problems).await?;
     Ok(HealthReport {
         status: if problems.is_empty() {
             Status::Healthy
@@ -219,6 +231,7 @@ async fn gather(
         heartbeat,
         heartbeats,
         feeds,
+        gaps,
         nodes,
     })
 }
@@ -479,6 +492,62 @@ async fn feed_health(
     }
 
     Ok(feeds)
+}
+
+/// Every feed's gaps of the last hour: one with missing trades is a problem
+/// (the bars, volume and indicators of its minutes lack them).
+async fn gap_health(
+    keys: &tickwire_core::config::Keys,
+    system: &Client,
+    cluster: bool,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<String, GapHealth>, Box<dyn std::error::Error + Send + Sync>> {
+    let pattern = keys.gaps.render(keys.prefix_of(Db::System), |_| Some("*"));
+    let (before, after) = pattern.split_once('*').unwrap_or((&pattern, ""));
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .saturating_sub(3_600_000);
+    let mut out = BTreeMap::new();
+    for k in scan(
+        system,
+        cluster,
+        &pattern,
+        Some(ScanType::Stream),
+        usize::MAX,
+    )
+    .await?
+    {
+        let name = k.as_str_lossy().into_owned();
+        let feed = name
+            .strip_prefix(before)
+            .and_then(|r| r.strip_suffix(after))
+            .unwrap_or(&name)
+            .to_string();
+        let entries: Vec<(String, BTreeMap<String, String>)> =
+            system.xrange(k, since.to_string(), "+", None).await?;
+        let mut h = GapHealth::default();
+        let mut symbols = Vec::new();
+        for (_, g) in &entries {
+            h.gaps += 1;
+            let missing: u64 = g.get("missing").and_then(|m| m.parse().ok()).unwrap_or(0);
+            h.missing += missing;
+            if missing > 0 {
+                if let Some(s) = g.get("symbol").filter(|s| !symbols.contains(*s)) {
+                    symbols.push(s.clone());
+                }
+            }
+        }
+        if h.missing > 0 {
+            problems.push(format!(
+                "feed {feed}: {} trades missing in gaps of the last hour ({})",
+                h.missing,
+                symbols.join(", ")
+            ));
+        }
+        out.insert(feed, h);
+    }
+    Ok(out)
 }
 
 /// `text` with the glob's special characters escaped, for a SCAN MATCH.

@@ -271,6 +271,16 @@ impl Setup {
         .await
     }
 
+    /// `tickwire health --json` of the run's Redis.
+    fn health(&self) -> (Option<i32>, serde_json::Value) {
+        health_json(
+            tickwire!()
+                .arg("--config")
+                .arg(&self.cfg)
+                .args(["--redis", &self.live.url()]),
+        )
+    }
+
     fn made(&self) -> Vec<SentTrade> {
         self.ws.sent_trades()
     }
@@ -346,6 +356,14 @@ async fn dropped_connections_are_filled(
         metric("tickwire_backfill_trades_total"),
         Some(missed as f64),
         "{m:?}"
+    );
+    // Every gap filled: none for health to mention.
+    let (_, v) = s.health();
+    assert_eq!(v["gaps"][s.venue]["gaps"], gaps.len(), "{v:#}");
+    assert_eq!(v["gaps"][s.venue]["missing"], 0, "{v:#}");
+    assert!(
+        !v["problems"].to_string().contains("gaps of the last hour"),
+        "{v:#}"
     );
     let all: Vec<&SentTrade> = made.iter().collect();
     assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, symbols, &all).await;
@@ -556,6 +574,19 @@ async fn with_the_history_down_live_trades_go_on_after_timeout_s_and_the_gap_is_
         m.get("tickwire_backfill_requests_total{feed=\"binance\",status=\"5xx\"}")
             .is_some_and(|n| *n >= 2.0),
         "{m:?}"
+    );
+    // Health: degraded while a gap of the last hour misses trades.
+    let (code, v) = s.health();
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(v["gaps"]["binance"]["missing"], missed, "{v:#}");
+    let line = format!("feed binance: {missed} trades missing in gaps of the last hour");
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with(&line)),
+        "{v:#}"
     );
     let want = applied_but_missing(&made, &gaps);
     assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &want).await;
