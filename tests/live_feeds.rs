@@ -260,6 +260,93 @@ async fn okx_keepalive_is_the_text_ping_and_quotes_update_only_the_price_hash() 
 /// IST wall-clock seconds (04:30 UTC is 1_704_169_800).
 const LTT: u32 = 1_704_189_600;
 
+/// A Dhan connection dropped: the next packet's day volume grew by more
+/// than its last trade. Dhan keeps no trade history, so the gap is recorded
+/// `unfillable` (its ids the day volumes before and after, its times the
+/// trades'), and the trade after it carries the whole growth: the session's
+/// volume is the exchange's day volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhan_gap_is_recorded_unfillable_and_its_volume_lands_in_the_next_trade() {
+    let server = WsServer::start(
+        vec![
+            vec![
+                Step::ExpectText,
+                Step::Binary(dhan_full(1, 2885, 2450.05, 25, LTT, 120_000)),
+                Step::Binary(dhan_full(1, 2885, 2451.0, 10, LTT + 1, 120_010)),
+                Step::Drop,
+            ],
+            vec![
+                Step::ExpectText,
+                // 50 traded since: the packet's own trade was 5.
+                Step::Binary(dhan_full(1, 2885, 2452.0, 5, LTT + 5, 120_060)),
+                Step::Hold,
+            ],
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    let redis = redis();
+    let toml = format!(
+        "{LIVE}{}",
+        feed_toml(
+            "dhan",
+            "dhan",
+            &server.url("/"),
+            &["NSE_EQ:2885=RELIANCE"],
+            &["full"]
+        )
+    );
+    let config = config(&redis, &toml);
+    let run = LiveRun::start(&config, None);
+    let db4 = redis.client(4).await.unwrap();
+    wait_until(Duration::from_secs(15), "three Dhan trades", || async {
+        xlen(&db4, "ticks:RELIANCE").await == 3
+    })
+    .await;
+    let summary = run.finish().await;
+    assert_eq!(summary.state.gaps, 1, "{summary:?}");
+    let ticks = xrange(&db4, "ticks:RELIANCE").await;
+    let qty: Vec<(&str, &str)> = ticks
+        .iter()
+        .map(|t| (field(t, "qty"), field(t, "ltq")))
+        .collect();
+    assert_eq!(qty, [("120000", "25"), ("10", "10"), ("50", "5")]);
+    let db0 = redis.client(0).await.unwrap();
+    let gaps = xrange(&db0, "gaps:dhan").await;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let g = &gaps[0];
+    // LTT + 1 and LTT + 5 as IST wall clock: UTC epoch ms.
+    let ms = |ltt: u32| ((i64::from(ltt) - 19_800) * 1000).to_string();
+    assert_eq!(
+        [
+            field(g, "symbol"),
+            field(g, "outcome"),
+            field(g, "reason"),
+            field(g, "from_id"),
+            field(g, "to_id"),
+            field(g, "filled"),
+            field(g, "missing"),
+        ],
+        [
+            "RELIANCE",
+            "unfillable",
+            "no_history",
+            "120010",
+            "120060",
+            "0",
+            "0"
+        ]
+    );
+    assert_eq!(
+        (field(g, "from_ts"), field(g, "to_ts")),
+        (ms(LTT + 1).as_str(), ms(LTT + 5).as_str())
+    );
+    let db5 = redis.client(5).await.unwrap();
+    let session = hgetall(&db5, "volume:session:RELIANCE:2024-01-02").await;
+    assert_eq!(session["volume"], "120060");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhan_binary_feed_names_symbols_and_keeps_depth_in_the_microstructure_db() {
     let server = WsServer::start(

@@ -530,13 +530,16 @@ async fn recorded_okx_and_dhan_frames_land_their_trades() {
     );
     // Dhan names instruments by security id until a symbol map is configured.
     let dhan_ticks = xrange(&db4, "ticks:2885").await;
+    // Its quantity is the day volume's growth since the last trade applied:
+    // the first of the day carries all of it; the packet's LTQ is kept.
     assert_eq!(
         (
             field(&dhan_ticks[0], "ltp"),
             field(&dhan_ticks[0], "qty"),
-            field(&dhan_ticks[0], "vol")
+            field(&dhan_ticks[0], "vol"),
+            field(&dhan_ticks[0], "ltq")
         ),
-        ("2450.05", "25", "120000")
+        ("2450.05", "120000", "120000", "25")
     );
 }
 

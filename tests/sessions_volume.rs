@@ -466,7 +466,11 @@ fn dhan_quote(security: u32, ltp: f32, ltq: u16, ltt: u32, volume: u32) -> Vec<u
 
 /// Two trading days of a recorded Dhan feed: day 2's cumulative volume starts
 /// again far below day 1's, and its trades still land; the LTT is read as IST
-/// wall clock (the default), so 10:30 IST is in the continuous phase.
+/// wall clock (the default), so 10:30 IST is in the continuous phase. Each
+/// trade's quantity is the day volume's growth since the last one applied
+/// (the packet's LTQ kept as `ltq`): one packet covering three trades adds
+/// all three, so the session's volume is the exchange's day volume; a later
+/// process goes on from the checkpointed volume.
 #[tokio::test]
 async fn a_two_day_dhan_recording_lands_both_days_trades() {
     use base64::Engine as _;
@@ -477,8 +481,9 @@ async fn a_two_day_dhan_recording_lands_both_days_trades() {
     let day2 = day1 + 86_400;
     let packets = [
         (day1, 2450.05, 25, 120_000),
-        (day1 + 1, 2450.5, 10, 120_010),
-        (day1 + 60, 2451.0, 5, 120_015),
+        // Three trades of 10 since the last packet: the day volume grew 30.
+        (day1 + 1, 2450.5, 10, 120_030),
+        (day1 + 60, 2451.0, 5, 120_035),
         // The next morning: the exchange's day volume restarted.
         (day2, 2460.0, 40, 40),
         (day2, 2460.0, 40, 40), // the book moved, no trade
@@ -512,7 +517,7 @@ async fn a_two_day_dhan_recording_lands_both_days_trades() {
 
     let db4 = server.client(4).await.unwrap();
     let ticks = xrange(&db4, "ticks:RELIANCE").await;
-    let got: Vec<(&str, &str, &str, &str)> = ticks
+    let got: Vec<(&str, &str, &str, &str, &str)> = ticks
         .iter()
         .map(|e| {
             (
@@ -520,17 +525,19 @@ async fn a_two_day_dhan_recording_lands_both_days_trades() {
                 field(e, "ltp"),
                 field(e, "qty"),
                 field(e, "vol"),
+                field(e, "ltq"),
             )
         })
         .collect();
     assert_eq!(
         got,
         [
-            ("1704085200000-0", "2450.05", "25", "120000"),
-            ("1704085201000-0", "2450.5", "10", "120010"),
-            ("1704085260000-0", "2451", "5", "120015"),
-            ("1704171600000-0", "2460", "40", "40"),
-            ("1704171602000-0", "2461.25", "15", "55"),
+            // The first trade seen of the day carries the day so far.
+            ("1704085200000-0", "2450.05", "120000", "120000", "25"),
+            ("1704085201000-0", "2450.5", "30", "120030", "10"),
+            ("1704085260000-0", "2451", "5", "120035", "5"),
+            ("1704171600000-0", "2460", "40", "40", "40"),
+            ("1704171602000-0", "2461.25", "15", "55", "15"),
         ]
     );
     let db5 = server.client(5).await.unwrap();
@@ -543,7 +550,7 @@ async fn a_two_day_dhan_recording_lands_both_days_trades() {
     };
     assert_eq!(
         volume("volume:session:RELIANCE:2024-01-01").await,
-        ("40".to_string(), "3".to_string())
+        ("120035".to_string(), "3".to_string())
     );
     assert_eq!(
         volume("volume:session:RELIANCE:2024-01-02").await,
@@ -551,7 +558,7 @@ async fn a_two_day_dhan_recording_lands_both_days_trades() {
     );
     assert_eq!(
         volume("volume:bucket:RELIANCE:2024-01-01:10:30").await,
-        ("35".to_string(), "2".to_string())
+        ("120030".to_string(), "2".to_string())
     );
     assert_eq!(
         volume("volume:bucket:RELIANCE:2024-01-01:10:31").await,
@@ -560,6 +567,23 @@ async fn a_two_day_dhan_recording_lands_both_days_trades() {
     assert_eq!(
         volume("volume:bucket:RELIANCE:2024-01-02:10:30").await,
         ("55".to_string(), "2".to_string())
+    );
+
+    // A later process (its own decoder, which has seen no packet): the next
+    // packet's growth is counted from the checkpointed day volume, 55.
+    let data =
+        base64::engine::general_purpose::STANDARD.encode(dhan_quote(2885, 2462.0, 5, day2 + 3, 70));
+    let recv_ns = (i64::from(day2 + 3) - 19_800) * 1_000_000_000 + 5_000_000;
+    let line = serde_json::json!({"recv_ns": recv_ns, "feed": "nse", "venue": "dhan",
+        "enc": "base64", "data": data});
+    let later = write(dir.path(), "nse-dhan-2.jsonl", &format!("{line}\n"));
+    replay(&cfg, &[later]).await;
+    let ticks = xrange(&db4, "ticks:RELIANCE").await;
+    let last = ticks.last().unwrap();
+    assert_eq!((field(last, "qty"), field(last, "ltq")), ("15", "5"));
+    assert_eq!(
+        volume("volume:session:RELIANCE:2024-01-02").await,
+        ("70".to_string(), "3".to_string())
     );
 }
 

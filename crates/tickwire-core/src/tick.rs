@@ -116,6 +116,11 @@ pub struct Tick {
     /// Its stream entry ID `({ms}, {seq})`, given by the state stage from
     /// the instrument's checkpointed sequence (`None`: the writer numbers it).
     pub stream_id: Option<(u64, u64)>,
+    /// The venue's last traded quantity, for a trade whose quantity is the
+    /// growth of the day's cumulative volume (Dhan: the state stage sets
+    /// `qty` from `cum_volume` and the last volume it applied; several
+    /// trades between two packets, or a gap, are all in it).
+    pub ltq: Option<Dec>,
     /// The gap it fills, for a trade from the venue's history
     /// ([`crate::gap`]); `None` for a trade as it came.
     pub fills_gap: Option<u64>,
@@ -162,6 +167,12 @@ impl TradeId {
     pub fn day_volume(yyyymmdd: u32, volume: u32) -> Self {
         Self::trade((u64::from(yyyymmdd) << 32) | u64::from(volume))
     }
+
+    /// The trading date (`yyyymmdd`) and day volume of an id made by
+    /// [`TradeId::day_volume`].
+    pub fn day_volume_parts(value: u64) -> (u32, u32) {
+        ((value >> 32) as u32, (value & 0xFFFF_FFFF) as u32)
+    }
 }
 
 /// 2000-01-01T00:00:00Z in epoch ns: no trade of a venue tickwire reads is older.
@@ -190,6 +201,7 @@ impl Tick {
             db: None,
             trade_id: None,
             stream_id: None,
+            ltq: None,
             fills_gap: None,
         }
     }
@@ -363,6 +375,7 @@ mod tests {
             db: None,
             trade_id: None,
             stream_id: None,
+            ltq: None,
             fills_gap: None,
         };
         assert_eq!(t.exchange_ts_ms(), 1_700_000_000_123);

@@ -568,8 +568,19 @@ impl StateStage {
                 self.duplicate_trades += 1;
                 return;
             }
-            *last = Some(id.value);
+            let before = last.replace(id.value);
             s.resume = None;
+            // A venue that reports the day's volume, not each trade (Dhan):
+            // the trade is everything the day volume grew by since the last
+            // one applied (of its trading date; a new date starts from 0).
+            if let (Some(_), Some(volume)) = (tick.ltq, tick.cum_volume) {
+                let (date, _) = tickwire_core::TradeId::day_volume_parts(id.value);
+                let since = before
+                    .map(tickwire_core::TradeId::day_volume_parts)
+                    .filter(|(d, _)| *d == date)
+                    .map_or(0, |(_, v)| v);
+                tick.qty = volume.minus(Dec::from(since));
+            }
         } else if let Some(((ms, seq), taken)) = &mut s.resume {
             // Without an id, the tick's place in its millisecond is its identity.
             let at = u64::try_from(ts).unwrap_or(0);

@@ -125,6 +125,7 @@ pub(crate) fn decode(
             .and_then(TradeId::value)
             .map(tickwire_core::TradeId::trade),
         stream_id: None,
+        ltq: None,
         fills_gap: None,
     };
     match tick.validate() {

@@ -247,9 +247,14 @@ impl GapKeeper {
         let watch = match self.feeds[k].identity {
             TradeIdentity::Consecutive => true,
             TradeIdentity::Increasing => checking,
-            // Dhan's ids are day volumes, tickwire JSON's as sent: a jump
-            // says nothing of trades missed.
-            TradeIdentity::DayVolume | TradeIdentity::AsSent => false,
+            TradeIdentity::DayVolume => {
+                if checking {
+                    self.day_volume_gap(k, &t, stage, apply);
+                }
+                false
+            }
+            // tickwire JSON's ids are as sent: a jump says nothing.
+            TradeIdentity::AsSent => false,
         };
         let last = if watch {
             stage.last_trade(&t.instrument, id.sequence)
@@ -315,6 +320,50 @@ impl GapKeeper {
             self.close(gap, false, reason, apply);
             apply.push(Event::Tick(t));
         }
+    }
+
+    /// A venue that reports the day's volume, not its trades (Dhan): after a
+    /// reconnect or at start, a day volume grown by more than the packet's
+    /// last trade says trades went by unseen. Nothing keeps them; their
+    /// volume is in this trade (the state stage makes its quantity the
+    /// growth): the gap is recorded `unfillable`, its ids the day volumes
+    /// before and after it.
+    fn day_volume_gap(&mut self, k: usize, t: &Tick, stage: &StateStage, apply: &mut Vec<Event>) {
+        let (Some(id), Some(ltq), Some(volume)) = (t.trade_id, t.ltq, t.cum_volume) else {
+            return;
+        };
+        let Some((last, last_ts_ms)) = stage.last_trade(&t.instrument, id.sequence) else {
+            return;
+        };
+        let (date, before) = tickwire_core::TradeId::day_volume_parts(last);
+        let (now_date, after) = tickwire_core::TradeId::day_volume_parts(id.value);
+        if date != now_date || after <= before {
+            return;
+        }
+        if volume.minus(tickwire_core::Dec::from(before)) <= ltq {
+            return;
+        }
+        self.closed += 1;
+        let feed = &self.feeds[k];
+        tracing::info!(
+            feed = %feed.name,
+            symbol = %t.instrument.symbol,
+            from_volume = before,
+            to_volume = after,
+            "gap in the trades: the venue keeps no history; its volume is in the next trade"
+        );
+        apply.push(Event::Gap(Gap {
+            feed: Arc::clone(&feed.name),
+            instrument: Arc::clone(&t.instrument),
+            from_id: u64::from(before),
+            to_id: u64::from(after),
+            from_ts_ms: last_ts_ms,
+            to_ts_ms: t.exchange_ts_ms(),
+            filled: 0,
+            missing: 0,
+            outcome: GapOutcome::Unfillable,
+            reason: "no_history",
+        }));
     }
 
     fn wait(&mut self, gap: u64, t: Tick, apply: &mut Vec<Event>) {

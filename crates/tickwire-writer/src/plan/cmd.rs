@@ -78,6 +78,7 @@ pub(crate) const LTP: Key = Key::from_static_str("ltp");
 pub(crate) const QTY: Key = Key::from_static_str("qty");
 pub(crate) const TS: Key = Key::from_static_str("ts");
 pub(crate) const VOL: Key = Key::from_static_str("vol");
+pub(crate) const LTQ: Key = Key::from_static_str("ltq");
 pub(crate) const BID: Key = Key::from_static_str("bid");
 pub(crate) const ASK: Key = Key::from_static_str("ask");
 pub(crate) const EXCHANGE: Key = Key::from_static_str("exchange");

@@ -8,7 +8,7 @@ use tickwire_core::Tick;
 
 use crate::lane::settings::LaneSettings;
 use crate::plan::cmd::{Call, Cmd, Kind};
-use crate::plan::cmd::{ASK, BID, VOL};
+use crate::plan::cmd::{ASK, BID, LTQ, VOL};
 use crate::plan::cmd::{LTP, QTY, TS};
 use foldhash::{HashMap, HashMapExt};
 
@@ -100,6 +100,7 @@ pub(crate) struct TickText {
     pub(crate) vol: Option<Span>,
     pub(crate) bid: Option<Span>,
     pub(crate) ask: Option<Span>,
+    pub(crate) ltq: Option<Span>,
 }
 
 impl TickText {
@@ -119,23 +120,30 @@ impl TickText {
             vol: t.cum_volume.map(|v| texts.dec(v)),
             bid: t.bid.map(|v| texts.dec(v)),
             ask: t.ask.map(|v| texts.dec(v)),
+            ltq: t.ltq.map(|v| texts.dec(v)),
         }
     }
 
-    /// The optional fields the tick has, in entry order: vol, bid, ask.
+    /// The optional fields the tick has, in entry order: vol, bid, ask, ltq.
     pub(crate) fn extras(&self) -> impl Iterator<Item = (Key, Span)> {
-        [(VOL, self.vol), (BID, self.bid), (ASK, self.ask)]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
+        [
+            (VOL, self.vol),
+            (BID, self.bid),
+            (ASK, self.ask),
+            (LTQ, self.ltq),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 }
 
 /// The fields a tick's stream entry has beyond ltp, qty and ts: a bit each
-/// for vol, bid and ask.
+/// for vol, bid, ask and ltq.
 pub(crate) fn tick_shape(t: &Tick) -> u8 {
     u8::from(t.cum_volume.is_some())
         | u8::from(t.bid.is_some()) << 1
         | u8::from(t.ask.is_some()) << 2
+        | u8::from(t.ltq.is_some()) << 3
 }
 
 /// The batch's ticks as runs, each of one stream and one shape (the same

@@ -15,7 +15,11 @@
 //! | 50 | disconnect | 10 | reason code u16 |
 //!
 //! Quote and full packets repeat the last trade while only the book changes:
-//! a tick is emitted when the day volume grows (quantity = LTQ). The day
+//! a tick is emitted when the day volume grows: its quantity is that growth
+//! (set by the state stage, which knows the last volume applied, also from a
+//! checkpoint), its LTQ kept beside it, so bars, buckets and session volume
+//! add up to the exchange's day volume however many trades one packet
+//! covers. The day
 //! volume starts again at each trading date of the security's exchange
 //! (midnight Asia/Kolkata), so day 2's first trade is one though its volume
 //! is below day 1's; a packet of an earlier date than the last is stale. The
@@ -255,6 +259,9 @@ impl DhanDecoder {
                         Dec::from(u32::from(ltq)),
                     );
                     tick.cum_volume = Some(Dec::from(volume));
+                    // The state stage makes the quantity the day volume's
+                    // growth since the last trade it applied.
+                    tick.ltq = Some(Dec::from(u32::from(ltq)));
                     tick.trade_id = last.day.map(|d| TradeId::day_volume(date_key(d), volume));
                     tick.atp = Some(p.price(18).to_f64()).filter(|a| *a > 0.0);
                     if code == 8 {
