@@ -908,6 +908,7 @@ async fn a_live_run_whose_redis_stalls_across_a_minute_closes_every_bar_as_its_r
             total,
             every: ms(2),
             behind,
+            away: None,
         })
         .await
         .unwrap();

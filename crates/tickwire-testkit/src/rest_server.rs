@@ -75,8 +75,11 @@ struct State {
     trades: HashMap<String, Vec<HistTrade>>,
     faults: VecDeque<Fault>,
     log: Vec<Request>,
-    /// Binance request weight used so far.
+    /// Binance request weight used in the current minute, and which minute
+    /// (since the epoch) that is: the count starts again each minute, as
+    /// Binance's `X-MBX-USED-WEIGHT-1M` does.
     weight: u64,
+    minute: u64,
 }
 
 /// A running server; stops accepting when dropped.
@@ -290,6 +293,12 @@ fn route(request: &Request, has_key: bool, state: &mut State) -> Answer {
         _ => return (404, Vec::new(), String::new(), None),
     };
     let (weight, max, default, agg) = endpoint;
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60);
+    if minute != state.minute {
+        (state.minute, state.weight) = (minute, 0);
+    }
     state.weight += weight;
     let bad = |code: i64, msg: &str| {
         let body = serde_json::json!({"code": code, "msg": msg}).to_string();

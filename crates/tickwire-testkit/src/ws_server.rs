@@ -216,6 +216,19 @@ pub struct Flood {
     /// stamped this much before they are sent): a test can put the end of
     /// an exchange minute where it likes.
     pub behind: Duration,
+    /// A venue that trades on while no connection is up, and drops them.
+    pub away: Option<FloodAway>,
+}
+
+/// A [`Flood`] venue's trading while the client is away: trade `k` is due
+/// `k / rate` after the first connection, whether a connection is up or
+/// not, and stamped then; a connection sends what is due from its start on
+/// (what came due while none was up goes only to the history). Every trade
+/// goes to `history`; each connection is dropped after `drop_every`.
+#[derive(Debug, Clone)]
+pub struct FloodAway {
+    pub history: crate::rest_server::HistorySink,
+    pub drop_every: Option<Duration>,
 }
 
 /// What a [`Flood`] did so far.
@@ -227,6 +240,10 @@ pub struct FloodLog {
     pub pongs: AtomicUsize,
     /// Connections lost (the client went away) before everything was sent.
     pub lost: AtomicUsize,
+    /// With [`FloodAway`]: trades made while no connection was up, and
+    /// when the first connection came (the venue's clock starts then).
+    pub missed: AtomicUsize,
+    pub start: std::sync::OnceLock<(std::time::Instant, i64)>,
 }
 
 impl WsServer {
@@ -504,16 +521,40 @@ async fn flood_feed(
         })
     };
     let handle = tokio::runtime::Handle::current();
+    let dropping = spec.away.as_ref().and_then(|a| a.drop_every);
     let sender = std::thread::spawn(move || {
         let started = std::time::Instant::now();
         let first = flood.sent.load(Ordering::Relaxed);
         let mut pinged = started;
+        if let Some(away) = &spec.away {
+            // What came due while no connection was up: made, not sent.
+            let (t0, t0_ms) = *flood.start.get_or_init(|| (started, now_ns() / 1_000_000));
+            // The last trade of each symbol goes out live: a gap shows at
+            // the live trade after it, and there would be none.
+            let last_live = spec.total.saturating_sub(spec.symbols.len().max(1));
+            let due = ((t0.elapsed().as_secs_f64() * f64::from(spec.rate)) as usize).min(last_live);
+            for k in first..due {
+                let (_, trade) = flood_trade(&spec, k, t0_ms);
+                away.history.add(&trade.0, trade.1);
+                flood.missed.fetch_add(1, Ordering::Relaxed);
+            }
+            flood.sent.store(due.max(first), Ordering::Relaxed);
+        }
         loop {
             let sent = flood.sent.load(Ordering::Relaxed);
             if sent >= spec.total {
                 break;
             }
-            let due = first + (started.elapsed().as_secs_f64() * f64::from(spec.rate)) as usize;
+            if dropping.is_some_and(|d| started.elapsed() >= d) {
+                // The connection breaks, as a venue's does.
+                return (sink, true);
+            }
+            let due = match (&spec.away, flood.start.get()) {
+                (Some(_), Some((t0, _))) => {
+                    (t0.elapsed().as_secs_f64() * f64::from(spec.rate)) as usize
+                }
+                _ => first + (started.elapsed().as_secs_f64() * f64::from(spec.rate)) as usize,
+            };
             let due = due.min(spec.total);
             let ping = pinged.elapsed() >= Duration::from_secs(1);
             if ping {
@@ -524,7 +565,14 @@ async fn flood_feed(
             let written = handle.block_on(async {
                 let t_ms = now_ns() / 1_000_000 - behind;
                 for k in sent..due {
-                    let (text, _) = flood_frame(&spec, k, t_ms);
+                    let text = match (&spec.away, flood.start.get()) {
+                        (Some(away), Some((_, t0_ms))) => {
+                            let (text, trade) = flood_trade(&spec, k, *t0_ms);
+                            away.history.add(&trade.0, trade.1);
+                            text
+                        }
+                        _ => flood_frame(&spec, k, t_ms).0,
+                    };
                     sink.feed(Message::text(text)).await?;
                     flood.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -539,12 +587,39 @@ async fn flood_feed(
             }
             std::thread::sleep(spec.every);
         }
-        sink
+        (sink, false)
     });
-    // The sink is held until the client goes, as the connection is.
+    // The sink is held until the client goes, as the connection is (or,
+    // dropping, until the drop is due).
     let sink = tokio::task::spawn_blocking(move || sender.join()).await;
+    if matches!(sink, Ok(Ok((_, true)))) {
+        reader.abort();
+    }
     let _ = reader.await;
     drop(sink);
+}
+
+/// A [`FloodAway`] venue's trade `k`: its frame, stamped when it is due
+/// (`t0_ms` plus `k / rate`), and its symbol and history entry.
+fn flood_trade(
+    spec: &Flood,
+    k: usize,
+    t0_ms: i64,
+) -> (String, (String, crate::rest_server::HistTrade)) {
+    let due_ms = t0_ms + (k as f64 * 1000.0 / f64::from(spec.rate.max(1))) as i64;
+    let t_ms = due_ms - i64::try_from(spec.behind.as_millis()).unwrap_or(0);
+    let (text, id) = flood_frame(spec, k, t_ms);
+    let n = spec.symbols.len().max(1);
+    let symbol = spec.symbols.get(k % n).cloned().unwrap_or_default();
+    let cents = 10_000 + (id * 37) % 101;
+    let trade = crate::rest_server::HistTrade {
+        id,
+        price: format!("{}.{:02}", cents / 100, cents % 100),
+        qty: format!("0.{id:08}"),
+        ts_ms: t_ms,
+        buyer_maker: false,
+    };
+    (text, (symbol, trade))
 }
 
 /// One connection of a [`TradeFeed`]: subscription, resend, the trades

@@ -715,3 +715,131 @@ async fn a_bar_whose_second_ends_during_a_fill_closes_only_after_it() {
         s.log("run.log")
     );
 }
+
+/// `name` from the environment, or `default`.
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `took_ms` of every `gap closed` line of `log`.
+fn catch_up_ms(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("gap closed"))
+        .filter_map(|l| {
+            l.split("took_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// A fast feed dropped every few seconds and the process SIGKILLed once:
+/// every trade the venue made is in Redis once, in order. In the suite it
+/// runs small (2,000 frames a second for 6 s, a drop every 2 s, killed at
+/// 3 s for 1 s); `benches/gaps.sh` runs it optimized at the issue's size
+/// (20,000 frames a second for 60 s, a drop every 10 s) and prints the time
+/// from the first trade after each gap to the gap's trades applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_feed_dropped_and_killed_keeps_every_trade_once() {
+    use tickwire_testkit::ws_server::{Flood, FloodAway};
+    let rate = env_num("TICKWIRE_GAPS_RATE", 2_000) as u32;
+    let seconds = env_num("TICKWIRE_GAPS_SECONDS", 6);
+    let drop_s = env_num("TICKWIRE_GAPS_DROP_S", 2);
+    let down_s = env_num("TICKWIRE_GAPS_DOWN_S", 1);
+    let total = rate as usize * seconds as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = RestServer::start(HashMap::new()).await.unwrap();
+    let (ws, flood) = WsServer::flood(Flood {
+        symbols: BINANCE.map(String::from).to_vec(),
+        rate,
+        total,
+        every: Duration::from_millis(2),
+        behind: Duration::ZERO,
+        away: Some(FloodAway {
+            history: rest.sink(),
+            drop_every: Some(Duration::from_secs(drop_s)),
+        }),
+    })
+    .await
+    .unwrap();
+    let cfg = config_file(
+        dir.path(),
+        "bench.toml",
+        &format!(
+            "[log]\nlevel = \"info\"\n[streams]\nmaxlen = 100000000\n\
+             [spool]\ndir = \"{}\"\n\
+             [backfill]\ntimeout_s = 300\nmax_waiting_bytes = 4294967296\n\
+             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
+             rest_url = \"{}\"\nsymbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
+            dir.path().join("spool").display(),
+            ws.url("/ws"),
+            rest.url()
+        ),
+    );
+    let live = redis();
+    let db4 = live.client(4).await.unwrap();
+    let log = |n: &str| dir.path().join(n);
+    let first = start_run(tickwire!(), &cfg, &live.url(), &log("first.log"));
+    tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
+    let (status, _) = stop(first, "-KILL").await;
+    assert!(!status.success());
+    tokio::time::sleep(Duration::from_secs(down_s)).await;
+    let second = start_run(tickwire!(), &cfg, &live.url(), &log("second.log"));
+    let done = poll_until(Duration::from_secs(seconds * 3 + 60), || async {
+        flood.sent.load(std::sync::atomic::Ordering::Relaxed) >= total
+            && ticks_of(&db4, &BINANCE).await >= total as u64
+    })
+    .await;
+    let (status, stdout) = stop(second, "-TERM").await;
+    let logs = log_of(&log("first.log")) + &log_of(&log("second.log"));
+    assert!(
+        done,
+        "{} of {total} in Redis\n{stdout}",
+        ticks_of(&db4, &BINANCE).await
+    );
+    assert!(status.success(), "{stdout}");
+    // Every trade once, in order: the ids of each stream are 1..=n.
+    for symbol in BINANCE {
+        let mut next = 1u64;
+        let mut from = "-".to_string();
+        loop {
+            let page: Vec<(String, HashMap<String, String>)> = db4
+                .xrange(format!("ticks:{symbol}"), from.as_str(), "+", Some(50_000))
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else { break };
+            from = format!("({last}");
+            for (id, f) in &page {
+                let trade = trade_id_of_qty(&f["qty"]).unwrap();
+                assert_eq!(trade, next, "ticks:{symbol} entry {id}");
+                next += 1;
+            }
+        }
+        assert_eq!(next - 1, (total / BINANCE.len()) as u64, "ticks:{symbol}");
+    }
+    let gaps = gaps_of(&live, "binance").await;
+    assert!(gaps.iter().all(|g| g["outcome"] == "filled"), "{gaps:?}");
+    let filled: u64 = gaps.iter().map(|g| num(g, "filled")).sum();
+    let missed = flood.missed.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    assert!(
+        filled >= missed,
+        "{filled} filled, {missed} made while away"
+    );
+    let mut took = catch_up_ms(&logs);
+    took.sort_unstable();
+    assert_eq!(took.len(), gaps.len(), "a time per gap\n{logs}");
+    let p50 = took.get(took.len() / 2).copied().unwrap_or(0);
+    let max = took.last().copied().unwrap_or(0);
+    println!(
+        "gaps figures: {rate} frames/s for {seconds} s, a drop every {drop_s} s, killed once for \
+         {down_s} s: {total} trades, {missed} made while away, {} gaps, {filled} trades filled; \
+         first trade after a gap to its trades applied: p50 {p50} ms, max {max} ms",
+        gaps.len()
+    );
+}

@@ -129,6 +129,7 @@ async fn the_tick_to_redis_histogram_of_a_live_run_has_every_tick_in_fine_bucket
         total: total as usize,
         every: Duration::from_micros(every_us),
         behind: Duration::ZERO,
+        away: None,
     })
     .await
     .unwrap();

@@ -110,6 +110,7 @@ async fn a_live_feed_through_a_redis_outage_spools_and_drops_nothing() {
         total: total as usize,
         every: Duration::from_millis(2),
         behind: Duration::ZERO,
+        away: None,
     })
     .await
     .unwrap();
@@ -232,6 +233,7 @@ async fn a_spool_left_by_a_killed_process_is_handed_on_first_by_the_next() {
         total: total as usize,
         every: Duration::from_millis(2),
         behind: Duration::ZERO,
+        away: None,
     })
     .await
     .unwrap();
