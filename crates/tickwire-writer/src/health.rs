@@ -473,16 +473,8 @@ async fn feed_health(
         .render(keys.prefix_of(Db::System), |_| Some("*"));
     let mut feeds = BTreeMap::new();
     let status_keys = scan(system, cluster, &status_pattern, None, usize::MAX).await?;
-    let (before, after) = status_pattern
-        .split_once('*')
-        .unwrap_or((&status_pattern, ""));
     for k in status_keys {
-        let name = k.as_str_lossy().into_owned();
-        let feed = name
-            .strip_prefix(before)
-            .and_then(|r| r.strip_suffix(after))
-            .unwrap_or(&name)
-            .to_string();
+        let feed = feed_of_key(&status_pattern, &k);
         let v: Option<String> = system.get(k).await?;
         let v = v.unwrap_or_default();
         if v != "connected" {
@@ -503,7 +495,6 @@ async fn gap_health(
     problems: &mut Vec<String>,
 ) -> Result<BTreeMap<String, GapHealth>, Box<dyn std::error::Error + Send + Sync>> {
     let pattern = keys.gaps.render(keys.prefix_of(Db::System), |_| Some("*"));
-    let (before, after) = pattern.split_once('*').unwrap_or((&pattern, ""));
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
@@ -518,12 +509,7 @@ async fn gap_health(
     )
     .await?
     {
-        let name = k.as_str_lossy().into_owned();
-        let feed = name
-            .strip_prefix(before)
-            .and_then(|r| r.strip_suffix(after))
-            .unwrap_or(&name)
-            .to_string();
+        let feed = feed_of_key(&pattern, &k);
         let entries: Vec<(String, BTreeMap<String, String>)> =
             system.xrange(k, since.to_string(), "+", None).await?;
         let mut h = GapHealth::default();
@@ -548,6 +534,17 @@ async fn gap_health(
         out.insert(feed, h);
     }
     Ok(out)
+}
+
+/// The feed a key of a per-feed template names: what stands for the `*`
+/// of `pattern` (the template rendered with `*` for the feed).
+fn feed_of_key(pattern: &str, key: &Key) -> String {
+    let (before, after) = pattern.split_once('*').unwrap_or((pattern, ""));
+    let name = key.as_str_lossy();
+    name.strip_prefix(before)
+        .and_then(|r| r.strip_suffix(after))
+        .unwrap_or(&name)
+        .to_string()
 }
 
 /// `text` with the glob's special characters escaped, for a SCAN MATCH.
