@@ -20,7 +20,8 @@ use crate::venue::FrameError;
 /// it may give (ids `from_id..=to_id`; others in the page are not used).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryKey {
-    /// The gap's number in the process that asked.
+    /// The gap: the id of the first live trade after it (with the feed and
+    /// symbol, the same in the live run and in a replay of its recording).
     pub gap: u64,
     /// As the venue names it (`BTCUSDT`, `BTC-USDT`).
     pub symbol: Box<str>,
@@ -74,6 +75,9 @@ pub trait History: Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FillEnd {
     pub feed: Arc<str>,
+    /// As the venue names it.
+    pub symbol: Box<str>,
+    /// The gap: the id of the first live trade after it.
     pub gap: u64,
     /// The fill went down to the gap's first id (every trade the venue
     /// still has of it was handed on).

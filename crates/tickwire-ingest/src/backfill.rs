@@ -198,6 +198,7 @@ impl Backfill {
         }
         let end = FillEnd {
             feed: Arc::clone(&ask.feed),
+            symbol: ask.symbol.clone(),
             gap: ask.gap,
             complete,
             reason,

@@ -67,9 +67,25 @@ pub struct RecordSummary {
     pub error: Option<String>,
 }
 
+/// What the recorder thread writes: a frame, or a line made already (a page
+/// of a venue's history, a fill's end, a feed's connect).
+enum Item {
+    Frame(RawFrame),
+    Line { recv_ns: i64, line: String },
+}
+
+impl Item {
+    fn len(&self) -> u64 {
+        match self {
+            Item::Frame(f) => f.data.len() as u64,
+            Item::Line { line, .. } => line.len() as u64,
+        }
+    }
+}
+
 /// Hands frames to the recorder thread (never blocks the caller).
 pub struct Recorder {
-    tx: Option<crossbeam_channel::Sender<RawFrame>>,
+    tx: Option<crossbeam_channel::Sender<Item>>,
     thread: Option<thread::JoinHandle<RecordSummary>>,
     /// Frame bytes queued for the thread.
     queued: Arc<AtomicU64>,
@@ -103,7 +119,7 @@ impl Recorder {
         // Bounded, and written with try_send: the recorder never slows the
         // parser, and a disk that cannot keep up costs dropped (counted)
         // frames, not unbounded memory.
-        let (tx, rx) = crossbeam_channel::bounded::<RawFrame>(max_frames.max(1));
+        let (tx, rx) = crossbeam_channel::bounded::<Item>(max_frames.max(1));
         let dir = dir.to_path_buf();
         let queued = Arc::new(AtomicU64::new(0));
         let metric = metrics::counter!(tickwire_core::telemetry::RECORD_DROPPED);
@@ -128,7 +144,7 @@ impl Recorder {
                         signal.cancel();
                         // Count every frame that still comes, until the feeds stop.
                         for f in rx.iter() {
-                            queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
+                            queued.fetch_sub(f.len(), Ordering::Relaxed);
                             summary.lost += 1;
                             metric.increment(1);
                         }
@@ -164,10 +180,20 @@ impl Recorder {
     /// Queues `frame` for the recorder; drops (and counts) it when the queue
     /// is at its bound.
     pub fn write(&mut self, frame: &RawFrame) {
+        self.queue(Item::Frame(frame.clone()));
+    }
+
+    /// Queues one line made already ([`history_line`], [`marker_line`]),
+    /// as [`Recorder::write`] queues a frame.
+    pub fn write_line(&mut self, recv_ns: i64, line: String) {
+        self.queue(Item::Line { recv_ns, line });
+    }
+
+    fn queue(&mut self, item: Item) {
         let Some(tx) = &self.tx else { return };
-        let len = frame.data.len() as u64;
+        let len = item.len();
         let queued = self.queued.fetch_add(len, Ordering::Relaxed);
-        let sent = queued + len <= self.max_bytes && tx.try_send(frame.clone()).is_ok();
+        let sent = queued + len <= self.max_bytes && tx.try_send(item).is_ok();
         if !sent {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             if self.dropped == 0 {
@@ -245,7 +271,7 @@ impl Open {
 }
 
 fn record_loop(
-    rx: &crossbeam_channel::Receiver<RawFrame>,
+    rx: &crossbeam_channel::Receiver<Item>,
     dir: &Path,
     cfg: &RecordConfig,
     queued: &AtomicU64,
@@ -267,10 +293,14 @@ fn record_loop(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         if let Some(f) = frame {
-            queued.fetch_sub(f.data.len() as u64, Ordering::Relaxed);
+            queued.fetch_sub(f.len(), Ordering::Relaxed);
             // Lost until written: the frame that hits an error is not recorded.
             summary.lost += 1;
-            let hour = f.recv_ns.div_euclid(3_600_000_000_000);
+            let recv_ns = match &f {
+                Item::Frame(f) => f.recv_ns,
+                Item::Line { recv_ns, .. } => *recv_ns,
+            };
+            let hour = recv_ns.div_euclid(3_600_000_000_000);
             let rotate = match &open {
                 None => true,
                 Some(o) => o.bytes >= cfg.rotate_bytes || (cfg.rotate_hourly && o.hour != hour),
@@ -279,7 +309,7 @@ fn record_loop(
                 if let Some(mut o) = open.take() {
                     o.flush().map_err(err(&o.path))?;
                 }
-                let path = next_path(dir, f.recv_ns, summary.files.len());
+                let path = next_path(dir, recv_ns, summary.files.len());
                 File::create(&path).map_err(err(&path))?;
                 summary.files.push(path.clone());
                 open = Some(Open {
@@ -293,7 +323,10 @@ fn record_loop(
             }
             // Present: opened just above when it was missing.
             let Some(o) = open.as_mut() else { continue };
-            frame_line(&f, &mut line);
+            match f {
+                Item::Frame(f) => frame_line(&f, &mut line),
+                Item::Line { line: l, .. } => line = l,
+            }
             o.encoder(cfg.zstd_level)
                 .and_then(|e| e.write_all(line.as_bytes()))
                 .map_err(err(&o.path))?;
@@ -323,6 +356,45 @@ fn next_path(dir: &Path, recv_ns: i64, n: usize) -> PathBuf {
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         .strftime("%Y%m%dT%H%M%SZ");
     dir.join(format!("tickwire-{ts}-{:04}.frames.jsonl.zst", n + 1))
+}
+
+/// A page of a venue's trade history as a recording line: the frame line's
+/// envelope with `"history"` (the gap, symbol, id sequence and the ids it
+/// gives) and the answer as `data`. `replay` decodes it as the live run did.
+pub fn history_line(h: &crate::frame::HistoryFrame) -> String {
+    let v = serde_json::json!({
+        "recv_ns": h.recv_ns,
+        "feed": &*h.feed,
+        "venue": h.venue.name(),
+        "history": {
+            "gap": h.key.gap,
+            "symbol": &*h.key.symbol,
+            "seq": match h.key.sequence {
+                tickwire_core::IdSequence::Trade => "trade",
+                tickwire_core::IdSequence::Aggregate => "aggregate",
+            },
+            "from": h.key.from_id,
+            "to": h.key.to_id,
+        },
+        "data": String::from_utf8_lossy(&h.data),
+    });
+    format!("{v}\n")
+}
+
+/// A recording line of something that happened between frames and that a
+/// replay must see where it happened: `{"recv_ns":..,"feed":..,"venue":..,
+/// "data":"",..fields}` (a fill's end, a feed's connect).
+pub fn marker_line(
+    recv_ns: i64,
+    feed: &str,
+    venue: &str,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut v = serde_json::json!({"recv_ns": recv_ns, "feed": feed, "venue": venue, "data": ""});
+    if let Some(o) = v.as_object_mut() {
+        o.extend(fields);
+    }
+    format!("{v}\n")
 }
 
 /// One recording line, with its newline.

@@ -286,6 +286,14 @@ impl LineDecoder {
                 Some(record.recv_ns),
             ))
         };
+        if let Some(marked) =
+            Self::recorded_marker(&mut self.feeds, &mut self.instruments, limits, &record, out)
+        {
+            if let Err(e) = marked {
+                out.push(reject(e.error_type, e.message));
+            }
+            return;
+        }
         let decoded;
         let frame = match record.enc {
             None | Some("text") => venues::Frame::Text(record.data.as_bytes()),
@@ -340,6 +348,82 @@ impl LineDecoder {
         skip_if_nothing(out, first, dead_feed);
     }
 
+    /// A recording line that is no frame: a page of history (its ticks), a
+    /// fill's end or a feed's connect (their events, for the state stage's
+    /// gap keeper). `None` for a frame.
+    fn recorded_marker(
+        feeds: &mut venues::FeedDecoders,
+        instruments: &mut InstrumentCache,
+        limits: (i64, usize),
+        record: &FrameRecord<'_>,
+        out: &mut Vec<Event>,
+    ) -> Option<Result<(), venues::FrameError>> {
+        let feed: std::sync::Arc<str> = record.feed.into();
+        if let Some(h) = &record.history {
+            let key = tickwire_core::HistoryKey {
+                gap: h.gap,
+                symbol: h.symbol.into(),
+                sequence: match h.seq {
+                    "aggregate" => tickwire_core::IdSequence::Aggregate,
+                    _ => tickwire_core::IdSequence::Trade,
+                },
+                from_id: h.from,
+                to_id: h.to,
+            };
+            let first = out.len();
+            let decoded = feeds.decode_history(
+                record.feed,
+                record.venue,
+                &key,
+                record.data.as_bytes(),
+                record.recv_ns,
+                instruments,
+                out,
+            );
+            let raw = || std::borrow::Cow::Borrowed(record.data.as_bytes());
+            if decoded.is_err() {
+                out.truncate(first);
+                return Some(decoded);
+            }
+            Self::reject_implausible(limits, out, first, record.feed, &raw, Some(record.recv_ns));
+            skip_if_nothing(out, first, record.feed);
+            return Some(Ok(()));
+        }
+        if let Some(end) = &record.fill_end {
+            out.push(Event::FillEnd(tickwire_core::FillEnd {
+                feed,
+                symbol: end.symbol.into(),
+                gap: end.gap,
+                complete: end.complete,
+                reason: fill_reason(end.reason),
+            }));
+            out.push(Event::Skipped {
+                feed: record.feed.into(),
+            });
+            return Some(Ok(()));
+        }
+        if record.status == Some("connected") {
+            let exchange = record
+                .venue
+                .and_then(|v| VENUES.get(v))
+                .map_or("", |v| v.name());
+            out.push(Event::Feed(tickwire_core::FeedEvent {
+                feed,
+                exchange,
+                status: tickwire_core::FeedStatus::Connected,
+                at_ns: record.recv_ns,
+                reconnects: 0,
+                gap_ns: None,
+                reason: None,
+            }));
+            out.push(Event::Skipped {
+                feed: record.feed.into(),
+            });
+            return Some(Ok(()));
+        }
+        None
+    }
+
     /// Distinct instruments seen so far.
     pub fn instruments(&self) -> usize {
         self.instruments.len()
@@ -387,6 +471,58 @@ struct FrameRecord<'a> {
     enc: Option<&'a str>,
     #[serde(borrow, default)]
     venue: Option<&'a str>,
+    /// A page of the venue's trade history fetched for a gap.
+    #[serde(borrow, default)]
+    history: Option<RecordedHistory<'a>>,
+    /// A gap's fill ended here.
+    #[serde(borrow, default)]
+    fill_end: Option<RecordedFillEnd<'a>>,
+    /// The feed connected here (`connected`).
+    #[serde(borrow, default)]
+    status: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordedHistory<'a> {
+    gap: u64,
+    #[serde(borrow)]
+    symbol: &'a str,
+    #[serde(borrow)]
+    seq: &'a str,
+    from: u64,
+    to: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordedFillEnd<'a> {
+    gap: u64,
+    #[serde(borrow)]
+    symbol: &'a str,
+    complete: bool,
+    #[serde(borrow)]
+    reason: &'a str,
+}
+
+/// A fill's end reason as the live run wrote it (the known ones; another
+/// is `recorded`).
+fn fill_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "",
+        "timeout",
+        "max_trades",
+        "max_age",
+        "rest_error",
+        "no_api_key",
+        "no_history",
+        "disabled",
+        "max_waiting_bytes",
+        "stopped",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == reason)
+        .copied()
+        .unwrap_or("recorded")
 }
 
 fn trim_line(mut line: &[u8]) -> &[u8] {

@@ -32,6 +32,9 @@ use tokio::sync::mpsc::UnboundedSender;
 enum Fill {
     /// Asked of the fill task.
     Ask,
+    /// A replay of a recording: the live run's pages and fill's end are in
+    /// it, where they came.
+    Recorded,
     Disabled,
     Unfillable,
 }
@@ -41,6 +44,10 @@ struct FeedGaps {
     name: Arc<str>,
     identity: TradeIdentity,
     fill: Fill,
+    /// A connect of it was seen. A replay looks for gaps only in a
+    /// recording of a live run (which holds its connects): a tick file's or
+    /// an older recording's jumps are as they were written.
+    connected: bool,
 }
 
 /// A gap being filled.
@@ -73,6 +80,10 @@ pub(crate) struct GapKeeper {
     open: HashMap<u64, Open>,
     holding: HashMap<ByAddress, u64>,
     next_gap: u64,
+    /// The open gaps by their identity in the live run and its recording:
+    /// the feed, the symbol and the first live trade after the gap (what
+    /// history pages and a fill's end name).
+    ids: HashMap<(usize, Box<str>, u64), u64>,
     asks: Option<UnboundedSender<GapAsk>>,
     config: BackfillConfig,
     /// Per instrument, the first trade after its last closed gap.
@@ -107,7 +118,7 @@ impl GapKeeper {
             let fill = match (venue.history(), f.backfill) {
                 (None, _) => Fill::Unfillable,
                 (Some(_), Some(false)) => Fill::Disabled,
-                (Some(_), _) if asks.is_none() => Fill::Disabled,
+                (Some(_), _) if asks.is_none() => Fill::Recorded,
                 (Some(_), _) => Fill::Ask,
             };
             let k = feeds.len();
@@ -115,6 +126,7 @@ impl GapKeeper {
                 name: Arc::from(f.name.as_str()),
                 identity: venue.trade_identity(),
                 fill,
+                connected: false,
             });
             for i in venue.instruments(f) {
                 feed_of.insert((i.exchange, i.symbol), k);
@@ -129,6 +141,7 @@ impl GapKeeper {
             open: HashMap::new(),
             holding: HashMap::new(),
             next_gap: 1,
+            ids: HashMap::new(),
             asks,
             config: config.backfill.clone(),
             released: Vec::new(),
@@ -150,10 +163,15 @@ impl GapKeeper {
             Event::Tick(t) if t.trade_id.is_some() => self.live(t, stage, apply),
             Event::FillEnd(end) => self.ended(&end, apply),
             Event::Feed(f) => {
-                if f.status == FeedStatus::Connected && f.gap_ns.is_some() {
+                // Every connect, the first too: trades may have gone by
+                // since the last one applied (a checkpoint's, at start).
+                if f.status == FeedStatus::Connected {
                     self.reconnected(&f.feed);
                 }
-                apply.push(Event::Feed(f));
+                // A replay's connects are its recording's, not its own.
+                if self.asks.is_some() {
+                    apply.push(Event::Feed(f));
+                }
             }
             other => apply.push(other),
         }
@@ -173,7 +191,8 @@ impl GapKeeper {
     /// Gaps whose fill outlived `timeout_s` (the fill task ends its own
     /// then; this is in case it cannot say so) let their trades go.
     pub(crate) fn expire(&mut self, apply: &mut Vec<Event>) {
-        if self.open.is_empty() {
+        // A replay's fills end where its recording says.
+        if self.open.is_empty() || self.asks.is_none() {
             return;
         }
         let limit = Duration::from_secs(self.config.timeout_s + 5);
@@ -205,6 +224,7 @@ impl GapKeeper {
         let Some(k) = self.feeds.iter().position(|f| &*f.name == feed) else {
             return;
         };
+        self.feeds[k].connected = true;
         self.check.extend(
             self.feed_of
                 .iter()
@@ -240,6 +260,10 @@ impl GapKeeper {
             apply.push(Event::Tick(t));
             return;
         };
+        if self.asks.is_none() && !self.feeds[k].connected {
+            apply.push(Event::Tick(t));
+            return;
+        }
         let checking = !self.check.is_empty()
             && self
                 .check
@@ -289,7 +313,7 @@ impl GapKeeper {
         let asked = fill == Fill::Ask
             && self.asks.as_ref().is_some_and(|tx| {
                 tx.send(GapAsk {
-                    gap,
+                    gap: id.value,
                     feed: Arc::clone(&self.feeds[k].name),
                     symbol: t.instrument.symbol.clone(),
                     sequence: id.sequence,
@@ -307,6 +331,9 @@ impl GapKeeper {
             "gap in the trades"
         );
         self.open.insert(gap, open);
+        self.ids
+            .insert((k, t.instrument.symbol.clone(), id.value), gap);
+        let asked = asked || fill == Fill::Recorded;
         if asked {
             stage.hold(&t.instrument, true);
             self.holding.insert(key, gap);
@@ -315,7 +342,7 @@ impl GapKeeper {
             let reason = match fill {
                 Fill::Unfillable => "no_history",
                 Fill::Disabled => "backfill_off",
-                Fill::Ask => "fill_task_gone",
+                Fill::Ask | Fill::Recorded => "fill_task_gone",
             };
             self.close(gap, false, reason, apply);
             apply.push(Event::Tick(t));
@@ -379,7 +406,12 @@ impl GapKeeper {
     }
 
     fn filled(&mut self, t: Tick, apply: &mut Vec<Event>) {
-        let gap = t.fills_gap.unwrap_or_default();
+        let below = t.fills_gap.unwrap_or_default();
+        let gap = self
+            .feed_index(&t.instrument)
+            .and_then(|k| self.ids.get(&(k, t.instrument.symbol.clone(), below)))
+            .copied()
+            .unwrap_or(0);
         match self.open.get_mut(&gap) {
             Some(open) => {
                 open.filled += 1;
@@ -402,7 +434,12 @@ impl GapKeeper {
     }
 
     fn ended(&mut self, end: &FillEnd, apply: &mut Vec<Event>) {
-        self.close(end.gap, end.complete, end.reason, apply);
+        let Some(k) = self.feeds.iter().position(|f| f.name == end.feed) else {
+            return;
+        };
+        if let Some(&gap) = self.ids.get(&(k, end.symbol.clone(), end.gap)) {
+            self.close(gap, end.complete, end.reason, apply);
+        }
     }
 
     /// Ends gap `gap`: its waiting trades go on, after its record.
@@ -410,6 +447,8 @@ impl GapKeeper {
         let Some(open) = self.open.remove(&gap) else {
             return;
         };
+        self.ids
+            .remove(&(open.feed, open.instrument.symbol.clone(), open.to_id + 1));
         let key = ByAddress(Arc::clone(&open.instrument));
         self.holding.remove(&key);
         // Taken again, the trade after the gap shows the same jump where
@@ -427,7 +466,7 @@ impl GapKeeper {
             (_, 0) => GapOutcome::Filled,
             (Fill::Unfillable, _) => GapOutcome::Unfillable,
             (Fill::Disabled, _) => GapOutcome::Disabled,
-            (Fill::Ask, _) => GapOutcome::Partial,
+            (Fill::Ask | Fill::Recorded, _) => GapOutcome::Partial,
         };
         self.closed += 1;
         self.filled += open.filled;

@@ -141,6 +141,7 @@ const MAX_DEFERRED: u32 = 8;
 pub(crate) fn spawn_state_stage(
     cfg: StateConfig,
     checkpoints: Checkpoints,
+    gaps: crate::gaps::GapKeeper,
     mut input: mpsc::Receiver<Vec<Event>>,
     output: mpsc::Sender<Vec<Event>>,
     supervisor: Supervisor,
@@ -148,7 +149,7 @@ pub(crate) fn spawn_state_stage(
     std::thread::Builder::new()
         .name("tickwire-state".into())
         .spawn(move || {
-            let mut runner = StateRunner::new(cfg, checkpoints, None, output);
+            let mut runner = StateRunner::new(cfg, checkpoints, None, output).with_gaps(gaps);
             loop {
                 let Some(events) = input.blocking_recv() else {
                     return runner.finish();

@@ -843,3 +843,72 @@ async fn a_fast_feed_dropped_and_killed_keeps_every_trade_once() {
         gaps.len()
     );
 }
+
+/// A live run through drops, recorded (`run --record`): the recording holds
+/// the fetched pages and the fills' ends where they came, and a replay of it
+/// into a fresh Redis gives the live run's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_of_a_run_with_fills_replays_to_its_state() {
+    let s = Setup::new(
+        TradeFormat::BinanceAggTrade,
+        &BINANCE,
+        |f| f.drop_after = Some(150),
+        "",
+    )
+    .await;
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let rec = s.dir.path().join("rec");
+    let child = tickwire!()
+        .arg("--config")
+        .arg(&s.cfg)
+        .args(["--redis", &s.live.url(), "run", "--record"])
+        .arg(&rec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(s.dir.path().join("run.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let done = s.until_written(total).await;
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(done, "{}", s.log("run.log"));
+    assert!(status.success(), "{stdout}");
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert!(
+        !gaps.is_empty() && gaps.iter().all(|g| g["outcome"] == "filled"),
+        "{gaps:?}"
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let reference = redis();
+    let (out, replayed, _) = run(tickwire!()
+        .arg("--config")
+        .arg(&s.cfg)
+        .args(["--redis", &reference.url(), "replay", "--max"])
+        .args(&files));
+    assert!(out.status.success(), "replay: {replayed}");
+    assert_eq!(
+        summary_value(&replayed, "gaps"),
+        gaps.len() as u64,
+        "{replayed}"
+    );
+    // The replay's gap records are the live run's.
+    assert_eq!(gaps_of(&reference, s.venue).await, gaps);
+    let (got, want) = (state(&s.live).await, state(&reference).await);
+    assert_eq!(
+        got.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        want.iter().map(|k| (k.0, &k.1)).collect::<Vec<_>>(),
+        "the keys"
+    );
+    for (a, b) in got.iter().zip(&want) {
+        assert!(
+            tickwire_testkit::equal_within(&a.2, &b.2, 1e-12),
+            "db {} key {} differs from the replay of the recording\nlive   {:.600}\nreplay {:.600}",
+            b.0,
+            b.1,
+            a.2,
+            b.2
+        );
+    }
+}

@@ -57,6 +57,9 @@ pub(super) async fn run(
             ..StateConfig::from_config(config)
         },
         Checkpoints::new(&pools, config)?,
+        // A recording's gaps: held and filled where its pages and fill
+        // ends are, as the live run that made it did.
+        crate::gaps::GapKeeper::new(config, tickwire_parse::VENUES, None),
         parsed,
         state_tx,
         supervisor.clone(),
