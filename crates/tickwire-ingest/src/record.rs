@@ -323,6 +323,7 @@ fn record_loop(
             }
             // Present: opened just above when it was missing.
             let Some(o) = open.as_mut() else { continue };
+            let is_frame = matches!(f, Item::Frame(_));
             match f {
                 Item::Frame(f) => frame_line(&f, &mut line),
                 Item::Line { line: l, .. } => line = l,
@@ -333,7 +334,8 @@ fn record_loop(
             o.bytes += line.len() as u64;
             o.dirty = true;
             summary.lost -= 1;
-            summary.frames += 1;
+            // A connect, a page of history or a fill's end is no frame read.
+            summary.frames += u64::from(is_frame);
             summary.bytes += line.len() as u64;
         }
         if last_flush.elapsed() >= flush_every {

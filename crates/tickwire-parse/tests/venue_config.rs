@@ -188,3 +188,59 @@ fn one_exchange_in_two_feeds_is_no_collision() {
     assert!(errors[0].message.contains("RELIANCE of NSE"));
     assert!(errors[0].message.contains("RELIANCE of BSE"));
 }
+
+#[test]
+fn every_bad_backfill_field_is_named_at_once() {
+    let text = r#"
+        [backfill]
+        max_trades = 0
+        max_age_s = 0
+        timeout_s = 7200
+        max_waiting_bytes = 10
+        [[feeds]]
+        name = "b"
+        venue = "binance"
+        symbols = ["BTCUSDT"]
+        rest_url = "ftp://api.binance.com"
+        [[feeds]]
+        name = "d"
+        venue = "dhan"
+        symbols = ["NSE_EQ:1333"]
+        rest_url = "https://api.dhan.co"
+        backfill = true
+        [[feeds]]
+        name = "o"
+        venue = "okx"
+        symbols = ["BTC-USDT"]
+        rest_url = "https://proxy.example:8443"
+        backfill = false
+    "#;
+    let err = Config::from_toml(text, &Overrides::default(), VENUES).unwrap_err();
+    let text_of = err.to_string();
+    let mut got = fields(err);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "backfill.max_age_s",
+            "backfill.max_trades",
+            "backfill.max_waiting_bytes",
+            "backfill.timeout_s",
+            "feeds[0].rest_url",
+            "feeds[1].backfill",
+            "feeds[1].rest_url",
+        ],
+        "{text_of}"
+    );
+    assert!(text_of.contains("keeps no trade history"), "{text_of}");
+    // The defaults, and a feed's own endpoint and switch, are taken.
+    let ok = Config::from_toml(
+        "[[feeds]]\nname = \"o\"\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\n\
+         rest_url = \"http://127.0.0.1:1\"\nbackfill = false\n",
+        &Overrides::default(),
+        VENUES,
+    )
+    .unwrap();
+    assert_eq!(ok.backfill.max_trades, 100_000);
+    assert_eq!(ok.feeds[0].backfill, Some(false));
+}

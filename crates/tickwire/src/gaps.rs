@@ -465,6 +465,8 @@ impl GapKeeper {
         let outcome = match (feed.fill, missing) {
             (_, 0) => GapOutcome::Filled,
             (Fill::Unfillable, _) => GapOutcome::Unfillable,
+            // Binance futures' trade history needs a key the feed lacks.
+            (_, _) if reason == "no_api_key" && open.filled == 0 => GapOutcome::Unfillable,
             (Fill::Disabled, _) => GapOutcome::Disabled,
             (Fill::Ask | Fill::Recorded, _) => GapOutcome::Partial,
         };

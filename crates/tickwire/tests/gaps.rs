@@ -912,3 +912,83 @@ async fn a_recording_of_a_run_with_fills_replays_to_its_state() {
         );
     }
 }
+
+/// Binance USD-M futures serve `historicalTrades` only with an API key:
+/// without one (no `TICKWIRE_{FEED}_API_KEY`) a `trade` feed's gaps are
+/// recorded `unfillable` and its live trades go on; with one, sent in the
+/// `X-MBX-APIKEY` header, they are filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_futures_trade_gaps_are_filled_with_an_api_key_and_unfillable_without() {
+    for key in [None, Some("test-key")] {
+        let s = Setup::new(
+            TradeFormat::BinanceTrade,
+            &BINANCE,
+            |f| f.drop_after = Some(300),
+            "",
+        )
+        .await;
+        let cfg = std::fs::read_to_string(&s.cfg)
+            .unwrap()
+            .replace("venue = \"binance\"", "venue = \"binance-futures\"");
+        std::fs::write(&s.cfg, cfg).unwrap();
+        let mut c = tickwire!();
+        if let Some(k) = key {
+            c.env("TICKWIRE_BINANCE_API_KEY", k);
+        }
+        let child = start_run(c, &s.cfg, &s.live.url(), &s.dir.path().join("run.log"));
+        let db4 = s.live.client(4).await.unwrap();
+        let done = poll_until(Duration::from_secs(60), || async {
+            let made = s.made();
+            let away = made.iter().filter(|t| !t.live).count() as u64;
+            let want = if key.is_some() {
+                made.len() as u64
+            } else {
+                made.len() as u64 - away
+            };
+            s.ws.all_sent(&s.spec) && ticks_of(&db4, &BINANCE).await >= want
+        })
+        .await;
+        let (status, stdout) = stop(child, "-TERM").await;
+        let text = s.log("run.log");
+        assert!(done, "key {key:?}\n{text}");
+        assert!(status.success(), "{stdout}");
+        assert!(!text.contains("test-key"), "the key is never logged");
+        let gaps = gaps_of(&s.live, s.venue).await;
+        assert!(!gaps.is_empty(), "{text}");
+        for g in &gaps {
+            let span = num(g, "to_id") - num(g, "from_id") + 1;
+            let want = match key {
+                Some(_) => ("filled", "", span, 0),
+                None => ("unfillable", "no_api_key", 0, span),
+            };
+            assert_eq!(
+                (
+                    g["outcome"].as_str(),
+                    g["reason"].as_str(),
+                    num(g, "filled"),
+                    num(g, "missing")
+                ),
+                want,
+                "{g:?}"
+            );
+        }
+        let asked: Vec<_> = s
+            .rest
+            .requests()
+            .into_iter()
+            .map(|r| (r.path, r.status))
+            .collect();
+        match key {
+            Some(_) => assert!(
+                asked
+                    .iter()
+                    .all(|(p, st)| p == "/fapi/v1/historicalTrades" && *st == 200),
+                "{asked:?}"
+            ),
+            None => assert!(
+                asked.is_empty(),
+                "nothing is asked without a key: {asked:?}"
+            ),
+        }
+    }
+}
