@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
+use crate::frame::FrameError;
 use crate::tick::{IdSequence, Instrument};
-use crate::venue::FrameError;
 
 /// What a history frame holds trades of: the gap it fills and the trades
 /// it may give (ids `from_id..=to_id`; others in the page are not used).

@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod event;
 pub mod feeds;
+pub mod frame;
 pub mod gap;
 pub mod ids;
 pub mod keys;

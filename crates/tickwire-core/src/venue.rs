@@ -15,28 +15,7 @@ use crate::event::Event;
 use crate::feeds::FeedConfig;
 use crate::tick::{Instrument, InstrumentCache};
 
-/// One WebSocket frame's payload.
-#[derive(Debug, Clone, Copy)]
-pub enum Frame<'a> {
-    Text(&'a [u8]),
-    Binary(&'a [u8]),
-}
-
-/// Why a frame was rejected: a low-cardinality class and a readable reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameError {
-    pub error_type: &'static str,
-    pub message: String,
-}
-
-impl FrameError {
-    pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            error_type,
-            message: message.into(),
-        }
-    }
-}
+pub use crate::frame::{Frame, FrameError};
 
 /// What is sent on a quiet socket so that a healthy one answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -522,16 +522,9 @@ fn parse_frames(
             }
         }
         FeedMsg::Status(s) => {
-            if let Some(r) = recorder.as_mut() {
-                // A replay finds gaps after a connect as the live run did.
-                if s.status == tickwire_core::FeedStatus::Connected {
-                    let mut m = serde_json::Map::new();
-                    m.insert("status".into(), "connected".into());
-                    r.write_line(
-                        s.at_ns,
-                        crate::record::marker_line(s.at_ns, &s.feed, s.exchange, m),
-                    );
-                }
+            // A replay finds gaps after a connect as the live run did.
+            if let (Some(r), tickwire_core::FeedStatus::Connected) = (recorder.as_mut(), s.status) {
+                r.write_line(s.at_ns, crate::record::connect_line(&s));
             }
             if decode {
                 out.push(Event::Feed(s));
@@ -555,19 +548,8 @@ fn parse_frames(
         }
         FeedMsg::FillEnd(end) => {
             if let Some(r) = recorder.as_mut() {
-                let venue = setup
-                    .feeds
-                    .iter()
-                    .find(|f| f.name == *end.feed)
-                    .map_or("", |f| f.venue.as_str());
-                let mut m = serde_json::Map::new();
-                m.insert(
-                    "fill_end".into(),
-                    serde_json::json!({"gap": end.gap, "symbol": &*end.symbol,
-                        "complete": end.complete, "reason": end.reason}),
-                );
                 let now = crate::frame::now_ns();
-                r.write_line(now, crate::record::marker_line(now, &end.feed, venue, m));
+                r.write_line(now, crate::record::fill_end_line(now, &end, &setup.feeds));
             }
             if decode {
                 out.push(Event::FillEnd(end));

@@ -383,6 +383,33 @@ pub fn history_line(h: &crate::frame::HistoryFrame) -> String {
     format!("{v}\n")
 }
 
+/// A feed's connect as a recording line (`"status":"connected"`).
+pub fn connect_line(s: &tickwire_core::FeedEvent) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("status".into(), "connected".into());
+    marker_line(s.at_ns, &s.feed, s.exchange, m)
+}
+
+/// A fill's end as a recording line (`"fill_end"`), received at `now_ns`;
+/// `feeds` names the feed's venue.
+pub fn fill_end_line(
+    now_ns: i64,
+    end: &tickwire_core::FillEnd,
+    feeds: &[tickwire_core::FeedConfig],
+) -> String {
+    let venue = feeds
+        .iter()
+        .find(|f| f.name == *end.feed)
+        .map_or("", |f| f.venue.as_str());
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "fill_end".into(),
+        serde_json::json!({"gap": end.gap, "symbol": &*end.symbol,
+            "complete": end.complete, "reason": end.reason}),
+    );
+    marker_line(now_ns, &end.feed, venue, m)
+}
+
 /// A recording line of something that happened between frames and that a
 /// replay must see where it happened: `{"recv_ns":..,"feed":..,"venue":..,
 /// "data":"",..fields}` (a fill's end, a feed's connect).

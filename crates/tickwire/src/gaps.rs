@@ -97,6 +97,8 @@ pub(crate) struct GapKeeper {
     pub(crate) closed: u64,
     pub(crate) filled: u64,
     pub(crate) missing: u64,
+    /// Live trades that waited for a fill.
+    pub(crate) held: u64,
 }
 
 /// A live trade's bytes while it waits: the tick and its share of the
@@ -150,6 +152,7 @@ impl GapKeeper {
             closed: 0,
             filled: 0,
             missing: 0,
+            held: 0,
         }
     }
 
@@ -400,6 +403,7 @@ impl GapKeeper {
         };
         open.waiting.push(Event::Tick(t));
         open.waiting_bytes += WAITING_TICK_BYTES;
+        self.held += 1;
         if open.waiting_bytes > self.config.max_waiting_bytes {
             self.close(gap, false, "max_waiting_bytes", apply);
         }

@@ -367,7 +367,12 @@ impl StateRunner {
     fn counts(&self) -> StateCounts {
         let mut counts = StateCounts::of(&self.stage);
         if let Some(k) = &self.gaps {
-            (counts.gaps, counts.gap_filled, counts.gap_missing) = (k.closed, k.filled, k.missing);
+            (
+                counts.gaps,
+                counts.gap_filled,
+                counts.gap_missing,
+                counts.gap_held,
+            ) = (k.closed, k.filled, k.missing, k.held);
         }
         counts
     }

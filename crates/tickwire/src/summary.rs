@@ -87,11 +87,12 @@ impl RunSummary {
         for (name, v) in rows {
             let _ = writeln!(s, "  {name:<16}{v:>12}");
         }
-        let optional: [(&str, u64); 11] = [
+        let optional: [(&str, u64); 12] = [
             // Gaps in the feeds' trades, and what filled them.
             ("gaps", self.state.gaps),
             ("gap trades filled", self.state.gap_filled),
             ("gap trades missing", self.state.gap_missing),
+            ("held for fills", self.state.gap_held),
             // Lines that held several items (an OKX push of three trades):
             // lines read + these = ticks + quotes + rejected + skipped.
             ("more per line", i.extra),
@@ -429,6 +430,9 @@ pub struct StateCounts {
     pub gaps: u64,
     pub gap_filled: u64,
     pub gap_missing: u64,
+    /// Live trades that waited while their instrument's gap was filled
+    /// (a trade taken again after one gap and held by the next counts twice).
+    pub gap_held: u64,
 }
 
 impl StateCounts {
@@ -442,6 +446,7 @@ impl StateCounts {
             gaps: 0,
             gap_filled: 0,
             gap_missing: 0,
+            gap_held: 0,
         }
     }
 }
