@@ -992,3 +992,97 @@ async fn binance_futures_trade_gaps_are_filled_with_an_api_key_and_unfillable_wi
         }
     }
 }
+
+/// History older than `max_age_s` is not asked for: the venue trades on
+/// 3 s while `tickwire run` is stopped (each trade stamped when it was made);
+/// with `max_age_s = 1` the next process fills the newest pages, back to
+/// the first trade older than a second before it asked, and records the
+/// older ones missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_older_than_max_age_is_not_asked_for() {
+    use tickwire_testkit::ws_server::{Flood, FloodAway};
+    let (rate, seconds) = (4_000u32, 8u64);
+    let total = rate as usize * seconds as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = RestServer::start(HashMap::new()).await.unwrap();
+    let (ws, flood) = WsServer::flood(Flood {
+        symbols: BINANCE.map(String::from).to_vec(),
+        rate,
+        total,
+        every: Duration::from_millis(2),
+        behind: Duration::ZERO,
+        away: Some(FloodAway {
+            history: rest.sink(),
+            drop_every: None,
+        }),
+    })
+    .await
+    .unwrap();
+    let cfg = config_file(
+        dir.path(),
+        "max_age.toml",
+        &format!(
+            "[backfill]\nmax_age_s = 1\n\
+             [[feeds]]\nname = \"binance\"\nvenue = \"binance\"\nurl = \"{}\"\n\
+             rest_url = \"{}\"\nsymbols = [\"BTCUSDT\", \"ETHUSDT\"]\nchannels = [\"trade\"]\n",
+            ws.url("/ws"),
+            rest.url()
+        ),
+    );
+    let live = redis();
+    let db4 = live.client(4).await.unwrap();
+    let first = start_run(
+        tickwire!(),
+        &cfg,
+        &live.url(),
+        &dir.path().join("first.log"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = stop(first, "-TERM").await;
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = start_run(
+        tickwire!(),
+        &cfg,
+        &live.url(),
+        &dir.path().join("second.log"),
+    );
+    let done = poll_until(Duration::from_secs(60), || async {
+        let gaps = gaps_of(&live, "binance").await;
+        let missing: u64 = gaps.iter().map(|g| num(g, "missing")).sum();
+        flood.sent.load(std::sync::atomic::Ordering::Relaxed) >= total
+            && gaps.len() == BINANCE.len()
+            && ticks_of(&db4, &BINANCE).await + missing >= total as u64
+    })
+    .await;
+    let (status, stdout) = stop(second, "-TERM").await;
+    assert!(done, "{}\n{stdout}", log_of(&dir.path().join("second.log")));
+    assert!(status.success(), "{stdout}");
+    let gaps = gaps_of(&live, "binance").await;
+    for g in &gaps {
+        let span = num(g, "to_id") - num(g, "from_id") + 1;
+        // 3 s at 2,000 trades a second per symbol; about a second of them,
+        // whole pages of 1,000, filled.
+        assert!(span > 5_000, "{g:?}");
+        assert_eq!(
+            (g["outcome"].as_str(), g["reason"].as_str()),
+            ("partial", "max_age"),
+            "{g:?}"
+        );
+        let filled = num(g, "filled");
+        assert!(
+            filled >= 1_000 && filled % 1_000 == 0 && filled < span,
+            "{g:?}"
+        );
+        assert_eq!(num(g, "missing"), span - filled, "{g:?}");
+    }
+    // What is in Redis: every trade but the gaps' oldest, in order.
+    for symbol in BINANCE {
+        let g = gaps.iter().find(|g| g["symbol"] == symbol).unwrap();
+        let (lost_from, lost_to) = (num(g, "from_id"), num(g, "from_id") + num(g, "missing"));
+        let want: Vec<u64> = (1..=(total / BINANCE.len()) as u64)
+            .filter(|id| !(lost_from..lost_to).contains(id))
+            .collect();
+        assert_eq!(stream_ids(&db4, symbol).await, want, "ticks:{symbol}");
+    }
+}
