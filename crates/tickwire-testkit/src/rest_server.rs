@@ -57,6 +57,8 @@ pub struct Request {
     /// The query's parameters, in order.
     pub query: Vec<(String, String)>,
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -249,6 +251,7 @@ fn answer(head: &str, state: &Mutex<State>) -> Answer {
         path: path.to_string(),
         query,
         status: 200,
+        at: std::time::Instant::now(),
     };
     let (status, mut headers, body, delay) = match state.faults.pop_front() {
         Some(Fault::TooManyRequests { retry_after_s }) => fault(429, retry_after_s),

@@ -456,12 +456,25 @@ async fn a_frame_the_venue_never_sent_is_filled_without_a_drop() {
             "{g:?}"
         );
     }
+    // One request at a time to the host, each `historicalTrades` (weight 25
+    // of 6,000 a minute) at least 250 ms after the one before.
+    let asked = s.rest.requests();
+    assert!(asked.len() >= 2, "{asked:?}");
+    for w in asked.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(
+            gap >= Duration::from_millis(245),
+            "{gap:?} between {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
     let all: Vec<&SentTrade> = made.iter().collect();
     assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_history_that_answers_429_twice_is_waited_for_then_fills() {
+async fn a_history_that_answers_429_then_418_is_waited_for_then_fills() {
     let s = Setup::new(
         TradeFormat::BinanceAggTrade,
         &BINANCE,
@@ -469,9 +482,8 @@ async fn a_history_that_answers_429_twice_is_waited_for_then_fills() {
         "",
     )
     .await;
-    for _ in 0..2 {
-        s.rest.fault(Fault::TooManyRequests { retry_after_s: 1 });
-    }
+    s.rest.fault(Fault::TooManyRequests { retry_after_s: 1 });
+    s.rest.fault(Fault::Banned { retry_after_s: 1 });
     let total = (s.spec.trades * BINANCE.len()) as u64;
     let child = s.start("run.log");
     let done = s.until_written(total).await;
@@ -481,12 +493,19 @@ async fn a_history_that_answers_429_twice_is_waited_for_then_fills() {
     assert!(status.success(), "{stdout}");
     let requests = s.rest.requests();
     let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
-    assert_eq!(&statuses[..3], &[429, 429, 200], "{requests:?}");
-    assert_eq!(
-        m.get("tickwire_backfill_requests_total{feed=\"binance\",status=\"429\"}"),
-        Some(&2.0),
-        "{m:?}"
-    );
+    assert_eq!(&statuses[..3], &[429, 418, 200], "{requests:?}");
+    // Each waited its Retry-After before the next.
+    for w in requests[..3].windows(2) {
+        assert!(
+            w[1].at - w[0].at >= Duration::from_millis(990),
+            "{requests:?}"
+        );
+    }
+    for status in ["429", "418"] {
+        let name =
+            format!("tickwire_backfill_requests_total{{feed=\"binance\",status=\"{status}\"}}");
+        assert_eq!(m.get(&name), Some(&1.0), "{m:?}");
+    }
     let gaps = gaps_of(&s.live, s.venue).await;
     assert!(
         !gaps.is_empty() && gaps.iter().all(|g| g["outcome"] == "filled"),
@@ -916,17 +935,17 @@ async fn a_recording_of_a_run_with_fills_replays_to_its_state() {
 /// Binance USD-M futures serve `historicalTrades` only with an API key:
 /// without one (no `TICKWIRE_{FEED}_API_KEY`) a `trade` feed's gaps are
 /// recorded `unfillable` and its live trades go on; with one, sent in the
-/// `X-MBX-APIKEY` header, they are filled.
+/// `X-MBX-APIKEY` header, they are filled. An `aggTrade` feed's come from
+/// `/fapi/v1/aggTrades`, which needs none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_futures_trade_gaps_are_filled_with_an_api_key_and_unfillable_without() {
-    for key in [None, Some("test-key")] {
-        let s = Setup::new(
-            TradeFormat::BinanceTrade,
-            &BINANCE,
-            |f| f.drop_after = Some(300),
-            "",
-        )
-        .await;
+    for (format, key) in [
+        (TradeFormat::BinanceTrade, None),
+        (TradeFormat::BinanceTrade, Some("test-key")),
+        (TradeFormat::BinanceAggTrade, None),
+    ] {
+        let agg = format == TradeFormat::BinanceAggTrade;
+        let s = Setup::new(format, &BINANCE, |f| f.drop_after = Some(300), "").await;
         let cfg = std::fs::read_to_string(&s.cfg)
             .unwrap()
             .replace("venue = \"binance\"", "venue = \"binance-futures\"");
@@ -940,7 +959,7 @@ async fn binance_futures_trade_gaps_are_filled_with_an_api_key_and_unfillable_wi
         let done = poll_until(Duration::from_secs(60), || async {
             let made = s.made();
             let away = made.iter().filter(|t| !t.live).count() as u64;
-            let want = if key.is_some() {
+            let want = if key.is_some() || agg {
                 made.len() as u64
             } else {
                 made.len() as u64 - away
@@ -957,9 +976,9 @@ async fn binance_futures_trade_gaps_are_filled_with_an_api_key_and_unfillable_wi
         assert!(!gaps.is_empty(), "{text}");
         for g in &gaps {
             let span = num(g, "to_id") - num(g, "from_id") + 1;
-            let want = match key {
-                Some(_) => ("filled", "", span, 0),
-                None => ("unfillable", "no_api_key", 0, span),
+            let want = match (key, agg) {
+                (None, false) => ("unfillable", "no_api_key", 0, span),
+                _ => ("filled", "", span, 0),
             };
             assert_eq!(
                 (
@@ -978,16 +997,19 @@ async fn binance_futures_trade_gaps_are_filled_with_an_api_key_and_unfillable_wi
             .into_iter()
             .map(|r| (r.path, r.status))
             .collect();
-        match key {
-            Some(_) => assert!(
-                asked
-                    .iter()
-                    .all(|(p, st)| p == "/fapi/v1/historicalTrades" && *st == 200),
-                "{asked:?}"
-            ),
-            None => assert!(
+        let path = if agg {
+            "/fapi/v1/aggTrades"
+        } else {
+            "/fapi/v1/historicalTrades"
+        };
+        match (key, agg) {
+            (None, false) => assert!(
                 asked.is_empty(),
                 "nothing is asked without a key: {asked:?}"
+            ),
+            _ => assert!(
+                !asked.is_empty() && asked.iter().all(|(p, st)| p == path && *st == 200),
+                "{asked:?}"
             ),
         }
     }
@@ -1071,7 +1093,7 @@ async fn history_older_than_max_age_is_not_asked_for() {
         );
         let filled = num(g, "filled");
         assert!(
-            filled >= 1_000 && filled % 1_000 == 0 && filled < span,
+            filled >= 1_000 && filled.is_multiple_of(1_000) && filled < span,
             "{g:?}"
         );
         assert_eq!(num(g, "missing"), span - filled, "{g:?}");
@@ -1085,4 +1107,61 @@ async fn history_older_than_max_age_is_not_asked_for() {
             .collect();
         assert_eq!(stream_ids(&db4, symbol).await, want, "ticks:{symbol}");
     }
+}
+
+/// Live trades wait for a fill in at most `max_waiting_bytes` per
+/// instrument: the history answers after 3 s, ETHUSDT's waiting trades pass
+/// the bound first, the fill is given up (its gap `partial`, reason
+/// `max_waiting_bytes`, every trade of it missing) and they go on; the pages
+/// that come later are counted late and applied to nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_trades_wait_for_a_fill_within_max_waiting_bytes() {
+    let s = Setup::new(
+        TradeFormat::BinanceTrade,
+        &["ETHUSDT"],
+        |f| {
+            f.trades = 1_200;
+            f.drop_after = Some(150);
+            f.missed = 5;
+            f.every = Duration::from_millis(1);
+        },
+        "[backfill]\nmax_waiting_bytes = 65536\n",
+    )
+    .await;
+    s.rest.fault(Fault::Slow(Duration::from_secs(3)));
+    let child = s.start("run.log");
+    let db4 = s.live.client(4).await.unwrap();
+    let done = poll_until(Duration::from_secs(60), || async {
+        let gaps = gaps_of(&s.live, s.venue).await;
+        let missing: u64 = gaps.iter().map(|g| num(g, "missing")).sum();
+        s.ws.all_sent(&s.spec)
+            && !gaps.is_empty()
+            && ticks_of(&db4, &["ETHUSDT"]).await + missing >= s.made().len() as u64
+    })
+    .await;
+    // The slow page arrives, late.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let m = try_scrape(s.metrics);
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(done, "{}", s.log("run.log"));
+    assert!(status.success(), "{stdout}");
+    let gaps = gaps_of(&s.live, s.venue).await;
+    let first = &gaps[0];
+    let span = num(first, "to_id") - num(first, "from_id") + 1;
+    assert_eq!(
+        (
+            first["outcome"].as_str(),
+            first["reason"].as_str(),
+            num(first, "filled"),
+            num(first, "missing")
+        ),
+        ("partial", "max_waiting_bytes", 0, span),
+        "{gaps:?}"
+    );
+    // The first gap's page came after it closed (and so may a later gap's).
+    let late = m.get("tickwire_backfill_trades_total{feed=\"binance\",outcome=\"late\"}");
+    assert!(late.is_some_and(|l| *l >= span as f64), "{m:?}");
+    let made = s.made();
+    let want = applied_but_missing(&made, &gaps);
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &["ETHUSDT"], &want).await;
 }
