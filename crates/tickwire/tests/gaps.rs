@@ -1165,3 +1165,59 @@ async fn live_trades_wait_for_a_fill_within_max_waiting_bytes() {
     let want = applied_but_missing(&made, &gaps);
     assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &["ETHUSDT"], &want).await;
 }
+
+/// While one instrument's gap is filled, the others flow: the venue leaves
+/// out one frame (of one symbol) and the history answers 2 s later; the
+/// other symbol's trades reach Redis meanwhile, the gapped one's wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_instruments_flow_while_one_is_filled() {
+    let s = Setup::new(
+        TradeFormat::BinanceTrade,
+        &BINANCE,
+        |f| {
+            f.trades = 100;
+            f.every = Duration::from_millis(20);
+            f.unsent_every = Some(120);
+        },
+        "",
+    )
+    .await;
+    s.rest.fault(Fault::Slow(Duration::from_secs(2)));
+    let total = (s.spec.trades * BINANCE.len()) as u64;
+    let child = s.start("run.log");
+    let db4 = s.live.client(4).await.unwrap();
+    // Each symbol's stream length every 100 ms until everything is in.
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let n = (
+            ticks_of(&db4, &["BTCUSDT"]).await,
+            ticks_of(&db4, &["ETHUSDT"]).await,
+        );
+        seen.push(n);
+        if s.ws.all_sent(&s.spec) && n.0 + n.1 >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, stdout) = stop(child, "-TERM").await;
+    assert!(status.success(), "{stdout}");
+    let gaps = gaps_of(&s.live, s.venue).await;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let held = if gaps[0]["symbol"] == "BTCUSDT" { 0 } else { 1 };
+    // A second (10 samples) in which the held symbol's stream stood still
+    // and the other's grew.
+    let flowed = seen.windows(10).any(|w| {
+        let (a, b) = (w[0], w[9]);
+        let (held_a, held_b, other_a, other_b) = if held == 0 {
+            (a.0, b.0, a.1, b.1)
+        } else {
+            (a.1, b.1, a.0, b.0)
+        };
+        held_a == held_b && other_b >= other_a + 10
+    });
+    assert!(flowed, "{seen:?}");
+    let made = s.made();
+    let all: Vec<&SentTrade> = made.iter().collect();
+    assert_applied(&s.live, &s.cfg, s.dir.path(), s.venue, &BINANCE, &all).await;
+}
