@@ -14,7 +14,7 @@
 //! A feed whose venue keeps no history, or whose `backfill` is off, is not
 //! asked: its gaps are recorded at once (`unfillable`, `disabled`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,9 @@ struct FeedGaps {
     /// recording of a live run (which holds its connects): a tick file's or
     /// an older recording's jumps are as they were written.
     connected: bool,
+    /// Counts its connects (from 1, the process's start): an instrument
+    /// whose last trade looked at was of an earlier one is checked.
+    epoch: u64,
 }
 
 /// A gap being filled.
@@ -73,9 +76,10 @@ pub(crate) struct GapKeeper {
     feed_of: HashMap<(Box<str>, Box<str>), usize>,
     /// The same, by the address of the instruments met (`None`: no feed's).
     met: HashMap<ByAddress, Option<usize>>,
-    /// Instruments whose next live trade is checked whatever their venue's
-    /// ids: after their feed reconnected, and at start.
-    check: HashSet<(Box<str>, Box<str>)>,
+    /// Per instrument met, its feed's connect it was last looked at in:
+    /// the first trade after each connect (and at start) is checked
+    /// whatever the venue's ids.
+    looked_at: HashMap<ByAddress, u64>,
     /// Open gaps by number; and which instrument has one.
     open: HashMap<u64, Open>,
     holding: HashMap<ByAddress, u64>,
@@ -129,17 +133,17 @@ impl GapKeeper {
                 identity: venue.trade_identity(),
                 fill,
                 connected: false,
+                epoch: 1,
             });
             for i in venue.instruments(f) {
                 feed_of.insert((i.exchange, i.symbol), k);
             }
         }
-        let check = feed_of.keys().cloned().collect();
         Self {
             feeds,
             feed_of,
             met: HashMap::new(),
-            check,
+            looked_at: HashMap::new(),
             open: HashMap::new(),
             holding: HashMap::new(),
             next_gap: 1,
@@ -228,12 +232,7 @@ impl GapKeeper {
             return;
         };
         self.feeds[k].connected = true;
-        self.check.extend(
-            self.feed_of
-                .iter()
-                .filter(|(_, v)| **v == k)
-                .map(|(key, _)| key.clone()),
-        );
+        self.feeds[k].epoch += 1;
     }
 
     fn feed_index(&mut self, inst: &Arc<Instrument>) -> Option<usize> {
@@ -267,10 +266,8 @@ impl GapKeeper {
             apply.push(Event::Tick(t));
             return;
         }
-        let checking = !self.check.is_empty()
-            && self
-                .check
-                .remove(&(t.instrument.exchange.clone(), t.instrument.symbol.clone()));
+        let epoch = self.feeds[k].epoch;
+        let checking = self.looked_at.insert(key.clone(), epoch) != Some(epoch);
         let watch = match self.feeds[k].identity {
             TradeIdentity::Consecutive => true,
             TradeIdentity::Increasing => checking,
