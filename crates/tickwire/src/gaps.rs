@@ -250,9 +250,11 @@ impl GapKeeper {
 
     fn live(&mut self, t: Tick, stage: &mut StateStage, apply: &mut Vec<Event>) {
         let key = ByAddress(Arc::clone(&t.instrument));
-        if let Some(gap) = self.holding.get(&key).copied() {
-            self.wait(gap, t, apply);
-            return;
+        if !self.holding.is_empty() {
+            if let Some(gap) = self.holding.get(&key).copied() {
+                self.wait(gap, t, apply);
+                return;
+            }
         }
         let Some(k) = self.feed_index(&t.instrument) else {
             apply.push(Event::Tick(t));
