@@ -86,8 +86,58 @@ pub fn trading_dates(start: Date, n: usize) -> Vec<Date> {
 
 const SESSION_MS: i64 = (6 * 3600 + 15 * 60) * 1000; // 09:15 to 15:30
 
+/// How a session's ticks are spread over the instruments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Universe {
+    /// `ticks_per_session` ticks each.
+    Uniform,
+    /// `instruments x ticks_per_session` ticks a session, the instrument of
+    /// rank r (its place in the list, from 1) getting a share in proportion
+    /// to 1/r^s: a few busy names and a long tail that trades a few times a
+    /// session or not at all, as a real market.
+    Zipf { s: f64 },
+}
+
+/// Each instrument's ticks in one session of `universe`: they add up to
+/// `instruments x ticks_per_session` (Zipf: shares rounded by largest
+/// remainder, so the total is exact).
+pub fn session_counts(
+    universe: Universe,
+    instruments: usize,
+    ticks_per_session: usize,
+) -> Vec<usize> {
+    let total = instruments * ticks_per_session;
+    let s = match universe {
+        Universe::Uniform => return vec![ticks_per_session; instruments],
+        Universe::Zipf { s } => s,
+    };
+    let weights: Vec<f64> = (1..=instruments).map(|r| (r as f64).powf(-s)).collect();
+    let sum: f64 = weights.iter().sum();
+    let exact: Vec<f64> = weights.iter().map(|w| w / sum * total as f64).collect();
+    let mut counts: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let short = total - counts.iter().sum::<usize>();
+    let mut by_remainder: Vec<usize> = (0..instruments).collect();
+    by_remainder.sort_by(|&a, &b| {
+        let (ra, rb) = (exact[a] - exact[a].floor(), exact[b] - exact[b].floor());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    for &i in by_remainder.iter().take(short) {
+        counts[i] += 1;
+    }
+    counts
+}
+
 /// Writes the ticks as tickwire tick JSON lines, in time order; returns the count.
 pub fn write_ticks(spec: &SynthSpec, out: &mut impl Write) -> io::Result<u64> {
+    write_universe(spec, Universe::Uniform, out)
+}
+
+/// [`write_ticks`] with the session's ticks spread as `universe` says.
+pub fn write_universe(
+    spec: &SynthSpec,
+    universe: Universe,
+    out: &mut impl Write,
+) -> io::Result<u64> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let insts = instruments(spec.instruments, &mut rng);
     let tz = TimeZone::get("Asia/Kolkata").map_err(io::Error::other)?;
@@ -103,8 +153,9 @@ pub fn write_ticks(spec: &SynthSpec, out: &mut impl Write) -> io::Result<u64> {
             .as_millisecond();
         let mut ticks: Vec<(i64, usize)> =
             Vec::with_capacity(spec.instruments * spec.ticks_per_session);
-        for i in 0..insts.len() {
-            for _ in 0..spec.ticks_per_session {
+        let counts = session_counts(universe, insts.len(), spec.ticks_per_session);
+        for (i, &n) in counts.iter().enumerate() {
+            for _ in 0..n {
                 ticks.push((open + rng.random_range(0..SESSION_MS), i));
             }
         }
@@ -193,6 +244,41 @@ mod tests {
             let paise: i64 = ltp.replace('.', "").parse().unwrap();
             assert_eq!(paise % 5, 0, "{ltp} is not on the 0.05 grid");
         }
+    }
+
+    #[test]
+    fn a_zipf_universe_has_a_few_busy_names_and_a_long_quiet_tail() {
+        let counts = session_counts(Universe::Zipf { s: 1.1 }, 10_000, 100);
+        assert_eq!(counts.iter().sum::<usize>(), 1_000_000);
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "by rank");
+        // Rank 1 takes 1/H(10000, 1.1) of the ticks (about 15%).
+        let h: f64 = (1..=10_000).map(|r| (r as f64).powf(-1.1)).sum();
+        assert!(
+            (counts[0] as f64 - 1e6 / h).abs() <= 1.0,
+            "{} vs {}",
+            counts[0],
+            1e6 / h
+        );
+        // The tail trades a few times a session: rank 5,000 about 13 times,
+        // the last under 10.
+        assert!(counts[5_000] < 20 && counts[9_999] < 10, "{counts:?}");
+        assert_eq!(session_counts(Universe::Uniform, 3, 7), vec![7, 7, 7]);
+        // Time-ordered lines, as many as asked.
+        let spec = SynthSpec {
+            instruments: 200,
+            ..spec()
+        };
+        let mut out = Vec::new();
+        let n = write_universe(&spec, Universe::Zipf { s: 1.1 }, &mut out).unwrap();
+        assert_eq!(n, 200 * 2 * 50);
+        let text = String::from_utf8(out).unwrap();
+        let ts: Vec<i64> = text
+            .lines()
+            .map(|l| field(l, "ts").parse().unwrap())
+            .collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+        let busiest = text.lines().filter(|l| l.contains("\"RELIANCE\"")).count();
+        assert!(busiest > 800, "{busiest}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tickwire_core::config::Overrides;
 use tickwire_core::Config;
 use tickwire_ingest::{Pace, ReplayOptions};
 use tickwire_parse::Format;
-use tickwire_sandbox::synth::{write_ticks, SynthSpec};
+use tickwire_sandbox::synth::{write_universe, SynthSpec, Universe};
 
 // The writer allocates many small, short-lived buffers per command (fred's
 // frames); mimalloc handles that pattern far better than the system allocator.
@@ -156,9 +156,19 @@ struct SynthArgs {
     instruments: usize,
     #[arg(long, default_value_t = 1)]
     sessions: usize,
-    /// Ticks per instrument per session.
+    /// Ticks per instrument per session (with `--universe zipf`, on
+    /// average: the session's `instruments x ticks-per-session` ticks go to
+    /// the instruments by Zipf's law).
     #[arg(long, default_value_t = 1_000)]
     ticks_per_session: usize,
+    /// `uniform` (every instrument alike) or `zipf` (a few busy names and a
+    /// long quiet tail, as a real market).
+    #[arg(long, default_value = "uniform")]
+    universe: String,
+    /// Zipf's exponent: the instrument of rank r gets a share in
+    /// proportion to 1/r^s.
+    #[arg(long, default_value_t = 1.1)]
+    zipf_s: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// First trading date (weekends are skipped).
@@ -192,19 +202,25 @@ fn synth(args: &SynthArgs) -> Result<()> {
     if spec.instruments == 0 || spec.sessions == 0 {
         bail!("--instruments and --sessions must be at least 1");
     }
+    let universe = match args.universe.as_str() {
+        "uniform" => Universe::Uniform,
+        "zipf" if args.zipf_s.is_finite() && args.zipf_s > 0.0 => Universe::Zipf { s: args.zipf_s },
+        "zipf" => bail!("--zipf-s must be a number above 0 (got {})", args.zipf_s),
+        other => bail!("--universe must be uniform or zipf (got {other:?})"),
+    };
     let n = match &args.out {
-        None => write_ticks(&spec, &mut BufWriter::new(io::stdout().lock()))?,
+        None => write_universe(&spec, universe, &mut BufWriter::new(io::stdout().lock()))?,
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             if path.extension().is_some_and(|e| e == "zst") {
                 let mut enc = zstd::Encoder::new(file, 19)?;
-                let n = write_ticks(&spec, &mut enc)?;
+                let n = write_universe(&spec, universe, &mut enc)?;
                 enc.finish()?.flush()?;
                 n
             } else {
                 let mut w = BufWriter::new(file);
-                let n = write_ticks(&spec, &mut w)?;
+                let n = write_universe(&spec, universe, &mut w)?;
                 w.flush()?;
                 n
             }
