@@ -11,6 +11,9 @@
 #   benches/throughput.sh [TICKS] [INSTRUMENTS]     (defaults: 1000000 100)
 #   benches/throughput.sh 1000000 "100 10000"      (each, then ticks/s by count)
 #   SESSIONS=100 benches/throughput.sh 300000 100   (the ticks over 100 sessions)
+#   UNIVERSE=zipf benches/throughput.sh 1000000 10000   (a realistic universe: the
+#                                                   ticks spread by Zipf's law,
+#                                                   exponent ZIPF_S, 1.1)
 #
 # TICKWIRE_BIN=path runs that binary instead of building target/release
 # (a before/after comparison against a binary built elsewhere).
@@ -65,7 +68,8 @@ hz=$(getconf CLK_TCK)
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
-"$bin" synth --instruments "$instruments" --sessions "$sessions" --ticks-per-session "$per" --out "$work/ticks.jsonl" 2>/dev/null
+"$bin" synth --instruments "$instruments" --sessions "$sessions" --ticks-per-session "$per" \
+  --universe "${UNIVERSE:-uniform}" --zipf-s "${ZIPF_S:-1.1}" --out "$work/ticks.jsonl" 2>/dev/null
 printf '[indicators]\nengine = "inline"\n' >"$work/inline.toml"
 
 # replay_once CONFIG NAME: one replay with CPU and commandstats into $work/NAME.*
