@@ -377,9 +377,7 @@ fn pace(history: &dyn History, weight: u32) -> Duration {
 
 /// 250 ms doubling per failure up to 8 s, each drawn from its upper half.
 fn backoff(failures: u32) -> Duration {
-    let cap = 250u64 << failures.saturating_sub(1).min(5);
-    let ms = rand::random_range(cap / 2..=cap);
-    Duration::from_millis(ms)
+    crate::ws::jittered_backoff(250, 8_000, failures.saturating_sub(1))
 }
 
 fn retry_after(answer: &reqwest::Response) -> Option<Duration> {

@@ -188,10 +188,16 @@ impl Loss {
 /// Delay before reconnect attempt `attempt` (0-based): the capped exponential
 /// step, drawn at random from its upper half.
 pub fn backoff_delay(live: &LiveConfig, attempt: u32) -> Duration {
-    let step = live
-        .backoff_initial_ms
+    jittered_backoff(live.backoff_initial_ms, live.backoff_max_ms, attempt)
+}
+
+/// Attempt `attempt` (0-based) of a backoff doubling from `initial_ms` up
+/// to `max_ms`, drawn at random from the step's upper half (a feed's
+/// reconnects, a fill's retries).
+pub fn jittered_backoff(initial_ms: u64, max_ms: u64, attempt: u32) -> Duration {
+    let step = initial_ms
         .saturating_mul(1u64 << attempt.min(20))
-        .min(live.backoff_max_ms);
+        .min(max_ms);
     let half = step / 2;
     let jitter = if half == 0 {
         0
