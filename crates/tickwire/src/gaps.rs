@@ -69,6 +69,11 @@ struct Open {
     asked_at: Instant,
 }
 
+/// A gap as the live run and its recording name it (history pages and a
+/// fill's end): its feed, its symbol and the id of the first live trade
+/// after it.
+type GapId = (usize, Box<str>, u64);
+
 /// The gap keeper of a live run's state stage.
 pub(crate) struct GapKeeper {
     feeds: Vec<FeedGaps>,
@@ -80,14 +85,9 @@ pub(crate) struct GapKeeper {
     /// the first trade after each connect (and at start) is checked
     /// whatever the venue's ids.
     looked_at: HashMap<ByAddress, u64>,
-    /// Open gaps by number; and which instrument has one.
-    open: HashMap<u64, Open>,
-    holding: HashMap<ByAddress, u64>,
-    next_gap: u64,
-    /// The open gaps by their identity in the live run and its recording:
-    /// the feed, the symbol and the first live trade after the gap (what
-    /// history pages and a fill's end name).
-    ids: HashMap<(usize, Box<str>, u64), u64>,
+    /// Open gaps; and which instrument has one.
+    open: HashMap<GapId, Open>,
+    holding: HashMap<ByAddress, GapId>,
     asks: Option<UnboundedSender<GapAsk>>,
     config: BackfillConfig,
     /// Per instrument, the first trade after its last closed gap.
@@ -146,8 +146,6 @@ impl GapKeeper {
             looked_at: HashMap::new(),
             open: HashMap::new(),
             holding: HashMap::new(),
-            next_gap: 1,
-            ids: HashMap::new(),
             asks,
             config: config.backfill.clone(),
             released: Vec::new(),
@@ -203,11 +201,11 @@ impl GapKeeper {
             return;
         }
         let limit = Duration::from_secs(self.config.timeout_s + 5);
-        let late: Vec<u64> = self
+        let late: Vec<GapId> = self
             .open
             .iter()
             .filter(|(_, o)| o.asked_at.elapsed() > limit)
-            .map(|(g, _)| *g)
+            .map(|(g, _)| g.clone())
             .collect();
         for gap in late {
             self.close(gap, false, "timeout", apply);
@@ -221,7 +219,7 @@ impl GapKeeper {
 
     /// Every gap still open ends with what it has (input ended).
     pub(crate) fn finish(&mut self, apply: &mut Vec<Event>) {
-        let gaps: Vec<u64> = self.open.keys().copied().collect();
+        let gaps: Vec<GapId> = self.open.keys().cloned().collect();
         for gap in gaps {
             self.close(gap, false, "stopped", apply);
         }
@@ -251,7 +249,7 @@ impl GapKeeper {
     fn live(&mut self, t: Tick, stage: &mut StateStage, apply: &mut Vec<Event>) {
         let key = ByAddress(Arc::clone(&t.instrument));
         if !self.holding.is_empty() {
-            if let Some(gap) = self.holding.get(&key).copied() {
+            if let Some(gap) = self.holding.get(&key).cloned() {
                 self.wait(gap, t, apply);
                 return;
             }
@@ -297,8 +295,7 @@ impl GapKeeper {
             apply.push(Event::Tick(t));
             return;
         }
-        let gap = self.next_gap;
-        self.next_gap += 1;
+        let gap: GapId = (k, t.instrument.symbol.clone(), id.value);
         let open = Open {
             feed: k,
             instrument: Arc::clone(&t.instrument),
@@ -332,13 +329,11 @@ impl GapKeeper {
             filling = asked,
             "gap in the trades"
         );
-        self.open.insert(gap, open);
-        self.ids
-            .insert((k, t.instrument.symbol.clone(), id.value), gap);
+        self.open.insert(gap.clone(), open);
         let asked = asked || fill == Fill::Recorded;
         if asked {
             stage.hold(&t.instrument, true);
-            self.holding.insert(key, gap);
+            self.holding.insert(key, gap.clone());
             self.wait(gap, t, apply);
         } else {
             let reason = match fill {
@@ -395,7 +390,7 @@ impl GapKeeper {
         }));
     }
 
-    fn wait(&mut self, gap: u64, t: Tick, apply: &mut Vec<Event>) {
+    fn wait(&mut self, gap: GapId, t: Tick, apply: &mut Vec<Event>) {
         let Some(open) = self.open.get_mut(&gap) else {
             apply.push(Event::Tick(t));
             return;
@@ -410,20 +405,16 @@ impl GapKeeper {
 
     fn filled(&mut self, t: Tick, apply: &mut Vec<Event>) {
         let below = t.fills_gap.unwrap_or_default();
-        let gap = self
-            .feed_index(&t.instrument)
-            .and_then(|k| self.ids.get(&(k, t.instrument.symbol.clone(), below)))
-            .copied()
-            .unwrap_or(0);
-        match self.open.get_mut(&gap) {
+        let k = self.feed_index(&t.instrument);
+        let open = k.and_then(|k| self.open.get_mut(&(k, t.instrument.symbol.clone(), below)));
+        match open {
             Some(open) => {
                 open.filled += 1;
                 apply.push(Event::Tick(t));
             }
             // Its gap closed before it came: its place is taken.
             None => {
-                let feed = self
-                    .feed_index(&t.instrument)
+                let feed = k
                     .map(|k| self.feeds[k].name.to_string())
                     .unwrap_or_default();
                 metrics::counter!(
@@ -440,18 +431,19 @@ impl GapKeeper {
         let Some(k) = self.feeds.iter().position(|f| f.name == end.feed) else {
             return;
         };
-        if let Some(&gap) = self.ids.get(&(k, end.symbol.clone(), end.gap)) {
-            self.close(gap, end.complete, end.reason, apply);
-        }
+        self.close(
+            (k, end.symbol.clone(), end.gap),
+            end.complete,
+            end.reason,
+            apply,
+        );
     }
 
     /// Ends gap `gap`: its waiting trades go on, after its record.
-    fn close(&mut self, gap: u64, complete: bool, reason: &'static str, apply: &mut Vec<Event>) {
+    fn close(&mut self, gap: GapId, complete: bool, reason: &'static str, apply: &mut Vec<Event>) {
         let Some(open) = self.open.remove(&gap) else {
             return;
         };
-        self.ids
-            .remove(&(open.feed, open.instrument.symbol.clone(), open.to_id + 1));
         let key = ByAddress(Arc::clone(&open.instrument));
         self.holding.remove(&key);
         // Taken again, the trade after the gap shows the same jump where
